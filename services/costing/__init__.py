@@ -1,0 +1,1 @@
+"""Costing service: consumes events and applies FIFO lot allocations in PostgreSQL."""

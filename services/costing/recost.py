@@ -1,0 +1,227 @@
+"""Re-costing one product after a change: the incremental FIFO engine.
+
+A handler records where a change starts on each axis (``ProductChange``), then
+``recost`` re-lays only the tail of the axes from there:
+
+* X_d: the demand position where the first changed line (old or new key) starts,
+  X_s: the supply position where the first changed lot starts, X = min of them.
+* Lines ending after X may change allocations; lines at or after the changed
+  demand key also move. Lots at or after the changed supply key move; lots
+  overlapping the re-laid demand give or take quantity.
+
+Everything before X is untouched, so an in-order sale costs only its own lines
+and a backdated one only the later lines of its own products. The result is the
+same as recomputing the product from scratch (the property tests hold it to that).
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass, field
+from decimal import Decimal
+
+import asyncpg
+
+from services.costing import fifo
+from services.costing.repository import CostingRepository, DemandKey, SupplyKey
+from shared.money import ZERO, wide
+
+NON_INVENTORY = {"non_inventory", "service", "shipping"}
+
+
+def demand_key(row) -> DemandKey:
+    return (row["txn_date"], row["source_created_at"], row["source"], row["external_id"], row["sale_type"], row["line_no"])
+
+
+def supply_key(row) -> SupplyKey:
+    return (row["received_at"], row["lot_number"])
+
+
+def _min(a, b):
+    return b if a is None or (b is not None and b < a) else a
+
+
+@dataclass
+class ProductChange:
+    """What a handler changed in one product, for ``recost``."""
+
+    row: asyncpg.Record
+    received_qty: Decimal = ZERO
+    received_value: Decimal = ZERO
+    standard_cost: Decimal | None = None
+    demand_from: DemandKey | None = None
+    supply_from: SupplyKey | None = None
+    #: Lines to price again whatever happens (newly mapped ones).
+    reprice_line_ids: set[int] = field(default_factory=set)
+    #: The product's cost basis after ``recost``.
+    wac: Decimal = ZERO
+    has_basis: bool = False
+
+    @classmethod
+    def of(cls, row: asyncpg.Record) -> ProductChange:
+        return cls(row, row["received_qty"], row["received_value"], row["standard_cost"])
+
+    def touch_demand(self, key: DemandKey) -> None:
+        self.demand_from = _min(self.demand_from, key)
+
+    def touch_supply(self, key: SupplyKey) -> None:
+        self.supply_from = _min(self.supply_from, key)
+
+
+def line_flags(kind: str, shortage: Decimal, has_basis: bool, is_return: bool, posted: bool) -> list[str]:
+    if not posted:
+        return []
+    flags = []
+    if kind == "unmapped":
+        flags.append("unmapped")
+    elif kind in NON_INVENTORY:
+        flags.append("non_inventory")
+    if shortage > 0:
+        flags.append("shortage")
+    if not has_basis and kind == "inventory" and (shortage > 0 or is_return):
+        flags.append("no_cost_basis")
+    return flags
+
+
+@dataclass
+class LineWriter:
+    """Collects new costs of lines, writes the changed ones, records cost revisions
+    for lines that had been costed before, and refreshes the totals of their sales."""
+
+    repo: CostingRepository
+    cause: str
+    event_id: uuid.UUID
+    costs: dict[int, tuple[asyncpg.Record, Decimal, Decimal, Decimal, list[str]]] = field(default_factory=dict)
+    sale_ids: set[int] = field(default_factory=set)
+
+    def set(self, row, cost: Decimal, shortage: Decimal, shortage_cost: Decimal, flags: list[str]) -> None:
+        self.costs[row["id"]] = (row, cost, shortage, shortage_cost, flags)
+
+    async def flush(self) -> None:
+        writes, revisions = [], []
+        for row, cost, shortage, shortage_cost, flags in self.costs.values():
+            if (row["costed"] and row["cost"] == cost and row["shortage_qty"] == shortage
+                    and list(row["flags"]) == flags):
+                continue
+            writes.append((row["id"], cost, shortage, shortage_cost, ",".join(flags)))
+            if row["costed"] and row["cost"] != cost:
+                revisions.append((row["sale_id"], row["line_no"], row["cost"], cost))
+            self.sale_ids.add(row["sale_id"])
+        await self.repo.write_costs(writes)
+        await self.repo.insert_revisions(revisions, self.cause, self.event_id)
+        self.costs.clear()
+        await self.repo.refresh_sale_totals(self.sale_ids)
+        self.sale_ids.clear()
+
+
+async def price_lines(repo: CostingRepository, writer: LineWriter, rows, wac: Decimal, has_basis: bool,
+                      posted_sales: set[int]) -> None:
+    """Cost lines whose allocations are already right: from their allocations and
+    their shortage at WAC, or (credit memo lines) the value of their return lot."""
+    allocs: dict[int, list[tuple[Decimal, Decimal]]] = {}
+    for a in await repo.allocations_of([r["id"] for r in rows if r["in_demand"]]):
+        allocs.setdefault(a["line_id"], []).append((a["quantity"], a["unit_cost"]))
+    for r in rows:
+        posted = r["sale_id"] in posted_sales
+        if r["in_demand"]:
+            cost, shortage_cost = fifo.line_cost(allocs.get(r["id"], []), r["shortage_qty"], wac)
+            writer.set(r, cost, r["shortage_qty"], shortage_cost,
+                       line_flags(r["kind"], r["shortage_qty"], has_basis, False, True))
+        elif posted and r["sale_type"] == "credit_memo" and r["kind"] == "inventory":
+            with wide():
+                cost = -(r["quantity"] * wac)
+            writer.set(r, cost, ZERO, ZERO, line_flags(r["kind"], ZERO, has_basis, True, True))
+        else:
+            writer.set(r, ZERO, ZERO, ZERO, line_flags(r["kind"], ZERO, has_basis, False, posted))
+
+
+async def recost(repo: CostingRepository, change: ProductChange, writer: LineWriter) -> None:
+    p = change.row
+    wac, has_basis = fifo.wac(change.received_qty, change.received_value, change.standard_cost)
+    change.wac, change.has_basis = wac, has_basis
+    wac_changed = wac != p["wac"] or has_basis != p["has_cost_basis"]
+    if wac_changed:
+        await repo.reprice_return_lots(p["id"], wac)
+
+    demand_total, supply_total = p["demand_total"], p["supply_total"]
+    tail_ids: set[int] = set()
+    if change.demand_from is not None or change.supply_from is not None:
+        demand_total, supply_total, tail_ids = await _relay_tail(repo, change, writer, wac, has_basis)
+
+    if wac_changed or change.reprice_line_ids:
+        dependent = await repo.wac_dependent_lines(p["id"]) if wac_changed else []
+        ids = {r["id"] for r in dependent} | change.reprice_line_ids
+        rows = [r for r in dependent if r["id"] not in tail_ids]
+        extra = ids - tail_ids - {r["id"] for r in rows}
+        if extra:
+            rows += await repo.lines_by_id(sorted(extra))
+        await price_lines(repo, writer, rows, wac, has_basis, await repo.posted_sales({r["sale_id"] for r in rows}))
+
+    await repo.update_product_totals(p["id"], change.received_qty, change.received_value, wac, has_basis,
+                                     demand_total, supply_total)
+
+
+async def _relay_tail(repo: CostingRepository, change: ProductChange, writer: LineWriter, wac: Decimal,
+                      has_basis: bool) -> tuple[Decimal, Decimal, set[int]]:
+    p = change.row
+    pid = p["id"]
+    x_d = x_s = None
+    if change.demand_from is not None:
+        x_d = await repo.demand_predecessor_end(pid, change.demand_from) or ZERO
+    if change.supply_from is not None:
+        x_s = await repo.supply_predecessor_end(pid, change.supply_from) or ZERO
+    x = _min(x_d, x_s)
+
+    # Demand tail: lines that may take from a changed part of supply, and lines that move.
+    line_rows = await repo.tail_lines(pid, change.demand_from, x)
+    lines: list[fifo.Placed] = []
+    moved: list[fifo.Placed] = []
+    for r in line_rows:
+        placed = fifo.Placed(r["id"], r["quantity"], r["d_start"] if r["d_start"] is not None else ZERO)
+        lines.append(placed)
+        if change.demand_from is not None and demand_key(r) >= change.demand_from:
+            moved.append(placed)
+    if change.demand_from is None:
+        demand_end = p["demand_total"]
+    else:
+        demand_end = fifo.lay_out(moved, x_d)
+
+    # Supply tail: lots overlapping the re-laid demand or the change of its end, and lots that move.
+    lo = min([demand_end, p["demand_total"]] + ([lines[0].start] if lines else []))
+    hi = max(demand_end, p["demand_total"])
+    lot_rows = await repo.tail_lots(pid, change.supply_from, lo, hi)
+    lots: list[fifo.Placed] = []
+    moved_lots: list[fifo.Placed] = []
+    unit_costs: dict[int, Decimal] = {}
+    for r in lot_rows:
+        placed = fifo.Placed(r["id"], r["quantity"], r["s_start"] if r["s_start"] is not None else ZERO)
+        lots.append(placed)
+        unit_costs[r["id"]] = wac if r["is_return"] else r["unit_cost"]
+        if change.supply_from is not None and supply_key(r) >= change.supply_from:
+            moved_lots.append(placed)
+    supply_end = p["supply_total"] if change.supply_from is None else fifo.lay_out(moved_lots, x_s)
+
+    results = fifo.allocate(lines, lots, supply_end)
+
+    # Allocations: write the difference only.
+    existing = {(a["line_id"], a["lot_id"]): a["quantity"] for a in await repo.allocations_of([l.id for l in lines])}
+    wanted = {(line_id, a.lot_id): a.quantity for line_id, res in results.items() for a in res.allocations}
+    await repo.delete_allocation_pairs([k for k in existing if k not in wanted])
+    await repo.upsert_allocations([(k[0], k[1], q) for k, q in wanted.items() if existing.get(k) != q])
+
+    # Lines: positions, then cost.
+    await repo.write_positions([(l.id, l.start, l.end) for l, r in zip(lines, line_rows)
+                                if (r["d_start"], r["d_end"]) != (l.start, l.end)])
+    for placed, r in zip(lines, line_rows):
+        res = results[placed.id]
+        cost, shortage_cost = fifo.line_cost(((a.quantity, unit_costs[a.lot_id]) for a in res.allocations),
+                                             res.shortage, wac)
+        writer.set(r, cost, res.shortage, shortage_cost, line_flags(r["kind"], res.shortage, has_basis, False, True))
+
+    # Lots: positions and what remains of them.
+    await repo.write_lots([
+        (l.id, l.start, l.end, l.quantity - fifo.consumed(l, demand_end))
+        for l, r in zip(lots, lot_rows)
+        if (r["s_start"], r["s_end"], r["remaining"]) != (l.start, l.end, l.quantity - fifo.consumed(l, demand_end))
+    ])
+    return demand_end, supply_end, {l.id for l in lines}

@@ -1,0 +1,1 @@
+"""Partsemble's own common package: settings, event schemas, money, db, broker, logging."""

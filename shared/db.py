@@ -1,0 +1,67 @@
+"""Database access shared by the services: pool creation, error translation and
+the transient-error retry wrapper. SQL itself lives in each service's repository."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import random
+from collections.abc import Awaitable, Callable
+from decimal import Decimal
+from typing import TypeVar
+
+import asyncpg
+
+T = TypeVar("T")
+
+
+class TransientError(Exception):
+    """Worth retrying: deadlock, serialization failure, lock timeout, lost connection."""
+
+
+class ConflictError(Exception):
+    """A unique or check constraint refused the write."""
+
+
+_TRANSIENT_SQLSTATES = {"40001", "40P01", "55P03", "57P01", "57P02", "57P03", "08000", "08003", "08006"}
+
+
+def translate(exc: BaseException) -> BaseException:
+    """Map asyncpg/OS errors to the project's few error kinds."""
+    if isinstance(exc, asyncpg.PostgresError) and getattr(exc, "sqlstate", None) in _TRANSIENT_SQLSTATES:
+        return TransientError(f"{type(exc).__name__}: {exc}")
+    if isinstance(exc, (asyncpg.InterfaceError, asyncpg.exceptions.ConnectionDoesNotExistError, ConnectionError, OSError)):
+        return TransientError(f"{type(exc).__name__}: {exc}")
+    if isinstance(exc, asyncpg.UniqueViolationError):
+        return ConflictError(str(exc))
+    return exc
+
+
+async def retry_transient(
+    fn: Callable[[], Awaitable[T]], attempts: int, on_retry: Callable[[int, BaseException], None] | None = None
+) -> T:
+    """Run fn, retrying transient database errors with jittered exponential backoff."""
+    for attempt in range(1, attempts + 1):
+        try:
+            return await fn()
+        except BaseException as exc:  # noqa: BLE001 - translated and re-raised below
+            err = translate(exc)
+            if not isinstance(err, TransientError) or attempt == attempts:
+                if err is exc:
+                    raise
+                raise err from exc
+            if on_retry:
+                on_retry(attempt, err)
+            await asyncio.sleep(min(5.0, 0.02 * 2**attempt) * (0.5 + random.random()))
+    raise AssertionError("unreachable")
+
+
+async def _init_connection(conn: asyncpg.Connection) -> None:
+    # numeric <-> Decimal is asyncpg's default; jsonb as Python objects, with Decimal kept exact.
+    await conn.set_type_codec(
+        "jsonb", schema="pg_catalog", encoder=lambda v: json.dumps(v, default=str), decoder=lambda s: json.loads(s, parse_float=Decimal)
+    )
+
+
+async def create_pool(dsn: str, min_size: int = 1, max_size: int = 10) -> asyncpg.Pool:
+    return await asyncpg.create_pool(dsn, min_size=min_size, max_size=max_size, init=_init_connection)

@@ -1,0 +1,56 @@
+"""Fixtures on the machine's real PostgreSQL and RabbitMQ. Tests use their own
+database (TEST_DATABASE_URL, recreated per run) and their own broker names."""
+
+from __future__ import annotations
+
+import os
+import uuid
+
+import asyncpg
+import pytest
+
+from services.costing.service import CostingService
+from shared.db import create_pool
+from shared.migrate import migrate
+
+TEST_DATABASE_URL = os.environ.get("TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/partsemble_test")
+TEST_AMQP_URL = os.environ.get("TEST_AMQP_URL", os.environ.get("AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/"))
+
+
+async def _recreate_database(dsn: str) -> None:
+    name = dsn.rsplit("/", 1)[1]
+    conn = await asyncpg.connect(dsn.rsplit("/", 1)[0] + "/postgres")
+    try:
+        await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    finally:
+        await conn.close()
+    await migrate(dsn)
+
+
+@pytest.fixture(scope="session")
+def database_url() -> str:
+    return TEST_DATABASE_URL
+
+
+@pytest.fixture(scope="session")
+async def pool(database_url):
+    await _recreate_database(database_url)
+    pool = await create_pool(database_url, min_size=1, max_size=12)
+    yield pool
+    await pool.close()
+
+
+async def new_tenant(pool, name: str = "test") -> uuid.UUID:
+    tenant_id = uuid.uuid4()
+    await pool.execute("INSERT INTO tenants (id, name, home_currency) VALUES ($1, $2, 'USD')", tenant_id, name)
+    return tenant_id
+
+
+@pytest.fixture
+async def tenant_id(pool) -> uuid.UUID:
+    return await new_tenant(pool)
+
+
+@pytest.fixture
+def costing(pool) -> CostingService:
+    return CostingService(pool)
