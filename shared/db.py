@@ -16,44 +16,62 @@ T = TypeVar("T")
 
 
 class TransientError(Exception):
-    """Worth retrying: deadlock, serialization failure, lock timeout, lost connection."""
+    """Worth retrying: deadlock, serialization failure, lock timeout."""
+
+
+class UnavailableError(TransientError):
+    """The database cannot be reached (connection lost or refused, shutting down)."""
 
 
 class ConflictError(Exception):
-    """A unique or check constraint refused the write."""
+    """A unique constraint refused the write."""
 
 
-_TRANSIENT_SQLSTATES = {"40001", "40P01", "55P03", "57P01", "57P02", "57P03", "08000", "08003", "08006"}
+_CONTENTION_SQLSTATES = {"40001", "40P01", "55P03"}
+_UNAVAILABLE_SQLSTATES = {"57P01", "57P02", "57P03", "08000", "08003", "08006", "53300"}
 
 
 def translate(exc: BaseException) -> BaseException:
     """Map asyncpg/OS errors to the project's few error kinds."""
-    if isinstance(exc, asyncpg.PostgresError) and getattr(exc, "sqlstate", None) in _TRANSIENT_SQLSTATES:
+    sqlstate = getattr(exc, "sqlstate", None)
+    if isinstance(exc, asyncpg.PostgresError) and sqlstate in _CONTENTION_SQLSTATES:
         return TransientError(f"{type(exc).__name__}: {exc}")
-    if isinstance(exc, (asyncpg.InterfaceError, asyncpg.exceptions.ConnectionDoesNotExistError, ConnectionError, OSError)):
-        return TransientError(f"{type(exc).__name__}: {exc}")
+    if (isinstance(exc, asyncpg.PostgresError) and sqlstate in _UNAVAILABLE_SQLSTATES) or isinstance(
+        exc, (asyncpg.InterfaceError, asyncpg.exceptions.ConnectionDoesNotExistError, ConnectionError, OSError,
+              asyncio.TimeoutError)
+    ):
+        return UnavailableError(f"{type(exc).__name__}: {exc}")
     if isinstance(exc, asyncpg.UniqueViolationError):
         return ConflictError(str(exc))
     return exc
 
 
 async def retry_transient(
-    fn: Callable[[], Awaitable[T]], attempts: int, on_retry: Callable[[int, BaseException], None] | None = None
+    fn: Callable[[], Awaitable[T]],
+    attempts: int,
+    on_retry: Callable[[int, BaseException], None] | None = None,
+    unavailable_for: float = 300.0,
 ) -> T:
-    """Run fn, retrying transient database errors with jittered exponential backoff."""
-    for attempt in range(1, attempts + 1):
+    """Run fn, retrying transient errors with jittered exponential backoff: contention
+    up to ``attempts`` times, an unreachable database for up to ``unavailable_for`` s."""
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    attempt = 0
+    while True:
+        attempt += 1
         try:
             return await fn()
-        except BaseException as exc:  # noqa: BLE001 - translated and re-raised below
+        except Exception as exc:  # noqa: BLE001 - translated and re-raised below
             err = translate(exc)
-            if not isinstance(err, TransientError) or attempt == attempts:
+            retry = isinstance(err, UnavailableError) and loop.time() - started < unavailable_for
+            retry = retry or (type(err) is TransientError and attempt < attempts)
+            if not retry:
                 if err is exc:
                     raise
                 raise err from exc
             if on_retry:
                 on_retry(attempt, err)
-            await asyncio.sleep(min(5.0, 0.02 * 2**attempt) * (0.5 + random.random()))
-    raise AssertionError("unreachable")
+            await asyncio.sleep(min(5.0, 0.02 * 2 ** min(attempt, 10)) * (0.5 + random.random()))
 
 
 async def _init_connection(conn: asyncpg.Connection) -> None:

@@ -1,0 +1,3 @@
+from services.costing.main import main
+
+main()

@@ -1,0 +1,8 @@
+"""Prometheus metrics of the costing consumer."""
+
+from prometheus_client import Counter, Histogram
+
+EVENTS = Counter("costing_events_total", "Events handled by outcome", ["event_type", "outcome"])
+DEAD_LETTERED = Counter("costing_dead_lettered_total", "Messages parked in the dead-letter queue", ["reason"])
+RETRIES = Counter("costing_retries_total", "Transient database errors retried")
+DURATION = Histogram("costing_apply_seconds", "Time to apply one event, commit included")

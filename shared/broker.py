@@ -1,0 +1,110 @@
+"""RabbitMQ topology and publishing (aio-pika), declared in code.
+
+* ``<prefix>.events``: durable topic exchange; routing key = event type.
+* ``<prefix>.costing``: durable quorum queue bound to it with ``#``; an explicit
+  delivery limit (RabbitMQ 3.10 sets none), dead-lettering at-least-once to
+* ``<prefix>.dlx`` → ``<prefix>.costing.dlq``: where messages the consumer gives
+  up on are parked, with the reason in the ``x-error`` header.
+
+Publishing uses publisher confirms, ``mandatory`` (an unroutable message raises)
+and a timeout; messages are persistent with a fresh ``message_id`` per attempt
+and the business key (event id) in a header.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+
+import aio_pika
+from aio_pika.abc import AbstractChannel, AbstractExchange, AbstractQueue, AbstractRobustConnection
+
+from shared.events import EventBase, dump_event
+
+
+@dataclass(frozen=True)
+class Names:
+    prefix: str
+
+    @property
+    def exchange(self) -> str:
+        return f"{self.prefix}.events"
+
+    @property
+    def costing_queue(self) -> str:
+        return f"{self.prefix}.costing"
+
+    @property
+    def dead_letter_exchange(self) -> str:
+        return f"{self.prefix}.dlx"
+
+    @property
+    def dead_letter_queue(self) -> str:
+        return f"{self.prefix}.costing.dlq"
+
+
+@dataclass
+class Topology:
+    names: Names
+    exchange: AbstractExchange
+    costing: AbstractQueue
+    dead_letter_exchange: AbstractExchange
+    dead_letters: AbstractQueue
+
+
+async def connect(url: str) -> AbstractRobustConnection:
+    return await aio_pika.connect_robust(url, client_properties={"connection_name": "partsemble"})
+
+
+async def open_channel(connection: AbstractRobustConnection, prefetch: int = 0) -> AbstractChannel:
+    channel = await connection.channel(publisher_confirms=True, on_return_raises=True)
+    if prefetch:
+        await channel.set_qos(prefetch_count=prefetch)
+    return channel
+
+
+async def declare(channel: AbstractChannel, names: Names, delivery_limit: int = 5) -> Topology:
+    exchange = await channel.declare_exchange(names.exchange, aio_pika.ExchangeType.TOPIC, durable=True)
+    dlx = await channel.declare_exchange(names.dead_letter_exchange, aio_pika.ExchangeType.TOPIC, durable=True)
+    dlq = await channel.declare_queue(names.dead_letter_queue, durable=True, arguments={"x-queue-type": "quorum"})
+    await dlq.bind(dlx, "#")
+    costing = await channel.declare_queue(
+        names.costing_queue,
+        durable=True,
+        arguments={
+            "x-queue-type": "quorum",
+            "x-delivery-limit": delivery_limit,
+            "x-dead-letter-exchange": names.dead_letter_exchange,
+            "x-dead-letter-strategy": "at-least-once",
+            "x-overflow": "reject-publish",
+        },
+    )
+    await costing.bind(exchange, "#")
+    return Topology(names, exchange, costing, dlx, dlq)
+
+
+def event_message(body: bytes, event_id: str, tenant_id: str, correlation_id: str | None,
+                  extra_headers: dict | None = None) -> aio_pika.Message:
+    headers = {"event_id": event_id, "tenant_id": tenant_id}
+    if correlation_id:
+        headers["correlation_id"] = correlation_id
+    headers.update(extra_headers or {})
+    return aio_pika.Message(
+        body,
+        content_type="application/json",
+        delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
+        message_id=str(uuid.uuid4()),
+        correlation_id=correlation_id,
+        headers=headers,
+    )
+
+
+async def publish_raw(exchange: AbstractExchange, routing_key: str, message: aio_pika.Message,
+                      timeout: float = 10.0) -> None:
+    """Publish and wait for the broker's confirm; raises if unroutable, nacked or timed out."""
+    await exchange.publish(message, routing_key=routing_key, mandatory=True, timeout=timeout)
+
+
+async def publish_event(exchange: AbstractExchange, event: EventBase, timeout: float = 10.0) -> None:
+    message = event_message(dump_event(event), str(event.event_id), str(event.tenant_id), event.correlation_id)
+    await publish_raw(exchange, event.routing_key, message, timeout)
