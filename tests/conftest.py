@@ -12,6 +12,7 @@ import pytest
 from services.costing.service import CostingService
 from shared.db import create_pool
 from shared.migrate import migrate
+from shared.settings import Settings
 
 TEST_DATABASE_URL = os.environ.get("TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/partsemble_test")
 TEST_AMQP_URL = os.environ.get("TEST_AMQP_URL", os.environ.get("AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/"))
@@ -54,3 +55,46 @@ async def tenant_id(pool) -> uuid.UUID:
 @pytest.fixture
 def costing(pool) -> CostingService:
     return CostingService(pool)
+
+
+@pytest.fixture
+def broker_prefix() -> str:
+    """Broker object names of one test (queues are deleted afterwards)."""
+    return f"test-{uuid.uuid4().hex[:10]}"
+
+
+@pytest.fixture
+async def amqp():
+    import aio_pika
+
+    connection = await aio_pika.connect_robust(TEST_AMQP_URL)
+    yield connection
+    await connection.close()
+
+
+@pytest.fixture
+async def topology(amqp, broker_prefix):
+    from shared import broker
+
+    channel = await broker.open_channel(amqp)
+    topo = await broker.declare(channel, broker.Names(broker_prefix), Settings().costing_delivery_limit)
+    yield topo
+    for queue in (topo.costing, topo.dead_letters):
+        await queue.delete(if_unused=False, if_empty=False)
+    await topo.exchange.delete()
+    await topo.dead_letter_exchange.delete()
+
+
+async def wait_for(predicate, timeout: float = 30.0, interval: float = 0.05):
+    """Poll an async predicate until it returns a truthy value; fail after ``timeout`` s."""
+    import asyncio
+
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while True:
+        value = await predicate()
+        if value:
+            return value
+        if loop.time() > deadline:
+            raise AssertionError(f"condition not met within {timeout}s")
+        await asyncio.sleep(interval)

@@ -1,0 +1,137 @@
+"""The costing consumer on the real broker: outcomes, crash safety, parallel consumers."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import random
+import sys
+
+import aio_pika
+import pytest
+
+from services.costing.main import running_consumer
+from shared import broker
+from shared.events import dump_event
+from shared.settings import Settings
+from tests.conftest import TEST_AMQP_URL, wait_for
+from tests.histories import history
+from tests.invariants import assert_invariants, violations
+from tests.projection import project
+from tests.reference_model import compute
+
+
+def settings_for(database_url: str, prefix: str, **extra) -> Settings:
+    return Settings(database_url=database_url, amqp_url=TEST_AMQP_URL, broker_prefix=prefix, **extra)
+
+
+async def processed(pool, tenant_id) -> int:
+    return await pool.fetchval("SELECT count(*) FROM processed_events WHERE tenant_id = $1", tenant_id)
+
+
+async def publish_all(topology, events) -> None:
+    for event in events:
+        await broker.publish_event(topology.exchange, event)
+
+
+async def test_poison_message_is_dead_lettered_with_reason_and_the_next_one_applies(
+        pool, database_url, tenant_id, topology, broker_prefix):
+    events = history(tenant_id, seed=1, sales=4)
+    async with running_consumer(settings_for(database_url, broker_prefix)):
+        poison = aio_pika.Message(b'{"event_type": "lot.received", "quantity": "NaN"', message_id="poison",
+                                  headers={"event_id": "not-a-uuid"})
+        await broker.publish_raw(topology.exchange, "lot.received", poison)
+        await publish_all(topology, events)
+        await wait_for(lambda: _count_is(pool, tenant_id, len(events)))
+        parked = await wait_for(lambda: topology.dead_letters.get(fail=False, no_ack=True))
+    assert parked.body == poison.body
+    assert parked.headers["x-error"].startswith("invalid event:")
+    assert parked.headers["x-original-routing-key"] == "lot.received"
+    assert await project(pool, tenant_id) == compute(events)
+    reason = await pool.fetchval("SELECT reason FROM dead_letters WHERE body = $1", poison.body)
+    assert reason.startswith("invalid event")
+
+
+async def test_event_that_contradicts_the_facts_is_dead_lettered(pool, database_url, tenant_id, topology, broker_prefix):
+    from shared.events import LotReceived, SaleLine, SaleUpserted
+    from tests.histories import T0
+    credit = SaleUpserted(tenant_id=tenant_id, occurred_at=T0, source="manual", sale_type="credit_memo",
+                          external_id="C1", version=1, txn_date=T0.date(), source_created_at=T0,
+                          lines=[SaleLine(line_no=1, sku="A", quantity=1, revenue=5)])
+    clash = LotReceived(tenant_id=tenant_id, occurred_at=T0, sku="A", lot_number="RET-manual-C1-1", quantity=1,
+                        unit_cost=1, received_at=T0)
+    async with running_consumer(settings_for(database_url, broker_prefix)):
+        await publish_all(topology, [credit, clash])
+        parked = await wait_for(lambda: topology.dead_letters.get(fail=False, no_ack=True))
+    assert parked.headers["event_id"] == str(clash.event_id)
+    assert "return lot" in parked.headers["x-error"]
+
+
+async def _count_is(pool, tenant_id, n):
+    return await processed(pool, tenant_id) == n
+
+
+def _spawn(database_url: str, prefix: str, **env) -> asyncio.subprocess.Process:
+    environment = dict(os.environ, DATABASE_URL=database_url, AMQP_URL=TEST_AMQP_URL, BROKER_PREFIX=prefix,
+                       COSTING_PORT="0", LOG_LEVEL="WARNING", **env)
+    return asyncio.create_subprocess_exec(sys.executable, "-m", "services.costing", env=environment,
+                                          stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL)
+
+
+async def test_consumer_killed_after_commit_before_ack_leaves_no_double_effect(
+        pool, database_url, tenant_id, topology, broker_prefix):
+    events = history(tenant_id, seed=2, sales=8)
+    await publish_all(topology, events[:1])
+    crashing = await _spawn(database_url, broker_prefix, CRASH_POINT="after_commit_before_ack")
+    assert await asyncio.wait_for(crashing.wait(), 60) == 137  # died holding an unacked, committed message
+    assert await processed(pool, tenant_id) == 1
+    await publish_all(topology, events[1:])
+    healthy = await _spawn(database_url, broker_prefix)
+    try:
+        await wait_for(lambda: _count_is(pool, tenant_id, len(events)), timeout=60)
+        await wait_for(lambda: _queue_empty(topology), timeout=30)
+    finally:
+        healthy.terminate()
+        await healthy.wait()
+    assert await project(pool, tenant_id) == compute(events)
+    assert_invariants(await violations(pool, tenant_id))
+
+
+async def _queue_empty(topology) -> bool:
+    declared = await topology.costing.channel.declare_queue(topology.names.costing_queue, passive=True)
+    return declared.declaration_result.message_count == 0
+
+
+async def test_parallel_consumer_processes_give_the_reference_result(pool, database_url, tenant_id, topology,
+                                                                      broker_prefix):
+    events = history(tenant_id, seed=3, sales=80)
+    deliveries = events + random.Random(3).sample(events, 20)  # with duplicates
+    random.Random(4).shuffle(deliveries)
+    consumers = [await _spawn(database_url, broker_prefix) for _ in range(3)]
+    try:
+        await publish_all(topology, deliveries)
+        await wait_for(lambda: _count_is(pool, tenant_id, len(events)), timeout=120)
+        await wait_for(lambda: _queue_empty(topology), timeout=30)
+    finally:
+        for process in consumers:
+            process.terminate()
+        for process in consumers:
+            await process.wait()
+    assert_invariants(await violations(pool, tenant_id))
+    assert await project(pool, tenant_id) == compute(events)
+
+
+async def test_concurrent_applies_on_one_product_keep_invariants(pool, tenant_id, costing):
+    """Many transactions on the same products at once (no broker): row locks serialize them."""
+    events = history(tenant_id, seed=5, sales=60)
+    products = [e for e in events if e.event_type == "product.upserted"]
+    rest = [e for e in events if e.event_type != "product.upserted"]
+    for event in products:
+        await costing.apply(event)
+    random.Random(6).shuffle(rest)
+    results = await asyncio.gather(*(costing.apply(e) for e in rest + rest[:10]))
+    assert sum(results) == len(rest)  # every event applied once, the duplicates not at all
+    assert_invariants(await violations(pool, tenant_id))
+    assert await project(pool, tenant_id) == compute(events)
+
+
