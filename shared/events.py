@@ -26,13 +26,20 @@ LineKind = Literal["inventory", "non_inventory", "service", "shipping", "unmappe
 def _finite(value: Decimal) -> Decimal:
     if not value.is_finite():
         raise ValueError("must be a finite number")
+    return value
+
+
+def _input_places(value: Decimal) -> Decimal:
     if places(value) > INPUT_PLACES:
         raise ValueError(f"at most {INPUT_PLACES} decimal places")
     return value
 
 
-Amount = Annotated[Decimal, AfterValidator(_finite)]
-NonNegative = Annotated[Decimal, AfterValidator(_finite), Field(ge=0)]
+#: A computed amount: any finite decimal, kept exact.
+Exact = Annotated[Decimal, AfterValidator(_finite)]
+#: An amount as entered: finite, at most INPUT_PLACES decimal places.
+Amount = Annotated[Decimal, AfterValidator(_finite), AfterValidator(_input_places)]
+NonNegative = Annotated[Amount, Field(ge=0)]
 
 
 class _Model(BaseModel):
@@ -59,7 +66,7 @@ class SaleLine(_Model):
     #: Home-currency net revenue of the line, tax excluded, after discounts,
     #: positive as printed on the document (a credit memo's is made negative
     #: by the costing engine).
-    revenue: Amount
+    revenue: Exact
     kind: LineKind = "inventory"
 
 
@@ -76,7 +83,7 @@ class SaleUpserted(EventBase):
     source_created_at: datetime
     customer: str | None = None
     currency: str | None = None
-    exchange_rate: Amount | None = None
+    exchange_rate: Exact | None = None
     lines: list[SaleLine]
 
 

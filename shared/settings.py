@@ -21,6 +21,9 @@ class Settings(BaseSettings):
     log_format: str = Field(default="json", pattern="^(json|console)$")
     log_level: str = "INFO"
 
+    #: Largest request body the HTTP services accept (bytes).
+    max_body_bytes: int = 1_048_576
+
     db_pool_min: int = 1
     db_pool_max: int = 10
     #: Messages a costing consumer handles at once.

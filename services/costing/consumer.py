@@ -12,7 +12,6 @@
 
 from __future__ import annotations
 
-import os
 import time
 import uuid
 
@@ -25,18 +24,13 @@ from services.costing.service import CostingService, PermanentError
 from shared.broker import event_message, publish_raw
 from shared.db import UnavailableError
 from shared.events import parse_event
+from shared.faults import crash_if
 from shared.logging import get_logger
 
 log = get_logger("costing.consumer")
 
 RECORD_DEAD_LETTER = """
 INSERT INTO dead_letters (event_id, tenant_id, routing_key, reason, body) VALUES ($1, $2, $3, $4, $5)"""
-
-
-def crash_if(point: str, configured: str | None) -> None:
-    """Fault hook for crash tests (env COSTING_CRASH_POINT / CRASH_POINT); off in production."""
-    if configured == point:
-        os._exit(137)
 
 
 class CostingConsumer:

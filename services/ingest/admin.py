@@ -1,0 +1,98 @@
+"""Operators' command line: tenants and API keys (and, later, QuickBooks realms).
+
+    python -m services.ingest.admin create-tenant "Acme Widgets" --home-currency USD [--json]
+    python -m services.ingest.admin create-key --tenant <tenant_id> [--json]
+    python -m services.ingest.admin list-keys --tenant <tenant_id> [--json]
+    python -m services.ingest.admin revoke-key <key_id or prefix>
+
+A new key is printed once and never again; only its hash is stored.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+import uuid
+
+import asyncpg
+
+from services.ingest.schemas import _currency
+from shared.api_keys import create_key, list_keys, revoke_key
+from shared.migrate import migrate
+from shared.settings import Settings
+
+INSERT_TENANT = "INSERT INTO tenants (id, name, home_currency) VALUES ($1, $2, $3)"
+
+
+async def create_tenant(conn: asyncpg.Connection, name: str, home_currency: str) -> tuple[uuid.UUID, str]:
+    tenant_id = uuid.uuid4()
+    async with conn.transaction():
+        await conn.execute(INSERT_TENANT, tenant_id, name, home_currency)
+        key = await create_key(conn, tenant_id)
+    return tenant_id, key.key
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m services.ingest.admin", description=__doc__.split("\n")[0])
+    commands = parser.add_subparsers(dest="command", required=True)
+    p = commands.add_parser("create-tenant", help="create a tenant and print its first API key")
+    p.add_argument("name")
+    p.add_argument("--home-currency", default="USD", type=_currency_arg)
+    p.add_argument("--json", action="store_true")
+    for name in ("create-key", "list-keys"):
+        p = commands.add_parser(name)
+        p.add_argument("--tenant", required=True, type=uuid.UUID)
+        p.add_argument("--json", action="store_true")
+    p = commands.add_parser("revoke-key")
+    p.add_argument("key", help="key id or prefix")
+    return parser
+
+
+def _currency_arg(value: str) -> str:
+    try:
+        return _currency(value)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from exc
+
+
+async def run(args: argparse.Namespace, settings: Settings) -> int:
+    await migrate(settings.database_url)
+    conn = await asyncpg.connect(settings.database_url)
+    try:
+        if args.command == "create-tenant":
+            tenant_id, key = await create_tenant(conn, args.name, args.home_currency)
+            _print(args.json, {"tenant_id": str(tenant_id), "api_key": key},
+                   f"tenant {tenant_id} created\nAPI key (shown once, keep it safe): {key}")
+        elif args.command == "create-key":
+            key = await create_key(conn, args.tenant)
+            _print(args.json, {"tenant_id": str(args.tenant), "key_id": str(key.id), "api_key": key.key},
+                   f"API key {key.id} (shown once): {key.key}")
+        elif args.command == "list-keys":
+            rows = [{"id": str(r["id"]), "prefix": r["prefix"], "created_at": r["created_at"].isoformat(),
+                     "revoked_at": r["revoked_at"].isoformat() if r["revoked_at"] else None}
+                    for r in await list_keys(conn, args.tenant)]
+            _print(args.json, rows, "\n".join(f"{r['id']}  psk_{r['prefix']}_…  created {r['created_at']}"
+                                              f"{'  REVOKED ' + r['revoked_at'] if r['revoked_at'] else ''}"
+                                              for r in rows) or "no keys")
+        elif args.command == "revoke-key":
+            if not await revoke_key(conn, args.key):
+                print(f"no live key {args.key!r}", file=sys.stderr)
+                return 1
+            print(f"revoked {args.key}")
+        return 0
+    finally:
+        await conn.close()
+
+
+def _print(as_json: bool, data, text: str) -> None:
+    print(json.dumps(data) if as_json else text)
+
+
+def main(argv: list[str] | None = None) -> int:
+    return asyncio.run(run(_parser().parse_args(argv), Settings()))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

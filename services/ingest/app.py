@@ -1,0 +1,53 @@
+"""Composition root of the ingest service: ``create_app(settings)`` wires the pool,
+the outbox relay and the routes; each resource has one cleanup context."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+
+from aiohttp import web
+
+from services.ingest.app_keys import RELAY, SERVICE, SETTINGS
+from services.ingest.relay import OutboxRelay
+from services.ingest.routes import routes
+from services.ingest.service import IngestService
+from shared import broker
+from shared.db import create_pool
+from shared.health import add_health_routes, database_check
+from shared.web import POOL, auth_middleware, error_middleware
+
+
+async def _pool_ctx(app: web.Application):
+    settings = app[SETTINGS]
+    app[POOL] = await create_pool(settings.database_url, settings.db_pool_min, settings.db_pool_max)
+    yield
+    await app[POOL].close()
+
+
+async def _relay_ctx(app: web.Application):
+    settings = app[SETTINGS]
+    relay = OutboxRelay(app[POOL], settings.amqp_url, broker.Names(settings.broker_prefix),
+                        settings.costing_delivery_limit, crash_point=settings.crash_point)
+    app[RELAY] = relay
+    app[SERVICE] = IngestService(app[POOL], on_commit=relay.notify)
+    task = asyncio.create_task(relay.run(), name="outbox-relay")
+    yield
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
+    await relay.close()
+
+
+def create_app(settings) -> web.Application:
+    app = web.Application(middlewares=[error_middleware, auth_middleware()], client_max_size=settings.max_body_bytes)
+    app[SETTINGS] = settings
+    app.cleanup_ctx.extend([_pool_ctx, _relay_ctx])
+    app.router.add_routes(routes)
+
+    async def broker_ready() -> None:
+        if not app[RELAY].connected:
+            raise ConnectionError("not connected to the broker")
+
+    add_health_routes(app, {"database": lambda: database_check(app[POOL])(), "broker": broker_ready})
+    return app

@@ -1,0 +1,110 @@
+"""The outbox relay: publishes logged events to RabbitMQ in log order, with
+publisher confirms, and deletes an outbox row only after the broker confirmed it.
+
+While the broker is unreachable, writes are still accepted (they wait in the
+outbox) and the relay keeps reconnecting; nothing is published that is not in
+the log. A crash between publish and delete republishes the row later; the
+costing inbox absorbs the duplicate.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+
+import aio_pika
+import asyncpg
+from prometheus_client import Counter, Gauge
+
+from services.ingest.repository import OutboxRepository
+from shared import broker
+from shared.faults import crash_if
+from shared.logging import get_logger
+
+log = get_logger("ingest.relay")
+
+PUBLISHED = Counter("ingest_outbox_published_total", "Events confirmed by the broker")
+FAILED = Counter("ingest_outbox_publish_failures_total", "Publish attempts that were not confirmed")
+PENDING = Gauge("ingest_outbox_pending", "Events waiting in the outbox")
+
+
+class OutboxRelay:
+    def __init__(self, pool: asyncpg.Pool, amqp_url: str, names: broker.Names, delivery_limit: int,
+                 batch: int = 200, publish_timeout: float = 10.0, crash_point: str | None = None):
+        self.pool = pool
+        self.amqp_url = amqp_url
+        self.names = names
+        self.delivery_limit = delivery_limit
+        self.batch = batch
+        self.publish_timeout = publish_timeout
+        self.crash_point = crash_point
+        self.wake = asyncio.Event()
+        self.connection: aio_pika.abc.AbstractRobustConnection | None = None
+        self._exchange = None
+
+    def notify(self) -> None:
+        self.wake.set()
+
+    @property
+    def connected(self) -> bool:
+        return self.connection is not None and not self.connection.is_closed
+
+    async def _ensure_exchange(self):
+        if self._exchange is None or not self.connected:
+            if self.connection is None or self.connection.is_closed:
+                self.connection = await broker.connect(self.amqp_url)
+            channel = await broker.open_channel(self.connection)
+            self._exchange = (await broker.declare(channel, self.names, self.delivery_limit)).exchange
+        return self._exchange
+
+    async def run(self) -> None:
+        """Publish until cancelled; sleep until notified (or 1 s) when the outbox is empty."""
+        backoff = 0.1
+        while True:
+            try:
+                await self._ensure_exchange()
+                sent = await self.publish_pending()
+                backoff = 0.1
+                if not sent:
+                    with contextlib.suppress(asyncio.TimeoutError):
+                        await asyncio.wait_for(self.wake.wait(), timeout=1.0)
+                    self.wake.clear()
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # noqa: BLE001 - broker or database down: keep the rows, retry
+                log.warning("relay.unavailable", error=f"{type(exc).__name__}: {exc}", retry_in=backoff)
+                self._exchange = None
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, 5.0)
+
+    async def publish_pending(self) -> int:
+        """Publish one batch of outbox rows; returns how many were confirmed."""
+        async with self.pool.acquire() as conn, conn.transaction():
+            outbox = OutboxRepository(conn)
+            rows = await outbox.claim(self.batch)
+            if not rows:
+                PENDING.set(0)
+                return 0
+            exchange = await self._ensure_exchange()
+            results = await asyncio.gather(*(self._publish(exchange, r) for r in rows), return_exceptions=True)
+            sent = [r["seq"] for r, res in zip(rows, results) if res is None]
+            failed = [(r["seq"], res) for r, res in zip(rows, results) if res is not None]
+            crash_if("after_publish_before_mark_sent", self.crash_point)
+            await outbox.sent(sent)
+            if failed:
+                await outbox.failed([seq for seq, _ in failed], f"{type(failed[0][1]).__name__}: {failed[0][1]}")
+        PUBLISHED.inc(len(sent))
+        if failed:
+            FAILED.inc(len(failed))
+            self._exchange = None
+            raise failed[0][1]
+        return len(sent)
+
+    async def _publish(self, exchange, row) -> None:
+        message = broker.event_message(bytes(row["body"]), str(row["event_id"]), str(row["tenant_id"]),
+                                        row["correlation_id"])
+        await broker.publish_raw(exchange, row["event_type"], message, self.publish_timeout)
+
+    async def close(self) -> None:
+        if self.connection is not None:
+            await self.connection.close()

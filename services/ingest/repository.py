@@ -1,0 +1,165 @@
+"""SQL of the ingest service: catalog, event log, outbox, idempotency keys."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+
+import asyncpg
+
+from shared.events import EventBase, dump_event
+
+TENANT = "SELECT id, name, home_currency FROM tenants WHERE id = $1"
+
+PRODUCT = "SELECT sku, name, qbo_item_id, standard_cost, version, created_at, updated_at FROM catalog_products WHERE tenant_id = $1 AND sku = $2"
+PRODUCTS = """
+SELECT sku, name, qbo_item_id, standard_cost, version, created_at, updated_at FROM catalog_products
+WHERE tenant_id = $1 AND sku > $2 ORDER BY sku LIMIT $3"""
+INSERT_PRODUCT = """
+INSERT INTO catalog_products (tenant_id, sku, name, qbo_item_id, standard_cost, version) VALUES ($1, $2, $3, $4, $5, 1)
+ON CONFLICT (tenant_id, sku) DO NOTHING RETURNING version"""
+# Why FOR UPDATE: versions of one product are assigned one at a time.
+LOCK_PRODUCT = "SELECT version FROM catalog_products WHERE tenant_id = $1 AND sku = $2 FOR UPDATE"
+UPDATE_PRODUCT = """
+UPDATE catalog_products SET name = $3, qbo_item_id = $4, standard_cost = $5, version = version + 1, updated_at = now()
+WHERE tenant_id = $1 AND sku = $2 RETURNING version"""
+
+LOT = """
+SELECT sku, lot_number, quantity, unit_cost, received_at, version, created_at, updated_at FROM catalog_lots
+WHERE tenant_id = $1 AND sku = $2 AND lot_number = $3"""
+INSERT_LOT = """
+INSERT INTO catalog_lots (tenant_id, sku, lot_number, quantity, unit_cost, received_at, version)
+VALUES ($1, $2, $3, $4, $5, $6, 1) ON CONFLICT (tenant_id, sku, lot_number) DO NOTHING RETURNING version"""
+# Why FOR UPDATE: corrections of one lot get consecutive versions.
+LOCK_LOT = LOT + " FOR UPDATE"
+UPDATE_LOT = """
+UPDATE catalog_lots SET quantity = $4, unit_cost = $5, version = version + 1, updated_at = now()
+WHERE tenant_id = $1 AND sku = $2 AND lot_number = $3 RETURNING version"""
+
+SALE = "SELECT reference, type, status, version, entered_at, body FROM manual_sales WHERE tenant_id = $1 AND reference = $2"
+LOCK_SALE = SALE + " FOR UPDATE"
+INSERT_SALE = """
+INSERT INTO manual_sales (tenant_id, reference, type, version, entered_at, body) VALUES ($1, $2, $3, 1, now(), $4)
+ON CONFLICT (tenant_id, reference) DO NOTHING RETURNING version, entered_at"""
+UPDATE_SALE = """
+UPDATE manual_sales SET body = $3, version = version + 1, updated_at = now() WHERE tenant_id = $1 AND reference = $2
+RETURNING version, entered_at"""
+UPDATE_SALE_STATUS = """
+UPDATE manual_sales SET status = $3, version = version + 1, updated_at = now() WHERE tenant_id = $1 AND reference = $2
+RETURNING version"""
+
+APPEND_EVENT = """
+WITH logged AS (
+    INSERT INTO event_log (event_id, tenant_id, event_type, source, occurred_at, correlation_id, body)
+    VALUES ($1, $2, $3, $4, $5, $6, $7)
+    RETURNING seq)
+INSERT INTO outbox (seq) SELECT seq FROM logged"""
+
+IDEMPOTENT_RESPONSE = "SELECT request_hash, status, response FROM idempotency_keys WHERE tenant_id = $1 AND key = $2"
+SAVE_IDEMPOTENT_RESPONSE = """
+INSERT INTO idempotency_keys (tenant_id, key, request_hash, status, response) VALUES ($1, $2, $3, $4, $5)
+ON CONFLICT (tenant_id, key) DO NOTHING RETURNING key"""
+
+# The relay: oldest unsent rows first; SKIP LOCKED lets several relays share the outbox.
+CLAIM_OUTBOX = """
+SELECT o.seq, e.event_id, e.tenant_id, e.event_type, e.correlation_id, e.body FROM outbox o JOIN event_log e ON e.seq = o.seq
+ORDER BY o.seq LIMIT $1 FOR UPDATE OF o SKIP LOCKED"""
+DELETE_OUTBOX = "DELETE FROM outbox WHERE seq = ANY($1::bigint[])"
+OUTBOX_FAILED = "UPDATE outbox SET attempts = attempts + 1, last_error = $2 WHERE seq = ANY($1::bigint[])"
+OUTBOX_STATS = "SELECT count(*) AS pending, min(created_at) AS oldest FROM outbox"
+
+# Replay: the log in order, filtered.
+LOG_RANGE = """
+SELECT seq, event_id, tenant_id, event_type, correlation_id, body FROM event_log
+WHERE seq > $1 AND ($2::uuid IS NULL OR tenant_id = $2) AND ($3::timestamptz IS NULL OR recorded_at >= $3)
+  AND ($4::timestamptz IS NULL OR recorded_at < $4) AND ($5::text IS NULL OR source = $5)
+  AND ($6::text[] IS NULL OR event_type = ANY($6))
+ORDER BY seq LIMIT $7"""
+LOG_COUNT = """
+SELECT count(*) FROM event_log
+WHERE ($1::uuid IS NULL OR tenant_id = $1) AND ($2::timestamptz IS NULL OR recorded_at >= $2)
+  AND ($3::timestamptz IS NULL OR recorded_at < $3) AND ($4::text IS NULL OR source = $4)
+  AND ($5::text[] IS NULL OR event_type = ANY($5))"""
+
+
+class IngestRepository:
+    def __init__(self, conn: asyncpg.Connection, tenant_id: uuid.UUID | None = None):
+        self.conn = conn
+        self.tenant_id = tenant_id
+
+    async def tenant(self) -> asyncpg.Record | None:
+        return await self.conn.fetchrow(TENANT, self.tenant_id)
+
+    # catalog -------------------------------------------------------------------
+    async def product(self, sku: str) -> asyncpg.Record | None:
+        return await self.conn.fetchrow(PRODUCT, self.tenant_id, sku)
+
+    async def products(self, after: str, limit: int) -> list[asyncpg.Record]:
+        return await self.conn.fetch(PRODUCTS, self.tenant_id, after, limit)
+
+    async def insert_product(self, sku, name, qbo_item_id, standard_cost) -> int | None:
+        return await self.conn.fetchval(INSERT_PRODUCT, self.tenant_id, sku, name, qbo_item_id, standard_cost)
+
+    async def lock_product(self, sku: str) -> int | None:
+        return await self.conn.fetchval(LOCK_PRODUCT, self.tenant_id, sku)
+
+    async def update_product(self, sku, name, qbo_item_id, standard_cost) -> int:
+        return await self.conn.fetchval(UPDATE_PRODUCT, self.tenant_id, sku, name, qbo_item_id, standard_cost)
+
+    async def lot(self, sku: str, lot_number: str, lock: bool = False) -> asyncpg.Record | None:
+        return await self.conn.fetchrow(LOCK_LOT if lock else LOT, self.tenant_id, sku, lot_number)
+
+    async def insert_lot(self, sku, lot_number, quantity, unit_cost, received_at) -> int | None:
+        return await self.conn.fetchval(INSERT_LOT, self.tenant_id, sku, lot_number, quantity, unit_cost, received_at)
+
+    async def update_lot(self, sku, lot_number, quantity, unit_cost) -> int:
+        return await self.conn.fetchval(UPDATE_LOT, self.tenant_id, sku, lot_number, quantity, unit_cost)
+
+    async def sale(self, reference: str, lock: bool = False) -> asyncpg.Record | None:
+        return await self.conn.fetchrow(LOCK_SALE if lock else SALE, self.tenant_id, reference)
+
+    async def insert_sale(self, reference: str, sale_type: str, body: dict) -> asyncpg.Record | None:
+        return await self.conn.fetchrow(INSERT_SALE, self.tenant_id, reference, sale_type, body)
+
+    async def update_sale(self, reference: str, body: dict) -> asyncpg.Record:
+        return await self.conn.fetchrow(UPDATE_SALE, self.tenant_id, reference, body)
+
+    async def update_sale_status(self, reference: str, status: str) -> int:
+        return await self.conn.fetchval(UPDATE_SALE_STATUS, self.tenant_id, reference, status)
+
+    # event log -----------------------------------------------------------------
+    async def append(self, event: EventBase, source: str) -> None:
+        await self.conn.execute(APPEND_EVENT, event.event_id, event.tenant_id, event.event_type, source,
+                                event.occurred_at, event.correlation_id, dump_event(event))
+
+    async def idempotent_response(self, key: str) -> asyncpg.Record | None:
+        return await self.conn.fetchrow(IDEMPOTENT_RESPONSE, self.tenant_id, key)
+
+    async def save_idempotent_response(self, key: str, request_hash: bytes, status: int, response: dict) -> bool:
+        return await self.conn.fetchval(SAVE_IDEMPOTENT_RESPONSE, self.tenant_id, key, request_hash, status,
+                                        response) is not None
+
+
+class OutboxRepository:
+    def __init__(self, conn: asyncpg.Connection):
+        self.conn = conn
+
+    async def claim(self, limit: int) -> list[asyncpg.Record]:
+        return await self.conn.fetch(CLAIM_OUTBOX, limit)
+
+    async def sent(self, seqs: Sequence[int]) -> None:
+        if seqs:
+            await self.conn.execute(DELETE_OUTBOX, list(seqs))
+
+    async def failed(self, seqs: Sequence[int], error: str) -> None:
+        if seqs:
+            await self.conn.execute(OUTBOX_FAILED, list(seqs), error[:1000])
+
+    async def stats(self) -> asyncpg.Record:
+        return await self.conn.fetchrow(OUTBOX_STATS)
+
+    async def log_range(self, after_seq: int, tenant_id, since, until, source, event_types, limit: int):
+        return await self.conn.fetch(LOG_RANGE, after_seq, tenant_id, since, until, source, event_types, limit)
+
+    async def log_count(self, tenant_id, since, until, source, event_types) -> int:
+        return await self.conn.fetchval(LOG_COUNT, tenant_id, since, until, source, event_types)

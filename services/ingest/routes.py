@@ -1,0 +1,125 @@
+"""HTTP edge of the ingest API: parse and validate, hand a use case to the service,
+answer. No SQL and no business rules here."""
+
+from __future__ import annotations
+
+import hashlib
+from typing import TypeVar
+
+from aiohttp import web
+from pydantic import BaseModel, ValidationError
+
+from services.ingest import service as uc
+from services.ingest.app_keys import SERVICE
+from services.ingest.repository import IngestRepository
+from services.ingest.schemas import LotBody, LotPatchBody, ProductBody, SaleBody
+from shared.web import POOL, TENANT, ApiError, json_response, read_json
+
+routes = web.RouteTableDef()
+M = TypeVar("M", bound=BaseModel)
+
+
+def validation_detail(exc: ValidationError) -> list[dict]:
+    return [{"field": ".".join(map(str, e["loc"])) or "body", "problem": e["msg"]} for e in exc.errors()]
+
+
+def parse(model: type[M], data) -> M:
+    if not isinstance(data, dict):
+        raise ApiError(422, "validation_failed", [{"field": "body", "problem": "a JSON object is expected"}])
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        raise ApiError(422, "validation_failed", validation_detail(exc)) from exc
+
+
+async def _write(request: web.Request, operation: uc.Operation) -> web.Response:
+    raw = await request.read()
+    request_hash = hashlib.sha256(request.method.encode() + request.path.encode() + b"\0" + raw).digest()
+    key = request.headers.get("Idempotency-Key")
+    if key is not None and not 1 <= len(key) <= 200:
+        raise ApiError(400, "invalid_idempotency_key", "Idempotency-Key must be 1 to 200 characters")
+    status, body = await request.app[SERVICE].write(request[TENANT], key, request_hash, operation)
+    return json_response(body, status)
+
+
+async def _body(request: web.Request, model: type[M]) -> M:
+    return parse(model, await read_json(request))
+
+
+# products ---------------------------------------------------------------------------
+
+@routes.post("/api/v1/products")
+async def post_product(request: web.Request) -> web.Response:
+    return await _write(request, uc.create_product(await _body(request, ProductBody)))
+
+
+@routes.put("/api/v1/products/{sku}")
+async def put_product(request: web.Request) -> web.Response:
+    return await _write(request, uc.put_product(request.match_info["sku"], await _body(request, ProductBody)))
+
+
+@routes.get("/api/v1/products")
+async def list_products(request: web.Request) -> web.Response:
+    try:
+        limit = min(500, max(1, int(request.query.get("limit", "100"))))
+    except ValueError as exc:
+        raise ApiError(400, "invalid_parameter", {"parameter": "limit", "problem": "an integer 1-500"}) from exc
+    after = request.query.get("cursor", "")
+    async with request.app[POOL].acquire() as conn:
+        rows = await IngestRepository(conn, request[TENANT]).products(after, limit)
+    items = [dict(r) for r in rows]
+    return json_response({"items": items, "next_cursor": items[-1]["sku"] if len(items) == limit else None})
+
+
+@routes.get("/api/v1/products/{sku}")
+async def get_product(request: web.Request) -> web.Response:
+    async with request.app[POOL].acquire() as conn:
+        row = await IngestRepository(conn, request[TENANT]).product(request.match_info["sku"])
+    if row is None:
+        raise ApiError(404, "not_found", f"no product {request.match_info['sku']!r}")
+    return json_response(dict(row))
+
+
+# lots -------------------------------------------------------------------------------
+
+@routes.post("/api/v1/lots")
+async def post_lot(request: web.Request) -> web.Response:
+    return await _write(request, uc.receive_lot(await _body(request, LotBody)))
+
+
+@routes.patch("/api/v1/lots/{sku}/{lot_number}")
+async def patch_lot(request: web.Request) -> web.Response:
+    body = await _body(request, LotPatchBody)
+    return await _write(request, uc.correct_lot(request.match_info["sku"], request.match_info["lot_number"], body))
+
+
+@routes.get("/api/v1/lots/{sku}/{lot_number}")
+async def get_lot(request: web.Request) -> web.Response:
+    async with request.app[POOL].acquire() as conn:
+        row = await IngestRepository(conn, request[TENANT]).lot(request.match_info["sku"],
+                                                                 request.match_info["lot_number"])
+    if row is None:
+        raise ApiError(404, "not_found", "no such lot")
+    return json_response(dict(row))
+
+
+# manual sales -----------------------------------------------------------------------
+
+@routes.post("/api/v1/sales")
+async def post_sale(request: web.Request) -> web.Response:
+    return await _write(request, uc.create_sale(await _body(request, SaleBody)))
+
+
+@routes.put("/api/v1/sales/{reference}")
+async def put_sale(request: web.Request) -> web.Response:
+    return await _write(request, uc.edit_sale(request.match_info["reference"], await _body(request, SaleBody)))
+
+
+@routes.post("/api/v1/sales/{reference}/void")
+async def void_sale(request: web.Request) -> web.Response:
+    return await _write(request, uc.remove_sale(request.match_info["reference"], "voided"))
+
+
+@routes.delete("/api/v1/sales/{reference}")
+async def delete_sale(request: web.Request) -> web.Response:
+    return await _write(request, uc.remove_sale(request.match_info["reference"], "deleted"))

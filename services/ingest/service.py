@@ -1,0 +1,203 @@
+"""Use cases of the ingest API. Each accepted write runs in one transaction that
+changes the catalog, appends its event(s) to the log and the outbox, and saves
+the answer under the request's Idempotency-Key; the relay publishes after commit."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Awaitable, Callable
+from datetime import datetime, timezone
+from decimal import Decimal
+
+import asyncpg
+import structlog
+
+from services.ingest.repository import IngestRepository
+from services.ingest.schemas import LotBody, LotPatchBody, ProductBody, SaleBody
+from shared.events import EventBase, LotCorrected, LotReceived, ProductUpserted, SaleLine, SaleRemoved, SaleUpserted
+from shared.money import wide
+from shared.web import ApiError
+
+Operation = Callable[[IngestRepository], Awaitable[dict]]
+
+
+class _LostIdempotencyRace(Exception):
+    """Another request with the same Idempotency-Key committed first."""
+
+
+def _now() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+class IngestService:
+    def __init__(self, pool: asyncpg.Pool, on_commit: Callable[[], None] = lambda: None):
+        self.pool = pool
+        self.on_commit = on_commit
+
+    async def write(self, tenant_id: uuid.UUID, idempotency_key: str | None, request_hash: bytes,
+                    operation: Operation) -> tuple[int, dict]:
+        """Run a write once per Idempotency-Key: a retry gets the first answer again."""
+        try:
+            async with self.pool.acquire() as conn, conn.transaction():
+                repo = IngestRepository(conn, tenant_id)
+                if idempotency_key:
+                    prior = await repo.idempotent_response(idempotency_key)
+                    if prior is not None:
+                        return _replayed(prior, request_hash)
+                response = await operation(repo)
+                if idempotency_key and not await repo.save_idempotent_response(
+                        idempotency_key, request_hash, 202, response):
+                    raise _LostIdempotencyRace()
+        except _LostIdempotencyRace:
+            async with self.pool.acquire() as conn:
+                prior = await IngestRepository(conn, tenant_id).idempotent_response(idempotency_key)
+            return _replayed(prior, request_hash)
+        self.on_commit()
+        return 202, response
+
+
+def _replayed(prior: asyncpg.Record, request_hash: bytes) -> tuple[int, dict]:
+    if bytes(prior["request_hash"]) != request_hash:
+        raise ApiError(422, "idempotency_key_reused", "this Idempotency-Key was used for a different request")
+    return prior["status"], prior["response"]
+
+
+async def _emit(repo: IngestRepository, *events: EventBase) -> list[str]:
+    correlation_id = structlog.contextvars.get_contextvars().get("correlation_id")
+    events = tuple(e.model_copy(update={"correlation_id": correlation_id}) for e in events)
+    for event in events:
+        await repo.append(event, getattr(event, "source", "manual"))
+    return [str(e.event_id) for e in events]
+
+
+# products ----------------------------------------------------------------------------
+
+def create_product(body: ProductBody) -> Operation:
+    async def op(repo: IngestRepository) -> dict:
+        if body.sku is None:
+            raise ApiError(422, "validation_failed", [{"field": "sku", "problem": "Field required"}])
+        if await repo.insert_product(body.sku, body.name, body.qbo_item_id, body.standard_cost) is None:
+            raise ApiError(409, "conflict", f"product {body.sku!r} exists; use PUT /api/v1/products/{{sku}} to change it")
+        return {"event_ids": await _emit(repo, _product_event(repo, body.sku, body, 1)), "sku": body.sku, "version": 1}
+    return op
+
+
+def put_product(sku: str, body: ProductBody) -> Operation:
+    async def op(repo: IngestRepository) -> dict:
+        if body.sku is not None and body.sku != sku:
+            raise ApiError(422, "validation_failed", [{"field": "sku", "problem": "differs from the sku in the path"}])
+        if await repo.lock_product(sku) is None:
+            version = await repo.insert_product(sku, body.name, body.qbo_item_id, body.standard_cost)
+        else:
+            version = await repo.update_product(sku, body.name, body.qbo_item_id, body.standard_cost)
+        return {"event_ids": await _emit(repo, _product_event(repo, sku, body, version)), "sku": sku,
+                "version": version}
+    return op
+
+
+def _product_event(repo: IngestRepository, sku: str, body: ProductBody, version: int) -> ProductUpserted:
+    return ProductUpserted(tenant_id=repo.tenant_id, occurred_at=_now(), sku=sku, name=body.name,
+                           qbo_item_id=body.qbo_item_id, standard_cost=body.standard_cost, version=version)
+
+
+# lots --------------------------------------------------------------------------------
+
+def receive_lot(body: LotBody) -> Operation:
+    async def op(repo: IngestRepository) -> dict:
+        if await repo.product(body.sku) is None:
+            raise ApiError(422, "validation_failed", [{"field": "sku", "problem": f"unknown product {body.sku!r}"}])
+        if await repo.insert_lot(body.sku, body.lot_number, body.quantity, body.unit_cost, body.received_at) is None:
+            raise ApiError(409, "conflict", f"lot {body.lot_number!r} of {body.sku!r} exists; PATCH it to correct it")
+        event = LotReceived(tenant_id=repo.tenant_id, occurred_at=_now(), sku=body.sku, lot_number=body.lot_number,
+                            quantity=body.quantity, unit_cost=body.unit_cost, received_at=body.received_at, version=1)
+        return {"event_ids": await _emit(repo, event), "sku": body.sku, "lot_number": body.lot_number, "version": 1}
+    return op
+
+
+def correct_lot(sku: str, lot_number: str, body: LotPatchBody) -> Operation:
+    async def op(repo: IngestRepository) -> dict:
+        lot = await repo.lot(sku, lot_number, lock=True)
+        if lot is None:
+            raise ApiError(404, "not_found", f"no lot {lot_number!r} of {sku!r}")
+        quantity = lot["quantity"] if body.quantity is None else body.quantity
+        unit_cost = lot["unit_cost"] if body.unit_cost is None else body.unit_cost
+        version = await repo.update_lot(sku, lot_number, quantity, unit_cost)
+        event = LotCorrected(tenant_id=repo.tenant_id, occurred_at=_now(), sku=sku, lot_number=lot_number,
+                             quantity=quantity, unit_cost=unit_cost, received_at=lot["received_at"], version=version)
+        return {"event_ids": await _emit(repo, event), "sku": sku, "lot_number": lot_number, "version": version}
+    return op
+
+
+# manual sales ------------------------------------------------------------------------
+
+def create_sale(body: SaleBody) -> Operation:
+    async def op(repo: IngestRepository) -> dict:
+        if body.reference is None:
+            raise ApiError(422, "validation_failed", [{"field": "reference", "problem": "Field required"}])
+        rate = await _home_rate(repo, body)
+        row = await repo.insert_sale(body.reference, body.type, body.model_dump(mode="json"))
+        if row is None:
+            raise ApiError(409, "conflict", f"a sale with reference {body.reference!r} exists")
+        event = _sale_event(repo, body.reference, body, rate, row["version"], row["entered_at"])
+        return {"event_ids": await _emit(repo, event), "reference": body.reference, "version": row["version"]}
+    return op
+
+
+def edit_sale(reference: str, body: SaleBody) -> Operation:
+    async def op(repo: IngestRepository) -> dict:
+        if body.reference is not None and body.reference != reference:
+            raise ApiError(422, "validation_failed", [{"field": "reference", "problem": "differs from the path"}])
+        current = await _posted_sale(repo, reference)
+        if body.type != current["type"]:
+            raise ApiError(422, "validation_failed", [{"field": "type", "problem": f"is {current['type']!r}; a "
+                                                       "sale cannot change type (void it and enter a new one)"}])
+        rate = await _home_rate(repo, body)
+        row = await repo.update_sale(reference, body.model_dump(mode="json") | {"reference": reference})
+        event = _sale_event(repo, reference, body, rate, row["version"], row["entered_at"])
+        return {"event_ids": await _emit(repo, event), "reference": reference, "version": row["version"]}
+    return op
+
+
+def remove_sale(reference: str, reason: str) -> Operation:
+    async def op(repo: IngestRepository) -> dict:
+        current = await repo.sale(reference, lock=True)
+        if current is None:
+            raise ApiError(404, "not_found", f"no sale with reference {reference!r}")
+        if current["status"] == "deleted" or current["status"] == reason:
+            raise ApiError(409, "conflict", f"the sale is already {current['status']}")
+        version = await repo.update_sale_status(reference, reason)
+        event = SaleRemoved(tenant_id=repo.tenant_id, occurred_at=_now(), source="manual", sale_type=current["type"],
+                            external_id=reference, reason=reason, version=version)
+        return {"event_ids": await _emit(repo, event), "reference": reference, "status": reason, "version": version}
+    return op
+
+
+async def _posted_sale(repo: IngestRepository, reference: str) -> asyncpg.Record:
+    current = await repo.sale(reference, lock=True)
+    if current is None:
+        raise ApiError(404, "not_found", f"no sale with reference {reference!r}")
+    if current["status"] != "posted":
+        raise ApiError(409, "conflict", f"the sale is {current['status']}; it cannot be edited")
+    return current
+
+
+async def _home_rate(repo: IngestRepository, body: SaleBody) -> Decimal:
+    tenant = await repo.tenant()
+    try:
+        return body.home_rate(tenant["home_currency"].strip())
+    except ValueError as exc:
+        raise ApiError(422, "validation_failed", [{"field": "exchange_rate", "problem": str(exc)}]) from exc
+
+
+def _sale_event(repo: IngestRepository, reference: str, body: SaleBody, rate: Decimal, version: int,
+                entered_at: datetime) -> SaleUpserted:
+    lines = []
+    with wide():
+        for n, line in enumerate(body.lines, start=1):
+            net = line.quantity * line.unit_price - (line.discount or 0)
+            lines.append(SaleLine(line_no=n, sku=line.sku, description=line.description, quantity=line.quantity,
+                                  revenue=net * rate, kind="inventory" if line.sku else "non_inventory"))
+    return SaleUpserted(tenant_id=repo.tenant_id, occurred_at=_now(), source="manual", sale_type=body.type,
+                        external_id=reference, version=version, doc_number=reference, txn_date=body.date,
+                        source_created_at=entered_at, customer=body.customer, currency=body.currency,
+                        exchange_rate=None if rate == 1 else rate, lines=lines)

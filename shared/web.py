@@ -1,0 +1,104 @@
+"""aiohttp pieces common to the HTTP services: JSON errors, API-key auth,
+request correlation ids, and JSON with Decimal amounts as strings."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from datetime import date, datetime
+from decimal import Decimal
+from typing import Any
+
+import asyncpg
+import structlog
+from aiohttp import web
+
+from shared.api_keys import tenant_for_key
+from shared.db import UnavailableError, translate
+from shared.logging import get_logger
+
+log = get_logger("http")
+
+POOL = web.AppKey("pool", asyncpg.Pool)
+TENANT = web.RequestKey("tenant", uuid.UUID)
+
+
+class ApiError(Exception):
+    def __init__(self, status: int, error: str, detail: Any = None):
+        super().__init__(error)
+        self.status, self.error, self.detail = status, error, detail
+
+
+def _default(value: Any) -> Any:
+    if isinstance(value, Decimal):
+        return str(value)
+    if isinstance(value, (datetime, date)):
+        return value.isoformat()
+    if isinstance(value, uuid.UUID):
+        return str(value)
+    raise TypeError(f"not JSON serializable: {type(value).__name__}")
+
+
+def dumps(value: Any) -> str:
+    return json.dumps(value, default=_default)
+
+
+def json_response(value: Any, status: int = 200) -> web.Response:
+    return web.json_response(value, status=status, dumps=dumps)
+
+
+def error_body(error: str, detail: Any = None) -> dict:
+    return {"error": error, "detail": detail}
+
+
+@web.middleware
+async def error_middleware(request: web.Request, handler):
+    """Every failure becomes a JSON body with a correct status; never a bare 500 page."""
+    correlation_id = request.headers.get("X-Correlation-ID") or str(uuid.uuid4())
+    structlog.contextvars.bind_contextvars(correlation_id=correlation_id)
+    try:
+        response = await handler(request)
+    except ApiError as exc:
+        response = json_response(error_body(exc.error, exc.detail), exc.status)
+    except web.HTTPRequestEntityTooLarge as exc:
+        response = json_response(error_body("body_too_large", exc.text), 413)
+    except web.HTTPException as exc:
+        if exc.status < 400:
+            raise
+        response = json_response(error_body(exc.reason.lower().replace(" ", "_"), exc.text), exc.status)
+    except Exception as exc:  # noqa: BLE001 - translated: unavailable is 503, anything else a logged 500
+        if isinstance(translate(exc), UnavailableError):
+            log.warning("http.database_unavailable", error=str(exc))
+            response = json_response(error_body("unavailable", "the database is unavailable; retry later"), 503)
+        else:
+            log.exception("http.unhandled", path=request.path)
+            response = json_response(error_body("internal_error", "an unexpected error; it has been logged"), 500)
+    finally:
+        structlog.contextvars.unbind_contextvars("correlation_id", "tenant")
+    response.headers["X-Correlation-ID"] = correlation_id
+    return response
+
+
+def auth_middleware(protected_prefix: str = "/api/v1/"):
+    @web.middleware
+    async def middleware(request: web.Request, handler):
+        if request.path.startswith(protected_prefix):
+            header = request.headers.get("Authorization", "")
+            scheme, _, key = header.partition(" ")
+            tenant = await tenant_for_key(request.app[POOL], key.strip()) if scheme.lower() == "bearer" else None
+            if tenant is None:
+                raise ApiError(401, "unauthorized", "a valid API key is required: Authorization: Bearer <key>")
+            request[TENANT] = tenant
+            structlog.contextvars.bind_contextvars(tenant=str(tenant))
+        return await handler(request)
+
+    return middleware
+
+
+async def read_json(request: web.Request) -> Any:
+    """The request body as JSON (amounts kept exact), or a 400 saying why not."""
+    raw = await request.read()
+    try:
+        return json.loads(raw, parse_float=Decimal)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise ApiError(400, "invalid_json", f"the body is not valid JSON: {exc}") from exc
