@@ -31,7 +31,7 @@ def _hash(key: str) -> bytes:
 
 
 def _prefix(key: str) -> str | None:
-    parts = key.split("_")
+    parts = key.split("_", 2)
     return parts[1] if len(parts) == 3 and parts[0] == "psk" and parts[1] and parts[2] else None
 
 

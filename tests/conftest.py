@@ -98,3 +98,53 @@ async def wait_for(predicate, timeout: float = 30.0, interval: float = 0.05):
         if loop.time() > deadline:
             raise AssertionError(f"condition not met within {timeout}s")
         await asyncio.sleep(interval)
+
+
+def settings_for(database_url: str, broker_prefix: str, **extra) -> Settings:
+    return Settings(database_url=database_url, amqp_url=extra.pop("amqp_url", TEST_AMQP_URL),
+                    broker_prefix=broker_prefix, **extra)
+
+
+async def client_for(app):
+    from aiohttp.test_utils import TestClient, TestServer
+
+    client = TestClient(TestServer(app))
+    await client.start_server()
+    return client
+
+
+@pytest.fixture
+async def ingest(pool, database_url, broker_prefix):
+    """The ingest app on a test server (its relay publishes to this test's broker names)."""
+    from services.ingest.app import create_app
+
+    client = await client_for(create_app(settings_for(database_url, broker_prefix)))
+    yield client
+    await client.close()
+
+
+@pytest.fixture
+async def costing_consumer(pool, database_url, broker_prefix):
+    """A costing consumer running in-process on this test's queue."""
+    from services.costing.main import running_consumer
+
+    async with running_consumer(settings_for(database_url, broker_prefix)) as running:
+        yield running
+
+
+@pytest.fixture
+async def api_tenant(pool):
+    """A tenant with an API key: (tenant_id, request headers)."""
+    return await make_api_tenant(pool)
+
+
+async def make_api_tenant(pool, name: str = "Acme", home_currency: str = "USD"):
+    from services.ingest.admin import create_tenant
+
+    async with pool.acquire() as conn:
+        tenant_id, key = await create_tenant(conn, name, home_currency)
+    return tenant_id, {"Authorization": f"Bearer {key}"}
+
+
+async def event_applied(pool, event_id) -> bool:
+    return await pool.fetchval("SELECT true FROM processed_events WHERE event_id = $1", uuid.UUID(str(event_id))) or False

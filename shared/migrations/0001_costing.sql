@@ -177,6 +177,7 @@ CREATE TABLE IF NOT EXISTS dead_letters (
     routing_key text,
     reason      text NOT NULL,
     body        bytea NOT NULL,
-    created_at  timestamptz NOT NULL DEFAULT now()
+    created_at  timestamptz NOT NULL DEFAULT now(),
+    redriven_at timestamptz
 );
 CREATE INDEX IF NOT EXISTS dead_letters_event ON dead_letters (event_id);

@@ -13,16 +13,11 @@ import pytest
 from services.costing.main import running_consumer
 from shared import broker
 from shared.events import dump_event
-from shared.settings import Settings
-from tests.conftest import TEST_AMQP_URL, wait_for
+from tests.conftest import TEST_AMQP_URL, settings_for, wait_for
 from tests.histories import history
 from tests.invariants import assert_invariants, violations
 from tests.projection import project
 from tests.reference_model import compute
-
-
-def settings_for(database_url: str, prefix: str, **extra) -> Settings:
-    return Settings(database_url=database_url, amqp_url=TEST_AMQP_URL, broker_prefix=prefix, **extra)
 
 
 async def processed(pool, tenant_id) -> int:

@@ -1,0 +1,36 @@
+# Partsemble sales tracking. On a fresh clone:
+#   make run    bootstrap (.venv, deps, PostgreSQL, RabbitMQ), migrate, start all services
+#   make test   bootstrap (.venv, deps, PostgreSQL, RabbitMQ, chromium), run pytest
+#               e.g. make test PYTEST_ARGS="-k fifo -x"
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+PY := .venv/bin/python
+PYTEST_ARGS ?=
+
+# Unbuffered output so honcho/pytest show service logs as they happen.
+export PYTHONUNBUFFERED := 1
+
+.PHONY: help run test migrate bootstrap bootstrap-test clean
+
+help: ## list targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{ printf "  make %-15s %s\n", $$1, $$2 }'
+
+run: bootstrap migrate ## run the whole system (Ctrl-C stops it)
+	exec $(PY) -m honcho start -f Procfile
+
+test: bootstrap-test ## run the tests; pass pytest options with PYTEST_ARGS="..."
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+migrate: bootstrap ## create the DATABASE_URL database if missing and apply migrations
+	$(PY) -m shared.migrate
+
+bootstrap: ## .venv + pinned deps + PostgreSQL/RabbitMQ for DATABASE_URL
+	@bash scripts/bootstrap.sh run
+
+bootstrap-test: ## .venv + pinned deps + PostgreSQL/RabbitMQ for TEST_DATABASE_URL + chromium
+	@bash scripts/bootstrap.sh test
+
+clean: ## remove .venv and caches (databases are left alone)
+	rm -rf .venv .pytest_cache .hypothesis
+	find . -name __pycache__ -type d -prune -exec rm -rf {} +

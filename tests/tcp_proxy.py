@@ -1,0 +1,63 @@
+"""A small TCP proxy on loopback for fault tests (toxiproxy's "down" toxic): while
+down it refuses new connections and cuts the open ones, so a client sees the
+server vanish while the real server keeps running for everyone else."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+
+
+class TcpProxy:
+    def __init__(self, upstream_host: str, upstream_port: int):
+        self.upstream = (upstream_host, upstream_port)
+        self.server: asyncio.base_events.Server | None = None
+        self.port = 0
+        self._writers: set[asyncio.StreamWriter] = set()
+        self.up = True
+
+    async def start(self) -> int:
+        self.server = await asyncio.start_server(self._serve, "127.0.0.1", self.port)
+        self.port = self.server.sockets[0].getsockname()[1]
+        return self.port
+
+    async def stop(self) -> None:
+        self.cut()
+        if self.server:
+            self.server.close()
+            await self.server.wait_closed()
+
+    def cut(self) -> None:
+        """Go down: close every open connection and refuse new ones."""
+        self.up = False
+        for writer in list(self._writers):
+            writer.transport.abort()
+        self._writers.clear()
+
+    def restore(self) -> None:
+        self.up = True
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        if not self.up:
+            writer.transport.abort()
+            return
+        try:
+            up_reader, up_writer = await asyncio.open_connection(*self.upstream)
+        except OSError:
+            writer.transport.abort()
+            return
+        self._writers.update({writer, up_writer})
+        try:
+            await asyncio.gather(self._pipe(reader, up_writer), self._pipe(up_reader, writer))
+        finally:
+            for w in (writer, up_writer):
+                self._writers.discard(w)
+                w.transport.abort()
+
+    @staticmethod
+    async def _pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        with contextlib.suppress(ConnectionError, OSError):
+            while data := await reader.read(65536):
+                writer.write(data)
+                await writer.drain()
+        writer.transport.abort()
