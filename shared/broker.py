@@ -52,8 +52,11 @@ class Topology:
     dead_letters: AbstractQueue
 
 
-async def connect(url: str) -> AbstractRobustConnection:
-    return await aio_pika.connect_robust(url, client_properties={"connection_name": "partsemble"})
+async def connect(url: str, robust: bool = True) -> AbstractRobustConnection:
+    """A robust connection reconnects by itself (consumers); a plain one is for
+    callers that handle reconnection themselves (the outbox relay)."""
+    connect_fn = aio_pika.connect_robust if robust else aio_pika.connect
+    return await connect_fn(url, client_properties={"connection_name": "partsemble"}, timeout=10)
 
 
 async def open_channel(connection: AbstractRobustConnection, prefetch: int = 0) -> AbstractChannel:

@@ -32,5 +32,28 @@ class Settings(BaseSettings):
     costing_max_attempts: int = 8
     #: Redeliveries the broker allows before it dead-letters (a crashing consumer).
     costing_delivery_limit: int = 5
+    # --- QuickBooks Online (production defaults where Intuit fixes them) ---------------
+    qbo_api_base: str = "https://quickbooks.api.intuit.com"
+    qbo_oauth_authorize_url: str = "https://appcenter.intuit.com/connect/oauth2"
+    qbo_oauth_token_url: str = "https://oauth.platform.intuit.com/oauth2/v1/tokens/bearer"
+    qbo_oauth_revoke_url: str = "https://developer.api.intuit.com/v2/oauth2/tokens/revoke"
+    qbo_client_id: str | None = None
+    qbo_client_secret: str | None = None
+    qbo_webhook_verifier_token: str | None = None
+    qbo_redirect_uri: str = "http://127.0.0.1:8081/oauth/quickbooks/callback"
+    #: Days of history imported when a company connects (at most 30: CDC's reach).
+    qbo_initial_import_days: int = Field(default=30, ge=0, le=30)
+    #: Seconds between periodic CDC catch-ups of every connected company.
+    qbo_cdc_interval_seconds: float = 300.0
+    #: Intuit's per-realm limits, honoured by our client.
+    qbo_rate_per_minute: int = 500
+    qbo_max_concurrent: int = 10
+    #: Pending notifications of one realm above which the worker reads by CDC instead of one GET each.
+    qbo_coalesce_threshold: int = 20
+    #: 32-byte key, base64, for OAuth tokens at rest (AES-GCM). Required in production.
+    token_encryption_key: str | None = None
+    #: Secret that signs the OAuth ``state`` parameter. Required in production.
+    oauth_state_secret: str | None = None
+
     #: Env-gated fault hooks for crash tests; never set in production.
     crash_point: str | None = None

@@ -8,7 +8,9 @@ import contextlib
 
 from aiohttp import web
 
-from services.ingest.app_keys import RELAY, SERVICE, SETTINGS
+from services.ingest.app_keys import QBO, RELAY, SERVICE, SETTINGS
+from services.ingest.qbo.channel import QboChannel
+from services.ingest.qbo.routes import routes as qbo_routes
 from services.ingest.relay import OutboxRelay
 from services.ingest.routes import routes
 from services.ingest.service import IngestService
@@ -39,11 +41,23 @@ async def _relay_ctx(app: web.Application):
     await relay.close()
 
 
+async def _qbo_ctx(app: web.Application):
+    channel = QboChannel.build(app[POOL], app[SETTINGS], on_events=app[RELAY].notify)
+    app[QBO] = channel
+    task = asyncio.create_task(channel.worker.run(), name="qbo-worker")
+    yield
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
+    await channel.close()
+
+
 def create_app(settings) -> web.Application:
     app = web.Application(middlewares=[error_middleware, auth_middleware()], client_max_size=settings.max_body_bytes)
     app[SETTINGS] = settings
-    app.cleanup_ctx.extend([_pool_ctx, _relay_ctx])
+    app.cleanup_ctx.extend([_pool_ctx, _relay_ctx, _qbo_ctx])
     app.router.add_routes(routes)
+    app.router.add_routes(qbo_routes)
 
     async def broker_ready() -> None:
         if not app[RELAY].connected:

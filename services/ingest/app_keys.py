@@ -2,6 +2,7 @@
 
 from aiohttp import web
 
+from services.ingest.qbo.channel import QboChannel
 from services.ingest.relay import OutboxRelay
 from services.ingest.service import IngestService
 from shared.settings import Settings
@@ -9,3 +10,4 @@ from shared.settings import Settings
 SETTINGS = web.AppKey("settings", Settings)
 SERVICE = web.AppKey("service", IngestService)
 RELAY = web.AppKey("relay", OutboxRelay)
+QBO = web.AppKey("qbo", QboChannel)

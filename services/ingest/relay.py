@@ -50,12 +50,19 @@ class OutboxRelay:
         return self.connection is not None and not self.connection.is_closed
 
     async def _ensure_exchange(self):
+        """The exchange on a live connection; a fresh connection after any failure."""
         if self._exchange is None or not self.connected:
-            if self.connection is None or self.connection.is_closed:
-                self.connection = await broker.connect(self.amqp_url)
+            await self._drop_connection()
+            self.connection = await broker.connect(self.amqp_url, robust=False)
             channel = await broker.open_channel(self.connection)
             self._exchange = (await broker.declare(channel, self.names, self.delivery_limit)).exchange
         return self._exchange
+
+    async def _drop_connection(self) -> None:
+        connection, self.connection, self._exchange = self.connection, None, None
+        if connection is not None:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(connection.close(), timeout=2)
 
     async def run(self) -> None:
         """Publish until cancelled; sleep until notified (or 1 s) when the outbox is empty."""
@@ -73,7 +80,7 @@ class OutboxRelay:
                 raise
             except Exception as exc:  # noqa: BLE001 - broker or database down: keep the rows, retry
                 log.warning("relay.unavailable", error=f"{type(exc).__name__}: {exc}", retry_in=backoff)
-                self._exchange = None
+                await self._drop_connection()
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, 5.0)
 
@@ -96,7 +103,6 @@ class OutboxRelay:
         PUBLISHED.inc(len(sent))
         if failed:
             FAILED.inc(len(failed))
-            self._exchange = None
             raise failed[0][1]
         return len(sent)
 
@@ -106,5 +112,4 @@ class OutboxRelay:
         await broker.publish_raw(exchange, row["event_type"], message, self.publish_timeout)
 
     async def close(self) -> None:
-        if self.connection is not None:
-            await self.connection.close()
+        await self._drop_connection()

@@ -12,6 +12,7 @@ from decimal import Decimal
 import asyncpg
 import structlog
 
+from services.ingest.qbo.sync import remap_tenant
 from services.ingest.repository import IngestRepository
 from services.ingest.schemas import LotBody, LotPatchBody, ProductBody, SaleBody
 from shared.events import EventBase, LotCorrected, LotReceived, ProductUpserted, SaleLine, SaleRemoved, SaleUpserted
@@ -72,7 +73,15 @@ async def _emit(repo: IngestRepository, *events: EventBase) -> list[str]:
 
 # products ----------------------------------------------------------------------------
 
+def _remapping(op: Operation) -> Operation:
+    """A catalog change that may re-map QuickBooks items re-emits the sales it affects."""
+    async def wrapped(repo: IngestRepository) -> dict:
+        return await remap_tenant(repo.conn, repo.tenant_id, lambda _conn: op(repo))
+    return wrapped
+
+
 def create_product(body: ProductBody) -> Operation:
+    @_remapping
     async def op(repo: IngestRepository) -> dict:
         if body.sku is None:
             raise ApiError(422, "validation_failed", [{"field": "sku", "problem": "Field required"}])
@@ -83,6 +92,7 @@ def create_product(body: ProductBody) -> Operation:
 
 
 def put_product(sku: str, body: ProductBody) -> Operation:
+    @_remapping
     async def op(repo: IngestRepository) -> dict:
         if body.sku is not None and body.sku != sku:
             raise ApiError(422, "validation_failed", [{"field": "sku", "problem": "differs from the sku in the path"}])

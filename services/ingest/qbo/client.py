@@ -1,0 +1,113 @@
+"""The QuickBooks Online API client: entity reads, CDC and queries for one realm,
+within Intuit's limits (requests per minute and concurrent requests per realm),
+backing off on 429 and 5xx, refreshing the token once on 401."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import random
+from datetime import datetime
+from decimal import Decimal
+
+import aiohttp
+from aiolimiter import AsyncLimiter
+from prometheus_client import Counter
+
+from services.ingest.qbo.oauth import TokenStore
+from shared.logging import get_logger
+from shared.settings import Settings
+
+log = get_logger("qbo.client")
+REQUESTS = Counter("qbo_api_requests_total", "QuickBooks API requests by outcome", ["outcome"])
+MINOR_VERSION = "75"
+PATHS = {"Invoice": "invoice", "SalesReceipt": "salesreceipt", "CreditMemo": "creditmemo", "Item": "item"}
+
+
+class QboError(Exception):
+    def __init__(self, status: int, detail: str):
+        super().__init__(f"QuickBooks answered {status}: {detail[:300]}")
+        self.status = status
+
+
+class QboClient:
+    def __init__(self, session: aiohttp.ClientSession, settings: Settings, tokens: TokenStore, max_attempts: int = 6):
+        self.session = session
+        self.settings = settings
+        self.tokens = tokens
+        self.max_attempts = max_attempts
+        self._limiters: dict[str, tuple[AsyncLimiter, asyncio.Semaphore]] = {}
+
+    def _limits(self, realm_id: str) -> tuple[AsyncLimiter, asyncio.Semaphore]:
+        if realm_id not in self._limiters:
+            self._limiters[realm_id] = (AsyncLimiter(self.settings.qbo_rate_per_minute, 60),
+                                        asyncio.Semaphore(self.settings.qbo_max_concurrent))
+        return self._limiters[realm_id]
+
+    async def _get(self, realm_id: str, path: str, params: dict) -> tuple[int, dict]:
+        url = f"{self.settings.qbo_api_base.rstrip('/')}/v3/company/{realm_id}/{path}"
+        params = {**params, "minorversion": MINOR_VERSION}
+        limiter, concurrent = self._limits(realm_id)
+        refreshed = False
+        for attempt in range(1, self.max_attempts + 1):
+            token = await self.tokens.access_token(realm_id)
+            async with concurrent, limiter:
+                async with self.session.get(url, params=params, headers={
+                        "Authorization": f"Bearer {token}", "Accept": "application/json"}) as response:
+                    status, text = response.status, await response.text()
+                    retry_after = response.headers.get("Retry-After")
+            if status == 401 and not refreshed:
+                REQUESTS.labels("unauthorized").inc()
+                await self.tokens.refresh(realm_id, stale=token)
+                refreshed = True
+                continue
+            if status == 429 or status >= 500:
+                REQUESTS.labels("throttled" if status == 429 else "server_error").inc()
+                delay = float(retry_after) if retry_after and retry_after.isdigit() else min(30.0, 0.5 * 2**attempt)
+                log.warning("qbo.api.backoff", status=status, realm=realm_id, delay=delay)
+                await asyncio.sleep(delay * (0.75 + random.random() / 2))
+                continue
+            REQUESTS.labels("ok" if status == 200 else str(status)).inc()
+            try:
+                return status, json.loads(text, parse_float=Decimal)
+            except ValueError as exc:
+                raise QboError(status, text) from exc
+        raise QboError(status, text)
+
+    async def read(self, realm_id: str, entity: str, entity_id: str) -> dict | None:
+        """The entity, or None when QuickBooks says it does not exist (Fault 610: deleted)."""
+        status, body = await self._get(realm_id, f"{PATHS[entity]}/{entity_id}", {})
+        if status == 200:
+            return body[entity]
+        errors = (body.get("Fault") or {}).get("Error") or []
+        if any(str(e.get("code")) == "610" for e in errors):
+            return None
+        raise QboError(status, json.dumps(body, default=str))
+
+    async def cdc(self, realm_id: str, entities: list[str], since: datetime) -> tuple[dict[str, list], str | None]:
+        """Changed entities since ``since`` (≤ 30 days), by entity name, and the server time."""
+        status, body = await self._get(realm_id, "cdc", {"entities": ",".join(entities),
+                                                          "changedSince": since.isoformat()})
+        if status != 200:
+            raise QboError(status, json.dumps(body, default=str))
+        changed: dict[str, list] = {name: [] for name in entities}
+        for response in body.get("CDCResponse") or []:
+            for query in response.get("QueryResponse") or []:
+                for name in entities:
+                    changed[name].extend(query.get(name) or [])
+        return changed, body.get("time")
+
+    async def query_changed(self, realm_id: str, entity: str, since: datetime, page: int = 1000) -> list[dict]:
+        """All ``entity`` changed after ``since`` through the query endpoint (no 30-day limit)."""
+        found, start = [], 1
+        while True:
+            query = (f"select * from {entity} where MetaData.LastUpdatedTime > '{since.isoformat()}' "
+                     f"orderby MetaData.LastUpdatedTime startposition {start} maxresults {page}")
+            status, body = await self._get(realm_id, "query", {"query": query})
+            if status != 200:
+                raise QboError(status, json.dumps(body, default=str))
+            rows = (body.get("QueryResponse") or {}).get(entity) or []
+            found.extend(rows)
+            if len(rows) < page:
+                return found
+            start += page

@@ -1,0 +1,160 @@
+"""SQL of the QuickBooks channel."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+
+import asyncpg
+
+from services.ingest.qbo.deliveries import Notification
+
+INSERT_DELIVERY = "INSERT INTO qbo_deliveries (content_type, body, parse_error) VALUES ($1, $2, $3) RETURNING id"
+INSERT_NOTIFICATIONS = """
+INSERT INTO qbo_notifications (dedupe_key, delivery_id, realm_id, entity, entity_id, operation, deleted_id,
+                               occurred_at, status)
+SELECT u.key, $1, u.realm, u.entity, u.entity_id, u.operation, u.deleted_id, u.occurred_at,
+       CASE WHEN EXISTS (SELECT 1 FROM qbo_connections c WHERE c.realm_id = u.realm AND c.status = 'connected')
+            THEN 'pending' ELSE 'ignored' END
+FROM unnest($2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::timestamptz[])
+     AS u(key, realm, entity, entity_id, operation, deleted_id, occurred_at)
+ON CONFLICT (dedupe_key) DO NOTHING
+RETURNING realm_id, status"""
+
+CONNECTION = "SELECT * FROM qbo_connections WHERE realm_id = $1"
+# Why FOR UPDATE: one token refresh per realm at a time, across processes (single flight).
+LOCK_CONNECTION = "SELECT * FROM qbo_connections WHERE realm_id = $1 FOR UPDATE"
+CONNECTIONS_OF_TENANT = """
+SELECT realm_id, status, access_expires_at, cdc_watermark, token_refreshes, created_at, updated_at
+FROM qbo_connections WHERE tenant_id = $1 ORDER BY realm_id"""
+CONNECTED_REALMS = "SELECT realm_id, tenant_id, cdc_watermark FROM qbo_connections WHERE status = 'connected'"
+UPSERT_CONNECTION = """
+INSERT INTO qbo_connections (realm_id, tenant_id, access_token, refresh_token, access_expires_at, status)
+VALUES ($1, $2, $3, $4, $5, 'connected')
+ON CONFLICT (realm_id) DO UPDATE SET access_token = EXCLUDED.access_token, refresh_token = EXCLUDED.refresh_token,
+    access_expires_at = EXCLUDED.access_expires_at, status = 'connected', updated_at = now()
+WHERE qbo_connections.tenant_id = EXCLUDED.tenant_id
+RETURNING realm_id"""
+STORE_TOKENS = """
+UPDATE qbo_connections SET access_token = $2, refresh_token = $3, access_expires_at = $4,
+       token_refreshes = token_refreshes + 1, updated_at = now() WHERE realm_id = $1"""
+SET_STATUS = "UPDATE qbo_connections SET status = $2, updated_at = now() WHERE realm_id = $1"
+SET_WATERMARK = """
+UPDATE qbo_connections SET cdc_watermark = GREATEST(coalesce(cdc_watermark, $2), $2), updated_at = now()
+WHERE realm_id = $1"""
+
+# The worker: claims are short transactions (status 'processing'); a claim older
+# than 5 minutes (a worker that died) is taken again.
+_OPEN = "(status = 'pending' OR (status = 'processing' AND claimed_at < now() - interval '5 minutes'))"
+PENDING_REALMS = f"SELECT realm_id, count(*) AS n FROM qbo_notifications WHERE {_OPEN} GROUP BY realm_id"
+CLAIM = f"""
+UPDATE qbo_notifications SET status = 'processing', claimed_at = now()
+WHERE id IN (SELECT id FROM qbo_notifications WHERE realm_id = $1 AND {_OPEN}
+             ORDER BY id LIMIT $2 FOR UPDATE SKIP LOCKED)
+RETURNING id, realm_id, entity, entity_id, operation, deleted_id, occurred_at"""
+FINISH = """
+UPDATE qbo_notifications SET status = $2, attempts = attempts + 1, last_error = $3, handled_at = now()
+WHERE id = ANY($1::bigint[])"""
+RETRY_LATER = """
+UPDATE qbo_notifications SET attempts = attempts + 1, last_error = $2,
+       status = CASE WHEN attempts + 1 >= $3 THEN 'failed' ELSE 'pending' END
+WHERE id = ANY($1::bigint[])"""
+
+ENSURE_ENTITY = """
+INSERT INTO qbo_entities (realm_id, entity, entity_id) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING"""
+# Why FOR UPDATE: versions of one QuickBooks entity are turned into events one at a time.
+LOCK_ENTITY = "SELECT * FROM qbo_entities WHERE realm_id = $1 AND entity = $2 AND entity_id = $3 FOR UPDATE"
+STORE_ENTITY = """
+UPDATE qbo_entities SET sync_token = $4, remap_seq = $5, deleted = $6, body = $7, item_ids = $8,
+       last_updated = $9, updated_at = now()
+WHERE realm_id = $1 AND entity = $2 AND entity_id = $3"""
+SALES_WITH_ITEMS = """
+SELECT entity, entity_id FROM qbo_entities
+WHERE realm_id = $1 AND NOT deleted AND body IS NOT NULL AND item_ids && $2::text[] ORDER BY entity, entity_id"""
+
+ITEMS = "SELECT item_id, name, sku, type, merged_into FROM qbo_items WHERE realm_id = $1"
+UPSERT_ITEM = """
+INSERT INTO qbo_items (realm_id, item_id, name, sku, type, active, sync_token, merged_into)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+ON CONFLICT (realm_id, item_id) DO UPDATE SET name = EXCLUDED.name, sku = EXCLUDED.sku, type = EXCLUDED.type,
+    active = EXCLUDED.active, sync_token = EXCLUDED.sync_token,
+    merged_into = coalesce(EXCLUDED.merged_into, qbo_items.merged_into), updated_at = now()"""
+MERGE_ITEM = "UPDATE qbo_items SET merged_into = $3, active = false, updated_at = now() WHERE realm_id = $1 AND item_id = $2"
+CATALOG = "SELECT sku, name, qbo_item_id FROM catalog_products WHERE tenant_id = $1"
+REALMS_OF_TENANT = "SELECT realm_id FROM qbo_connections WHERE tenant_id = $1 AND status = 'connected'"
+
+
+class QboRepository:
+    def __init__(self, conn: asyncpg.Connection):
+        self.conn = conn
+
+    async def store_delivery(self, content_type: str | None, body: bytes, parse_error: str | None,
+                             notifications: Sequence[Notification]) -> list[asyncpg.Record]:
+        delivery_id = await self.conn.fetchval(INSERT_DELIVERY, content_type, body, parse_error)
+        if not notifications:
+            return []
+        cols = list(zip(*[(n.dedupe_key, n.realm_id, n.entity, n.entity_id, n.operation, n.deleted_id,
+                           n.occurred_at) for n in notifications]))
+        return await self.conn.fetch(INSERT_NOTIFICATIONS, delivery_id, *map(list, cols))
+
+    async def connection(self, realm_id: str, lock: bool = False) -> asyncpg.Record | None:
+        return await self.conn.fetchrow(LOCK_CONNECTION if lock else CONNECTION, realm_id)
+
+    async def connections_of(self, tenant_id) -> list[asyncpg.Record]:
+        return await self.conn.fetch(CONNECTIONS_OF_TENANT, tenant_id)
+
+    async def connected_realms(self) -> list[asyncpg.Record]:
+        return await self.conn.fetch(CONNECTED_REALMS)
+
+    async def realms_of(self, tenant_id) -> list[str]:
+        return [r["realm_id"] for r in await self.conn.fetch(REALMS_OF_TENANT, tenant_id)]
+
+    async def upsert_connection(self, realm_id, tenant_id, access: bytes, refresh: bytes, expires_at) -> bool:
+        return await self.conn.fetchval(UPSERT_CONNECTION, realm_id, tenant_id, access, refresh, expires_at) is not None
+
+    async def store_tokens(self, realm_id: str, access: bytes, refresh: bytes, expires_at: datetime) -> None:
+        await self.conn.execute(STORE_TOKENS, realm_id, access, refresh, expires_at)
+
+    async def set_status(self, realm_id: str, status: str) -> None:
+        await self.conn.execute(SET_STATUS, realm_id, status)
+
+    async def advance_watermark(self, realm_id: str, at: datetime) -> None:
+        await self.conn.execute(SET_WATERMARK, realm_id, at)
+
+    async def pending_realms(self) -> list[asyncpg.Record]:
+        return await self.conn.fetch(PENDING_REALMS)
+
+    async def claim(self, realm_id: str, limit: int) -> list[asyncpg.Record]:
+        return await self.conn.fetch(CLAIM, realm_id, limit)
+
+    async def finish(self, ids: Sequence[int], status: str = "done", error: str | None = None) -> None:
+        if ids:
+            await self.conn.execute(FINISH, list(ids), status, error)
+
+    async def retry_later(self, ids: Sequence[int], error: str, max_attempts: int) -> None:
+        if ids:
+            await self.conn.execute(RETRY_LATER, list(ids), error[:1000], max_attempts)
+
+    async def lock_entity(self, realm_id: str, entity: str, entity_id: str) -> asyncpg.Record:
+        await self.conn.execute(ENSURE_ENTITY, realm_id, entity, entity_id)
+        return await self.conn.fetchrow(LOCK_ENTITY, realm_id, entity, entity_id)
+
+    async def store_entity(self, realm_id, entity, entity_id, sync_token, remap_seq, deleted, body, item_ids,
+                           last_updated) -> None:
+        await self.conn.execute(STORE_ENTITY, realm_id, entity, entity_id, sync_token, remap_seq, deleted, body,
+                                item_ids, last_updated)
+
+    async def sales_with_items(self, realm_id: str, item_ids: Sequence[str]) -> list[asyncpg.Record]:
+        return await self.conn.fetch(SALES_WITH_ITEMS, realm_id, list(item_ids))
+
+    async def items(self, realm_id: str) -> list[asyncpg.Record]:
+        return await self.conn.fetch(ITEMS, realm_id)
+
+    async def upsert_item(self, realm_id, item_id, name, sku, item_type, active, sync_token, merged_into=None) -> None:
+        await self.conn.execute(UPSERT_ITEM, realm_id, item_id, name, sku, item_type, active, sync_token, merged_into)
+
+    async def merge_item(self, realm_id: str, item_id: str, into: str) -> None:
+        await self.conn.execute(MERGE_ITEM, realm_id, item_id, into)
+
+    async def catalog(self, tenant_id) -> list[asyncpg.Record]:
+        return await self.conn.fetch(CATALOG, tenant_id)

@@ -1,0 +1,178 @@
+"""Turning QuickBooks entities into events, one entity at a time under its row
+lock: a SyncToken not newer than the one already turned into events is skipped,
+a delete is terminal. Items keep the item→product mapping current; a mapping
+change re-emits the sales it affects (same SyncToken, next remap sequence).
+Catch-up reads changes with CDC (≤ 30 days, ≤ 1000 objects: when full, the query
+endpoint completes it) from a stored watermark."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime, timedelta, timezone
+
+import asyncpg
+
+from services.ingest.qbo import normalize
+from services.ingest.qbo.client import QboClient
+from services.ingest.qbo.deliveries import parse_time
+from services.ingest.qbo.mapping import Item, ItemMapper, Product
+from services.ingest.qbo.repository import QboRepository
+from services.ingest.repository import IngestRepository
+from shared.logging import get_logger
+
+log = get_logger("qbo.sync")
+SALES_ENTITIES = ("Invoice", "SalesReceipt", "CreditMemo")
+CDC_ENTITIES = ["Item", *SALES_ENTITIES]
+CDC_LIMIT = 1000
+OVERLAP = timedelta(minutes=5)  # re-read a little before the watermark: clocks and commit delays
+
+
+def _mapping_lock(tenant_id) -> str:
+    return f"qbo-mapping:{tenant_id}"
+
+
+async def load_mapper(conn: asyncpg.Connection, tenant_id, realm_id: str) -> ItemMapper:
+    repo = QboRepository(conn)
+    products = [Product(r["sku"], r["name"], r["qbo_item_id"]) for r in await repo.catalog(tenant_id)]
+    items = {r["item_id"]: Item(r["item_id"], r["name"], r["sku"], r["type"], r["merged_into"])
+             for r in await repo.items(realm_id)}
+    return ItemMapper(products, items)
+
+
+async def lock_mapping(conn: asyncpg.Connection, tenant_id, exclusive: bool) -> None:
+    """Sales read the mapping under a shared lock; changes of it take the exclusive
+    lock, so a re-map never misses a sale being turned into an event meanwhile."""
+    fn = "pg_advisory_xact_lock" if exclusive else "pg_advisory_xact_lock_shared"
+    await conn.execute(f"SELECT {fn}(hashtextextended($1, 0))", _mapping_lock(tenant_id))
+
+
+async def apply_sale(conn: asyncpg.Connection, tenant_id: uuid.UUID, realm_id: str, entity: str, entity_id: str,
+                     body: dict | None, operation: str | None = None) -> list[str]:
+    """Turn one sales entity (None: deleted) into its event, if newer. Call in a transaction."""
+    await lock_mapping(conn, tenant_id, exclusive=False)
+    repo = QboRepository(conn)
+    state = await repo.lock_entity(realm_id, entity, entity_id)
+    if state["deleted"]:
+        return []
+    if body is None:
+        await repo.store_entity(realm_id, entity, entity_id, state["sync_token"], state["remap_seq"], True,
+                                state["body"], state["item_ids"], datetime.now(timezone.utc))
+        return await _emit(conn, tenant_id, normalize.removed(tenant_id, entity, entity_id))
+    token = int(body.get("SyncToken", 0))
+    if state["sync_token"] is not None and token <= state["sync_token"]:
+        return []
+    event = normalize.to_event(tenant_id, entity, body, await load_mapper(conn, tenant_id, realm_id), 0, operation)
+    await repo.store_entity(realm_id, entity, entity_id, token, 0, False, body, normalize.item_ids(body),
+                            parse_time((body.get("MetaData") or {}).get("LastUpdatedTime")))
+    return await _emit(conn, tenant_id, event)
+
+
+async def apply_item(conn: asyncpg.Connection, tenant_id, realm_id: str, item: dict | None, item_id: str,
+                     merged_into: str | None = None) -> list[str]:
+    """Keep the item cache current; re-emit the sales whose mapping it changes."""
+    await lock_mapping(conn, tenant_id, exclusive=True)
+    before = await load_mapper(conn, tenant_id, realm_id)
+    repo = QboRepository(conn)
+    if item is not None:
+        await repo.upsert_item(realm_id, str(item["Id"]), item.get("Name"), item.get("Sku"), item.get("Type"),
+                               bool(item.get("Active", True)), int(item.get("SyncToken", 0)))
+    if merged_into:
+        await repo.merge_item(realm_id, item_id, merged_into)
+    return await remap(conn, tenant_id, realm_id, before, await load_mapper(conn, tenant_id, realm_id),
+                       extra_items={item_id})
+
+
+async def remap(conn: asyncpg.Connection, tenant_id, realm_id: str, before: ItemMapper, after: ItemMapper,
+                extra_items: set[str] = frozenset()) -> list[str]:
+    """Re-emit every sale that names an item whose mapping differs between the two mappers."""
+    candidates = set(before.items) | set(after.items) | set(extra_items) | {
+        i for m in (before, after) for i in m.mapped_item_ids()}
+    changed = sorted(i for i in candidates if before.map(i) != after.map(i))
+    if not changed:
+        return []
+    repo = QboRepository(conn)
+    event_ids = []
+    for row in await repo.sales_with_items(realm_id, changed):
+        state = await repo.lock_entity(realm_id, row["entity"], row["entity_id"])
+        if state["deleted"] or state["body"] is None:
+            continue
+        seq = state["remap_seq"] + 1
+        event = normalize.to_event(tenant_id, row["entity"], state["body"], after, seq)
+        await repo.store_entity(realm_id, row["entity"], row["entity_id"], state["sync_token"], seq, False,
+                                state["body"], state["item_ids"], state["last_updated"])
+        event_ids += await _emit(conn, tenant_id, event)
+    log.info("qbo.remapped", realm=realm_id, items=changed, sales=len(event_ids))
+    return event_ids
+
+
+async def remap_tenant(conn: asyncpg.Connection, tenant_id, change) -> list[str]:
+    """Run a catalog change (``change(conn)``) and re-emit the QuickBooks sales it re-maps."""
+    realms = await QboRepository(conn).realms_of(tenant_id)
+    if not realms:
+        return await change(conn)
+    await lock_mapping(conn, tenant_id, exclusive=True)
+    befores = {realm: await load_mapper(conn, tenant_id, realm) for realm in realms}
+    result = await change(conn)
+    for realm in realms:
+        await remap(conn, tenant_id, realm, befores[realm], await load_mapper(conn, tenant_id, realm))
+    return result
+
+
+async def _emit(conn: asyncpg.Connection, tenant_id, event) -> list[str]:
+    await IngestRepository(conn, tenant_id).append(event, "quickbooks")
+    return [str(event.event_id)]
+
+
+class CatchUp:
+    """Reads what changed in a realm since its watermark and turns it into events."""
+
+    def __init__(self, pool: asyncpg.Pool, client: QboClient, initial_days: int):
+        self.pool = pool
+        self.client = client
+        self.initial_days = initial_days
+
+    async def run(self, realm_id: str, tenant_id, since: datetime | None = None) -> int:
+        now = datetime.now(timezone.utc)
+        if since is None:
+            async with self.pool.acquire() as conn:
+                row = await QboRepository(conn).connection(realm_id)
+            since = (row["cdc_watermark"] - OVERLAP) if row and row["cdc_watermark"] else \
+                now - timedelta(days=self.initial_days)
+        server_time = now
+        if now - since < timedelta(days=30):
+            changed, time_text = await self.client.cdc(realm_id, CDC_ENTITIES, since)
+            server_time = parse_time(time_text) or now
+            if sum(len(v) for v in changed.values()) >= CDC_LIMIT:  # full: complete it with the query endpoint
+                log.info("qbo.cdc.full", realm=realm_id, since=since.isoformat())
+                for entity in CDC_ENTITIES:
+                    changed[entity] = _newest(changed[entity] + await self.client.query_changed(realm_id, entity, since))
+        else:  # beyond CDC's reach: the query endpoint (which does not report deletions)
+            changed = {e: await self.client.query_changed(realm_id, e, since) for e in CDC_ENTITIES}
+        count = await self.apply_changes(realm_id, tenant_id, changed)
+        async with self.pool.acquire() as conn:
+            await QboRepository(conn).advance_watermark(realm_id, server_time)
+        return count
+
+    async def apply_changes(self, realm_id: str, tenant_id, changed: dict[str, list]) -> int:
+        """Items first (so the mapping is current), then sales; CDC's deleted stubs become deletions."""
+        count = 0
+        for entity in CDC_ENTITIES:
+            for body in changed.get(entity) or []:
+                deleted = str(body.get("status", "")).lower() == "deleted"
+                async with self.pool.acquire() as conn, conn.transaction():
+                    if entity == "Item":
+                        ids = await apply_item(conn, tenant_id, realm_id, None if deleted else body, str(body["Id"]))
+                    else:
+                        ids = await apply_sale(conn, tenant_id, realm_id, entity, str(body["Id"]),
+                                               None if deleted else body)
+                count += len(ids)
+        return count
+
+
+def _newest(bodies: list[dict]) -> list[dict]:
+    by_id: dict[str, dict] = {}
+    for body in bodies:
+        current = by_id.get(str(body["Id"]))
+        if current is None or int(body.get("SyncToken", -1)) > int(current.get("SyncToken", -1)):
+            by_id[str(body["Id"])] = body
+    return list(by_id.values())

@@ -1,0 +1,172 @@
+"""The notification worker: takes pending webhook notifications realm by realm and
+turns them into events. A realm with few pending notifications gets one read per
+changed entity (deduplicated, in parallel within Intuit's limits); when they pile
+up, one CDC call covers them all. Periodically, and on demand, every connected
+realm is caught up with CDC from its watermark, which heals lost webhooks."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections import defaultdict
+from datetime import timedelta
+
+import asyncpg
+from prometheus_client import Counter, Gauge
+
+from services.ingest.qbo.client import QboClient
+from services.ingest.qbo.oauth import ReconnectRequired
+from services.ingest.qbo.repository import QboRepository
+from services.ingest.qbo.sync import SALES_ENTITIES, CatchUp, apply_item, apply_sale
+from shared.logging import get_logger
+
+log = get_logger("qbo.worker")
+HANDLED = Counter("qbo_notifications_handled_total", "Notifications handled by outcome", ["outcome"])
+BACKLOG = Gauge("qbo_notifications_pending", "Notifications waiting for the worker")
+MAX_ATTEMPTS = 10
+BATCH = 5000
+
+
+class NotificationWorker:
+    def __init__(self, pool: asyncpg.Pool, client: QboClient, catch_up: CatchUp, coalesce_threshold: int,
+                 cdc_interval: float, on_events=lambda: None):
+        self.pool = pool
+        self.client = client
+        self.catch_up = catch_up
+        self.coalesce_threshold = coalesce_threshold
+        self.cdc_interval = cdc_interval
+        self.on_events = on_events
+        self.wake = asyncio.Event()
+        self._sync_requests: set[str] = set()
+        self._last_catch_up = 0.0
+
+    def notify(self) -> None:
+        self.wake.set()
+
+    def request_sync(self, realm_id: str) -> None:
+        self._sync_requests.add(realm_id)
+        self.wake.set()
+
+    async def run(self) -> None:
+        while True:
+            try:
+                busy = await self.step()
+            except asyncio.CancelledError:
+                raise
+            except Exception:  # noqa: BLE001 - keep the worker alive; the rows stay pending
+                log.exception("qbo.worker.failed")
+                busy = False
+                await asyncio.sleep(1.0)
+            if not busy:
+                with contextlib.suppress(asyncio.TimeoutError):
+                    await asyncio.wait_for(self.wake.wait(), timeout=1.0)
+                self.wake.clear()
+
+    async def step(self) -> bool:
+        """One pass: notifications of every realm, then due catch-ups. True if there was work."""
+        async with self.pool.acquire() as conn:
+            realms = await QboRepository(conn).pending_realms()
+            connections = {r["realm_id"]: r for r in await QboRepository(conn).connected_realms()}
+        BACKLOG.set(sum(r["n"] for r in realms))
+        results = await asyncio.gather(*(self.handle_realm(r["realm_id"], r["n"], connections.get(r["realm_id"]))
+                                         for r in realms), return_exceptions=True)
+        failures = 0
+        for realm, result in zip(realms, results):
+            if isinstance(result, Exception):
+                failures += 1
+                log.warning("qbo.worker.realm_failed", realm=realm["realm_id"], error=str(result))
+        due = time.monotonic() - self._last_catch_up >= self.cdc_interval
+        wanted = {realm for realm, c in connections.items() if due or c["cdc_watermark"] is None}
+        wanted |= self._sync_requests & connections.keys()
+        self._sync_requests -= wanted
+        if due:
+            self._last_catch_up = time.monotonic()
+        for realm in sorted(wanted):
+            await self._catch_up(realm, connections[realm]["tenant_id"])
+        return len(realms) > failures  # only failures: wait before trying again
+
+    async def _catch_up(self, realm_id: str, tenant_id) -> None:
+        try:
+            count = await self.catch_up.run(realm_id, tenant_id)
+            if count:
+                self.on_events()
+            log.info("qbo.catch_up.done", realm=realm_id, events=count)
+        except ReconnectRequired:
+            log.error("qbo.catch_up.reconnect_required", realm=realm_id)
+        except Exception:  # noqa: BLE001 - retried at the next interval
+            log.exception("qbo.catch_up.failed", realm=realm_id)
+
+    async def handle_realm(self, realm_id: str, pending: int, connection) -> None:
+        async with self.pool.acquire() as conn:
+            claimed = await QboRepository(conn).claim(
+                realm_id, BATCH if pending > self.coalesce_threshold else self.coalesce_threshold)
+        if not claimed:
+            return
+        if connection is None:
+            await self._finish([r["id"] for r in claimed], "ignored", "realm not connected")
+            HANDLED.labels("ignored").inc(len(claimed))
+            return
+        tenant_id = connection["tenant_id"]
+        try:
+            covered = await self._by_cdc(realm_id, tenant_id, claimed) if len(claimed) > self.coalesce_threshold \
+                else set()
+            await self._finish(sorted(covered))
+            await self._by_reads(realm_id, tenant_id, [r for r in claimed if r["id"] not in covered])
+        except Exception as exc:  # noqa: BLE001 - reconnect needed or QuickBooks unreachable: try again later
+            await self._retry_later([r["id"] for r in claimed], f"{type(exc).__name__}: {exc}")
+            raise
+        HANDLED.labels("done").inc(len(claimed))
+        self.on_events()
+
+    async def _finish(self, ids, status: str = "done", error: str | None = None) -> None:
+        async with self.pool.acquire() as conn:
+            await QboRepository(conn).finish(ids, status, error)
+
+    async def _retry_later(self, ids, error: str) -> None:
+        async with self.pool.acquire() as conn:
+            await QboRepository(conn).retry_later(ids, error, MAX_ATTEMPTS)
+
+    async def _by_cdc(self, realm_id: str, tenant_id, claimed) -> set[int]:
+        """One CDC call for a pile of notifications; returns the ids it covered."""
+        since = min(r["occurred_at"] for r in claimed if r["occurred_at"]) - timedelta(minutes=2) \
+            if any(r["occurred_at"] for r in claimed) else None
+        await self.catch_up.run(realm_id, tenant_id, since)
+        log.info("qbo.coalesced", realm=realm_id, notifications=len(claimed))
+        return {r["id"] for r in claimed if r["entity"] in (*SALES_ENTITIES, "Item") and r["operation"] != "Merge"}
+
+    async def _by_reads(self, realm_id: str, tenant_id, claimed) -> None:
+        by_entity = defaultdict(list)
+        for r in claimed:
+            by_entity[(r["entity"], r["entity_id"])].append(r)
+        results = await asyncio.gather(*(self._one(realm_id, tenant_id, entity, entity_id, rows)
+                                         for (entity, entity_id), rows in by_entity.items()), return_exceptions=True)
+        for rows, result in zip(by_entity.values(), results):
+            ids = [r["id"] for r in rows]
+            if isinstance(result, ReconnectRequired):
+                raise result
+            if isinstance(result, Exception):
+                log.warning("qbo.notification.retry", entity=rows[0]["entity"], id=rows[0]["entity_id"],
+                            error=str(result))
+                await self._retry_later(ids, f"{type(result).__name__}: {result}")
+            else:
+                await self._finish(ids, result)
+
+    async def _one(self, realm_id: str, tenant_id, entity: str, entity_id: str, rows) -> str:
+        """Read one entity (once, however many notifications name it) and apply it."""
+        operations = {r["operation"] for r in rows}
+        if entity in SALES_ENTITIES:
+            body = None if "Delete" in operations else await self.client.read(realm_id, entity, entity_id)
+            async with self.pool.acquire() as conn, conn.transaction():
+                await apply_sale(conn, tenant_id, realm_id, entity, entity_id, body,
+                                 "Void" if "Void" in operations else None)
+            return "done"
+        if entity == "Item":
+            merged = next((r["deleted_id"] for r in rows if r["operation"] == "Merge" and r["deleted_id"]), None)
+            body = None if "Delete" in operations else await self.client.read(realm_id, "Item", entity_id)
+            async with self.pool.acquire() as conn, conn.transaction():
+                if merged:  # deleted_id was merged into entity_id
+                    await apply_item(conn, tenant_id, realm_id, None, merged, merged_into=entity_id)
+                await apply_item(conn, tenant_id, realm_id, body, entity_id)
+            return "done"
+        return "ignored"
