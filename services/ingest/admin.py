@@ -4,6 +4,8 @@
     python -m services.ingest.admin create-key --tenant <tenant_id> [--json]
     python -m services.ingest.admin list-keys --tenant <tenant_id> [--json]
     python -m services.ingest.admin revoke-key <key_id or prefix>
+    python -m services.ingest.admin connect-quickbooks --tenant <tenant_id> --realm <realm_id> \
+        --access-token … --refresh-token … --expires-in <seconds>
 
 A new key is printed once and never again; only its hash is stored.
 """
@@ -15,9 +17,12 @@ import asyncio
 import json
 import sys
 import uuid
+from datetime import datetime, timedelta, timezone
 
 import asyncpg
 
+from services.ingest.qbo.repository import QboRepository
+from services.ingest.qbo.tokens_crypto import TokenCipher
 from services.ingest.schemas import _currency
 from shared.api_keys import create_key, list_keys, revoke_key
 from shared.migrate import migrate
@@ -47,7 +52,22 @@ def _parser() -> argparse.ArgumentParser:
         p.add_argument("--json", action="store_true")
     p = commands.add_parser("revoke-key")
     p.add_argument("key", help="key id or prefix")
+    p = commands.add_parser("connect-quickbooks", help="link a QuickBooks company to a tenant with tokens")
+    p.add_argument("--tenant", required=True, type=uuid.UUID)
+    p.add_argument("--realm", required=True)
+    p.add_argument("--access-token", required=True)
+    p.add_argument("--refresh-token", required=True)
+    p.add_argument("--expires-in", required=True, type=int)
     return parser
+
+
+async def connect_quickbooks(conn: asyncpg.Connection, settings: Settings, tenant_id: uuid.UUID, realm_id: str,
+                             access_token: str, refresh_token: str, expires_in: int) -> bool:
+    """Store a realm's tokens (encrypted) and link it to the tenant; False if another tenant has it."""
+    cipher = TokenCipher(settings.token_encryption_key)
+    expires_at = datetime.now(timezone.utc) + timedelta(seconds=expires_in)
+    return await QboRepository(conn).upsert_connection(realm_id, tenant_id, cipher.encrypt(access_token, realm_id),
+                                                       cipher.encrypt(refresh_token, realm_id), expires_at)
 
 
 def _currency_arg(value: str) -> str:
@@ -76,6 +96,12 @@ async def run(args: argparse.Namespace, settings: Settings) -> int:
             _print(args.json, rows, "\n".join(f"{r['id']}  psk_{r['prefix']}_…  created {r['created_at']}"
                                               f"{'  REVOKED ' + r['revoked_at'] if r['revoked_at'] else ''}"
                                               for r in rows) or "no keys")
+        elif args.command == "connect-quickbooks":
+            if not await connect_quickbooks(conn, settings, args.tenant, args.realm, args.access_token,
+                                            args.refresh_token, args.expires_in):
+                print(f"realm {args.realm} is connected to another tenant", file=sys.stderr)
+                return 1
+            print(f"realm {args.realm} connected to tenant {args.tenant}; the ingest service imports its history")
         elif args.command == "revoke-key":
             if not await revoke_key(conn, args.key):
                 print(f"no live key {args.key!r}", file=sys.stderr)
