@@ -17,7 +17,7 @@ help: ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{ printf "  make %-15s %s\n", $$1, $$2 }'
 
 run: bootstrap migrate ## run the whole system (Ctrl-C stops it)
-	exec $(PY) -m honcho start -f Procfile
+	exec scripts/run.sh
 
 test: bootstrap-test ## run the tests; pass pytest options with PYTEST_ARGS="..."
 	$(PY) -m pytest $(PYTEST_ARGS)

@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# `make run`: every service under honcho. Without real QuickBooks credentials
+# (QBO_CLIENT_ID unset) the ingest service talks to the local QuickBooks
+# simulator, which starts with a demo company that the `demo` process connects.
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+
+export LOG_FORMAT="${LOG_FORMAT:-console}"
+if [[ -z "${QBO_CLIENT_ID:-}" ]]; then
+    sim="http://127.0.0.1:${QBO_SIM_PORT:-8090}"
+    export QBO_API_BASE="$sim" \
+           QBO_OAUTH_AUTHORIZE_URL="$sim/appcenter/connect/oauth2" \
+           QBO_OAUTH_TOKEN_URL="$sim/oauth2/v1/tokens/bearer" \
+           QBO_OAUTH_REVOKE_URL="$sim/v2/oauth2/tokens/revoke" \
+           QBO_CLIENT_ID=sim-client QBO_CLIENT_SECRET=sim-secret \
+           QBO_WEBHOOK_VERIFIER_TOKEN="${QBO_SIM_VERIFIER_TOKEN:-sim-verifier-token}" \
+           QBO_CDC_INTERVAL_SECONDS="${QBO_CDC_INTERVAL_SECONDS:-60}"
+    echo "run: no QBO_CLIENT_ID set: using the local QuickBooks simulator at $sim with a demo company" >&2
+    exec .venv/bin/python -m honcho start -f Procfile
+fi
+exec .venv/bin/python -m honcho start -f Procfile ingest costing query

@@ -1,0 +1,121 @@
+"""``python -m services.ingest.demo``: the demo company of ``make run``.
+
+With the QuickBooks simulator running: creates the tenant "Demo Manufacturing"
+(its API key is written to ``var/demo-api-key``), its finished goods and lots
+through the ingest API, and connects the simulator's demo company, whose sales
+the ingest service then imports, costs and shows. Idempotent; it then stays up
+(honcho ends every process when one exits) until stopped.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import signal
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+import aiohttp
+import asyncpg
+
+from services.ingest.admin import connect_quickbooks, create_tenant
+from shared.api_keys import create_key
+from shared.logging import configure, get_logger
+from shared.migrate import migrate
+from shared.settings import Settings
+
+log = get_logger("demo")
+TENANT_NAME = "Demo Manufacturing"
+KEY_FILE = Path("var/demo-api-key")
+DEMO_REALM_ID = "9130350000000001"
+PRODUCTS = [("W-100", "Widget", "4.90"), ("W-200", "Widget Pro", "10.75"), ("G-300", "Gadget", "18.00")]
+LOTS = [("W-100", "W100-A", "20", "4.80", 90), ("W-100", "W100-B", "15", "5.10", 50),
+        ("W-200", "W200-A", "10", "10.90", 75), ("G-300", "G300-A", "5", "18.00", 70)]
+
+
+async def _wait(session: aiohttp.ClientSession, url: str, what: str, seconds: float = 60) -> None:
+    deadline = asyncio.get_running_loop().time() + seconds
+    while True:
+        try:
+            async with session.get(url) as response:
+                if response.status == 200:
+                    return
+        except aiohttp.ClientError:
+            pass
+        if asyncio.get_running_loop().time() > deadline:
+            raise SystemExit(f"demo: {what} did not come up at {url}")
+        await asyncio.sleep(0.5)
+
+
+async def _tenant_and_key(conn: asyncpg.Connection) -> tuple:
+    tenant_id = await conn.fetchval("SELECT id FROM tenants WHERE name = $1 ORDER BY created_at LIMIT 1", TENANT_NAME)
+    if tenant_id is None:
+        tenant_id, key = await create_tenant(conn, TENANT_NAME, "USD")
+    elif KEY_FILE.exists():
+        key = KEY_FILE.read_text().strip()
+    else:
+        key = (await create_key(conn, tenant_id)).key
+    KEY_FILE.parent.mkdir(exist_ok=True)
+    KEY_FILE.write_text(key + "\n")
+    os.chmod(KEY_FILE, 0o600)
+    return tenant_id, key
+
+
+async def setup(settings: Settings, sim_url: str) -> str:
+    await migrate(settings.database_url)
+    ingest_url = f"http://127.0.0.1:{settings.ingest_port}"
+    async with aiohttp.ClientSession() as session:
+        await _wait(session, f"{sim_url}/sim/health", "the QuickBooks simulator")
+        await _wait(session, f"{ingest_url}/healthz", "the ingest service")
+        conn = await asyncpg.connect(settings.database_url)
+        try:
+            tenant_id, key = await _tenant_and_key(conn)
+            headers = {"Authorization": f"Bearer {key}"}
+            now = datetime.now(timezone.utc)
+            for sku, name, standard_cost in PRODUCTS:
+                await session.put(f"{ingest_url}/api/v1/products/{sku}", headers=headers,
+                                  json={"name": name, "standard_cost": standard_cost})
+            for sku, lot, qty, cost, days in LOTS:  # 409 when it exists already: fine
+                await session.post(f"{ingest_url}/api/v1/lots", headers=headers, json={
+                    "sku": sku, "lot_number": lot, "quantity": qty, "unit_cost": cost,
+                    "received_at": (now - timedelta(days=days)).isoformat()})
+            async with session.get(f"{sim_url}/sim/companies") as response:
+                realms = (await response.json())["realm_ids"]
+            if DEMO_REALM_ID not in realms:
+                await session.post(f"{sim_url}/sim/companies", json={"realm_id": DEMO_REALM_ID, "demo": True})
+            connected = await conn.fetchval("SELECT status = 'connected' FROM qbo_connections WHERE realm_id = $1",
+                                            DEMO_REALM_ID)
+            if not connected:
+                async with session.post(f"{sim_url}/sim/{DEMO_REALM_ID}/tokens") as response:
+                    tokens = await response.json()
+                await connect_quickbooks(conn, settings, tenant_id, DEMO_REALM_ID, tokens["access_token"],
+                                         tokens["refresh_token"], int(tokens["expires_in"]))
+        finally:
+            await conn.close()
+    return key
+
+
+async def main_async(args: argparse.Namespace) -> None:
+    settings = Settings()
+    configure(settings.log_format, settings.log_level)
+    key = await setup(settings, args.sim)
+    print(f"\n  Demo company ready.\n  API key: {key}  (also in {KEY_FILE})\n"
+          f"  Sales tab: http://127.0.0.1:{settings.query_port}/sales\n"
+          f"  Drive QuickBooks: .venv/bin/python -m services.qbo_sim.cli --help\n", flush=True)
+    if args.stay:
+        stop = asyncio.Event()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            asyncio.get_running_loop().add_signal_handler(sig, stop.set)
+        await stop.wait()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(prog="python -m services.ingest.demo", description=__doc__.split("\n")[0])
+    parser.add_argument("--sim", default=f"http://127.0.0.1:{os.environ.get('QBO_SIM_PORT', '8090')}")
+    parser.add_argument("--stay", action="store_true", help="keep running after the setup (for honcho)")
+    asyncio.run(main_async(parser.parse_args()))
+
+
+if __name__ == "__main__":
+    main()
