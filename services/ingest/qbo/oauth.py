@@ -37,12 +37,13 @@ class OAuthClient:
         self.session = session
         self.settings = settings
 
-    def _auth(self) -> aiohttp.BasicAuth:
-        return aiohttp.BasicAuth(self.settings.qbo_client_id or "", self.settings.qbo_client_secret or "")
+    def _headers(self) -> dict:
+        basic = aiohttp.encode_basic_auth(self.settings.qbo_client_id or "", self.settings.qbo_client_secret or "")
+        return {"Accept": "application/json", "Authorization": basic}
 
     async def _token_call(self, form: dict) -> Tokens:
-        async with self.session.post(self.settings.qbo_oauth_token_url, data=form, auth=self._auth(),
-                                     headers={"Accept": "application/json"}) as response:
+        async with self.session.post(self.settings.qbo_oauth_token_url, data=form,
+                                     headers=self._headers()) as response:
             body = await response.json(content_type=None)
             if response.status == 400 and body.get("error") == "invalid_grant":
                 raise ReconnectRequired("invalid_grant")
@@ -60,8 +61,8 @@ class OAuthClient:
         return await self._token_call({"grant_type": "refresh_token", "refresh_token": refresh_token})
 
     async def revoke(self, token: str) -> None:
-        async with self.session.post(self.settings.qbo_oauth_revoke_url, json={"token": token}, auth=self._auth(),
-                                     headers={"Accept": "application/json"}) as response:
+        async with self.session.post(self.settings.qbo_oauth_revoke_url, json={"token": token},
+                                     headers=self._headers()) as response:
             if response.status >= 400:
                 log.warning("qbo.oauth.revoke_failed", status=response.status)
 

@@ -1,0 +1,293 @@
+"""Control API for tests, the driver CLI and operators (``/sim/...``; not part of QBO).
+
+Sales and item changes answer with the same envelope the QBO API returns
+(``{"Invoice": {...}, "time": ...}``) and notify the webhook endpoint unless ``?notify=false``.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+from datetime import timedelta
+
+from aiohttp import web
+from pydantic import ValidationError
+
+from services.qbo_sim import timefmt
+from services.qbo_sim.demo import populate
+from services.qbo_sim.entities import ENTITY_NAMES
+from services.qbo_sim.jsonutil import json_response
+from services.qbo_sim.simulator import SIM, Simulator
+from services.qbo_sim.specs import BulkSpec, CompanySpec, ItemPatch, ItemSpec, LineSpec, TxnSpec
+from services.qbo_sim.store import Record, SimError
+
+routes = web.RouteTableDef()
+SALES = "{entity:invoice|salesreceipt|creditmemo}"
+
+
+def control(handler):
+    @functools.wraps(handler)
+    async def wrapper(request: web.Request) -> web.StreamResponse:
+        try:
+            return await handler(request, request.app[SIM])
+        except SimError as exc:
+            return json_response({"error": str(exc)}, status=exc.status)
+        except ValidationError as exc:
+            return json_response({"error": "invalid body", "detail": json.loads(exc.json())}, status=400)
+        except json.JSONDecodeError as exc:
+            return json_response({"error": f"invalid JSON: {exc}"}, status=400)
+
+    return wrapper
+
+
+async def _body(request: web.Request) -> dict:
+    if not request.can_read_body:
+        return {}
+    body = await request.json()
+    if not isinstance(body, dict):
+        raise SimError(400, "body must be a JSON object")
+    return body
+
+
+def _notify(request: web.Request) -> bool:
+    return request.query.get("notify", "true").lower() not in ("false", "0", "no")
+
+
+def _entity(record: Record, sim: Simulator) -> web.Response:
+    return json_response({record.entity: record.render(sim.tz), "time": timefmt.response_time(timefmt.now(), sim.tz)})
+
+
+@routes.get("/sim/health")
+async def health(request: web.Request) -> web.Response:
+    return json_response({"status": "ok"})
+
+
+# --- companies and tokens -----------------------------------------------------------------
+@routes.post("/sim/companies")
+@control
+async def create_company(request: web.Request, sim: Simulator) -> web.Response:
+    spec = CompanySpec.model_validate(await _body(request))
+    company = sim.store.create_company(spec.realm_id, spec.home_currency, spec.multicurrency)
+    if spec.demo:
+        populate(company)
+    return json_response({"realm_id": company.realm_id}, status=201)
+
+
+@routes.get("/sim/companies")
+@control
+async def list_companies(request: web.Request, sim: Simulator) -> web.Response:
+    return json_response({"realm_ids": list(sim.store.companies)})
+
+
+@routes.post("/sim/{realm}/tokens")
+@control
+async def mint_tokens(request: web.Request, sim: Simulator) -> web.Response:
+    company = sim.company(request.match_info["realm"])
+    _, body = sim.tokens.mint(company.realm_id)
+    return json_response({**body, "realm_id": company.realm_id}, status=201)
+
+
+@routes.post("/sim/{realm}/tokens/expire")
+@control
+async def expire_tokens(request: web.Request, sim: Simulator) -> web.Response:
+    """Expire the realm's access tokens now; ``{"refresh_tokens": true}`` also kills refresh tokens."""
+    company = sim.company(request.match_info["realm"])
+    body = await _body(request)
+    count = sim.tokens.expire_realm(company.realm_id, refresh_tokens=bool(body.get("refresh_tokens")))
+    return json_response({"expired": count})
+
+
+@routes.get("/sim/{realm}/stats")
+@control
+async def stats(request: web.Request, sim: Simulator) -> web.Response:
+    realm = request.match_info["realm"]
+    sim.company(realm)
+    return json_response(sim.stats.for_realm(realm))
+
+
+# --- items ----------------------------------------------------------------------------------
+@routes.post("/sim/{realm}/items")
+@control
+async def create_item(request: web.Request, sim: Simulator) -> web.Response:
+    company = sim.company(request.match_info["realm"])
+    record, changes = company.create_item(ItemSpec.model_validate(await _body(request)))
+    sim.publish(changes, _notify(request))
+    return _entity(record, sim)
+
+
+@routes.get("/sim/{realm}/items")
+@control
+async def list_items(request: web.Request, sim: Simulator) -> web.Response:
+    company = sim.company(request.match_info["realm"])
+    return json_response({"Item": [r.render(sim.tz) for r in company.live("Item")]})
+
+
+@routes.post("/sim/{realm}/items/{id}")
+@control
+async def update_item(request: web.Request, sim: Simulator) -> web.Response:
+    company = sim.company(request.match_info["realm"])
+    record, changes = company.update_item(request.match_info["id"], ItemPatch.model_validate(await _body(request)))
+    sim.publish(changes, _notify(request))
+    return _entity(record, sim)
+
+
+@routes.delete("/sim/{realm}/items/{id}")
+@control
+async def delete_item(request: web.Request, sim: Simulator) -> web.Response:
+    company = sim.company(request.match_info["realm"])
+    record, changes = company.delete_item(request.match_info["id"])
+    sim.publish(changes, _notify(request))
+    return _entity(record, sim)
+
+
+@routes.post("/sim/{realm}/items/{id}/merge")
+@control
+async def merge_item(request: web.Request, sim: Simulator) -> web.Response:
+    company = sim.company(request.match_info["realm"])
+    into = (await _body(request)).get("into")
+    if into is None:
+        raise SimError(400, '"into" is required')
+    record, changes = company.merge_item(request.match_info["id"], str(into))
+    sim.publish(changes, _notify(request))
+    return _entity(record, sim)
+
+
+# --- sales forms ------------------------------------------------------------------------
+@routes.post(f"/sim/{{realm}}/{SALES}")
+@control
+async def create_txn(request: web.Request, sim: Simulator) -> web.Response:
+    company = sim.company(request.match_info["realm"])
+    spec = TxnSpec.model_validate(await _body(request))
+    record, changes = company.create_txn(ENTITY_NAMES[request.match_info["entity"]], spec)
+    sim.publish(changes, _notify(request))
+    return _entity(record, sim)
+
+
+@routes.get(f"/sim/{{realm}}/{SALES}")
+@control
+async def list_txns(request: web.Request, sim: Simulator) -> web.Response:
+    company = sim.company(request.match_info["realm"])
+    name = ENTITY_NAMES[request.match_info["entity"]]
+    return json_response({name: [r.render(sim.tz) for r in company.live(name)]})
+
+
+@routes.get(f"/sim/{{realm}}/{SALES}/{{id}}")
+@control
+async def show_txn(request: web.Request, sim: Simulator) -> web.Response:
+    """The stored control-API spec (to edit it) and the entity, deleted ones included."""
+    company = sim.company(request.match_info["realm"])
+    record = company.get(ENTITY_NAMES[request.match_info["entity"]], request.match_info["id"], live=False)
+    return json_response({"spec": json.loads(record.spec.model_dump_json(exclude_unset=True)),
+                          "deleted": record.deleted, "voided": record.voided,
+                          "entity": record.stub(sim.tz) if record.deleted else record.render(sim.tz)})
+
+
+@routes.post(f"/sim/{{realm}}/{SALES}/{{id}}")
+@control
+async def update_txn(request: web.Request, sim: Simulator) -> web.Response:
+    company = sim.company(request.match_info["realm"])
+    record, changes = company.update_txn(ENTITY_NAMES[request.match_info["entity"]], request.match_info["id"],
+                                         await _body(request))
+    sim.publish(changes, _notify(request))
+    return _entity(record, sim)
+
+
+@routes.post(f"/sim/{{realm}}/{SALES}/{{id}}/void")
+@control
+async def void_txn(request: web.Request, sim: Simulator) -> web.Response:
+    company = sim.company(request.match_info["realm"])
+    record, changes = company.void_txn(ENTITY_NAMES[request.match_info["entity"]], request.match_info["id"])
+    sim.publish(changes, _notify(request))
+    return _entity(record, sim)
+
+
+@routes.post(f"/sim/{{realm}}/{SALES}/{{id}}/email")
+@control
+async def email_txn(request: web.Request, sim: Simulator) -> web.Response:
+    company = sim.company(request.match_info["realm"])
+    record, changes = company.email_txn(ENTITY_NAMES[request.match_info["entity"]], request.match_info["id"])
+    sim.publish(changes, _notify(request))
+    return _entity(record, sim)
+
+
+@routes.delete(f"/sim/{{realm}}/{SALES}/{{id}}")
+@control
+async def delete_txn(request: web.Request, sim: Simulator) -> web.Response:
+    company = sim.company(request.match_info["realm"])
+    record, changes = company.delete_txn(ENTITY_NAMES[request.match_info["entity"]], request.match_info["id"])
+    sim.publish(changes, _notify(request))
+    return json_response({record.entity: {"domain": "QBO", "status": "Deleted", "Id": record.id},
+                          "time": timefmt.response_time(timefmt.now(), sim.tz)})
+
+
+@routes.post("/sim/{realm}/bulk-invoices")
+@control
+async def bulk_invoices(request: web.Request, sim: Simulator) -> web.Response:
+    """Many invoices at once (benchmarks); webhooks go out in batches of ≤ webhook_batch_max."""
+    company = sim.company(request.match_info["realm"])
+    spec = BulkSpec.model_validate(await _body(request))
+    lines = spec.lines or [LineSpec(item_id=spec.item_id, sku=spec.sku, qty=spec.qty, unit_price=spec.unit_price)]
+    start = spec.txn_date or company.today()
+    ids, changes = [], []
+    for n in range(spec.count):
+        days_back = (spec.spread_days * (spec.count - 1 - n)) // spec.count
+        txn = TxnSpec(customer=spec.customer, txn_date=start - timedelta(days=days_back), lines=lines)
+        record, made = company.create_txn("Invoice", txn)
+        ids.append(record.id)
+        changes.extend(made)
+    sim.publish(changes, _notify(request))
+    return json_response({"created": len(ids), "first_id": ids[0], "last_id": ids[-1]}, status=201)
+
+
+# --- webhooks and API knobs ------------------------------------------------------------
+@routes.post("/sim/webhooks/config")
+@control
+async def webhook_config(request: web.Request, sim: Simulator) -> web.Response:
+    faults = sim.webhooks.configure(await _body(request))
+    return json_response(faults.model_dump())
+
+
+@routes.get("/sim/webhooks/config")
+@control
+async def webhook_config_get(request: web.Request, sim: Simulator) -> web.Response:
+    return json_response({**sim.webhooks.faults.model_dump(), "pending": sim.webhooks.pending})
+
+
+@routes.post("/sim/webhooks/flush")
+@control
+async def webhook_flush(request: web.Request, sim: Simulator) -> web.Response:
+    delivered = await sim.webhooks.flush()
+    return json_response({"delivered": delivered, "pending": sim.webhooks.pending})
+
+
+@routes.get("/sim/webhooks/deliveries")
+@control
+async def webhook_deliveries(request: web.Request, sim: Simulator) -> web.Response:
+    return json_response({"deliveries": list(sim.webhooks.log)})
+
+
+@routes.post("/sim/api/config")
+@control
+async def api_config(request: web.Request, sim: Simulator) -> web.Response:
+    """``rate_per_minute``, ``max_concurrent``, ``latency_seconds``, ``fail_next``/``fail_status``,
+    ``reset_window`` (forget the requests counted in the current minute)."""
+    body = await _body(request)
+    allowed = {"rate_per_minute", "max_concurrent", "latency_seconds", "fail_next", "fail_status", "reset_window"}
+    unknown = set(body) - allowed
+    if unknown:
+        raise SimError(400, f"unknown options {sorted(unknown)}")
+    if "rate_per_minute" in body:
+        sim.throttle.rate_per_minute = int(body["rate_per_minute"])
+    if "max_concurrent" in body:
+        sim.throttle.max_concurrent = int(body["max_concurrent"])
+    if "latency_seconds" in body:
+        sim.api_faults.latency = float(body["latency_seconds"])
+    if "fail_next" in body:
+        sim.api_faults.fail_next = int(body["fail_next"])
+    if "fail_status" in body:
+        sim.api_faults.fail_status = int(body["fail_status"])
+    if body.get("reset_window"):
+        sim.throttle.reset()
+    return json_response({"rate_per_minute": sim.throttle.rate_per_minute,
+                          "max_concurrent": sim.throttle.max_concurrent, "latency_seconds": sim.api_faults.latency,
+                          "fail_next": sim.api_faults.fail_next, "fail_status": sim.api_faults.fail_status})

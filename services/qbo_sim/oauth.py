@@ -1,0 +1,107 @@
+"""OAuth 2.0 endpoints as Intuit serves them (QBO.md §4), all on the simulator's origin:
+
+- ``GET /appcenter/connect/oauth2`` — consent is automatic: 302 to ``redirect_uri`` with ``code``,
+  ``state`` and ``realmId`` (query ``realm`` picks the company, created empty if new; default the
+  demo company). ``deny=1`` answers ``error=access_denied`` instead.
+- ``POST /oauth2/v1/tokens/bearer`` — HTTP Basic client auth, form body; ``authorization_code``
+  and ``refresh_token`` grants; rotating refresh tokens; ``{"error":"invalid_grant"}`` 400.
+- ``POST /v2/oauth2/tokens/revoke`` — JSON ``{"token": …}``; revokes the whole grant.
+"""
+
+from __future__ import annotations
+
+import base64
+import hmac
+import time
+from urllib.parse import urlencode, urlsplit, urlunsplit
+
+from aiohttp import web
+
+from services.qbo_sim.jsonutil import json_response
+from services.qbo_sim.simulator import SIM, Simulator
+from services.qbo_sim.tokens import OAuthError
+
+routes = web.RouteTableDef()
+ACCOUNTING_SCOPE = "com.intuit.quickbooks.accounting"
+
+
+def _redirect(uri: str, params: dict) -> web.HTTPFound:
+    parts = urlsplit(uri)
+    query = "&".join(filter(None, [parts.query, urlencode(params)]))
+    return web.HTTPFound(urlunsplit(parts._replace(query=query)))
+
+
+@routes.get("/appcenter/connect/oauth2")
+async def authorize(request: web.Request) -> web.Response:
+    sim = request.app[SIM]
+    q = request.query
+    if q.get("client_id") != sim.config.client_id:
+        return web.Response(status=400, text="invalid client_id")
+    redirect_uri = q.get("redirect_uri")
+    if not redirect_uri:
+        return web.Response(status=400, text="redirect_uri is required")
+    state = {"state": q["state"]} if "state" in q else {}
+    if q.get("response_type") != "code":
+        raise _redirect(redirect_uri, {"error": "unsupported_response_type", **state})
+    if ACCOUNTING_SCOPE not in q.get("scope", "").split():
+        raise _redirect(redirect_uri, {"error": "invalid_scope", **state})
+    if q.get("deny") in ("1", "true"):
+        raise _redirect(redirect_uri, {"error": "access_denied", **state})
+    company = sim.company_or_demo(q.get("realm"))
+    code = sim.tokens.issue_code(company.realm_id, redirect_uri)
+    raise _redirect(redirect_uri, {"code": code, **state, "realmId": company.realm_id})
+
+
+def _client_ok(request: web.Request, sim: Simulator) -> bool:
+    scheme, _, encoded = request.headers.get("Authorization", "").partition(" ")
+    if scheme.lower() != "basic":
+        return False
+    try:
+        login, _, password = base64.b64decode(encoded.strip(), validate=True).decode().partition(":")
+    except (ValueError, UnicodeDecodeError):
+        return False
+    return (hmac.compare_digest(login.encode(), sim.config.client_id.encode())
+            and hmac.compare_digest(password.encode(), sim.config.client_secret.encode()))
+
+
+def _error(error: str, status: int = 400) -> web.Response:
+    return json_response({"error": error}, status=status)
+
+
+@routes.post("/oauth2/v1/tokens/bearer")
+async def token(request: web.Request) -> web.Response:
+    sim = request.app[SIM]
+    if not _client_ok(request, sim):
+        return _error("invalid_client", 401)
+    form = await request.post()
+    grant_type = form.get("grant_type")
+    try:
+        if grant_type == "authorization_code":
+            grant, body = sim.tokens.exchange_code(str(form.get("code", "")), form.get("redirect_uri"))
+        elif grant_type == "refresh_token":
+            grant, body = sim.tokens.refresh(str(form.get("refresh_token", "")))
+            sim.stats.add(grant.realm, "token_refreshes")
+        else:
+            return _error("unsupported_grant_type")
+    except OAuthError as exc:
+        if grant_type == "refresh_token" and exc.realm:
+            sim.stats.add(exc.realm, "token_refreshes")
+            sim.stats.add(exc.realm, "token_refresh_failures")
+        return _error(exc.error, exc.status)
+    if request.headers.get("x-include-refresh-token-hard-expires-in", "").lower() == "true":
+        body["x_refresh_token_hard_expires_in"] = int(grant.hard_expires - time.time())
+    return json_response(body, headers={"Cache-Control": "no-store", "Pragma": "no-cache"})
+
+
+@routes.post("/v2/oauth2/tokens/revoke")
+async def revoke(request: web.Request) -> web.Response:
+    sim = request.app[SIM]
+    if not _client_ok(request, sim):
+        return _error("invalid_client", 401)
+    try:
+        body = await request.json()
+        token_value = body["token"]
+    except (ValueError, KeyError, TypeError):
+        return _error("invalid_request")
+    sim.tokens.revoke(str(token_value))
+    return web.Response(status=200)

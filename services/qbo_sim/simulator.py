@@ -1,0 +1,67 @@
+"""The simulator's state in one object: companies, tokens, throttle, webhooks, counters."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from aiohttp import web
+
+from services.qbo_sim.config import SimConfig
+from services.qbo_sim.payloads import Event
+from services.qbo_sim.stats import Stats
+from services.qbo_sim.store import Change, Company, Store
+from services.qbo_sim.throttle import Throttle
+from services.qbo_sim.tokens import TokenStore
+from services.qbo_sim.webhooks import WebhookSender
+
+
+@dataclass
+class ApiFaults:
+    """Knobs of the QBO API side (``POST /sim/api/config``)."""
+
+    latency: float = 0.0
+    fail_next: int = 0
+    fail_status: int = 503
+
+
+class Simulator:
+    def __init__(self, config: SimConfig):
+        self.config = config
+        self.store = Store(config.utc_offset)
+        self.stats = Stats()
+        self.tokens = TokenStore(config.access_token_lifetime, config.refresh_token_lifetime)
+        self.throttle = Throttle(config.rate_per_minute, config.max_concurrent)
+        self.webhooks = WebhookSender(config, self.stats)
+        self.api_faults = ApiFaults(latency=config.api_latency)
+
+    @property
+    def tz(self):
+        return self.store.tz
+
+    def publish(self, changes: list[Change], notify: bool = True) -> None:
+        if notify and changes:
+            self.webhooks.enqueue([Event(c.realm, c.entity, c.id, c.operation, c.time, c.deleted_id)
+                                   for c in changes])
+
+    def company(self, realm_id: str) -> Company:
+        """A known company; the demo realm always exists (created with its data on first use)."""
+        from services.qbo_sim.demo import DEMO_REALM_ID
+
+        if realm_id == DEMO_REALM_ID:
+            return self.company_or_demo(realm_id)
+        return self.store.company(realm_id)
+
+    def company_or_demo(self, realm_id: str | None) -> Company:
+        """The company for an OAuth consent: the given realm (created empty if new) or the demo one."""
+        from services.qbo_sim.demo import DEMO_REALM_ID, populate
+
+        realm_id = realm_id or DEMO_REALM_ID
+        company = self.store.companies.get(realm_id)
+        if company is None:
+            company = self.store.create_company(realm_id)
+            if realm_id == DEMO_REALM_ID:
+                populate(company)
+        return company
+
+
+SIM = web.AppKey("qbo_sim", Simulator)

@@ -1,0 +1,247 @@
+"""QuickBooks Online → costed sales, end to end: the simulator (real API and webhook
+formats), the ingest service with its webhook inbox and worker, the costing
+consumer, PostgreSQL and RabbitMQ. Expected numbers are worked out in comments.
+
+Lots of W-1: L1 10 @ 2.00 (Jan 1), L2 10 @ 3.00 (Jan 10); WAC = 50 / 20 = 2.50.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from dataclasses import dataclass
+from decimal import Decimal
+
+import pytest
+
+from services.ingest.admin import connect_quickbooks
+from services.ingest.app import create_app
+from services.ingest.qbo.signature import sign
+from services.qbo_sim.app import create_app as create_sim
+from services.qbo_sim.config import SimConfig
+from tests.conftest import client_for, settings_for, wait_for
+
+VERIFIER = "test-verifier-token"
+
+
+@dataclass
+class Qbo:
+    sim: object
+    ingest: object
+    pool: object
+    realm: str
+    tenant_id: uuid.UUID
+    headers: dict
+    items: dict
+
+    async def sim_call(self, method: str, path: str, body=None, status: int | None = None):
+        response = await self.sim.request(method, path, json=body)
+        assert response.status < 300 if status is None else response.status == status, await response.text()
+        return await response.json()
+
+    async def txn(self, entity: str, lines: list, notify: bool = True, **fields) -> str:
+        body = {"customer": "Bob", "txn_date": "2026-02-01", "lines": lines, **fields}
+        created = await self.sim_call("POST", f"/sim/{self.realm}/{entity}" + ("" if notify else "?notify=false"),
+                                      body)
+        return next(iter(v for k, v in created.items() if k != "time"))["Id"]
+
+    def line(self, sku: str, qty, price) -> dict:
+        return {"item_id": self.items[sku], "qty": str(qty), "unit_price": str(price)}
+
+    async def sale(self, sale_type: str, external_id: str):
+        return await self.pool.fetchrow(
+            "SELECT status, revenue, cost, revenue - cost AS margin, version FROM sales "
+            "WHERE tenant_id = $1 AND source = 'quickbooks' AND type = $2 AND external_id = $3",
+            self.tenant_id, sale_type, external_id)
+
+    async def expect(self, sale_type: str, external_id: str, status: str, revenue: str, cost: str,
+                     timeout: float = 30) -> None:
+        want = (status, Decimal(revenue), Decimal(cost))
+
+        async def reached():
+            row = await self.sale(sale_type, external_id)
+            return row is not None and (row["status"], row["revenue"], row["cost"]) == want
+        try:
+            await wait_for(reached, timeout=timeout)
+        except AssertionError:
+            row = await self.sale(sale_type, external_id)
+            raise AssertionError(f"{sale_type} {external_id}: want {want}, have {row and dict(row)}") from None
+
+    async def remaining(self, lot: str) -> Decimal:
+        return await self.pool.fetchval("SELECT remaining FROM lots WHERE tenant_id = $1 AND lot_number = $2",
+                                        self.tenant_id, lot)
+
+    async def stats(self) -> dict:
+        return await self.sim_call("GET", f"/sim/{self.realm}/stats")
+
+
+@pytest.fixture
+async def qbo(pool, database_url, broker_prefix, api_tenant, costing_consumer):
+    tenant_id, headers = api_tenant
+    sim = await client_for(create_sim(SimConfig(verifier_token=VERIFIER, webhook_batch_window=0.05,
+                                                webhook_retry_schedule=[0.2, 0.5, 1.0], log_level="WARNING")))
+    sim_url = str(sim.make_url("")).rstrip("/")
+    ingest = await client_for(create_app(settings_for(
+        database_url, broker_prefix, qbo_api_base=sim_url, qbo_oauth_token_url=f"{sim_url}/oauth2/v1/tokens/bearer",
+        qbo_oauth_revoke_url=f"{sim_url}/v2/oauth2/tokens/revoke",
+        qbo_oauth_authorize_url=f"{sim_url}/appcenter/connect/oauth2", qbo_client_id="sim-client",
+        qbo_client_secret="sim-secret", qbo_webhook_verifier_token=VERIFIER, qbo_cdc_interval_seconds=3600)))
+    env = Qbo(sim, ingest, pool, "", tenant_id, headers, {})
+    try:
+        await env.sim_call("POST", "/sim/webhooks/config", {"url": str(ingest.make_url("/webhooks/quickbooks"))})
+        env.realm = (await env.sim_call("POST", "/sim/companies", {}))["realm_id"]
+        for name, sku, kind in (("Widget", "W-1", "Inventory"), ("Installation", None, "Service"),
+                                ("Shipping", None, "NonInventory")):
+            item = await env.sim_call("POST", f"/sim/{env.realm}/items", {"name": name, "sku": sku, "type": kind})
+            env.items[sku or name] = item["Item"]["Id"]
+        kit = await env.sim_call("POST", f"/sim/{env.realm}/items", {
+            "name": "Kit", "sku": "KIT", "type": "Group", "components": [{"item_id": env.items["W-1"], "qty": "2"}]})
+        env.items["KIT"] = kit["Item"]["Id"]
+        for path, body in (("/api/v1/products", {"sku": "W-1", "name": "Widget"}),
+                           ("/api/v1/lots", {"sku": "W-1", "lot_number": "L1", "quantity": "10", "unit_cost": "2",
+                                             "received_at": "2026-01-01T00:00:00Z"}),
+                           ("/api/v1/lots", {"sku": "W-1", "lot_number": "L2", "quantity": "10", "unit_cost": "3",
+                                             "received_at": "2026-01-10T00:00:00Z"})):
+            response = await ingest.post(path, json=body, headers=headers)
+            assert response.status == 202, await response.text()
+        tokens = await env.sim_call("POST", f"/sim/{env.realm}/tokens")
+        async with pool.acquire() as conn:
+            assert await connect_quickbooks(conn, settings_for(database_url, broker_prefix), tenant_id, env.realm,
+                                            tokens["access_token"], tokens["refresh_token"], tokens["expires_in"])
+        await wait_for(lambda: pool.fetchval(  # the initial import has run (it finds the items)
+            "SELECT cdc_watermark IS NOT NULL FROM qbo_connections WHERE realm_id = $1", env.realm))
+        yield env
+    finally:
+        await ingest.close()
+        await sim.close()
+
+
+async def test_invoice_created_edited_voided_and_deleted(qbo):
+    invoice = await qbo.txn("invoice", [qbo.line("W-1", 3, 10)])
+    await qbo.expect("invoice", invoice, "posted", "30", "6")  # 3 from L1 at 2.00
+    await qbo.sim_call("POST", f"/sim/{qbo.realm}/invoice/{invoice}", {"lines": [qbo.line("W-1", 12, 10)]})
+    await qbo.expect("invoice", invoice, "posted", "120", "26")  # 10 × 2.00 + 2 × 3.00
+    await qbo.sim_call("POST", f"/sim/{qbo.realm}/invoice/{invoice}", {"lines": [qbo.line("W-1", 4, 10)]})
+    await qbo.expect("invoice", invoice, "posted", "40", "8")  # 4 × 2.00
+    await qbo.sim_call("POST", f"/sim/{qbo.realm}/invoice/{invoice}/void")
+    await qbo.expect("invoice", invoice, "voided", "0", "0")
+    assert await qbo.remaining("L1") == 10  # the lot is restored
+
+    other = await qbo.txn("invoice", [qbo.line("W-1", 11, 10)])
+    await qbo.expect("invoice", other, "posted", "110", "23")  # 10 × 2.00 + 1 × 3.00
+    await qbo.sim_call("DELETE", f"/sim/{qbo.realm}/invoice/{other}")
+    await qbo.expect("invoice", other, "deleted", "0", "0")
+    assert (await qbo.remaining("L1"), await qbo.remaining("L2")) == (10, 10)
+
+
+async def test_sales_receipt_and_credit_memo(qbo):
+    receipt = await qbo.txn("salesreceipt", [qbo.line("W-1", 5, 10)])
+    await qbo.expect("sales_receipt", receipt, "posted", "50", "10")  # 5 × 2.00
+    credit = await qbo.txn("creditmemo", [qbo.line("W-1", 2, 10)], txn_date="2026-02-02")
+    await qbo.expect("credit_memo", credit, "posted", "-20", "-5")  # 2 returned, valued at WAC 2.50
+    later = await qbo.txn("invoice", [qbo.line("W-1", 17, 10)], txn_date="2026-02-03")
+    # 5 of L1 left at 2.00 + 10 of L2 at 3.00 + the 2 returned at 2.50 = 10 + 30 + 5
+    await qbo.expect("invoice", later, "posted", "170", "45")
+
+
+async def test_bundle_discount_tax_inclusive_and_foreign_currency(qbo):
+    bundle = await qbo.txn("invoice", [{"group_item_id": qbo.items["KIT"], "qty": "1",
+                                        "lines": [qbo.line("W-1", 2, 10)]}])
+    await qbo.expect("invoice", bundle, "posted", "20", "4")  # the kit's 2 widgets from L1
+    discounted = await qbo.txn("invoice", [qbo.line("W-1", 2, 10), qbo.line("Installation", 1, 30),
+                                           {"discount_amount": "5"}], txn_date="2026-02-02")
+    # discount 5 spread over 20 and 30: widget 18, installation 27; cost 2 widgets at 2.00
+    await qbo.expect("invoice", discounted, "posted", "45", "4")
+    taxed = await qbo.txn("invoice", [qbo.line("W-1", 1, 11)], tax="TaxInclusive", tax_rate="0.1",
+                          txn_date="2026-02-03")
+    await qbo.expect("invoice", taxed, "posted", "10", "2")  # 11 includes 10 % tax: 10 net
+    foreign = await qbo.txn("invoice", [qbo.line("W-1", 1, 10), qbo.line("Shipping", 1, 5)], currency="EUR",
+                            exchange_rate="1.2", txn_date="2026-02-04")
+    await qbo.expect("invoice", foreign, "posted", "18", "2")  # (10 + 5) EUR × 1.2; shipping costs nothing
+    lines = await qbo.pool.fetch(
+        "SELECT l.kind, l.revenue FROM sale_lines l JOIN sales s ON s.id = l.sale_id WHERE s.tenant_id = $1 "
+        "AND s.external_id = $2 AND s.source = 'quickbooks' ORDER BY l.line_no", qbo.tenant_id, foreign)
+    assert [(r["kind"], r["revenue"]) for r in lines] == [("inventory", Decimal("12.0")), ("shipping", Decimal("6.0"))]
+
+
+async def test_duplicated_and_reordered_webhooks_count_once(qbo):
+    await qbo.sim_call("POST", "/sim/webhooks/config", {"duplicate": 1.0, "reorder": True})
+    first = await qbo.txn("invoice", [qbo.line("W-1", 4, 10)])
+    second = await qbo.txn("invoice", [qbo.line("W-1", 4, 10)], txn_date="2026-02-02")
+    await qbo.sim_call("POST", f"/sim/{qbo.realm}/invoice/{first}", {"lines": [qbo.line("W-1", 6, 10)]})
+    await qbo.expect("invoice", first, "posted", "60", "12")  # 6 from L1
+    await qbo.expect("invoice", second, "posted", "40", "8")  # the next 4 of L1
+    rows = await qbo.pool.fetch("SELECT body FROM event_log WHERE tenant_id = $1 AND event_type = 'sale.upserted'",
+                                qbo.tenant_id)
+    versions = [(e["external_id"], e["version"]) for e in (json.loads(bytes(r["body"])) for r in rows)]
+    # Each version became at most one event (notifications pending together are read once, as the newest).
+    assert len(versions) == len(set(versions)) and 2 <= len(versions) <= 3
+    deliveries = await qbo.pool.fetchval("SELECT count(*) FROM qbo_notifications WHERE realm_id = $1 "
+                                         "AND entity = 'Invoice'", qbo.realm)
+    assert deliveries == 3  # three distinct notifications stored, their duplicates absorbed
+
+
+async def test_a_lost_webhook_is_healed_by_cdc(qbo):
+    invoice = await qbo.txn("invoice", [qbo.line("W-1", 2, 10)], notify=False)
+    response = await qbo.ingest.post(f"/api/v1/connections/quickbooks/{qbo.realm}/sync", headers=qbo.headers)
+    assert response.status == 202
+    await qbo.expect("invoice", invoice, "posted", "20", "4")
+
+
+async def test_expired_access_token_is_refreshed_once(qbo):
+    await qbo.sim_call("POST", f"/sim/{qbo.realm}/tokens/expire")
+    before = (await qbo.stats())["token_refreshes"]
+    invoices = [await qbo.txn("invoice", [qbo.line("W-1", 1, 10)], txn_date=f"2026-02-0{n}") for n in range(1, 6)]
+    for invoice in invoices:
+        await qbo.expect("invoice", invoice, "posted", "10", "2")
+    assert (await qbo.stats())["token_refreshes"] == before + 1  # single flight, newest refresh token kept
+
+
+async def test_throttling_is_survived(qbo):
+    await qbo.sim_call("POST", "/sim/api/config", {"max_concurrent": 1, "latency_seconds": 0.2})
+    invoices = [await qbo.txn("invoice", [qbo.line("W-1", 1, 10)], txn_date=f"2026-02-0{n}") for n in range(1, 8)]
+    for invoice in invoices:
+        await qbo.expect("invoice", invoice, "posted", "10", "2", timeout=60)
+    assert (await qbo.stats())["throttled"] > 0
+
+
+async def test_bad_signature_is_rejected_and_nothing_stored(qbo):
+    body = json.dumps([{"specversion": "1.0", "id": "x1", "type": "qbo.invoice.created.v1",
+                        "intuitentityid": "1", "intuitaccountid": qbo.realm}]).encode()
+    count = await qbo.pool.fetchval("SELECT count(*) FROM qbo_deliveries")
+    for signature in (None, sign(body, "wrong-token"), sign(body + b" ", VERIFIER)):
+        headers = {"Content-Type": "application/cloudevents+json"} | (
+            {"intuit-signature": signature} if signature else {})
+        response = await qbo.ingest.post("/webhooks/quickbooks", data=body, headers=headers)
+        assert response.status == 401
+        assert (await response.json())["error"] == "bad_signature"
+    assert await qbo.pool.fetchval("SELECT count(*) FROM qbo_deliveries") == count
+
+
+async def test_unknown_realm_is_stored_and_ignored_and_unparseable_body_kept(qbo):
+    body = json.dumps([{"specversion": "1.0", "id": str(uuid.uuid4()), "type": "qbo.invoice.created.v1",
+                        "intuitentityid": "1", "intuitaccountid": "no-such-realm"},
+                       ]).encode()
+    response = await qbo.ingest.post("/webhooks/quickbooks", data=body,
+                                     headers={"intuit-signature": sign(body, VERIFIER)})
+    assert response.status == 200
+    status = await qbo.pool.fetchval("SELECT status FROM qbo_notifications WHERE realm_id = 'no-such-realm'")
+    assert status == "ignored"
+    garbage = b'{"not": "a delivery"}'
+    response = await qbo.ingest.post("/webhooks/quickbooks", data=garbage,
+                                     headers={"intuit-signature": sign(garbage, VERIFIER)})
+    assert response.status == 200  # an error would make Intuit retry it for hours
+    kept = await qbo.pool.fetchval("SELECT parse_error FROM qbo_deliveries WHERE body = $1", garbage)
+    assert kept and "neither" in kept
+
+
+async def test_mapping_added_later_recosts_the_lines(qbo):
+    gizmo = (await qbo.sim_call("POST", f"/sim/{qbo.realm}/items", {"name": "Gizmo", "type": "Inventory"}))["Item"]
+    invoice = await qbo.txn("invoice", [{"item_id": gizmo["Id"], "qty": "2", "unit_price": "10"}])
+    await qbo.expect("invoice", invoice, "posted", "20", "0")  # unmapped: revenue, no cost
+    assert await qbo.pool.fetchval("SELECT kind FROM sale_lines l JOIN sales s ON s.id = l.sale_id "
+                                   "WHERE s.external_id = $1 AND s.tenant_id = $2", invoice, qbo.tenant_id) == "unmapped"
+    response = await qbo.ingest.put("/api/v1/products/GZ-1", headers=qbo.headers, json={
+        "name": "Gizmo product", "qbo_item_id": gizmo["Id"], "standard_cost": "4"})
+    assert response.status == 202
+    await qbo.expect("invoice", invoice, "posted", "20", "8")  # now mapped: 2 short at standard cost 4.00
