@@ -122,7 +122,7 @@ class CostingService:
         posted = status == "posted"
         is_credit = sale["type"] == "credit_memo"
         old_rows = {r["line_no"]: r for r in await repo.sale_lines(sale["id"])}
-        old_returns = {r["return_line_id"]: r for r in await repo.return_lots_of_sale(sale["id"])}
+        old_returns = {(r["product_id"], r["lot_number"]): r for r in await repo.return_lots_of_sale(sale["id"])}
 
         for r in old_rows.values():
             if r["in_demand"]:
@@ -135,11 +135,14 @@ class CostingService:
         received_at = datetime.combine(sale["txn_date"], time(0), tzinfo=timezone.utc) if sale["txn_date"] else None
         left_demand: list[int] = []
         own_lines: list[int] = []
+        kept_returns: set[tuple[int, str]] = set()
         for spec in specs:
             product_id = sku_ids.get(spec.sku) if spec.candidate else None
             change = changes.get(product_id) if product_id is not None else None
             defined = bool(change and change.row["defined"])
-            kind = ("inventory" if defined else "unmapped") if spec.candidate else spec.kind
+            # An inventory line naming no product (no sku) is unmapped, and says so.
+            kind = ("inventory" if defined else "unmapped") if spec.candidate else (
+                "unmapped" if spec.kind == "inventory" else spec.kind)
             in_demand = spec.candidate and defined and posted and not is_credit and spec.quantity > 0
             line_id = await repo.upsert_line(
                 sale["id"], spec.line_no, spec.sku, product_id, spec.description, kind, spec.quantity,
@@ -154,16 +157,15 @@ class CostingService:
                 if old is not None and old["in_demand"]:
                     left_demand.append(line_id)
             # A posted credit memo's inventory line puts a return lot back into supply.
-            old_lot = old_returns.pop(line_id, None)
             if is_credit and posted and spec.candidate and spec.quantity > 0 and product_id is not None:
                 lot_number = f"RET-{sale['source']}-{sale['external_id']}-{spec.line_no}"
-                if old_lot is not None and old_lot["lot_number"] != lot_number:
-                    await repo.delete_lot(old_lot["id"])
+                kept_returns.add((product_id, lot_number))
                 await repo.upsert_lot(product_id, lot_number, True, line_id, spec.quantity, change.row["wac"],
                                       received_at, None)
                 change.touch_supply((received_at, lot_number))
-            elif old_lot is not None:
-                await repo.delete_lot(old_lot["id"])
+        for key, lot in old_returns.items():  # return lots no line asks for any more
+            if key not in kept_returns:
+                await repo.delete_lot(lot["id"])
 
         await repo.delete_allocations_of(left_demand)
         for change in changes.values():
