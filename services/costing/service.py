@@ -160,6 +160,9 @@ class CostingService:
             if is_credit and posted and spec.candidate and spec.quantity > 0 and product_id is not None:
                 lot_number = f"RET-{sale['source']}-{sale['external_id']}-{spec.line_no}"
                 kept_returns.add((product_id, lot_number))
+                existing = await repo.lot(product_id, lot_number)
+                if existing is not None and not existing["is_return"]:
+                    raise PermanentError(f"return lot {lot_number} clashes with a received lot of that number")
                 await repo.upsert_lot(product_id, lot_number, True, line_id, spec.quantity, change.row["wac"],
                                       received_at, None)
                 change.touch_supply((received_at, lot_number))
