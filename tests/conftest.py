@@ -58,9 +58,26 @@ def costing(pool) -> CostingService:
 
 
 @pytest.fixture
-def broker_prefix() -> str:
-    """Broker object names of one test (queues are deleted afterwards)."""
-    return f"test-{uuid.uuid4().hex[:10]}"
+async def broker_prefix():
+    """Broker object names of one test. Whatever declared them (the ingest relay, a
+    consumer, the test), its queues and exchanges are deleted afterwards: quorum
+    queues left behind by hundreds of tests would weigh down the broker."""
+    import aio_pika
+
+    from shared.broker import Names
+
+    prefix = f"test-{uuid.uuid4().hex[:10]}"
+    yield prefix
+    names = Names(prefix)
+    connection = await aio_pika.connect(TEST_AMQP_URL)
+    try:
+        channel = await connection.channel()
+        for queue in (names.costing_queue, names.dead_letter_queue):
+            await channel.queue_delete(queue)
+        for exchange in (names.exchange, names.dead_letter_exchange):
+            await channel.exchange_delete(exchange)
+    finally:
+        await connection.close()
 
 
 @pytest.fixture
@@ -78,11 +95,7 @@ async def topology(amqp, broker_prefix):
 
     channel = await broker.open_channel(amqp)
     topo = await broker.declare(channel, broker.Names(broker_prefix), Settings().costing_delivery_limit)
-    yield topo
-    for queue in (topo.costing, topo.dead_letters):
-        await queue.delete(if_unused=False, if_empty=False)
-    await topo.exchange.delete()
-    await topo.dead_letter_exchange.delete()
+    yield topo  # deleted with the rest of the prefix's objects by `broker_prefix`
 
 
 async def wait_for(predicate, timeout: float = 30.0, interval: float = 0.05):
