@@ -27,8 +27,14 @@ class ConflictError(Exception):
     """A unique constraint refused the write."""
 
 
+class BadInputError(Exception):
+    """The database refused a value (a text it cannot store, a number out of range)."""
+
+
 _CONTENTION_SQLSTATES = {"40001", "40P01", "55P03"}
 _UNAVAILABLE_SQLSTATES = {"57P01", "57P02", "57P03", "08000", "08003", "08006", "53300"}
+# Data exceptions (class 22): a value the database cannot store; the caller's input is at fault.
+_BAD_INPUT_CLASS = "22"
 
 
 def translate(exc: BaseException) -> BaseException:
@@ -43,6 +49,8 @@ def translate(exc: BaseException) -> BaseException:
         return UnavailableError(f"{type(exc).__name__}: {exc}")
     if isinstance(exc, asyncpg.UniqueViolationError):
         return ConflictError(str(exc))
+    if isinstance(exc, asyncpg.PostgresError) and str(sqlstate or "").startswith(_BAD_INPUT_CLASS):
+        return BadInputError(f"a value cannot be stored: {exc}")
     return exc
 
 

@@ -14,7 +14,7 @@ from typing import Annotated, Literal, Union
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, TypeAdapter
 
-from shared.money import INPUT_PLACES, places
+from shared.money import INPUT_LIMIT, INPUT_PLACES, places
 
 SCHEMA_VERSION = 1
 
@@ -32,6 +32,8 @@ def _finite(value: Decimal) -> Decimal:
 def _input_places(value: Decimal) -> Decimal:
     if places(value) > INPUT_PLACES:
         raise ValueError(f"at most {INPUT_PLACES} decimal places")
+    if abs(value) >= INPUT_LIMIT:
+        raise ValueError(f"must be less than {INPUT_LIMIT:,} in absolute value")
     return value
 
 

@@ -15,6 +15,8 @@ ZERO = Decimal(0)
 WAC_PLACES = Decimal("1e-12")  # stored precision of a weighted average cost
 #: Most decimal places accepted on input quantities and amounts.
 INPUT_PLACES = 6
+#: Input quantities and amounts are below this in absolute value.
+INPUT_LIMIT = Decimal(10) ** 12
 
 
 @contextlib.contextmanager

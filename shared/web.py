@@ -14,7 +14,7 @@ import structlog
 from aiohttp import web
 
 from shared.api_keys import tenant_for_key
-from shared.db import UnavailableError, translate
+from shared.db import BadInputError, UnavailableError, translate
 from shared.logging import get_logger
 
 log = get_logger("http")
@@ -67,7 +67,9 @@ async def error_middleware(request: web.Request, handler):
             raise
         response = json_response(error_body(exc.reason.lower().replace(" ", "_"), exc.text), exc.status)
     except Exception as exc:  # noqa: BLE001 - translated: unavailable is 503, anything else a logged 500
-        if isinstance(translate(exc), UnavailableError):
+        if isinstance(translate(exc), BadInputError):
+            response = json_response(error_body("invalid_input", str(translate(exc))), 422)
+        elif isinstance(translate(exc), UnavailableError):
             log.warning("http.database_unavailable", error=str(exc))
             response = json_response(error_body("unavailable", "the database is unavailable; retry later"), 503)
         else:
@@ -100,5 +102,5 @@ async def read_json(request: web.Request) -> Any:
     raw = await request.read()
     try:
         return json.loads(raw, parse_float=Decimal)
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise ApiError(400, "invalid_json", f"the body is not valid JSON: {exc}") from exc
+    except (ValueError, UnicodeDecodeError, RecursionError) as exc:
+        raise ApiError(400, "invalid_json", f"the body is not valid JSON: {type(exc).__name__}: {exc}") from exc

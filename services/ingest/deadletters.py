@@ -12,7 +12,6 @@ routing key and removes them from the dead-letter queue; the others stay.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
 import sys
 from dataclasses import dataclass
@@ -20,8 +19,7 @@ from dataclasses import dataclass
 from aio_pika.abc import AbstractIncomingMessage
 
 from shared import broker
-from shared.db import create_pool
-from shared.logging import configure
+from services.ingest.operator import pool_and_topology, run_command
 from shared.settings import Settings
 
 MARK_REDRIVEN = "UPDATE dead_letters SET redriven_at = now() WHERE event_id = ANY($1::uuid[]) AND redriven_at IS NULL"
@@ -93,11 +91,7 @@ def _parser() -> argparse.ArgumentParser:
 
 
 async def run(args: argparse.Namespace, settings: Settings) -> int:
-    connection = await broker.connect(settings.amqp_url)
-    pool = await create_pool(settings.database_url)
-    try:
-        channel = await broker.open_channel(connection)
-        topology = await broker.declare(channel, broker.Names(settings.broker_prefix), settings.costing_delivery_limit)
+    async with pool_and_topology(settings) as (pool, topology):
         if args.command == "list":
             parked = await list_parked(topology)
             if args.json:
@@ -109,16 +103,11 @@ async def run(args: argparse.Namespace, settings: Settings) -> int:
         else:
             sent = await redrive(topology, pool, None if args.all else set(args.event_ids))
             print(f"redrove {len(sent)} messages")
-        return 0
-    finally:
-        await pool.close()
-        await connection.close()
+    return 0
 
 
 def main(argv: list[str] | None = None) -> int:
-    settings = Settings()
-    configure(settings.log_format, settings.log_level)
-    return asyncio.run(run(_parser().parse_args(argv), settings))
+    return run_command(_parser(), run, argv)
 
 
 if __name__ == "__main__":

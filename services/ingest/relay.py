@@ -18,6 +18,7 @@ from prometheus_client import Counter, Gauge
 
 from services.ingest.repository import OutboxRepository
 from shared import broker
+from shared.aio import wait_for_event
 from shared.faults import crash_if
 from shared.logging import get_logger
 
@@ -73,9 +74,7 @@ class OutboxRelay:
                 sent = await self.publish_pending()
                 backoff = 0.1
                 if not sent:
-                    with contextlib.suppress(asyncio.TimeoutError):
-                        await asyncio.wait_for(self.wake.wait(), timeout=1.0)
-                    self.wake.clear()
+                    await wait_for_event(self.wake, timeout=1.0)
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # noqa: BLE001 - broker or database down: keep the rows, retry

@@ -26,9 +26,9 @@ from tqdm import tqdm
 from services.costing.service import CostingService
 from services.ingest.repository import OutboxRepository
 from shared import broker
-from shared.db import create_pool
 from shared.events import EVENT_TYPES
-from shared.logging import configure, get_logger
+from shared.logging import get_logger
+from services.ingest.operator import pool_and_topology, run_command
 from shared.settings import Settings
 
 log = get_logger("ingest.replay")
@@ -93,28 +93,19 @@ async def run(args: argparse.Namespace, settings: Settings) -> int:
     if args.rebuild and (args.tenant is None or args.since or args.until or args.source or args.event_types):
         print("--rebuild takes --tenant and no other filter", file=sys.stderr)
         return 2
-    pool = await create_pool(settings.database_url)
-    connection = await broker.connect(settings.amqp_url)
-    try:
-        channel = await broker.open_channel(connection)
-        topology = await broker.declare(channel, broker.Names(settings.broker_prefix), settings.costing_delivery_limit)
+    async with pool_and_topology(settings) as (pool, topology):
         show_bar = sys.stderr.isatty()
         if args.rebuild:
             count = await rebuild(pool, topology.exchange, args.tenant, show_bar)
         else:
             selection = Selection(args.tenant, args.since, args.until, args.source, args.event_types)
             count = await replay(pool, topology.exchange, selection, show_bar)
-        print(f"published {count} events")
-        return 0
-    finally:
-        await connection.close()
-        await pool.close()
+    print(f"published {count} events")
+    return 0
 
 
 def main(argv: list[str] | None = None) -> int:
-    settings = Settings()
-    configure(settings.log_format, settings.log_level)
-    return asyncio.run(run(_parser().parse_args(argv), settings))
+    return run_command(_parser(), run, argv)
 
 
 if __name__ == "__main__":

@@ -12,8 +12,15 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validat
 
 from shared.events import Amount, NonNegative
 
+def _no_nul(value: str) -> str:
+    if "\x00" in value:
+        raise ValueError("must not contain the NUL character")
+    return value
+
+
 Positive = Annotated[Amount, Field(gt=0)]
-Text = Annotated[str, Field(min_length=1, max_length=200)]
+Text = Annotated[str, Field(min_length=1, max_length=200), AfterValidator(_no_nul)]
+LongText = Annotated[str, Field(max_length=1000), AfterValidator(_no_nul)]
 RETURN_LOT_PREFIX = "RET-"
 
 
@@ -25,7 +32,10 @@ def _currency(code: str) -> str:
 
 
 def _utc(value: datetime) -> datetime:
-    return value.replace(tzinfo=timezone.utc) if value.tzinfo is None else value
+    try:
+        return value.replace(tzinfo=timezone.utc) if value.tzinfo is None else value.astimezone(timezone.utc)
+    except OverflowError as exc:
+        raise ValueError("out of range") from exc
 
 
 Currency = Annotated[str, Field(min_length=3, max_length=3), AfterValidator(_currency)]
@@ -39,7 +49,7 @@ class _Body(BaseModel):
 class ProductBody(_Body):
     sku: Text | None = None
     name: Text
-    qbo_item_id: Annotated[str, Field(min_length=1, max_length=64)] | None = None
+    qbo_item_id: Annotated[str, Field(min_length=1, max_length=64), AfterValidator(_no_nul)] | None = None
     standard_cost: NonNegative | None = None
 
 
@@ -70,7 +80,7 @@ class LotPatchBody(_Body):
 
 class SaleLineBody(_Body):
     sku: Text | None = None
-    description: Annotated[str, Field(max_length=1000)] | None = None
+    description: LongText | None = None
     quantity: Positive
     unit_price: NonNegative
     discount: NonNegative | None = None
@@ -88,7 +98,7 @@ class SaleBody(_Body):
     reference: Text | None = None
     type: Literal["invoice", "sales_receipt", "credit_memo"]
     date: date
-    customer: Annotated[str, Field(max_length=200)] | None = None
+    customer: LongText | None = None
     currency: Currency | None = None
     exchange_rate: Positive | None = None
     lines: Annotated[list[SaleLineBody], Field(min_length=1, max_length=500)]

@@ -22,10 +22,6 @@ from shared.web import ApiError
 Operation = Callable[[IngestRepository], Awaitable[dict]]
 
 
-class _LostIdempotencyRace(Exception):
-    """Another request with the same Idempotency-Key committed first."""
-
-
 def _now() -> datetime:
     return datetime.now(timezone.utc)
 
@@ -38,21 +34,19 @@ class IngestService:
     async def write(self, tenant_id: uuid.UUID, idempotency_key: str | None, request_hash: bytes,
                     operation: Operation) -> tuple[int, dict]:
         """Run a write once per Idempotency-Key: a retry gets the first answer again."""
-        try:
-            async with self.pool.acquire() as conn, conn.transaction():
-                repo = IngestRepository(conn, tenant_id)
-                if idempotency_key:
-                    prior = await repo.idempotent_response(idempotency_key)
-                    if prior is not None:
-                        return _replayed(prior, request_hash)
-                response = await operation(repo)
-                if idempotency_key and not await repo.save_idempotent_response(
-                        idempotency_key, request_hash, 202, response):
-                    raise _LostIdempotencyRace()
-        except _LostIdempotencyRace:
-            async with self.pool.acquire() as conn:
-                prior = await IngestRepository(conn, tenant_id).idempotent_response(idempotency_key)
-            return _replayed(prior, request_hash)
+        async with self.pool.acquire() as conn, conn.transaction():
+            repo = IngestRepository(conn, tenant_id)
+            if idempotency_key:
+                # Why: requests with the same key run one after the other, so an overlapping
+                # retry waits for the first and then finds its answer.
+                await conn.execute("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))",
+                                   f"idempotency:{tenant_id}:{idempotency_key}")
+                prior = await repo.idempotent_response(idempotency_key)
+                if prior is not None:
+                    return _replayed(prior, request_hash)
+            response = await operation(repo)
+            if idempotency_key:
+                await repo.save_idempotent_response(idempotency_key, request_hash, 202, response)
         self.on_commit()
         return 202, response
 

@@ -7,7 +7,6 @@ realm is caught up with CDC from its watermark, which heals lost webhooks."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import time
 from collections import defaultdict
 from datetime import timedelta
@@ -19,6 +18,7 @@ from services.ingest.qbo.client import QboClient
 from services.ingest.qbo.oauth import ReconnectRequired
 from services.ingest.qbo.repository import QboRepository
 from services.ingest.qbo.sync import SALES_ENTITIES, CatchUp, apply_item, apply_sale
+from shared.aio import wait_for_event
 from shared.logging import get_logger
 
 log = get_logger("qbo.worker")
@@ -59,9 +59,7 @@ class NotificationWorker:
                 busy = False
                 await asyncio.sleep(1.0)
             if not busy:
-                with contextlib.suppress(asyncio.TimeoutError):
-                    await asyncio.wait_for(self.wake.wait(), timeout=1.0)
-                self.wake.clear()
+                await wait_for_event(self.wake, timeout=1.0)
 
     async def step(self) -> bool:
         """One pass: notifications of every realm, then due catch-ups. True if there was work."""
