@@ -14,6 +14,9 @@ DemandKey = tuple[date, datetime, str, str, str, int]  # txn_date, source_create
 SupplyKey = tuple[datetime, str]  # received_at, lot_number
 
 _DEMAND_KEY = "(txn_date, source_created_at, source, external_id, sale_type, line_no)"
+# ORDER BY lists the columns (a row value in ORDER BY would be sorted, not read from the index).
+_DEMAND_ORDER = "txn_date, source_created_at, source, external_id, sale_type, line_no"
+_DEMAND_ORDER_DESC = ", ".join(f"{c} DESC" for c in _DEMAND_ORDER.split(", "))
 _LINE_COLUMNS = (
     "id, sale_id, line_no, sku, product_id, description, kind, quantity, gross_revenue, revenue, cost, shortage_qty, "
     "flags, costed, candidate, in_demand, d_start, d_end, txn_date, source_created_at, source, external_id, sale_type"
@@ -122,16 +125,16 @@ REPRICE_RETURN_LOTS = "UPDATE lots SET unit_cost = $2 WHERE product_id = $1 AND 
 
 DEMAND_PREDECESSOR_END = f"""
 SELECT d_end FROM sale_lines WHERE product_id = $1 AND in_demand AND {_DEMAND_KEY} < ($2, $3, $4, $5, $6, $7)
-ORDER BY {_DEMAND_KEY} DESC LIMIT 1"""
+ORDER BY {_DEMAND_ORDER_DESC} LIMIT 1"""
 
 TAIL_LINES_FROM_KEY = f"""
 SELECT {_LINE_COLUMNS} FROM sale_lines
 WHERE product_id = $1 AND in_demand AND ({_DEMAND_KEY} >= ($2, $3, $4, $5, $6, $7) OR d_end > $8)
-ORDER BY {_DEMAND_KEY}"""
+ORDER BY {_DEMAND_ORDER}"""
 
 TAIL_LINES_FROM_POSITION = f"""
 SELECT {_LINE_COLUMNS} FROM sale_lines WHERE product_id = $1 AND in_demand AND d_end > $2
-ORDER BY {_DEMAND_KEY}"""
+ORDER BY {_DEMAND_ORDER}"""
 
 SUPPLY_PREDECESSOR_END = """
 SELECT s_end FROM lots WHERE product_id = $1 AND (received_at, lot_number) < ($2, $3)
@@ -161,28 +164,30 @@ ON CONFLICT (line_id, lot_id) DO UPDATE SET quantity = EXCLUDED.quantity"""
 
 WRITE_POSITIONS = """
 UPDATE sale_lines l SET d_start = u.d_start, d_end = u.d_end
-FROM unnest($1::bigint[], $2::numeric[], $3::numeric[]) AS u(id, d_start, d_end) WHERE l.id = u.id"""
+FROM unnest($1::bigint[], $2::numeric[], $3::numeric[]) AS u(id, d_start, d_end)
+WHERE l.id = u.id AND l.id = ANY($1::bigint[])"""
 
 WRITE_COSTS = """
 UPDATE sale_lines l SET cost = u.cost, shortage_qty = u.shortage_qty, shortage_cost = u.shortage_cost,
        flags = string_to_array(u.flags, ','), costed = true
 FROM unnest($1::bigint[], $2::numeric[], $3::numeric[], $4::numeric[], $5::text[])
      AS u(id, cost, shortage_qty, shortage_cost, flags)
-WHERE l.id = u.id"""
+WHERE l.id = u.id AND l.id = ANY($1::bigint[])"""
 
 WRITE_LOTS = """
 UPDATE lots SET s_start = u.s_start, s_end = u.s_end, remaining = u.remaining
 FROM unnest($1::bigint[], $2::numeric[], $3::numeric[], $4::numeric[]) AS u(id, s_start, s_end, remaining)
-WHERE lots.id = u.id"""
+WHERE lots.id = u.id AND lots.id = ANY($1::bigint[])"""
 
 # Lines whose cost follows the WAC outside a re-laid tail: shortages, consumers of
 # return lots (priced at WAC), and credit memo lines (valued at WAC).
 WAC_DEPENDENT_LINES = f"""
-SELECT {_LINE_COLUMNS} FROM sale_lines l
-WHERE l.product_id = $1 AND (
-    l.shortage_qty > 0
-    OR (l.sale_type = 'credit_memo' AND l.kind = 'inventory')
-    OR EXISTS (SELECT 1 FROM allocations a JOIN lots r ON r.id = a.lot_id WHERE a.line_id = l.id AND r.is_return))"""
+SELECT {_LINE_COLUMNS} FROM sale_lines WHERE product_id = $1 AND shortage_qty > 0
+UNION
+SELECT {_LINE_COLUMNS} FROM sale_lines WHERE product_id = $1 AND sale_type = 'credit_memo' AND kind = 'inventory'
+UNION
+SELECT {_LINE_COLUMNS} FROM sale_lines WHERE id IN (
+    SELECT a.line_id FROM lots r JOIN allocations a ON a.lot_id = r.id WHERE r.product_id = $1 AND r.is_return)"""
 
 INSERT_REVISIONS = """
 INSERT INTO cost_revisions (tenant_id, sale_id, line_no, old_cost, new_cost, cause, event_id)

@@ -1,0 +1,81 @@
+"""Composition root of the query service: ``create_app(settings)`` wires the
+database pool, the rollup folder, the API routes and the Sales tab page (/sales). The service reads PostgreSQL (and
+folds its own rollup tables); it needs no broker connection, so /readyz checks the
+database alone."""
+
+from __future__ import annotations
+
+from aiohttp import web
+from yarl import URL
+
+from services.query import rollups
+from services.query.app_keys import SETTINGS
+from services.query.metrics import metrics_middleware
+from services.query.routes import routes
+from services.query.sales_tab import add_sales_tab
+from shared.db import create_pool
+from shared.health import add_health_routes, database_check
+from shared.web import POOL, auth_middleware, error_body, error_middleware, json_response
+
+#: Served without an API key: the API's description holds no tenant data.
+PUBLIC_PATHS = frozenset({"/api/v1/openapi.json"})
+#: HTTP server limits (aiohttp request handler arguments). A request line may be long:
+#: several text filters of up to 200 characters, percent-encoded, and a cursor.
+SERVER_LIMITS = {"max_line_size": 65536}
+
+
+def query_dsn(database_url: str) -> str:
+    """The database URL with this service's session settings. Statements are planned
+    for their actual parameters (filters and ranges vary a lot between requests), and
+    the connections say who they are."""
+    return str(URL(database_url).update_query(plan_cache_mode="force_custom_plan",
+                                              application_name="partsemble-query"))
+
+
+async def _pool_ctx(app: web.Application):
+    settings = app[SETTINGS]
+    app[POOL] = await create_pool(query_dsn(settings.database_url), settings.db_pool_min, settings.db_pool_max)
+    yield
+    await app[POOL].close()
+
+
+async def _folding_ctx(app: web.Application):
+    """Folds the rollup deltas written by the triggers into their base tables."""
+    async with rollups.folding(app[POOL]):
+        yield
+
+
+def _auth_except_public():
+    auth = auth_middleware()
+
+    @web.middleware
+    async def middleware(request: web.Request, handler):
+        if request.path in PUBLIC_PATHS:
+            return await handler(request)
+        return await auth(request, handler)
+
+    return middleware
+
+
+@web.middleware
+async def method_not_allowed_middleware(request: web.Request, handler):
+    """A 405 names the allowed methods (RFC 9110 requires ``Allow``), which the shared
+    error middleware would drop when it renders the JSON body."""
+    try:
+        return await handler(request)
+    except web.HTTPMethodNotAllowed as exc:
+        response = json_response(error_body("method_not_allowed", f"{request.method} is not allowed here"), 405)
+        response.headers["Allow"] = ", ".join(sorted(exc.allowed_methods))
+        return response
+
+
+def create_app(settings) -> web.Application:
+    app = web.Application(middlewares=[error_middleware, _auth_except_public(), method_not_allowed_middleware,
+                                       metrics_middleware],
+                          client_max_size=settings.max_body_bytes)
+    app[SETTINGS] = settings
+    app.cleanup_ctx.extend([_pool_ctx, _folding_ctx])
+    app.router.add_routes(routes)
+    add_sales_tab(app)
+    add_health_routes(app, {"database": lambda: database_check(app[POOL])()})
+    return app

@@ -1,0 +1,32 @@
+"""Prometheus metrics of the query service."""
+
+import time
+
+from aiohttp import web
+from prometheus_client import Counter, Histogram
+
+REQUESTS = Histogram("query_request_seconds", "Time to answer one request, by route and status",
+                     ["route", "status"], buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.2, 0.5, 1, 2.5))
+
+ROLLUP_DELTAS_FOLDED = Counter("query_rollup_deltas_folded_total", "Rollup deltas folded into their base tables")
+
+
+@web.middleware
+async def metrics_middleware(request: web.Request, handler):
+    """Inside the error middleware: errors are counted with their final status."""
+    started = time.perf_counter()
+    status = 500
+    try:
+        response = await handler(request)
+        status = response.status
+        return response
+    except web.HTTPException as exc:
+        status = exc.status
+        raise
+    except Exception as exc:  # noqa: BLE001 - counted, then rendered by the error middleware
+        status = getattr(exc, "status", 500)
+        raise
+    finally:
+        resource = request.match_info.route.resource
+        route = resource.canonical if resource is not None else "unmatched"
+        REQUESTS.labels(route, str(status)).observe(time.perf_counter() - started)

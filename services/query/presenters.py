@@ -1,0 +1,126 @@
+"""Presentation: rows to JSON-ready dicts. Rounding happens here and only here:
+money half-even to the minor unit (2 places), quantities exactly as stored (no
+exponent, no trailing zeros), margin % half-even to 2 places, null without revenue.
+Every margin is revenue - cost of the full-precision stored values, then rounded."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import date, datetime
+from decimal import Decimal
+
+from shared.money import ZERO, present, wide
+
+HUNDRED = Decimal(100)
+PCT_PLACES = Decimal("0.01")
+
+
+def money(value: Decimal) -> str:
+    """'12.35' for Decimal('12.345001'); never '-0.00'."""
+    with wide():
+        text = present(value)
+    return "0.00" if text == "-0.00" else text
+
+
+def quantity(value: Decimal) -> str:
+    """A stored quantity as written: Decimal('12.500') -> '12.5', Decimal('1E+1') -> '10'."""
+    if value == 0:
+        return "0"
+    with wide():
+        return format(value.normalize(), "f")
+
+
+def margin_pct(margin: Decimal, revenue: Decimal) -> str | None:
+    """100 × margin / revenue, half-even to 2 places; None where revenue is 0."""
+    if revenue == 0:
+        return None
+    with wide():
+        return money(margin * HUNDRED / revenue)
+
+
+def _iso(value: date | datetime | None) -> str | None:
+    return value.isoformat() if value is not None else None
+
+
+def totals(revenue: Decimal, cost: Decimal) -> dict:
+    with wide():
+        margin = revenue - cost
+    return {"revenue": money(revenue), "cost": money(cost), "margin": money(margin),
+            "margin_pct": margin_pct(margin, revenue)}
+
+
+def sale_item(r) -> dict:
+    return {
+        "id": r["id"], "source": r["source"], "type": r["type"], "external_id": r["external_id"],
+        "doc_number": r["doc_number"], "date": _iso(r["txn_date"]), "customer": r["customer"],
+        **totals(r["revenue"], r["cost"]),
+        "status": r["status"], "shortage": r["has_shortage"], "updated_at": _iso(r["updated_at"]),
+    }
+
+
+def summary(r) -> dict:
+    with wide():
+        margin = r["revenue"] - r["cost"]
+    return {"count": r["count"], "revenue": money(r["revenue"]), "cost": money(r["cost"]), "margin": money(margin)}
+
+
+def allocation(r) -> dict:
+    with wide():
+        cost = r["quantity"] * r["unit_cost"]
+    return {"lot_number": r["lot_number"], "received_at": _iso(r["received_at"]), "quantity": quantity(r["quantity"]),
+            "unit_cost": money(r["unit_cost"]), "cost": money(cost)}
+
+
+def line(r, allocations: Iterable) -> dict:
+    return {
+        "line_no": r["line_no"], "sku": r["sku"], "description": r["description"], "kind": r["kind"],
+        "quantity": quantity(r["quantity"]), **totals(r["revenue"], r["cost"]),
+        "shortage_quantity": quantity(r["shortage_qty"]), "shortage_cost": money(r["shortage_cost"]),
+        "flags": list(r["flags"]), "allocations": [allocation(a) for a in allocations],
+    }
+
+
+def version(r) -> dict:
+    return {"version": r["version"], "event_id": str(r["event_id"]), "event_type": r["event_type"],
+            "applied": r["applied"], "note": r["note"], "received_at": _iso(r["received_at"])}
+
+
+def cost_revision(r) -> dict:
+    return {"line_no": r["line_no"], "old_cost": money(r["old_cost"]), "new_cost": money(r["new_cost"]),
+            "cause": r["cause"], "event_id": str(r["event_id"]), "created_at": _iso(r["created_at"])}
+
+
+def sale_detail(detail) -> dict:
+    by_line: dict[int, list] = {}
+    for a in detail.allocations:
+        by_line.setdefault(a["line_id"], []).append(a)
+    return {
+        **sale_item(detail.sale),
+        "lines": [line(r, by_line.get(r["id"], [])) for r in detail.lines],
+        "versions": [version(r) for r in detail.versions],
+        "cost_revisions": [cost_revision(r) for r in detail.revisions],
+    }
+
+
+def product_margin(r) -> dict:
+    return {"sku": r["sku"], "name": r["name"], "quantity_sold": quantity(r["quantity_sold"]),
+            "quantity_returned": quantity(r["quantity_returned"]), **totals(r["revenue"], r["cost"]),
+            "shortage_quantity": quantity(r["shortage_quantity"])}
+
+
+def lot(r) -> dict:
+    return {"lot_number": r["lot_number"], "received_at": _iso(r["received_at"]), "quantity": quantity(r["quantity"]),
+            "remaining": quantity(r["remaining"]), "unit_cost": money(r["unit_cost"]), "is_return": r["is_return"]}
+
+
+def stock(s) -> dict:
+    with wide():
+        on_hand = sum((r["remaining"] for r in s.lots), ZERO)
+    return {"sku": s.sku, "name": s.name, "on_hand": quantity(on_hand), "wac": money(s.wac),
+            "open_shortage": quantity(s.open_shortage), "lots": [lot(r) for r in s.lots]}
+
+
+def shortage(r) -> dict:
+    return {"sale_id": r["sale_id"], "external_id": r["external_id"], "type": r["type"], "date": _iso(r["txn_date"]),
+            "customer": r["customer"], "line_no": r["line_no"], "sku": r["sku"],
+            "shortage_quantity": quantity(r["shortage_qty"]), "shortage_cost": money(r["shortage_cost"])}

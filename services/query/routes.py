@@ -1,0 +1,117 @@
+"""HTTP edge of the query API: check the parameters, run a read view, present the
+rows. No SQL here (services/query/views.py) and no rounding (presenters.py).
+Every route is under /api/v1/ and so scoped by the API key's tenant, except the
+OpenAPI document (app.PUBLIC_PATHS)."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import Awaitable, Callable
+from decimal import Decimal
+from typing import TypeVar
+
+import asyncpg
+from aiohttp import web
+
+from services.query import openapi, params, presenters, views
+from shared.money import wide
+from shared.web import POOL, TENANT, ApiError, json_response
+
+routes = web.RouteTableDef()
+T = TypeVar("T")
+
+
+async def _read(pool: asyncpg.Pool, view: Callable[..., Awaitable[T]], *args) -> T:
+    async with pool.acquire() as conn:
+        return await view(conn, *args)
+
+
+def _not_found(what: str) -> ApiError:
+    return ApiError(404, "not_found", f"no {what}")
+
+
+@routes.get("/api/v1/openapi.json")
+async def openapi_document(_request: web.Request) -> web.Response:
+    return json_response(openapi.DOCUMENT)
+
+
+@routes.get("/api/v1/sales")
+async def list_sales(request: web.Request) -> web.Response:
+    q = params.sales_query(request.query)
+    pool, tenant = request.app[POOL], request[TENANT]
+    # The page and the summary of the whole filtered set run side by side.
+    rows, totals = await asyncio.gather(_read(pool, views.sales_page, tenant, q),
+                                        _read(pool, views.sales_summary, tenant, q))
+    items = rows[:q.limit]
+    next_cursor = None
+    if len(rows) > q.limit:
+        last = items[-1]
+        next_cursor = params.sales_cursor(q.sort, q.order, last["sort_key"], last["id"])
+    return json_response({"items": [presenters.sale_item(r) for r in items], "next_cursor": next_cursor,
+                          "summary": presenters.summary(totals)})
+
+
+@routes.get("/api/v1/sales/{id}")
+async def get_sale(request: web.Request) -> web.Response:
+    sale_id = params.path_id(request.match_info["id"])
+    detail = await _read(request.app[POOL], views.sale_detail, request[TENANT], sale_id)
+    if detail is None:
+        raise _not_found(f"sale {sale_id}")
+    return json_response(presenters.sale_detail(detail))
+
+
+def _margin_sort_key(sort: str):
+    def key(r) -> Decimal | None:
+        with wide():
+            if sort == "margin":
+                return r["revenue"] - r["cost"]
+            if sort == "margin_pct":
+                return (r["revenue"] - r["cost"]) * 100 / r["revenue"] if r["revenue"] != 0 else None
+            return r[sort]
+    return key
+
+
+@routes.get("/api/v1/products/margins")
+async def product_margins(request: web.Request) -> web.Response:
+    first, last, sort, order = params.margins_args(request.query)
+    rows = await _read(request.app[POOL], views.product_margins, request[TENANT], first, last)
+    key = _margin_sort_key(sort)
+    rows = sorted(rows, key=lambda r: r["sku"])  # ties: by sku
+    valued = sorted((r for r in rows if key(r) is not None), key=key, reverse=order == "desc")
+    unvalued = [r for r in rows if key(r) is None]  # no margin % without revenue: always last
+    return json_response({"items": [presenters.product_margin(r) for r in valued + unvalued]})
+
+
+@routes.get("/api/v1/products/{sku}/stock")
+async def product_stock(request: web.Request) -> web.Response:
+    sku = params.checked_text("sku", request.match_info["sku"])
+    stock = await _read(request.app[POOL], views.product_stock, request[TENANT], sku)
+    if stock is None:
+        raise _not_found(f"product {sku!r}")
+    return json_response(presenters.stock(stock))
+
+
+@routes.get("/api/v1/shortages")
+async def list_shortages(request: web.Request) -> web.Response:
+    limit, raw_cursor = params.page_args(request.query)
+    after = params.decode_shortages_cursor(raw_cursor) if raw_cursor is not None else None
+    rows = await _read(request.app[POOL], views.shortages, request[TENANT], limit, after)
+    items = rows[:limit]
+    next_cursor = params.shortages_cursor(items[-1]) if len(rows) > limit else None
+    return json_response({"items": [presenters.shortage(r) for r in items], "next_cursor": next_cursor})
+
+
+@routes.get("/api/v1/events/{event_id}")
+async def event_status(request: web.Request) -> web.Response:
+    event_id: uuid.UUID = params.path_uuid(request.match_info["event_id"], "event_id")
+    row = await _read(request.app[POOL], views.event_status, request[TENANT], event_id)
+    if row["applied"]:
+        status, error = "applied", None
+    elif row["dead_reason"] is not None:
+        status, error = "dead_lettered", row["dead_reason"]
+    elif row["known"]:
+        status, error = "pending", None
+    else:
+        raise _not_found(f"event {event_id}")
+    return json_response({"event_id": str(event_id), "status": status, "error": error})

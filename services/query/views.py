@@ -1,0 +1,311 @@
+"""Read views of the query service (CQRS): every statement it runs, as raw SQL with
+$n parameters, over the tables the costing engine writes and the rollups kept by the
+triggers of 0003_query.sql. Each function takes a connection and the tenant; every
+statement is scoped by ``tenant_id``.
+
+The sales list has many optional filters. Its statement is assembled from the
+fixed fragments below, chosen by *which* filters are present (never from their
+values, which are always $n parameters), so that each combination gets its own
+plan: a sku filter becomes a semi-join, an absent filter costs nothing. The ORDER
+BY key comes from the fixed ``SORT_KEYS`` whitelist. The key expressions are the
+ones indexed in shared/migrations/0003_query.sql; keep the two identical.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import date
+from decimal import Decimal
+from functools import lru_cache
+from typing import Any
+
+import asyncpg
+
+# --- sort keys (indexed expressions, see 0003_query.sql) --------------------------------
+
+DATE_KEY = "coalesce(s.txn_date, '-infinity'::date)"
+MARGIN_KEY = "(s.revenue - s.cost)"
+MARGIN_PCT = "CASE WHEN s.revenue <> 0 THEN (s.revenue - s.cost) * 100 / s.revenue END"
+MARGIN_PCT_KEY = f"coalesce({MARGIN_PCT}, '-Infinity'::numeric)"
+
+
+@dataclass(frozen=True)
+class SortKey:
+    expression: str
+    #: SQL type the key's text form (kept in the cursor) is cast back to.
+    sql_type: str
+
+
+SORT_KEYS: dict[str, SortKey] = {
+    "date": SortKey(DATE_KEY, "date"),
+    "revenue": SortKey("s.revenue", "numeric"),
+    "cost": SortKey("s.cost", "numeric"),
+    "margin": SortKey(MARGIN_KEY, "numeric"),
+    "margin_pct": SortKey(MARGIN_PCT_KEY, "numeric"),
+}
+DIRECTIONS = {"asc": ("ASC", ">"), "desc": ("DESC", "<")}
+
+# --- sales list filters: fragment per filter, {n} = its parameter number ----------------
+
+SALE_FILTERS: dict[str, str] = {
+    # (asyncpg sends date.min as -infinity and date.max as infinity: hence the bounds.)
+    "from": f"{DATE_KEY} >= ${{n}}::date AND {DATE_KEY} > '-infinity'::date",
+    # A sale with no date is never inside a date range (its key is -infinity).
+    "to": f"{DATE_KEY} <= ${{n}}::date AND {DATE_KEY} > '-infinity'::date",
+    "customer": "s.customer ILIKE ${n}::text",
+    "status": "s.status = ${n}::text",
+    "type": "s.type = ${n}::text",
+    "source": "s.source = ${n}::text",
+    "external_id": "s.external_id = ${n}::text",
+    "sku": ("EXISTS (SELECT 1 FROM sale_lines l WHERE l.tenant_id = s.tenant_id AND l.sku = ${n}::text"
+            " AND l.sale_id = s.id)"),
+    "shortage": "s.has_shortage = ${n}::boolean",
+    "min_margin_pct": f"{MARGIN_PCT} >= ${{n}}::numeric",
+    "max_margin_pct": f"{MARGIN_PCT} <= ${{n}}::numeric",
+}
+FILTER_ORDER = tuple(SALE_FILTERS)
+
+SALE_COLUMNS = """s.id, s.source, s.type, s.external_id, s.doc_number, s.txn_date, s.customer, s.revenue, s.cost,
+       s.status, s.has_shortage, s.updated_at"""
+
+SALES_PAGE = """
+SELECT {columns}, {key}::text AS sort_key
+FROM sales s
+WHERE {where}
+ORDER BY {key} {direction}, s.id {direction}
+LIMIT ${limit}"""
+
+SALES_SUMMARY = """
+SELECT count(*) AS count, coalesce(sum(s.revenue), 0) AS revenue, coalesce(sum(s.cost), 0) AS cost
+FROM sales s
+WHERE {where}"""
+
+# The same summary from the rollup (base + deltas, see 0003_query.sql) when every filter
+# given is one of its dimensions: a few rows per day instead of every sale.
+ROLLUP_FILTERS: dict[str, str] = {
+    "from": "t.day >= ${n}::date AND t.day > '-infinity'::date",
+    "to": "t.day <= ${n}::date AND t.day > '-infinity'::date",
+    "status": "t.status = ${n}::text",
+    "type": "t.type = ${n}::text",
+    "source": "t.source = ${n}::text",
+    "shortage": "t.has_shortage = ${n}::boolean",
+}
+SALES_SUMMARY_ROLLUP = """
+SELECT coalesce(sum(t.sales), 0)::bigint AS count, coalesce(sum(t.revenue), 0) AS revenue,
+       coalesce(sum(t.cost), 0) AS cost
+FROM (SELECT tenant_id, day, status, type, source, has_shortage, sales, revenue, cost FROM sales_totals
+      UNION ALL
+      SELECT tenant_id, day, status, type, source, has_shortage, sales, revenue, cost FROM sales_totals_delta) t
+WHERE t.tenant_id = $1{where}"""
+
+
+def _where(filters: tuple[str, ...]) -> tuple[list[str], int]:
+    """``s.tenant_id = $1`` and the fragments of ``filters`` numbered from $2."""
+    clauses = ["s.tenant_id = $1"]
+    for n, name in enumerate(filters, start=2):
+        clauses.append(SALE_FILTERS[name].format(n=n))
+    return clauses, len(filters) + 2
+
+
+@lru_cache(maxsize=1024)
+def sales_page_sql(filters: tuple[str, ...], sort: str, order: str, after: bool) -> str:
+    """The page statement for this combination: params $1 tenant, then the filters in
+    ``filters`` order, then (``after``) the cursor's key and id, then the limit."""
+    key = SORT_KEYS[sort]
+    direction, op = DIRECTIONS[order]
+    clauses, n = _where(filters)
+    if after:
+        clauses.append(f"({key.expression}, s.id) {op} (${n}::text::{key.sql_type}, ${n + 1}::bigint)")
+        n += 2
+    return SALES_PAGE.format(columns=SALE_COLUMNS, key=key.expression, where="\n  AND ".join(clauses),
+                             direction=direction, limit=n)
+
+
+@lru_cache(maxsize=1024)
+def sales_summary_sql(filters: tuple[str, ...]) -> str:
+    if set(filters) <= set(ROLLUP_FILTERS):
+        clauses = [ROLLUP_FILTERS[name].format(n=n) for n, name in enumerate(filters, start=2)]
+        return SALES_SUMMARY_ROLLUP.format(where="".join(f"\n  AND {c}" for c in clauses))
+    clauses, _ = _where(filters)
+    return SALES_SUMMARY.format(where="\n  AND ".join(clauses))
+
+
+@dataclass(frozen=True)
+class SalesQuery:
+    filters: dict[str, Any]  # filter name -> value, only those given
+    sort: str = "date"
+    order: str = "desc"
+    limit: int = 50
+    after: tuple[str, int] | None = None  # (sort key text, id) of the last row of the previous page
+
+    def ordered_filters(self) -> tuple[tuple[str, ...], list[Any]]:
+        names = tuple(name for name in FILTER_ORDER if name in self.filters)
+        return names, [self.filters[name] for name in names]
+
+
+async def sales_page(conn: asyncpg.Connection, tenant_id: uuid.UUID, q: SalesQuery) -> list[asyncpg.Record]:
+    """``q.limit + 1`` rows at most (the extra one says there is a next page)."""
+    names, values = q.ordered_filters()
+    args: list[Any] = [tenant_id, *values]
+    if q.after is not None:
+        args += [q.after[0], q.after[1]]
+    args.append(q.limit + 1)
+    return await conn.fetch(sales_page_sql(names, q.sort, q.order, q.after is not None), *args)
+
+
+async def sales_summary(conn: asyncpg.Connection, tenant_id: uuid.UUID, q: SalesQuery) -> asyncpg.Record:
+    names, values = q.ordered_filters()
+    return await conn.fetchrow(sales_summary_sql(names), tenant_id, *values)
+
+
+# --- one sale -------------------------------------------------------------------------
+
+SALE = f"SELECT {SALE_COLUMNS} FROM sales s WHERE s.tenant_id = $1 AND s.id = $2"
+
+SALE_LINES = """
+SELECT l.id, l.line_no, l.sku, l.description, l.kind, l.quantity, l.revenue, l.cost, l.shortage_qty,
+       l.shortage_cost, l.flags
+FROM sale_lines l WHERE l.tenant_id = $1 AND l.sale_id = $2 ORDER BY l.line_no"""
+
+# Lots consumed by the sale's lines, in supply order.
+SALE_ALLOCATIONS = """
+SELECT a.line_id, lot.lot_number, lot.received_at, a.quantity, lot.unit_cost
+FROM sale_lines l
+JOIN allocations a ON a.line_id = l.id
+JOIN lots lot ON lot.id = a.lot_id
+WHERE l.tenant_id = $1 AND l.sale_id = $2
+ORDER BY l.line_no, lot.received_at, lot.lot_number"""
+
+SALE_VERSIONS = """
+SELECT v.version, v.event_id, v.event_type, v.applied, v.note, v.received_at
+FROM sale_versions v WHERE v.tenant_id = $1 AND v.sale_id = $2 ORDER BY v.id"""
+
+SALE_COST_REVISIONS = """
+SELECT r.line_no, r.old_cost, r.new_cost, r.cause, r.event_id, r.created_at
+FROM cost_revisions r WHERE r.tenant_id = $1 AND r.sale_id = $2 ORDER BY r.id"""
+
+
+@dataclass(frozen=True)
+class SaleDetail:
+    sale: asyncpg.Record
+    lines: list[asyncpg.Record]
+    allocations: list[asyncpg.Record]
+    versions: list[asyncpg.Record]
+    revisions: list[asyncpg.Record]
+
+
+async def sale_detail(conn: asyncpg.Connection, tenant_id: uuid.UUID, sale_id: int) -> SaleDetail | None:
+    """One sale with its lines, allocations and history, read from one snapshot."""
+    async with conn.transaction(isolation="repeatable_read", readonly=True):
+        sale = await conn.fetchrow(SALE, tenant_id, sale_id)
+        if sale is None:
+            return None
+        return SaleDetail(sale, await conn.fetch(SALE_LINES, tenant_id, sale_id),
+                          await conn.fetch(SALE_ALLOCATIONS, tenant_id, sale_id),
+                          await conn.fetch(SALE_VERSIONS, tenant_id, sale_id),
+                          await conn.fetch(SALE_COST_REVISIONS, tenant_id, sale_id))
+
+
+# --- products -------------------------------------------------------------------------
+
+# Inventory lines of posted sales in a date range, per product, from the rollup kept
+# by triggers (base + deltas, see 0003_query.sql): one row per product and day.
+PRODUCT_MARGINS = """
+SELECT p.sku, p.name, m.quantity_sold, m.quantity_returned, m.revenue, m.cost, m.shortage_quantity
+FROM (
+    SELECT t.product_id, sum(t.quantity_sold) AS quantity_sold, sum(t.quantity_returned) AS quantity_returned,
+           sum(t.revenue) AS revenue, sum(t.cost) AS cost, sum(t.shortage_qty) AS shortage_quantity
+    FROM (SELECT tenant_id, day, product_id, lines, quantity_sold, quantity_returned, revenue, cost, shortage_qty
+          FROM product_totals
+          UNION ALL
+          SELECT tenant_id, day, product_id, lines, quantity_sold, quantity_returned, revenue, cost, shortage_qty
+          FROM product_totals_delta) t
+    WHERE t.tenant_id = $1 AND t.day >= $2 AND t.day <= $3 AND t.day > '-infinity'::date
+    GROUP BY t.product_id
+    HAVING sum(t.lines) > 0
+) m
+JOIN products p ON p.id = m.product_id"""
+
+
+async def product_margins(conn: asyncpg.Connection, tenant_id: uuid.UUID, first: date, last: date
+                          ) -> list[asyncpg.Record]:
+    return await conn.fetch(PRODUCT_MARGINS, tenant_id, first, last)
+
+
+PRODUCT = "SELECT p.id, p.sku, p.name, p.wac FROM products p WHERE p.tenant_id = $1 AND p.sku = $2"
+# A product entered at ingest whose event the costing engine has not applied yet.
+CATALOG_PRODUCT = "SELECT c.sku, c.name FROM catalog_products c WHERE c.tenant_id = $1 AND c.sku = $2"
+
+PRODUCT_LOTS = """
+SELECT lot.lot_number, lot.received_at, lot.quantity, lot.remaining, lot.unit_cost, lot.is_return
+FROM lots lot WHERE lot.tenant_id = $1 AND lot.product_id = $2 AND lot.remaining > 0
+ORDER BY lot.received_at, lot.lot_number"""
+
+OPEN_SHORTAGE = """
+SELECT coalesce(sum(l.shortage_qty), 0) FROM sale_lines l
+WHERE l.product_id = $2 AND l.tenant_id = $1 AND l.in_demand AND l.shortage_qty > 0"""
+
+
+@dataclass(frozen=True)
+class Stock:
+    sku: str
+    name: str | None
+    wac: Decimal
+    lots: list[asyncpg.Record]
+    open_shortage: Decimal
+
+
+async def product_stock(conn: asyncpg.Connection, tenant_id: uuid.UUID, sku: str) -> Stock | None:
+    async with conn.transaction(isolation="repeatable_read", readonly=True):
+        product = await conn.fetchrow(PRODUCT, tenant_id, sku)
+        if product is None:
+            catalog = await conn.fetchrow(CATALOG_PRODUCT, tenant_id, sku)
+            if catalog is None:
+                return None
+            return Stock(catalog["sku"], catalog["name"], Decimal(0), [], Decimal(0))
+        return Stock(product["sku"], product["name"], product["wac"],
+                     await conn.fetch(PRODUCT_LOTS, tenant_id, product["id"]),
+                     await conn.fetchval(OPEN_SHORTAGE, tenant_id, product["id"]))
+
+
+# --- shortages ------------------------------------------------------------------------
+
+SHORTAGE_COLUMNS = "l.txn_date, l.source_created_at, l.source, l.external_id, l.sale_type, l.line_no"
+SHORTAGE_KEY = f"({SHORTAGE_COLUMNS})"
+
+_SHORTAGES = f"""
+SELECT s.id AS sale_id, s.external_id, s.type, l.txn_date, s.customer, l.line_no, l.sku, l.shortage_qty,
+       l.shortage_cost, l.source_created_at, l.source AS key_source, l.external_id AS key_external_id,
+       l.sale_type AS key_sale_type
+FROM sale_lines l
+JOIN sales s ON s.id = l.sale_id
+WHERE l.tenant_id = $1 AND l.shortage_qty > 0 AND l.in_demand AND s.tenant_id = $1 AND s.status = 'posted'
+  {{after}}
+ORDER BY {SHORTAGE_COLUMNS}
+LIMIT $2"""
+SHORTAGES_FIRST = _SHORTAGES.format(after="")
+SHORTAGES_AFTER = _SHORTAGES.format(
+    after=f"AND {SHORTAGE_KEY} > ($3::date, $4::timestamptz, $5::text, $6::text, $7::text, $8::int)")
+
+
+async def shortages(conn: asyncpg.Connection, tenant_id: uuid.UUID, limit: int, after: tuple | None
+                    ) -> list[asyncpg.Record]:
+    """``limit + 1`` rows at most, oldest first in demand order, after the key ``after``."""
+    if after is None:
+        return await conn.fetch(SHORTAGES_FIRST, tenant_id, limit + 1)
+    return await conn.fetch(SHORTAGES_AFTER, tenant_id, limit + 1, *after)
+
+
+# --- events ---------------------------------------------------------------------------
+
+EVENT_STATUS = """
+SELECT EXISTS (SELECT 1 FROM processed_events p WHERE p.event_id = $2 AND p.tenant_id = $1) AS applied,
+       (SELECT d.reason FROM dead_letters d
+        WHERE d.event_id = $2 AND d.tenant_id = $1 AND d.redriven_at IS NULL ORDER BY d.id DESC LIMIT 1) AS dead_reason,
+       EXISTS (SELECT 1 FROM event_log e WHERE e.event_id = $2 AND e.tenant_id = $1)
+       OR EXISTS (SELECT 1 FROM dead_letters d WHERE d.event_id = $2 AND d.tenant_id = $1) AS known"""
+
+
+async def event_status(conn: asyncpg.Connection, tenant_id: uuid.UUID, event_id: uuid.UUID) -> asyncpg.Record:
+    return await conn.fetchrow(EVENT_STATUS, tenant_id, event_id)
