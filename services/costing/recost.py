@@ -92,24 +92,35 @@ class LineWriter:
     cause: str
     event_id: uuid.UUID
     costs: dict[int, tuple[asyncpg.Record, Decimal, Decimal, Decimal, list[str]]] = field(default_factory=dict)
+    positions: dict[int, tuple[Decimal, Decimal]] = field(default_factory=dict)
     sale_ids: set[int] = field(default_factory=set)
 
-    def set(self, row, cost: Decimal, shortage: Decimal, shortage_cost: Decimal, flags: list[str]) -> None:
+    def set(self, row, cost: Decimal, shortage: Decimal, shortage_cost: Decimal, flags: list[str],
+            position: tuple[Decimal, Decimal] | None = None) -> None:
         self.costs[row["id"]] = (row, cost, shortage, shortage_cost, flags)
+        if position is not None:
+            self.positions[row["id"]] = position
 
     async def flush(self) -> None:
+        """One UPDATE for every line whose position or cost changed."""
         writes, revisions = [], []
         for row, cost, shortage, shortage_cost, flags in self.costs.values():
-            if (row["costed"] and row["cost"] == cost and row["shortage_qty"] == shortage
-                    and list(row["flags"]) == flags):
+            position = self.positions.get(row["id"])
+            moved = position is not None and position != (row["d_start"], row["d_end"])
+            repriced = not (row["costed"] and row["cost"] == cost and row["shortage_qty"] == shortage
+                            and list(row["flags"]) == flags)
+            if not (moved or repriced):
                 continue
-            writes.append((row["id"], cost, shortage, shortage_cost, ",".join(flags)))
+            start, end = position if moved else (None, None)
+            writes.append((row["id"], moved, start, end, cost, shortage, shortage_cost, ",".join(flags)))
+            if repriced:
+                self.sale_ids.add(row["sale_id"])
             if row["costed"] and row["cost"] != cost:
                 revisions.append((row["sale_id"], row["line_no"], row["cost"], cost))
-            self.sale_ids.add(row["sale_id"])
-        await self.repo.write_costs(writes)
+        await self.repo.write_lines(writes)
         await self.repo.insert_revisions(revisions, self.cause, self.event_id)
         self.costs.clear()
+        self.positions.clear()
         await self.repo.refresh_sale_totals(self.sale_ids)
         self.sale_ids.clear()
 
@@ -209,14 +220,13 @@ async def _relay_tail(repo: CostingRepository, change: ProductChange, writer: Li
     await repo.delete_allocation_pairs([k for k in existing if k not in wanted])
     await repo.upsert_allocations([(k[0], k[1], q) for k, q in wanted.items() if existing.get(k) != q])
 
-    # Lines: positions, then cost.
-    await repo.write_positions([(l.id, l.start, l.end) for l, r in zip(lines, line_rows)
-                                if (r["d_start"], r["d_end"]) != (l.start, l.end)])
+    # Lines: positions and cost, written together by the writer.
     for placed, r in zip(lines, line_rows):
         res = results[placed.id]
         cost, shortage_cost = fifo.line_cost(((a.quantity, unit_costs[a.lot_id]) for a in res.allocations),
                                              res.shortage, wac)
-        writer.set(r, cost, res.shortage, shortage_cost, line_flags(r["kind"], res.shortage, has_basis, False, True))
+        writer.set(r, cost, res.shortage, shortage_cost, line_flags(r["kind"], res.shortage, has_basis, False, True),
+                   (placed.start, placed.end))
 
     # Lots: positions and what remains of them.
     await repo.write_lots([

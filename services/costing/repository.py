@@ -162,16 +162,13 @@ INSERT INTO allocations (tenant_id, line_id, lot_id, quantity)
 SELECT $1, * FROM unnest($2::bigint[], $3::bigint[], $4::numeric[])
 ON CONFLICT (line_id, lot_id) DO UPDATE SET quantity = EXCLUDED.quantity"""
 
-WRITE_POSITIONS = """
-UPDATE sale_lines l SET d_start = u.d_start, d_end = u.d_end
-FROM unnest($1::bigint[], $2::numeric[], $3::numeric[]) AS u(id, d_start, d_end)
-WHERE l.id = u.id AND l.id = ANY($1::bigint[])"""
-
-WRITE_COSTS = """
-UPDATE sale_lines l SET cost = u.cost, shortage_qty = u.shortage_qty, shortage_cost = u.shortage_cost,
+WRITE_LINES = """
+UPDATE sale_lines l SET d_start = CASE WHEN u.moved THEN u.d_start ELSE l.d_start END,
+       d_end = CASE WHEN u.moved THEN u.d_end ELSE l.d_end END,
+       cost = u.cost, shortage_qty = u.shortage_qty, shortage_cost = u.shortage_cost,
        flags = string_to_array(u.flags, ','), costed = true
-FROM unnest($1::bigint[], $2::numeric[], $3::numeric[], $4::numeric[], $5::text[])
-     AS u(id, cost, shortage_qty, shortage_cost, flags)
+FROM unnest($1::bigint[], $2::boolean[], $3::numeric[], $4::numeric[], $5::numeric[], $6::numeric[], $7::numeric[],
+            $8::text[]) AS u(id, moved, d_start, d_end, cost, shortage_qty, shortage_cost, flags)
 WHERE l.id = u.id AND l.id = ANY($1::bigint[])"""
 
 WRITE_LOTS = """
@@ -340,13 +337,10 @@ class CostingRepository:
             await self.conn.execute(UPSERT_ALLOCATIONS, self.tenant_id, [r[0] for r in rows], [r[1] for r in rows],
                                     [r[2] for r in rows])
 
-    async def write_positions(self, rows: Sequence[tuple[int, Decimal, Decimal]]) -> None:
+    async def write_lines(self, rows: Sequence[tuple]) -> None:
+        """(id, moved, d_start, d_end, cost, shortage_qty, shortage_cost, flags) per line."""
         if rows:
-            await self.conn.execute(WRITE_POSITIONS, *map(list, zip(*rows)))
-
-    async def write_costs(self, rows: Sequence[tuple[int, Decimal, Decimal, Decimal, str]]) -> None:
-        if rows:
-            await self.conn.execute(WRITE_COSTS, *map(list, zip(*rows)))
+            await self.conn.execute(WRITE_LINES, *map(list, zip(*rows)))
 
     async def write_lots(self, rows: Sequence[tuple[int, Decimal, Decimal, Decimal]]) -> None:
         if rows:
