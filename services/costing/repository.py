@@ -199,9 +199,10 @@ REFRESH_SALE_TOTALS = """
 UPDATE sales s SET revenue = t.revenue, cost = t.cost, has_shortage = t.has_shortage, updated_at = now()
 FROM (SELECT s2.id, coalesce(sum(l.revenue), 0) AS revenue, coalesce(sum(l.cost), 0) AS cost,
              coalesce(bool_or(l.shortage_qty > 0), false) AS has_shortage
-      FROM sales s2 LEFT JOIN sale_lines l ON l.sale_id = s2.id
+      FROM sales s2 LEFT JOIN sale_lines l ON l.sale_id = s2.id AND l.sale_id = ANY($1::bigint[])
       WHERE s2.id = ANY($1::bigint[]) GROUP BY s2.id) t
-WHERE s.id = t.id"""
+WHERE s.id = t.id AND s.id = ANY($1::bigint[])
+  AND (s.revenue, s.cost, s.has_shortage) IS DISTINCT FROM (t.revenue, t.cost, t.has_shortage)"""
 
 RESET_TENANT = [
     "DELETE FROM cost_revisions WHERE tenant_id = $1",
