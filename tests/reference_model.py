@@ -233,6 +233,7 @@ def compute(events: Iterable[Event]) -> State:
                         sale.txn_date,
                         sale.source_created_at,
                         sale.source,
+                        len(sale.external_id),  # external ids compare length first: "101" < "1000"
                         sale.external_id,
                         sale.sale_type,
                         line.line_no,

@@ -29,8 +29,14 @@ from shared.money import ZERO, wide
 NON_INVENTORY = {"non_inventory", "service", "shipping"}
 
 
+def demand_key_of(txn_date, source_created_at, source: str, external_id: str, sale_type: str, line_no: int) -> DemandKey:
+    """A line's place in the demand order; external ids compare length first (numeric ids numerically)."""
+    return (txn_date, source_created_at, source, len(external_id), external_id, sale_type, line_no)
+
+
 def demand_key(row) -> DemandKey:
-    return (row["txn_date"], row["source_created_at"], row["source"], row["external_id"], row["sale_type"], row["line_no"])
+    return demand_key_of(row["txn_date"], row["source_created_at"], row["source"], row["external_id"],
+                         row["sale_type"], row["line_no"])
 
 
 def supply_key(row) -> SupplyKey:

@@ -10,12 +10,13 @@ from decimal import Decimal
 
 import asyncpg
 
-DemandKey = tuple[date, datetime, str, str, str, int]  # txn_date, source_created_at, source, external_id, sale_type, line_no
+# txn_date, source_created_at, source, length of external_id, external_id, sale_type, line_no
+DemandKey = tuple[date, datetime, str, int, str, str, int]
 SupplyKey = tuple[datetime, str]  # received_at, lot_number
 
-_DEMAND_KEY = "(txn_date, source_created_at, source, external_id, sale_type, line_no)"
+_DEMAND_KEY = "(txn_date, source_created_at, source, external_id_len, external_id, sale_type, line_no)"
 # ORDER BY lists the columns (a row value in ORDER BY would be sorted, not read from the index).
-_DEMAND_ORDER = "txn_date, source_created_at, source, external_id, sale_type, line_no"
+_DEMAND_ORDER = "txn_date, source_created_at, source, external_id_len, external_id, sale_type, line_no"
 _DEMAND_ORDER_DESC = ", ".join(f"{c} DESC" for c in _DEMAND_ORDER.split(", "))
 _LINE_COLUMNS = (
     "id, sale_id, line_no, sku, product_id, description, kind, quantity, gross_revenue, revenue, cost, shortage_qty, "
@@ -101,7 +102,7 @@ UPDATE sale_lines l SET kind = 'inventory',
        in_demand = (s.status = 'posted' AND s.type <> 'credit_memo' AND l.quantity > 0)
 FROM sales s
 WHERE l.product_id = $1 AND l.candidate AND l.kind = 'unmapped' AND s.id = l.sale_id
-RETURNING l.id, l.in_demand, {', '.join('l.' + c for c in ('txn_date', 'source_created_at', 'source', 'external_id', 'sale_type', 'line_no'))}"""
+RETURNING l.id, l.in_demand, {', '.join('l.' + c for c in _DEMAND_ORDER.split(', '))}"""
 
 LOT = f"SELECT {_LOT_COLUMNS} FROM lots WHERE product_id = $1 AND lot_number = $2"
 
@@ -124,12 +125,12 @@ REPRICE_RETURN_LOTS = "UPDATE lots SET unit_cost = $2 WHERE product_id = $1 AND 
 # --- the FIFO tail -----------------------------------------------------------------
 
 DEMAND_PREDECESSOR_END = f"""
-SELECT d_end FROM sale_lines WHERE product_id = $1 AND in_demand AND {_DEMAND_KEY} < ($2, $3, $4, $5, $6, $7)
+SELECT d_end FROM sale_lines WHERE product_id = $1 AND in_demand AND {_DEMAND_KEY} < ($2, $3, $4, $5, $6, $7, $8)
 ORDER BY {_DEMAND_ORDER_DESC} LIMIT 1"""
 
 TAIL_LINES_FROM_KEY = f"""
 SELECT {_LINE_COLUMNS} FROM sale_lines
-WHERE product_id = $1 AND in_demand AND ({_DEMAND_KEY} >= ($2, $3, $4, $5, $6, $7) OR d_end > $8)
+WHERE product_id = $1 AND in_demand AND ({_DEMAND_KEY} >= ($2, $3, $4, $5, $6, $7, $8) OR d_end > $9)
 ORDER BY {_DEMAND_ORDER}"""
 
 TAIL_LINES_FROM_POSITION = f"""

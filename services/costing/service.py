@@ -14,7 +14,8 @@ from decimal import Decimal
 
 import asyncpg
 
-from services.costing.recost import LineWriter, ProductChange, demand_key, price_lines, recost, supply_key
+from services.costing.recost import (LineWriter, ProductChange, demand_key, demand_key_of, price_lines, recost,
+                                     supply_key)
 from services.costing.repository import CostingRepository
 from shared.db import TransientError, retry_transient
 from shared.events import Event, LotReceived, ProductUpserted, SaleRemoved, SaleUpserted
@@ -150,8 +151,8 @@ class CostingService:
                 sale["txn_date"], sale["source_created_at"], sale["source"], sale["external_id"], sale["type"])
             old = old_rows.get(spec.line_no)
             if in_demand:
-                change.touch_demand((sale["txn_date"], sale["source_created_at"], sale["source"], sale["external_id"],
-                                     sale["type"], spec.line_no))
+                change.touch_demand(demand_key_of(sale["txn_date"], sale["source_created_at"], sale["source"],
+                                                  sale["external_id"], sale["type"], spec.line_no))
             else:
                 own_lines.append(line_id)
                 if old is not None and old["in_demand"]:
