@@ -245,3 +245,15 @@ async def test_mapping_added_later_recosts_the_lines(qbo):
         "name": "Gizmo product", "qbo_item_id": gizmo["Id"], "standard_cost": "4"})
     assert response.status == 202
     await qbo.expect("invoice", invoice, "posted", "20", "8")  # now mapped: 2 short at standard cost 4.00
+
+
+async def test_a_sale_first_seen_voided_keeps_its_date_and_customer(qbo):
+    invoice = await qbo.txn("invoice", [qbo.line("W-1", 2, 10)], notify=False, customer="Cancelled Co")
+    await qbo.sim_call("POST", f"/sim/{qbo.realm}/invoice/{invoice}/void?notify=false")
+    response = await qbo.ingest.post(f"/api/v1/connections/quickbooks/{qbo.realm}/sync", headers=qbo.headers)
+    assert response.status == 202
+    await qbo.expect("invoice", invoice, "voided", "0", "0")
+    row = await qbo.pool.fetchrow("SELECT txn_date, customer FROM sales WHERE tenant_id = $1 AND external_id = $2 "
+                                  "AND source = 'quickbooks'", qbo.tenant_id, invoice)
+    assert (row["txn_date"].isoformat(), row["customer"]) == ("2026-02-01", "Cancelled Co")
+    assert await qbo.remaining("L1") == 10  # nothing consumed

@@ -91,12 +91,18 @@ def _quantity(detail: dict, amount: Decimal) -> Decimal:
 
 def to_event(tenant_id: uuid.UUID, entity: str, body: dict, mapper: ItemMapper, remap_seq: int = 0,
              operation: str | None = None) -> SaleUpserted | SaleRemoved:
+    if is_voided(body, operation):
+        return SaleRemoved(tenant_id=tenant_id, occurred_at=datetime.now(timezone.utc), source="quickbooks",
+                           sale_type=SALE_TYPES[entity], external_id=str(body["Id"]), reason="voided",
+                           version=version_of(body.get("SyncToken", 0), remap_seq))
+    return upserted(tenant_id, entity, body, mapper, remap_seq)
+
+
+def upserted(tenant_id: uuid.UUID, entity: str, body: dict, mapper: ItemMapper, remap_seq: int = 0) -> SaleUpserted:
+    """The entity's content as a new version (also for a voided one: its date, number and customer stay)."""
     sale_type = SALE_TYPES[entity]
     version = version_of(body.get("SyncToken", 0), remap_seq)
     now = datetime.now(timezone.utc)
-    if is_voided(body, operation):
-        return SaleRemoved(tenant_id=tenant_id, occurred_at=now, source="quickbooks", sale_type=sale_type,
-                           external_id=str(body["Id"]), reason="voided", version=version)
     rate = dec(body.get("ExchangeRate")) or Decimal(1)
     items = list(_item_lines(body))
     amounts = [dec(line.get("Amount")) or ZERO for _, line in items]

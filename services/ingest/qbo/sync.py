@@ -61,10 +61,15 @@ async def apply_sale(conn: asyncpg.Connection, tenant_id: uuid.UUID, realm_id: s
     token = int(body.get("SyncToken", 0))
     if state["sync_token"] is not None and token <= state["sync_token"]:
         return []
-    event = normalize.to_event(tenant_id, entity, body, await load_mapper(conn, tenant_id, realm_id), 0, operation)
+    mapper = await load_mapper(conn, tenant_id, realm_id)
+    event = normalize.to_event(tenant_id, entity, body, mapper, 0, operation)
     await repo.store_entity(realm_id, entity, entity_id, token, 0, False, body, normalize.item_ids(body),
                             parse_time((body.get("MetaData") or {}).get("LastUpdatedTime")))
-    return await _emit(conn, tenant_id, event)
+    ids = []
+    if event.event_type == "sale.removed" and state["sync_token"] is None:
+        # First seen already voided: record what QuickBooks keeps of it (date, number, customer), then the void.
+        ids += await _emit(conn, tenant_id, normalize.upserted(tenant_id, entity, body, mapper))
+    return ids + await _emit(conn, tenant_id, event)
 
 
 async def apply_item(conn: asyncpg.Connection, tenant_id, realm_id: str, item: dict | None, item_id: str,
