@@ -29,7 +29,6 @@ import contextlib
 import cProfile
 import math
 import os
-import platform
 import pstats
 import re
 import shutil
@@ -54,7 +53,8 @@ from services.costing.service import CostingService
 from shared import broker
 from shared.db import create_pool
 from shared.events import LotReceived, ProductUpserted, SaleLine, SaleUpserted, dump_event
-from shared.migrate import migrate
+from bench.common import load_average, machine_info, write_section
+from shared.migrate import recreate_database
 from shared.money import ZERO, weighted_average, wide
 from shared.settings import Settings
 
@@ -63,7 +63,6 @@ BENCH_DIR = Path(__file__).resolve().parent
 RESULTS = BENCH_DIR / "RESULTS.md"
 PGBENCH_SCRIPT = BENCH_DIR / "pgbench_sale.sql"
 SECTION = "## Costing engine"
-START_MARK, END_MARK = "<!-- costing:start -->", "<!-- costing:end -->"
 
 DATABASE_URL = os.environ.get("BENCH_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/partsemble_bench")
 AMQP_URL = os.environ.get("BENCH_AMQP_URL", os.environ.get("AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/"))
@@ -149,16 +148,6 @@ async def new_tenant(pool: asyncpg.Pool, name: str) -> uuid.UUID:
     return tenant
 
 
-async def recreate_database(dsn: str) -> None:
-    url = URL(dsn)
-    conn = await asyncpg.connect(str(url.with_path("/postgres")))
-    try:
-        await conn.execute(f'DROP DATABASE IF EXISTS "{url.path.lstrip("/")}" WITH (FORCE)')
-    finally:
-        await conn.close()
-    await migrate(dsn)
-
-
 # --- 1. end to end --------------------------------------------------------------------
 
 @dataclass
@@ -213,13 +202,9 @@ async def queue_state(connection, name: str) -> tuple[int, int]:
 
 
 async def delete_broker_objects(connection, prefix: str) -> None:
-    names = broker.Names(prefix)
     try:
         channel = await connection.channel()
-        for queue in (names.costing_queue, names.dead_letter_queue):
-            await channel.queue_delete(queue)
-        for exchange in (names.exchange, names.dead_letter_exchange):
-            await channel.exchange_delete(exchange)
+        await broker.delete(channel, broker.Names(prefix))
         await channel.close()
     except Exception as exc:  # noqa: BLE001 - report, the figures are still valid
         log(f"could not delete the broker objects {prefix}.*: {type(exc).__name__}: {exc}")
@@ -736,43 +721,6 @@ async def profile_apply(label: str, warmup: list, events: list) -> Profile:
 
 # --- machine and results -------------------------------------------------------------------------
 
-async def machine_info(pool: asyncpg.Pool) -> dict[str, str]:
-    cpu = "unknown"
-    with contextlib.suppress(OSError):
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    rabbit = "unknown"
-    with contextlib.suppress(Exception):
-        conn = await asyncio.wait_for(aio_pika.connect(AMQP_URL), 30)
-        try:
-            props = conn.transport.connection.server_properties
-            rabbit = props.get("version", "unknown")
-            rabbit = rabbit.decode() if isinstance(rabbit, bytes) else str(rabbit)
-        finally:
-            await conn.close()
-    settings = {r["name"]: r["setting"] for r in await pool.fetch(
-        "SELECT name, setting FROM pg_settings WHERE name IN ('synchronous_commit', 'fsync', 'shared_buffers')")}
-    return {
-        "nproc": str(os.cpu_count()),
-        "cpu": cpu,
-        "postgres": await pool.fetchval("SHOW server_version"),
-        "pg_settings": ", ".join(f"{k}={v}" for k, v in sorted(settings.items())),
-        "rabbitmq": rabbit,
-        "python": platform.python_version(),
-        "kernel": platform.release(),
-        "load_before": load_average(),
-    }
-
-
-def load_average() -> str:
-    try:
-        return Path("/proc/loadavg").read_text().split()[0]
-    except OSError:
-        return "unknown"
-
-
 def verdict(ok: bool) -> str:
     return "PASS" if ok else "**FAIL**"
 
@@ -808,7 +756,6 @@ def render(cfg: Config, machine: dict[str, str], r: dict, checks: list[str], pro
          verdict(r["recost_rate"] > TARGET_RECOST)),
     ]
     out = [
-        SECTION, "", START_MARK,
         f"Run {time.strftime('%Y-%m-%d %H:%M %Z')} with `.venv/bin/python -m bench.costing_bench"
         f"{' --quick' if cfg.mode == 'quick' else ''}` ({cfg.mode} mode, {elapsed:.0f} s); what each figure means: "
         "[bench/README.md](README.md).", "",
@@ -842,22 +789,7 @@ def render(cfg: Config, machine: dict[str, str], r: dict, checks: list[str], pro
                 "asyncpg round trips (server time + network + decoding)."]
         for p in profiles:
             out += [""] + p.lines()
-    return "\n".join(out + [END_MARK]) + "\n"
-
-
-def write_results(section: str) -> None:
-    """Replace this bench's section (its heading through its end marker, or through
-    the next ``## `` heading), or append it; other sections are left as they are."""
-    text = RESULTS.read_text() if RESULTS.exists() else "# Benchmark results\n\n"
-    marked = re.compile(rf"^{re.escape(SECTION)}\n.*?^{re.escape(END_MARK)}\n?", re.S | re.M)
-    unmarked = re.compile(rf"^{re.escape(SECTION)}\n.*?(?=^## |\Z)", re.S | re.M)
-    if marked.search(text):
-        text = marked.sub(lambda _m: section, text, count=1)
-    elif unmarked.search(text):
-        text = unmarked.sub(lambda _m: section + "\n", text, count=1)
-    else:
-        text = text.rstrip("\n") + "\n\n" + section
-    RESULTS.write_text(text.rstrip("\n") + "\n")
+    return "\n".join(out) + "\n"
 
 
 # --- main ----------------------------------------------------------------------------------------------
@@ -872,7 +804,7 @@ async def run(cfg: Config, write: bool) -> int:
     checks: list[str] = []
     profiles: list[Profile] = []
     try:
-        machine = await machine_info(pool)
+        machine = await machine_info(pool, AMQP_URL)
         log(f"machine: {machine}")
         svc = CostingService(pool)
 
@@ -1017,7 +949,7 @@ async def run(cfg: Config, write: bool) -> int:
     print()
     print(section)
     if write:
-        write_results(section)
+        write_section(SECTION, "costing", section)
         log(f"wrote the '{SECTION}' section of {RESULTS.relative_to(ROOT)}")
     return 0
 

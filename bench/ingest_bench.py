@@ -33,7 +33,6 @@ import contextlib
 import json
 import math
 import os
-import platform
 import pstats
 import re
 import shutil
@@ -52,7 +51,8 @@ import asyncpg
 from yarl import URL
 
 from shared import broker
-from shared.migrate import migrate
+from bench.common import load_average, machine_info, percentile, write_section
+from shared.migrate import recreate_database
 from shared.settings import Settings
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -80,24 +80,6 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
-
-
-def percentile(sorted_values: list[float], q: float) -> float:
-    """Nearest-rank percentile (q in 0..100) of an already sorted list."""
-    if not sorted_values:
-        return math.nan
-    rank = max(1, math.ceil(q / 100 * len(sorted_values)))
-    return sorted_values[min(rank, len(sorted_values)) - 1]
-
-
-async def recreate_database(dsn: str) -> None:
-    url = URL(dsn)
-    conn = await asyncpg.connect(str(url.with_path("/postgres")))
-    try:
-        await conn.execute(f'DROP DATABASE IF EXISTS "{url.path.lstrip("/")}" WITH (FORCE)')
-    finally:
-        await conn.close()
-    await migrate(dsn)
 
 
 def service_env(**extra: str) -> dict[str, str]:
@@ -188,16 +170,10 @@ async def stop_processes(processes: list[asyncio.subprocess.Process], timeout: f
 
 
 async def delete_broker_objects(prefix: str) -> None:
-    names = broker.Names(prefix)
-
     async def delete() -> None:
         connection = await aio_pika.connect(AMQP_URL, timeout=10)
         try:
-            channel = await connection.channel()
-            for queue in (names.costing_queue, names.dead_letter_queue):
-                await channel.queue_delete(queue)
-            for exchange in (names.exchange, names.dead_letter_exchange):
-                await channel.exchange_delete(exchange)
+            await broker.delete(await connection.channel(), broker.Names(prefix))
         finally:
             await connection.close()
 
@@ -423,37 +399,6 @@ def profile_cumulative(path: Path, names: dict[str, str]) -> list[str]:
 
 # --- machine and RESULTS.md --------------------------------------------------------------------
 
-def load_average() -> str:
-    try:
-        return Path("/proc/loadavg").read_text().split()[0]
-    except OSError:
-        return "unknown"
-
-
-async def machine_info(pool: asyncpg.Pool) -> dict[str, str]:
-    cpu = "unknown"
-    with contextlib.suppress(OSError):
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    rabbit = "unknown"
-    with contextlib.suppress(Exception):
-        conn = await aio_pika.connect(AMQP_URL, timeout=10)
-        try:
-            value = conn.transport.connection.server_properties.get("version", "unknown")
-            rabbit = value.decode() if isinstance(value, bytes) else str(value)
-        finally:
-            await conn.close()
-    settings = {r["name"]: r["setting"] for r in await pool.fetch(
-        "SELECT name, setting FROM pg_settings WHERE name IN ('synchronous_commit', 'fsync', 'shared_buffers', "
-        "'max_connections')")}
-    return {"nproc": str(os.cpu_count()), "cpu": cpu, "postgres": await pool.fetchval("SHOW server_version"),
-            "pg_settings": ", ".join(f"{k}={v}" for k, v in sorted(settings.items())), "rabbitmq": rabbit,
-            "python": platform.python_version(), "kernel": platform.release(), "load_before": load_average(),
-            "broker": f"{URL(AMQP_URL).host}:{URL(AMQP_URL).port or 5672}"}
-
-
 def machine_line(machine: dict[str, str], load_after: str) -> str:
     return (f"Machine: {machine['nproc']} CPUs ({machine['cpu']}), Linux {machine['kernel']}; PostgreSQL "
             f"{machine['postgres']} ({machine['pg_settings']}); RabbitMQ {machine['rabbitmq']} at {machine['broker']}; "
@@ -465,24 +410,6 @@ def machine_line(machine: dict[str, str], load_after: str) -> str:
 
 def verdict(ok: bool) -> str:
     return "PASS" if ok else "**FAIL**"
-
-
-def write_section(heading: str, marker: str, content: str) -> None:
-    """Read-modify-write of RESULTS.md that replaces only our block (between our
-    markers, under our heading) and leaves every other section as it is."""
-    block = f"<!-- {marker}:start -->\n{content.strip()}\n<!-- {marker}:end -->"
-    text = RESULTS.read_text() if RESULTS.exists() else "# Benchmark results\n"
-    start, end = f"<!-- {marker}:start -->", f"<!-- {marker}:end -->"
-    if start in text and end in text and text.index(start) < text.index(end):
-        i, j = text.index(start), text.index(end) + len(end)
-        text = text[:i] + block + text[j:]
-    else:
-        section = re.compile(rf"^{re.escape(heading)}\n.*?(?=^## |\Z)", re.S | re.M)
-        if section.search(text):  # our heading without markers: take the section over
-            text = section.sub(lambda _m: f"{heading}\n\n{block}\n\n", text, count=1)
-        else:
-            text = text.rstrip("\n") + f"\n\n{heading}\n\n{block}\n"
-    RESULTS.write_text(text.rstrip("\n") + "\n")
 
 
 # === the ingest benchmark ======================================================================
@@ -685,7 +612,7 @@ async def run(cfg: Config, write: bool, profile: bool) -> int:
     checks: list[str] = []
     r: dict = {}
     try:
-        machine = await machine_info(pool)
+        machine = await machine_info(pool, AMQP_URL)
         log(f"machine: {machine}")
         async with pool.acquire() as conn:
             tenant, key = await create_tenant(conn, "bench-ingest-http", "USD")

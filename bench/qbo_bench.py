@@ -569,7 +569,7 @@ async def run(cfg: Config, write: bool, inorder: bool = False) -> int:
     system = None
     prefixes: list[str] = []
     try:
-        machine = await machine_info(pool)
+        machine = await machine_info(pool, AMQP_URL)
         log(f"machine: {machine}")
         async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0),
                                          timeout=aiohttp.ClientTimeout(total=60)) as session:

@@ -20,13 +20,10 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import json
 import os
 import platform
 import random
-import re
 import socket
-import statistics
 import subprocess
 import sys
 import time
@@ -43,13 +40,13 @@ from services.ingest.admin import create_tenant
 from services.query import rollups, views
 from services.query.app import query_dsn
 from services.query.views import SalesQuery
-from shared.migrate import migrate
+from bench.common import load_average, percentile, write_section
+from shared.migrate import recreate_database
 
 ROOT = Path(__file__).resolve().parent.parent
 BENCH_DIR = Path(__file__).resolve().parent
 RESULTS = BENCH_DIR / "RESULTS.md"
 SECTION = "## Query service"
-START_MARK, END_MARK = "<!-- query:start -->", "<!-- query:end -->"
 
 DATABASE_URL = os.environ.get("BENCH_QUERY_DATABASE_URL",
                               "postgresql://postgres@127.0.0.1:5432/partsemble_bench_query")
@@ -192,17 +189,9 @@ class Loaded:
 
 
 async def reset_database() -> None:
-    url = URL(DATABASE_URL)
-    name = url.path.lstrip("/")
-    assert name.startswith("partsemble_bench"), "refusing to drop a database that is not a bench database"
-    conn = await asyncpg.connect(str(url.with_path("/postgres")))
-    try:
-        await conn.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1", name)
-        await conn.execute(f'DROP DATABASE IF EXISTS "{name}"')
-        await conn.execute(f'CREATE DATABASE "{name}"')
-    finally:
-        await conn.close()
-    await migrate(DATABASE_URL)
+    assert URL(DATABASE_URL).path.lstrip("/").startswith("partsemble_bench"), \
+        "refusing to drop a database that is not a bench database"
+    await recreate_database(DATABASE_URL)
 
 
 async def load(big_sales: int) -> Loaded:
@@ -413,14 +402,6 @@ async def backend_pids(conn: asyncpg.Connection) -> list[int]:
         "SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND application_name = 'partsemble-query'")]
 
 
-def percentile(values: list[float], p: float) -> float:
-    s = sorted(values)
-    if not s:
-        return float("nan")
-    k = max(0, min(len(s) - 1, int(round(p / 100 * len(s) + 0.5)) - 1))
-    return s[k]
-
-
 async def drive(session: aiohttp.ClientSession, base: str, headers: dict, sc: Scenario, seconds: float,
                 warmup: float, clients: int = CLIENTS, service_pid: int = 0, db: asyncpg.Connection | None = None
                 ) -> Result:
@@ -521,24 +502,6 @@ def machine() -> str:
     return f"{os.cpu_count()} CPUs ({cpu}), Linux {platform.release()}, Python {platform.python_version()}"
 
 
-def load_average() -> str:
-    with contextlib.suppress(OSError):
-        return Path("/proc/loadavg").read_text().split()[0]
-    return "?"
-
-
-def write_results(section: str) -> None:
-    """Replace this bench's section (its heading through its end marker), or append
-    it; other sections are left as they are (read, modify, write)."""
-    text = RESULTS.read_text() if RESULTS.exists() else "# Benchmark results\n\n"
-    marked = re.compile(rf"^{re.escape(SECTION)}\n.*?^{re.escape(END_MARK)}\n?", re.S | re.M)
-    if marked.search(text):
-        text = marked.sub(lambda _m: section, text, count=1)
-    else:
-        text = text.rstrip("\n") + "\n\n" + section
-    RESULTS.write_text(text.rstrip("\n") + "\n")
-
-
 ROLLUP_TEXT = """How the targets are met (shared/migrations/0003_query.sql; the statements are in
 services/query/views.py). Every index starts with `tenant_id`, so the big tenant's
 and the small tenants' rows never mix in a scan.
@@ -575,8 +538,7 @@ def render(loaded: Loaded, results: list[Result], explains: dict[str, str], args
            wall: float, load_before: str, load_after: str, checks: list[str]) -> str:
     mode = "quick" if args.quick else "full"
     cmd = ".venv/bin/python -m bench.query_bench" + (" --quick" if args.quick else "")
-    out = [SECTION, "", START_MARK,
-           f"Run {started:%Y-%m-%d %H:%M} UTC with `{cmd}` ({mode} mode, {wall:.0f} s); how it measures: "
+    out = [f"Run {started:%Y-%m-%d %H:%M} UTC with `{cmd}` ({mode} mode, {wall:.0f} s); how it measures: "
            "[bench/README.md](README.md).", "",
            f"Machine: {machine()}; {loaded_pg_version}. The query service (one process, default settings: "
            "DB pool 1–10), PostgreSQL and the 20 load-generating clients share these CPUs. Load average (1 min) "
@@ -623,7 +585,6 @@ def render(loaded: Loaded, results: list[Result], explains: dict[str, str], args
                 "page and the summary side by side on two pooled connections; the slower one sets the latency."]
         for key, text in explains.items():
             out += ["", f"**{key}**", "", "```", text, "```"]
-    out.append(END_MARK)
     return "\n".join(out) + "\n"
 
 
@@ -813,7 +774,7 @@ async def run(args) -> int:
                      load_after, checks)
     print(section)
     if not args.no_write:
-        write_results(section)
+        write_section(SECTION, "query", section)
         log(f"wrote the '{SECTION}' section of {RESULTS.relative_to(ROOT)}")
     return 0
 

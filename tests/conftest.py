@@ -6,26 +6,15 @@ from __future__ import annotations
 import os
 import uuid
 
-import asyncpg
 import pytest
 
 from services.costing.service import CostingService
 from shared.db import create_pool
-from shared.migrate import migrate
+from shared.migrate import recreate_database
 from shared.settings import Settings
 
 TEST_DATABASE_URL = os.environ.get("TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/partsemble_test")
 TEST_AMQP_URL = os.environ.get("TEST_AMQP_URL", os.environ.get("AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/"))
-
-
-async def _recreate_database(dsn: str) -> None:
-    name = dsn.rsplit("/", 1)[1]
-    conn = await asyncpg.connect(dsn.rsplit("/", 1)[0] + "/postgres")
-    try:
-        await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    finally:
-        await conn.close()
-    await migrate(dsn)
 
 
 @pytest.fixture(scope="session")
@@ -35,7 +24,7 @@ def database_url() -> str:
 
 @pytest.fixture(scope="session")
 async def pool(database_url):
-    await _recreate_database(database_url)
+    await recreate_database(database_url)
     pool = await create_pool(database_url, min_size=1, max_size=12)
     yield pool
     await pool.close()
@@ -64,18 +53,13 @@ async def broker_prefix():
     queues left behind by hundreds of tests would weigh down the broker."""
     import aio_pika
 
-    from shared.broker import Names
+    from shared import broker
 
     prefix = f"test-{uuid.uuid4().hex[:10]}"
     yield prefix
-    names = Names(prefix)
     connection = await aio_pika.connect(TEST_AMQP_URL)
     try:
-        channel = await connection.channel()
-        for queue in (names.costing_queue, names.dead_letter_queue):
-            await channel.queue_delete(queue)
-        for exchange in (names.exchange, names.dead_letter_exchange):
-            await channel.exchange_delete(exchange)
+        await broker.delete(await connection.channel(), broker.Names(prefix))
     finally:
         await connection.close()
 

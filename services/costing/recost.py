@@ -235,9 +235,7 @@ async def _relay_tail(repo: CostingRepository, change: ProductChange, writer: Li
                    (placed.start, placed.end))
 
     # Lots: positions and what remains of them.
-    await repo.write_lots([
-        (l.id, l.start, l.end, l.quantity - fifo.consumed(l, demand_end))
-        for l, r in zip(lots, lot_rows)
-        if (r["s_start"], r["s_end"], r["remaining"]) != (l.start, l.end, l.quantity - fifo.consumed(l, demand_end))
-    ])
+    laid = [(l.id, l.start, l.end, l.quantity - fifo.consumed(l, demand_end)) for l in lots]
+    await repo.write_lots([new for new, r in zip(laid, lot_rows)
+                           if new[1:] != (r["s_start"], r["s_end"], r["remaining"])])
     return demand_end, supply_end, {l.id for l in lines}

@@ -264,7 +264,7 @@ class CostingRepository:
         return await self.conn.fetch(SALE_LINES, sale_id)
 
     async def lines_by_id(self, line_ids: Sequence[int]) -> list[asyncpg.Record]:
-        return await self.conn.fetch(LINES_BY_ID, list(line_ids))
+        return await self.conn.fetch(LINES_BY_ID, list(line_ids)) if line_ids else []
 
     async def posted_sales(self, sale_ids: Iterable[int]) -> set[int]:
         ids = list(set(sale_ids))

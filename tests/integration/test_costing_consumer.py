@@ -8,11 +8,9 @@ import random
 import sys
 
 import aio_pika
-import pytest
 
 from services.costing.main import running_consumer
 from shared import broker
-from shared.events import dump_event
 from tests.conftest import TEST_AMQP_URL, settings_for, wait_for
 from tests.histories import history
 from tests.invariants import assert_invariants, violations

@@ -118,10 +118,7 @@ async def data(pool, database_url):
             await _apply(pool, ingest, other_headers, "POST", "/api/v1/products", {"sku": "Z-9", "name": "Zed"})
             await _apply(pool, ingest, other_headers, "POST", "/api/v1/sales",
                          sale("INV-1", "2026-02-01", "Bob Builder", [item("Z-9", "1", "3")]))
-            for queue in (topology.costing, topology.dead_letters):  # leave nothing on the broker
-                await queue.delete(if_unused=False, if_empty=False)
-            for exchange in (topology.exchange, topology.dead_letter_exchange):
-                await exchange.delete()
+            await broker.delete(topology.costing.channel, topology.names)  # leave nothing on the broker
     finally:
         await ingest.close()
     await CostingService(pool).apply(SaleRemoved(tenant_id=tenant_id, occurred_at=T0, source="quickbooks",

@@ -23,6 +23,7 @@ from services.costing.main import running_consumer
 from services.ingest.app import create_app as create_ingest_app
 from services.query.app import SERVER_LIMITS, create_app
 from services.query.openapi import DOCUMENT
+from shared import broker
 from shared.api_keys import INSERT_KEY
 from tests.conftest import client_for, event_applied, new_tenant, settings_for, wait_for
 
@@ -76,10 +77,7 @@ async def seeded_tenant(pool, database_url) -> uuid.UUID:
                 assert response.status == 202, await response.text()
                 for event_id in (await response.json())["event_ids"]:
                     await wait_for(lambda: event_applied(pool, event_id))
-            for queue in (topology.costing, topology.dead_letters):  # leave nothing on the broker
-                await queue.delete(if_unused=False, if_empty=False)
-            for exchange in (topology.exchange, topology.dead_letter_exchange):
-                await exchange.delete()
+            await broker.delete(topology.costing.channel, topology.names)  # leave nothing on the broker
     finally:
         await ingest.close()
     return tenant_id
