@@ -774,7 +774,8 @@ def render(cfg: Config, machine: dict[str, str], r: dict, checks: list[str], pro
             f"- The same 2-line sales applied by one in-process caller, no broker (`CostingService.apply` in a loop, "
             f"{cfg.direct_sales} sales on fresh products): {r['direct_rate']:,.0f} /s; end to end with 1 consumer "
             f"is {e1.rate / r['direct_rate']:.2f}× that "
-            "(the consumer applies up to `costing_prefetch` messages at once).",
+            "(the consumer applies up to `COSTING_BATCH_SIZE` prefetched sale events in one transaction; "
+            "one at a time, every sale pays its own round trips and commit).",
             f"- End-to-end rate over the first and the last fifth of the sales (the products' histories grow "
             f"during a run): 1 consumer {e1.rate_between(0, 0.2):,.0f} → {e1.rate_between(0.8, 1):,.0f} /s, "
             f"2 consumers {e2.rate_between(0, 0.2):,.0f} → {e2.rate_between(0.8, 1):,.0f} /s.",

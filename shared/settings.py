@@ -26,8 +26,10 @@ class Settings(BaseSettings):
 
     db_pool_min: int = 1
     db_pool_max: int = 10
-    #: Messages a costing consumer handles at once.
-    costing_prefetch: int = 8
+    #: Unacknowledged messages the broker hands a costing consumer ahead of time.
+    costing_prefetch: int = 200
+    #: Most messages a costing consumer applies in one transaction.
+    costing_batch_size: int = Field(default=100, ge=1)
     #: Attempts for a transient failure (deadlock, serialization, lost connection).
     costing_max_attempts: int = 8
     #: Redeliveries the broker allows before it dead-letters (a crashing consumer).

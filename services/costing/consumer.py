@@ -8,22 +8,29 @@
 * a consumer that crashes mid-message: the broker redelivers; the inbox row makes
   the redelivery a no-op if the first attempt committed, and the queue's delivery
   limit dead-letters a message that crashes every consumer.
+
+Messages are applied in batches: the broker delivers up to ``costing_prefetch``
+unacknowledged messages; one worker takes whatever has arrived (up to
+``costing_batch_size``), cuts it into groups (``service.groups``: sale events of
+one tenant and distinct sales; any other event alone) and applies each group in
+one transaction. A group that fails for a reason other than an unreachable
+database is applied again one message at a time, so only the culprit is parked.
 """
 
 from __future__ import annotations
 
+import asyncio
 import time
 import uuid
 
-import structlog
 from aio_pika.abc import AbstractExchange, AbstractIncomingMessage
 from pydantic import ValidationError
 
 from services.costing import metrics
-from services.costing.service import CostingService, PermanentError
+from services.costing.service import CostingService, PermanentError, groups
 from shared.broker import event_message, publish_raw
 from shared.db import UnavailableError
-from shared.events import parse_event
+from shared.events import Event, parse_event
 from shared.faults import crash_if
 from shared.logging import get_logger
 
@@ -32,48 +39,72 @@ log = get_logger("costing.consumer")
 RECORD_DEAD_LETTER = """
 INSERT INTO dead_letters (event_id, tenant_id, routing_key, reason, body) VALUES ($1, $2, $3, $4, $5)"""
 
+Item = tuple[AbstractIncomingMessage, Event]
+
 
 class CostingConsumer:
-    def __init__(self, service: CostingService, dead_letter_exchange: AbstractExchange, crash_point: str | None = None):
+    def __init__(self, service: CostingService, dead_letter_exchange: AbstractExchange, batch_size: int = 100,
+                 crash_point: str | None = None):
         self.service = service
         self.dead_letter_exchange = dead_letter_exchange
+        self.batch_size = batch_size
         self.crash_point = crash_point
+        self.arrived: asyncio.Queue[AbstractIncomingMessage] = asyncio.Queue()
 
-    async def handle(self, message: AbstractIncomingMessage) -> None:
-        headers = message.headers or {}
-        structlog.contextvars.bind_contextvars(
-            event_id=headers.get("event_id"), tenant=headers.get("tenant_id"), correlation_id=message.correlation_id)
-        try:
-            await self._handle(message)
-        finally:
-            structlog.contextvars.unbind_contextvars("event_id", "tenant", "correlation_id")
+    async def receive(self, message: AbstractIncomingMessage) -> None:
+        """The broker's callback: hand the message to the worker."""
+        self.arrived.put_nowait(message)
 
-    async def _handle(self, message: AbstractIncomingMessage) -> None:
-        try:
-            event = parse_event(message.body)
-        except ValidationError as exc:
-            await self.dead_letter(message, f"invalid event: {_summary(exc)}")
-            return
+    async def run(self) -> None:
+        """The worker: apply what has arrived, batch after batch, until cancelled."""
+        while True:
+            batch = [await self.arrived.get()]
+            while len(batch) < self.batch_size and not self.arrived.empty():
+                batch.append(self.arrived.get_nowait())
+            await self.handle(batch)
+
+    async def handle(self, messages: list[AbstractIncomingMessage]) -> None:
+        items: list[Item] = []
+        for message in messages:
+            try:
+                items.append((message, parse_event(message.body)))
+            except ValidationError as exc:
+                await self.dead_letter(message, f"invalid event: {_summary(exc)}")
+        by_id = {id(event): message for message, event in items}
+        for group in groups([event for _, event in items], self.batch_size):
+            await self._apply([(by_id[id(event)], event) for event in group])
+
+    async def _apply(self, group: list[Item]) -> None:
         started = time.perf_counter()
         try:
-            applied = await self.service.apply(event)
+            applied = await self.service.apply_group([event for _, event in group])
         except UnavailableError as exc:
-            log.error("costing.database_unavailable", error=str(exc))
-            metrics.EVENTS.labels(event.event_type, "requeued").inc()
-            await message.nack(requeue=True)
+            log.error("costing.database_unavailable", error=str(exc), events=len(group))
+            for message, event in group:
+                metrics.EVENTS.labels(event.event_type, "requeued").inc()
+                await message.nack(requeue=True)
             return
-        except PermanentError as exc:
-            await self.dead_letter(message, f"cannot apply: {exc}")
-            return
-        except Exception as exc:  # noqa: BLE001 - a bug or contention past the retry limit: park it, keep going
-            log.exception("costing.apply_failed")
-            await self.dead_letter(message, f"failed: {type(exc).__name__}: {exc}")
+        except Exception as exc:  # noqa: BLE001 - a bug, a contradiction or contention past the retry limit
+            if len(group) > 1:
+                log.warning("costing.group_failed", error=f"{type(exc).__name__}: {exc}", events=len(group))
+                for item in group:
+                    await self._apply([item])
+                return
+            message, event = group[0]
+            if isinstance(exc, PermanentError):
+                await self.dead_letter(message, f"cannot apply: {exc}")
+            else:
+                log.exception("costing.apply_failed", **_context(message))
+                await self.dead_letter(message, f"failed: {type(exc).__name__}: {exc}")
             return
         crash_if("after_commit_before_ack", self.crash_point)
-        await message.ack()
+        for (message, event), new in zip(group, applied):
+            await message.ack()
+            metrics.EVENTS.labels(event.event_type, "applied" if new else "duplicate").inc()
+            log.info("costing.event.applied" if new else "costing.event.duplicate", event_type=event.event_type,
+                     **_context(message))
         metrics.DURATION.observe(time.perf_counter() - started)
-        metrics.EVENTS.labels(event.event_type, "applied" if applied else "duplicate").inc()
-        log.info("costing.event.applied" if applied else "costing.event.duplicate", event_type=event.event_type)
+        metrics.GROUP_SIZE.observe(len(group))
 
     async def dead_letter(self, message: AbstractIncomingMessage, reason: str) -> None:
         """Park the message with its reason (confirmed by the broker), record it, then ack."""
@@ -91,7 +122,7 @@ class CostingConsumer:
             log.exception("costing.dead_letter_record_failed")
         await message.ack()
         metrics.DEAD_LETTERED.labels(reason.split(":", 1)[0]).inc()
-        log.error("costing.event.dead_lettered", reason=reason)
+        log.error("costing.event.dead_lettered", reason=reason, **_context(message))
 
 
 def _uuid(value) -> uuid.UUID | None:
@@ -99,6 +130,12 @@ def _uuid(value) -> uuid.UUID | None:
         return uuid.UUID(str(value)) if value else None
     except ValueError:
         return None
+
+
+def _context(message: AbstractIncomingMessage) -> dict:
+    headers = message.headers or {}
+    return {"event_id": headers.get("event_id"), "tenant": headers.get("tenant_id"),
+            "correlation_id": message.correlation_id}
 
 
 def _summary(exc: ValidationError) -> str:

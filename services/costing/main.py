@@ -30,14 +30,18 @@ async def running_consumer(settings: Settings):
         channel = await broker.open_channel(connection, settings.costing_prefetch)
         topology = await broker.declare(channel, broker.Names(settings.broker_prefix), settings.costing_delivery_limit)
         consumer = CostingConsumer(CostingService(pool, settings.costing_max_attempts), topology.dead_letter_exchange,
-                                   settings.crash_point)
+                                   settings.costing_batch_size, settings.crash_point)
         app = web.Application()
         add_health_routes(app, {"database": database_check(pool), "broker": broker_check(connection)})
-        tag = await topology.costing.consume(consumer.handle)
+        worker = asyncio.create_task(consumer.run())
+        tag = await topology.costing.consume(consumer.receive)
         try:
             yield consumer, app, topology
         finally:
             await topology.costing.cancel(tag)
+            worker.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await worker
     finally:
         await connection.close()
         await pool.close()

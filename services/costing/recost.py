@@ -28,6 +28,9 @@ from shared.money import ZERO, wide
 
 NON_INVENTORY = {"non_inventory", "service", "shipping"}
 
+#: Why a line's cost changed, for its cost revision: (description, event id).
+Cause = tuple[str, uuid.UUID]
+
 
 def demand_key_of(txn_date, source_created_at, source: str, external_id: str, sale_type: str, line_no: int) -> DemandKey:
     """A line's place in the demand order; external ids compare length first (numeric ids numerically)."""
@@ -62,16 +65,25 @@ class ProductChange:
     #: The product's cost basis after ``recost``.
     wac: Decimal = ZERO
     has_basis: bool = False
+    #: The events that changed each axis at its earliest point (several events may change
+    #: a product in one batch), and any other cause: why later lines are re-costed.
+    demand_cause: Cause | None = None
+    supply_cause: Cause | None = None
+    cause: Cause | None = None
 
     @classmethod
-    def of(cls, row: asyncpg.Record) -> ProductChange:
-        return cls(row, row["received_qty"], row["received_value"], row["standard_cost"])
+    def of(cls, row: asyncpg.Record, cause: Cause | None = None) -> ProductChange:
+        return cls(row, row["received_qty"], row["received_value"], row["standard_cost"], cause=cause)
 
-    def touch_demand(self, key: DemandKey) -> None:
-        self.demand_from = _min(self.demand_from, key)
+    def touch_demand(self, key: DemandKey, cause: Cause | None = None) -> None:
+        if self.demand_from is None or key < self.demand_from:
+            self.demand_from, self.demand_cause = key, cause or self.demand_cause
+        self.cause = self.cause or cause
 
-    def touch_supply(self, key: SupplyKey) -> None:
-        self.supply_from = _min(self.supply_from, key)
+    def touch_supply(self, key: SupplyKey, cause: Cause | None = None) -> None:
+        if self.supply_from is None or key < self.supply_from:
+            self.supply_from, self.supply_cause = key, cause or self.supply_cause
+        self.cause = self.cause or cause
 
 
 def line_flags(kind: str, shortage: Decimal, has_basis: bool, is_return: bool, posted: bool) -> list[str]:
@@ -95,22 +107,22 @@ class LineWriter:
     for lines that had been costed before, and refreshes the totals of their sales."""
 
     repo: CostingRepository
-    cause: str
-    event_id: uuid.UUID
-    costs: dict[int, tuple[asyncpg.Record, Decimal, Decimal, Decimal, list[str]]] = field(default_factory=dict)
+    #: Recorded with a revision when the caller names no other cause.
+    cause: Cause
+    costs: dict[int, tuple[asyncpg.Record, Decimal, Decimal, Decimal, list[str], Cause]] = field(default_factory=dict)
     positions: dict[int, tuple[Decimal, Decimal]] = field(default_factory=dict)
     sale_ids: set[int] = field(default_factory=set)
 
     def set(self, row, cost: Decimal, shortage: Decimal, shortage_cost: Decimal, flags: list[str],
-            position: tuple[Decimal, Decimal] | None = None) -> None:
-        self.costs[row["id"]] = (row, cost, shortage, shortage_cost, flags)
+            position: tuple[Decimal, Decimal] | None = None, cause: Cause | None = None) -> None:
+        self.costs[row["id"]] = (row, cost, shortage, shortage_cost, flags, cause or self.cause)
         if position is not None:
             self.positions[row["id"]] = position
 
     async def flush(self) -> None:
         """One UPDATE for every line whose position or cost changed."""
         writes, revisions = [], []
-        for row, cost, shortage, shortage_cost, flags in self.costs.values():
+        for row, cost, shortage, shortage_cost, flags, cause in self.costs.values():
             position = self.positions.get(row["id"])
             moved = position is not None and position != (row["d_start"], row["d_end"])
             repriced = not (row["costed"] and row["cost"] == cost and row["shortage_qty"] == shortage
@@ -122,9 +134,9 @@ class LineWriter:
             if repriced:
                 self.sale_ids.add(row["sale_id"])
             if row["costed"] and row["cost"] != cost:
-                revisions.append((row["sale_id"], row["line_no"], row["cost"], cost))
+                revisions.append((row["sale_id"], row["line_no"], row["cost"], cost, *cause))
         await self.repo.write_lines(writes)
-        await self.repo.insert_revisions(revisions, self.cause, self.event_id)
+        await self.repo.insert_revisions(revisions)
         self.costs.clear()
         self.positions.clear()
         await self.repo.refresh_sale_totals(self.sale_ids)
@@ -132,7 +144,7 @@ class LineWriter:
 
 
 async def price_lines(repo: CostingRepository, writer: LineWriter, rows, wac: Decimal, has_basis: bool,
-                      posted_sales: set[int]) -> None:
+                      posted_sales: set[int], cause: Cause | None = None) -> None:
     """Cost lines whose allocations are already right: from their allocations and
     their shortage at WAC, or (credit memo lines) the value of their return lot."""
     allocs: dict[int, list[tuple[Decimal, Decimal]]] = {}
@@ -143,13 +155,13 @@ async def price_lines(repo: CostingRepository, writer: LineWriter, rows, wac: De
         if r["in_demand"]:
             cost, shortage_cost = fifo.line_cost(allocs.get(r["id"], []), r["shortage_qty"], wac)
             writer.set(r, cost, r["shortage_qty"], shortage_cost,
-                       line_flags(r["kind"], r["shortage_qty"], has_basis, False, True))
+                       line_flags(r["kind"], r["shortage_qty"], has_basis, False, True), cause=cause)
         elif posted and r["sale_type"] == "credit_memo" and r["kind"] == "inventory":
             with wide():
                 cost = -(r["quantity"] * wac)
-            writer.set(r, cost, ZERO, ZERO, line_flags(r["kind"], ZERO, has_basis, True, True))
+            writer.set(r, cost, ZERO, ZERO, line_flags(r["kind"], ZERO, has_basis, True, True), cause=cause)
         else:
-            writer.set(r, ZERO, ZERO, ZERO, line_flags(r["kind"], ZERO, has_basis, False, posted))
+            writer.set(r, ZERO, ZERO, ZERO, line_flags(r["kind"], ZERO, has_basis, False, posted), cause=cause)
 
 
 async def recost(repo: CostingRepository, change: ProductChange, writer: LineWriter) -> None:
@@ -172,7 +184,8 @@ async def recost(repo: CostingRepository, change: ProductChange, writer: LineWri
         extra = ids - tail_ids - {r["id"] for r in rows}
         if extra:
             rows += await repo.lines_by_id(sorted(extra))
-        await price_lines(repo, writer, rows, wac, has_basis, await repo.posted_sales({r["sale_id"] for r in rows}))
+        await price_lines(repo, writer, rows, wac, has_basis, await repo.posted_sales({r["sale_id"] for r in rows}),
+                          change.cause)
 
     await repo.update_product_totals(p["id"], change.received_qty, change.received_value, wac, has_basis,
                                      demand_total, supply_total)
@@ -188,6 +201,8 @@ async def _relay_tail(repo: CostingRepository, change: ProductChange, writer: Li
     if change.supply_from is not None:
         x_s = await repo.supply_predecessor_end(pid, change.supply_from) or ZERO
     x = _min(x_d, x_s)
+    cause = (change.demand_cause if x_s is None or (x_d is not None and x_d <= x_s) else change.supply_cause)
+    cause = cause or change.cause
 
     # Demand tail: lines that may take from a changed part of supply, and lines that move.
     line_rows = await repo.tail_lines(pid, change.demand_from, x)
@@ -232,7 +247,7 @@ async def _relay_tail(repo: CostingRepository, change: ProductChange, writer: Li
         cost, shortage_cost = fifo.line_cost(((a.quantity, unit_costs[a.lot_id]) for a in res.allocations),
                                              res.shortage, wac)
         writer.set(r, cost, res.shortage, shortage_cost, line_flags(r["kind"], res.shortage, has_basis, False, True),
-                   (placed.start, placed.end))
+                   (placed.start, placed.end), cause)
 
     # Lots: positions and what remains of them.
     laid = [(l.id, l.start, l.end, l.quantity - fifo.consumed(l, demand_end)) for l in lots]

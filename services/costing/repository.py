@@ -24,8 +24,9 @@ _LINE_COLUMNS = (
 )
 _LOT_COLUMNS = "id, product_id, lot_number, is_return, return_line_id, quantity, unit_cost, received_at, version, s_start, s_end, remaining"
 
-RECORD_EVENT = """
-INSERT INTO processed_events (event_id, tenant_id, event_type) VALUES ($1, $2, $3)
+RECORD_EVENTS = """
+INSERT INTO processed_events (event_id, tenant_id, event_type) SELECT e.id, $1, e.type
+FROM unnest($2::uuid[], $3::text[]) AS e(id, type)
 ON CONFLICT (event_id) DO NOTHING RETURNING event_id"""
 
 ENSURE_PRODUCTS = """
@@ -48,34 +49,45 @@ UPDATE products SET received_qty = $2, received_value = $3, wac = $4, has_cost_b
        demand_total = $6, supply_total = $7, updated_at = now()
 WHERE id = $1"""
 
-ENSURE_SALE = """
-INSERT INTO sales (tenant_id, source, type, external_id) VALUES ($1, $2, $3, $4)
+ENSURE_SALES = """
+INSERT INTO sales (tenant_id, source, type, external_id)
+SELECT $1, * FROM unnest($2::text[], $3::text[], $4::text[])
 ON CONFLICT (tenant_id, source, type, external_id) DO NOTHING"""
 
-SALE_ID = "SELECT id FROM sales WHERE tenant_id = $1 AND source = $2 AND type = $3 AND external_id = $4"
+SALE_IDS = """
+SELECT s.id, s.source, s.type, s.external_id
+FROM sales s JOIN unnest($2::text[], $3::text[], $4::text[]) AS k(source, type, external_id)
+  ON s.source = k.source AND s.type = k.type AND s.external_id = k.external_id
+WHERE s.tenant_id = $1"""
 
-# Why: the sale row serializes edits of one sale; always taken after its products' locks.
-LOCK_SALE = "SELECT * FROM sales WHERE id = $1 FOR UPDATE"
+# Why: a sale row serializes edits of that sale; taken in id order, always after the
+# locks of its products.
+LOCK_SALES_ROWS = "SELECT * FROM sales WHERE id = ANY($1::bigint[]) ORDER BY id FOR UPDATE"
 
-SALE_LINE_PRODUCTS = "SELECT DISTINCT product_id FROM sale_lines WHERE sale_id = $1 AND product_id IS NOT NULL"
+SALE_LINE_PRODUCTS = """
+SELECT DISTINCT product_id FROM sale_lines WHERE sale_id = ANY($1::bigint[]) AND product_id IS NOT NULL"""
 
 LINES_BY_ID = f"SELECT {_LINE_COLUMNS} FROM sale_lines WHERE id = ANY($1::bigint[])"
 
 POSTED_SALES = "SELECT id FROM sales WHERE id = ANY($1::bigint[]) AND status = 'posted'"
 
-SALE_LINES = f"SELECT {_LINE_COLUMNS} FROM sale_lines WHERE sale_id = $1 ORDER BY line_no"
+SALE_LINES = f"SELECT {_LINE_COLUMNS} FROM sale_lines WHERE sale_id = ANY($1::bigint[]) ORDER BY sale_id, line_no"
 
-UPDATE_SALE_HEADER = """
-UPDATE sales SET version = $2, doc_number = $3, txn_date = $4, source_created_at = $5, customer = $6,
-       currency = $7, exchange_rate = $8, status = $9, updated_at = now()
-WHERE id = $1"""
+UPDATE_SALE_HEADERS = """
+UPDATE sales s SET version = h.version, doc_number = h.doc_number, txn_date = h.txn_date,
+       source_created_at = h.source_created_at, customer = h.customer, currency = h.currency,
+       exchange_rate = h.exchange_rate, status = h.status, updated_at = now()
+FROM unnest($1::bigint[], $2::bigint[], $3::text[], $4::date[], $5::timestamptz[], $6::text[], $7::text[],
+            $8::numeric[], $9::text[])
+     AS h(id, version, doc_number, txn_date, source_created_at, customer, currency, exchange_rate, status)
+WHERE s.id = h.id AND s.id = ANY($1::bigint[])"""
 
-UPDATE_SALE_STATUS = "UPDATE sales SET status = $2, updated_at = now() WHERE id = $1"
-
-UPSERT_LINE = """
+UPSERT_LINES = """
 INSERT INTO sale_lines (tenant_id, sale_id, line_no, sku, product_id, description, kind, quantity, gross_revenue,
                         revenue, candidate, in_demand, txn_date, source_created_at, source, external_id, sale_type)
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)
+SELECT $1, * FROM unnest($2::bigint[], $3::int[], $4::text[], $5::bigint[], $6::text[], $7::text[], $8::numeric[],
+                         $9::numeric[], $10::numeric[], $11::boolean[], $12::boolean[], $13::date[],
+                         $14::timestamptz[], $15::text[], $16::text[], $17::text[])
 ON CONFLICT (sale_id, line_no) DO UPDATE SET
     sku = EXCLUDED.sku, product_id = EXCLUDED.product_id, description = EXCLUDED.description, kind = EXCLUDED.kind,
     quantity = EXCLUDED.quantity, gross_revenue = EXCLUDED.gross_revenue, revenue = EXCLUDED.revenue,
@@ -86,15 +98,15 @@ ON CONFLICT (sale_id, line_no) DO UPDATE SET
     d_end = CASE WHEN EXCLUDED.in_demand THEN sale_lines.d_end END,
     shortage_qty = CASE WHEN EXCLUDED.in_demand THEN sale_lines.shortage_qty ELSE 0 END,
     shortage_cost = CASE WHEN EXCLUDED.in_demand THEN sale_lines.shortage_cost ELSE 0 END
-RETURNING id"""
+RETURNING id, sale_id, line_no"""
 
-DELETE_LINES = "DELETE FROM sale_lines WHERE sale_id = $1 AND NOT (line_no = ANY($2::int[]))"
+DELETE_LINES = "DELETE FROM sale_lines WHERE id = ANY($1::bigint[])"
 
 DELETE_ALLOCATIONS_OF_LINES = "DELETE FROM allocations WHERE line_id = ANY($1::bigint[])"
 
-RECORD_VERSION = """
+RECORD_VERSIONS = """
 INSERT INTO sale_versions (tenant_id, sale_id, version, event_id, event_type, applied, note)
-VALUES ($1, $2, $3, $4, $5, $6, $7)"""
+SELECT $1, * FROM unnest($2::bigint[], $3::bigint[], $4::uuid[], $5::text[], $6::boolean[], $7::text[])"""
 
 # Lines of a newly defined product join the demand.
 MAP_PRODUCT_LINES = f"""
@@ -106,6 +118,10 @@ RETURNING l.id, l.in_demand, {', '.join('l.' + c for c in _DEMAND_ORDER.split(',
 
 LOT = f"SELECT {_LOT_COLUMNS} FROM lots WHERE product_id = $1 AND lot_number = $2"
 
+LOTS_BY_NUMBER = f"""
+SELECT {_LOT_COLUMNS} FROM lots JOIN unnest($1::bigint[], $2::text[]) AS k(pid, number)
+  ON product_id = k.pid AND lot_number = k.number"""
+
 UPSERT_LOT = """
 INSERT INTO lots (tenant_id, product_id, lot_number, is_return, return_line_id, quantity, unit_cost, received_at, version, remaining)
 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $6)
@@ -115,10 +131,21 @@ ON CONFLICT (product_id, lot_number) DO UPDATE SET
     remaining = LEAST(lots.remaining, EXCLUDED.quantity)
 RETURNING id"""
 
-DELETE_LOT = "DELETE FROM lots WHERE id = $1"
+UPSERT_RETURN_LOTS = """
+INSERT INTO lots (tenant_id, product_id, lot_number, is_return, return_line_id, quantity, unit_cost, received_at,
+                  remaining)
+SELECT $1, r.product_id, r.lot_number, true, r.line_id, r.quantity, r.unit_cost, r.received_at, r.quantity
+FROM unnest($2::bigint[], $3::text[], $4::bigint[], $5::numeric[], $6::numeric[], $7::timestamptz[])
+     AS r(product_id, lot_number, line_id, quantity, unit_cost, received_at)
+ON CONFLICT (product_id, lot_number) DO UPDATE SET
+    quantity = EXCLUDED.quantity, unit_cost = EXCLUDED.unit_cost, received_at = EXCLUDED.received_at,
+    return_line_id = EXCLUDED.return_line_id, remaining = LEAST(lots.remaining, EXCLUDED.quantity)"""
 
-RETURN_LOTS_OF_SALE = f"""
-SELECT {_LOT_COLUMNS} FROM lots WHERE return_line_id IN (SELECT id FROM sale_lines WHERE sale_id = $1)"""
+DELETE_LOTS = "DELETE FROM lots WHERE id = ANY($1::bigint[])"
+
+RETURN_LOTS_OF_SALES = f"""
+SELECT l.sale_id, {', '.join('r.' + c for c in _LOT_COLUMNS.split(', '))}
+FROM lots r JOIN sale_lines l ON l.id = r.return_line_id WHERE l.sale_id = ANY($1::bigint[])"""
 
 REPRICE_RETURN_LOTS = "UPDATE lots SET unit_cost = $2 WHERE product_id = $1 AND is_return AND unit_cost <> $2"
 
@@ -189,7 +216,7 @@ SELECT {_LINE_COLUMNS} FROM sale_lines WHERE id IN (
 
 INSERT_REVISIONS = """
 INSERT INTO cost_revisions (tenant_id, sale_id, line_no, old_cost, new_cost, cause, event_id)
-SELECT $1, *, $6, $7 FROM unnest($2::bigint[], $3::int[], $4::numeric[], $5::numeric[])"""
+SELECT $1, * FROM unnest($2::bigint[], $3::int[], $4::numeric[], $5::numeric[], $6::text[], $7::uuid[])"""
 
 # Why: sale totals are rewritten by every transaction that re-costs one of its
 # lines; the rows are locked in id order first so those transactions cannot
@@ -222,8 +249,10 @@ class CostingRepository:
         self.conn = conn
         self.tenant_id = tenant_id
 
-    async def record_event(self, event_id: uuid.UUID, event_type: str) -> bool:
-        return await self.conn.fetchval(RECORD_EVENT, event_id, self.tenant_id, event_type) is not None
+    async def record_events(self, events: Sequence[tuple[uuid.UUID, str]]) -> set[uuid.UUID]:
+        """The inbox: the ids among ``(event_id, event_type)`` not applied before."""
+        rows = await self.conn.fetch(RECORD_EVENTS, self.tenant_id, *_columns(events, 2))
+        return {r["event_id"] for r in rows}
 
     # products ------------------------------------------------------------------
     async def product_ids(self, skus: Iterable[str]) -> dict[str, int]:
@@ -250,18 +279,21 @@ class CostingRepository:
         return await self.conn.fetch(MAP_PRODUCT_LINES, product_id)
 
     # sales ---------------------------------------------------------------------
-    async def sale_id(self, source: str, sale_type: str, external_id: str) -> int:
-        await self.conn.execute(ENSURE_SALE, self.tenant_id, source, sale_type, external_id)
-        return await self.conn.fetchval(SALE_ID, self.tenant_id, source, sale_type, external_id)
+    async def sale_ids(self, keys: Sequence[tuple[str, str, str]]) -> dict[tuple[str, str, str], int]:
+        """Ids of the sales ``(source, type, external_id)``, created if new."""
+        columns = _columns(sorted(set(keys)), 3)
+        await self.conn.execute(ENSURE_SALES, self.tenant_id, *columns)
+        rows = await self.conn.fetch(SALE_IDS, self.tenant_id, *columns)
+        return {(r["source"], r["type"], r["external_id"]): r["id"] for r in rows}
 
-    async def sale_line_products(self, sale_id: int) -> set[int]:
-        return {r["product_id"] for r in await self.conn.fetch(SALE_LINE_PRODUCTS, sale_id)}
+    async def sale_line_products(self, sale_ids: Sequence[int]) -> set[int]:
+        return {r["product_id"] for r in await self.conn.fetch(SALE_LINE_PRODUCTS, list(sale_ids))}
 
-    async def lock_sale(self, sale_id: int) -> asyncpg.Record:
-        return await self.conn.fetchrow(LOCK_SALE, sale_id)
+    async def lock_sales(self, sale_ids: Iterable[int]) -> dict[int, asyncpg.Record]:
+        return {r["id"]: r for r in await self.conn.fetch(LOCK_SALES_ROWS, sorted(set(sale_ids)))}
 
-    async def sale_lines(self, sale_id: int) -> list[asyncpg.Record]:
-        return await self.conn.fetch(SALE_LINES, sale_id)
+    async def sale_lines(self, sale_ids: Sequence[int]) -> list[asyncpg.Record]:
+        return await self.conn.fetch(SALE_LINES, list(sale_ids))
 
     async def lines_by_id(self, line_ids: Sequence[int]) -> list[asyncpg.Record]:
         return await self.conn.fetch(LINES_BY_ID, list(line_ids)) if line_ids else []
@@ -270,25 +302,30 @@ class CostingRepository:
         ids = list(set(sale_ids))
         return {r["id"] for r in await self.conn.fetch(POSTED_SALES, ids)} if ids else set()
 
-    async def update_sale_header(self, sale_id: int, *args) -> None:
-        await self.conn.execute(UPDATE_SALE_HEADER, sale_id, *args)
+    async def update_sale_headers(self, rows: Sequence[tuple]) -> None:
+        """(id, version, doc_number, txn_date, source_created_at, customer, currency, exchange_rate, status)."""
+        if rows:
+            await self.conn.execute(UPDATE_SALE_HEADERS, *_columns(rows, 9))
 
-    async def update_sale_status(self, sale_id: int, status: str) -> None:
-        await self.conn.execute(UPDATE_SALE_STATUS, sale_id, status)
+    async def upsert_lines(self, rows: Sequence[tuple]) -> dict[tuple[int, int], int]:
+        """Lines as UPSERT_LINES' columns after tenant_id; their ids by (sale_id, line_no)."""
+        if not rows:
+            return {}
+        result = await self.conn.fetch(UPSERT_LINES, self.tenant_id, *_columns(rows, 16))
+        return {(r["sale_id"], r["line_no"]): r["id"] for r in result}
 
-    async def upsert_line(self, sale_id: int, *args) -> int:
-        return await self.conn.fetchval(UPSERT_LINE, self.tenant_id, sale_id, *args)
-
-    async def delete_lines_except(self, sale_id: int, keep_line_nos: Sequence[int]) -> None:
-        await self.conn.execute(DELETE_LINES, sale_id, list(keep_line_nos))
+    async def delete_lines(self, line_ids: Sequence[int]) -> None:
+        if line_ids:
+            await self.conn.execute(DELETE_LINES, list(line_ids))
 
     async def delete_allocations_of(self, line_ids: Sequence[int]) -> None:
         if line_ids:
             await self.conn.execute(DELETE_ALLOCATIONS_OF_LINES, list(line_ids))
 
-    async def record_version(self, sale_id: int, version: int | None, event_id: uuid.UUID, event_type: str,
-                             applied: bool, note: str | None = None) -> None:
-        await self.conn.execute(RECORD_VERSION, self.tenant_id, sale_id, version, event_id, event_type, applied, note)
+    async def record_versions(self, rows: Sequence[tuple]) -> None:
+        """(sale_id, version, event_id, event_type, applied, note) per row."""
+        if rows:
+            await self.conn.execute(RECORD_VERSIONS, self.tenant_id, *_columns(rows, 6))
 
     # lots ----------------------------------------------------------------------
     async def lot(self, product_id: int, lot_number: str) -> asyncpg.Record | None:
@@ -299,11 +336,20 @@ class CostingRepository:
         return await self.conn.fetchval(UPSERT_LOT, self.tenant_id, product_id, lot_number, is_return, return_line_id,
                                         quantity, unit_cost, received_at, version)
 
-    async def delete_lot(self, lot_id: int) -> None:
-        await self.conn.execute(DELETE_LOT, lot_id)
+    async def lots_by_number(self, keys: Sequence[tuple[int, str]]) -> list[asyncpg.Record]:
+        return await self.conn.fetch(LOTS_BY_NUMBER, *_columns(keys, 2)) if keys else []
 
-    async def return_lots_of_sale(self, sale_id: int) -> list[asyncpg.Record]:
-        return await self.conn.fetch(RETURN_LOTS_OF_SALE, sale_id)
+    async def upsert_return_lots(self, rows: Sequence[tuple]) -> None:
+        """(product_id, lot_number, line_id, quantity, unit_cost, received_at) per return lot."""
+        if rows:
+            await self.conn.execute(UPSERT_RETURN_LOTS, self.tenant_id, *_columns(rows, 6))
+
+    async def delete_lots(self, lot_ids: Sequence[int]) -> None:
+        if lot_ids:
+            await self.conn.execute(DELETE_LOTS, list(lot_ids))
+
+    async def return_lots_of_sales(self, sale_ids: Sequence[int]) -> list[asyncpg.Record]:
+        return await self.conn.fetch(RETURN_LOTS_OF_SALES, list(sale_ids))
 
     async def reprice_return_lots(self, product_id: int, wac: Decimal) -> None:
         await self.conn.execute(REPRICE_RETURN_LOTS, product_id, wac)
@@ -342,19 +388,19 @@ class CostingRepository:
     async def write_lines(self, rows: Sequence[tuple]) -> None:
         """(id, moved, d_start, d_end, cost, shortage_qty, shortage_cost, flags) per line."""
         if rows:
-            await self.conn.execute(WRITE_LINES, *map(list, zip(*rows)))
+            await self.conn.execute(WRITE_LINES, *_columns(rows, 8))
 
     async def write_lots(self, rows: Sequence[tuple[int, Decimal, Decimal, Decimal]]) -> None:
         if rows:
-            await self.conn.execute(WRITE_LOTS, *map(list, zip(*rows)))
+            await self.conn.execute(WRITE_LOTS, *_columns(rows, 4))
 
     async def wac_dependent_lines(self, product_id: int) -> list[asyncpg.Record]:
         return await self.conn.fetch(WAC_DEPENDENT_LINES, product_id)
 
-    async def insert_revisions(self, rows: Sequence[tuple[int, int, Decimal, Decimal]], cause: str,
-                               event_id: uuid.UUID) -> None:
+    async def insert_revisions(self, rows: Sequence[tuple]) -> None:
+        """(sale_id, line_no, old_cost, new_cost, cause, event_id) per revision."""
         if rows:
-            await self.conn.execute(INSERT_REVISIONS, self.tenant_id, *map(list, zip(*rows)), cause, event_id)
+            await self.conn.execute(INSERT_REVISIONS, self.tenant_id, *_columns(rows, 6))
 
     async def refresh_sale_totals(self, sale_ids: Iterable[int]) -> None:
         ids = sorted(set(sale_ids))
@@ -365,3 +411,8 @@ class CostingRepository:
     async def reset_tenant(self) -> None:
         for statement in RESET_TENANT:
             await self.conn.execute(statement, self.tenant_id)
+
+
+def _columns(rows: Sequence[tuple], width: int) -> list[list]:
+    """Rows as ``width`` column lists, for unnest($n::type[], ...)."""
+    return [list(c) for c in zip(*rows)] if rows else [[] for _ in range(width)]

@@ -9,6 +9,7 @@ import pytest
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
+from services.costing.service import groups
 from shared.events import Event
 from tests.projection import project
 from tests.reference_model import compute, describe, diff_states
@@ -32,14 +33,16 @@ async def _new_tenant(pool) -> uuid.UUID:
     return tenant_id
 
 
-async def _deliver(costing, events: list[Event]) -> None:
-    """Deliver in order; apply() is True exactly for the first delivery of each event_id."""
+async def _deliver(costing, events: list[Event], group_limit: int = 1) -> None:
+    """Deliver in order, in groups of up to ``group_limit`` events as the consumer cuts
+    them; an event counts as applied exactly on the first delivery of its event_id."""
     seen: set[uuid.UUID] = set()
-    for position, event in enumerate(events):
-        applied = await costing.apply(event)
-        first = event.event_id not in seen
-        assert applied is first, f"delivery {position} ({event.event_type}, first={first}) returned {applied}"
-        seen.add(event.event_id)
+    for group in groups(events, group_limit):
+        applied = await costing.apply(group[0]) if group_limit == 1 else await costing.apply_group(group)
+        first = [event.event_id not in seen for event in group]
+        assert applied == (first[0] if group_limit == 1 else first), (
+            f"group of {[e.event_type for e in group]}, first deliveries {first}, returned {applied}")
+        seen.update(event.event_id for event in group)
 
 
 @PROPERTY
@@ -56,6 +59,19 @@ async def test_engine_equals_full_recomputation(pool, costing, data) -> None:
         + "\n--- expected state:\n"
         + describe(expected)
     )
+
+
+@PROPERTY
+@given(data=st.data())
+async def test_applying_in_groups_equals_full_recomputation(pool, costing, data) -> None:
+    """What the consumer does with prefetched messages: runs of sale events applied in one
+    transaction each (one re-lay per product for the whole run)."""
+    tenant_id = await _new_tenant(pool)
+    facts, delivered = data.draw(history(tenant_id), label="(facts, deliveries)")
+    await _deliver(costing, delivered, data.draw(st.integers(2, 40), label="group limit"))
+    expected = compute(facts)
+    actual = await project(pool, tenant_id)
+    assert actual == expected, "grouped engine differs from the reference model:\n" + diff_states(expected, actual)
 
 
 @PROPERTY
