@@ -20,6 +20,8 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import dataclasses
+import json
 import os
 import platform
 import random
@@ -27,6 +29,7 @@ import socket
 import subprocess
 import sys
 import time
+import uuid
 from dataclasses import dataclass, field
 from datetime import date, datetime, timezone
 from decimal import Decimal
@@ -37,11 +40,11 @@ import asyncpg
 from yarl import URL
 
 from services.ingest.admin import create_tenant
-from services.query import rollups, views
+from services.query import rollups, summaries, views
 from services.query.app import query_dsn
 from services.query.views import SalesQuery
 from bench.common import load_average, percentile, write_section
-from shared.migrate import recreate_database
+from shared.migrate import migrate, recreate_database
 
 ROOT = Path(__file__).resolve().parent.parent
 BENCH_DIR = Path(__file__).resolve().parent
@@ -278,6 +281,36 @@ async def load(big_sales: int) -> Loaded:
         await conn.close()
 
 
+async def remember(loaded: Loaded) -> None:
+    """Keep what was loaded in the bench database, for ``--reuse``."""
+    conn = await asyncpg.connect(DATABASE_URL)
+    try:
+        await conn.execute("CREATE TABLE bench_loaded (loaded jsonb NOT NULL)")
+        await conn.execute("INSERT INTO bench_loaded VALUES ($1::text::jsonb)", json.dumps(dataclasses.asdict(loaded)))
+    finally:
+        await conn.close()
+
+
+async def reused(big_sales: int) -> Loaded | None:
+    """The data a previous run loaded with the same size (migrated to the current schema),
+    or None when there is none."""
+    try:
+        conn = await asyncpg.connect(DATABASE_URL)
+    except asyncpg.InvalidCatalogNameError:
+        return None
+    try:
+        if await conn.fetchval("SELECT to_regclass('bench_loaded')") is None:
+            return None
+        raw = json.loads(await conn.fetchval("SELECT loaded::text FROM bench_loaded"))
+    finally:
+        await conn.close()
+    if raw["big_sales"] != big_sales:
+        return None
+    await migrate(DATABASE_URL)
+    raw["steps"] = [tuple(s) for s in raw["steps"]]
+    return Loaded(**raw)
+
+
 async def check_load(loaded: Loaded) -> list[str]:
     """The data as the service will see it: what the rollups hold equals direct sums."""
     problems: list[str] = []
@@ -285,7 +318,8 @@ async def check_load(loaded: Loaded) -> list[str]:
     try:
         direct = await conn.fetchrow("SELECT count(*) AS count, sum(revenue) AS revenue, sum(cost) AS cost "
                                      "FROM sales WHERE tenant_id = $1", loaded.big_tenant)
-        rolled = await conn.fetchrow(views.sales_summary_sql(()), loaded.big_tenant)
+        sql, args = views.sales_summary_statement(uuid.UUID(loaded.big_tenant), SalesQuery({}))
+        rolled = await conn.fetchrow(sql, *args)
         if tuple(direct) != tuple(rolled):
             problems.append(f"sales_totals {tuple(rolled)} != direct SUM over sales {tuple(direct)}")
         bad = await conn.fetchval("""
@@ -478,9 +512,9 @@ async def explain(loaded: Loaded, sc: Scenario) -> str:
             page = views.sales_page_sql(names, q.sort, q.order, q.after is not None)
             args = [loaded.big_tenant, *values] + ([q.after[0], q.after[1]] if q.after else []) + [q.limit + 1]
             parts.append(("page", page, args))
-            parts.append(("summary", views.sales_summary_sql(names), [loaded.big_tenant, *values]))
+            parts.append(("summary", *views.sales_summary_statement(uuid.UUID(loaded.big_tenant), q)))
         elif sc.kind == "margins":
-            parts.append(("margins", views.PRODUCT_MARGINS, [loaded.big_tenant, *sc.query]))
+            parts.append(("margins", *summaries.product_margins(uuid.UUID(loaded.big_tenant), *sc.query)))
         out = []
         for name, sql, args in parts:
             plan = await conn.fetch(f"EXPLAIN (ANALYZE, BUFFERS) {sql}", *args)
@@ -629,10 +663,15 @@ async def run(args) -> int:
     started = datetime.now(timezone.utc)
     t_start = time.perf_counter()
     big = 100_000 if args.quick else 1_000_000
-    log(f"resetting {URL(DATABASE_URL).path.lstrip('/')} and migrating")
-    await reset_database()
-    log(f"loading {big:,} sales for the big tenant + {OTHER_TENANTS} × {OTHER_SALES:,}")
-    loaded = await load(big)
+    loaded = await reused(big) if args.reuse else None
+    if loaded is None:
+        log(f"resetting {URL(DATABASE_URL).path.lstrip('/')} and migrating")
+        await reset_database()
+        log(f"loading {big:,} sales for the big tenant + {OTHER_TENANTS} × {OTHER_SALES:,}")
+        loaded = await load(big)
+        await remember(loaded)
+    else:
+        log(f"reusing the {loaded.big_sales:,}-sale database loaded before (--reuse)")
     log(f"loaded {loaded.sales:,} sales, {loaded.lines:,} lines, {loaded.allocations:,} allocations "
         f"in {loaded.seconds:.1f} s")
     problems = await check_load(loaded)
@@ -783,7 +822,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m bench.query_bench", description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true", help="100,000 sales, 3 s per scenario")
     parser.add_argument("--no-write", action="store_true", help="print only; leave bench/RESULTS.md alone")
+    parser.add_argument("--reuse", action="store_true",
+                        help="reuse the data a previous run loaded (migrated to the current schema) instead of "
+                             "loading anew; for iterating, never for recorded figures (implies --no-write)")
     args = parser.parse_args()
+    args.no_write = args.no_write or args.reuse
     args.seconds = 3.0 if args.quick else 10.0
     args.warmup = 1.0 if args.quick else 2.0
     args.single_seconds = 1.0 if args.quick else 2.0

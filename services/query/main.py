@@ -15,4 +15,4 @@ def main() -> None:
     configure(settings.log_format, settings.log_level)
     asyncio.run(migrate(settings.database_url))
     web.run_app(create_app(settings), host=settings.bind_host, port=settings.query_port, access_log=None,
-                print=None, handler_args=SERVER_LIMITS)
+                print=None, **SERVER_LIMITS)

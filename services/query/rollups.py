@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from dataclasses import dataclass
 
 import asyncpg
 
@@ -22,39 +23,73 @@ log = get_logger("query.rollups")
 
 _FOLD_LOCK = 0x51E5_7074  # advisory lock id: one folder at a time
 
-FOLD_SALES_TOTALS = """
-WITH moved AS (
-    DELETE FROM sales_totals_delta
-    WHERE id IN (SELECT id FROM sales_totals_delta ORDER BY id LIMIT $1)
-    RETURNING tenant_id, day, status, type, source, has_shortage, sales, revenue, cost
-), folded AS (
-    INSERT INTO sales_totals AS t (tenant_id, day, status, type, source, has_shortage, sales, revenue, cost)
-    SELECT tenant_id, day, status, type, source, has_shortage, sum(sales), sum(revenue), sum(cost)
-    FROM moved GROUP BY 1, 2, 3, 4, 5, 6
-    ON CONFLICT (tenant_id, day, status, type, source, has_shortage) DO UPDATE
-    SET sales = t.sales + EXCLUDED.sales, revenue = t.revenue + EXCLUDED.revenue, cost = t.cost + EXCLUDED.cost
-    RETURNING 1
-)
-SELECT count(*) FROM moved"""
+MONTH = "date_trunc('month', day::timestamp)::date"
+SALE_DIMENSIONS = ("status", "type", "source", "has_shortage")
+SALE_VALUES = ("sales", "revenue", "cost")
+PRODUCT_VALUES = ("lines", "quantity_sold", "quantity_returned", "revenue", "cost", "shortage_qty")
 
-FOLD_PRODUCT_TOTALS = """
-WITH moved AS (
-    DELETE FROM product_totals_delta
-    WHERE id IN (SELECT id FROM product_totals_delta ORDER BY id LIMIT $1)
-    RETURNING tenant_id, day, product_id, lines, quantity_sold, quantity_returned, revenue, cost, shortage_qty
-), folded AS (
-    INSERT INTO product_totals AS t (tenant_id, day, product_id, lines, quantity_sold, quantity_returned, revenue,
-                                     cost, shortage_qty)
-    SELECT tenant_id, day, product_id, sum(lines), sum(quantity_sold), sum(quantity_returned), sum(revenue),
-           sum(cost), sum(shortage_qty)
-    FROM moved GROUP BY 1, 2, 3
-    ON CONFLICT (tenant_id, day, product_id) DO UPDATE
-    SET lines = t.lines + EXCLUDED.lines, quantity_sold = t.quantity_sold + EXCLUDED.quantity_sold,
-        quantity_returned = t.quantity_returned + EXCLUDED.quantity_returned, revenue = t.revenue + EXCLUDED.revenue,
-        cost = t.cost + EXCLUDED.cost, shortage_qty = t.shortage_qty + EXCLUDED.shortage_qty
-    RETURNING 1
+
+@dataclass(frozen=True)
+class Grain:
+    """A base table of a rollup: its key columns, each computed from the delta's
+    columns (name, expression), and whether it sums the values (else it only lists
+    the keys it has seen)."""
+    table: str
+    keys: tuple[tuple[str, str], ...]
+    summed: bool = True
+
+
+@dataclass(frozen=True)
+class Rollup:
+    """A delta table (its key columns and summed values) and the grains it is folded into."""
+    delta: str
+    keys: tuple[str, ...]
+    values: tuple[str, ...]
+    grains: tuple[Grain, ...]
+
+
+def _keys(*names: str) -> tuple[tuple[str, str], ...]:
+    return tuple((name, name) for name in names)
+
+
+ROLLUPS = (
+    Rollup("sales_totals_delta", ("tenant_id", "day", *SALE_DIMENSIONS), SALE_VALUES, (
+        Grain("sales_totals", _keys("tenant_id", "day", *SALE_DIMENSIONS)),
+        Grain("sales_totals_month", (("tenant_id", "tenant_id"), ("month", MONTH), *_keys(*SALE_DIMENSIONS))),
+        Grain("sales_totals_all", _keys("tenant_id", *SALE_DIMENSIONS)))),
+    Rollup("product_totals_delta", ("tenant_id", "day", "product_id"), PRODUCT_VALUES, (
+        Grain("product_totals", _keys("tenant_id", "day", "product_id")),
+        Grain("product_totals_month", (("tenant_id", "tenant_id"), ("month", MONTH), ("product_id", "product_id"))))),
+    Rollup("customer_totals_delta", ("tenant_id", "customer", *SALE_DIMENSIONS), SALE_VALUES, (
+        Grain("customer_totals", _keys("tenant_id", "customer", *SALE_DIMENSIONS)),
+        Grain("customer_names", _keys("tenant_id", "customer"), summed=False))),
+    Rollup("sku_totals_delta", ("tenant_id", "sku", *SALE_DIMENSIONS), SALE_VALUES, (
+        Grain("sku_totals", _keys("tenant_id", "sku", *SALE_DIMENSIONS)),)),
 )
-SELECT count(*) FROM moved"""
+
+
+def fold_sql(rollup: Rollup) -> str:
+    """One statement: delete the oldest ``$1`` deltas and add them to every grain."""
+    moved = ", ".join([*rollup.keys, *rollup.values])
+    parts = [f"""WITH moved AS (
+    DELETE FROM {rollup.delta}
+    WHERE id IN (SELECT id FROM {rollup.delta} ORDER BY id LIMIT $1)
+    RETURNING {moved}
+)"""]
+    for n, grain in enumerate(rollup.grains):
+        values = rollup.values if grain.summed else ()
+        names = [c for c, _ in grain.keys]
+        updates = ", ".join(f"{v} = t.{v} + EXCLUDED.{v}" for v in values)
+        parts.append(f"""fold{n} AS (
+    INSERT INTO {grain.table} AS t ({", ".join([*names, *values])})
+    SELECT {", ".join([*(e for _, e in grain.keys), *(f"sum({v})" for v in values)])}
+    FROM moved GROUP BY {", ".join(str(i + 1) for i in range(len(grain.keys)))}
+    ON CONFLICT ({", ".join(names)}) DO {f"UPDATE SET {updates}" if values else "NOTHING"}
+)""")
+    return ",\n".join(parts) + "\nSELECT count(*) FROM moved"
+
+
+FOLDS = tuple(fold_sql(r) for r in ROLLUPS)
 
 
 async def fold_once(pool: asyncpg.Pool, batch: int = 20_000) -> int:
@@ -63,7 +98,7 @@ async def fold_once(pool: asyncpg.Pool, batch: int = 20_000) -> int:
     async with pool.acquire() as conn, conn.transaction():
         if not await conn.fetchval("SELECT pg_try_advisory_xact_lock($1)", _FOLD_LOCK):
             return 0
-        return await conn.fetchval(FOLD_SALES_TOTALS, batch) + await conn.fetchval(FOLD_PRODUCT_TOTALS, batch)
+        return sum([await conn.fetchval(sql, batch) for sql in FOLDS])
 
 
 async def fold_all(pool: asyncpg.Pool, batch: int = 20_000) -> int:

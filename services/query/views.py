@@ -22,6 +22,8 @@ from typing import Any
 
 import asyncpg
 
+from services.query import summaries
+
 # --- sort keys (indexed expressions, see 0003_query.sql) --------------------------------
 
 DATE_KEY = "coalesce(s.txn_date, '-infinity'::date)"
@@ -76,35 +78,38 @@ WHERE {where}
 ORDER BY {key} {direction}, s.id {direction}
 LIMIT ${limit}"""
 
+# With a customer substring, newest first: the customer names that match (from
+# customer_names and the unfolded customer deltas, 0007_query_rollups.sql, which have
+# every customer a sale of the tenant has), then for each name its newest sales through
+# sales_q_customer_date, merged. (The substring itself is then implied by the name.) A
+# customer's sales are a small part of a tenant's, and a substring matches few names.
+CUSTOMER_PAGE = """
+SELECT p.*
+FROM (SELECT t.customer FROM customer_names t WHERE t.tenant_id = $1 AND t.customer ILIKE ${customer}::text
+      UNION
+      SELECT t.customer FROM customer_totals_delta t WHERE t.tenant_id = $1 AND t.customer ILIKE ${customer}::text
+     ) c
+CROSS JOIN LATERAL (
+    SELECT {columns}, {key}::text AS sort_key, {key} AS key
+    FROM sales s
+    WHERE s.customer = c.customer
+      AND {where}
+    ORDER BY {key} {direction}, s.id {direction}
+    LIMIT ${limit}) p
+ORDER BY p.key {direction}, p.id {direction}
+LIMIT ${limit}"""
+
 SALES_SUMMARY = """
 SELECT count(*) AS count, coalesce(sum(s.revenue), 0) AS revenue, coalesce(sum(s.cost), 0) AS cost
 FROM sales s
 WHERE {where}"""
 
-# The same summary from the rollup (base + deltas, see 0003_query.sql) when every filter
-# given is one of its dimensions: a few rows per day instead of every sale.
-ROLLUP_FILTERS: dict[str, str] = {
-    "from": "t.day >= ${n}::date AND t.day > '-infinity'::date",
-    "to": "t.day <= ${n}::date AND t.day > '-infinity'::date",
-    "status": "t.status = ${n}::text",
-    "type": "t.type = ${n}::text",
-    "source": "t.source = ${n}::text",
-    "shortage": "t.has_shortage = ${n}::boolean",
-}
-SALES_SUMMARY_ROLLUP = """
-SELECT coalesce(sum(t.sales), 0)::bigint AS count, coalesce(sum(t.revenue), 0) AS revenue,
-       coalesce(sum(t.cost), 0) AS cost
-FROM (SELECT tenant_id, day, status, type, source, has_shortage, sales, revenue, cost FROM sales_totals
-      UNION ALL
-      SELECT tenant_id, day, status, type, source, has_shortage, sales, revenue, cost FROM sales_totals_delta) t
-WHERE t.tenant_id = $1{where}"""
-
-
-def _where(filters: tuple[str, ...]) -> tuple[list[str], int]:
-    """``s.tenant_id = $1`` and the fragments of ``filters`` numbered from $2."""
+def _where(filters: tuple[str, ...], skip: str | None = None) -> tuple[list[str], int]:
+    """``s.tenant_id = $1`` and the fragments of ``filters`` (but ``skip``) numbered from $2."""
     clauses = ["s.tenant_id = $1"]
     for n, name in enumerate(filters, start=2):
-        clauses.append(SALE_FILTERS[name].format(n=n))
+        if name != skip:
+            clauses.append(SALE_FILTERS[name].format(n=n))
     return clauses, len(filters) + 2
 
 
@@ -114,19 +119,22 @@ def sales_page_sql(filters: tuple[str, ...], sort: str, order: str, after: bool)
     ``filters`` order, then (``after``) the cursor's key and id, then the limit."""
     key = SORT_KEYS[sort]
     direction, op = DIRECTIONS[order]
-    clauses, n = _where(filters)
+    by_name = "customer" in filters and sort == "date"
+    clauses, n = _where(filters, skip="customer" if by_name else None)
     if after:
         clauses.append(f"({key.expression}, s.id) {op} (${n}::text::{key.sql_type}, ${n + 1}::bigint)")
         n += 2
+    if by_name:
+        return CUSTOMER_PAGE.format(columns=SALE_COLUMNS, key=key.expression, where="\n      AND ".join(clauses),
+                                    direction=direction, limit=n, customer=filters.index("customer") + 2)
     return SALES_PAGE.format(columns=SALE_COLUMNS, key=key.expression, where="\n  AND ".join(clauses),
                              direction=direction, limit=n)
 
 
 @lru_cache(maxsize=1024)
-def sales_summary_sql(filters: tuple[str, ...]) -> str:
-    if set(filters) <= set(ROLLUP_FILTERS):
-        clauses = [ROLLUP_FILTERS[name].format(n=n) for n, name in enumerate(filters, start=2)]
-        return SALES_SUMMARY_ROLLUP.format(where="".join(f"\n  AND {c}" for c in clauses))
+def direct_summary_sql(filters: tuple[str, ...]) -> str:
+    """The summary summed over the matching sales themselves (no rollup covers these
+    filters): params $1 tenant, then the filters in ``filters`` order."""
     clauses, _ = _where(filters)
     return SALES_SUMMARY.format(where="\n  AND ".join(clauses))
 
@@ -154,9 +162,18 @@ async def sales_page(conn: asyncpg.Connection, tenant_id: uuid.UUID, q: SalesQue
     return await conn.fetch(sales_page_sql(names, q.sort, q.order, q.after is not None), *args)
 
 
-async def sales_summary(conn: asyncpg.Connection, tenant_id: uuid.UUID, q: SalesQuery) -> asyncpg.Record:
+def sales_summary_statement(tenant_id: uuid.UUID, q: SalesQuery) -> tuple[str, list[Any]]:
+    """From a rollup when one covers the filters (summaries.py), else from the sales."""
+    rolled = summaries.sales_summary(tenant_id, q.filters)
+    if rolled is not None:
+        return rolled
     names, values = q.ordered_filters()
-    return await conn.fetchrow(sales_summary_sql(names), tenant_id, *values)
+    return direct_summary_sql(names), [tenant_id, *values]
+
+
+async def sales_summary(conn: asyncpg.Connection, tenant_id: uuid.UUID, q: SalesQuery) -> asyncpg.Record:
+    sql, args = sales_summary_statement(tenant_id, q)
+    return await conn.fetchrow(sql, *args)
 
 
 # --- one sale -------------------------------------------------------------------------
@@ -209,28 +226,10 @@ async def sale_detail(conn: asyncpg.Connection, tenant_id: uuid.UUID, sale_id: i
 
 # --- products -------------------------------------------------------------------------
 
-# Inventory lines of posted sales in a date range, per product, from the rollup kept
-# by triggers (base + deltas, see 0003_query.sql): one row per product and day.
-PRODUCT_MARGINS = """
-SELECT p.sku, p.name, m.quantity_sold, m.quantity_returned, m.revenue, m.cost, m.shortage_quantity
-FROM (
-    SELECT t.product_id, sum(t.quantity_sold) AS quantity_sold, sum(t.quantity_returned) AS quantity_returned,
-           sum(t.revenue) AS revenue, sum(t.cost) AS cost, sum(t.shortage_qty) AS shortage_quantity
-    FROM (SELECT tenant_id, day, product_id, lines, quantity_sold, quantity_returned, revenue, cost, shortage_qty
-          FROM product_totals
-          UNION ALL
-          SELECT tenant_id, day, product_id, lines, quantity_sold, quantity_returned, revenue, cost, shortage_qty
-          FROM product_totals_delta) t
-    WHERE t.tenant_id = $1 AND t.day >= $2 AND t.day <= $3 AND t.day > '-infinity'::date
-    GROUP BY t.product_id
-    HAVING sum(t.lines) > 0
-) m
-JOIN products p ON p.id = m.product_id"""
-
-
-async def product_margins(conn: asyncpg.Connection, tenant_id: uuid.UUID, first: date, last: date
+async def product_margins(conn: asyncpg.Connection, tenant_id: uuid.UUID, first: date | None, last: date | None
                           ) -> list[asyncpg.Record]:
-    return await conn.fetch(PRODUCT_MARGINS, tenant_id, first, last)
+    sql, args = summaries.product_margins(tenant_id, first, last)
+    return await conn.fetch(sql, *args)
 
 
 PRODUCT = "SELECT p.id, p.sku, p.name, p.wac FROM products p WHERE p.tenant_id = $1 AND p.sku = $2"
