@@ -104,7 +104,9 @@ def line_flags(kind: str, shortage: Decimal, has_basis: bool, is_return: bool, p
 @dataclass
 class LineWriter:
     """Collects new costs of lines, writes the changed ones, records cost revisions
-    for lines that had been costed before, and refreshes the totals of their sales."""
+    for lines that had been costed before, and brings the totals of their sales up to
+    date: re-summed for the sales whose lines were rewritten (``sale_ids``), moved by
+    the difference for the others (a sale's cost is the sum of its lines' costs)."""
 
     repo: CostingRepository
     #: Recorded with a revision when the caller names no other cause.
@@ -122,6 +124,7 @@ class LineWriter:
     async def flush(self) -> None:
         """One UPDATE for every line whose position or cost changed."""
         writes, revisions = [], []
+        deltas: dict[int, tuple[Decimal, bool]] = {}
         for row, cost, shortage, shortage_cost, flags, cause in self.costs.values():
             position = self.positions.get(row["id"])
             moved = position is not None and position != (row["d_start"], row["d_end"])
@@ -131,15 +134,18 @@ class LineWriter:
                 continue
             start, end = position if moved else (None, None)
             writes.append((row["id"], moved, start, end, cost, shortage, shortage_cost, ",".join(flags)))
-            if repriced:
-                self.sale_ids.add(row["sale_id"])
+            if repriced and row["sale_id"] not in self.sale_ids:
+                delta, recheck = deltas.get(row["sale_id"], (ZERO, False))
+                with wide():
+                    delta += cost - row["cost"]
+                deltas[row["sale_id"]] = (delta, recheck or (row["shortage_qty"] > 0) != (shortage > 0))
             if row["costed"] and row["cost"] != cost:
                 revisions.append((row["sale_id"], row["line_no"], row["cost"], cost, *cause))
         await self.repo.write_lines(writes)
         await self.repo.insert_revisions(revisions)
         self.costs.clear()
         self.positions.clear()
-        await self.repo.refresh_sale_totals(self.sale_ids)
+        await self.repo.update_sale_totals(self.sale_ids, [(k, *v) for k, v in deltas.items() if v != (ZERO, False)])
         self.sale_ids.clear()
 
 
@@ -204,8 +210,13 @@ async def _relay_tail(repo: CostingRepository, change: ProductChange, writer: Li
     cause = (change.demand_cause if x_s is None or (x_d is not None and x_d <= x_s) else change.supply_cause)
     cause = cause or change.cause
 
-    # Demand tail: lines that may take from a changed part of supply, and lines that move.
-    line_rows = await repo.tail_lines(pid, change.demand_from, x)
+    # Demand tail: lines that move (from the changed demand key on), and lines that may
+    # take from a changed part of supply (those ending after x_s; when x_d <= x_s they
+    # all come after the changed demand key anyway).
+    tail_from = change.demand_from
+    if x_s is not None and (x_d is None or x_s < x_d):
+        tail_from = _min(tail_from, await repo.first_line_ending_after(pid, x_s))
+    line_rows = await repo.tail_lines(pid, tail_from) if tail_from is not None else []
     lines: list[fifo.Placed] = []
     moved: list[fifo.Placed] = []
     for r in line_rows:

@@ -155,14 +155,25 @@ DEMAND_PREDECESSOR_END = f"""
 SELECT d_end FROM sale_lines WHERE product_id = $1 AND in_demand AND {_DEMAND_KEY} < ($2, $3, $4, $5, $6, $7, $8)
 ORDER BY {_DEMAND_ORDER_DESC} LIMIT 1"""
 
-TAIL_LINES_FROM_KEY = f"""
+TAIL_LINES = f"""
 SELECT {_LINE_COLUMNS} FROM sale_lines
-WHERE product_id = $1 AND in_demand AND ({_DEMAND_KEY} >= ($2, $3, $4, $5, $6, $7, $8) OR d_end > $9)
+WHERE product_id = $1 AND in_demand AND {_DEMAND_KEY} >= ($2, $3, $4, $5, $6, $7, $8)
 ORDER BY {_DEMAND_ORDER}"""
 
-TAIL_LINES_FROM_POSITION = f"""
-SELECT {_LINE_COLUMNS} FROM sale_lines WHERE product_id = $1 AND in_demand AND d_end > $2
-ORDER BY {_DEMAND_ORDER}"""
+# The first line (in demand order) that ends after a position: the one consuming the
+# lot that covers the position, or else the first short line past it. Positions grow
+# with the demand order, so every line after it ends after the position too. (No index
+# on d_end: positions change on every re-lay, and an index on them would make each of
+# those updates write every index of sale_lines instead of a heap-only tuple.)
+FIRST_LINE_ENDING_AFTER = f"""
+(SELECT {_DEMAND_ORDER} FROM sale_lines l JOIN allocations a ON a.line_id = l.id
+ WHERE a.lot_id = (SELECT id FROM lots WHERE product_id = $1 AND s_end > $2 ORDER BY s_end LIMIT 1)
+   AND l.in_demand AND l.d_end > $2
+ ORDER BY {_DEMAND_ORDER} LIMIT 1)
+UNION ALL
+(SELECT {_DEMAND_ORDER} FROM sale_lines
+ WHERE product_id = $1 AND shortage_qty > 0 AND in_demand AND d_end > $2
+ ORDER BY {_DEMAND_ORDER} LIMIT 1)"""
 
 SUPPLY_PREDECESSOR_END = """
 SELECT s_end FROM lots WHERE product_id = $1 AND (received_at, lot_number) < ($2, $3)
@@ -231,6 +242,14 @@ FROM (SELECT s2.id, coalesce(sum(l.revenue), 0) AS revenue, coalesce(sum(l.cost)
       WHERE s2.id = ANY($1::bigint[]) GROUP BY s2.id) t
 WHERE s.id = t.id AND s.id = ANY($1::bigint[])
   AND (s.revenue, s.cost, s.has_shortage) IS DISTINCT FROM (t.revenue, t.cost, t.has_shortage)"""
+
+MOVE_SALE_TOTALS = """
+UPDATE sales s SET cost = s.cost + d.delta, updated_at = now(),
+       has_shortage = CASE WHEN d.recheck
+                           THEN EXISTS (SELECT 1 FROM sale_lines l WHERE l.sale_id = s.id AND l.shortage_qty > 0)
+                           ELSE s.has_shortage END
+FROM unnest($1::bigint[], $2::numeric[], $3::boolean[]) AS d(id, delta, recheck)
+WHERE s.id = d.id AND s.id = ANY($1::bigint[])"""
 
 RESET_TENANT = [
     "DELETE FROM cost_revisions WHERE tenant_id = $1",
@@ -358,10 +377,13 @@ class CostingRepository:
     async def demand_predecessor_end(self, product_id: int, key: DemandKey) -> Decimal | None:
         return await self.conn.fetchval(DEMAND_PREDECESSOR_END, product_id, *key)
 
-    async def tail_lines(self, product_id: int, key: DemandKey | None, position: Decimal) -> list[asyncpg.Record]:
-        if key is None:
-            return await self.conn.fetch(TAIL_LINES_FROM_POSITION, product_id, position)
-        return await self.conn.fetch(TAIL_LINES_FROM_KEY, product_id, *key, position)
+    async def tail_lines(self, product_id: int, key: DemandKey) -> list[asyncpg.Record]:
+        """The in-demand lines of a product from ``key`` on, in demand order."""
+        return await self.conn.fetch(TAIL_LINES, product_id, *key)
+
+    async def first_line_ending_after(self, product_id: int, position: Decimal) -> DemandKey | None:
+        rows = await self.conn.fetch(FIRST_LINE_ENDING_AFTER, product_id, position)
+        return min((tuple(r) for r in rows), default=None)
 
     async def supply_predecessor_end(self, product_id: int, key: SupplyKey) -> Decimal | None:
         return await self.conn.fetchval(SUPPLY_PREDECESSOR_END, product_id, *key)
@@ -402,11 +424,16 @@ class CostingRepository:
         if rows:
             await self.conn.execute(INSERT_REVISIONS, self.tenant_id, *_columns(rows, 6))
 
-    async def refresh_sale_totals(self, sale_ids: Iterable[int]) -> None:
-        ids = sorted(set(sale_ids))
-        if ids:
-            await self.conn.execute(LOCK_SALES, ids)
-            await self.conn.execute(REFRESH_SALE_TOTALS, ids)
+    async def update_sale_totals(self, resum_ids: Iterable[int], deltas: Sequence[tuple[int, Decimal, bool]]) -> None:
+        """Re-sum the totals of ``resum_ids``; move others by (sale_id, cost delta, shortage may have changed)."""
+        resum = sorted(set(resum_ids))
+        if not (resum or deltas):
+            return
+        await self.conn.execute(LOCK_SALES, sorted(set(resum) | {d[0] for d in deltas}))
+        if resum:
+            await self.conn.execute(REFRESH_SALE_TOTALS, resum)
+        if deltas:
+            await self.conn.execute(MOVE_SALE_TOTALS, *_columns(deltas, 3))
 
     async def reset_tenant(self) -> None:
         for statement in RESET_TENANT:
