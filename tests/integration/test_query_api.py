@@ -562,93 +562,9 @@ async def test_health_metrics_and_openapi(query):
                                       "/api/v1/products/{sku}/stock", "/api/v1/shortages", "/api/v1/events/{event_id}"}
 
 
-# --- rollups ------------------------------------------------------------------------------
-
-SALES_ROLLUP = """
-SELECT day, status, type, source, has_shortage, sum(sales) AS sales, sum(revenue) AS revenue, sum(cost) AS cost
-FROM (SELECT * FROM sales_totals WHERE tenant_id = $1
-      UNION ALL SELECT tenant_id, day, status, type, source, has_shortage, sales, revenue, cost
-      FROM sales_totals_delta WHERE tenant_id = $1) t
-GROUP BY 1, 2, 3, 4, 5 HAVING sum(sales) <> 0 OR sum(revenue) <> 0 OR sum(cost) <> 0 ORDER BY 1, 2, 3, 4, 5"""
-SALES_DIRECT = """
-SELECT coalesce(txn_date, '-infinity'::date) AS day, status, type, source, has_shortage, count(*) AS sales,
-       sum(revenue) AS revenue, sum(cost) AS cost
-FROM sales WHERE tenant_id = $1 GROUP BY 1, 2, 3, 4, 5 ORDER BY 1, 2, 3, 4, 5"""
-PRODUCTS_ROLLUP = """
-SELECT day, product_id, sum(lines) AS lines, sum(quantity_sold) AS sold, sum(quantity_returned) AS returned,
-       sum(revenue) AS revenue, sum(cost) AS cost, sum(shortage_qty) AS shortage
-FROM (SELECT * FROM product_totals WHERE tenant_id = $1
-      UNION ALL SELECT tenant_id, day, product_id, lines, quantity_sold, quantity_returned, revenue, cost, shortage_qty
-      FROM product_totals_delta WHERE tenant_id = $1) t
-GROUP BY 1, 2 HAVING sum(lines) <> 0 ORDER BY 1, 2"""
-PRODUCTS_DIRECT = """
-SELECT l.txn_date AS day, l.product_id, count(*) AS lines,
-       sum(CASE WHEN l.sale_type <> 'credit_memo' THEN l.quantity ELSE 0 END) AS sold,
-       sum(CASE WHEN l.sale_type = 'credit_memo' THEN l.quantity ELSE 0 END) AS returned,
-       sum(l.revenue) AS revenue, sum(l.cost) AS cost, sum(l.shortage_qty) AS shortage
-FROM sale_lines l JOIN sales s ON s.id = l.sale_id
-WHERE l.tenant_id = $1 AND l.kind = 'inventory' AND l.product_id IS NOT NULL AND s.status = 'posted'
-GROUP BY 1, 2 ORDER BY 1, 2"""
-
-
-async def assert_rollups_exact(pool, tenant_id) -> None:
-    rollup = [tuple(r) for r in await pool.fetch(SALES_ROLLUP, tenant_id)]
-    assert rollup == [tuple(r) for r in await pool.fetch(SALES_DIRECT, tenant_id)]
-    rollup = [tuple(r) for r in await pool.fetch(PRODUCTS_ROLLUP, tenant_id)]
-    assert rollup == [tuple(r) for r in await pool.fetch(PRODUCTS_DIRECT, tenant_id)]
-
+# --- rollups (tests/integration/test_query_rollups.py has the rest) --------------------------
 
 async def test_rollups_equal_the_rows_they_sum(pool, data):
+    from tests.integration.test_query_rollups import assert_rollups_exact
+
     await assert_rollups_exact(pool, data.tenant_id)
-
-
-@pytest.mark.parametrize("seed", [11, 12])
-async def test_rollups_stay_exact_under_concurrent_costing_folding_and_reset(pool, costing, seed):
-    """Shuffled, duplicated, concurrent applies of a history with edits, backdating, voids,
-    deletes and credit memos, folded while it runs; then a reset of the tenant."""
-    import asyncio
-    import random
-
-    from services.query import rollups
-    from tests.conftest import new_tenant
-    from tests.histories import history
-
-    tenant_id = await new_tenant(pool)
-    events = history(tenant_id, seed=seed, sales=60)
-    products = [e for e in events if e.event_type == "product.upserted"]
-    rest = [e for e in events if e.event_type != "product.upserted"]
-    random.Random(seed).shuffle(rest)
-    for event in rest[:10]:  # some sales before their product is defined (unmapped lines)
-        await costing.apply(event)
-    for event in products:
-        await costing.apply(event)
-
-    async def fold_a_few_times():
-        for _ in range(5):
-            await rollups.fold_all(pool, batch=7)
-            await asyncio.sleep(0.01)
-
-    await asyncio.gather(fold_a_few_times(), *(costing.apply(e) for e in rest[10:] + rest[:15]))
-    await assert_rollups_exact(pool, tenant_id)
-    await rollups.fold_all(pool)
-    await assert_rollups_exact(pool, tenant_id)
-    assert await pool.fetchval("SELECT count(*) FROM sales_totals_delta WHERE tenant_id = $1", tenant_id) == 0
-
-    await costing.reset_tenant(tenant_id)  # the rebuild path deletes lines, then sales
-    await assert_rollups_exact(pool, tenant_id)
-    assert await pool.fetch(SALES_ROLLUP, tenant_id) == [] and await pool.fetch(PRODUCTS_ROLLUP, tenant_id) == []
-
-
-async def test_rollups_follow_a_sale_deleted_with_its_lines_by_cascade(pool, costing):
-    from tests.conftest import new_tenant
-    from tests.histories import history
-
-    tenant_id = await new_tenant(pool)
-    for event in history(tenant_id, seed=13, sales=12):
-        await costing.apply(event)
-    await pool.execute("DELETE FROM cost_revisions WHERE tenant_id = $1", tenant_id)
-    await pool.execute("DELETE FROM sale_versions WHERE tenant_id = $1", tenant_id)
-    await pool.execute("DELETE FROM allocations WHERE tenant_id = $1", tenant_id)
-    await pool.execute("DELETE FROM lots WHERE tenant_id = $1 AND is_return", tenant_id)
-    await pool.execute("DELETE FROM sales WHERE id IN (SELECT id FROM sales WHERE tenant_id = $1 LIMIT 5)", tenant_id)
-    await assert_rollups_exact(pool, tenant_id)
