@@ -417,18 +417,6 @@ async def run_burst(session, pool, system: System, company: Company, count: int,
                  poll_end, stats_before, stats_after, meter, probe)
 
 
-def tied_tail_total(first: int, last: int) -> int:
-    """Sales re-laid in all if ids first..last, all with one (txn_date, source_created_at),
-    were costed in id order: each one sorts (as text) before the earlier ids greater as text."""
-    keys: list[str] = []
-    total = 0
-    for n in range(first, last + 1):
-        key = str(n)
-        total += len(keys) - bisect.bisect_right(keys, key)
-        bisect.insort(keys, key)
-    return total
-
-
 def share_percentile(values: list[float], total: int, q: float) -> float | None:
     """Percentile over ``total`` items of which only ``values`` (sorted) finished; None
     when the rank falls among the unfinished ones (larger than anything measured)."""
@@ -483,14 +471,14 @@ async def analyse_burst(pool, company: Company, b: Burst, ids: list[str], expect
         values.sort()
     created = sorted(n["occurred_at"] for n in notes.values())
     # Demand order vs costing order: a sale costed after sales that sort after it in the
-    # demand order (txn_date, source_created_at, external_id as text) moves them all: the
-    # costing engine re-lays that tail. Count it for the sales costed so far.
+    # demand order (txn_date, source_created_at, external_id length first, then as text)
+    # moves them all: the costing engine re-lays that tail. Count it for the sales costed so far.
     by_costing = sorted((min(e["processed_at"] for e in events[i] if e["processed_at"] is not None), i)
                         for i in done)
     keys: list[tuple] = []
     tails = []
     for _at, i in by_costing:
-        key = (sales[i]["txn_date"], sales[i]["source_created_at"], i)
+        key = (sales[i]["txn_date"], sales[i]["source_created_at"], len(i), i)
         tails.append(len(keys) - bisect.bisect_right(keys, key))
         bisect.insort(keys, key)
     b.tails = tails
@@ -679,17 +667,13 @@ def tail_line(b: Burst) -> str:
     """What the demand order cost: the tail of already-costed sales each sale moved."""
     if not b.tails:
         return "- No sale was costed."
-    ties = ("so ties are broken by `external_id` *as text* (\"1000\" < \"101\")" if b.tie_keys < len(b.tails)
-            else "all different")
+    ties = ("so ties are broken by `external_id`, length first (numeric QuickBooks ids in numeric order)"
+            if b.tie_keys < len(b.tails) else "all different")
     text = (f"- Demand order vs costing order: the {len(b.tails):,} costed sales have {b.tie_keys:,} distinct "
             f"(txn_date, source_created_at) keys, {ties}; "
             f"each newly costed sale sorted before on average {sum(b.tails) / len(b.tails):,.1f} (max "
             f"{max(b.tails):,}) already-costed sales, which the engine re-lays (moves and re-allocates) in the same "
             "transaction under the product's lock")
-    if b.tie_keys == 1 and len(b.tails) < b.count:
-        total = tied_tail_total(int(b.first_id), int(b.last_id))
-        text += (f"; all {b.count:,} costed in id order would mean {total:,} line re-lays ({total / b.count:,.0f} per "
-                 "sale)")
     return text + "."
 
 
@@ -717,9 +701,8 @@ def miss_summary(b: Burst, ib: Burst | None) -> list[str]:
             f"serialize on its row lock (on average {lock:.1f} of {active:.1f} active database backends were waiting "
             "for a lock)")
     if b.tie_keys == 1 and b.tails and max(b.tails) >= 100:
-        text += ("; and the burst's invoices share one (txn_date, CreateTime second), so the demand order breaks "
-                 "the tie on `external_id` compared as text, while QuickBooks ids are numbers that arrive in numeric "
-                 f"order: each sale sorted before up to {max(b.tails):,} (on average "
+        text += ("; and sales were costed out of demand order: "
+                 f"each sale sorted before up to {max(b.tails):,} (on average "
                  f"{sum(b.tails) / len(b.tails):,.0f}) already-costed ones, and the engine re-lays that whole tail inside the locked transaction "
                  "(`_relay_tail` and `fifo.allocate` in the costing profile below)")
     out.append(text + f"; {rates}.")
