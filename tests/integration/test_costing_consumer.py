@@ -63,6 +63,32 @@ async def test_event_that_contradicts_the_facts_is_dead_lettered(pool, database_
     assert await topology.dead_letters.get(fail=False, no_ack=True) is None
 
 
+async def test_a_contradiction_inside_a_group_parks_only_that_message(
+        pool, database_url, tenant_id, topology, broker_prefix, costing):
+    """Messages already queued are applied as one group; when the group fails, it is applied
+    again one message at a time, so the culprit alone is dead-lettered."""
+    from shared.events import LotReceived, ProductUpserted, SaleLine, SaleUpserted
+    from tests.histories import T0
+
+    def sale(external_id: str, sale_type: str = "invoice") -> SaleUpserted:
+        return SaleUpserted(tenant_id=tenant_id, occurred_at=T0, source="manual", sale_type=sale_type,
+                            external_id=external_id, version=1, txn_date=T0.date(), source_created_at=T0,
+                            lines=[SaleLine(line_no=1, sku="A", quantity=1, revenue=5)])
+
+    await costing.apply(ProductUpserted(tenant_id=tenant_id, occurred_at=T0, sku="A", name="A", version=1))
+    await costing.apply(LotReceived(tenant_id=tenant_id, occurred_at=T0, sku="A", lot_number="RET-manual-C1-1",
+                                    quantity=10, unit_cost=2, received_at=T0))
+    first, credit, second = sale("S1"), sale("C1", "credit_memo"), sale("S2")
+    await publish_all(topology, [first, credit, second])  # queued before the consumer starts: one batch
+    async with running_consumer(settings_for(database_url, broker_prefix)):
+        await wait_for(lambda: _count_is(pool, tenant_id, 4))
+        parked = await wait_for(lambda: topology.dead_letters.get(fail=False, no_ack=True))
+    assert parked.headers["event_id"] == str(credit.event_id)
+    assert "clashes with a received lot" in parked.headers["x-error"]
+    costs = dict(await pool.fetch("SELECT external_id, cost FROM sales WHERE tenant_id = $1", tenant_id))
+    assert costs == {"S1": 2, "S2": 2}
+
+
 async def _count_is(pool, tenant_id, n):
     return await processed(pool, tenant_id) == n
 
