@@ -9,7 +9,7 @@ from aiohttp import web
 from yarl import URL
 
 from services.query import rollups
-from services.query.app_keys import SETTINGS
+from services.query.app_keys import GENERIC_POOL, SETTINGS
 from services.query.metrics import metrics_middleware
 from services.query.routes import routes
 from services.query.sales_tab import add_sales_tab
@@ -24,18 +24,23 @@ PUBLIC_PATHS = frozenset({"/api/v1/openapi.json"})
 SERVER_LIMITS = {"max_line_size": 65536}
 
 
-def query_dsn(database_url: str) -> str:
-    """The database URL with this service's session settings. Statements are planned
-    for their actual parameters (filters and ranges vary a lot between requests), and
-    the connections say who they are."""
-    return str(URL(database_url).update_query(plan_cache_mode="force_custom_plan",
-                                              application_name="partsemble-query"))
+def query_dsn(database_url: str, generic: bool = False) -> str:
+    """The database URL with this service's session settings, and the connections say
+    who they are. Statements are planned for their actual parameters (filters and
+    ranges vary a lot between requests), except on the generic pool: the statements
+    whose best plan does not depend on the values (views.Statement.generic: rollup
+    sums, date pages, sale detail) are planned once per connection there."""
+    mode = "force_generic_plan" if generic else "force_custom_plan"
+    return str(URL(database_url).update_query(plan_cache_mode=mode, application_name="partsemble-query"))
 
 
 async def _pool_ctx(app: web.Application):
     settings = app[SETTINGS]
     app[POOL] = await create_pool(query_dsn(settings.database_url), settings.db_pool_min, settings.db_pool_max)
+    app[GENERIC_POOL] = await create_pool(query_dsn(settings.database_url, generic=True), settings.db_pool_min,
+                                          settings.db_pool_max)
     yield
+    await app[GENERIC_POOL].close()
     await app[POOL].close()
 
 

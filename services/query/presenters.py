@@ -58,9 +58,8 @@ def sale_item(r) -> dict:
     }
 
 
-def summary(r) -> dict:
-    margin = WIDE.subtract(r["revenue"], r["cost"])
-    return {"count": r["count"], "revenue": money(r["revenue"]), "cost": money(r["cost"]), "margin": money(margin)}
+def summary(count: int, revenue: Decimal, cost: Decimal) -> dict:
+    return {"count": count, "revenue": money(revenue), "cost": money(cost), "margin": money(WIDE.subtract(revenue, cost))}
 
 
 def allocation(r) -> dict:

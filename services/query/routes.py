@@ -5,7 +5,6 @@ OpenAPI document (app.PUBLIC_PATHS)."""
 
 from __future__ import annotations
 
-import asyncio
 import uuid
 from collections.abc import Awaitable, Callable
 from decimal import Decimal
@@ -15,6 +14,7 @@ import asyncpg
 from aiohttp import web
 
 from services.query import openapi, params, presenters, views
+from services.query.app_keys import GENERIC_POOL
 from shared.money import wide
 from shared.web import POOL, TENANT, ApiError, json_response
 
@@ -25,6 +25,10 @@ T = TypeVar("T")
 async def _read(pool: asyncpg.Pool, view: Callable[..., Awaitable[T]], *args) -> T:
     async with pool.acquire() as conn:
         return await view(conn, *args)
+
+
+def _pool(request: web.Request, statement: views.Statement) -> asyncpg.Pool:
+    return request.app[GENERIC_POOL if statement.generic else POOL]
 
 
 def _not_found(what: str) -> ApiError:
@@ -39,23 +43,23 @@ async def openapi_document(_request: web.Request) -> web.Response:
 @routes.get("/api/v1/sales")
 async def list_sales(request: web.Request) -> web.Response:
     q = params.sales_query(request.query)
-    pool, tenant = request.app[POOL], request[TENANT]
-    # The page and the summary of the whole filtered set run side by side.
-    rows, totals = await asyncio.gather(_read(pool, views.sales_page, tenant, q),
-                                        _read(pool, views.sales_summary, tenant, q))
-    items = rows[:q.limit]
+    statement = views.sales_list_statement(request[TENANT], q)
+    rows = await _pool(request, statement).fetch(statement.sql, *statement.args)
+    summary = presenters.summary(rows[0]["summary_count"], rows[0]["summary_revenue"], rows[0]["summary_cost"])
+    items = rows[:q.limit] if rows[0]["id"] is not None else []
     next_cursor = None
     if len(rows) > q.limit:
         last = items[-1]
         next_cursor = params.sales_cursor(q.sort, q.order, last["sort_key"], last["id"])
     return json_response({"items": [presenters.sale_item(r) for r in items], "next_cursor": next_cursor,
-                          "summary": presenters.summary(totals)})
+                          "summary": summary})
 
 
 @routes.get("/api/v1/sales/{id}")
 async def get_sale(request: web.Request) -> web.Response:
     sale_id = params.path_id(request.match_info["id"])
-    detail = await _read(request.app[POOL], views.sale_detail, request[TENANT], sale_id)
+    # five primary-key and sale_id lookups: the same plans for any sale
+    detail = await _read(request.app[GENERIC_POOL], views.sale_detail, request[TENANT], sale_id)
     if detail is None:
         raise _not_found(f"sale {sale_id}")
     return json_response(presenters.sale_detail(detail))
@@ -75,7 +79,8 @@ def _margin_sort_key(sort: str):
 @routes.get("/api/v1/products/margins")
 async def product_margins(request: web.Request) -> web.Response:
     first, last, sort, order = params.margins_args(request.query)
-    rows = await _read(request.app[POOL], views.product_margins, request[TENANT], first, last)
+    # sums of rollup ranges by primary key: the same plans for any range
+    rows = await _read(request.app[GENERIC_POOL], views.product_margins, request[TENANT], first, last)
     key = _margin_sort_key(sort)
     rows = sorted(rows, key=lambda r: r["sku"])  # ties: by sku
     valued = sorted((r for r in rows if key(r) is not None), key=key, reverse=order == "desc")

@@ -144,12 +144,11 @@ FROM (
 ) t"""
 
 
-def sales_summary(tenant_id, filters: dict[str, Any]) -> tuple[str, list[Any]] | None:
-    """The summary statement and its arguments from a rollup, or None when no rollup
-    covers this combination of filters."""
+def sales_summary(params: Params, filters: dict[str, Any]) -> str | None:
+    """The summary statement from a rollup, its arguments added to ``params`` ($1 is the
+    tenant), or None when no rollup covers this combination of filters."""
     names = set(filters)
     others = names - set(DIMENSION_FILTERS)
-    params = Params(tenant_id)
     if not others:
         parts = [Part("sales_totals_all", ()), Part("sales_totals_delta", ())]
     elif others <= set(DATE_FILTERS):
@@ -162,7 +161,7 @@ def sales_summary(tenant_id, filters: dict[str, Any]) -> tuple[str, list[Any]] |
     else:
         return None
     common = [DIMENSION_FILTERS[name].format(params(filters[name])) for name in DIMENSION_FILTERS if name in names]
-    return SALES_SUMMARY.format(union=_union("t.sales, t.revenue, t.cost", parts, common)), params.values
+    return SALES_SUMMARY.format(union=_union("t.sales, t.revenue, t.cost", parts, common))
 
 
 PRODUCT_MARGINS = """

@@ -72,7 +72,7 @@ SALE_COLUMNS = """s.id, s.source, s.type, s.external_id, s.doc_number, s.txn_dat
        s.status, s.has_shortage, s.updated_at"""
 
 SALES_PAGE = """
-SELECT {columns}, {key}::text AS sort_key
+SELECT {columns}, {key}::text AS sort_key, {key} AS key
 FROM sales s
 WHERE {where}
 ORDER BY {key} {direction}, s.id {direction}
@@ -98,6 +98,15 @@ CROSS JOIN LATERAL (
     LIMIT ${limit}) p
 ORDER BY p.key {direction}, p.id {direction}
 LIMIT ${limit}"""
+
+# The page and the summary of the whole filtered set in one statement (one round trip,
+# one snapshot): the summary's one row, joined with the page's rows (none: one row of
+# NULLs). The page's parameters come first; the summary's follow them.
+SALES_LIST = """
+WITH summary AS MATERIALIZED ({summary})
+SELECT page.*, summary.count AS summary_count, summary.revenue AS summary_revenue, summary.cost AS summary_cost
+FROM summary LEFT JOIN ({page}) page ON true
+ORDER BY page.key {direction}, page.id {direction}"""
 
 SALES_SUMMARY = """
 SELECT count(*) AS count, coalesce(sum(s.revenue), 0) AS revenue, coalesce(sum(s.cost), 0) AS cost
@@ -152,28 +161,41 @@ class SalesQuery:
         return names, [self.filters[name] for name in names]
 
 
-async def sales_page(conn: asyncpg.Connection, tenant_id: uuid.UUID, q: SalesQuery) -> list[asyncpg.Record]:
-    """``q.limit + 1`` rows at most (the extra one says there is a next page)."""
+@dataclass(frozen=True)
+class Statement:
+    sql: str
+    args: list[Any]
+    #: Its best plan is the same whatever the values: it may run as a generic plan,
+    #: prepared once per connection (app.GENERIC_POOL), instead of planned each time.
+    generic: bool = False
+
+
+def sales_list_statement(tenant_id: uuid.UUID, q: SalesQuery) -> Statement:
+    """The page (``q.limit + 1`` rows at most: the extra one says there is a next page)
+    and the summary columns ``summary_count``, ``summary_revenue``, ``summary_cost`` on
+    every row; one row with a NULL ``id`` when the page is empty."""
     names, values = q.ordered_filters()
-    args: list[Any] = [tenant_id, *values]
+    params = summaries.Params(tenant_id, *values)
     if q.after is not None:
-        args += [q.after[0], q.after[1]]
-    args.append(q.limit + 1)
-    return await conn.fetch(sales_page_sql(names, q.sort, q.order, q.after is not None), *args)
+        params.values += [q.after[0], q.after[1]]
+    params.values.append(q.limit + 1)
+    page = sales_page_sql(names, q.sort, q.order, q.after is not None)
+    summary = summaries.sales_summary(params, q.filters) or direct_summary_sql(names)
+    sql = SALES_LIST.format(summary=summary, page=page, direction=DIRECTIONS[q.order][0])
+    # By date, with no filter but dates, the page is a range of sales_q_date and the
+    # summary a range of the date rollups, whatever the values.
+    return Statement(sql, params.values, generic=q.sort == "date" and set(names) <= {"from", "to"})
 
 
 def sales_summary_statement(tenant_id: uuid.UUID, q: SalesQuery) -> tuple[str, list[Any]]:
-    """From a rollup when one covers the filters (summaries.py), else from the sales."""
-    rolled = summaries.sales_summary(tenant_id, q.filters)
+    """The summary alone: from a rollup when one covers the filters (summaries.py),
+    else from the sales."""
+    params = summaries.Params(tenant_id)
+    rolled = summaries.sales_summary(params, q.filters)
     if rolled is not None:
-        return rolled
+        return rolled, params.values
     names, values = q.ordered_filters()
     return direct_summary_sql(names), [tenant_id, *values]
-
-
-async def sales_summary(conn: asyncpg.Connection, tenant_id: uuid.UUID, q: SalesQuery) -> asyncpg.Record:
-    sql, args = sales_summary_statement(tenant_id, q)
-    return await conn.fetchrow(sql, *args)
 
 
 # --- one sale -------------------------------------------------------------------------
