@@ -34,11 +34,18 @@ def query_dsn(database_url: str, generic: bool = False) -> str:
     return str(URL(database_url).update_query(plan_cache_mode=mode, application_name="partsemble-query"))
 
 
+async def _nothing_to_reset(_conn) -> None:
+    """A released connection of this service keeps no session state (no SET, LISTEN,
+    cursors or session advisory locks; asyncpg still rolls back an open transaction),
+    so it skips asyncpg's reset query: one round trip less per request."""
+
+
 async def _pool_ctx(app: web.Application):
     settings = app[SETTINGS]
-    app[POOL] = await create_pool(query_dsn(settings.database_url), settings.db_pool_min, settings.db_pool_max)
+    app[POOL] = await create_pool(query_dsn(settings.database_url), settings.db_pool_min, settings.db_pool_max,
+                                  reset=_nothing_to_reset)
     app[GENERIC_POOL] = await create_pool(query_dsn(settings.database_url, generic=True), settings.db_pool_min,
-                                          settings.db_pool_max)
+                                          settings.db_pool_max, reset=_nothing_to_reset)
     yield
     await app[GENERIC_POOL].close()
     await app[POOL].close()
