@@ -15,7 +15,7 @@ from aiohttp import web
 
 from services.query import openapi, params, presenters, views
 from services.query.app_keys import GENERIC_POOL
-from shared.money import wide
+from shared.money import WIDE
 from shared.web import POOL, TENANT, ApiError, json_response
 
 routes = web.RouteTableDef()
@@ -67,12 +67,12 @@ async def get_sale(request: web.Request) -> web.Response:
 
 def _margin_sort_key(sort: str):
     def key(r) -> Decimal | None:
-        with wide():
-            if sort == "margin":
-                return r["revenue"] - r["cost"]
-            if sort == "margin_pct":
-                return (r["revenue"] - r["cost"]) * 100 / r["revenue"] if r["revenue"] != 0 else None
-            return r[sort]
+        if sort == "margin":
+            return WIDE.subtract(r["revenue"], r["cost"])
+        if sort == "margin_pct":
+            return WIDE.divide(WIDE.multiply(WIDE.subtract(r["revenue"], r["cost"]), 100), r["revenue"]) \
+                if r["revenue"] != 0 else None
+        return r[sort]
     return key
 
 
@@ -82,10 +82,10 @@ async def product_margins(request: web.Request) -> web.Response:
     # sums of rollup ranges by primary key: the same plans for any range
     rows = await _read(request.app[GENERIC_POOL], views.product_margins, request[TENANT], first, last)
     key = _margin_sort_key(sort)
-    rows = sorted(rows, key=lambda r: r["sku"])  # ties: by sku
-    valued = sorted((r for r in rows if key(r) is not None), key=key, reverse=order == "desc")
-    unvalued = [r for r in rows if key(r) is None]  # no margin % without revenue: always last
-    return json_response({"items": [presenters.product_margin(r) for r in valued + unvalued]})
+    keyed = [(key(r), r) for r in sorted(rows, key=lambda r: r["sku"])]  # ties: by sku
+    valued = sorted((kr for kr in keyed if kr[0] is not None), key=lambda kr: kr[0], reverse=order == "desc")
+    unvalued = [kr for kr in keyed if kr[0] is None]  # no margin % without revenue: always last
+    return json_response({"items": [presenters.product_margin(r) for _, r in valued + unvalued]})
 
 
 @routes.get("/api/v1/products/{sku}/stock")
