@@ -700,6 +700,11 @@ async def run(args) -> int:
                 "'effective_cache_size', 'max_parallel_workers_per_gather') ORDER BY name")) + ")"
         direct = await conn.fetchrow("SELECT count(*) AS count, sum(revenue) AS revenue, sum(cost) AS cost "
                                      "FROM sales WHERE tenant_id = $1", loaded.big_tenant)
+        sku_direct = await conn.fetchrow("""
+            SELECT count(*) AS count, sum(revenue) AS revenue, sum(cost) AS cost FROM sales s
+            WHERE s.tenant_id = $1 AND EXISTS (SELECT 1 FROM sale_lines l
+                                               WHERE l.sale_id = s.id AND l.tenant_id = s.tenant_id AND l.sku = $2)""",
+                                         loaded.big_tenant, loaded.popular_sku)
         cust_direct = await conn.fetchrow(
             "SELECT count(*) AS count, sum(revenue) AS revenue FROM sales WHERE tenant_id = $1 AND customer ILIKE $2",
             loaded.big_tenant, f"%{loaded.customer_substring}%")
@@ -739,6 +744,12 @@ async def run(args) -> int:
                 problems.append(f"customer-filtered summary {c} != direct {dict(cust_direct)}")
             else:
                 checks.append("the customer-filtered summary equals a direct `count/SUM … ILIKE`")
+            k = (await get_json(session, base, headers, f"/api/v1/sales?sku={loaded.popular_sku}"))["summary"]
+            if (k["count"], Decimal(k["revenue"]), Decimal(k["cost"])) != (
+                    sku_direct["count"], round(sku_direct["revenue"], 2), round(sku_direct["cost"], 2)):
+                problems.append(f"sku-filtered summary {k} != direct {dict(sku_direct)}")
+            else:
+                checks.append("the sku-filtered summary equals a direct `count/SUM … WHERE EXISTS (line with the sku)`")
             m = await get_json(session, base, headers, "/api/v1/products/margins?from=2025-01-01&to=2025-12-31")
             msum = sum(Decimal(i["revenue"]) for i in m["items"])
             if abs(msum - year_direct) > Decimal("0.01") * len(m["items"]):
