@@ -53,14 +53,14 @@ SALES_DIRECT = f"""
 SELECT {{keys}}, count(*) AS sales, sum(revenue) AS revenue, sum(cost) AS cost
 FROM (SELECT *, {DAY} AS day, {MONTH} AS month FROM sales WHERE tenant_id = $1) s
 WHERE {{where}} GROUP BY {{keys}} ORDER BY {{keys}}"""
-SKU_DIRECT = f"""
+SKU_DIRECT = """
 SELECT k.sku, s.status, s.type, s.source, s.has_shortage, count(*) AS sales, sum(s.revenue) AS revenue,
        sum(s.cost) AS cost
 FROM sales s JOIN (SELECT DISTINCT sale_id, tenant_id, sku FROM sale_lines WHERE sku IS NOT NULL) k
   ON k.sale_id = s.id AND k.tenant_id = s.tenant_id
 WHERE s.tenant_id = $1 GROUP BY 1, 2, 3, 4, 5 ORDER BY 1, 2, 3, 4, 5"""
-PRODUCTS_DIRECT = f"""
-SELECT {{keys}}, count(*) AS lines,
+PRODUCTS_DIRECT = """
+SELECT {keys}, count(*) AS lines,
        sum(CASE WHEN l.sale_type <> 'credit_memo' THEN l.quantity ELSE 0 END) AS sold,
        sum(CASE WHEN l.sale_type = 'credit_memo' THEN l.quantity ELSE 0 END) AS returned,
        sum(l.revenue) AS revenue, sum(l.cost) AS cost, sum(l.shortage_qty) AS shortage
@@ -68,7 +68,7 @@ FROM (SELECT l.*, coalesce(l.txn_date, '-infinity'::date) AS day,
              date_trunc('month', coalesce(l.txn_date, '-infinity'::date)::timestamp)::date AS month
       FROM sale_lines l) l JOIN sales s ON s.id = l.sale_id
 WHERE l.tenant_id = $1 AND l.kind = 'inventory' AND l.product_id IS NOT NULL AND s.status = 'posted'
-GROUP BY {{keys}} ORDER BY {{keys}}"""
+GROUP BY {keys} ORDER BY {keys}"""
 
 #: (what, rollup statement, direct statement), each ordered by its keys
 GRAINS = [
