@@ -167,7 +167,8 @@ ORDER BY {_DEMAND_ORDER}"""
 # those updates write every index of sale_lines instead of a heap-only tuple.)
 FIRST_LINE_ENDING_AFTER = f"""
 (SELECT {_DEMAND_ORDER} FROM sale_lines l JOIN allocations a ON a.line_id = l.id
- WHERE a.lot_id = (SELECT id FROM lots WHERE product_id = $1 AND s_end > $2 ORDER BY s_end LIMIT 1)
+ WHERE a.lot_id = (SELECT id FROM lots WHERE product_id = $1 AND s_end > $2 AND s_end > s_start
+                   ORDER BY s_end LIMIT 1)
    AND l.in_demand AND l.d_end > $2
  ORDER BY {_DEMAND_ORDER} LIMIT 1)
 UNION ALL
@@ -187,6 +188,13 @@ ORDER BY received_at, lot_number"""
 TAIL_LOTS_FROM_POSITION = f"""
 SELECT {_LOT_COLUMNS} FROM lots WHERE product_id = $1 AND s_end > $2 AND s_start < $3
 ORDER BY received_at, lot_number"""
+
+# The first line (in demand order) consuming each of these lots.
+FIRST_CONSUMERS = f"""
+SELECT DISTINCT ON (a.lot_id) a.lot_id, l.product_id, {', '.join('l.' + c for c in _DEMAND_ORDER.split(', '))}
+FROM allocations a JOIN sale_lines l ON l.id = a.line_id
+WHERE a.lot_id = ANY($1::bigint[]) AND l.in_demand
+ORDER BY a.lot_id, {', '.join('l.' + c for c in _DEMAND_ORDER.split(', '))}"""
 
 ALLOCATIONS_OF_LINES = """
 SELECT a.line_id, a.lot_id, a.quantity, lot.unit_cost FROM allocations a JOIN lots lot ON lot.id = a.lot_id
@@ -392,6 +400,9 @@ class CostingRepository:
         if key is None:
             return await self.conn.fetch(TAIL_LOTS_FROM_POSITION, product_id, lo, hi)
         return await self.conn.fetch(TAIL_LOTS_FROM_KEY, product_id, *key, lo, hi)
+
+    async def first_consumers(self, lot_ids: Sequence[int]) -> list[asyncpg.Record]:
+        return await self.conn.fetch(FIRST_CONSUMERS, list(lot_ids)) if lot_ids else []
 
     async def allocations_of(self, line_ids: Sequence[int]) -> list[asyncpg.Record]:
         if not line_ids:

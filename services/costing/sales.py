@@ -173,9 +173,17 @@ async def _rewrite_lines(repo: CostingRepository, writer: LineWriter, rewrites: 
                                 received_at))
                 change.touch_supply((received_at, lot_number), rw.cause)
 
+    # Return lots no line asks for any more go; the lines that consumed them re-lay (their
+    # allocations go with the lot, leaving a gap in the supply the tail must cover).
+    kept = {(r[0], r[1]) for r in returns}
+    doomed = {lot["id"]: rw.cause for rw in rewrites for lot in old_returns[rw.sale["id"]]
+              if (lot["product_id"], lot["lot_number"]) not in kept}
+    for r in await repo.first_consumers(list(doomed)):
+        changes[r["product_id"]].touch_demand(demand_key(r), doomed[r["lot_id"]])
     await repo.delete_lines(gone)
     line_ids = await repo.upsert_lines(rows)
-    await _write_return_lots(repo, returns, line_ids, old_returns, ids)
+    await _write_return_lots(repo, returns, line_ids)
+    await repo.delete_lots(list(doomed))
     await repo.delete_allocations_of([line_ids[k] for k in left_demand_keys])
     for change in changes.values():
         await recost(repo, change, writer)
@@ -193,15 +201,11 @@ async def _rewrite_lines(repo: CostingRepository, writer: LineWriter, rewrites: 
     writer.sale_ids.update(ids)
 
 
-async def _write_return_lots(repo: CostingRepository, returns: list[tuple], line_ids: dict[tuple[int, int], int],
-                             old_returns: dict[int, list[asyncpg.Record]], sale_ids: list[int]) -> None:
-    """Upsert the return lots the sales' lines ask for; drop those no line asks for any more."""
+async def _write_return_lots(repo: CostingRepository, returns: list[tuple], line_ids: dict[tuple[int, int], int]) -> None:
+    """Upsert the return lots the sales' lines ask for."""
     clashing = [lot["lot_number"] for lot in await repo.lots_by_number([(r[0], r[1]) for r in returns])
                 if not lot["is_return"]]
     if clashing:
         raise PermanentError(f"return lot {clashing[0]} clashes with a received lot of that number")
     await repo.upsert_return_lots([(pid, number, line_ids[key], qty, wac, received_at)
                                    for pid, number, key, qty, wac, received_at in returns])
-    kept = {(r[0], r[1]) for r in returns}
-    await repo.delete_lots([lot["id"] for sale_id in sale_ids for lot in old_returns[sale_id]
-                            if (lot["product_id"], lot["lot_number"]) not in kept])
