@@ -155,8 +155,11 @@ BEGIN
     WITH current AS MATERIALIZED (
         SELECT s.id, s.tenant_id, s.status, s.type, s.source, s.has_shortage, s.revenue, s.cost,
                coalesce((SELECT r.skus FROM sale_skus r WHERE r.sale_id = s.id), '{}') AS recorded,
-               ARRAY(SELECT DISTINCT l.sku FROM sale_lines l
-                     WHERE l.sale_id = s.id AND l.tenant_id = s.tenant_id AND l.sku IS NOT NULL
+               -- the sale's lines by (sale_id, line_no) alone: a plan cached while
+               -- sale_lines was small must not walk a tenant's whole sku index
+               ARRAY(SELECT DISTINCT l.sku
+                     FROM (SELECT l.sku, l.tenant_id FROM sale_lines l WHERE l.sale_id = s.id OFFSET 0) l
+                     WHERE l.tenant_id = s.tenant_id AND l.sku IS NOT NULL
                      ORDER BY l.sku) AS actual
         FROM (SELECT DISTINCT u.id FROM unnest(sale_ids) u(id)) a
         CROSS JOIN LATERAL (SELECT * FROM sales s WHERE s.id = a.id OFFSET 0) s
