@@ -275,7 +275,7 @@ BEGIN
         CROSS JOIN LATERAL unnest(r.skus) k(sku)
         GROUP BY 1, 2, 3, 4, 5, 6
     )
-    DELETE FROM sale_skus r WHERE r.sale_id IN (SELECT o.id FROM old_rows o);
+    DELETE FROM sale_skus r WHERE r.sale_id = ANY (ARRAY(SELECT o.id FROM old_rows o));  -- by primary key
     RETURN NULL;
 END $$;
 
