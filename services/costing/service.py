@@ -68,6 +68,7 @@ class CostingService:
     async def _apply_once(self, events: Sequence[Event]) -> list[bool]:
         async with self.pool.acquire() as conn, conn.transaction():
             repo = CostingRepository(conn, events[0].tenant_id)
+            await repo.plan_each_statement()
             new = await repo.record_events([(e.event_id, e.event_type) for e in events])
             todo = [e for e in events if e.event_id in new]
             if todo:
