@@ -31,6 +31,10 @@ _LOT_COLUMNS = "id, product_id, lot_number, is_return, return_line_id, quantity,
 # of 100 sales went from 60 ms to 1.3 s over 6,000 sales). Our statements' best
 # plans depend on their arrays' sizes, so each is planned for its parameters.
 PLAN_EACH_STATEMENT = "SET LOCAL plan_cache_mode = force_custom_plan"
+# ...except the bulk inserts into allocations, sale_versions and cost_revisions: no
+# triggers, and their only per-row work is foreign-key checks by primary or unique key,
+# which have one right plan; re-planning each row's check would cost more than the row.
+CACHED_PLANS = "SET LOCAL plan_cache_mode = auto"
 
 RECORD_EVENTS = """
 INSERT INTO processed_events (event_id, tenant_id, event_type) SELECT e.id, $1, e.type
@@ -287,6 +291,11 @@ class CostingRepository:
     async def plan_each_statement(self) -> None:
         await self.conn.execute(PLAN_EACH_STATEMENT)
 
+    async def _insert_with_cached_plans(self, statement: str, *args) -> None:
+        await self.conn.execute(CACHED_PLANS)
+        await self.conn.execute(statement, *args)
+        await self.conn.execute(PLAN_EACH_STATEMENT)
+
     async def record_events(self, events: Sequence[tuple[uuid.UUID, str]]) -> set[uuid.UUID]:
         """The inbox: the ids among ``(event_id, event_type)`` not applied before."""
         rows = await self.conn.fetch(RECORD_EVENTS, self.tenant_id, *_columns(events, 2))
@@ -363,7 +372,7 @@ class CostingRepository:
     async def record_versions(self, rows: Sequence[tuple]) -> None:
         """(sale_id, version, event_id, event_type, applied, note) per row."""
         if rows:
-            await self.conn.execute(RECORD_VERSIONS, self.tenant_id, *_columns(rows, 6))
+            await self._insert_with_cached_plans(RECORD_VERSIONS, self.tenant_id, *_columns(rows, 6))
 
     # lots ----------------------------------------------------------------------
     async def lot(self, product_id: int, lot_number: str) -> asyncpg.Record | None:
@@ -426,8 +435,7 @@ class CostingRepository:
 
     async def upsert_allocations(self, rows: Sequence[tuple[int, int, Decimal]]) -> None:
         if rows:
-            await self.conn.execute(UPSERT_ALLOCATIONS, self.tenant_id, [r[0] for r in rows], [r[1] for r in rows],
-                                    [r[2] for r in rows])
+            await self._insert_with_cached_plans(UPSERT_ALLOCATIONS, self.tenant_id, *_columns(rows, 3))
 
     async def write_lines(self, rows: Sequence[tuple]) -> None:
         """(id, moved, d_start, d_end, cost, shortage_qty, shortage_cost, flags) per line."""
@@ -444,7 +452,7 @@ class CostingRepository:
     async def insert_revisions(self, rows: Sequence[tuple]) -> None:
         """(sale_id, line_no, old_cost, new_cost, cause, event_id) per revision."""
         if rows:
-            await self.conn.execute(INSERT_REVISIONS, self.tenant_id, *_columns(rows, 6))
+            await self._insert_with_cached_plans(INSERT_REVISIONS, self.tenant_id, *_columns(rows, 6))
 
     async def update_sale_totals(self, resum_ids: Iterable[int], deltas: Sequence[tuple[int, Decimal, bool]]) -> None:
         """Re-sum the totals of ``resum_ids``; move others by (sale_id, cost delta, shortage may have changed)."""
