@@ -20,6 +20,7 @@ database is applied again one message at a time, so only the culprit is parked.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 import uuid
 
@@ -56,12 +57,21 @@ class CostingConsumer:
         self.arrived.put_nowait(message)
 
     async def run(self) -> None:
-        """The worker: apply what has arrived, batch after batch, until cancelled."""
+        """The worker: apply what has arrived, batch after batch, until cancelled. A batch
+        that breaks off (the broker connection lost mid-ack, a bug) is logged and its
+        unsettled messages are requeued; the worker goes on with the next one."""
         while True:
             batch = [await self.arrived.get()]
             while len(batch) < self.batch_size and not self.arrived.empty():
                 batch.append(self.arrived.get_nowait())
-            await self.handle(batch)
+            try:
+                await self.handle(batch)
+            except Exception:  # noqa: BLE001 - the worker must outlive any one batch
+                log.exception("costing.batch_failed", messages=len(batch))
+                for message in batch:
+                    if not message.processed:
+                        with contextlib.suppress(Exception):  # a closed channel requeues them anyway
+                            await message.nack(requeue=True)
 
     async def handle(self, messages: list[AbstractIncomingMessage]) -> None:
         items: list[Item] = []

@@ -89,6 +89,32 @@ async def test_a_contradiction_inside_a_group_parks_only_that_message(
     assert costs == {"S1": 2, "S2": 2}
 
 
+async def test_worker_outlives_a_batch_that_breaks_off(pool, database_url, tenant_id, topology, broker_prefix):
+    """A batch that raises past the message outcomes (here: parking a poison message fails
+    once) is requeued and the worker carries on: the poison is parked on redelivery and
+    the events behind it apply."""
+    events = history(tenant_id, seed=3, sales=3)
+    async with running_consumer(settings_for(database_url, broker_prefix)) as (consumer, _app, _topology):
+        park = consumer.dead_letter
+        failures = []
+
+        async def dead_letter_failing_once(message, reason):
+            if not failures:
+                failures.append(reason)
+                raise RuntimeError("broker gone while parking")
+            await park(message, reason)
+
+        consumer.dead_letter = dead_letter_failing_once
+        poison = aio_pika.Message(b"not json", headers={"event_id": "poison"})
+        await broker.publish_raw(topology.exchange, "sale.upserted", poison)
+        await publish_all(topology, events)
+        await wait_for(lambda: _count_is(pool, tenant_id, len(events)))
+        parked = await wait_for(lambda: topology.dead_letters.get(fail=False, no_ack=True))
+    assert failures and failures[0].startswith("invalid event")
+    assert parked.body == b"not json"
+    assert await project(pool, tenant_id) == compute(events)
+
+
 async def _count_is(pool, tenant_id, n):
     return await processed(pool, tenant_id) == n
 
