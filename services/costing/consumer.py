@@ -80,9 +80,10 @@ class CostingConsumer:
                 items.append((message, parse_event(message.body)))
             except ValidationError as exc:
                 await self.dead_letter(message, f"invalid event: {_summary(exc)}")
-        by_id = {id(event): message for message, event in items}
+        # groups() keeps the order and only cuts it, so the items can be taken in turn.
+        remaining = iter(items)
         for group in groups([event for _, event in items], self.batch_size):
-            await self._apply([(by_id[id(event)], event) for event in group])
+            await self._apply([next(remaining) for _ in group])
 
     async def _apply(self, group: list[Item]) -> None:
         started = time.perf_counter()

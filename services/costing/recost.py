@@ -206,15 +206,15 @@ async def _relay_tail(repo: CostingRepository, change: ProductChange, writer: Li
         x_d = await repo.demand_predecessor_end(pid, change.demand_from) or ZERO
     if change.supply_from is not None:
         x_s = await repo.supply_predecessor_end(pid, change.supply_from) or ZERO
-    x = _min(x_d, x_s)
-    cause = (change.demand_cause if x_s is None or (x_d is not None and x_d <= x_s) else change.supply_cause)
-    cause = cause or change.cause
+    # The re-lay starts where the earlier of the two axes changed; that change is its cause.
+    supply_first = x_s is not None and (x_d is None or x_s < x_d)
+    cause = (change.supply_cause if supply_first else change.demand_cause) or change.cause
 
     # Demand tail: lines that move (from the changed demand key on), and lines that may
     # take from a changed part of supply (those ending after x_s; when x_d <= x_s they
     # all come after the changed demand key anyway).
     tail_from = change.demand_from
-    if x_s is not None and (x_d is None or x_s < x_d):
+    if supply_first:
         tail_from = _min(tail_from, await repo.first_line_ending_after(pid, x_s))
     line_rows = await repo.tail_lines(pid, tail_from) if tail_from is not None else []
     lines: list[fifo.Placed] = []
