@@ -31,9 +31,10 @@ _LOT_COLUMNS = "id, product_id, lot_number, is_return, return_line_id, quantity,
 # of 100 sales went from 60 ms to 1.3 s over 6,000 sales). Our statements' best
 # plans depend on their arrays' sizes, so each is planned for its parameters.
 PLAN_EACH_STATEMENT = "SET LOCAL plan_cache_mode = force_custom_plan"
-# ...except the bulk inserts into allocations, sale_versions and cost_revisions: no
-# triggers, and their only per-row work is foreign-key checks by primary or unique key,
-# which have one right plan; re-planning each row's check would cost more than the row.
+# ...except the insert of sale versions: its only per-row work is the foreign-key check
+# of its sale by primary key, which has one right plan; re-planning each row's check
+# would cost more than the row. (Allocations and cost revisions check their references
+# once per statement instead: 0010_bulk_reference_checks.sql.)
 CACHED_PLANS = "SET LOCAL plan_cache_mode = auto"
 
 RECORD_EVENTS = """
@@ -435,7 +436,7 @@ class CostingRepository:
 
     async def upsert_allocations(self, rows: Sequence[tuple[int, int, Decimal]]) -> None:
         if rows:
-            await self._insert_with_cached_plans(UPSERT_ALLOCATIONS, self.tenant_id, *_columns(rows, 3))
+            await self.conn.execute(UPSERT_ALLOCATIONS, self.tenant_id, *_columns(rows, 3))
 
     async def write_lines(self, rows: Sequence[tuple]) -> None:
         """(id, moved, d_start, d_end, cost, shortage_qty, shortage_cost, flags) per line."""
@@ -452,7 +453,7 @@ class CostingRepository:
     async def insert_revisions(self, rows: Sequence[tuple]) -> None:
         """(sale_id, line_no, old_cost, new_cost, cause, event_id) per revision."""
         if rows:
-            await self._insert_with_cached_plans(INSERT_REVISIONS, self.tenant_id, *_columns(rows, 6))
+            await self.conn.execute(INSERT_REVISIONS, self.tenant_id, *_columns(rows, 6))
 
     async def update_sale_totals(self, resum_ids: Iterable[int], deltas: Sequence[tuple[int, Decimal, bool]]) -> None:
         """Re-sum the totals of ``resum_ids``; move others by (sale_id, cost delta, shortage may have changed)."""
