@@ -24,7 +24,7 @@ import asyncpg
 
 from services.costing import fifo
 from services.costing.repository import CostingRepository, DemandKey, SupplyKey
-from shared.money import ZERO, wide
+from shared.money import WIDE, ZERO, wide
 
 NON_INVENTORY = {"non_inventory", "service", "shipping"}
 
@@ -136,8 +136,7 @@ class LineWriter:
             writes.append((row["id"], moved, start, end, cost, shortage, shortage_cost, ",".join(flags)))
             if repriced and row["sale_id"] not in self.sale_ids:
                 delta, recheck = deltas.get(row["sale_id"], (ZERO, False))
-                with wide():
-                    delta += cost - row["cost"]
+                delta = WIDE.add(delta, WIDE.subtract(cost, row["cost"]))
                 deltas[row["sale_id"]] = (delta, recheck or (row["shortage_qty"] > 0) != (shortage > 0))
             if row["costed"] and row["cost"] != cost:
                 revisions.append((row["sale_id"], row["line_no"], row["cost"], cost, *cause))
@@ -249,8 +248,8 @@ async def _relay_tail(repo: CostingRepository, change: ProductChange, writer: Li
     # Allocations: write the difference only.
     existing = {(a["line_id"], a["lot_id"]): a["quantity"] for a in await repo.allocations_of([l.id for l in lines])}
     wanted = {(line_id, a.lot_id): a.quantity for line_id, res in results.items() for a in res.allocations}
-    await repo.delete_allocation_pairs([k for k in existing if k not in wanted])
-    await repo.upsert_allocations([(k[0], k[1], q) for k, q in wanted.items() if existing.get(k) != q])
+    await repo.delete_allocation_pairs([k for k, q in existing.items() if wanted.get(k) != q])
+    await repo.insert_allocations([(k[0], k[1], q) for k, q in wanted.items() if existing.get(k) != q])
 
     # Lines: positions and cost, written together by the writer.
     for placed, r in zip(lines, line_rows):

@@ -168,8 +168,14 @@ DEMAND_PREDECESSOR_END = f"""
 SELECT d_end FROM sale_lines WHERE product_id = $1 AND in_demand AND {_DEMAND_KEY} < ($2, $3, $4, $5, $6, $7, $8)
 ORDER BY {_DEMAND_ORDER_DESC} LIMIT 1"""
 
+# What re-laying a line needs of it (a backdate reads thousands of them).
+_TAIL_COLUMNS = (
+    "id, sale_id, line_no, kind, quantity, cost, shortage_qty, flags, costed, d_start, d_end, "
+    "txn_date, source_created_at, source, external_id, sale_type"
+)
+
 TAIL_LINES = f"""
-SELECT {_LINE_COLUMNS} FROM sale_lines
+SELECT {_TAIL_COLUMNS} FROM sale_lines
 WHERE product_id = $1 AND in_demand AND {_DEMAND_KEY} >= ($2, $3, $4, $5, $6, $7, $8)
 ORDER BY {_DEMAND_ORDER}"""
 
@@ -217,10 +223,8 @@ DELETE_ALLOCATION_PAIRS = """
 DELETE FROM allocations a USING unnest($1::bigint[], $2::bigint[]) AS d(line_id, lot_id)
 WHERE a.line_id = d.line_id AND a.lot_id = d.lot_id"""
 
-UPSERT_ALLOCATIONS = """
-INSERT INTO allocations (tenant_id, line_id, lot_id, quantity)
-SELECT $1, * FROM unnest($2::bigint[], $3::bigint[], $4::numeric[])
-ON CONFLICT (line_id, lot_id) DO UPDATE SET quantity = EXCLUDED.quantity"""
+# Inserted with COPY (the bulk of a backdate's writes), checked per statement (0010).
+ALLOCATION_COLUMNS = ["tenant_id", "line_id", "lot_id", "quantity"]
 
 WRITE_LINES = """
 UPDATE sale_lines l SET d_start = CASE WHEN u.moved THEN u.d_start ELSE l.d_start END,
@@ -246,9 +250,7 @@ UNION
 SELECT {_LINE_COLUMNS} FROM sale_lines WHERE id IN (
     SELECT a.line_id FROM lots r JOIN allocations a ON a.lot_id = r.id WHERE r.product_id = $1 AND r.is_return)"""
 
-INSERT_REVISIONS = """
-INSERT INTO cost_revisions (tenant_id, sale_id, line_no, old_cost, new_cost, cause, event_id)
-SELECT $1, * FROM unnest($2::bigint[], $3::int[], $4::numeric[], $5::numeric[], $6::text[], $7::uuid[])"""
+REVISION_COLUMNS = ["tenant_id", "sale_id", "line_no", "old_cost", "new_cost", "cause", "event_id"]
 
 # Why: sale totals are rewritten by every transaction that re-costs one of its
 # lines; the rows are locked in id order first so those transactions cannot
@@ -296,6 +298,12 @@ class CostingRepository:
         await self.conn.execute(CACHED_PLANS)
         await self.conn.execute(statement, *args)
         await self.conn.execute(PLAN_EACH_STATEMENT)
+
+    async def _copy(self, table: str, columns: list[str], rows: Sequence[tuple]) -> None:
+        """Rows (after tenant_id) into ``table`` with COPY: no per-row parameter arrays."""
+        if rows:
+            tenant = self.tenant_id
+            await self.conn.copy_records_to_table(table, records=[(tenant, *r) for r in rows], columns=columns)
 
     async def record_events(self, events: Sequence[tuple[uuid.UUID, str]]) -> set[uuid.UUID]:
         """The inbox: the ids among ``(event_id, event_type)`` not applied before."""
@@ -434,9 +442,9 @@ class CostingRepository:
         if pairs:
             await self.conn.execute(DELETE_ALLOCATION_PAIRS, [p[0] for p in pairs], [p[1] for p in pairs])
 
-    async def upsert_allocations(self, rows: Sequence[tuple[int, int, Decimal]]) -> None:
-        if rows:
-            await self.conn.execute(UPSERT_ALLOCATIONS, self.tenant_id, *_columns(rows, 3))
+    async def insert_allocations(self, rows: Sequence[tuple[int, int, Decimal]]) -> None:
+        """(line_id, lot_id, quantity) per allocation; none of these pairs may exist."""
+        await self._copy("allocations", ALLOCATION_COLUMNS, rows)
 
     async def write_lines(self, rows: Sequence[tuple]) -> None:
         """(id, moved, d_start, d_end, cost, shortage_qty, shortage_cost, flags) per line."""
@@ -452,8 +460,7 @@ class CostingRepository:
 
     async def insert_revisions(self, rows: Sequence[tuple]) -> None:
         """(sale_id, line_no, old_cost, new_cost, cause, event_id) per revision."""
-        if rows:
-            await self.conn.execute(INSERT_REVISIONS, self.tenant_id, *_columns(rows, 6))
+        await self._copy("cost_revisions", REVISION_COLUMNS, rows)
 
     async def update_sale_totals(self, resum_ids: Iterable[int], deltas: Sequence[tuple[int, Decimal, bool]]) -> None:
         """Re-sum the totals of ``resum_ids``; move others by (sale_id, cost delta, shortage may have changed)."""
