@@ -8,7 +8,8 @@ fixed fragments below, chosen by *which* filters are present (never from their
 values, which are always $n parameters), so that each combination gets its own
 plan: a sku filter becomes a semi-join, an absent filter costs nothing. The ORDER
 BY key comes from the fixed ``SORT_KEYS`` whitelist. The key expressions are the
-ones indexed in shared/migrations/0003_query.sql; keep the two identical.
+ones indexed in shared/migrations/0003_query.sql and 0012_sale_cost_keys.sql; keep
+them identical.
 """
 
 from __future__ import annotations
@@ -27,9 +28,11 @@ from services.query import summaries
 # --- sort keys (indexed expressions, see 0003_query.sql) --------------------------------
 
 DATE_KEY = "coalesce(s.txn_date, '-infinity'::date)"
-MARGIN_KEY = "(s.revenue - s.cost)"
 MARGIN_PCT = "CASE WHEN s.revenue <> 0 THEN (s.revenue - s.cost) * 100 / s.revenue END"
-MARGIN_PCT_KEY = f"coalesce({MARGIN_PCT}, '-Infinity'::numeric)"
+# The keys that follow a sale's cost are indexed in sale_cost_keys (alias k), not in
+# sales: 0012_sale_cost_keys.sql says why.
+COST_KEYS_JOIN = "JOIN sale_cost_keys k ON k.sale_id = s.id AND k.tenant_id = $1"
+MARGIN_PCT_KEY = "coalesce(CASE WHEN k.revenue <> 0 THEN (k.revenue - k.cost) * 100 / k.revenue END, '-Infinity'::numeric)"
 
 
 @dataclass(frozen=True)
@@ -37,14 +40,18 @@ class SortKey:
     expression: str
     #: SQL type the key's text form (kept in the cursor) is cast back to.
     sql_type: str
+    #: What the sales are joined with to read the key through its index, and the
+    #: sale id column of that index (the keyset's tie-breaker).
+    join: str = ""
+    id: str = "s.id"
 
 
 SORT_KEYS: dict[str, SortKey] = {
     "date": SortKey(DATE_KEY, "date"),
     "revenue": SortKey("s.revenue", "numeric"),
-    "cost": SortKey("s.cost", "numeric"),
-    "margin": SortKey(MARGIN_KEY, "numeric"),
-    "margin_pct": SortKey(MARGIN_PCT_KEY, "numeric"),
+    "cost": SortKey("k.cost", "numeric", COST_KEYS_JOIN, "k.sale_id"),
+    "margin": SortKey("(k.revenue - k.cost)", "numeric", COST_KEYS_JOIN, "k.sale_id"),
+    "margin_pct": SortKey(MARGIN_PCT_KEY, "numeric", COST_KEYS_JOIN, "k.sale_id"),
 }
 DIRECTIONS = {"asc": ("ASC", ">"), "desc": ("DESC", "<")}
 
@@ -73,9 +80,9 @@ SALE_COLUMNS = """s.id, s.source, s.type, s.external_id, s.doc_number, s.txn_dat
 
 SALES_PAGE = """
 SELECT {columns}, {key}::text AS sort_key, {key} AS key
-FROM sales s
+FROM sales s {join}
 WHERE {where}
-ORDER BY {key} {direction}, s.id {direction}
+ORDER BY {key} {direction}, {id} {direction}
 LIMIT ${limit}"""
 
 # With a customer substring, newest first: the customer names that match (from
@@ -131,13 +138,13 @@ def sales_page_sql(filters: tuple[str, ...], sort: str, order: str, after: bool)
     by_name = "customer" in filters and sort == "date"
     clauses, n = _where(filters, skip="customer" if by_name else None)
     if after:
-        clauses.append(f"({key.expression}, s.id) {op} (${n}::text::{key.sql_type}, ${n + 1}::bigint)")
+        clauses.append(f"({key.expression}, {key.id}) {op} (${n}::text::{key.sql_type}, ${n + 1}::bigint)")
         n += 2
     if by_name:
         return CUSTOMER_PAGE.format(columns=SALE_COLUMNS, key=key.expression, where="\n      AND ".join(clauses),
                                     direction=direction, limit=n, customer=filters.index("customer") + 2)
-    return SALES_PAGE.format(columns=SALE_COLUMNS, key=key.expression, where="\n  AND ".join(clauses),
-                             direction=direction, limit=n)
+    return SALES_PAGE.format(columns=SALE_COLUMNS, key=key.expression, join=key.join, id=key.id,
+                             where="\n  AND ".join(clauses), direction=direction, limit=n)
 
 
 @lru_cache(maxsize=1024)

@@ -103,6 +103,11 @@ SELECT DISTINCT s.customer FROM sales s
 WHERE s.tenant_id = $1 AND s.customer IS NOT NULL
   AND s.customer NOT IN (SELECT n.customer FROM customer_names n WHERE n.tenant_id = $1
                          UNION SELECT d.customer FROM customer_totals_delta d WHERE d.tenant_id = $1)"""
+# The cost sort keys (0012_sale_cost_keys.sql) are the sales' own revenue and cost.
+COST_KEYS_ASTRAY = """
+SELECT s.id, k.sale_id FROM (SELECT * FROM sales WHERE tenant_id = $1) s
+FULL JOIN (SELECT * FROM sale_cost_keys WHERE tenant_id = $1) k ON k.sale_id = s.id
+WHERE (k.revenue, k.cost) IS DISTINCT FROM (s.revenue, s.cost)"""
 
 
 async def assert_rollups_exact(pool, tenant_id) -> None:
@@ -113,6 +118,7 @@ async def assert_rollups_exact(pool, tenant_id) -> None:
         assert [tuple(r) for r in await conn.fetch(SALE_SKUS, tenant_id)] == \
                [tuple(r) for r in await conn.fetch(SALE_SKUS_DIRECT, tenant_id)]
         assert await conn.fetch(UNNAMED_CUSTOMERS, tenant_id) == []
+        assert await conn.fetch(COST_KEYS_ASTRAY, tenant_id) == []
 
 
 async def assert_rollups_empty(pool, tenant_id) -> None:
