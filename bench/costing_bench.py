@@ -49,6 +49,7 @@ import asyncpg
 from yarl import URL
 
 from services.costing import fifo, repository
+from services.costing.runtime import tune_garbage_collector
 from services.costing.service import CostingService
 from shared import broker
 from shared.db import create_pool
@@ -808,6 +809,7 @@ async def run(cfg: Config, write: bool) -> int:
         machine = await machine_info(pool, AMQP_URL)
         log(f"machine: {machine}")
         svc = CostingService(pool)
+        tune_garbage_collector()  # this process applies events in sections 3 and 4, as the service does
 
         # 1. end to end -------------------------------------------------------------------
         prefix = f"bench-{uuid.uuid4().hex[:10]}"

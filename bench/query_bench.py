@@ -538,8 +538,9 @@ whole filtered set in one round trip and one snapshot.
 
 - **List pages** are keyset pages: `ORDER BY <sort key> DESC, id DESC LIMIT n+1` with
   `(key, id) < (cursor key, cursor id)` for a cursor. One b-tree per sort,
-  `sales_q_date (tenant_id, coalesce(txn_date,'-infinity'), id)` (and `sales_q_revenue`,
-  `sales_q_cost`, `sales_q_margin`, `sales_q_margin_pct` for the other sorts), gives the
+  `sales_q_date (tenant_id, coalesce(txn_date,'-infinity'), id)` (and `sales_q_revenue`;
+  for cost, margin and margin %, the indexes of the narrow `sale_cost_keys`, joined to the
+  sale: migration 0012), gives the
   page as a backward index range scan that stops after n+1 rows, so a deep page costs
   what the first one does (no OFFSET). A date range is a range of the same index.
 - **Customer substring, by date**: the few matching names are found in `customer_names`

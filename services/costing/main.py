@@ -10,6 +10,7 @@ import signal
 from aiohttp import web
 
 from services.costing.consumer import CostingConsumer
+from services.costing.runtime import tune_garbage_collector
 from services.costing.service import CostingService
 from shared import broker
 from shared.db import create_pool
@@ -57,6 +58,7 @@ async def serve(settings: Settings) -> None:
         runner = web.AppRunner(app)
         await runner.setup()
         await web.TCPSite(runner, settings.bind_host, settings.costing_port).start()
+        tune_garbage_collector()
         log.info("costing.started", queue=topology.names.costing_queue, port=settings.costing_port)
         await stop.wait()
         await runner.cleanup()
