@@ -231,8 +231,9 @@ UPDATE sale_lines l SET d_start = CASE WHEN u.moved THEN u.d_start ELSE l.d_star
        d_end = CASE WHEN u.moved THEN u.d_end ELSE l.d_end END,
        cost = u.cost, shortage_qty = u.shortage_qty, shortage_cost = u.shortage_cost,
        flags = string_to_array(u.flags, ','), costed = true
-FROM unnest($1::bigint[], $2::boolean[], $3::numeric[], $4::numeric[], $5::numeric[], $6::numeric[], $7::numeric[],
-            $8::text[]) AS u(id, moved, d_start, d_end, cost, shortage_qty, shortage_cost, flags)
+FROM unnest($1::bigint[], $2::boolean[], $3::text[]::numeric[], $4::text[]::numeric[], $5::text[]::numeric[],
+            $6::text[]::numeric[], $7::text[]::numeric[], $8::text[])
+     AS u(id, moved, d_start, d_end, cost, shortage_qty, shortage_cost, flags)
 WHERE l.id = u.id AND l.id = ANY($1::bigint[])"""
 
 WRITE_LOTS = """
@@ -271,7 +272,7 @@ UPDATE sales s SET cost = s.cost + d.delta, updated_at = now(),
        has_shortage = CASE WHEN d.recheck
                            THEN EXISTS (SELECT 1 FROM sale_lines l WHERE l.sale_id = s.id AND l.shortage_qty > 0)
                            ELSE s.has_shortage END
-FROM unnest($1::bigint[], $2::numeric[], $3::boolean[]) AS d(id, delta, recheck)
+FROM unnest($1::bigint[], $2::text[]::numeric[], $3::boolean[]) AS d(id, delta, recheck)
 WHERE s.id = d.id AND s.id = ANY($1::bigint[])"""
 
 RESET_TENANT = [
@@ -449,7 +450,8 @@ class CostingRepository:
     async def write_lines(self, rows: Sequence[tuple]) -> None:
         """(id, moved, d_start, d_end, cost, shortage_qty, shortage_cost, flags) per line."""
         if rows:
-            await self.conn.execute(WRITE_LINES, *_columns(rows, 8))
+            ids, moved, *amounts, flags = _columns(rows, 8)
+            await self.conn.execute(WRITE_LINES, ids, moved, *map(_as_text, amounts), flags)
 
     async def write_lots(self, rows: Sequence[tuple[int, Decimal, Decimal, Decimal]]) -> None:
         if rows:
@@ -471,7 +473,8 @@ class CostingRepository:
         if resum:
             await self.conn.execute(REFRESH_SALE_TOTALS, resum)
         if deltas:
-            await self.conn.execute(MOVE_SALE_TOTALS, *_columns(deltas, 3))
+            ids, amounts, recheck = _columns(deltas, 3)
+            await self.conn.execute(MOVE_SALE_TOTALS, ids, _as_text(amounts), recheck)
 
     async def reset_tenant(self) -> None:
         for statement in RESET_TENANT:
@@ -481,3 +484,10 @@ class CostingRepository:
 def _columns(rows: Sequence[tuple], width: int) -> list[list]:
     """Rows as ``width`` column lists, for unnest($n::type[], ...)."""
     return [list(c) for c in zip(*rows)] if rows else [[] for _ in range(width)]
+
+
+def _as_text(amounts: Sequence[Decimal | None]) -> list[str | None]:
+    """Decimals as their exact text, for a ``$n::text[]::numeric[]`` parameter: a
+    backdate sends tens of thousands, and asyncpg's binary numeric encoding of each
+    costs several times the text one."""
+    return [None if a is None else str(a) for a in amounts]
