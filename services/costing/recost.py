@@ -215,13 +215,13 @@ async def _relay_tail(repo: CostingRepository, change: ProductChange, writer: Li
     tail_from = change.demand_from
     if supply_first:
         tail_from = _min(tail_from, await repo.first_line_ending_after(pid, x_s))
-    line_rows = await repo.tail_lines(pid, tail_from) if tail_from is not None else []
+    line_rows = await repo.tail_lines(pid, tail_from, change.demand_from) if tail_from is not None else []
     lines: list[fifo.Placed] = []
     moved: list[fifo.Placed] = []
     for r in line_rows:
         placed = fifo.Placed(r["id"], r["quantity"], r["d_start"] if r["d_start"] is not None else ZERO)
         lines.append(placed)
-        if change.demand_from is not None and demand_key(r) >= change.demand_from:
+        if r["moves"]:
             moved.append(placed)
     if change.demand_from is None:
         demand_end = p["demand_total"]

@@ -168,14 +168,12 @@ DEMAND_PREDECESSOR_END = f"""
 SELECT d_end FROM sale_lines WHERE product_id = $1 AND in_demand AND {_DEMAND_KEY} < ($2, $3, $4, $5, $6, $7, $8)
 ORDER BY {_DEMAND_ORDER_DESC} LIMIT 1"""
 
-# What re-laying a line needs of it (a backdate reads thousands of them).
-_TAIL_COLUMNS = (
-    "id, sale_id, line_no, kind, quantity, cost, shortage_qty, flags, costed, d_start, d_end, "
-    "txn_date, source_created_at, source, external_id, sale_type"
-)
-
+# What re-laying a line needs of it (a backdate reads thousands of them), and whether
+# it moves: it comes at or after the changed demand key ($9-$15; NULLs: none moves).
 TAIL_LINES = f"""
-SELECT {_TAIL_COLUMNS} FROM sale_lines
+SELECT id, sale_id, line_no, kind, quantity, cost, shortage_qty, flags, costed, d_start, d_end,
+       {_DEMAND_KEY} >= ($9, $10, $11, $12, $13, $14, $15) IS TRUE AS moves
+FROM sale_lines
 WHERE product_id = $1 AND in_demand AND {_DEMAND_KEY} >= ($2, $3, $4, $5, $6, $7, $8)
 ORDER BY {_DEMAND_ORDER}"""
 
@@ -415,9 +413,10 @@ class CostingRepository:
     async def demand_predecessor_end(self, product_id: int, key: DemandKey) -> Decimal | None:
         return await self.conn.fetchval(DEMAND_PREDECESSOR_END, product_id, *key)
 
-    async def tail_lines(self, product_id: int, key: DemandKey) -> list[asyncpg.Record]:
-        """The in-demand lines of a product from ``key`` on, in demand order."""
-        return await self.conn.fetch(TAIL_LINES, product_id, *key)
+    async def tail_lines(self, product_id: int, key: DemandKey, moved_from: DemandKey | None) -> list[asyncpg.Record]:
+        """The in-demand lines of a product from ``key`` on, in demand order; ``moves``:
+        at or after ``moved_from``."""
+        return await self.conn.fetch(TAIL_LINES, product_id, *key, *(moved_from or (None,) * len(key)))
 
     async def first_line_ending_after(self, product_id: int, position: Decimal) -> DemandKey | None:
         rows = await self.conn.fetch(FIRST_LINE_ENDING_AFTER, product_id, position)
