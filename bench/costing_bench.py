@@ -90,6 +90,7 @@ class Config:
     appended: int = 50
     backdate_prefix: int = 1_000
     backdate_tail: int = 10_000
+    backdate_runs: int = 3
     direct_sales: int = 300
 
 
@@ -600,6 +601,35 @@ def backdated_sale(tenant: uuid.UUID, h: History, before: int, n: int, qty: Deci
                       key=(txn_date, created - timedelta(milliseconds=500 - n)))
 
 
+async def backdate_once(pool: asyncpg.Pool, svc: CostingService, tenant: uuid.UUID, tail: History,
+                        cfg: Config) -> tuple[float, int]:
+    """Build ``tail`` in bulk for ``tenant``, back-date one sale before its last
+    ``cfg.backdate_tail`` lines, check what it did; (seconds, cost revisions)."""
+    await build_with_sql(pool, tenant, tail)
+    for table in ("lots", "sales", "sale_lines", "allocations"):
+        await pool.execute(f"ANALYZE {table}")
+    pid = await pool.fetchval("SELECT id FROM products WHERE tenant_id = $1", tenant)
+    first_later = tail.external_id(cfg.backdate_prefix)
+    before = {r["external_id"]: (r["d_start"], r["taken"])
+              for r in await pool.fetch(LINE_ALLOCATIONS, tenant, pid, first_later)}
+    # A backdated quantity of one lot size moves every later line onto the next lot:
+    # all 10,000 later lines get new allocations and (lots differ in cost) new costs.
+    event = backdated_sale(tenant, tail, cfg.backdate_prefix, 1, tail.lot_size)
+    seconds = await timed_apply(svc, event)
+    after = {r["external_id"]: (r["d_start"], r["taken"])
+             for r in await pool.fetch(LINE_ALLOCATIONS, tenant, pid, first_later)}
+    changed = sum(1 for ext in before if before[ext][1] != after[ext][1])
+    moved = sum(1 for ext in before if after[ext][0] == before[ext][0] + tail.lot_size)
+    revisions = await pool.fetchval("SELECT count(*) FROM cost_revisions WHERE event_id = $1", event.event_id)
+    if len(before) != cfg.backdate_tail or changed != cfg.backdate_tail or moved != cfg.backdate_tail \
+            or revisions != cfg.backdate_tail:
+        raise BenchError(f"backdated sale: {len(before)} later lines, {changed} with changed allocations, "
+                         f"{moved} moved by {tail.lot_size}, {revisions} cost revisions")
+    await check_sample_lines(pool, tenant, tail, [0, cfg.backdate_prefix - 1])
+    await check_invariants(pool, tenant, "backdated sale")
+    return seconds, revisions
+
+
 # --- profiling -----------------------------------------------------------------------------
 
 _SQL_NAMES = {" ".join(v.split()): k for k, v in vars(repository).items() if k.isupper() and isinstance(v, str)}
@@ -752,8 +782,9 @@ def render(cfg: Config, machine: dict[str, str], r: dict, checks: list[str], pro
         ("3b", f"Same, product with {cfg.deep:,} lines", f"{r['deep_ms']:.2f} ms", "", ""),
         ("3c", f"Ratio {cfg.deep:,} / {cfg.shallow:,}", f"{r['deep_ms'] / r['shallow_ms']:.2f}",
          f"≤ {TARGET_FLAT} (flat)", verdict(r["deep_ms"] / r["shallow_ms"] <= TARGET_FLAT)),
-        ("4", f"Lines re-costed/s, one sale backdated before {cfg.backdate_tail:,} later lines "
-              f"({r['backdate_s'] * 1000:.0f} ms)", f"{r['recost_rate']:,.0f} lines/s", f"> {TARGET_RECOST:,}",
+        ("4", f"Lines re-costed/s, one sale backdated before {cfg.backdate_tail:,} later lines (median of "
+              f"{len(r['backdate_runs'])} fresh histories: "
+              f"{', '.join(f'{x * 1000:.0f}' for x in sorted(r['backdate_runs']))} ms)", f"{r['recost_rate']:,.0f} lines/s", f"> {TARGET_RECOST:,}",
          verdict(r["recost_rate"] > TARGET_RECOST)),
     ]
     out = [
@@ -892,37 +923,25 @@ async def run(cfg: Config, write: bool) -> int:
         log(f"   ratio {results['deep_ms'] / results['shallow_ms']:.2f}")
 
         # 4. backdated sale ------------------------------------------------------------------
+        # One backdate per fresh history, several times: on a shared machine a single
+        # timing of a one-second transaction varies by a fifth from run to run.
         tail = History("H", cfg.backdate_prefix + cfg.backdate_tail,
                        History.lots_for(2 * (cfg.backdate_prefix + cfg.backdate_tail) + 3 * 7))
-        t_back = await new_tenant(pool, "bench-backdate")
-        log(f"4. bulk history of {tail.lines:,} lines; sale backdated before the last {cfg.backdate_tail:,}")
-        await build_with_sql(pool, t_back, tail)
-        for table in ("lots", "sales", "sale_lines", "allocations"):
-            await pool.execute(f"ANALYZE {table}")
-        pid = await pool.fetchval("SELECT id FROM products WHERE tenant_id = $1", t_back)
-        first_later = tail.external_id(cfg.backdate_prefix)
-        before = {r["external_id"]: (r["d_start"], r["taken"])
-                  for r in await pool.fetch(LINE_ALLOCATIONS, t_back, pid, first_later)}
-        # A backdated quantity of one lot size moves every later line onto the next lot:
-        # all 10,000 later lines get new allocations and (lots differ in cost) new costs.
-        event = backdated_sale(t_back, tail, cfg.backdate_prefix, 1, tail.lot_size)
-        results["backdate_s"] = await timed_apply(svc, event)
+        runs: list[float] = []
+        for attempt in range(1, cfg.backdate_runs + 1):
+            log(f"4. bulk history of {tail.lines:,} lines; sale backdated before the last {cfg.backdate_tail:,} "
+                f"(history {attempt} of {cfg.backdate_runs})")
+            t_back = await new_tenant(pool, f"bench-backdate-{attempt}")
+            seconds, revisions = await backdate_once(pool, svc, t_back, tail, cfg)
+            runs.append(seconds)
+            log(f"   {seconds * 1000:.0f} ms: {cfg.backdate_tail / seconds:,.0f} lines/s "
+                f"({cfg.backdate_tail:,} lines with new allocations, {revisions:,} cost revisions)")
+        results["backdate_runs"] = runs
+        results["backdate_s"] = statistics.median(runs)
         results["recost_rate"] = cfg.backdate_tail / results["backdate_s"]
-        after = {r["external_id"]: (r["d_start"], r["taken"])
-                 for r in await pool.fetch(LINE_ALLOCATIONS, t_back, pid, first_later)}
-        changed = sum(1 for ext in before if before[ext][1] != after[ext][1])
-        moved = sum(1 for ext in before if after[ext][0] == before[ext][0] + tail.lot_size)
-        revisions = await pool.fetchval("SELECT count(*) FROM cost_revisions WHERE event_id = $1", event.event_id)
-        if len(before) != cfg.backdate_tail or changed != cfg.backdate_tail or moved != cfg.backdate_tail:
-            raise BenchError(f"backdated sale: {len(before)} later lines, {changed} with changed allocations, "
-                             f"{moved} moved by {tail.lot_size}")
-        await check_sample_lines(pool, t_back, tail, [0, cfg.backdate_prefix - 1])
-        await check_invariants(pool, t_back, "backdated sale")
-        checks.append(f"Backdated sale: all {cfg.backdate_tail:,} later lines moved by its quantity and got different "
-                      f"allocations (SQL before/after), {revisions:,} cost revisions recorded, earlier lines "
-                      "untouched, invariants hold.")
-        log(f"   {results['backdate_s'] * 1000:.0f} ms: {results['recost_rate']:,.0f} lines/s "
-            f"({changed:,} lines with new allocations, {revisions:,} cost revisions)")
+        checks.append(f"Backdated sale, each of the {cfg.backdate_runs} histories: all {cfg.backdate_tail:,} later "
+                      "lines moved by its quantity and got different allocations (SQL before/after), a cost "
+                      "revision each, earlier lines untouched, invariants hold.")
 
         # profiles of missed targets ------------------------------------------------------------
         e2e_ratio_ok = all(results["e2e"][c].rate / results["pgbench"][2] >= TARGET_RATIO for c in (1, 2))
