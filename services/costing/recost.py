@@ -246,7 +246,8 @@ async def _relay_tail(repo: CostingRepository, change: ProductChange, writer: Li
     results = fifo.allocate(lines, lots, supply_end)
 
     # Allocations: write the difference only.
-    existing = {(a["line_id"], a["lot_id"]): a["quantity"] for a in await repo.allocations_of([l.id for l in lines])}
+    existing = {(r["id"], lot_id): quantity for r in line_rows
+                for lot_id, quantity in zip(r["lot_ids"] or (), r["quantities"] or ())}
     wanted = {(line_id, a.lot_id): a.quantity for line_id, res in results.items() for a in res.allocations}
     await repo.delete_allocation_pairs([k for k, q in existing.items() if wanted.get(k) != q])
     await repo.insert_allocations([(k[0], k[1], q) for k, q in wanted.items() if existing.get(k) != q])

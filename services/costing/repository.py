@@ -168,14 +168,20 @@ DEMAND_PREDECESSOR_END = f"""
 SELECT d_end FROM sale_lines WHERE product_id = $1 AND in_demand AND {_DEMAND_KEY} < ($2, $3, $4, $5, $6, $7, $8)
 ORDER BY {_DEMAND_ORDER_DESC} LIMIT 1"""
 
-# What re-laying a line needs of it (a backdate reads thousands of them), and whether
-# it moves: it comes at or after the changed demand key ($9-$15; NULLs: none moves).
+# What re-laying a line needs of it (a backdate reads thousands of them): whether it
+# moves (it comes at or after the changed demand key, $9-$15; NULLs: none moves) and
+# its allocations, as arrays in lot id order.
 TAIL_LINES = f"""
-SELECT id, sale_id, line_no, kind, quantity, cost, shortage_qty, flags, costed, d_start, d_end,
-       {_DEMAND_KEY} >= ($9, $10, $11, $12, $13, $14, $15) IS TRUE AS moves
-FROM sale_lines
-WHERE product_id = $1 AND in_demand AND {_DEMAND_KEY} >= ($2, $3, $4, $5, $6, $7, $8)
-ORDER BY {_DEMAND_ORDER}"""
+SELECT l.id, l.sale_id, l.line_no, l.kind, l.quantity, l.cost, l.shortage_qty, l.flags, l.costed, l.d_start, l.d_end,
+       ({', '.join('l.' + c for c in _DEMAND_ORDER.split(', '))}) >= ($9, $10, $11, $12, $13, $14, $15) IS TRUE AS moves,
+       a.lot_ids, a.quantities
+FROM sale_lines l
+LEFT JOIN LATERAL (SELECT array_agg(a.lot_id ORDER BY a.lot_id) AS lot_ids,
+                          array_agg(a.quantity ORDER BY a.lot_id) AS quantities
+                   FROM allocations a WHERE a.line_id = l.id) a ON true
+WHERE l.product_id = $1 AND l.in_demand
+  AND ({', '.join('l.' + c for c in _DEMAND_ORDER.split(', '))}) >= ($2, $3, $4, $5, $6, $7, $8)
+ORDER BY {', '.join('l.' + c for c in _DEMAND_ORDER.split(', '))}"""
 
 # The first line (in demand order) that ends after a position: the one consuming the
 # lot that covers the position, or else the first short line past it. Positions grow
@@ -415,7 +421,7 @@ class CostingRepository:
 
     async def tail_lines(self, product_id: int, key: DemandKey, moved_from: DemandKey | None) -> list[asyncpg.Record]:
         """The in-demand lines of a product from ``key`` on, in demand order; ``moves``:
-        at or after ``moved_from``."""
+        at or after ``moved_from``; ``lot_ids``, ``quantities``: its allocations."""
         return await self.conn.fetch(TAIL_LINES, product_id, *key, *(moved_from or (None,) * len(key)))
 
     async def first_line_ending_after(self, product_id: int, position: Decimal) -> DemandKey | None:
