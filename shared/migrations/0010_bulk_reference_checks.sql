@@ -42,21 +42,12 @@ BEGIN
     RETURN NULL;
 END $$;
 
-CREATE OR REPLACE FUNCTION allocations_follow_lines() RETURNS trigger LANGUAGE plpgsql AS $$
+-- Deleting rows deletes what refers to them: the trigger's arguments name the
+-- referring table and its column holding the deleted rows' ids.
+CREATE OR REPLACE FUNCTION delete_referring_rows() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
-    DELETE FROM allocations WHERE line_id = ANY (ARRAY(SELECT o.id FROM old_rows o));
-    RETURN NULL;
-END $$;
-
-CREATE OR REPLACE FUNCTION allocations_follow_lots() RETURNS trigger LANGUAGE plpgsql AS $$
-BEGIN
-    DELETE FROM allocations WHERE lot_id = ANY (ARRAY(SELECT o.id FROM old_rows o));
-    RETURN NULL;
-END $$;
-
-CREATE OR REPLACE FUNCTION cost_revisions_follow_sales() RETURNS trigger LANGUAGE plpgsql AS $$
-BEGIN
-    DELETE FROM cost_revisions WHERE sale_id = ANY (ARRAY(SELECT o.id FROM old_rows o));
+    EXECUTE format('DELETE FROM %I WHERE %I = ANY ($1)', TG_ARGV[0], TG_ARGV[1])
+        USING ARRAY(SELECT o.id FROM old_rows o);
     RETURN NULL;
 END $$;
 
@@ -68,10 +59,10 @@ CREATE TRIGGER cost_revisions_check_references AFTER INSERT ON cost_revisions RE
     FOR EACH STATEMENT EXECUTE FUNCTION cost_revisions_check_references();
 DROP TRIGGER IF EXISTS allocations_follow_lines ON sale_lines;
 CREATE TRIGGER allocations_follow_lines AFTER DELETE ON sale_lines REFERENCING OLD TABLE AS old_rows
-    FOR EACH STATEMENT EXECUTE FUNCTION allocations_follow_lines();
+    FOR EACH STATEMENT EXECUTE FUNCTION delete_referring_rows('allocations', 'line_id');
 DROP TRIGGER IF EXISTS allocations_follow_lots ON lots;
 CREATE TRIGGER allocations_follow_lots AFTER DELETE ON lots REFERENCING OLD TABLE AS old_rows
-    FOR EACH STATEMENT EXECUTE FUNCTION allocations_follow_lots();
+    FOR EACH STATEMENT EXECUTE FUNCTION delete_referring_rows('allocations', 'lot_id');
 DROP TRIGGER IF EXISTS cost_revisions_follow_sales ON sales;
 CREATE TRIGGER cost_revisions_follow_sales AFTER DELETE ON sales REFERENCING OLD TABLE AS old_rows
-    FOR EACH STATEMENT EXECUTE FUNCTION cost_revisions_follow_sales();
+    FOR EACH STATEMENT EXECUTE FUNCTION delete_referring_rows('cost_revisions', 'sale_id');

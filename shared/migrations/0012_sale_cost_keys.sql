@@ -47,12 +47,6 @@ BEGIN
     RETURN NULL;
 END $$;
 
-CREATE OR REPLACE FUNCTION sale_cost_keys_deleted() RETURNS trigger LANGUAGE plpgsql AS $$
-BEGIN
-    DELETE FROM sale_cost_keys WHERE sale_id = ANY (ARRAY(SELECT o.id FROM old_rows o));
-    RETURN NULL;
-END $$;
-
 DROP TRIGGER IF EXISTS sale_cost_keys_inserted ON sales;
 CREATE TRIGGER sale_cost_keys_inserted AFTER INSERT ON sales REFERENCING NEW TABLE AS new_rows
     FOR EACH STATEMENT EXECUTE FUNCTION sale_cost_keys_inserted();
@@ -61,4 +55,4 @@ CREATE TRIGGER sale_cost_keys_updated AFTER UPDATE ON sales REFERENCING OLD TABL
     FOR EACH STATEMENT EXECUTE FUNCTION sale_cost_keys_updated();
 DROP TRIGGER IF EXISTS sale_cost_keys_deleted ON sales;
 CREATE TRIGGER sale_cost_keys_deleted AFTER DELETE ON sales REFERENCING OLD TABLE AS old_rows
-    FOR EACH STATEMENT EXECUTE FUNCTION sale_cost_keys_deleted();
+    FOR EACH STATEMENT EXECUTE FUNCTION delete_referring_rows('sale_cost_keys', 'sale_id');
