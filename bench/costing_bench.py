@@ -784,7 +784,8 @@ def render(cfg: Config, machine: dict[str, str], r: dict, checks: list[str], pro
          f"≤ {TARGET_FLAT} (flat)", verdict(r["deep_ms"] / r["shallow_ms"] <= TARGET_FLAT)),
         ("4", f"Lines re-costed/s, one sale backdated before {cfg.backdate_tail:,} later lines (median of "
               f"{len(r['backdate_runs'])} fresh histories: "
-              f"{', '.join(f'{x * 1000:.0f}' for x in sorted(r['backdate_runs']))} ms)", f"{r['recost_rate']:,.0f} lines/s", f"> {TARGET_RECOST:,}",
+              f"{', '.join(f'{x * 1000:.0f}' for x in sorted(r['backdate_runs']))} ms)",
+         f"{r['recost_rate']:,.0f} lines/s", f"> {TARGET_RECOST:,}",
          verdict(r["recost_rate"] > TARGET_RECOST)),
     ]
     out = [

@@ -18,6 +18,7 @@ _DEMAND_KEY = "(txn_date, source_created_at, source, external_id_len, external_i
 # ORDER BY lists the columns (a row value in ORDER BY would be sorted, not read from the index).
 _DEMAND_ORDER = "txn_date, source_created_at, source, external_id_len, external_id, sale_type, line_no"
 _DEMAND_ORDER_DESC = ", ".join(f"{c} DESC" for c in _DEMAND_ORDER.split(", "))
+_LINE_DEMAND_ORDER = ", ".join(f"l.{c}" for c in _DEMAND_ORDER.split(", "))  # of sale_lines l
 _LINE_COLUMNS = (
     "id, sale_id, line_no, sku, product_id, description, kind, quantity, gross_revenue, revenue, cost, shortage_qty, "
     "flags, costed, candidate, in_demand, d_start, d_end, txn_date, source_created_at, source, external_id, sale_type"
@@ -127,7 +128,7 @@ UPDATE sale_lines l SET kind = 'inventory',
        in_demand = (s.status = 'posted' AND s.type <> 'credit_memo' AND l.quantity > 0)
 FROM sales s
 WHERE l.product_id = $1 AND l.candidate AND l.kind = 'unmapped' AND s.id = l.sale_id
-RETURNING l.id, l.in_demand, {', '.join('l.' + c for c in _DEMAND_ORDER.split(', '))}"""
+RETURNING l.id, l.in_demand, {_LINE_DEMAND_ORDER}"""
 
 LOT = f"SELECT {_LOT_COLUMNS} FROM lots WHERE product_id = $1 AND lot_number = $2"
 
@@ -173,15 +174,16 @@ ORDER BY {_DEMAND_ORDER_DESC} LIMIT 1"""
 # its allocations, as arrays in lot id order.
 TAIL_LINES = f"""
 SELECT l.id, l.sale_id, l.line_no, l.kind, l.quantity, l.cost, l.shortage_qty, l.flags, l.costed, l.d_start, l.d_end,
-       ({', '.join('l.' + c for c in _DEMAND_ORDER.split(', '))}) >= ($9, $10, $11, $12, $13, $14, $15) IS TRUE AS moves,
+       ({_LINE_DEMAND_ORDER}) >= ($9, $10, $11, $12, $13, $14, $15)
+           IS TRUE AS moves,
        a.lot_ids, a.quantities
 FROM sale_lines l
 LEFT JOIN LATERAL (SELECT array_agg(a.lot_id ORDER BY a.lot_id) AS lot_ids,
                           array_agg(a.quantity ORDER BY a.lot_id) AS quantities
                    FROM allocations a WHERE a.line_id = l.id) a ON true
 WHERE l.product_id = $1 AND l.in_demand
-  AND ({', '.join('l.' + c for c in _DEMAND_ORDER.split(', '))}) >= ($2, $3, $4, $5, $6, $7, $8)
-ORDER BY {', '.join('l.' + c for c in _DEMAND_ORDER.split(', '))}"""
+  AND ({_LINE_DEMAND_ORDER}) >= ($2, $3, $4, $5, $6, $7, $8)
+ORDER BY {_LINE_DEMAND_ORDER}"""
 
 # The first line (in demand order) that ends after a position: the one consuming the
 # lot that covers the position, or else the first short line past it. Positions grow
@@ -214,10 +216,10 @@ ORDER BY received_at, lot_number"""
 
 # The first line (in demand order) consuming each of these lots.
 FIRST_CONSUMERS = f"""
-SELECT DISTINCT ON (a.lot_id) a.lot_id, l.product_id, {', '.join('l.' + c for c in _DEMAND_ORDER.split(', '))}
+SELECT DISTINCT ON (a.lot_id) a.lot_id, l.product_id, {_LINE_DEMAND_ORDER}
 FROM allocations a JOIN sale_lines l ON l.id = a.line_id
 WHERE a.lot_id = ANY($1::bigint[]) AND l.in_demand
-ORDER BY a.lot_id, {', '.join('l.' + c for c in _DEMAND_ORDER.split(', '))}"""
+ORDER BY a.lot_id, {_LINE_DEMAND_ORDER}"""
 
 ALLOCATIONS_OF_LINES = """
 SELECT a.line_id, a.lot_id, a.quantity, lot.unit_cost FROM allocations a JOIN lots lot ON lot.id = a.lot_id

@@ -32,7 +32,8 @@ MARGIN_PCT = "CASE WHEN s.revenue <> 0 THEN (s.revenue - s.cost) * 100 / s.reven
 # The keys that follow a sale's cost are indexed in sale_cost_keys (alias k), not in
 # sales: 0012_sale_cost_keys.sql says why.
 COST_KEYS_JOIN = "JOIN sale_cost_keys k ON k.sale_id = s.id AND k.tenant_id = $1"
-MARGIN_PCT_KEY = "coalesce(CASE WHEN k.revenue <> 0 THEN (k.revenue - k.cost) * 100 / k.revenue END, '-Infinity'::numeric)"
+MARGIN_PCT_KEY = ("coalesce(CASE WHEN k.revenue <> 0 THEN (k.revenue - k.cost) * 100 / k.revenue END, "
+                  "'-Infinity'::numeric)")
 
 
 @dataclass(frozen=True)
