@@ -1,6 +1,6 @@
 """Message outcomes of the costing consumer (aio-pika), each one deliberate:
 
-* applied (or a duplicate): ack after the database commit;
+* applied (or a duplicate): ack after the database commit (one ack per group);
 * invalid, or can never succeed (a permanent error, a bug, contention beyond the
   retry limit): publish to the dead-letter exchange with the reason in ``x-error``
   (confirmed), record it, then ack; the messages behind it keep flowing;
@@ -51,6 +51,9 @@ class CostingConsumer:
         self.batch_size = batch_size
         self.crash_point = crash_point
         self.arrived: asyncio.Queue[AbstractIncomingMessage] = asyncio.Queue()
+        #: Messages of the current batch settled by a group's single acknowledgement (aio-pika
+        #: marks only the message that carried it as processed).
+        self.acked: set[int] = set()
 
     async def receive(self, message: AbstractIncomingMessage) -> None:
         """The broker's callback: hand the message to the worker."""
@@ -64,12 +67,13 @@ class CostingConsumer:
             batch = [await self.arrived.get()]
             while len(batch) < self.batch_size and not self.arrived.empty():
                 batch.append(self.arrived.get_nowait())
+            self.acked.clear()
             try:
                 await self.handle(batch)
             except Exception:  # noqa: BLE001 - the worker must outlive any one batch
                 log.exception("costing.batch_failed", messages=len(batch))
                 for message in batch:
-                    if not message.processed:
+                    if not (message.processed or id(message) in self.acked):
                         with contextlib.suppress(Exception):  # a closed channel requeues them anyway
                             await message.nack(requeue=True)
 
@@ -109,8 +113,12 @@ class CostingConsumer:
                 await self.dead_letter(message, f"failed: {type(exc).__name__}: {exc}")
             return
         crash_if("after_commit_before_ack", self.crash_point)
+        # One frame acknowledges the group: messages are applied in delivery order, and all
+        # delivered before the group are settled already, so "up to and including its last
+        # message" is exactly the group.
+        await group[-1][0].ack(multiple=True)
+        self.acked.update(id(message) for message, _ in group)
         for (message, event), new in zip(group, applied):
-            await message.ack()
             metrics.EVENTS.labels(event.event_type, "applied" if new else "duplicate").inc()
             log.info("costing.event.applied" if new else "costing.event.duplicate", event_type=event.event_type,
                      **_context(message))

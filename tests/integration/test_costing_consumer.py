@@ -115,6 +115,33 @@ async def test_worker_outlives_a_batch_that_breaks_off(pool, database_url, tenan
     assert await project(pool, tenant_id) == compute(events)
 
 
+async def test_a_group_is_acknowledged_in_one_frame_and_nothing_stays_unacknowledged(
+        pool, database_url, tenant_id, topology, broker_prefix, monkeypatch):
+    import aiormq.channel
+
+    acks: list[tuple[int, bool]] = []
+    basic_ack = aiormq.channel.Channel.basic_ack
+
+    async def counting_ack(self, delivery_tag, multiple=False, **kwargs):
+        acks.append((delivery_tag, multiple))
+        return await basic_ack(self, delivery_tag, multiple=multiple, **kwargs)
+
+    monkeypatch.setattr(aiormq.channel.Channel, "basic_ack", counting_ack)
+    events = [e for e in history(tenant_id, seed=5, sales=40) if e.event_type == "sale.upserted"]
+    setup = [e for e in history(tenant_id, seed=5, sales=40) if e.event_type != "sale.upserted"]
+    async with running_consumer(settings_for(database_url, broker_prefix)):
+        await publish_all(topology, setup)
+        await wait_for(lambda: _count_is(pool, tenant_id, len(setup)))
+        acks.clear()
+        await publish_all(topology, events)
+        await wait_for(lambda: _count_is(pool, tenant_id, len(setup) + len(events)))
+    # Closing the consumer's connection requeues any message left unacknowledged.
+    await asyncio.sleep(0.5)
+    assert await _queue_empty(topology)
+    assert all(multiple for _, multiple in acks)
+    assert len(acks) < len(events)
+
+
 async def _count_is(pool, tenant_id, n):
     return await processed(pool, tenant_id) == n
 
