@@ -828,7 +828,8 @@ def render(cfg: Config, machine: dict[str, str], r: dict, checks: list[str], pro
               f"{', '.join(f'{x * 1000:.0f}' for x in sorted(r['backdate_runs']))} ms)",
          f"{r['recost_rate']:,.0f} lines/s", f"> {TARGET_RECOST:,}",
          verdict(r["recost_rate"] > TARGET_RECOST)),
-        ("4b", "Same-run baseline: that re-cost's row writes alone, as four set-based SQL statements (every later "
+        ("4b", "Same-run baseline: that re-cost's row writes alone, as four set-based SQL statements (median of "
+               f"{len(r['backdate_runs'])} fresh histories; every later "
                "line moved and re-costed, a cost revision each, allocations moved to the next lot, sale totals "
                f"moved; same triggers and indexes): {r['model_s'] * 1000:.0f} ms",
          f"{cfg.backdate_tail / r['model_s']:,.0f} lines/s", "", ""),
@@ -986,9 +987,12 @@ async def run(cfg: Config, write: bool) -> int:
         results["backdate_runs"] = runs
         results["backdate_s"] = statistics.median(runs)
         results["recost_rate"] = cfg.backdate_tail / results["backdate_s"]
-        log("4. baseline: the same re-cost's row writes as set-based SQL, on a fresh history")
-        results["model_s"] = await recost_model(pool, await new_tenant(pool, "bench-recost-model"), tail, cfg)
-        log(f"   {results['model_s'] * 1000:.0f} ms; the engine takes {results['backdate_s'] / results['model_s']:.2f}×")
+        log(f"4. baseline: the same re-cost's row writes as set-based SQL, on {cfg.backdate_runs} fresh histories")
+        results["model_s"] = statistics.median([
+            await recost_model(pool, await new_tenant(pool, f"bench-recost-model-{attempt}"), tail, cfg)
+            for attempt in range(1, cfg.backdate_runs + 1)])
+        log(f"   median {results['model_s'] * 1000:.0f} ms; the engine takes "
+            f"{results['backdate_s'] / results['model_s']:.2f}×")
         checks.append(f"Backdated sale, each of the {cfg.backdate_runs} histories: all {cfg.backdate_tail:,} later "
                       "lines moved by its quantity and got different allocations (SQL before/after), a cost "
                       "revision each, earlier lines untouched, invariants hold.")
