@@ -638,15 +638,17 @@ RECOST_MODEL_LINES = """
 CREATE TEMP TABLE later ON COMMIT DROP AS
 SELECT id, sale_id, line_no, cost FROM sale_lines WHERE tenant_id = $1 AND product_id = $2
   AND external_id >= $3 AND external_id LIKE 'H%'"""
-RECOST_MODEL = [
+RECOST_MODEL = [  # each scoped by the tenant, $1
     """UPDATE sale_lines l SET d_start = l.d_start + 7, d_end = l.d_end + 7, cost = l.cost + 0.01
-       FROM later x WHERE l.id = x.id""",
-    """WITH gone AS (DELETE FROM allocations a USING later x WHERE a.line_id = x.id RETURNING a.*)
+       FROM later x WHERE l.id = x.id AND l.tenant_id = $1""",
+    """WITH gone AS (DELETE FROM allocations a USING later x WHERE a.line_id = x.id AND a.tenant_id = $1
+                   RETURNING a.*)
        INSERT INTO allocations (tenant_id, line_id, lot_id, quantity)
        SELECT tenant_id, line_id, lot_id + 1, quantity FROM gone""",
     """INSERT INTO cost_revisions (tenant_id, sale_id, line_no, old_cost, new_cost, cause, event_id)
        SELECT $1, sale_id, line_no, cost, cost + 0.01, 'model', gen_random_uuid() FROM later""",
-    """UPDATE sales s SET cost = s.cost + 0.01, updated_at = now() FROM later x WHERE s.id = x.sale_id""",
+    """UPDATE sales s SET cost = s.cost + 0.01, updated_at = now() FROM later x
+       WHERE s.id = x.sale_id AND s.tenant_id = $1""",
 ]
 
 
@@ -665,7 +667,7 @@ async def recost_model(pool: asyncpg.Pool, tenant: uuid.UUID, tail: History, cfg
                 raise BenchError("re-cost model: wrong number of later lines")
             started = time.perf_counter()
             for statement in RECOST_MODEL:
-                await conn.execute(statement, *([tenant] if "$1" in statement else []))
+                await conn.execute(statement, tenant)
             return time.perf_counter() - started
         finally:
             await tr.rollback()

@@ -127,8 +127,9 @@ async def test_a_group_is_acknowledged_in_one_frame_and_nothing_stays_unacknowle
         return await basic_ack(self, delivery_tag, multiple=multiple, **kwargs)
 
     monkeypatch.setattr(aiormq.channel.Channel, "basic_ack", counting_ack)
-    events = [e for e in history(tenant_id, seed=5, sales=40) if e.event_type == "sale.upserted"]
-    setup = [e for e in history(tenant_id, seed=5, sales=40) if e.event_type != "sale.upserted"]
+    facts = history(tenant_id, seed=5, sales=40)
+    events = [e for e in facts if e.event_type == "sale.upserted"]
+    setup = [e for e in facts if e.event_type != "sale.upserted"]
     async with running_consumer(settings_for(database_url, broker_prefix)):
         await publish_all(topology, setup)
         await wait_for(lambda: _count_is(pool, tenant_id, len(setup)))
