@@ -31,7 +31,7 @@ _LOT_COLUMNS = "id, product_id, lot_number, is_return, return_line_id, quantity,
 # what has since grown, and every transaction got slower with the history (groups
 # of 100 sales went from 60 ms to 1.3 s over 6,000 sales). Our statements' best
 # plans depend on their arrays' sizes, so each is planned for its parameters.
-PLAN_EACH_STATEMENT = "SET LOCAL plan_cache_mode = force_custom_plan"
+PLAN_EACH_STATEMENT = "SET LOCAL plan_cache_mode = force_custom_plan; SET LOCAL work_mem = '64MB'"
 # ...except the insert of sale versions: its only per-row work is the foreign-key check
 # of its sale by primary key, which has one right plan; re-planning each row's check
 # would cost more than the row. (Allocations and cost revisions check their references
@@ -227,7 +227,7 @@ WHERE a.line_id = ANY($1::bigint[])"""
 
 DELETE_ALLOCATION_PAIRS = """
 DELETE FROM allocations a USING unnest($1::bigint[], $2::bigint[]) AS d(line_id, lot_id)
-WHERE a.line_id = d.line_id AND a.lot_id = d.lot_id"""
+WHERE a.line_id = d.line_id AND a.lot_id = d.lot_id AND a.line_id = ANY($1::bigint[])"""
 
 # Inserted with COPY (the bulk of a backdate's writes), checked per statement (0010).
 ALLOCATION_COLUMNS = ["tenant_id", "line_id", "lot_id", "quantity"]
