@@ -5,6 +5,9 @@ in the costing engine's transactions. Readers always add base and deltas, so fol
 is only about keeping the delta tables short: each fold moves a batch of deltas into
 the base tables in one transaction (a reader sees every delta exactly once, before or
 after). One folder at a time across processes (advisory lock); more would only wait.
+
+The same transaction folds the sort keys of the sales the costing engine re-costed
+(0014_cost_keys_folded.sql): their current revenue and cost into sale_cost_keys.
 """
 
 from __future__ import annotations
@@ -21,7 +24,7 @@ from shared.logging import get_logger
 
 log = get_logger("query.rollups")
 
-_FOLD_LOCK = 0x51E5_7074  # advisory lock id: one folder at a time
+FOLD_LOCK = 0x51E5_7074  # advisory lock id: one folder at a time
 
 MONTH = "date_trunc('month', day::timestamp)::date"
 SALE_DIMENSIONS = ("status", "type", "source", "has_shortage")
@@ -89,14 +92,30 @@ def fold_sql(rollup: Rollup) -> str:
     return ",\n".join(parts) + "\nSELECT count(*) FROM moved"
 
 
-FOLDS = tuple(fold_sql(r) for r in ROLLUPS)
+# The oldest $1 stale marks out, their sales' revenue and cost into their keys: one
+# statement, so the keys are read from the snapshot in which the marks were found (a
+# sale re-costed since then has a newer mark, which stays).
+FOLD_COST_KEYS = """
+WITH moved AS (
+    DELETE FROM sale_cost_keys_stale
+    WHERE ctid = ANY (ARRAY(SELECT ctid FROM sale_cost_keys_stale LIMIT $1))
+    RETURNING sale_id
+), folded AS (
+    UPDATE sale_cost_keys k SET revenue = s.revenue, cost = s.cost
+    FROM sales s
+    WHERE s.id = k.sale_id AND k.sale_id IN (SELECT sale_id FROM moved)
+      AND (k.revenue, k.cost) IS DISTINCT FROM (s.revenue, s.cost)
+)
+SELECT count(*) FROM moved"""
+
+FOLDS = (*(fold_sql(r) for r in ROLLUPS), FOLD_COST_KEYS)
 
 
 async def fold_once(pool: asyncpg.Pool, batch: int = 20_000) -> int:
     """Fold up to ``batch`` deltas of each rollup; the number moved (0 if another
     process is folding)."""
     async with pool.acquire() as conn, conn.transaction():
-        if not await conn.fetchval("SELECT pg_try_advisory_xact_lock($1)", _FOLD_LOCK):
+        if not await conn.fetchval("SELECT pg_try_advisory_xact_lock($1)", FOLD_LOCK):
             return 0
         return sum([await conn.fetchval(sql, batch) for sql in FOLDS])
 

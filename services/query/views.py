@@ -29,30 +29,32 @@ from services.query import summaries
 
 DATE_KEY = "coalesce(s.txn_date, '-infinity'::date)"
 MARGIN_PCT = "CASE WHEN s.revenue <> 0 THEN (s.revenue - s.cost) * 100 / s.revenue END"
-# The keys that follow a sale's cost are indexed in sale_cost_keys (alias k), not in
-# sales: 0012_sale_cost_keys.sql says why.
-COST_KEYS_JOIN = "JOIN sale_cost_keys k ON k.sale_id = s.id AND k.tenant_id = $1"
-MARGIN_PCT_KEY = ("coalesce(CASE WHEN k.revenue <> 0 THEN (k.revenue - k.cost) * 100 / k.revenue END, "
-                  "'-Infinity'::numeric)")
+
+
+def _margin_pct_key(t: str) -> str:
+    """Margin % of the row ``t``; no revenue sorts lowest."""
+    return (f"coalesce(CASE WHEN {t}.revenue <> 0 THEN ({t}.revenue - {t}.cost) * 100 / {t}.revenue END, "
+            "'-Infinity'::numeric)")
 
 
 @dataclass(frozen=True)
 class SortKey:
+    #: The key of a sale s.
     expression: str
     #: SQL type the key's text form (kept in the cursor) is cast back to.
     sql_type: str
-    #: What the sales are joined with to read the key through its index, and the
-    #: sale id column of that index (the keyset's tie-breaker).
-    join: str = ""
-    id: str = "s.id"
+    #: The same key over sale_cost_keys k, for the keys that follow a sale's cost: they
+    #: are indexed there, not in sales (0012_sale_cost_keys.sql says why), and folded
+    #: there after the costing engine changes a sale (0014_cost_keys_folded.sql).
+    folded: str | None = None
 
 
 SORT_KEYS: dict[str, SortKey] = {
     "date": SortKey(DATE_KEY, "date"),
     "revenue": SortKey("s.revenue", "numeric"),
-    "cost": SortKey("k.cost", "numeric", COST_KEYS_JOIN, "k.sale_id"),
-    "margin": SortKey("(k.revenue - k.cost)", "numeric", COST_KEYS_JOIN, "k.sale_id"),
-    "margin_pct": SortKey(MARGIN_PCT_KEY, "numeric", COST_KEYS_JOIN, "k.sale_id"),
+    "cost": SortKey("s.cost", "numeric", "k.cost"),
+    "margin": SortKey("(s.revenue - s.cost)", "numeric", "(k.revenue - k.cost)"),
+    "margin_pct": SortKey(_margin_pct_key("s"), "numeric", _margin_pct_key("k")),
 }
 DIRECTIONS = {"asc": ("ASC", ">"), "desc": ("DESC", "<")}
 
@@ -81,9 +83,34 @@ SALE_COLUMNS = """s.id, s.source, s.type, s.external_id, s.doc_number, s.txn_dat
 
 SALES_PAGE = """
 SELECT {columns}, {key}::text AS sort_key, {key} AS key
-FROM sales s {join}
+FROM sales s
 WHERE {where}
-ORDER BY {key} {direction}, {id} {direction}
+ORDER BY {key} {direction}, s.id {direction}
+LIMIT ${limit}"""
+
+# By a key folded into sale_cost_keys: the page of the sales whose keys are folded,
+# through the keys' index, merged with the page of the sales whose keys are not
+# (sale_cost_keys_stale, a few right after a re-cost), keyed by the sales themselves.
+# Both in one snapshot: a sale is in exactly one of the two, with its current key. (The
+# stale check is a probe per row, OFFSET 0 keeping it one: as an anti-join it could be
+# hashed, and a hash join gives up the index's order.)
+FOLDED_KEY_PAGE = """
+SELECT page.*
+FROM ((SELECT {columns}, {folded}::text AS sort_key, {folded} AS key
+       FROM sales s JOIN sale_cost_keys k ON k.sale_id = s.id AND k.tenant_id = $1
+       WHERE {where_folded}
+         AND NOT EXISTS (SELECT 1 FROM sale_cost_keys_stale x WHERE x.tenant_id = $1 AND x.sale_id = k.sale_id
+                         OFFSET 0)
+       ORDER BY {folded} {direction}, k.sale_id {direction}
+       LIMIT ${limit})
+      UNION ALL
+      (SELECT {columns}, {key}::text, {key}
+       FROM sales s
+       WHERE s.id IN (SELECT x.sale_id FROM sale_cost_keys_stale x WHERE x.tenant_id = $1)
+         AND {where}
+       ORDER BY {key} {direction}, s.id {direction}
+       LIMIT ${limit})) page
+ORDER BY page.key {direction}, page.id {direction}
 LIMIT ${limit}"""
 
 # With a customer substring, newest first: the customer names that match (from
@@ -138,14 +165,22 @@ def sales_page_sql(filters: tuple[str, ...], sort: str, order: str, after: bool)
     direction, op = DIRECTIONS[order]
     by_name = "customer" in filters and sort == "date"
     clauses, n = _where(filters, skip="customer" if by_name else None)
+    folded_clauses = list(clauses)
     if after:
-        clauses.append(f"({key.expression}, {key.id}) {op} (${n}::text::{key.sql_type}, ${n + 1}::bigint)")
+        cursor = f"{op} (${n}::text::{key.sql_type}, ${n + 1}::bigint)"
+        clauses.append(f"({key.expression}, s.id) {cursor}")
+        folded_clauses.append(f"({key.folded}, k.sale_id) {cursor}")
         n += 2
     if by_name:
         return CUSTOMER_PAGE.format(columns=SALE_COLUMNS, key=key.expression, where="\n      AND ".join(clauses),
                                     direction=direction, limit=n, customer=filters.index("customer") + 2)
-    return SALES_PAGE.format(columns=SALE_COLUMNS, key=key.expression, join=key.join, id=key.id,
-                             where="\n  AND ".join(clauses), direction=direction, limit=n)
+    if key.folded:
+        return FOLDED_KEY_PAGE.format(columns=SALE_COLUMNS, key=key.expression, folded=key.folded,
+                                      where="\n         AND ".join(clauses),
+                                      where_folded="\n         AND ".join(folded_clauses),
+                                      direction=direction, limit=n)
+    return SALES_PAGE.format(columns=SALE_COLUMNS, key=key.expression, where="\n  AND ".join(clauses),
+                             direction=direction, limit=n)
 
 
 @lru_cache(maxsize=1024)
