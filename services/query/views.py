@@ -226,8 +226,10 @@ def sales_list_statement(tenant_id: uuid.UUID, q: SalesQuery) -> Statement:
     summary = summaries.sales_summary(params, q.filters) or direct_summary_sql(names)
     sql = SALES_LIST.format(summary=summary, page=page, direction=DIRECTIONS[q.order][0])
     # By date, with no filter but dates, the page is a range of sales_q_date and the
-    # summary a range of the date rollups, whatever the values.
-    return Statement(sql, params.values, generic=q.sort == "date" and set(names) <= {"from", "to"})
+    # summary a range of the date rollups, whatever the values; by a folded key with no
+    # filter, the page walks that key's index and the summary is the all-time rollup.
+    generic = (q.sort == "date" and set(names) <= {"from", "to"}) or (not names and SORT_KEYS[q.sort].folded)
+    return Statement(sql, params.values, generic=bool(generic))
 
 
 def sales_summary_statement(tenant_id: uuid.UUID, q: SalesQuery) -> tuple[str, list[Any]]:

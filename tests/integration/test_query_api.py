@@ -156,6 +156,7 @@ async def sales(query, data, **params) -> list[dict]:
 
 
 STALE_KEYS = "SELECT count(*) FROM sale_cost_keys_stale WHERE tenant_id = $1"
+STALE_KEYS_OF = "SELECT count(DISTINCT sale_id) FROM sale_cost_keys_stale WHERE tenant_id = $1 AND sale_id = ANY($2)"
 
 
 def external_ids(items) -> set[str]:
@@ -301,7 +302,7 @@ async def test_pages_by_a_cost_key_are_exact_before_the_keys_are_folded(pool, qu
             keys = [(_sort_value(i, sort), i["id"]) for i in items]
             assert keys == sorted(keys, reverse=order == "desc")
     # Read from the stale marks, not from a fold of them meanwhile.
-    assert await pool.fetchval(STALE_KEYS, data.tenant_id) == len(unfolded_keys.sales)
+    assert await pool.fetchval(STALE_KEYS_OF, data.tenant_id, unfolded_keys.sales) == len(unfolded_keys.sales)
 
 
 async def test_the_folder_brings_stale_keys_up_to_date(pool, data, unfolded_keys):
