@@ -134,11 +134,51 @@ CROSS JOIN LATERAL (
 ORDER BY p.key {direction}, p.id {direction}
 LIMIT ${limit}"""
 
+# By date with a sku alone: either walk the dates and probe each sale for a line of the
+# sku (a common sku: the page is found after a few hundred sales), or take the sku's
+# sales by the sku index and sort them (a rare sku: walking the dates would visit most
+# of the tenant before finding a page). The choice is made when the statement runs, from
+# the rollups (sku_share), so one plan serves every sku: each branch below is gated by
+# it, and the other one is not run at all.
+SKU_DATE_PAGE = """
+SELECT page.*
+FROM ((SELECT {columns}, {key}::text AS sort_key, {key} AS key
+       FROM sales s
+       WHERE {where}
+         AND EXISTS (SELECT 1 FROM sale_lines l WHERE l.tenant_id = $1 AND l.sku = $2::text AND l.sale_id = s.id
+                     OFFSET 0)
+         AND (SELECT walk FROM sku_share)
+       ORDER BY {key} {direction}, s.id {direction}
+       LIMIT ${limit})
+      UNION ALL
+      (SELECT {columns}, {key}::text, {key}
+       FROM sales s
+       WHERE s.id = ANY (ARRAY(SELECT l.sale_id FROM sale_lines l WHERE l.tenant_id = $1 AND l.sku = $2::text))
+         AND {where}
+         AND NOT (SELECT walk FROM sku_share)
+       ORDER BY {key} {direction}, s.id {direction}
+       LIMIT ${limit})) page
+ORDER BY page.key {direction}, page.id {direction}
+LIMIT ${limit}"""
+# Walking the dates probes about limit × all / k sales for a sku in k of all the sales;
+# taking the sku's sales reads and sorts k: walk when k × k ≥ ratio × limit × all.
+SKU_SHARE = """
+SELECT k.n * k.n >= ${ratio}::numeric * ${limit} * a.n AS walk
+FROM (SELECT (SELECT coalesce(sum(t.sales), 0) FROM sku_totals t WHERE t.tenant_id = $1 AND t.sku = $2::text)
+             + (SELECT coalesce(sum(t.sales), 0) FROM sku_totals_delta t WHERE t.tenant_id = $1 AND t.sku = $2::text)
+             AS n) k,
+     (SELECT (SELECT coalesce(sum(t.sales), 0) FROM sales_totals_all t WHERE t.tenant_id = $1)
+             + (SELECT coalesce(sum(t.sales), 0) FROM sales_totals_delta t WHERE t.tenant_id = $1) AS n) a"""
+#: The cost of probing one sale for a line of the sku while walking the dates, relative
+#: to reading and sorting one of the sku's sales (SKU_SHARE), as measured at 1,000,000
+#: sales: about 3 µs against 5.
+SKU_PROBE_COST_RATIO = Decimal("0.6")
+
 # The page and the summary of the whole filtered set in one statement (one round trip,
 # one snapshot): the summary's one row, joined with the page's rows (none: one row of
 # NULLs). The page's parameters come first; the summary's follow them.
 SALES_LIST = """
-WITH summary AS MATERIALIZED ({summary})
+WITH {sku_share}summary AS MATERIALIZED ({summary})
 SELECT page.*, summary.count AS summary_count, summary.revenue AS summary_revenue, summary.cost AS summary_cost
 FROM summary LEFT JOIN ({page}) page ON true
 ORDER BY page.key {direction}, page.id {direction}"""
@@ -157,6 +197,11 @@ def _where(filters: tuple[str, ...], skip: str | None = None) -> tuple[list[str]
     return clauses, len(filters) + 2
 
 
+def _sku_by_date(filters: tuple[str, ...], sort: str) -> bool:
+    """The list by date with a sku alone: SKU_DATE_PAGE."""
+    return filters == ("sku",) and sort == "date"
+
+
 @lru_cache(maxsize=1024)
 def sales_page_sql(filters: tuple[str, ...], sort: str, order: str, after: bool) -> str:
     """The page statement for this combination: params $1 tenant, then the filters in
@@ -164,7 +209,7 @@ def sales_page_sql(filters: tuple[str, ...], sort: str, order: str, after: bool)
     key = SORT_KEYS[sort]
     direction, op = DIRECTIONS[order]
     by_name = "customer" in filters and sort == "date"
-    clauses, n = _where(filters, skip="customer" if by_name else None)
+    clauses, n = _where(filters, skip="customer" if by_name else "sku" if _sku_by_date(filters, sort) else None)
     folded_clauses = list(clauses)
     if after:
         cursor = f"{op} (${n}::text::{key.sql_type}, ${n + 1}::bigint)"
@@ -174,6 +219,9 @@ def sales_page_sql(filters: tuple[str, ...], sort: str, order: str, after: bool)
     if by_name:
         return CUSTOMER_PAGE.format(columns=SALE_COLUMNS, key=key.expression, where="\n      AND ".join(clauses),
                                     direction=direction, limit=n, customer=filters.index("customer") + 2)
+    if _sku_by_date(filters, sort):
+        return SKU_DATE_PAGE.format(columns=SALE_COLUMNS, key=key.expression, where="\n         AND ".join(clauses),
+                                    direction=direction, limit=n)
     if key.folded:
         return FOLDED_KEY_PAGE.format(columns=SALE_COLUMNS, key=key.expression, folded=key.folded,
                                       where="\n         AND ".join(clauses),
@@ -223,16 +271,21 @@ def sales_list_statement(tenant_id: uuid.UUID, q: SalesQuery) -> Statement:
         params.values += [q.after[0], q.after[1]]
     params.values.append(q.limit + 1)
     page = sales_page_sql(names, q.sort, q.order, q.after is not None)
+    sku_share = ""
+    if _sku_by_date(names, q.sort):
+        limit = len(params.values)
+        params.values.append(SKU_PROBE_COST_RATIO)
+        sku_share = f"sku_share AS MATERIALIZED ({SKU_SHARE.format(ratio=limit + 1, limit=limit)}),\n"
     summary = summaries.sales_summary(params, q.filters) or direct_summary_sql(names)
-    sql = SALES_LIST.format(summary=summary, page=page, direction=DIRECTIONS[q.order][0])
+    sql = SALES_LIST.format(sku_share=sku_share, summary=summary, page=page, direction=DIRECTIONS[q.order][0])
     # Statements whose plan is the same whatever the values (planning one costs more than
     # running it): by date, with no filter but dates, the page is a range of sales_q_date
     # and the summary a range of the date rollups; by date with a customer substring, the
     # page walks sales_q_customer_date for the few matching names and the summary reads
-    # their customer_totals; by a folded key with no filter, the page walks that key's
-    # index and the summary is the all-time rollup. (Not a sku: whether to walk the dates
-    # or the sku's lines first depends on how common the sku is.)
-    generic = (q.sort == "date" and (set(names) <= {"from", "to"} or names == ("customer",))) \
+    # their customer_totals; by date with a sku, SKU_DATE_PAGE chooses its branch as it
+    # runs and the summary reads sku_totals; by a folded key with no filter, the page
+    # walks that key's index and the summary is the all-time rollup.
+    generic = (q.sort == "date" and (set(names) <= {"from", "to"} or names in (("customer",), ("sku",)))) \
         or (not names and SORT_KEYS[q.sort].folded)
     return Statement(sql, params.values, generic=bool(generic))
 

@@ -16,7 +16,7 @@ import pytest
 from services.costing.main import running_consumer
 from services.ingest import deadletters
 from services.ingest.app import create_app as create_ingest_app
-from services.query import rollups
+from services.query import rollups, views
 from services.query.app import create_app
 from shared import broker
 from shared.api_keys import create_key
@@ -313,6 +313,22 @@ async def test_the_folder_brings_stale_keys_up_to_date(pool, data, unfolded_keys
     assert await pool.fetch("""SELECT s.id FROM sales s LEFT JOIN sale_cost_keys k ON k.sale_id = s.id
                                WHERE s.tenant_id = $1 AND (k.revenue, k.cost) IS DISTINCT FROM (s.revenue, s.cost)""",
                             data.tenant_id) == []
+
+
+# (0: always walk the dates; 1e9: always take the sku's sales first)
+@pytest.mark.parametrize("walk_from", ["0", "1e9"])
+@pytest.mark.parametrize("sku, expected", [("W-1", {"INV-1", "INV-4", "INV-6"}),
+                                           ("G-2", {"INV-5", "INV-2", "REC-1", "CM-1", "INV-7"}), ("Z-9", set())])
+async def test_a_sku_list_by_date_is_the_same_whichever_way_it_is_found(query, data, monkeypatch, walk_from, sku,
+                                                                        expected):
+    monkeypatch.setattr(views, "SKU_PROBE_COST_RATIO", Decimal(walk_from))
+    for order in ("asc", "desc"):
+        for limit in ("1", "2", "50"):
+            items = await sales(query, data, sku=sku, order=order, limit=limit)
+            ids = [i["id"] for i in items]
+            assert len(ids) == len(set(ids)) and external_ids(items) == expected
+            keys = [(_sort_value(i, "date"), i["id"]) for i in items]
+            assert keys == sorted(keys, reverse=order == "desc")
 
 
 async def test_sort_orders_by_hand(query, data):
