@@ -543,15 +543,20 @@ whole filtered set in one round trip and one snapshot.
   for cost, margin and margin %, the indexes of the narrow `sale_cost_keys`, joined to the
   sale: migration 0012), gives the
   page as a backward index range scan that stops after n+1 rows, so a deep page costs
-  what the first one does (no OFFSET). A date range is a range of the same index.
+  what the first one does (no OFFSET). A date range is a range of the same index. The
+  cost keys of sales the costing engine has just re-costed are marked stale and folded
+  by the query service (0014); until then the page reads those few sales' keys from the
+  sales themselves and merges them in, in the same statement.
 - **Customer substring, by date**: the few matching names are found in `customer_names`
   (one row per customer of the tenant, trigram-indexed) plus the unfolded customer
   deltas; for each name, its newest n+1 sales come from
   `sales_q_customer_date (tenant_id, customer, date key, id)`; the pages are merged. Other
   sorts with a customer filter use the trigram GIN index `sales_q_customer_trgm`.
-- **Sku**: a semi-join through `sale_lines_q_sku (tenant_id, sku, sale_id)` while walking
-  `sales_q_date` backward (a popular sku fills the page after a few hundred probes; the
-  planner sees the value and switches to the sku index for a rare one).
+- **Sku, by date**: one statement with two branches, one of which runs, chosen as it
+  runs from the sku's and the tenant's counts in the rollups: for a common sku, walk
+  `sales_q_date` backward probing `sale_lines_q_sku (tenant_id, sku, sale_id)` per sale
+  (the page is full after a few hundred probes); for a rare one, take its sales through
+  that index and sort them (views.py `SKU_DATE_PAGE`).
 - **The list summary** (count, revenue, cost) never sums the sales when a rollup covers
   the filters: with no filter (or only status, type, source, shortage) it reads
   `sales_totals_all` (per tenant × status × type × source × has_shortage: a few dozen
@@ -582,9 +587,11 @@ whole filtered set in one round trip and one snapshot.
 - **CPU per request** is what decides the p99 with 20 clients on 2 CPUs (queueing): the
   presenters format numbers in the wide decimal context by name (no context switch per
   value), statements whose plan does not depend on the values (date pages with their
-  rollup summary, margins, detail) run as generic plans on a second pool instead of
-  being planned at every request, and aiohttp gets its server settings (they used to be
-  dropped with a warning, which also left access logging on)."""
+  rollup summary, by date with a customer substring or a sku, unfiltered by a cost key,
+  margins, detail) run as generic plans on a second pool instead of being planned at
+  every request (planning the customer or sku page cost more than running it), and
+  aiohttp gets its server settings (they used to be dropped with a warning, which also
+  left access logging on)."""
 
 
 def render(loaded: Loaded, results: list[Result], explains: dict[str, str], args, started: datetime,
@@ -629,8 +636,8 @@ def render(loaded: Loaded, results: list[Result], explains: dict[str, str], args
             f"{100 * loaded.sku_sales / loaded.big_sales:.1f} %); date range: a random whole month each request; "
             "deep page: the cursors of pages 50–59 of the unfiltered list (followed once beforehand), pages fetched "
             "from them in turn; margin: the unfiltered list sorted by margin, lowest first (through the "
-            "folded sort keys, 0014_cost_keys_folded.sql); detail: a random sale id of the tenant; margins: a random 12-month window each request "
-            "(sorted by margin).", "",
+            "folded sort keys, 0014_cost_keys_folded.sql); detail: a random sale id of the tenant; margins: a "
+            "random 12-month window each request (sorted by margin).", "",
            "Checks: " + "; ".join(checks) + ".", "", ROLLUP_TEXT]
     if explains:
         out += ["", "### Where the time goes (missed targets)", "",
