@@ -6,7 +6,8 @@ delivering them: a random order with some events delivered more than once
 (the very same event, same ``event_id``). By shared/DESIGN.md §2 the costing
 state depends only on the facts, never on the delivery.
 
-Histories are small (at most ``MAX_EVENTS`` facts) so an example runs fast.
+Histories are small (``SMALL``: at most 25 facts) so an example runs fast; ``LONG``
+ones (up to 120 facts) reach the longer tails and lot boundaries a few examples need.
 Event ids are derived from the tenant id, so they are reproducible for a
 given tenant and never collide between tenants.
 """
@@ -14,6 +15,7 @@ given tenant and never collide between tenants.
 from __future__ import annotations
 
 import uuid
+from dataclasses import dataclass
 from datetime import date, datetime, timedelta, timezone
 from decimal import Decimal
 
@@ -34,7 +36,19 @@ UTC = timezone.utc
 BASE = datetime(2024, 1, 1, tzinfo=UTC)
 FIRST_DAY = date(2024, 1, 1)
 SKUS = ("A", "B", "C")
-MAX_EVENTS = 25
+
+
+@dataclass(frozen=True)
+class Size:
+    """How big a history is: facts at most, sale identities (fewest, most), and the
+    numbers of lots to draw from (the first is where shrinking goes)."""
+    events: int
+    sales: tuple[int, int]
+    lots: tuple[int, ...]
+
+
+SMALL = Size(events=25, sales=(1, 4), lots=(2, 3, 4, 1, 0))
+LONG = Size(events=120, sales=(12, 24), lots=(8, 10, 12, 6, 4))
 
 
 def decimals(max_whole: int, places: int) -> SearchStrategy[Decimal]:
@@ -82,13 +96,13 @@ def _lines(skus: tuple[str, ...]) -> SearchStrategy[list[SaleLine]]:
 
 
 @st.composite
-def facts(draw: st.DrawFn, tenant_id: uuid.UUID) -> list[Event]:
-    """The facts of one small tenant history (see the module docstring)."""
+def facts(draw: st.DrawFn, tenant_id: uuid.UUID, size: Size = SMALL) -> list[Event]:
+    """The facts of one tenant history of at most ``size`` (see the module docstring)."""
     ids = _Ids(tenant_id)
     out: list[Event] = []
 
     def room() -> bool:
-        return len(out) < MAX_EVENTS
+        return len(out) < size.events
 
     skus = SKUS[: draw(st.integers(1, len(SKUS)))]
 
@@ -113,7 +127,7 @@ def facts(draw: st.DrawFn, tenant_id: uuid.UUID) -> list[Event]:
     def received_at() -> datetime:
         return BASE + timedelta(days=draw(st.integers(0, 10)), hours=draw(st.sampled_from([0, 8])))
 
-    for number in range(draw(st.sampled_from([2, 3, 4, 1, 0]))):
+    for number in range(draw(st.sampled_from(size.lots))):
         sku = draw(st.sampled_from(skus))
         lot_number = f"L{number}"
         at = received_at()
@@ -140,10 +154,10 @@ def facts(draw: st.DrawFn, tenant_id: uuid.UUID) -> list[Event]:
             st.tuples(
                 st.sampled_from(["quickbooks", "manual"]),
                 st.sampled_from(["invoice", "invoice", "sales_receipt", "credit_memo"]),
-                st.sampled_from(["S1", "S2", "S3", "S4"]),
+                st.sampled_from([f"S{n}" for n in range(1, size.sales[1] + 1)]),
             ),
-            min_size=1,
-            max_size=4,
+            min_size=size.sales[0],
+            max_size=size.sales[1],
             unique=True,
         )
     )
@@ -204,14 +218,14 @@ def deliveries(draw: st.DrawFn, facts: list[Event]) -> list[Event]:
 
 
 @st.composite
-def _history(draw: st.DrawFn, tenant_id: uuid.UUID) -> tuple[list[Event], list[Event]]:
-    events = draw(facts(tenant_id))
+def _history(draw: st.DrawFn, tenant_id: uuid.UUID, size: Size) -> tuple[list[Event], list[Event]]:
+    events = draw(facts(tenant_id, size))
     return events, draw(deliveries(events))
 
 
-def history(tenant_id: uuid.UUID) -> SearchStrategy[tuple[list[Event], list[Event]]]:
+def history(tenant_id: uuid.UUID, size: Size = SMALL) -> SearchStrategy[tuple[list[Event], list[Event]]]:
     """(facts, deliveries) for one tenant: the facts, and one delivery order with duplicates."""
-    return _history(tenant_id)
+    return _history(tenant_id, size)
 
 
 def retenant(events: list[Event], tenant_id: uuid.UUID) -> list[Event]:

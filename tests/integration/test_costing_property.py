@@ -13,7 +13,7 @@ from services.costing.service import groups
 from shared.events import Event
 from tests.projection import project
 from tests.reference_model import compute, describe, diff_states
-from tests.strategies import deliveries, history, retenant
+from tests.strategies import LONG, deliveries, history, retenant
 
 PROPERTY = settings(
     max_examples=40,
@@ -72,6 +72,20 @@ async def test_applying_in_groups_equals_full_recomputation(pool, costing, data)
     expected = compute(facts)
     actual = await project(pool, tenant_id)
     assert actual == expected, "grouped engine differs from the reference model:\n" + diff_states(expected, actual)
+
+
+@settings(PROPERTY, max_examples=12)
+@given(data=st.data())
+async def test_long_histories_equal_full_recomputation(pool, costing, data) -> None:
+    """Histories of up to 120 facts (24 sales, 12 lots): longer tails, more lot
+    boundaries and more re-lays per product than the small ones reach; delivered one
+    at a time or in groups."""
+    tenant_id = await _new_tenant(pool)
+    facts, delivered = data.draw(history(tenant_id, LONG), label="(facts, deliveries)")
+    await _deliver(costing, delivered, data.draw(st.sampled_from([1, 2, 40]), label="group limit"))
+    expected = compute(facts)
+    actual = await project(pool, tenant_id)
+    assert actual == expected, "engine differs from the reference model:\n" + diff_states(expected, actual)
 
 
 @PROPERTY
