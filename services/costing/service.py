@@ -62,8 +62,7 @@ class CostingService:
         been applied already."""
         if len(groups(events, len(events))) != 1:
             raise ValueError("not one group: several sale events of one tenant and distinct sales, or one event")
-        return await retry_transient(lambda: self._apply_once(events), self.max_attempts,
-                                     on_retry=lambda n, e: log.warning("costing.retry", attempt=n, error=str(e)))
+        return await retry_transient(lambda: self._apply_once(events), self.max_attempts, on_retry=_log_retry)
 
     async def _apply_once(self, events: Sequence[Event]) -> list[bool]:
         async with self.pool.acquire() as conn, conn.transaction():
@@ -119,9 +118,17 @@ class CostingService:
         await recost(repo, change, writer)
 
     async def reset_tenant(self, tenant_id) -> None:
-        """Drop one tenant's costing state (for a rebuild by replay)."""
+        """Drop one tenant's costing state (for a rebuild by replay). Retried like an
+        event: its deletes can meet the query service's folder on the same sort keys."""
+        await retry_transient(lambda: self._reset_once(tenant_id), self.max_attempts, on_retry=_log_retry)
+
+    async def _reset_once(self, tenant_id) -> None:
         async with self.pool.acquire() as conn, conn.transaction():
             await CostingRepository(conn, tenant_id).reset_tenant()
+
+
+def _log_retry(attempt: int, error: BaseException) -> None:
+    log.warning("costing.retry", attempt=attempt, error=str(error))
 
 
 def _cause(event: Event) -> Cause:
