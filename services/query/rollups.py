@@ -19,7 +19,7 @@ from dataclasses import dataclass
 import asyncpg
 
 from services.query.metrics import ROLLUP_DELTAS_FOLDED
-from shared.db import UnavailableError, translate
+from shared.db import TransientError, UnavailableError, translate
 from shared.logging import get_logger
 
 log = get_logger("query.rollups")
@@ -141,8 +141,11 @@ async def keep_folding(pool: asyncpg.Pool, interval: float = 1.0) -> None:
         except asyncio.CancelledError:
             raise
         except Exception as exc:  # noqa: BLE001 - folding is housekeeping: log, retry next round
-            if isinstance(translate(exc), UnavailableError):
+            err = translate(exc)
+            if isinstance(err, UnavailableError):
                 log.warning("query.rollups.database_unavailable", error=str(exc))
+            elif type(err) is TransientError:  # a deadlock or serialization failure: next round
+                log.warning("query.rollups.fold_contended", error=str(exc))
             else:
                 log.exception("query.rollups.fold_failed")
         await asyncio.sleep(interval)
