@@ -8,6 +8,7 @@ import uuid
 
 import pytest
 
+from services.costing import recost
 from services.costing.service import CostingService
 from shared.db import create_pool
 from shared.migrate import recreate_database
@@ -39,6 +40,15 @@ async def new_tenant(pool, name: str = "test") -> uuid.UUID:
 @pytest.fixture
 async def tenant_id(pool) -> uuid.UUID:
     return await new_tenant(pool)
+
+
+@pytest.fixture(params=["python", "database"])
+def relay(request, monkeypatch) -> str:
+    """Run a test twice: tails re-laid in Python, then every tail re-laid inside
+    PostgreSQL (recost.RELAY_TAIL_IN_DB, which otherwise takes only long tails)."""
+    if request.param == "database":
+        monkeypatch.setattr(recost, "RELAY_IN_DB_FROM", 0)
+    return request.param
 
 
 @pytest.fixture

@@ -17,6 +17,7 @@ same as recomputing the product from scratch (the property tests hold it to that
 from __future__ import annotations
 
 import uuid
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from decimal import Decimal
 
@@ -30,6 +31,11 @@ NON_INVENTORY = {"non_inventory", "service", "shipping"}
 
 #: Why a line's cost changed, for its cost revision: (description, event id).
 Cause = tuple[str, uuid.UUID]
+
+#: A tail longer than this many lines is re-laid inside PostgreSQL (RELAY_TAIL_IN_DB):
+#: the same rules, set-based, without sending every line there and back. Shorter
+#: tails (an in-order sale's own lines) are cheaper to re-lay here in one sweep.
+RELAY_IN_DB_FROM = 200
 
 
 def demand_key_of(txn_date, source_created_at, source: str, external_id: str, sale_type: str, line_no: int) -> DemandKey:
@@ -114,6 +120,8 @@ class LineWriter:
     costs: dict[int, tuple[asyncpg.Record, Decimal, Decimal, Decimal, list[str], Cause]] = field(default_factory=dict)
     positions: dict[int, tuple[Decimal, Decimal]] = field(default_factory=dict)
     sale_ids: set[int] = field(default_factory=set)
+    #: Cost deltas of sales whose lines were written already (a tail re-laid in the database).
+    sale_deltas: dict[int, tuple[Decimal, bool]] = field(default_factory=dict)
 
     def set(self, row, cost: Decimal, shortage: Decimal, shortage_cost: Decimal, flags: list[str],
             position: tuple[Decimal, Decimal] | None = None, cause: Cause | None = None) -> None:
@@ -121,10 +129,16 @@ class LineWriter:
         if position is not None:
             self.positions[row["id"]] = position
 
+    def move_sales(self, deltas: Iterable[tuple[int, Decimal, bool]]) -> None:
+        """Add (sale id, cost delta, shortage may have changed) of lines written elsewhere."""
+        for sale_id, delta, recheck in deltas:
+            old, old_recheck = self.sale_deltas.get(sale_id, (ZERO, False))
+            self.sale_deltas[sale_id] = (WIDE.add(old, delta), old_recheck or recheck)
+
     async def flush(self) -> None:
         """One UPDATE for every line whose position or cost changed."""
         writes, revisions = [], []
-        deltas: dict[int, tuple[Decimal, bool]] = {}
+        deltas = {k: v for k, v in self.sale_deltas.items() if k not in self.sale_ids}
         for row, cost, shortage, shortage_cost, flags, cause in self.costs.values():
             position = self.positions.get(row["id"])
             moved = position is not None and position != (row["d_start"], row["d_end"])
@@ -144,6 +158,7 @@ class LineWriter:
         await self.repo.insert_revisions(revisions)
         self.costs.clear()
         self.positions.clear()
+        self.sale_deltas.clear()
         await self.repo.update_sale_totals(self.sale_ids, [(k, *v) for k, v in deltas.items() if v != (ZERO, False)])
         self.sale_ids.clear()
 
@@ -215,21 +230,30 @@ async def _relay_tail(repo: CostingRepository, change: ProductChange, writer: Li
     tail_from = change.demand_from
     if supply_first:
         tail_from = _min(tail_from, await repo.first_line_ending_after(pid, x_s))
-    line_rows = await repo.tail_lines(pid, tail_from, change.demand_from) if tail_from is not None else []
+    line_rows = []
+    if tail_from is not None:
+        line_rows = await repo.tail_lines(pid, tail_from, change.demand_from, RELAY_IN_DB_FROM + 1)
+    in_db = len(line_rows) > RELAY_IN_DB_FROM
     lines: list[fifo.Placed] = []
     moved: list[fifo.Placed] = []
-    for r in line_rows:
+    for r in [] if in_db else line_rows:
         placed = fifo.Placed(r["id"], r["quantity"], r["d_start"] if r["d_start"] is not None else ZERO)
         lines.append(placed)
         if r["moves"]:
             moved.append(placed)
     if change.demand_from is None:
         demand_end = p["demand_total"]
+    elif in_db:
+        demand_end = WIDE.add(x_d, await repo.demand_quantity_from(pid, change.demand_from))
     else:
         demand_end = fifo.lay_out(moved, x_d)
+    first_start = lines[0].start if lines else None
+    if in_db:
+        first = line_rows[0]
+        first_start = x_d if first["moves"] else first["d_start"] if first["d_start"] is not None else ZERO
 
     # Supply tail: lots overlapping the re-laid demand or the change of its end, and lots that move.
-    lo = min([demand_end, p["demand_total"]] + ([lines[0].start] if lines else []))
+    lo = min([demand_end, p["demand_total"]] + ([first_start] if first_start is not None else []))
     hi = max(demand_end, p["demand_total"])
     lot_rows = await repo.tail_lots(pid, change.supply_from, lo, hi)
     lots: list[fifo.Placed] = []
@@ -242,6 +266,17 @@ async def _relay_tail(repo: CostingRepository, change: ProductChange, writer: Li
         if change.supply_from is not None and supply_key(r) >= change.supply_from:
             moved_lots.append(placed)
     supply_end = p["supply_total"] if change.supply_from is None else fifo.lay_out(moved_lots, x_s)
+
+    # Lots: positions and what remains of them.
+    laid = [(l.id, l.start, l.end, l.quantity - fifo.consumed(l, demand_end)) for l in lots]
+    await repo.write_lots([new for new, r in zip(laid, lot_rows)
+                           if new[1:] != (r["s_start"], r["s_end"], r["remaining"])])
+
+    if in_db:
+        done = await repo.relay_tail_in_db(pid, tail_from, change.demand_from, x_d, supply_end, wac, has_basis,
+                                           (first_start, demand_end), cause or writer.cause)
+        writer.move_sales(zip(done["sale_ids"] or (), map(Decimal, done["deltas"] or ()), done["rechecks"] or ()))
+        return demand_end, supply_end, set(done["line_ids"])
 
     results = fifo.allocate(lines, lots, supply_end)
 
@@ -259,9 +294,4 @@ async def _relay_tail(repo: CostingRepository, change: ProductChange, writer: Li
                                              res.shortage, wac)
         writer.set(r, cost, res.shortage, shortage_cost, line_flags(r["kind"], res.shortage, has_basis, False, True),
                    (placed.start, placed.end), cause)
-
-    # Lots: positions and what remains of them.
-    laid = [(l.id, l.start, l.end, l.quantity - fifo.consumed(l, demand_end)) for l in lots]
-    await repo.write_lots([new for new, r in zip(laid, lot_rows)
-                           if new[1:] != (r["s_start"], r["s_end"], r["remaining"])])
     return demand_end, supply_end, {l.id for l in lines}

@@ -188,7 +188,8 @@ LEFT JOIN LATERAL (SELECT array_agg(a.lot_id ORDER BY a.lot_id) AS lot_ids,
                    FROM allocations a WHERE a.line_id = l.id) a ON true
 WHERE l.product_id = $1 AND l.in_demand
   AND ({_LINE_DEMAND_ORDER}) >= ($2, $3, $4, $5, $6, $7, $8)
-ORDER BY {_LINE_DEMAND_ORDER}"""
+ORDER BY {_LINE_DEMAND_ORDER}
+LIMIT $16"""
 
 # The first line (in demand order) that ends after a position: the one consuming the
 # lot that covers the position, or else the first short line past it. Positions grow
@@ -253,6 +254,97 @@ WRITE_LOTS = """
 UPDATE lots SET s_start = u.s_start, s_end = u.s_end, remaining = u.remaining
 FROM unnest($1::bigint[], $2::numeric[], $3::numeric[], $4::numeric[]) AS u(id, s_start, s_end, remaining)
 WHERE lots.id = u.id AND lots.id = ANY($1::bigint[])"""
+
+# A long tail re-laid inside the database (recost.RELAY_IN_DB_FROM): the same rules as
+# fifo.allocate, line_cost and LineWriter.flush, set-based, so no per-line data crosses
+# the wire. $1 product, $2-$8 first key of the tail, $9-$15 first key that moves (NULLs:
+# none), $16 where moving lines start (x_d), $17 supply end, $18 WAC, $19 has a cost
+# basis, $20-$21 the span of the laid tail (lots already laid), $22 tenant, $23-$24 cause.
+# Allocations come from one merge of both axes: between two consecutive starts (of a
+# line or a lot), the line and the lot are the last ones started, since both axes are
+# contiguous and their positions grow with their orders.
+# Returns the tail's line ids and, per sale whose cost moved, the delta (as text) and
+# whether its shortage may have changed, for LineWriter.move_sales.
+RELAY_TAIL_IN_DB = f"""
+WITH tail AS MATERIALIZED (
+    SELECT t.*,
+           CASE WHEN t.moves THEN $16 + t.moved_through - t.quantity ELSE coalesce(t.d_start, 0) END AS new_start,
+           CASE WHEN t.moves THEN $16 + t.moved_through ELSE coalesce(t.d_start, 0) + t.quantity END AS new_end
+    FROM (SELECT l.id, l.sale_id, l.line_no, l.kind, l.quantity, l.cost, l.shortage_qty, l.flags, l.costed,
+                 l.d_start, l.d_end, m.moves, row_number() OVER w AS n,
+                 sum(CASE WHEN m.moves THEN l.quantity ELSE 0 END) OVER w AS moved_through
+          FROM sale_lines l
+          CROSS JOIN LATERAL (SELECT ({_LINE_DEMAND_ORDER}) >= ($9, $10, $11, $12, $13, $14, $15) IS TRUE AS moves) m
+          WHERE l.product_id = $1 AND l.in_demand AND ({_LINE_DEMAND_ORDER}) >= ($2, $3, $4, $5, $6, $7, $8)
+          WINDOW w AS (ORDER BY {_LINE_DEMAND_ORDER} ROWS UNBOUNDED PRECEDING)) t
+), supply AS MATERIALIZED (
+    SELECT row_number() OVER (ORDER BY lot.s_start) AS n, lot.id, lot.s_start, lot.s_end,
+           CASE WHEN lot.is_return THEN $18 ELSE lot.unit_cost END AS unit_cost
+    FROM lots lot WHERE lot.product_id = $1 AND lot.s_end > $20 AND lot.s_start < $21 AND lot.s_end > lot.s_start
+), segments AS (
+    SELECT at, lead(at) OVER o AS next_at, max(line_n) OVER o AS line_n, max(line_end) OVER o AS line_end,
+           max(lot_n) OVER o AS lot_n, max(lot_end) OVER o AS lot_end
+    FROM (SELECT new_start AS at, n AS line_n, new_end AS line_end, NULL::bigint AS lot_n, NULL::numeric AS lot_end
+          FROM tail
+          UNION ALL
+          SELECT s_start, NULL, NULL, n, s_end FROM supply) starts
+    WINDOW o AS (ORDER BY at)
+), wanted AS MATERIALIZED (  -- a line and a lot overlap in exactly one segment
+    SELECT t.n, t.id AS line_id, s.id AS lot_id, s.unit_cost, least(g.next_at, g.line_end, g.lot_end) - g.at AS quantity
+    FROM segments g JOIN supply s ON s.n = g.lot_n JOIN tail t ON t.n = g.line_n
+    WHERE g.at < g.line_end AND g.at < g.lot_end AND (g.next_at > g.at OR g.next_at IS NULL)
+), priced AS MATERIALIZED (
+    SELECT l.*, c.shortage, coalesce(v.value, 0) + c.shortage * $18 AS new_cost, c.shortage * $18 AS shortage_cost,
+           array_remove(ARRAY[CASE WHEN l.kind = 'unmapped' THEN 'unmapped'
+                                   WHEN l.kind IN ('non_inventory', 'service', 'shipping') THEN 'non_inventory' END,
+                              CASE WHEN c.shortage > 0 THEN 'shortage' END,
+                              CASE WHEN NOT $19 AND l.kind = 'inventory' AND c.shortage > 0 THEN 'no_cost_basis' END],
+                        NULL) AS new_flags
+    FROM tail l
+    CROSS JOIN LATERAL (SELECT greatest(l.new_end - greatest(l.new_start, $17), 0) AS shortage) c
+    LEFT JOIN (SELECT n, sum(quantity * unit_cost) AS value FROM wanted GROUP BY n) v ON v.n = l.n
+), repriced AS MATERIALIZED (
+    SELECT * FROM priced p
+    WHERE NOT (p.costed AND p.cost = p.new_cost AND p.shortage_qty = p.shortage AND p.flags = p.new_flags)
+), held AS MATERIALIZED (
+    SELECT a.* FROM tail l
+    CROSS JOIN LATERAL (SELECT a.ctid AS row_id, a.line_id, a.lot_id, a.quantity FROM allocations a
+                        WHERE a.line_id = l.id OFFSET 0) a
+), diff AS MATERIALIZED (
+    SELECT h.row_id, coalesce(w.line_id, h.line_id) AS line_id, coalesce(w.lot_id, h.lot_id) AS lot_id,
+           w.quantity
+    FROM wanted w FULL JOIN held h ON h.line_id = w.line_id AND h.lot_id = w.lot_id
+    WHERE w.quantity IS DISTINCT FROM h.quantity
+), dropped AS (
+    DELETE FROM allocations a WHERE a.ctid = ANY (ARRAY(SELECT row_id FROM diff WHERE quantity IS NULL))
+), resized AS (
+    UPDATE allocations a SET quantity = d.quantity FROM diff d
+    WHERE a.ctid = d.row_id AND a.ctid = ANY (ARRAY(SELECT row_id FROM diff WHERE row_id IS NOT NULL
+                                                                              AND quantity IS NOT NULL))
+), added AS (
+    INSERT INTO allocations (tenant_id, line_id, lot_id, quantity)
+    SELECT $22, d.line_id, d.lot_id, d.quantity FROM diff d WHERE d.row_id IS NULL
+), written AS (
+    UPDATE sale_lines x SET d_start = p.new_start, d_end = p.new_end, cost = p.new_cost, shortage_qty = p.shortage,
+           shortage_cost = p.shortage_cost, flags = p.new_flags, costed = true
+    FROM priced p
+    WHERE x.id = p.id AND (p.d_start IS DISTINCT FROM p.new_start OR p.d_end IS DISTINCT FROM p.new_end
+                           OR p.id IN (SELECT id FROM repriced))
+), revised AS (
+    INSERT INTO cost_revisions (tenant_id, sale_id, line_no, old_cost, new_cost, cause, event_id)
+    SELECT $22, r.sale_id, r.line_no, r.cost, r.new_cost, $23, $24 FROM repriced r
+    WHERE r.costed AND r.cost <> r.new_cost ORDER BY r.n
+)
+SELECT (SELECT array_agg(id ORDER BY n) FROM tail) AS line_ids,
+       array_agg(m.sale_id) AS sale_ids, array_agg(m.delta::text) AS deltas, array_agg(m.recheck) AS rechecks
+FROM (SELECT r.sale_id, sum(r.new_cost - r.cost) AS delta, bool_or((r.shortage_qty > 0) <> (r.shortage > 0)) AS recheck
+      FROM repriced r GROUP BY r.sale_id) m
+WHERE m.delta <> 0 OR m.recheck"""
+
+# A demand tail's quantity from a key on: where the re-laid demand ends.
+DEMAND_QUANTITY_FROM = f"""
+SELECT coalesce(sum(quantity), 0) FROM sale_lines
+WHERE product_id = $1 AND in_demand AND ({_DEMAND_KEY}) >= ($2, $3, $4, $5, $6, $7, $8)"""
 
 # Lines whose cost follows the WAC outside a re-laid tail: shortages, consumers of
 # return lots (priced at WAC), and credit memo lines (valued at WAC).
@@ -428,10 +520,21 @@ class CostingRepository:
     async def demand_predecessor_end(self, product_id: int, key: DemandKey) -> Decimal | None:
         return await self.conn.fetchval(DEMAND_PREDECESSOR_END, product_id, *key)
 
-    async def tail_lines(self, product_id: int, key: DemandKey, moved_from: DemandKey | None) -> list[asyncpg.Record]:
-        """The in-demand lines of a product from ``key`` on, in demand order; ``moves``:
-        at or after ``moved_from``; ``lot_ids``, ``quantities``: its allocations."""
-        return await self.conn.fetch(TAIL_LINES, product_id, *key, *(moved_from or (None,) * len(key)))
+    async def tail_lines(self, product_id: int, key: DemandKey, moved_from: DemandKey | None,
+                         limit: int | None = None) -> list[asyncpg.Record]:
+        """The in-demand lines of a product from ``key`` on, in demand order (the first
+        ``limit``); ``moves``: at or after ``moved_from``; ``lot_ids``, ``quantities``: its allocations."""
+        return await self.conn.fetch(TAIL_LINES, product_id, *key, *(moved_from or (None,) * len(key)), limit)
+
+    async def demand_quantity_from(self, product_id: int, key: DemandKey) -> Decimal:
+        return await self.conn.fetchval(DEMAND_QUANTITY_FROM, product_id, *key)
+
+    async def relay_tail_in_db(self, product_id: int, key: DemandKey, moved_from: DemandKey | None,
+                               moved_start: Decimal | None, supply_end: Decimal, wac: Decimal, has_basis: bool,
+                               span: tuple[Decimal, Decimal], cause: tuple[str, uuid.UUID]) -> asyncpg.Record:
+        """Re-lay, allocate, price and write the tail from ``key`` (RELAY_TAIL_IN_DB)."""
+        return await self.conn.fetchrow(RELAY_TAIL_IN_DB, product_id, *key, *(moved_from or (None,) * len(key)),
+                                        moved_start, supply_end, wac, has_basis, *span, self.tenant_id, *cause)
 
     async def first_line_ending_after(self, product_id: int, position: Decimal) -> DemandKey | None:
         rows = await self.conn.fetch(FIRST_LINE_ENDING_AFTER, product_id, position)

@@ -24,7 +24,7 @@ PROPERTY = settings(
     phases=[Phase.explicit, Phase.reuse, Phase.generate, Phase.target, Phase.shrink],
 )
 # Shrinking a failure replays many examples against PostgreSQL; allow it more than the default timeout.
-pytestmark = pytest.mark.timeout(900)
+pytestmark = [pytest.mark.timeout(900), pytest.mark.usefixtures("relay")]
 
 
 async def _new_tenant(pool) -> uuid.UUID:

@@ -12,6 +12,9 @@ from tests.projection import project
 from tests.reference_model import diff_states
 from tests.unit.test_reference_model import CASES, Facts, L, S, line, problems
 
+# Every case with tails re-laid both ways (the `relay` fixture).
+pytestmark = pytest.mark.usefixtures("relay")
+
 
 @pytest.mark.parametrize("name", CASES)
 async def test_case(name, pool, costing, tenant_id) -> None:
