@@ -44,10 +44,9 @@ async def tenant_id(pool) -> uuid.UUID:
 
 @pytest.fixture(params=["python", "database"])
 def relay(request, monkeypatch) -> str:
-    """Run a test twice: tails re-laid in Python, then every tail re-laid inside
-    PostgreSQL (recost.RELAY_TAIL_IN_DB, which otherwise takes only long tails)."""
-    if request.param == "database":
-        monkeypatch.setattr(recost, "RELAY_IN_DB_FROM", 0)
+    """Run a test twice: every tail re-laid in Python, then every tail re-laid inside
+    PostgreSQL (repository.RELAY_TAIL_IN_DB; the engine chooses by the tail's length)."""
+    monkeypatch.setattr(recost, "RELAY_IN_DB_FROM", 0 if request.param == "database" else 10**9)
     return request.param
 
 
