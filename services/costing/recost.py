@@ -12,6 +12,10 @@ A handler records where a change starts on each axis (``ProductChange``), then
 Everything before X is untouched, so an in-order sale costs only its own lines
 and a backdated one only the later lines of its own products. The result is the
 same as recomputing the product from scratch (the property tests hold it to that).
+
+A tail of up to RELAY_IN_DB_FROM lines is re-laid here (``fifo``); a longer one, a
+backdated sale before thousands of lines, by one statement inside PostgreSQL
+(``repository.RELAY_TAIL_IN_DB``). The property tests run both ways.
 """
 
 from __future__ import annotations
@@ -214,6 +218,7 @@ async def recost(repo: CostingRepository, change: ProductChange, writer: LineWri
 
 async def _relay_tail(repo: CostingRepository, change: ProductChange, writer: LineWriter, wac: Decimal,
                       has_basis: bool) -> tuple[Decimal, Decimal, set[int]]:
+    """Re-lay the product's tail; (demand end, supply end, ids of the tail's lines)."""
     p = change.row
     pid = p["id"]
     x_d = x_s = None
@@ -223,7 +228,7 @@ async def _relay_tail(repo: CostingRepository, change: ProductChange, writer: Li
         x_s = await repo.supply_predecessor_end(pid, change.supply_from) or ZERO
     # The re-lay starts where the earlier of the two axes changed; that change is its cause.
     supply_first = x_s is not None and (x_d is None or x_s < x_d)
-    cause = (change.supply_cause if supply_first else change.demand_cause) or change.cause
+    cause = (change.supply_cause if supply_first else change.demand_cause) or change.cause or writer.cause
 
     # Demand tail: lines that move (from the changed demand key on), and lines that may
     # take from a changed part of supply (those ending after x_s; when x_d <= x_s they
@@ -234,52 +239,19 @@ async def _relay_tail(repo: CostingRepository, change: ProductChange, writer: Li
     line_rows = []
     if tail_from is not None:
         line_rows = await repo.tail_lines(pid, tail_from, change.demand_from, RELAY_IN_DB_FROM + 1)
-    in_db = len(line_rows) > RELAY_IN_DB_FROM
+    if len(line_rows) > RELAY_IN_DB_FROM:
+        return await _relay_in_db(repo, change, writer, wac, has_basis, (x_d, x_s), tail_from, line_rows[0], cause)
+
     lines: list[fifo.Placed] = []
     moved: list[fifo.Placed] = []
-    for r in [] if in_db else line_rows:
+    for r in line_rows:
         placed = fifo.Placed(r["id"], r["quantity"], r["d_start"] if r["d_start"] is not None else ZERO)
         lines.append(placed)
         if r["moves"]:
             moved.append(placed)
-    if change.demand_from is None:
-        demand_end = p["demand_total"]
-    elif in_db:
-        demand_end = WIDE.add(x_d, await repo.demand_quantity_from(pid, change.demand_from))
-    else:
-        demand_end = fifo.lay_out(moved, x_d)
-    first_start = lines[0].start if lines else None
-    if in_db:
-        first = line_rows[0]
-        first_start = x_d if first["moves"] else first["d_start"] if first["d_start"] is not None else ZERO
-
-    # Supply tail: lots overlapping the re-laid demand or the change of its end, and lots that move.
-    # (Re-laid in the database, the tail reads the lots it overlaps itself.)
-    lo = min([demand_end, p["demand_total"]] + ([first_start] if first_start is not None and not in_db else []))
-    hi = max(demand_end, p["demand_total"])
-    lot_rows = await repo.tail_lots(pid, change.supply_from, lo, hi)
-    lots: list[fifo.Placed] = []
-    moved_lots: list[fifo.Placed] = []
-    unit_costs: dict[int, Decimal] = {}
-    for r in lot_rows:
-        placed = fifo.Placed(r["id"], r["quantity"], r["s_start"] if r["s_start"] is not None else ZERO)
-        lots.append(placed)
-        unit_costs[r["id"]] = wac if r["is_return"] else r["unit_cost"]
-        if change.supply_from is not None and supply_key(r) >= change.supply_from:
-            moved_lots.append(placed)
-    supply_end = p["supply_total"] if change.supply_from is None else fifo.lay_out(moved_lots, x_s)
-
-    # Lots: positions and what remains of them.
-    laid = [(l.id, l.start, l.end, l.quantity - fifo.consumed(l, demand_end)) for l in lots]
-    await repo.write_lots([new for new, r in zip(laid, lot_rows)
-                           if new[1:] != (r["s_start"], r["s_end"], r["remaining"])])
-
-    if in_db:
-        done = await repo.relay_tail_in_db(pid, tail_from, change.demand_from, x_d, supply_end, wac, has_basis,
-                                           (first_start, demand_end), cause or writer.cause)
-        writer.move_sales(zip(done["sale_ids"] or (), map(Decimal, done["deltas"] or ()), done["rechecks"] or ()))
-        return demand_end, supply_end, set(done["line_ids"])
-
+    demand_end = p["demand_total"] if change.demand_from is None else fifo.lay_out(moved, x_d)
+    lots, unit_costs, supply_end = await _relay_lots(repo, change, wac, x_s, demand_end,
+                                                     lines[0].start if lines else None)
     results = fifo.allocate(lines, lots, supply_end)
 
     # Allocations: write the difference only.
@@ -297,3 +269,49 @@ async def _relay_tail(repo: CostingRepository, change: ProductChange, writer: Li
         writer.set(r, cost, res.shortage, shortage_cost, line_flags(r["kind"], res.shortage, has_basis, False, True),
                    (placed.start, placed.end), cause)
     return demand_end, supply_end, {l.id for l in lines}
+
+
+async def _relay_in_db(repo: CostingRepository, change: ProductChange, writer: LineWriter, wac: Decimal,
+                       has_basis: bool, starts: tuple[Decimal | None, Decimal | None], tail_from: DemandKey,
+                       first: asyncpg.Record, cause: Cause) -> tuple[Decimal, Decimal, set[int]]:
+    """The same re-lay for a long tail, inside PostgreSQL (RELAY_TAIL_IN_DB); ``first``
+    is the tail's first line. The lines' writes are done; their sales' cost deltas go
+    to the writer."""
+    p, (x_d, x_s) = change.row, starts
+    demand_end = p["demand_total"]
+    if change.demand_from is not None:
+        demand_end = WIDE.add(x_d, await repo.demand_quantity_from(p["id"], change.demand_from))
+    first_start = x_d if first["moves"] else first["d_start"] if first["d_start"] is not None else ZERO
+    # The statement reads the lots the tail overlaps itself: only those that move or
+    # whose remaining quantity changes are laid here.
+    _, _, supply_end = await _relay_lots(repo, change, wac, x_s, demand_end, None)
+    done = await repo.relay_tail_in_db(p["id"], tail_from, change.demand_from, x_d, supply_end, wac, has_basis,
+                                       (first_start, demand_end), cause)
+    writer.move_sales(zip(done["sale_ids"] or (), map(Decimal, done["deltas"] or ()), done["rechecks"] or ()))
+    return demand_end, supply_end, set(done["line_ids"])
+
+
+async def _relay_lots(repo: CostingRepository, change: ProductChange, wac: Decimal, x_s: Decimal | None,
+                      demand_end: Decimal, first_start: Decimal | None,
+                      ) -> tuple[list[fifo.Placed], dict[int, Decimal], Decimal]:
+    """Supply tail: lots overlapping the re-laid demand (from ``first_start``) or the change
+    of its end, and lots that move; laid out and written. (Lots, their unit costs, supply end.)"""
+    p = change.row
+    lo = min([demand_end, p["demand_total"]] + ([first_start] if first_start is not None else []))
+    hi = max(demand_end, p["demand_total"])
+    lot_rows = await repo.tail_lots(p["id"], change.supply_from, lo, hi)
+    lots: list[fifo.Placed] = []
+    moved_lots: list[fifo.Placed] = []
+    unit_costs: dict[int, Decimal] = {}
+    for r in lot_rows:
+        placed = fifo.Placed(r["id"], r["quantity"], r["s_start"] if r["s_start"] is not None else ZERO)
+        lots.append(placed)
+        unit_costs[r["id"]] = wac if r["is_return"] else r["unit_cost"]
+        if change.supply_from is not None and supply_key(r) >= change.supply_from:
+            moved_lots.append(placed)
+    supply_end = p["supply_total"] if change.supply_from is None else fifo.lay_out(moved_lots, x_s)
+    # Positions and what remains of each lot.
+    laid = [(l.id, l.start, l.end, l.quantity - fifo.consumed(l, demand_end)) for l in lots]
+    await repo.write_lots([new for new, r in zip(laid, lot_rows)
+                           if new[1:] != (r["s_start"], r["s_end"], r["remaining"])])
+    return lots, unit_costs, supply_end
