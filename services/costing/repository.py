@@ -37,11 +37,9 @@ _LOT_COLUMNS = "id, product_id, lot_number, is_return, return_line_id, quantity,
 # triggers over a backdate's thousands of rows get the memory not to spill (work_mem).
 PLAN_EACH_STATEMENT = ("SET LOCAL plan_cache_mode = force_custom_plan; SET LOCAL random_page_cost = 1.1; "
                        "SET LOCAL work_mem = '64MB'")
-# ...except the insert of sale versions: its only per-row work is the foreign-key check
-# of its sale by primary key, which has one right plan; re-planning each row's check
-# would cost more than the row. (Allocations and cost revisions check their references
-# once per statement instead: 0010_bulk_reference_checks.sql.)
-CACHED_PLANS = "SET LOCAL plan_cache_mode = auto"
+# (No per-row foreign-key checks run under it on the hot path: lines, versions,
+# allocations and cost revisions check their references once per statement, 0010 and
+# 0015_line_reference_checks.sql.)
 
 RECORD_EVENTS = """
 INSERT INTO processed_events (event_id, tenant_id, event_type) SELECT e.id, $1, e.type
@@ -400,11 +398,6 @@ class CostingRepository:
     async def plan_each_statement(self) -> None:
         await self.conn.execute(PLAN_EACH_STATEMENT)
 
-    async def _insert_with_cached_plans(self, statement: str, *args) -> None:
-        await self.conn.execute(CACHED_PLANS)
-        await self.conn.execute(statement, *args)
-        await self.conn.execute(PLAN_EACH_STATEMENT)
-
     async def _copy(self, table: str, columns: list[str], rows: Sequence[tuple]) -> None:
         """Rows (after tenant_id) into ``table`` with COPY: no per-row parameter arrays."""
         if rows:
@@ -487,7 +480,7 @@ class CostingRepository:
     async def record_versions(self, rows: Sequence[tuple]) -> None:
         """(sale_id, version, event_id, event_type, applied, note) per row."""
         if rows:
-            await self._insert_with_cached_plans(RECORD_VERSIONS, self.tenant_id, *_columns(rows, 6))
+            await self.conn.execute(RECORD_VERSIONS, self.tenant_id, *_columns(rows, 6))
 
     # lots ----------------------------------------------------------------------
     async def lot(self, product_id: int, lot_number: str) -> asyncpg.Record | None:
