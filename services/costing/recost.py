@@ -288,7 +288,7 @@ async def _relay_in_db(repo: CostingRepository, change: ProductChange, writer: L
     done = await repo.relay_tail_in_db(p["id"], tail_from, change.demand_from, x_d, supply_end, wac, has_basis,
                                        (first_start, demand_end), cause)
     writer.move_sales(zip(done["sale_ids"] or (), map(Decimal, done["deltas"] or ()), done["rechecks"] or ()))
-    return demand_end, supply_end, set(done["line_ids"])
+    return demand_end, supply_end, set(done["line_ids"] or ())
 
 
 async def _relay_lots(repo: CostingRepository, change: ProductChange, wac: Decimal, x_s: Decimal | None,
