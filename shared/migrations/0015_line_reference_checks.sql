@@ -44,7 +44,9 @@ BEGIN
     RETURN NULL;
 END $$;
 
-CREATE OR REPLACE FUNCTION sale_versions_check_references() RETURNS trigger LANGUAGE plpgsql AS $$
+-- New rows' sale_id names a sale of their tenant: cost revisions (replacing 0010's function of
+-- their own) and sale versions; the trigger's argument names the row in the message.
+CREATE OR REPLACE FUNCTION check_sale_references() RETURNS trigger LANGUAGE plpgsql AS $$
 DECLARE
     bad bigint;
 BEGIN
@@ -52,7 +54,7 @@ BEGIN
     WHERE (SELECT s.tenant_id FROM sales s WHERE s.id = n.sale_id) IS DISTINCT FROM n.tenant_id
     LIMIT 1;
     IF FOUND THEN
-        RAISE foreign_key_violation USING MESSAGE = format('sale version names sale %s, not one of its tenant', bad);
+        RAISE foreign_key_violation USING MESSAGE = format('%s names sale %s, not one of its tenant', TG_ARGV[0], bad);
     END IF;
     RETURN NULL;
 END $$;
@@ -78,7 +80,11 @@ CREATE TRIGGER sale_line_check_keys AFTER UPDATE OF tenant_id, sale_id, product_
     EXECUTE FUNCTION sale_line_check_keys();
 DROP TRIGGER IF EXISTS sale_versions_check_references ON sale_versions;
 CREATE TRIGGER sale_versions_check_references AFTER INSERT ON sale_versions REFERENCING NEW TABLE AS new_rows
-    FOR EACH STATEMENT EXECUTE FUNCTION sale_versions_check_references();
+    FOR EACH STATEMENT EXECUTE FUNCTION check_sale_references('sale version');
+DROP TRIGGER IF EXISTS cost_revisions_check_references ON cost_revisions;
+CREATE TRIGGER cost_revisions_check_references AFTER INSERT ON cost_revisions REFERENCING NEW TABLE AS new_rows
+    FOR EACH STATEMENT EXECUTE FUNCTION check_sale_references('cost revision');
+DROP FUNCTION IF EXISTS cost_revisions_check_references();
 DROP TRIGGER IF EXISTS products_check_unreferenced ON products;
 CREATE TRIGGER products_check_unreferenced AFTER DELETE ON products REFERENCING OLD TABLE AS old_rows
     FOR EACH STATEMENT EXECUTE FUNCTION products_check_unreferenced();
