@@ -66,10 +66,15 @@ UPDATE products SET received_qty = $2, received_value = $3, wac = $4, has_cost_b
        demand_total = $6, supply_total = $7, updated_at = now()
 WHERE id = $1"""
 
+# A new sale is inserted with its event's header (a removal's has none), so it is not
+# written a second time by UPDATE_SALE_HEADERS; the ids returned are the sales created.
 ENSURE_SALES = """
-INSERT INTO sales (tenant_id, source, type, external_id)
-SELECT $1, * FROM unnest($2::text[], $3::text[], $4::text[])
-ON CONFLICT (tenant_id, source, type, external_id) DO NOTHING"""
+INSERT INTO sales (tenant_id, source, type, external_id, version, doc_number, txn_date, source_created_at, customer,
+                   currency, exchange_rate)
+SELECT $1, * FROM unnest($2::text[], $3::text[], $4::text[], $5::bigint[], $6::text[], $7::date[], $8::timestamptz[],
+                         $9::text[], $10::text[], $11::numeric[])
+ON CONFLICT (tenant_id, source, type, external_id) DO NOTHING
+RETURNING id"""
 
 SALE_IDS = """
 SELECT s.id, s.source, s.type, s.external_id
@@ -434,12 +439,14 @@ class CostingRepository:
         return await self.conn.fetch(MAP_PRODUCT_LINES, product_id)
 
     # sales ---------------------------------------------------------------------
-    async def sale_ids(self, keys: Sequence[tuple[str, str, str]]) -> dict[tuple[str, str, str], int]:
-        """Ids of the sales ``(source, type, external_id)``, created if new."""
-        columns = _columns(sorted(set(keys)), 3)
-        await self.conn.execute(ENSURE_SALES, self.tenant_id, *columns)
-        rows = await self.conn.fetch(SALE_IDS, self.tenant_id, *columns)
-        return {(r["source"], r["type"], r["external_id"]): r["id"] for r in rows}
+    async def sale_ids(self, headers: dict[tuple[str, str, str], tuple]) -> tuple[dict[tuple[str, str, str], int], set[int]]:
+        """Ids of the sales ``(source, type, external_id)``, and those created now, from
+        ``headers``: (version, doc_number, txn_date, source_created_at, customer, currency,
+        exchange_rate) of a sale to create, or all None."""
+        rows = sorted((*key, *header) for key, header in headers.items())
+        created = {r["id"] for r in await self.conn.fetch(ENSURE_SALES, self.tenant_id, *_columns(rows, 10))}
+        rows = await self.conn.fetch(SALE_IDS, self.tenant_id, *_columns([r[:3] for r in rows], 3))
+        return {(r["source"], r["type"], r["external_id"]): r["id"] for r in rows}, created
 
     async def sale_line_products(self, sale_ids: Sequence[int]) -> set[int]:
         return {r["product_id"] for r in await self.conn.fetch(SALE_LINE_PRODUCTS, list(sale_ids))}

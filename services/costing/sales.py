@@ -1,11 +1,12 @@
 """Applying sale events (upserts and removals), several distinct sales in one transaction.
 
-Steps, each one statement for the whole group: the sale rows (created if new), the
-products their old and new lines name, locked in id order, then the sales, locked
-in id order; the old lines and return lots. Then each event is decided in memory
-(version check, status rank, the new lines and their kinds), the lines, lots and
-headers are written in bulk, and each product touched is re-costed once from the
-earliest position any of the group's sales changed (``recost``).
+Steps, each one statement for the whole group: the sale rows (created with their
+event's header if new), the products their old and new lines name, locked in id
+order, then the sales, locked in id order; the old lines and return lots. Then each
+event is decided in memory (version check, status rank, the new lines and their
+kinds), the lines, lots and headers are written in bulk, and each product touched
+is re-costed once from the earliest position any of the group's sales changed
+(``recost``).
 """
 
 from __future__ import annotations
@@ -73,6 +74,16 @@ def event_specs(ev: SaleUpserted) -> list[LineSpec]:
     return specs
 
 
+HEADER_FIELDS = ("version", "doc_number", "txn_date", "source_created_at", "customer", "currency", "exchange_rate")
+
+
+def sale_header(ev: SaleEvent) -> tuple:
+    """The header an upsert gives its sale (HEADER_FIELDS); a removal gives none."""
+    if isinstance(ev, SaleRemoved):
+        return (None,) * len(HEADER_FIELDS)
+    return (ev.version, ev.doc_number, ev.txn_date, ev.source_created_at, ev.customer, ev.currency, ev.exchange_rate)
+
+
 def sale_cause(ev: SaleEvent) -> Cause:
     what = f"version {ev.version}" if isinstance(ev, SaleUpserted) else ev.reason
     return f"{ev.sale_type} {ev.external_id} {what} ({ev.source})", ev.event_id
@@ -81,7 +92,7 @@ def sale_cause(ev: SaleEvent) -> Cause:
 async def apply_sale_events(repo: CostingRepository, writer: LineWriter, events: list[SaleEvent]) -> None:
     """Apply events of distinct sales (already recorded in the inbox)."""
     specs = {ev.event_id: event_specs(ev) for ev in events if isinstance(ev, SaleUpserted)}
-    sale_ids = await repo.sale_ids([sale_key(ev) for ev in events])
+    sale_ids, created = await repo.sale_ids({sale_key(ev): sale_header(ev) for ev in events})
     sku_ids = await repo.product_ids({s.sku for ss in specs.values() for s in ss if s.candidate})
     ids = list(sale_ids.values())
     products = await repo.lock_products(await repo.sale_line_products(ids) | set(sku_ids.values()))
@@ -97,14 +108,15 @@ async def apply_sale_events(repo: CostingRepository, writer: LineWriter, events:
     for ev in events:
         sale = sales[sale_ids[sale_key(ev)]]
         if isinstance(ev, SaleUpserted):
-            newer = sale["version"] is None or ev.version > sale["version"]
+            new = sale["id"] in created
+            newer = new or sale["version"] is None or ev.version > sale["version"]
             versions.append((sale["id"], ev.version, ev.event_id, ev.event_type, newer, None if newer else "not newer"))
             if not newer:
                 continue
-            header = dict(sale) | {"version": ev.version, "doc_number": ev.doc_number, "txn_date": ev.txn_date,
-                                   "source_created_at": ev.source_created_at, "customer": ev.customer,
-                                   "currency": ev.currency, "exchange_rate": ev.exchange_rate}
+            header = dict(sale) | dict(zip(HEADER_FIELDS, sale_header(ev)))
             rewrites.append(SaleRewrite(header, sale["status"], specs[ev.event_id], sku_ids, sale_cause(ev)))
+            if new:
+                continue  # stored with this header when it was created
         else:
             versions.append((sale["id"], ev.version, ev.event_id, ev.event_type, True, ev.reason))
             if STATUS_RANK[ev.reason] <= STATUS_RANK[sale["status"]]:
