@@ -2,6 +2,8 @@
 money half-even to the minor unit (2 places), quantities exactly as stored (no
 exponent, no trailing zeros), margin % half-even to 2 places, null without revenue.
 Every margin is revenue - cost of the full-precision stored values, then rounded.
+Dates and timestamps stay ``date``/``datetime``: the JSON encoder (orjson, in C)
+writes them as ISO 8601, as ``isoformat()`` would, several times faster.
 
 Arithmetic names the wide context (shared.money.WIDE) on each operation rather than
 entering it with ``wide()``: the same results, without a context switch per value
@@ -10,7 +12,6 @@ entering it with ``wide()``: the same results, without a context switch per valu
 from __future__ import annotations
 
 from collections.abc import Iterable
-from datetime import date, datetime
 from decimal import ROUND_HALF_EVEN, Decimal
 
 from shared.money import WIDE, ZERO, wide
@@ -39,10 +40,6 @@ def margin_pct(margin: Decimal, revenue: Decimal) -> str | None:
     return money(WIDE.divide(WIDE.multiply(margin, HUNDRED), revenue))
 
 
-def _iso(value: date | datetime | None) -> str | None:
-    return value.isoformat() if value is not None else None
-
-
 def totals(revenue: Decimal, cost: Decimal) -> dict:
     margin = WIDE.subtract(revenue, cost)
     return {"revenue": money(revenue), "cost": money(cost), "margin": money(margin),
@@ -52,9 +49,9 @@ def totals(revenue: Decimal, cost: Decimal) -> dict:
 def sale_item(r) -> dict:
     return {
         "id": r["id"], "source": r["source"], "type": r["type"], "external_id": r["external_id"],
-        "doc_number": r["doc_number"], "date": _iso(r["txn_date"]), "customer": r["customer"],
+        "doc_number": r["doc_number"], "date": r["txn_date"], "customer": r["customer"],
         **totals(r["revenue"], r["cost"]),
-        "status": r["status"], "shortage": r["has_shortage"], "updated_at": _iso(r["updated_at"]),
+        "status": r["status"], "shortage": r["has_shortage"], "updated_at": r["updated_at"],
     }
 
 
@@ -64,7 +61,7 @@ def summary(count: int, revenue: Decimal, cost: Decimal) -> dict:
 
 def allocation(r) -> dict:
     cost = WIDE.multiply(r["quantity"], r["unit_cost"])
-    return {"lot_number": r["lot_number"], "received_at": _iso(r["received_at"]), "quantity": quantity(r["quantity"]),
+    return {"lot_number": r["lot_number"], "received_at": r["received_at"], "quantity": quantity(r["quantity"]),
             "unit_cost": money(r["unit_cost"]), "cost": money(cost)}
 
 
@@ -79,12 +76,12 @@ def line(r, allocations: Iterable) -> dict:
 
 def version(r) -> dict:
     return {"version": r["version"], "event_id": str(r["event_id"]), "event_type": r["event_type"],
-            "applied": r["applied"], "note": r["note"], "received_at": _iso(r["received_at"])}
+            "applied": r["applied"], "note": r["note"], "received_at": r["received_at"]}
 
 
 def cost_revision(r) -> dict:
     return {"line_no": r["line_no"], "old_cost": money(r["old_cost"]), "new_cost": money(r["new_cost"]),
-            "cause": r["cause"], "event_id": str(r["event_id"]), "created_at": _iso(r["created_at"])}
+            "cause": r["cause"], "event_id": str(r["event_id"]), "created_at": r["created_at"]}
 
 
 def sale_detail(detail) -> dict:
@@ -106,7 +103,7 @@ def product_margin(r) -> dict:
 
 
 def lot(r) -> dict:
-    return {"lot_number": r["lot_number"], "received_at": _iso(r["received_at"]), "quantity": quantity(r["quantity"]),
+    return {"lot_number": r["lot_number"], "received_at": r["received_at"], "quantity": quantity(r["quantity"]),
             "remaining": quantity(r["remaining"]), "unit_cost": money(r["unit_cost"]), "is_return": r["is_return"]}
 
 
@@ -118,6 +115,6 @@ def stock(s) -> dict:
 
 
 def shortage(r) -> dict:
-    return {"sale_id": r["sale_id"], "external_id": r["external_id"], "type": r["type"], "date": _iso(r["txn_date"]),
+    return {"sale_id": r["sale_id"], "external_id": r["external_id"], "type": r["type"], "date": r["txn_date"],
             "customer": r["customer"], "line_no": r["line_no"], "sku": r["sku"],
             "shortage_quantity": quantity(r["shortage_qty"]), "shortage_cost": money(r["shortage_cost"])}
