@@ -8,6 +8,7 @@ import math
 import os
 import platform
 import re
+import time
 from pathlib import Path
 
 import aio_pika
@@ -31,6 +32,16 @@ def percentile(values: list[float], q: float) -> float:
         return math.nan
     rank = max(1, math.ceil(q / 100 * len(ordered)))
     return ordered[min(rank, len(ordered)) - 1]
+
+
+def cpu_probe_ms() -> float:
+    """Milliseconds a fixed pure-Python loop takes now: how fast this machine's CPU is
+    at this moment (on a shared virtual machine it varies during a run)."""
+    started = time.perf_counter()
+    total = 0
+    for k in range(1_000_000):
+        total += k * k
+    return (time.perf_counter() - started) * 1000
 
 
 def cpu_model() -> str:
