@@ -13,6 +13,7 @@ import asyncpg
 # txn_date, source_created_at, source, length of external_id, external_id, sale_type, line_no
 DemandKey = tuple[date, datetime, str, int, str, str, int]
 SupplyKey = tuple[datetime, str]  # received_at, lot_number
+SaleKey = tuple[str, str, str]  # source, type, external_id
 
 _DEMAND_KEY = "(txn_date, source_created_at, source, external_id_len, external_id, sale_type, line_no)"
 # ORDER BY lists the columns (a row value in ORDER BY would be sorted, not read from the index).
@@ -439,13 +440,13 @@ class CostingRepository:
         return await self.conn.fetch(MAP_PRODUCT_LINES, product_id)
 
     # sales ---------------------------------------------------------------------
-    async def sale_ids(self, headers: dict[tuple[str, str, str], tuple]) -> tuple[dict[tuple[str, str, str], int], set[int]]:
+    async def sale_ids(self, headers: dict[SaleKey, tuple]) -> tuple[dict[SaleKey, int], set[int]]:
         """Ids of the sales ``(source, type, external_id)``, and those created now, from
         ``headers``: (version, doc_number, txn_date, source_created_at, customer, currency,
         exchange_rate) of a sale to create, or all None."""
-        rows = sorted((*key, *header) for key, header in headers.items())
-        created = {r["id"] for r in await self.conn.fetch(ENSURE_SALES, self.tenant_id, *_columns(rows, 10))}
-        rows = await self.conn.fetch(SALE_IDS, self.tenant_id, *_columns([r[:3] for r in rows], 3))
+        wanted = sorted((*key, *header) for key, header in headers.items())
+        created = {r["id"] for r in await self.conn.fetch(ENSURE_SALES, self.tenant_id, *_columns(wanted, 10))}
+        rows = await self.conn.fetch(SALE_IDS, self.tenant_id, *_columns([w[:3] for w in wanted], 3))
         return {(r["source"], r["type"], r["external_id"]): r["id"] for r in rows}, created
 
     async def sale_line_products(self, sale_ids: Sequence[int]) -> set[int]:

@@ -20,7 +20,7 @@ import asyncpg
 
 from services.costing.recost import (Cause, LineWriter, ProductChange, demand_key, demand_key_of, price_lines,
                                      recost, supply_key)
-from services.costing.repository import CostingRepository
+from services.costing.repository import CostingRepository, SaleKey
 from shared.db import TransientError
 from shared.events import SaleRemoved, SaleUpserted
 from shared.money import ZERO
@@ -62,7 +62,7 @@ class SaleRewrite:
     cause: Cause
 
 
-def sale_key(ev: SaleEvent) -> tuple[str, str, str]:
+def sale_key(ev: SaleEvent) -> SaleKey:
     return ev.source, ev.sale_type, ev.external_id
 
 
