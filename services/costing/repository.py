@@ -450,13 +450,15 @@ class CostingRepository:
         return {(r["source"], r["type"], r["external_id"]): r["id"] for r in rows}, created
 
     async def sale_line_products(self, sale_ids: Sequence[int]) -> set[int]:
+        if not sale_ids:
+            return set()
         return {r["product_id"] for r in await self.conn.fetch(SALE_LINE_PRODUCTS, list(sale_ids))}
 
     async def lock_sales(self, sale_ids: Iterable[int]) -> dict[int, asyncpg.Record]:
         return {r["id"]: r for r in await self.conn.fetch(LOCK_SALES_ROWS, sorted(set(sale_ids)))}
 
     async def sale_lines(self, sale_ids: Sequence[int]) -> list[asyncpg.Record]:
-        return await self.conn.fetch(SALE_LINES, list(sale_ids))
+        return await self.conn.fetch(SALE_LINES, list(sale_ids)) if sale_ids else []
 
     async def lines_by_id(self, line_ids: Sequence[int]) -> list[asyncpg.Record]:
         return await self.conn.fetch(LINES_BY_ID, list(line_ids)) if line_ids else []
@@ -512,7 +514,7 @@ class CostingRepository:
             await self.conn.execute(DELETE_LOTS, list(lot_ids))
 
     async def return_lots_of_sales(self, sale_ids: Sequence[int]) -> list[asyncpg.Record]:
-        return await self.conn.fetch(RETURN_LOTS_OF_SALES, list(sale_ids))
+        return await self.conn.fetch(RETURN_LOTS_OF_SALES, list(sale_ids)) if sale_ids else []
 
     async def reprice_return_lots(self, product_id: int, wac: Decimal) -> None:
         await self.conn.execute(REPRICE_RETURN_LOTS, product_id, wac)

@@ -95,14 +95,15 @@ async def apply_sale_events(repo: CostingRepository, writer: LineWriter, events:
     sale_ids, created = await repo.sale_ids({sale_key(ev): sale_header(ev) for ev in events})
     sku_ids = await repo.product_ids({s.sku for ss in specs.values() for s in ss if s.candidate})
     ids = list(sale_ids.values())
-    products = await repo.lock_products(await repo.sale_line_products(ids) | set(sku_ids.values()))
+    stored = [i for i in ids if i not in created]  # a sale created just now has no lines or lots yet
+    products = await repo.lock_products(await repo.sale_line_products(stored) | set(sku_ids.values()))
     sales = await repo.lock_sales(ids)
-    if not await repo.sale_line_products(ids) <= products.keys():
+    if not await repo.sale_line_products(stored) <= products.keys():
         raise TransientError("a sale's lines changed while its products were being locked")
     changes = {pid: ProductChange.of(row) for pid, row in products.items()}
 
     old_lines: dict[int, list[asyncpg.Record]] = defaultdict(list)
-    for r in await repo.sale_lines(ids):
+    for r in await repo.sale_lines(stored):
         old_lines[r["sale_id"]].append(r)
     rewrites, headers, versions = [], [], []
     for ev in events:
@@ -132,16 +133,17 @@ async def apply_sale_events(repo: CostingRepository, writer: LineWriter, events:
     await repo.update_sale_headers(headers)
     await repo.record_versions(versions)
     if rewrites:
-        await _rewrite_lines(repo, writer, rewrites, changes, old_lines)
+        await _rewrite_lines(repo, writer, rewrites, changes, old_lines, created)
 
 
 async def _rewrite_lines(repo: CostingRepository, writer: LineWriter, rewrites: list[SaleRewrite],
-                         changes: dict[int, ProductChange], old_lines: dict[int, list[asyncpg.Record]]) -> None:
+                         changes: dict[int, ProductChange], old_lines: dict[int, list[asyncpg.Record]],
+                         created: set[int]) -> None:
     """Store each sale's lines as its specs under its status, mark where each product's
-    axes change, and re-cost those products once."""
+    axes change, and re-cost those products once (``created``: sales new in this transaction)."""
     ids = [rw.sale["id"] for rw in rewrites]
     old_returns: dict[int, list[asyncpg.Record]] = defaultdict(list)
-    for lot in await repo.return_lots_of_sales(ids):
+    for lot in await repo.return_lots_of_sales([i for i in ids if i not in created]):
         old_returns[lot["sale_id"]].append(lot)
 
     gone, rows, returns, left_demand_keys, own_keys = [], [], [], [], []
