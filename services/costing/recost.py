@@ -125,6 +125,8 @@ class LineWriter:
     costs: dict[int, tuple[asyncpg.Record, Decimal, Decimal, Decimal, list[str], Cause]] = field(default_factory=dict)
     positions: dict[int, tuple[Decimal, Decimal]] = field(default_factory=dict)
     sale_ids: set[int] = field(default_factory=set)
+    #: Sales created by this transaction: invisible to others, so not locked for their totals.
+    created: set[int] = field(default_factory=set)
     #: Cost deltas of sales whose lines were written already (a tail re-laid in the database).
     sale_deltas: dict[int, tuple[Decimal, bool]] = field(default_factory=dict)
 
@@ -164,7 +166,8 @@ class LineWriter:
         self.costs.clear()
         self.positions.clear()
         self.sale_deltas.clear()
-        await self.repo.update_sale_totals(self.sale_ids, [(k, *v) for k, v in deltas.items() if v != (ZERO, False)])
+        await self.repo.update_sale_totals(self.sale_ids, [(k, *v) for k, v in deltas.items() if v != (ZERO, False)],
+                                           self.created)
         self.sale_ids.clear()
 
 

@@ -68,14 +68,14 @@ UPDATE products SET received_qty = $2, received_value = $3, wac = $4, has_cost_b
 WHERE id = $1"""
 
 # A new sale is inserted with its event's header (a removal's has none), so it is not
-# written a second time by UPDATE_SALE_HEADERS; the ids returned are the sales created.
+# written a second time by UPDATE_SALE_HEADERS; the rows returned are the sales created.
 ENSURE_SALES = """
 INSERT INTO sales (tenant_id, source, type, external_id, version, doc_number, txn_date, source_created_at, customer,
                    currency, exchange_rate)
 SELECT $1, * FROM unnest($2::text[], $3::text[], $4::text[], $5::bigint[], $6::text[], $7::date[], $8::timestamptz[],
                          $9::text[], $10::text[], $11::numeric[])
 ON CONFLICT (tenant_id, source, type, external_id) DO NOTHING
-RETURNING id"""
+RETURNING *"""
 
 SALE_IDS = """
 SELECT s.id, s.source, s.type, s.external_id
@@ -440,14 +440,18 @@ class CostingRepository:
         return await self.conn.fetch(MAP_PRODUCT_LINES, product_id)
 
     # sales ---------------------------------------------------------------------
-    async def sale_ids(self, headers: dict[SaleKey, tuple]) -> tuple[dict[SaleKey, int], set[int]]:
-        """Ids of the sales ``(source, type, external_id)``, and those created now, from
-        ``headers``: (version, doc_number, txn_date, source_created_at, customer, currency,
-        exchange_rate) of a sale to create, or all None."""
+    async def sale_ids(self, headers: dict[SaleKey, tuple]) -> tuple[dict[SaleKey, int], dict[int, asyncpg.Record]]:
+        """Ids of the sales ``(source, type, external_id)``, and the rows of those created
+        now, from ``headers``: (version, doc_number, txn_date, source_created_at, customer,
+        currency, exchange_rate) of a sale to create, or all None."""
         wanted = sorted((*key, *header) for key, header in headers.items())
-        created = {r["id"] for r in await self.conn.fetch(ENSURE_SALES, self.tenant_id, *_columns(wanted, 10))}
-        rows = await self.conn.fetch(SALE_IDS, self.tenant_id, *_columns([w[:3] for w in wanted], 3))
-        return {(r["source"], r["type"], r["external_id"]): r["id"] for r in rows}, created
+        created = {r["id"]: r for r in await self.conn.fetch(ENSURE_SALES, self.tenant_id, *_columns(wanted, 10))}
+        ids = {(r["source"], r["type"], r["external_id"]): i for i, r in created.items()}
+        stored = [w[:3] for w in wanted if w[:3] not in ids]
+        if stored:
+            for r in await self.conn.fetch(SALE_IDS, self.tenant_id, *_columns(stored, 3)):
+                ids[(r["source"], r["type"], r["external_id"])] = r["id"]
+        return ids, created
 
     async def sale_line_products(self, sale_ids: Sequence[int]) -> set[int]:
         if not sale_ids:
@@ -455,7 +459,8 @@ class CostingRepository:
         return {r["product_id"] for r in await self.conn.fetch(SALE_LINE_PRODUCTS, list(sale_ids))}
 
     async def lock_sales(self, sale_ids: Iterable[int]) -> dict[int, asyncpg.Record]:
-        return {r["id"]: r for r in await self.conn.fetch(LOCK_SALES_ROWS, sorted(set(sale_ids)))}
+        ids = sorted(set(sale_ids))
+        return {r["id"]: r for r in await self.conn.fetch(LOCK_SALES_ROWS, ids)} if ids else {}
 
     async def sale_lines(self, sale_ids: Sequence[int]) -> list[asyncpg.Record]:
         return await self.conn.fetch(SALE_LINES, list(sale_ids)) if sale_ids else []
@@ -584,12 +589,17 @@ class CostingRepository:
         """(sale_id, line_no, old_cost, new_cost, cause, event_id) per revision."""
         await self._copy("cost_revisions", REVISION_COLUMNS, rows)
 
-    async def update_sale_totals(self, resum_ids: Iterable[int], deltas: Sequence[tuple[int, Decimal, bool]]) -> None:
-        """Re-sum the totals of ``resum_ids``; move others by (sale_id, cost delta, shortage may have changed)."""
+    async def update_sale_totals(self, resum_ids: Iterable[int], deltas: Sequence[tuple[int, Decimal, bool]],
+                                 unlocked: Iterable[int] = ()) -> None:
+        """Re-sum the totals of ``resum_ids``; move others by (sale_id, cost delta, shortage
+        may have changed). ``unlocked``: sales created by this transaction, which no other
+        transaction can see, so they are not locked again."""
         resum = sorted(set(resum_ids))
         if not (resum or deltas):
             return
-        await self.conn.execute(LOCK_SALES, sorted(set(resum) | {d[0] for d in deltas}))
+        lock = (set(resum) | {d[0] for d in deltas}) - set(unlocked)
+        if lock:
+            await self.conn.execute(LOCK_SALES, sorted(lock))
         if resum:
             await self.conn.execute(REFRESH_SALE_TOTALS, resum)
         if deltas:

@@ -2,11 +2,12 @@
 
 Steps, each one statement for the whole group: the sale rows (created with their
 event's header if new), the products their old and new lines name, locked in id
-order, then the sales, locked in id order; the old lines and return lots. Then each
-event is decided in memory (version check, status rank, the new lines and their
-kinds), the lines, lots and headers are written in bulk, and each product touched
-is re-costed once from the earliest position any of the group's sales changed
-(``recost``).
+order, then the sales that existed before, locked in id order, with their old lines
+and return lots (a sale created just now has none, and no other transaction can see
+it). Then each event is decided in memory (version check, status rank, the new
+lines and their kinds), the lines, lots and headers are written in bulk, and each
+product touched is re-costed once from the earliest position any of the group's
+sales changed (``recost``).
 """
 
 from __future__ import annotations
@@ -95,9 +96,10 @@ async def apply_sale_events(repo: CostingRepository, writer: LineWriter, events:
     sale_ids, created = await repo.sale_ids({sale_key(ev): sale_header(ev) for ev in events})
     sku_ids = await repo.product_ids({s.sku for ss in specs.values() for s in ss if s.candidate})
     ids = list(sale_ids.values())
-    stored = [i for i in ids if i not in created]  # a sale created just now has no lines or lots yet
+    # A sale created just now has no lines or lots yet, and no other transaction can see it.
+    stored = [i for i in ids if i not in created]
     products = await repo.lock_products(await repo.sale_line_products(stored) | set(sku_ids.values()))
-    sales = await repo.lock_sales(ids)
+    sales = created | await repo.lock_sales(stored)
     if not await repo.sale_line_products(stored) <= products.keys():
         raise TransientError("a sale's lines changed while its products were being locked")
     changes = {pid: ProductChange.of(row) for pid, row in products.items()}
@@ -138,7 +140,7 @@ async def apply_sale_events(repo: CostingRepository, writer: LineWriter, events:
 
 async def _rewrite_lines(repo: CostingRepository, writer: LineWriter, rewrites: list[SaleRewrite],
                          changes: dict[int, ProductChange], old_lines: dict[int, list[asyncpg.Record]],
-                         created: set[int]) -> None:
+                         created: dict[int, asyncpg.Record]) -> None:
     """Store each sale's lines as its specs under its status, mark where each product's
     axes change, and re-cost those products once (``created``: sales new in this transaction)."""
     ids = [rw.sale["id"] for rw in rewrites]
@@ -213,6 +215,7 @@ async def _rewrite_lines(repo: CostingRepository, writer: LineWriter, rewrites: 
         wac, basis = (change.wac, change.has_basis) if change else (ZERO, True)
         await price_lines(repo, writer, group, wac, basis, posted_sales, causes[sale_id])
     writer.sale_ids.update(ids)
+    writer.created.update(created)
 
 
 async def _write_return_lots(repo: CostingRepository, returns: list[tuple], line_ids: dict[tuple[int, int], int]) -> None:
