@@ -68,12 +68,14 @@ UPDATE products SET received_qty = $2, received_value = $3, wac = $4, has_cost_b
 WHERE id = $1"""
 
 # A new sale is inserted with its event's header (a removal's has none), so it is not
-# written a second time by UPDATE_SALE_HEADERS; the rows returned are the sales created.
+# written a second time by UPDATE_SALE_HEADERS, and with its revenue, so that setting its
+# cost afterwards is a heap-only update (revenue is indexed for the query service's sort);
+# the rows returned are the sales created.
 ENSURE_SALES = """
 INSERT INTO sales (tenant_id, source, type, external_id, version, doc_number, txn_date, source_created_at, customer,
-                   currency, exchange_rate)
+                   currency, exchange_rate, revenue)
 SELECT $1, * FROM unnest($2::text[], $3::text[], $4::text[], $5::bigint[], $6::text[], $7::date[], $8::timestamptz[],
-                         $9::text[], $10::text[], $11::numeric[])
+                         $9::text[], $10::text[], $11::numeric[], $12::numeric[])
 ON CONFLICT (tenant_id, source, type, external_id) DO NOTHING
 RETURNING *"""
 
@@ -443,9 +445,10 @@ class CostingRepository:
     async def sale_ids(self, headers: dict[SaleKey, tuple]) -> tuple[dict[SaleKey, int], dict[int, asyncpg.Record]]:
         """Ids of the sales ``(source, type, external_id)``, and the rows of those created
         now, from ``headers``: (version, doc_number, txn_date, source_created_at, customer,
-        currency, exchange_rate) of a sale to create, or all None."""
+        currency, exchange_rate, revenue) of a sale to create (a removal's all None but
+        revenue 0)."""
         wanted = sorted((*key, *header) for key, header in headers.items())
-        created = {r["id"]: r for r in await self.conn.fetch(ENSURE_SALES, self.tenant_id, *_columns(wanted, 10))}
+        created = {r["id"]: r for r in await self.conn.fetch(ENSURE_SALES, self.tenant_id, *_columns(wanted, 11))}
         ids = {(r["source"], r["type"], r["external_id"]): i for i, r in created.items()}
         stored = [w[:3] for w in wanted if w[:3] not in ids]
         if stored:

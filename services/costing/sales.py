@@ -12,6 +12,7 @@ sales changed (``recost``).
 
 from __future__ import annotations
 
+import uuid
 from collections import defaultdict
 from dataclasses import dataclass
 from datetime import datetime, time, timezone
@@ -24,7 +25,7 @@ from services.costing.recost import (Cause, LineWriter, ProductChange, demand_ke
 from services.costing.repository import CostingRepository, SaleKey
 from shared.db import TransientError
 from shared.events import SaleRemoved, SaleUpserted
-from shared.money import ZERO
+from shared.money import WIDE, ZERO
 
 CANDIDATE_KINDS = {"inventory", "unmapped"}
 STATUS_RANK = {"posted": 0, "voided": 1, "deleted": 2}
@@ -85,6 +86,14 @@ def sale_header(ev: SaleEvent) -> tuple:
     return (ev.version, ev.doc_number, ev.txn_date, ev.source_created_at, ev.customer, ev.currency, ev.exchange_rate)
 
 
+def sale_revenue(ev: SaleEvent, specs: dict[uuid.UUID, list[LineSpec]]) -> Decimal:
+    """A new sale's revenue: its lines' (posted, so all of it); a removal's none."""
+    total = ZERO
+    for spec in specs.get(ev.event_id, ()):
+        total = WIDE.add(total, spec.signed_revenue)
+    return total
+
+
 def sale_cause(ev: SaleEvent) -> Cause:
     what = f"version {ev.version}" if isinstance(ev, SaleUpserted) else ev.reason
     return f"{ev.sale_type} {ev.external_id} {what} ({ev.source})", ev.event_id
@@ -93,7 +102,8 @@ def sale_cause(ev: SaleEvent) -> Cause:
 async def apply_sale_events(repo: CostingRepository, writer: LineWriter, events: list[SaleEvent]) -> None:
     """Apply events of distinct sales (already recorded in the inbox)."""
     specs = {ev.event_id: event_specs(ev) for ev in events if isinstance(ev, SaleUpserted)}
-    sale_ids, created = await repo.sale_ids({sale_key(ev): sale_header(ev) for ev in events})
+    sale_ids, created = await repo.sale_ids({sale_key(ev): (*sale_header(ev), sale_revenue(ev, specs))
+                                             for ev in events})
     sku_ids = await repo.product_ids({s.sku for ss in specs.values() for s in ss if s.candidate})
     ids = list(sale_ids.values())
     # A sale created just now has no lines or lots yet, and no other transaction can see it.
