@@ -63,6 +63,7 @@ class SaleState:
     version: int | None  # highest SaleUpserted version; None if never upserted
     revenue: Decimal
     cost: Decimal
+    shortage: bool  # a line of it is short
 
     @property
     def margin(self) -> Decimal:
@@ -267,6 +268,7 @@ def compute(events: Iterable[Event]) -> State:
         posted = status[key] == POSTED
         sale_revenue = ZERO
         sale_cost = ZERO
+        sale_short = False
         for line in sale.lines if sale is not None else []:
             line_key: LineKey = (*key, line.line_no)
             kind = resolved_kind(line, products)
@@ -304,8 +306,10 @@ def compute(events: Iterable[Event]) -> State:
                     flags.add(FLAG_NON_INVENTORY)
                 sale_revenue += revenue
                 sale_cost += cost
+                sale_short = sale_short or shortage > 0
             lines[line_key] = LineState(kind, line.quantity, revenue, cost, shortage, dict(taken), frozenset(flags))
-        sales[key] = SaleState(status[key], sale.version if sale is not None else None, sale_revenue, sale_cost)
+        sales[key] = SaleState(status[key], sale.version if sale is not None else None, sale_revenue, sale_cost,
+                               sale_short)
 
     lots: dict[LotKey, LotState] = {}
     with wide():
