@@ -21,7 +21,6 @@ backdated sale before thousands of lines, by one statement inside PostgreSQL
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterable
 from dataclasses import dataclass, field
 from decimal import Decimal
 
@@ -127,8 +126,6 @@ class LineWriter:
     sale_ids: set[int] = field(default_factory=set)
     #: Sales created by this transaction: invisible to others, so not locked for their totals.
     created: set[int] = field(default_factory=set)
-    #: Cost deltas of sales whose lines were written already (a tail re-laid in the database).
-    sale_deltas: dict[int, tuple[Decimal, bool]] = field(default_factory=dict)
 
     def set(self, row, cost: Decimal, shortage: Decimal, shortage_cost: Decimal, flags: list[str],
             position: tuple[Decimal, Decimal] | None = None, cause: Cause | None = None) -> None:
@@ -136,16 +133,10 @@ class LineWriter:
         if position is not None:
             self.positions[row["id"]] = position
 
-    def move_sales(self, deltas: Iterable[tuple[int, Decimal, bool]]) -> None:
-        """Add (sale id, cost delta, shortage may have changed) of lines written elsewhere."""
-        for sale_id, delta, recheck in deltas:
-            old, old_recheck = self.sale_deltas.get(sale_id, (ZERO, False))
-            self.sale_deltas[sale_id] = (WIDE.add(old, delta), old_recheck or recheck)
-
     async def flush(self) -> None:
         """One UPDATE for every line whose position or cost changed."""
         writes, revisions = [], []
-        deltas = {k: v for k, v in self.sale_deltas.items() if k not in self.sale_ids}
+        deltas: dict[int, tuple[Decimal, bool]] = {}
         for row, cost, shortage, shortage_cost, flags, cause in self.costs.values():
             position = self.positions.get(row["id"])
             moved = position is not None and position != (row["d_start"], row["d_end"])
@@ -165,7 +156,6 @@ class LineWriter:
         await self.repo.insert_revisions(revisions)
         self.costs.clear()
         self.positions.clear()
-        self.sale_deltas.clear()
         await self.repo.update_sale_totals(self.sale_ids, [(k, *v) for k, v in deltas.items() if v != (ZERO, False)],
                                            self.created)
         self.sale_ids.clear()
@@ -243,7 +233,7 @@ async def _relay_tail(repo: CostingRepository, change: ProductChange, writer: Li
     if tail_from is not None:
         line_rows = await repo.tail_lines(pid, tail_from, change.demand_from, RELAY_IN_DB_FROM + 1)
     if len(line_rows) > RELAY_IN_DB_FROM:
-        return await _relay_in_db(repo, change, writer, wac, has_basis, (x_d, x_s), tail_from, line_rows[0], cause)
+        return await _relay_in_db(repo, change, wac, has_basis, (x_d, x_s), tail_from, line_rows[0], cause)
 
     lines: list[fifo.Placed] = []
     moved: list[fifo.Placed] = []
@@ -274,12 +264,11 @@ async def _relay_tail(repo: CostingRepository, change: ProductChange, writer: Li
     return demand_end, supply_end, {l.id for l in lines}
 
 
-async def _relay_in_db(repo: CostingRepository, change: ProductChange, writer: LineWriter, wac: Decimal,
-                       has_basis: bool, starts: tuple[Decimal | None, Decimal | None], tail_from: DemandKey,
-                       first: asyncpg.Record, cause: Cause) -> tuple[Decimal, Decimal, set[int]]:
+async def _relay_in_db(repo: CostingRepository, change: ProductChange, wac: Decimal, has_basis: bool,
+                       starts: tuple[Decimal | None, Decimal | None], tail_from: DemandKey, first: asyncpg.Record,
+                       cause: Cause) -> tuple[Decimal, Decimal, set[int]]:
     """The same re-lay for a long tail, inside PostgreSQL (RELAY_TAIL_IN_DB); ``first``
-    is the tail's first line. The lines' writes are done; their sales' cost deltas go
-    to the writer."""
+    is the tail's first line. The lines, and the totals of their sales, are written there."""
     p, (x_d, x_s) = change.row, starts
     demand_end = p["demand_total"]
     if change.demand_from is not None:
@@ -288,10 +277,9 @@ async def _relay_in_db(repo: CostingRepository, change: ProductChange, writer: L
     # The statement reads the lots the tail overlaps itself: only those that move or
     # whose remaining quantity changes are laid here.
     _, _, supply_end = await _relay_lots(repo, change, wac, x_s, demand_end, None)
-    done = await repo.relay_tail_in_db(p["id"], tail_from, change.demand_from, x_d, supply_end, wac, has_basis,
-                                       (first_start, demand_end), cause)
-    writer.move_sales(zip(done["sale_ids"] or (), map(Decimal, done["deltas"] or ()), done["rechecks"] or ()))
-    return demand_end, supply_end, set(done["line_ids"] or ())
+    line_ids = await repo.relay_tail_in_db(p["id"], tail_from, change.demand_from, x_d, supply_end, wac, has_basis,
+                                           (first_start, demand_end), cause)
+    return demand_end, supply_end, set(line_ids or ())
 
 
 async def _relay_lots(repo: CostingRepository, change: ProductChange, wac: Decimal, x_s: Decimal | None,

@@ -269,8 +269,9 @@ WHERE lots.id = u.id AND lots.id = ANY($1::bigint[])"""
 # Allocations come from one merge of both axes: between two consecutive starts (of a
 # line or a lot), the line and the lot are the last ones started, since both axes are
 # contiguous and their positions grow with their orders.
-# Returns the tail's line ids and, per sale whose cost moved, the delta (as text) and
-# whether its shortage may have changed, for LineWriter.move_sales.
+# The totals of the sales whose lines it re-costed move here too, their rows locked in id
+# order first (LineWriter.flush then re-sums the transaction's rewritten sales, and moves
+# those of tails re-laid in Python). Returns the tail's line ids.
 RELAY_TAIL_IN_DB = f"""
 WITH tail AS MATERIALIZED (
     SELECT t.*,
@@ -340,12 +341,26 @@ WITH tail AS MATERIALIZED (
     INSERT INTO cost_revisions (tenant_id, sale_id, line_no, old_cost, new_cost, cause, event_id)
     SELECT $22, r.sale_id, r.line_no, r.cost, r.new_cost, $23, $24 FROM repriced r
     WHERE r.costed AND r.cost <> r.new_cost ORDER BY r.n
+), moved AS MATERIALIZED (  -- per sale: what its lines here added to its cost, and whether one's shortage flipped
+    SELECT r.sale_id, sum(r.new_cost - r.cost) AS delta, bool_or((r.shortage_qty > 0) <> (r.shortage > 0)) AS recheck
+    FROM repriced r GROUP BY r.sale_id
+    HAVING sum(r.new_cost - r.cost) <> 0 OR bool_or((r.shortage_qty > 0) <> (r.shortage > 0))
+), locked AS (  -- the sale rows in id order, as LOCK_SALES takes them
+    SELECT s.id FROM sales s WHERE s.id IN (SELECT sale_id FROM moved) ORDER BY s.id FOR UPDATE
+), totals AS (  -- this statement sees its lines' old values: a flipped sale's flag from the new ones
+    UPDATE sales s SET cost = s.cost + m.delta, updated_at = now(),
+           has_shortage = CASE WHEN NOT m.recheck THEN s.has_shortage
+                               WHEN m.sale_id IN (SELECT p.sale_id FROM priced p WHERE p.shortage > 0) THEN true
+                               ELSE EXISTS (SELECT 1 FROM sale_lines l
+                                            WHERE l.sale_id = s.id AND l.shortage_qty > 0
+                                              AND (l.product_id = $1 AND l.in_demand
+                                                   AND ({_LINE_DEMAND_ORDER}) >= ($2, $3, $4, $5, $6, $7, $8))
+                                                  IS NOT TRUE)
+                          END
+    FROM moved m JOIN locked k ON k.id = m.sale_id
+    WHERE s.id = m.sale_id
 )
-SELECT (SELECT array_agg(id ORDER BY n) FROM tail) AS line_ids,
-       array_agg(m.sale_id) AS sale_ids, array_agg(m.delta::text) AS deltas, array_agg(m.recheck) AS rechecks
-FROM (SELECT r.sale_id, sum(r.new_cost - r.cost) AS delta, bool_or((r.shortage_qty > 0) <> (r.shortage > 0)) AS recheck
-      FROM repriced r GROUP BY r.sale_id) m
-WHERE m.delta <> 0 OR m.recheck"""
+SELECT array_agg(id ORDER BY n) AS line_ids FROM tail"""
 
 # A demand tail's quantity from a key on: where the re-laid demand ends.
 DEMAND_QUANTITY_FROM = f"""
@@ -542,9 +557,10 @@ class CostingRepository:
 
     async def relay_tail_in_db(self, product_id: int, key: DemandKey, moved_from: DemandKey | None,
                                moved_start: Decimal | None, supply_end: Decimal, wac: Decimal, has_basis: bool,
-                               span: tuple[Decimal, Decimal], cause: tuple[str, uuid.UUID]) -> asyncpg.Record:
-        """Re-lay, allocate, price and write the tail from ``key`` (RELAY_TAIL_IN_DB)."""
-        return await self.conn.fetchrow(RELAY_TAIL_IN_DB, product_id, *key, *(moved_from or (None,) * len(key)),
+                               span: tuple[Decimal, Decimal], cause: tuple[str, uuid.UUID]) -> list[int] | None:
+        """Re-lay, allocate, price and write the tail from ``key`` and its sales' totals
+        (RELAY_TAIL_IN_DB); the tail's line ids."""
+        return await self.conn.fetchval(RELAY_TAIL_IN_DB, product_id, *key, *(moved_from or (None,) * len(key)),
                                         moved_start, supply_end, wac, has_basis, *span, self.tenant_id, *cause)
 
     async def first_line_ending_after(self, product_id: int, position: Decimal) -> DemandKey | None:
