@@ -233,7 +233,7 @@ async def _relay_tail(repo: CostingRepository, change: ProductChange, writer: Li
     if tail_from is not None:
         line_rows = await repo.tail_lines(pid, tail_from, change.demand_from, RELAY_IN_DB_FROM + 1)
     if len(line_rows) > RELAY_IN_DB_FROM:
-        return await _relay_in_db(repo, change, wac, has_basis, (x_d, x_s), tail_from, line_rows[0], cause)
+        return await _relay_in_db(repo, change, writer, wac, has_basis, (x_d, x_s), tail_from, line_rows[0], cause)
 
     lines: list[fifo.Placed] = []
     moved: list[fifo.Placed] = []
@@ -264,11 +264,12 @@ async def _relay_tail(repo: CostingRepository, change: ProductChange, writer: Li
     return demand_end, supply_end, {l.id for l in lines}
 
 
-async def _relay_in_db(repo: CostingRepository, change: ProductChange, wac: Decimal, has_basis: bool,
-                       starts: tuple[Decimal | None, Decimal | None], tail_from: DemandKey, first: asyncpg.Record,
-                       cause: Cause) -> tuple[Decimal, Decimal, set[int]]:
+async def _relay_in_db(repo: CostingRepository, change: ProductChange, writer: LineWriter, wac: Decimal,
+                       has_basis: bool, starts: tuple[Decimal | None, Decimal | None], tail_from: DemandKey,
+                       first: asyncpg.Record, cause: Cause) -> tuple[Decimal, Decimal, set[int]]:
     """The same re-lay for a long tail, inside PostgreSQL (RELAY_TAIL_IN_DB); ``first``
-    is the tail's first line. The lines, and the totals of their sales, are written there."""
+    is the tail's first line. The lines are written there, and the totals of their sales
+    but for those the writer re-sums."""
     p, (x_d, x_s) = change.row, starts
     demand_end = p["demand_total"]
     if change.demand_from is not None:
@@ -278,7 +279,7 @@ async def _relay_in_db(repo: CostingRepository, change: ProductChange, wac: Deci
     # whose remaining quantity changes are laid here.
     _, _, supply_end = await _relay_lots(repo, change, wac, x_s, demand_end, None)
     line_ids = await repo.relay_tail_in_db(p["id"], tail_from, change.demand_from, x_d, supply_end, wac, has_basis,
-                                           (first_start, demand_end), cause)
+                                           (first_start, demand_end), cause, writer.sale_ids)
     return demand_end, supply_end, set(line_ids or ())
 
 

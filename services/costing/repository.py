@@ -265,7 +265,8 @@ WHERE lots.id = u.id AND lots.id = ANY($1::bigint[])"""
 # fifo.allocate, line_cost and LineWriter.flush, set-based, so no per-line data crosses
 # the wire. $1 product, $2-$8 first key of the tail, $9-$15 first key that moves (NULLs:
 # none), $16 where moving lines start (x_d), $17 supply end, $18 WAC, $19 has a cost
-# basis, $20-$21 the span of the laid tail (lots already laid), $22 tenant, $23-$24 cause.
+# basis, $20-$21 the span of the laid tail (lots already laid), $22 tenant, $23-$24 cause,
+# $25 the sales whose totals LineWriter.flush re-sums (not moved here).
 # Allocations come from one merge of both axes: between two consecutive starts (of a
 # line or a lot), the line and the lot are the last ones started, since both axes are
 # contiguous and their positions grow with their orders.
@@ -343,7 +344,7 @@ WITH tail AS MATERIALIZED (
     WHERE r.costed AND r.cost <> r.new_cost ORDER BY r.n
 ), moved AS MATERIALIZED (  -- per sale: what its lines here added to its cost, and whether one's shortage flipped
     SELECT r.sale_id, sum(r.new_cost - r.cost) AS delta, bool_or((r.shortage_qty > 0) <> (r.shortage > 0)) AS recheck
-    FROM repriced r GROUP BY r.sale_id
+    FROM repriced r WHERE r.sale_id <> ALL ($25::bigint[]) GROUP BY r.sale_id
     HAVING sum(r.new_cost - r.cost) <> 0 OR bool_or((r.shortage_qty > 0) <> (r.shortage > 0))
 ), locked AS (  -- the sale rows in id order, as LOCK_SALES takes them
     SELECT s.id FROM sales s WHERE s.id IN (SELECT sale_id FROM moved) ORDER BY s.id FOR UPDATE
@@ -557,11 +558,13 @@ class CostingRepository:
 
     async def relay_tail_in_db(self, product_id: int, key: DemandKey, moved_from: DemandKey | None,
                                moved_start: Decimal | None, supply_end: Decimal, wac: Decimal, has_basis: bool,
-                               span: tuple[Decimal, Decimal], cause: tuple[str, uuid.UUID]) -> list[int] | None:
-        """Re-lay, allocate, price and write the tail from ``key`` and its sales' totals
-        (RELAY_TAIL_IN_DB); the tail's line ids."""
+                               span: tuple[Decimal, Decimal], cause: tuple[str, uuid.UUID],
+                               resummed: Iterable[int]) -> list[int] | None:
+        """Re-lay, allocate, price and write the tail from ``key`` and the totals of its
+        sales but ``resummed`` (RELAY_TAIL_IN_DB); the tail's line ids."""
         return await self.conn.fetchval(RELAY_TAIL_IN_DB, product_id, *key, *(moved_from or (None,) * len(key)),
-                                        moved_start, supply_end, wac, has_basis, *span, self.tenant_id, *cause)
+                                        moved_start, supply_end, wac, has_basis, *span, self.tenant_id, *cause,
+                                        sorted(resummed))
 
     async def first_line_ending_after(self, product_id: int, position: Decimal) -> DemandKey | None:
         rows = await self.conn.fetch(FIRST_LINE_ENDING_AFTER, product_id, position)

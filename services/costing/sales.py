@@ -211,6 +211,9 @@ async def _rewrite_lines(repo: CostingRepository, writer: LineWriter, rewrites: 
     await _write_return_lots(repo, returns, line_ids)
     await repo.delete_lots(list(doomed))
     await repo.delete_allocations_of([line_ids[k] for k in left_demand_keys])
+    # These sales' totals are re-summed at the end, so a re-lay need not move them.
+    writer.sale_ids.update(ids)
+    writer.created.update(created)
     for change in changes.values():
         await recost(repo, change, writer)
 
@@ -224,8 +227,6 @@ async def _rewrite_lines(repo: CostingRepository, writer: LineWriter, rewrites: 
         change = changes.get(pid)
         wac, basis = (change.wac, change.has_basis) if change else (ZERO, True)
         await price_lines(repo, writer, group, wac, basis, posted_sales, causes[sale_id])
-    writer.sale_ids.update(ids)
-    writer.created.update(created)
 
 
 async def _write_return_lots(repo: CostingRepository, returns: list[tuple], line_ids: dict[tuple[int, int], int]) -> None:
