@@ -159,6 +159,7 @@ class LineWriter:
         await self.repo.update_sale_totals(self.sale_ids, [(k, *v) for k, v in deltas.items() if v != (ZERO, False)],
                                            self.created)
         self.sale_ids.clear()
+        self.created.clear()
 
 
 async def price_lines(repo: CostingRepository, writer: LineWriter, rows, wac: Decimal, has_basis: bool,
