@@ -343,9 +343,10 @@ WITH tail AS MATERIALIZED (
     SELECT $22, r.sale_id, r.line_no, r.cost, r.new_cost, $23, $24 FROM repriced r
     WHERE r.costed AND r.cost <> r.new_cost ORDER BY r.n
 ), moved AS MATERIALIZED (  -- per sale: what its lines here added to its cost, and whether one's shortage flipped
-    SELECT r.sale_id, sum(r.new_cost - r.cost) AS delta, bool_or((r.shortage_qty > 0) <> (r.shortage > 0)) AS recheck
-    FROM repriced r WHERE r.sale_id <> ALL ($25::bigint[]) GROUP BY r.sale_id
-    HAVING sum(r.new_cost - r.cost) <> 0 OR bool_or((r.shortage_qty > 0) <> (r.shortage > 0))
+    SELECT * FROM (SELECT r.sale_id, sum(r.new_cost - r.cost) AS delta,
+                          bool_or((r.shortage_qty > 0) <> (r.shortage > 0)) AS recheck
+                   FROM repriced r WHERE r.sale_id <> ALL ($25::bigint[]) GROUP BY r.sale_id) m
+    WHERE m.delta <> 0 OR m.recheck
 ), locked AS (  -- the sale rows in id order, as LOCK_SALES takes them
     SELECT s.id FROM sales s WHERE s.id IN (SELECT sale_id FROM moved) ORDER BY s.id FOR UPDATE
 ), totals AS (  -- this statement sees its lines' old values: a flipped sale's flag from the new ones
