@@ -106,6 +106,20 @@ async def wait_for(predicate, timeout: float = 30.0, interval: float = 0.05):
         await asyncio.sleep(interval)
 
 
+async def queue_counts(topology):
+    """The costing queue's DeclareOk now (message_count: ready messages; consumer_count).
+    Asked on a connection of its own: a robust channel answers a repeated ``declare_queue``
+    with the queue object it cached, counts of the first declaration included."""
+    import aio_pika
+
+    connection = await aio_pika.connect(TEST_AMQP_URL)
+    try:
+        queue = await (await connection.channel()).declare_queue(topology.names.costing_queue, passive=True)
+        return queue.declaration_result
+    finally:
+        await connection.close()
+
+
 def settings_for(database_url: str, broker_prefix: str, **extra) -> Settings:
     return Settings(database_url=database_url, amqp_url=extra.pop("amqp_url", TEST_AMQP_URL),
                     broker_prefix=broker_prefix, **extra)

@@ -7,7 +7,10 @@
 * database unreachable beyond the retry window: nack and requeue, nothing lost;
 * a consumer that crashes mid-message: the broker redelivers; the inbox row makes
   the redelivery a no-op if the first attempt committed, and the queue's delivery
-  limit dead-letters a message that crashes every consumer.
+  limit dead-letters a message that crashes every consumer;
+* the broker connection lost: the robust connection reconnects and consumes again;
+  messages received on the closed channel are skipped, not applied (the broker has
+  requeued them and redelivers them).
 
 Messages are applied in batches: the broker delivers up to ``costing_prefetch``
 unacknowledged messages; one worker takes whatever has arrived (up to
@@ -25,6 +28,7 @@ import time
 import uuid
 
 from aio_pika.abc import AbstractExchange, AbstractIncomingMessage
+from aio_pika.exceptions import ChannelInvalidStateError
 from pydantic import ValidationError
 
 from services.costing import metrics
@@ -67,6 +71,8 @@ class CostingConsumer:
             batch = [await self.arrived.get()]
             while len(batch) < self.batch_size and not self.arrived.empty():
                 batch.append(self.arrived.get_nowait())
+            if not (batch := _held(batch)):
+                continue
             self.acked.clear()
             try:
                 await self.handle(batch)
@@ -142,6 +148,22 @@ class CostingConsumer:
         await message.ack()
         metrics.DEAD_LETTERED.labels(reason.split(":", 1)[0]).inc()
         log.error("costing.event.dead_lettered", reason=reason, **_context(message))
+
+
+def _held(messages: list[AbstractIncomingMessage]) -> list[AbstractIncomingMessage]:
+    """The messages still held on an open channel. Those of a channel that closed (the
+    broker connection was lost) are back in the queue already and cannot be acknowledged:
+    applying them would be wasted work, so they are left to their redelivery."""
+    held = []
+    for message in messages:
+        try:
+            message.channel  # aio-pika raises once the message's channel has closed
+        except ChannelInvalidStateError:
+            continue
+        held.append(message)
+    if len(held) < len(messages):
+        log.warning("costing.deliveries_of_a_closed_channel_skipped", messages=len(messages) - len(held))
+    return held
 
 
 def _uuid(value) -> uuid.UUID | None:

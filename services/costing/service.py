@@ -15,10 +15,11 @@ from collections.abc import Iterable, Sequence
 
 import asyncpg
 
+from services.costing import metrics
 from services.costing.recost import Cause, LineWriter, ProductChange, demand_key, recost, supply_key
 from services.costing.repository import CostingRepository
 from services.costing.sales import PermanentError, SaleEvent, apply_sale_events, sale_cause, sale_key
-from shared.db import retry_transient
+from shared.db import UnavailableError, retry_transient
 from shared.events import Event, LotReceived, ProductUpserted, SaleRemoved, SaleUpserted
 from shared.logging import get_logger
 
@@ -128,7 +129,9 @@ class CostingService:
 
 
 def _log_retry(attempt: int, error: BaseException) -> None:
-    log.warning("costing.retry", attempt=attempt, error=str(error))
+    kind = "database_unavailable" if isinstance(error, UnavailableError) else "contention"
+    metrics.RETRIES.labels(kind).inc()
+    log.warning("costing.retry", attempt=attempt, kind=kind, error=str(error))
 
 
 def _cause(event: Event) -> Cause:

@@ -12,7 +12,7 @@ import pytest
 
 from services.costing.main import running_consumer
 from shared import broker
-from tests.conftest import TEST_AMQP_URL, settings_for, wait_for
+from tests.conftest import TEST_AMQP_URL, queue_counts, settings_for, wait_for
 from tests.histories import history
 from tests.invariants import assert_invariants, violations
 from tests.projection import project
@@ -175,8 +175,7 @@ async def test_consumer_killed_after_commit_before_ack_leaves_no_double_effect(
 
 
 async def _queue_empty(topology) -> bool:
-    declared = await topology.costing.channel.declare_queue(topology.names.costing_queue, passive=True)
-    return declared.declaration_result.message_count == 0
+    return (await queue_counts(topology)).message_count == 0
 
 
 async def test_parallel_consumer_processes_give_the_reference_result(pool, database_url, tenant_id, topology,

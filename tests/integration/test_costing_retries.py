@@ -9,6 +9,7 @@ import uuid
 import pytest
 
 from tests.histories import history
+from tests.metrics import retries
 
 # A trigger that fails the first statement touching the tenant's rows of ``table`` with
 # ``errcode``, then lets every later one through (a sequence, which no rollback undoes).
@@ -62,6 +63,8 @@ async def test_an_event_that_fails_once_is_applied_once(pool, costing, tenant_id
     for event in events[:-1]:
         await costing.apply(event)
     name = await fail_once("products", "UPDATE", tenant_id, "40001")
+    retried = retries("contention")
     assert await costing.apply(events[-1]) is True
     assert await pool.fetchval(f"SELECT last_value FROM {name}") >= 2
+    assert retries("contention") == retried + 1  # counted for the operator's retry-rate alert
     assert await costing.apply(events[-1]) is False  # applied once: its inbox row committed with its effect

@@ -12,7 +12,7 @@ from services.ingest.app import create_app
 from services.ingest.replay import Selection, rebuild, replay
 from shared import broker
 from shared.events import LotReceived, parse_event
-from tests.conftest import client_for, event_applied, settings_for, wait_for
+from tests.conftest import client_for, event_applied, queue_counts, settings_for, wait_for
 from tests.histories import T0
 from tests.invariants import assert_invariants, violations
 from tests.projection import project
@@ -179,5 +179,4 @@ async def _outbox_empty(pool, tenant_id) -> bool:
 
 
 async def _queue_drained(topology) -> bool:
-    declared = await topology.costing.channel.declare_queue(topology.names.costing_queue, passive=True)
-    return declared.declaration_result.message_count == 0
+    return (await queue_counts(topology)).message_count == 0
