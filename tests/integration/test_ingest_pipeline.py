@@ -3,16 +3,24 @@ rebuild and dead-letter redrive, with the real services, PostgreSQL and RabbitMQ
 
 from __future__ import annotations
 
+import asyncio
+import os
+import socket
+import sys
 import uuid
 from decimal import Decimal
+
+import aiohttp
 
 from services.costing.main import running_consumer
 from services.ingest import deadletters
 from services.ingest.app import create_app
+from services.ingest.relay import OutboxRelay
 from services.ingest.replay import Selection, rebuild, replay
 from shared import broker
 from shared.events import LotReceived, parse_event
-from tests.conftest import client_for, event_applied, queue_counts, settings_for, wait_for
+from shared.settings import Settings
+from tests.conftest import TEST_AMQP_URL, client_for, event_applied, queue_counts, settings_for, wait_for
 from tests.histories import T0
 from tests.invariants import assert_invariants, violations
 from tests.projection import project
@@ -101,6 +109,66 @@ async def test_writes_are_accepted_while_the_broker_is_unreachable_and_applied_o
     assert await pool.fetchval("SELECT count(*) FROM processed_events WHERE tenant_id = $1", tenant_id) == len(events)
     assert await project(pool, tenant_id) == compute(events)
     assert_invariants(await violations(pool, tenant_id))
+
+
+async def test_ingest_killed_between_the_confirm_and_the_outbox_delete_republishes_and_costing_applies_once(
+        pool, database_url, broker_prefix, topology, api_tenant, costing):
+    tenant_id, headers = api_tenant
+    await pool.execute("DELETE FROM outbox")  # rows earlier tests left: the crash must come at this test's row
+    port = _free_port()
+    crashing = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "services.ingest", stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL,
+        env=dict(os.environ, DATABASE_URL=database_url, AMQP_URL=TEST_AMQP_URL, BROKER_PREFIX=broker_prefix,
+                 INGEST_PORT=str(port), LOG_LEVEL="WARNING", CRASH_POINT="after_publish_before_mark_sent"))
+    try:
+        async with aiohttp.ClientSession(f"http://127.0.0.1:{port}") as http:
+            await wait_for(lambda: _answers(http), timeout=60)
+            async with http.post("/api/v1/products", json={"sku": "W-1", "name": "Widget"}, headers=headers) as r:
+                assert r.status == 202
+                [event_id] = (await r.json())["event_ids"]
+        assert await asyncio.wait_for(crashing.wait(), 30) == 137  # died after the confirm
+    finally:
+        if crashing.returncode is None:
+            crashing.kill()
+            await crashing.wait()
+    assert await _pending(pool, tenant_id) == 1  # the row outlived the crash ...
+    relay = OutboxRelay(pool, TEST_AMQP_URL, broker.Names(broker_prefix), Settings().costing_delivery_limit)
+    try:
+        while await _pending(pool, tenant_id):
+            await relay.publish_pending()  # ... and is published again, then deleted
+    finally:
+        await relay.close()
+    copies = [m for m in await _take_all(topology.costing) if m.headers.get("event_id") == event_id]
+    assert len(copies) == 2 and copies[0].body == copies[1].body
+    assert [await costing.apply(parse_event(m.body)) for m in copies] == [True, False]  # the inbox absorbs it
+    assert await pool.fetchval("SELECT count(*) FROM processed_events WHERE tenant_id = $1", tenant_id) == 1
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+async def _answers(http) -> bool:
+    try:
+        async with http.get("/healthz") as r:
+            return r.status == 200
+    except aiohttp.ClientConnectionError:
+        return False
+
+
+async def _pending(pool, tenant_id) -> int:
+    return await pool.fetchval("SELECT count(*) FROM outbox o JOIN event_log e USING (seq) WHERE e.tenant_id = $1",
+                               tenant_id)
+
+
+async def _take_all(queue) -> list:
+    """Every message now in the queue, acknowledged (taken off it)."""
+    taken = []
+    while (message := await queue.get(fail=False, no_ack=True)) is not None:
+        taken.append(message)
+    return taken
 
 
 async def test_replay_repairs_lost_messages_and_changes_nothing_that_was_right(
