@@ -34,6 +34,8 @@ class Settings(BaseSettings):
     costing_max_attempts: int = 8
     #: Redeliveries the broker allows before it dead-letters (a crashing consumer).
     costing_delivery_limit: int = 5
+    #: Seconds a costing group retries an unreachable database before it goes back to the queue.
+    costing_outage_retry_seconds: float = Field(default=300.0, gt=0)
     # --- QuickBooks Online (production defaults where Intuit fixes them) ---------------
     qbo_api_base: str = "https://quickbooks.api.intuit.com"
     qbo_oauth_authorize_url: str = "https://appcenter.intuit.com/connect/oauth2"

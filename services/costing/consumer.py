@@ -4,7 +4,10 @@
 * invalid, or can never succeed (a permanent error, a bug, contention beyond the
   retry limit): publish to the dead-letter exchange with the reason in ``x-error``
   (confirmed), record it, then ack; the messages behind it keep flowing;
-* database unreachable beyond the retry window: nack and requeue, nothing lost;
+* database unreachable beyond the retry window (``COSTING_OUTAGE_RETRY_SECONDS``):
+  published again to the end of the queue as a fresh message (confirmed), then acked.
+  Not a nack with requeue: on RabbitMQ 3.x a quorum queue counts every return as a
+  delivery, so a long outage would have the broker dead-letter healthy events;
 * a consumer that crashes mid-message: the broker redelivers; the inbox row makes
   the redelivery a no-op if the first attempt committed, and the queue's delivery
   limit dead-letters a message that crashes every consumer;
@@ -46,12 +49,19 @@ INSERT INTO dead_letters (event_id, tenant_id, routing_key, reason, body) VALUES
 
 Item = tuple[AbstractIncomingMessage, Event]
 
+#: The event's routing key, kept by a message that went back to its queue by name.
+ORIGINAL_ROUTING_KEY = "x-original-routing-key"
+
 
 class CostingConsumer:
-    def __init__(self, service: CostingService, dead_letter_exchange: AbstractExchange, batch_size: int = 100,
+    def __init__(self, service: CostingService, dead_letter_exchange: AbstractExchange,
+                 default_exchange: AbstractExchange, queue_name: str, batch_size: int = 100,
                  crash_point: str | None = None):
         self.service = service
         self.dead_letter_exchange = dead_letter_exchange
+        #: Where a message goes back to the end of its queue: the default exchange routes by queue name.
+        self.default_exchange = default_exchange
+        self.queue_name = queue_name
         self.batch_size = batch_size
         self.crash_point = crash_point
         self.arrived: asyncio.Queue[AbstractIncomingMessage] = asyncio.Queue()
@@ -101,9 +111,7 @@ class CostingConsumer:
             applied = await self.service.apply_group([event for _, event in group])
         except UnavailableError as exc:
             log.error("costing.database_unavailable", error=str(exc), events=len(group))
-            for message, event in group:
-                metrics.EVENTS.labels(event.event_type, "requeued").inc()
-                await message.nack(requeue=True)
+            await self.requeue(group)
             return
         except Exception as exc:  # noqa: BLE001 - a bug, a contradiction or contention past the retry limit
             if len(group) > 1:
@@ -131,23 +139,41 @@ class CostingConsumer:
         metrics.DURATION.observe(time.perf_counter() - started)
         metrics.GROUP_SIZE.observe(len(group))
 
+    async def requeue(self, group: list[Item]) -> None:
+        """Put the group's messages back at the end of the queue as fresh messages (each
+        confirmed), then ack the originals. A crash in between leaves a copy too many,
+        which the inbox absorbs."""
+        for message, event in group:
+            headers = {k: v for k, v in (message.headers or {}).items() if not k.startswith("x-")}
+            headers[ORIGINAL_ROUTING_KEY] = _routing_key(message)
+            again = event_message(message.body, str(event.event_id), str(event.tenant_id), message.correlation_id,
+                                  headers)
+            await publish_raw(self.default_exchange, self.queue_name, again)
+            metrics.EVENTS.labels(event.event_type, "requeued").inc()
+        await group[-1][0].ack(multiple=True)
+        self.acked.update(id(message) for message, _ in group)
+
     async def dead_letter(self, message: AbstractIncomingMessage, reason: str) -> None:
         """Park the message with its reason (confirmed by the broker), record it, then ack."""
         headers = dict(message.headers or {})
-        reason = reason[:2000]
-        headers.update({"x-error": reason, "x-original-routing-key": message.routing_key or ""})
+        reason, routing_key = reason[:2000], _routing_key(message)
+        headers.update({"x-error": reason, ORIGINAL_ROUTING_KEY: routing_key})
         parked = event_message(message.body, str(headers.get("event_id", "")), str(headers.get("tenant_id", "")),
                                message.correlation_id, headers)
-        await publish_raw(self.dead_letter_exchange, message.routing_key or "unknown", parked)
+        await publish_raw(self.dead_letter_exchange, routing_key or "unknown", parked)
         try:
             await self.service.pool.execute(
                 RECORD_DEAD_LETTER, _uuid(headers.get("event_id")), _uuid(headers.get("tenant_id")),
-                message.routing_key, reason, message.body)
+                routing_key, reason, message.body)
         except Exception:  # noqa: BLE001 - the queue holds it; the table is for status lookups
             log.exception("costing.dead_letter_record_failed")
         await message.ack()
         metrics.DEAD_LETTERED.labels(reason.split(":", 1)[0]).inc()
         log.error("costing.event.dead_lettered", reason=reason, **_context(message))
+
+
+def _routing_key(message: AbstractIncomingMessage) -> str:
+    return str((message.headers or {}).get(ORIGINAL_ROUTING_KEY) or message.routing_key or "")
 
 
 def _held(messages: list[AbstractIncomingMessage]) -> list[AbstractIncomingMessage]:

@@ -30,8 +30,9 @@ async def running_consumer(settings: Settings):
     try:
         channel = await broker.open_channel(connection, settings.costing_prefetch)
         topology = await broker.declare(channel, broker.Names(settings.broker_prefix), settings.costing_delivery_limit)
-        consumer = CostingConsumer(CostingService(pool, settings.costing_max_attempts), topology.dead_letter_exchange,
-                                   settings.costing_batch_size, settings.crash_point)
+        service = CostingService(pool, settings.costing_max_attempts, settings.costing_outage_retry_seconds)
+        consumer = CostingConsumer(service, topology.dead_letter_exchange, channel.default_exchange,
+                                   topology.names.costing_queue, settings.costing_batch_size, settings.crash_point)
         app = web.Application()
         add_health_routes(app, {"database": database_check(pool), "broker": broker_check(connection)})
         worker = asyncio.create_task(consumer.run())

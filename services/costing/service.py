@@ -50,9 +50,10 @@ def groups(events: Iterable[Event], limit: int) -> list[list[Event]]:
 
 
 class CostingService:
-    def __init__(self, pool: asyncpg.Pool, max_attempts: int = 8):
+    def __init__(self, pool: asyncpg.Pool, max_attempts: int = 8, outage_retry_seconds: float = 300.0):
         self.pool = pool
         self.max_attempts = max_attempts
+        self.outage_retry_seconds = outage_retry_seconds
 
     async def apply(self, event: Event) -> bool:
         """Apply an event once; False if it had been applied already."""
@@ -63,7 +64,8 @@ class CostingService:
         been applied already."""
         if len(groups(events, len(events))) != 1:
             raise ValueError("not one group: several sale events of one tenant and distinct sales, or one event")
-        return await retry_transient(lambda: self._apply_once(events), self.max_attempts, on_retry=_log_retry)
+        return await retry_transient(lambda: self._apply_once(events), self.max_attempts, on_retry=_log_retry,
+                                     unavailable_for=self.outage_retry_seconds)
 
     async def _apply_once(self, events: Sequence[Event]) -> list[bool]:
         async with self.pool.acquire() as conn, conn.transaction():

@@ -10,6 +10,7 @@ from urllib.parse import urlsplit
 
 from services.costing.main import running_consumer
 from shared import broker
+from shared.settings import Settings
 from tests.conftest import TEST_AMQP_URL, queue_counts, settings_for, wait_for
 from tests.histories import history
 from tests.invariants import assert_invariants, violations
@@ -93,6 +94,36 @@ async def test_broker_connection_cut_mid_stream_is_reconnected_and_loses_and_dou
     # What a cut left on the closed channel was redelivered, not applied twice: at most the
     # message being applied at each cut committed without its ack and came back a duplicate.
     assert handled(events, "duplicate") - duplicates <= 3
+    await _assert_healed(pool, tenant_id, topology, events)
+
+
+async def test_a_database_outage_longer_than_the_retry_window_parks_nothing(
+        pool, database_url, tenant_id, topology, broker_prefix):
+    """Each time the retry window runs out, the group goes back to the queue. On RabbitMQ
+    3.x a nack with requeue counts as a delivery: done that way, returns beyond the queue's
+    delivery limit (5) would have the broker dead-letter healthy events."""
+    events = history(tenant_id, seed=23, sales=4)
+    real = urlsplit(database_url)
+    proxy = TcpProxy(real.hostname, real.port or 5432)
+    port = await proxy.start()
+    user = real.netloc.rsplit("@", 1)[0] + "@" if "@" in real.netloc else ""
+    settings = settings_for(real._replace(netloc=f"{user}127.0.0.1:{port}").geturl(), broker_prefix,
+                            costing_outage_retry_seconds=0.2)
+    requeued = handled(events, "requeued")
+    try:
+        async with running_consumer(settings):
+            proxy.cut()  # the database is gone before the first event arrives
+            for event in events:
+                await broker.publish_event(topology.exchange, event)
+            returns = len(events) * (Settings().costing_delivery_limit + 2)
+
+            async def every_event_went_back_often() -> bool:
+                return handled(events, "requeued") - requeued >= returns
+            await wait_for(every_event_went_back_often, timeout=120)
+            proxy.restore()
+            await wait_for(lambda: _at_least(pool, tenant_id, len(events)), timeout=60)
+    finally:
+        await proxy.stop()
     await _assert_healed(pool, tenant_id, topology, events)
 
 
