@@ -17,7 +17,8 @@ import uuid
 from dataclasses import dataclass
 
 import aio_pika
-from aio_pika.abc import AbstractChannel, AbstractExchange, AbstractQueue, AbstractRobustConnection
+from aio_pika.abc import (AbstractChannel, AbstractExchange, AbstractIncomingMessage, AbstractQueue,
+                          AbstractRobustConnection)
 
 from shared.events import EventBase, dump_event
 
@@ -108,6 +109,15 @@ def event_message(body: bytes, event_id: str, tenant_id: str, correlation_id: st
         correlation_id=correlation_id,
         headers=headers,
     )
+
+
+def republished(message: AbstractIncomingMessage, extra_headers: dict) -> aio_pika.Message:
+    """A new persistent message with the body, correlation id and headers of a received
+    one, without the broker's ``x-`` headers (delivery count, deaths), plus ``extra_headers``."""
+    headers = {k: v for k, v in (message.headers or {}).items() if not k.startswith("x-")}
+    headers.update(extra_headers)
+    return event_message(message.body, str(headers.get("event_id", "")), str(headers.get("tenant_id", "")),
+                         message.correlation_id, headers)
 
 
 async def publish_raw(exchange: AbstractExchange, routing_key: str, message: aio_pika.Message,

@@ -42,9 +42,11 @@ def translate(exc: BaseException) -> BaseException:
     sqlstate = getattr(exc, "sqlstate", None)
     if isinstance(exc, asyncpg.PostgresError) and sqlstate in _CONTENTION_SQLSTATES:
         return TransientError(f"{type(exc).__name__}: {exc}")
+    # InternalClientError: asyncpg found its connection mid-operation, e.g. resetting a pooled
+    # connection the server had just terminated (the pool discards it; a retry gets another).
     if (isinstance(exc, asyncpg.PostgresError) and sqlstate in _UNAVAILABLE_SQLSTATES) or isinstance(
-        exc, (asyncpg.InterfaceError, asyncpg.exceptions.ConnectionDoesNotExistError, ConnectionError, OSError,
-              asyncio.TimeoutError)
+        exc, (asyncpg.InterfaceError, asyncpg.exceptions.ConnectionDoesNotExistError,
+              asyncpg.exceptions.InternalClientError, ConnectionError, OSError, asyncio.TimeoutError)
     ):
         return UnavailableError(f"{type(exc).__name__}: {exc}")
     if isinstance(exc, asyncpg.UniqueViolationError):

@@ -36,7 +36,7 @@ from pydantic import ValidationError
 
 from services.costing import metrics
 from services.costing.service import CostingService, PermanentError, groups
-from shared.broker import event_message, publish_raw
+from shared.broker import event_message, publish_raw, republished
 from shared.db import UnavailableError
 from shared.events import Event, parse_event
 from shared.faults import crash_if
@@ -144,10 +144,7 @@ class CostingConsumer:
         confirmed), then ack the originals. A crash in between leaves a copy too many,
         which the inbox absorbs."""
         for message, event in group:
-            headers = {k: v for k, v in (message.headers or {}).items() if not k.startswith("x-")}
-            headers[ORIGINAL_ROUTING_KEY] = _routing_key(message)
-            again = event_message(message.body, str(event.event_id), str(event.tenant_id), message.correlation_id,
-                                  headers)
+            again = republished(message, {ORIGINAL_ROUTING_KEY: _routing_key(message)})
             await publish_raw(self.default_exchange, self.queue_name, again)
             metrics.EVENTS.labels(event.event_type, "requeued").inc()
         await group[-1][0].ack(multiple=True)

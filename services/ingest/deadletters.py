@@ -66,10 +66,7 @@ async def redrive(topology: broker.Topology, pool, event_ids: set[str] | None) -
         if event_ids is not None and parked.event_id not in event_ids:
             await message.nack(requeue=True)
             continue
-        headers = {k: v for k, v in (message.headers or {}).items() if not k.startswith("x-")}
-        headers["x-redriven-after"] = parked.reason
-        again = broker.event_message(message.body, str(headers.get("event_id", "")),
-                                     str(headers.get("tenant_id", "")), message.correlation_id, headers)
+        again = broker.republished(message, {"x-redriven-after": parked.reason})
         await broker.publish_raw(topology.exchange, parked.routing_key, again)
         await message.ack()
         sent.append(parked)
