@@ -1,5 +1,6 @@
 """Faults under a running costing consumer (RELIABILITY.md §7.3): its database
-connections killed mid-transaction (S8) and its broker connection cut mid-stream (S4).
+connections killed mid-transaction and the database gone for longer than the retry
+window (S8), and its broker connection cut mid-stream (S4).
 After the faults heal, every event is applied exactly once, nothing is dead-lettered,
 the state equals the reference model, and the consumer is back on its queue."""
 
@@ -71,12 +72,8 @@ async def test_database_connections_killed_mid_transaction_lose_and_double_nothi
 async def test_broker_connection_cut_mid_stream_is_reconnected_and_loses_and_doubles_nothing(
         pool, database_url, tenant_id, topology, broker_prefix):
     events = history(tenant_id, seed=22, sales=400)
-    real = urlsplit(TEST_AMQP_URL)
-    proxy = TcpProxy(real.hostname, real.port or 5672)
-    port = await proxy.start()
-    through_proxy = real._replace(netloc=f"{real.username}:{real.password}@127.0.0.1:{port}",
-                                  query="reconnect_interval=0.5").geturl()
-    settings = settings_for(database_url, broker_prefix, amqp_url=through_proxy, **ONE_BY_ONE)
+    proxy, amqp_url = await _proxy_for(TEST_AMQP_URL, "reconnect_interval=0.5")
+    settings = settings_for(database_url, broker_prefix, amqp_url=amqp_url, **ONE_BY_ONE)
     duplicates = handled(events, "duplicate")
     try:
         async with running_consumer(settings):
@@ -105,12 +102,8 @@ async def test_a_database_outage_longer_than_the_retry_window_parks_nothing(
     3.x a nack with requeue counts as a delivery: done that way, returns beyond the queue's
     delivery limit (5) would have the broker dead-letter healthy events."""
     events = history(tenant_id, seed=23, sales=4)
-    real = urlsplit(database_url)
-    proxy = TcpProxy(real.hostname, real.port or 5432)
-    port = await proxy.start()
-    user = real.netloc.rsplit("@", 1)[0] + "@" if "@" in real.netloc else ""
-    settings = settings_for(real._replace(netloc=f"{user}127.0.0.1:{port}").geturl(), broker_prefix,
-                            costing_outage_retry_seconds=0.2)
+    proxy, db_url = await _proxy_for(database_url)
+    settings = settings_for(db_url, broker_prefix, costing_outage_retry_seconds=0.2)
     requeued = handled(events, "requeued")
     try:
         async with running_consumer(settings):
@@ -127,6 +120,15 @@ async def test_a_database_outage_longer_than_the_retry_window_parks_nothing(
     finally:
         await proxy.stop()
     await _assert_healed(pool, tenant_id, topology, events)
+
+
+async def _proxy_for(url: str, query: str = "") -> tuple[TcpProxy, str]:
+    """A started TCP proxy to the server of ``url``, and ``url`` pointed through it."""
+    real = urlsplit(url)
+    proxy = TcpProxy(real.hostname, real.port)
+    port = await proxy.start()
+    credentials = real.netloc.rsplit("@", 1)[0] + "@" if "@" in real.netloc else ""
+    return proxy, real._replace(netloc=f"{credentials}127.0.0.1:{port}", query=query or real.query).geturl()
 
 
 async def _at_least(pool, tenant_id, count: int) -> bool:
