@@ -11,6 +11,7 @@ import uuid
 from decimal import Decimal
 
 import aiohttp
+from prometheus_client import REGISTRY
 
 from services.costing.main import running_consumer
 from services.ingest import deadletters
@@ -142,6 +143,27 @@ async def test_ingest_killed_between_the_confirm_and_the_outbox_delete_republish
     assert len(copies) == 2 and copies[0].body == copies[1].body
     assert [await costing.apply(parse_event(m.body)) for m in copies] == [True, False]  # the inbox absorbs it
     assert await pool.fetchval("SELECT count(*) FROM processed_events WHERE tenant_id = $1", tenant_id) == 1
+
+
+async def test_an_unroutable_event_stays_in_the_outbox_until_the_relay_has_routed_it(
+        pool, ingest, api_tenant, topology):
+    """RELIABILITY S5: the broker returns a publish it cannot route (the queue's binding is
+    gone). The relay must not count that as sent: the row stays, and the relay reconnects,
+    declares its topology again (binding included) and sends it."""
+    tenant_id, headers = api_tenant
+    [first] = await post(ingest, headers, "POST", "/api/v1/products", {"sku": "W-1", "name": "Widget"})
+    await wait_for(lambda: _none_pending(pool, tenant_id))
+    await topology.costing.unbind(topology.exchange, "#")
+    failures = REGISTRY.get_sample_value("ingest_outbox_publish_failures_total") or 0
+    [second] = await post(ingest, headers, "POST", "/api/v1/products", {"sku": "W-2", "name": "Gadget"})
+    await wait_for(lambda: _none_pending(pool, tenant_id))
+    assert (REGISTRY.get_sample_value("ingest_outbox_publish_failures_total") or 0) > failures  # it was returned
+    delivered = [m.headers.get("event_id") for m in await _take_all(topology.costing)]
+    assert delivered == [first, second]
+
+
+async def _none_pending(pool, tenant_id) -> bool:
+    return await _pending(pool, tenant_id) == 0
 
 
 def _free_port() -> int:
