@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from urllib.parse import urlsplit
 
 
 class TcpProxy:
@@ -15,6 +16,12 @@ class TcpProxy:
         self.port = 0
         self._writers: set[asyncio.StreamWriter] = set()
         self.up = True
+
+    @classmethod
+    def to(cls, url: str) -> TcpProxy:
+        """A proxy to the server a URL names (postgresql://…, amqp://…)."""
+        real = urlsplit(url)
+        return cls(real.hostname, real.port)
 
     async def start(self) -> int:
         self.server = await asyncio.start_server(self._serve, "127.0.0.1", self.port)
@@ -61,3 +68,11 @@ class TcpProxy:
                 writer.write(data)
                 await writer.drain()
         writer.transport.abort()
+
+
+def through(url: str, port: int, query: str = "") -> str:
+    """``url`` pointed at a proxy on loopback ``port`` (credentials and path kept; ``query``
+    replaces the query when given)."""
+    real = urlsplit(url)
+    credentials = real.netloc.rsplit("@", 1)[0] + "@" if "@" in real.netloc else ""
+    return real._replace(netloc=f"{credentials}127.0.0.1:{port}", query=query or real.query).geturl()

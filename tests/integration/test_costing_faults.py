@@ -7,7 +7,6 @@ the state equals the reference model, and the consumer is back on its queue."""
 from __future__ import annotations
 
 import asyncio
-from urllib.parse import urlsplit
 
 from services.costing.main import running_consumer
 from shared import broker
@@ -18,7 +17,7 @@ from tests.invariants import assert_invariants, violations
 from tests.metrics import handled, retries
 from tests.projection import project
 from tests.reference_model import compute
-from tests.tcp_proxy import TcpProxy
+from tests.tcp_proxy import TcpProxy, through
 
 # One event per transaction, so a history of a few hundred events is many transactions to hit.
 ONE_BY_ONE = {"costing_batch_size": 1}
@@ -124,11 +123,8 @@ async def test_a_database_outage_longer_than_the_retry_window_parks_nothing(
 
 async def _proxy_for(url: str, query: str = "") -> tuple[TcpProxy, str]:
     """A started TCP proxy to the server of ``url``, and ``url`` pointed through it."""
-    real = urlsplit(url)
-    proxy = TcpProxy(real.hostname, real.port)
-    port = await proxy.start()
-    credentials = real.netloc.rsplit("@", 1)[0] + "@" if "@" in real.netloc else ""
-    return proxy, real._replace(netloc=f"{credentials}127.0.0.1:{port}", query=query or real.query).geturl()
+    proxy = TcpProxy.to(url)
+    return proxy, through(url, await proxy.start(), query)
 
 
 async def _at_least(pool, tenant_id, count: int) -> bool:
