@@ -1,6 +1,7 @@
-"""A small TCP proxy on loopback for fault tests (toxiproxy's "down" toxic): while
-down it refuses new connections and cuts the open ones, so a client sees the
-server vanish while the real server keeps running for everyone else."""
+"""A small TCP proxy on loopback for fault tests, with two of toxiproxy's toxics: "down"
+(refuse new connections and cut the open ones, so a client sees the server vanish while
+the real server keeps running for everyone else) and "timeout" (a blackhole: connections
+stay open but nothing gets through, so a client waits for answers that never come)."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ class TcpProxy:
         self.port = 0
         self._writers: set[asyncio.StreamWriter] = set()
         self.up = True
+        self.blackholed = False
 
     @classmethod
     def to(cls, url: str) -> TcpProxy:
@@ -44,6 +46,16 @@ class TcpProxy:
     def restore(self) -> None:
         self.up = True
 
+    def blackhole(self) -> None:
+        """Swallow every byte from now on, in both directions, on every connection."""
+        self.blackholed = True
+
+    def heal(self) -> None:
+        """End a blackhole: its connections lost bytes, so they are cut; new ones pass."""
+        self.cut()
+        self.blackholed = False
+        self.restore()
+
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         if not self.up:
             writer.transport.abort()
@@ -61,10 +73,11 @@ class TcpProxy:
                 self._writers.discard(w)
                 w.transport.abort()
 
-    @staticmethod
-    async def _pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    async def _pipe(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         with contextlib.suppress(ConnectionError, OSError):
             while data := await reader.read(65536):
+                if self.blackholed:
+                    continue
                 writer.write(data)
                 await writer.drain()
         writer.transport.abort()

@@ -26,7 +26,7 @@ from tests.histories import T0
 from tests.invariants import assert_invariants, violations
 from tests.projection import project
 from tests.reference_model import compute
-from tests.tcp_proxy import TcpProxy
+from tests.tcp_proxy import TcpProxy, through
 
 LOT = {"sku": "W-1", "lot_number": "L1", "quantity": "10", "unit_cost": "2.25", "received_at": "2026-01-05T08:00:00Z"}
 
@@ -164,6 +164,48 @@ async def test_an_unroutable_event_stays_in_the_outbox_until_the_relay_has_route
 
 async def _none_pending(pool, tenant_id) -> bool:
     return await _pending(pool, tenant_id) == 0
+
+
+async def test_a_publish_whose_confirm_never_comes_stays_in_the_outbox_and_the_relay_does_not_hang(
+        pool, database_url, broker_prefix, topology, api_tenant):
+    """RELIABILITY S5: the broker connection turns into a blackhole right after the relay
+    connected, so a publish's confirm never arrives. The publish times out, the row stays
+    (its attempt recorded), and once the network heals the relay reconnects and sends it."""
+    tenant_id, headers = api_tenant
+    await pool.execute("DELETE FROM outbox")  # rows earlier tests left: this relay is to send only this test's
+    writer = await client_for(create_app(settings_for(database_url, broker_prefix,
+                                                      amqp_url="amqp://guest:guest@127.0.0.1:9/")))  # logs only
+    proxy = TcpProxy.to(TEST_AMQP_URL)
+    relay = OutboxRelay(pool, through(TEST_AMQP_URL, await proxy.start()), broker.Names(broker_prefix),
+                        Settings().costing_delivery_limit, publish_timeout=0.5)
+    running = asyncio.create_task(relay.run())
+    try:
+        await wait_for(_async(lambda: relay.connected))
+        proxy.blackhole()
+        [event_id] = await post(writer, headers, "POST", "/api/v1/products", {"sku": "W-1", "name": "Widget"})
+        await wait_for(lambda: _attempted(pool, tenant_id))  # the publish timed out and was recorded ...
+        assert await _pending(pool, tenant_id) == 1  # ... and the row was kept
+        assert not running.done()  # the relay is still at work, not stuck on the lost confirm
+        proxy.heal()
+        await wait_for(lambda: _none_pending(pool, tenant_id), timeout=60)
+    finally:
+        running.cancel()
+        await asyncio.gather(running, return_exceptions=True)
+        await relay.close()
+        await writer.close()
+        await proxy.stop()
+    assert event_id in [m.headers.get("event_id") for m in await _take_all(topology.costing)]
+
+
+def _async(predicate):
+    async def check():
+        return predicate()
+    return check
+
+
+async def _attempted(pool, tenant_id) -> bool:
+    return await pool.fetchval("SELECT coalesce(max(o.attempts), 0) > 0 FROM outbox o JOIN event_log e USING (seq) "
+                               "WHERE e.tenant_id = $1", tenant_id)
 
 
 def _free_port() -> int:
