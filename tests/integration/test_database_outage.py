@@ -14,7 +14,7 @@ import pytest
 from services.ingest.app import create_app as create_ingest_app
 from services.ingest.qbo.signature import sign
 from services.query.app import create_app as create_query_app
-from tests.conftest import client_for, settings_for
+from tests.conftest import client_for, settings_for, wait_for
 from tests.tcp_proxy import TcpProxy, through
 
 VERIFIER = "outage-verifier-token"
@@ -60,9 +60,15 @@ async def test_ingest_answers_503_while_the_database_is_gone_and_stores_nothing(
         response = await client.post("/webhooks/quickbooks", data=delivery,
                                      headers={"intuit-signature": sign(delivery, VERIFIER)})
         assert response.status == 200
+        await wait_for(lambda: _published(pool, tenant_id))  # so no later test's relay meets the row
     finally:
         await client.close()
     assert await pool.fetchval("SELECT count(*) FROM event_log WHERE tenant_id = $1", tenant_id) == 1
+
+
+async def _published(pool, tenant_id) -> bool:
+    return await pool.fetchval("SELECT count(*) = 0 FROM outbox o JOIN event_log e USING (seq) "
+                               "WHERE e.tenant_id = $1", tenant_id)
 
 
 async def test_query_answers_503_while_the_database_is_gone(cut_database, api_tenant):
