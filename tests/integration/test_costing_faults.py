@@ -89,9 +89,11 @@ async def test_broker_connection_cut_mid_stream_is_reconnected_and_loses_and_dou
             assert (await queue_counts(topology)).consumer_count == 1  # consuming again after the cuts
     finally:
         await proxy.stop()
-    # What a cut left on the closed channel was redelivered, not applied twice: at most the
-    # message being applied at each cut committed without its ack and came back a duplicate.
-    assert handled(events, "duplicate") - duplicates <= 3
+    # What a cut left on the closed channel was redelivered, not applied twice. Only what was
+    # applied in the moment before the client noticed the cut (a few ms, a message or a few at
+    # each cut) committed without its ack and came back a duplicate; applying everything the
+    # closed channel had delivered made this about 200 per cut.
+    assert handled(events, "duplicate") - duplicates <= 30
     await _assert_healed(pool, tenant_id, topology, events)
 
 
