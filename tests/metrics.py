@@ -11,6 +11,11 @@ def retries(kind: str) -> float:
     return REGISTRY.get_sample_value("costing_retries_total", {"kind": kind}) or 0.0
 
 
+def outages() -> float:
+    """costing_database_outages_total: retry windows that ended with the database still gone."""
+    return REGISTRY.get_sample_value("costing_database_outages_total") or 0.0
+
+
 def handled(events, outcome: str) -> float:
     """costing_events_total{outcome} summed over the event types of ``events``."""
     return sum(REGISTRY.get_sample_value("costing_events_total", {"event_type": t, "outcome": outcome}) or 0.0

@@ -5,9 +5,12 @@
   retry limit): publish to the dead-letter exchange with the reason in ``x-error``
   (confirmed), record it, then ack; the messages behind it keep flowing;
 * database unreachable beyond the retry window (``COSTING_OUTAGE_RETRY_SECONDS``):
-  published again to the end of the queue as a fresh message (confirmed), then acked.
-  Not a nack with requeue: on RabbitMQ 3.x a quorum queue counts every return as a
-  delivery, so a long outage would have the broker dead-letter healthy events;
+  everything the consumer holds (the group, the rest of its batch, what has arrived
+  since) is published again to the end of the queue as fresh messages (confirmed), then
+  acked. Not a nack with requeue: on RabbitMQ 3.x a quorum queue counts every return as
+  a delivery, so a long outage would have the broker dead-letter healthy events. And not
+  one group after another, each after its own window: messages waiting that long behind
+  them would reach the broker's consumer timeout (30 min), which also counts;
 * a consumer that crashes mid-message: the broker redelivers; the inbox row makes
   the redelivery a no-op if the first attempt committed, and the queue's delivery
   limit dead-letters a message that crashes every consumer;
@@ -48,6 +51,10 @@ RECORD_DEAD_LETTER = """
 INSERT INTO dead_letters (event_id, tenant_id, routing_key, reason, body) VALUES ($1, $2, $3, $4, $5)"""
 
 Item = tuple[AbstractIncomingMessage, Event]
+
+
+class _DatabaseGone(Exception):
+    """The database stayed unreachable for the retry window; what was applying went back."""
 
 #: The event's routing key, kept by a message that went back to its queue by name.
 ORIGINAL_ROUTING_KEY = "x-original-routing-key"
@@ -102,8 +109,13 @@ class CostingConsumer:
                 await self.dead_letter(message, f"invalid event: {_summary(exc)}")
         # groups() keeps the order and only cuts it, so the items can be taken in turn.
         remaining = iter(items)
-        for group in groups([event for _, event in items], self.batch_size):
-            await self._apply([next(remaining) for _ in group])
+        try:
+            for group in groups([event for _, event in items], self.batch_size):
+                await self._apply([next(remaining) for _ in group])
+        except _DatabaseGone:
+            # Everything else held would wait for the database too: it all goes back now.
+            metrics.OUTAGES.inc()
+            await self.requeue([message for message, _ in remaining] + _held(self._take_arrived()))
 
     async def _apply(self, group: list[Item]) -> None:
         started = time.perf_counter()
@@ -111,13 +123,17 @@ class CostingConsumer:
             applied = await self.service.apply_group([event for _, event in group])
         except UnavailableError as exc:
             log.error("costing.database_unavailable", error=str(exc), events=len(group))
-            await self.requeue(group)
-            return
+            await self.requeue([message for message, _ in group])
+            raise _DatabaseGone from exc
         except Exception as exc:  # noqa: BLE001 - a bug, a contradiction or contention past the retry limit
             if len(group) > 1:
                 log.warning("costing.group_failed", error=f"{type(exc).__name__}: {exc}", events=len(group))
-                for item in group:
-                    await self._apply([item])
+                for i, item in enumerate(group):
+                    try:
+                        await self._apply([item])
+                    except _DatabaseGone:
+                        await self.requeue([message for message, _ in group[i + 1:]])
+                        raise
                 return
             message, event = group[0]
             if isinstance(exc, PermanentError):
@@ -139,16 +155,24 @@ class CostingConsumer:
         metrics.DURATION.observe(time.perf_counter() - started)
         metrics.GROUP_SIZE.observe(len(group))
 
-    async def requeue(self, group: list[Item]) -> None:
-        """Put the group's messages back at the end of the queue as fresh messages (each
-        confirmed), then ack the originals. A crash in between leaves a copy too many,
+    async def requeue(self, messages: list[AbstractIncomingMessage]) -> None:
+        """Put messages back at the end of the queue as fresh messages (each confirmed),
+        acking each original after its copy. A crash in between leaves a copy too many,
         which the inbox absorbs."""
-        for message, event in group:
-            again = republished(message, {ORIGINAL_ROUTING_KEY: _routing_key(message)})
-            await publish_raw(self.default_exchange, self.queue_name, again)
-            metrics.EVENTS.labels(event.event_type, "requeued").inc()
-        await group[-1][0].ack(multiple=True)
-        self.acked.update(id(message) for message, _ in group)
+        for message in messages:
+            routing_key = _routing_key(message)
+            await publish_raw(self.default_exchange, self.queue_name,
+                              republished(message, {ORIGINAL_ROUTING_KEY: routing_key}))
+            await message.ack()
+            self.acked.add(id(message))
+            metrics.EVENTS.labels(routing_key, "requeued").inc()
+
+    def _take_arrived(self) -> list[AbstractIncomingMessage]:
+        """The messages delivered but not yet taken into a batch."""
+        taken = []
+        while not self.arrived.empty():
+            taken.append(self.arrived.get_nowait())
+        return taken
 
     async def dead_letter(self, message: AbstractIncomingMessage, reason: str) -> None:
         """Park the message with its reason (confirmed by the broker), record it, then ack."""

@@ -14,7 +14,7 @@ from shared.settings import Settings
 from tests.conftest import TEST_AMQP_URL, queue_counts, settings_for, wait_for
 from tests.histories import history
 from tests.invariants import assert_invariants, violations
-from tests.metrics import handled, retries
+from tests.metrics import handled, outages, retries
 from tests.projection import project
 from tests.reference_model import compute
 from tests.tcp_proxy import TcpProxy, through
@@ -99,13 +99,13 @@ async def test_broker_connection_cut_mid_stream_is_reconnected_and_loses_and_dou
 
 async def test_a_database_outage_longer_than_the_retry_window_parks_nothing(
         pool, database_url, tenant_id, topology, broker_prefix):
-    """Each time the retry window runs out, the group goes back to the queue. On RabbitMQ
-    3.x a nack with requeue counts as a delivery: done that way, returns beyond the queue's
-    delivery limit (5) would have the broker dead-letter healthy events."""
+    """Each time the retry window runs out, everything the consumer holds goes back to the
+    queue. On RabbitMQ 3.x a nack with requeue counts as a delivery: done that way, returns
+    beyond the queue's delivery limit (5) would have the broker dead-letter healthy events."""
     events = history(tenant_id, seed=23, sales=4)
     proxy, db_url = await _proxy_for(database_url)
     settings = settings_for(db_url, broker_prefix, costing_outage_retry_seconds=0.2)
-    requeued = handled(events, "requeued")
+    requeued, windows = handled(events, "requeued"), outages()
     try:
         async with running_consumer(settings):
             proxy.cut()  # the database is gone before the first event arrives
@@ -116,6 +116,9 @@ async def test_a_database_outage_longer_than_the_retry_window_parks_nothing(
             async def every_event_went_back_often() -> bool:
                 return handled(events, "requeued") - requeued >= returns
             await wait_for(every_event_went_back_often, timeout=120)
+            # All held went back after one window, not one group after another, each after its
+            # own window (the last would wait for all the others' windows).
+            assert (handled(events, "requeued") - requeued) / (outages() - windows) >= len(events) / 2
             proxy.restore()
             await wait_for(lambda: _at_least(pool, tenant_id, len(events)), timeout=60)
     finally:
