@@ -174,6 +174,39 @@ async def test_consumer_killed_after_commit_before_ack_leaves_no_double_effect(
     assert_invariants(await violations(pool, tenant_id))
 
 
+async def test_consumers_killed_at_random_moments_leave_no_partial_or_double_effect(
+        pool, database_url, tenant_id, topology, broker_prefix):
+    """RELIABILITY S3, I9: SIGKILL at whatever the consumer is doing (mid-transaction,
+    between commit and ack, idle), three times; a fresh consumer finishes the stream."""
+    events = history(tenant_id, seed=31, sales=400)
+    await publish_all(topology, events)
+    rnd = random.Random(31)
+    progress = []
+    for _ in range(3):  # fewer kills than the queue's delivery limit (5): each returns what was held
+        victim = await _spawn(database_url, broker_prefix, COSTING_BATCH_SIZE="1")
+        start = await processed(pool, tenant_id)
+        await wait_for(lambda: _count_above(pool, tenant_id, start), timeout=60)  # at work ...
+        await asyncio.sleep(rnd.uniform(0, 0.1))  # ... somewhere in it
+        victim.kill()
+        await victim.wait()
+        progress.append(await processed(pool, tenant_id))
+    assert progress[-1] < len(events)  # every kill came mid-stream
+    healthy = await _spawn(database_url, broker_prefix)
+    try:
+        await wait_for(lambda: _count_is(pool, tenant_id, len(events)), timeout=60)
+        await wait_for(lambda: _queue_empty(topology), timeout=30)
+    finally:
+        healthy.terminate()
+        await healthy.wait()
+    assert await topology.dead_letters.get(fail=False, no_ack=True) is None
+    assert_invariants(await violations(pool, tenant_id))
+    assert await project(pool, tenant_id) == compute(events)
+
+
+async def _count_above(pool, tenant_id, count: int) -> bool:
+    return await processed(pool, tenant_id) > count
+
+
 async def _queue_empty(topology) -> bool:
     return (await queue_counts(topology)).message_count == 0
 
