@@ -17,8 +17,13 @@ import uuid
 from dataclasses import dataclass
 
 import aio_pika
-from aio_pika.abc import (AbstractChannel, AbstractExchange, AbstractIncomingMessage, AbstractQueue,
-                          AbstractRobustConnection)
+from aio_pika.abc import (
+    AbstractChannel,
+    AbstractExchange,
+    AbstractIncomingMessage,
+    AbstractQueue,
+    AbstractRobustConnection,
+)
 
 from shared.events import EventBase, dump_event
 

@@ -201,16 +201,17 @@ def _held(messages: list[AbstractIncomingMessage]) -> list[AbstractIncomingMessa
     """The messages still held on an open channel. Those of a channel that closed (the
     broker connection was lost) are back in the queue already and cannot be acknowledged:
     applying them would be wasted work, so they are left to their redelivery."""
-    held = []
-    for message in messages:
-        try:
-            message.channel  # aio-pika raises once the message's channel has closed
-        except ChannelInvalidStateError:
-            continue
-        held.append(message)
+    held = [message for message in messages if _channel_open(message)]
     if len(held) < len(messages):
         log.warning("costing.deliveries_of_a_closed_channel_skipped", messages=len(messages) - len(held))
     return held
+
+
+def _channel_open(message: AbstractIncomingMessage) -> bool:
+    try:
+        return not message.channel.is_closed
+    except ChannelInvalidStateError:  # aio-pika raises once the message's channel has closed
+        return False
 
 
 def _uuid(value) -> uuid.UUID | None:

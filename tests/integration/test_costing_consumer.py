@@ -185,7 +185,7 @@ async def test_consumers_killed_at_random_moments_leave_no_partial_or_double_eff
     for _ in range(3):  # fewer kills than the queue's delivery limit (5): each returns what was held
         victim = await _spawn(database_url, broker_prefix, COSTING_BATCH_SIZE="1")
         start = await processed(pool, tenant_id)
-        await wait_for(lambda: _count_above(pool, tenant_id, start), timeout=60)  # at work ...
+        await wait_for(lambda start=start: _count_above(pool, tenant_id, start), timeout=60)  # at work ...
         await asyncio.sleep(rnd.uniform(0, 0.1))  # ... somewhere in it
         victim.kill()
         await victim.wait()

@@ -79,7 +79,7 @@ async def test_broker_connection_cut_mid_stream_is_reconnected_and_loses_and_dou
             for event in events:
                 await broker.publish_event(topology.exchange, event)
             for share in (0.2, 0.4, 0.6):  # three cuts, each while messages are delivered and unacknowledged
-                await wait_for(lambda: _at_least(pool, tenant_id, int(len(events) * share)), timeout=60)
+                await wait_for(lambda share=share: _at_least(pool, tenant_id, int(len(events) * share)), timeout=60)
                 assert await _processed(pool, tenant_id) < len(events)
                 proxy.cut()
                 await asyncio.sleep(0.3)

@@ -3,8 +3,6 @@ what waits for the database to come back, and what is a caller's problem."""
 
 from __future__ import annotations
 
-import asyncio
-
 import asyncpg
 import pytest
 
@@ -18,7 +16,7 @@ from shared.db import BadInputError, ConflictError, TransientError, UnavailableE
     asyncpg.InterfaceError("cannot call Transaction.__aexit__(): the underlying connection is closed"),
     asyncpg.exceptions.InternalClientError("cannot switch to state 15; another operation (2) is in progress"),
     ConnectionRefusedError(111, "Connection refused"),
-    asyncio.TimeoutError(),
+    TimeoutError(),  # asyncio.TimeoutError is this one since Python 3.11
 ])
 def test_a_lost_or_unreachable_database_is_unavailable(exc):
     assert isinstance(translate(exc), UnavailableError)
