@@ -7,6 +7,7 @@ Lots of W-1: L1 10 @ 2.00 (Jan 1), L2 10 @ 3.00 (Jan 10); WAC = 50 / 20 = 2.50.
 
 from __future__ import annotations
 
+import io
 import json
 import uuid
 from dataclasses import dataclass
@@ -262,3 +263,38 @@ async def test_a_sale_first_seen_voided_keeps_its_date_and_customer(qbo):
     assert (row["txn_date"].isoformat(), row["customer"]) == ("2026-02-01", "Cancelled Co")
     await qbo.expect("invoice", invoice, "voided", "0", "0")  # still voided, whatever the order
     assert await qbo.remaining("L1") == 10  # nothing consumed
+
+
+async def test_a_delivery_mixing_a_connected_realm_and_an_unknown_one_routes_each_element(qbo):
+    """RELIABILITY S9: realms are routed per element; the unknown one is kept and ignored."""
+    invoice = await qbo.txn("invoice", [qbo.line("W-1", 1, 10)], notify=False)  # known only from this delivery
+    unknown = str(uuid.uuid4())
+    body = json.dumps([
+        {"specversion": "1.0", "id": str(uuid.uuid4()), "type": "qbo.invoice.created.v1",
+         "intuitentityid": invoice, "intuitaccountid": qbo.realm},
+        {"specversion": "1.0", "id": str(uuid.uuid4()), "type": "qbo.invoice.created.v1",
+         "intuitentityid": invoice, "intuitaccountid": unknown},
+    ]).encode()
+    response = await qbo.ingest.post("/webhooks/quickbooks", data=body, headers={
+        "Content-Type": "application/cloudevents+json", "intuit-signature": sign(body, VERIFIER)})
+    assert response.status == 200
+    assert (await response.json())["received"] == 2
+    await qbo.expect("invoice", invoice, "posted", "10", "2")  # 1 of L1 at 2.00
+    assert await qbo.pool.fetchval("SELECT status FROM qbo_notifications WHERE realm_id = $1", unknown) == "ignored"
+
+
+async def test_a_webhook_body_over_the_limit_is_413_and_nothing_is_stored(qbo):
+    body = b"[" + b" " * 1_100_000 + b"]"
+    count = await qbo.pool.fetchval("SELECT count(*) FROM qbo_deliveries")
+    response = await qbo.ingest.post("/webhooks/quickbooks", data=io.BytesIO(body),
+                                     headers={"intuit-signature": sign(body, VERIFIER)})
+    assert response.status == 413
+    assert (await response.json())["error"] == "body_too_large"
+    assert await qbo.pool.fetchval("SELECT count(*) FROM qbo_deliveries") == count
+
+
+async def test_a_signed_body_that_is_not_utf8_is_kept_as_unparseable_and_answered_200(qbo):
+    body = b'[{"id": "\xff\xfe"}]'
+    response = await qbo.ingest.post("/webhooks/quickbooks", data=body, headers={"intuit-signature": sign(body, VERIFIER)})
+    assert response.status == 200  # an error would make Intuit retry it for hours
+    assert await qbo.pool.fetchval("SELECT parse_error FROM qbo_deliveries WHERE body = $1", body)
