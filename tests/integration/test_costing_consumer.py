@@ -163,13 +163,7 @@ async def test_consumer_killed_after_commit_before_ack_leaves_no_double_effect(
     assert await asyncio.wait_for(crashing.wait(), 60) == 137  # died holding an unacked, committed message
     assert await processed(pool, tenant_id) == 1
     await publish_all(topology, events[1:])
-    healthy = await _spawn(database_url, broker_prefix)
-    try:
-        await wait_for(lambda: _count_is(pool, tenant_id, len(events)), timeout=60)
-        await wait_for(lambda: _queue_empty(topology), timeout=30)
-    finally:
-        healthy.terminate()
-        await healthy.wait()
+    await _finish_with_a_healthy_consumer(pool, database_url, tenant_id, topology, broker_prefix, len(events))
     assert await project(pool, tenant_id) == compute(events)
     assert_invariants(await violations(pool, tenant_id))
 
@@ -191,16 +185,21 @@ async def test_consumers_killed_at_random_moments_leave_no_partial_or_double_eff
         await victim.wait()
         progress.append(await processed(pool, tenant_id))
     assert progress[-1] < len(events)  # every kill came mid-stream
+    await _finish_with_a_healthy_consumer(pool, database_url, tenant_id, topology, broker_prefix, len(events))
+    assert await topology.dead_letters.get(fail=False, no_ack=True) is None
+    assert_invariants(await violations(pool, tenant_id))
+    assert await project(pool, tenant_id) == compute(events)
+
+
+async def _finish_with_a_healthy_consumer(pool, database_url, tenant_id, topology, broker_prefix, events: int):
+    """Run one healthy consumer process until all ``events`` are applied and the queue is empty."""
     healthy = await _spawn(database_url, broker_prefix)
     try:
-        await wait_for(lambda: _count_is(pool, tenant_id, len(events)), timeout=60)
+        await wait_for(lambda: _count_is(pool, tenant_id, events), timeout=60)
         await wait_for(lambda: _queue_empty(topology), timeout=30)
     finally:
         healthy.terminate()
         await healthy.wait()
-    assert await topology.dead_letters.get(fail=False, no_ack=True) is None
-    assert_invariants(await violations(pool, tenant_id))
-    assert await project(pool, tenant_id) == compute(events)
 
 
 async def _count_above(pool, tenant_id, count: int) -> bool:
