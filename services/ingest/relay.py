@@ -27,6 +27,7 @@ log = get_logger("ingest.relay")
 PUBLISHED = Counter("ingest_outbox_published_total", "Events confirmed by the broker")
 FAILED = Counter("ingest_outbox_publish_failures_total", "Publish attempts that were not confirmed")
 PENDING = Gauge("ingest_outbox_pending", "Events waiting in the outbox")
+OLDEST = Gauge("ingest_outbox_oldest_age_seconds", "Age of the oldest event waiting in the outbox (0 when empty)")
 
 
 class OutboxRelay:
@@ -40,6 +41,9 @@ class OutboxRelay:
         self.publish_timeout = publish_timeout
         self.crash_point = crash_point
         self.wake = asyncio.Event()
+        #: Seconds between refreshes of the outbox gauges (also while the broker is down).
+        self.report_every = 5.0
+        self._reported_at = float("-inf")
         self.connection: aio_pika.abc.AbstractRobustConnection | None = None
         self._exchange = None
 
@@ -69,6 +73,7 @@ class OutboxRelay:
         """Publish until cancelled; sleep until notified (or 1 s) when the outbox is empty."""
         backoff = 0.1
         while True:
+            await self._report()
             try:
                 await self._ensure_exchange()
                 sent = await self.publish_pending()
@@ -82,6 +87,21 @@ class OutboxRelay:
                 await self._drop_connection()
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, 5.0)
+
+    async def _report(self) -> None:
+        """Refresh the outbox gauges when due; a database that cannot answer leaves them be."""
+        now = asyncio.get_running_loop().time()
+        if now - self._reported_at < self.report_every:
+            return
+        self._reported_at = now
+        try:
+            async with self.pool.acquire() as conn:
+                stats = await OutboxRepository(conn).stats()
+        except Exception as exc:  # noqa: BLE001 - only the gauges wait for the next round
+            log.warning("relay.stats_unavailable", error=f"{type(exc).__name__}: {exc}")
+            return
+        PENDING.set(stats["pending"])
+        OLDEST.set(stats["age"])
 
     async def publish_pending(self) -> int:
         """Publish one batch of outbox rows; returns how many were confirmed."""

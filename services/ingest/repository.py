@@ -66,7 +66,8 @@ SELECT o.seq, e.event_id, e.tenant_id, e.event_type, e.correlation_id, e.body FR
 ORDER BY o.seq LIMIT $1 FOR UPDATE OF o SKIP LOCKED"""
 DELETE_OUTBOX = "DELETE FROM outbox WHERE seq = ANY($1::bigint[])"
 OUTBOX_FAILED = "UPDATE outbox SET attempts = attempts + 1, last_error = $2 WHERE seq = ANY($1::bigint[])"
-OUTBOX_STATS = "SELECT count(*) AS pending, min(created_at) AS oldest FROM outbox"
+OUTBOX_STATS = """
+SELECT count(*) AS pending, coalesce(extract(epoch FROM now() - min(created_at)), 0)::float8 AS age FROM outbox"""
 
 # Replay: the log in order, filtered.
 LOG_RANGE = """

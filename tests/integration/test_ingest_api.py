@@ -17,8 +17,10 @@ from datetime import datetime
 from decimal import Decimal
 
 import pytest
+from prometheus_client import REGISTRY
 
 from services.ingest.app import create_app
+from services.ingest.app_keys import RELAY
 from services.ingest.relay import OutboxRelay
 from shared import broker
 from shared.api_keys import create_key, revoke_key
@@ -970,3 +972,17 @@ async def test_readyz_is_503_json_while_the_broker_is_unreachable(ingest_offline
     assert body["status"] == "unavailable"
     assert body["checks"]["database"] == "ok"
     assert body["checks"]["broker"].startswith("unavailable")
+
+
+async def test_outbox_gauges_show_what_waits_while_the_broker_is_unreachable(pool, ingest_offline, api_tenant):
+    _, headers = api_tenant
+    ingest_offline.server.app[RELAY].report_every = 0.05
+    await send(ingest_offline, headers, "POST", PRODUCTS, product())
+    waiting = await pool.fetchval("SELECT count(*) FROM outbox")
+
+    async def reported() -> bool:
+        return (REGISTRY.get_sample_value("ingest_outbox_pending") == waiting
+                and (REGISTRY.get_sample_value("ingest_outbox_oldest_age_seconds") or 0) > 0)
+    await wait_for(reported, timeout=15)
+    exposed = await (await ingest_offline.get("/metrics")).text()
+    assert f"ingest_outbox_pending {float(waiting)}" in exposed
