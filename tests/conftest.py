@@ -92,13 +92,16 @@ async def topology(amqp, broker_prefix):
 
 
 async def wait_for(predicate, timeout: float = 30.0, interval: float = 0.05):
-    """Poll an async predicate until it returns a truthy value; fail after ``timeout`` s."""
+    """Poll a predicate (plain or async) until it returns a truthy value; fail after ``timeout`` s."""
     import asyncio
+    import inspect
 
     loop = asyncio.get_running_loop()
     deadline = loop.time() + timeout
     while True:
-        value = await predicate()
+        value = predicate()
+        if inspect.isawaitable(value):
+            value = await value
         if value:
             return value
         if loop.time() > deadline:
@@ -118,6 +121,12 @@ async def queue_counts(topology):
         return queue.declaration_result
     finally:
         await connection.close()
+
+
+async def outbox_pending(pool, tenant_id) -> int:
+    """The tenant's events not yet confirmed by the broker (rows in the outbox)."""
+    return await pool.fetchval("SELECT count(*) FROM outbox o JOIN event_log e USING (seq) WHERE e.tenant_id = $1",
+                               tenant_id)
 
 
 def settings_for(database_url: str, broker_prefix: str, **extra) -> Settings:

@@ -54,7 +54,8 @@ Item = tuple[AbstractIncomingMessage, Event]
 
 
 class _DatabaseGone(Exception):
-    """The database stayed unreachable for the retry window; what was applying went back."""
+    """The database stayed unreachable for the retry window."""
+
 
 #: The event's routing key, kept by a message that went back to its queue by name.
 ORIGINAL_ROUTING_KEY = "x-original-routing-key"
@@ -96,7 +97,7 @@ class CostingConsumer:
             except Exception:  # noqa: BLE001 - the worker must outlive any one batch
                 log.exception("costing.batch_failed", messages=len(batch))
                 for message in batch:
-                    if not (message.processed or id(message) in self.acked):
+                    if not self._settled(message):
                         with contextlib.suppress(Exception):  # a closed channel requeues them anyway
                             await message.nack(requeue=True)
 
@@ -113,9 +114,10 @@ class CostingConsumer:
             for group in groups([event for _, event in items], self.batch_size):
                 await self._apply([next(remaining) for _ in group])
         except _DatabaseGone:
-            # Everything else held would wait for the database too: it all goes back now.
+            # All that is held would wait for the database too: it all goes back now.
             metrics.OUTAGES.inc()
-            await self.requeue([message for message, _ in remaining] + _held(self._take_arrived()))
+            unsettled = [message for message, _ in items if not self._settled(message)]
+            await self.requeue(unsettled + _held(self._take_arrived()))
 
     async def _apply(self, group: list[Item]) -> None:
         started = time.perf_counter()
@@ -123,17 +125,12 @@ class CostingConsumer:
             applied = await self.service.apply_group([event for _, event in group])
         except UnavailableError as exc:
             log.error("costing.database_unavailable", error=str(exc), events=len(group))
-            await self.requeue([message for message, _ in group])
             raise _DatabaseGone from exc
         except Exception as exc:  # noqa: BLE001 - a bug, a contradiction or contention past the retry limit
             if len(group) > 1:
                 log.warning("costing.group_failed", error=f"{type(exc).__name__}: {exc}", events=len(group))
-                for i, item in enumerate(group):
-                    try:
-                        await self._apply([item])
-                    except _DatabaseGone:
-                        await self.requeue([message for message, _ in group[i + 1:]])
-                        raise
+                for item in group:
+                    await self._apply([item])
                 return
             message, event = group[0]
             if isinstance(exc, PermanentError):
@@ -166,6 +163,10 @@ class CostingConsumer:
             await message.ack()
             self.acked.add(id(message))
             metrics.EVENTS.labels(routing_key, "requeued").inc()
+
+    def _settled(self, message: AbstractIncomingMessage) -> bool:
+        """Acked or parked already, by itself or by its group's single acknowledgement."""
+        return message.processed or id(message) in self.acked
 
     def _take_arrived(self) -> list[AbstractIncomingMessage]:
         """The messages delivered but not yet taken into a batch."""

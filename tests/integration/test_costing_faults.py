@@ -112,10 +112,7 @@ async def test_a_database_outage_longer_than_the_retry_window_parks_nothing(
             for event in events:
                 await broker.publish_event(topology.exchange, event)
             returns = len(events) * (Settings().costing_delivery_limit + 2)
-
-            async def every_event_went_back_often() -> bool:
-                return handled(events, "requeued") - requeued >= returns
-            await wait_for(every_event_went_back_often, timeout=120)
+            await wait_for(lambda: handled(events, "requeued") - requeued >= returns, timeout=120)
             # All held went back after one window, not one group after another, each after its
             # own window (the last would wait for all the others' windows).
             assert (handled(events, "requeued") - requeued) / (outages() - windows) >= len(events) / 2

@@ -14,7 +14,7 @@ import pytest
 from services.ingest.app import create_app as create_ingest_app
 from services.ingest.qbo.signature import sign
 from services.query.app import create_app as create_query_app
-from tests.conftest import client_for, settings_for, wait_for
+from tests.conftest import client_for, outbox_pending, settings_for, wait_for
 from tests.tcp_proxy import TcpProxy, through
 
 VERIFIER = "outage-verifier-token"
@@ -67,8 +67,7 @@ async def test_ingest_answers_503_while_the_database_is_gone_and_stores_nothing(
 
 
 async def _published(pool, tenant_id) -> bool:
-    return await pool.fetchval("SELECT count(*) = 0 FROM outbox o JOIN event_log e USING (seq) "
-                               "WHERE e.tenant_id = $1", tenant_id)
+    return await outbox_pending(pool, tenant_id) == 0
 
 
 async def test_query_answers_503_while_the_database_is_gone(cut_database, api_tenant):

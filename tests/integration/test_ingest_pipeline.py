@@ -21,7 +21,8 @@ from services.ingest.replay import Selection, rebuild, replay
 from shared import broker
 from shared.events import LotReceived, parse_event
 from shared.settings import Settings
-from tests.conftest import TEST_AMQP_URL, client_for, event_applied, queue_counts, settings_for, wait_for
+from tests.conftest import (TEST_AMQP_URL, client_for, event_applied, outbox_pending, queue_counts, settings_for,
+                            wait_for)
 from tests.histories import T0
 from tests.invariants import assert_invariants, violations
 from tests.projection import project
@@ -132,10 +133,10 @@ async def test_ingest_killed_between_the_confirm_and_the_outbox_delete_republish
         if crashing.returncode is None:
             crashing.kill()
             await crashing.wait()
-    assert await _pending(pool, tenant_id) == 1  # the row outlived the crash ...
+    assert await outbox_pending(pool, tenant_id) == 1  # the row outlived the crash ...
     relay = OutboxRelay(pool, TEST_AMQP_URL, broker.Names(broker_prefix), Settings().costing_delivery_limit)
     try:
-        while await _pending(pool, tenant_id):
+        while await outbox_pending(pool, tenant_id):
             await relay.publish_pending()  # ... and is published again, then deleted
     finally:
         await relay.close()
@@ -152,18 +153,14 @@ async def test_an_unroutable_event_stays_in_the_outbox_until_the_relay_has_route
     declares its topology again (binding included) and sends it."""
     tenant_id, headers = api_tenant
     [first] = await post(ingest, headers, "POST", "/api/v1/products", {"sku": "W-1", "name": "Widget"})
-    await wait_for(lambda: _none_pending(pool, tenant_id))
+    await wait_for(lambda: _outbox_empty(pool, tenant_id))
     await topology.costing.unbind(topology.exchange, "#")
     failures = REGISTRY.get_sample_value("ingest_outbox_publish_failures_total") or 0
     [second] = await post(ingest, headers, "POST", "/api/v1/products", {"sku": "W-2", "name": "Gadget"})
-    await wait_for(lambda: _none_pending(pool, tenant_id))
+    await wait_for(lambda: _outbox_empty(pool, tenant_id))
     assert (REGISTRY.get_sample_value("ingest_outbox_publish_failures_total") or 0) > failures  # it was returned
     delivered = [m.headers.get("event_id") for m in await _take_all(topology.costing)]
     assert delivered == [first, second]
-
-
-async def _none_pending(pool, tenant_id) -> bool:
-    return await _pending(pool, tenant_id) == 0
 
 
 async def test_a_publish_whose_confirm_never_comes_stays_in_the_outbox_and_the_relay_does_not_hang(
@@ -180,14 +177,14 @@ async def test_a_publish_whose_confirm_never_comes_stays_in_the_outbox_and_the_r
                         Settings().costing_delivery_limit, publish_timeout=0.5)
     running = asyncio.create_task(relay.run())
     try:
-        await wait_for(_async(lambda: relay.connected))
+        await wait_for(lambda: relay.connected)
         proxy.blackhole()
         [event_id] = await post(writer, headers, "POST", "/api/v1/products", {"sku": "W-1", "name": "Widget"})
         await wait_for(lambda: _attempted(pool, tenant_id))  # the publish timed out and was recorded ...
-        assert await _pending(pool, tenant_id) == 1  # ... and the row was kept
+        assert await outbox_pending(pool, tenant_id) == 1  # ... and the row was kept
         assert not running.done()  # the relay is still at work, not stuck on the lost confirm
         proxy.heal()
-        await wait_for(lambda: _none_pending(pool, tenant_id), timeout=60)
+        await wait_for(lambda: _outbox_empty(pool, tenant_id), timeout=60)
     finally:
         running.cancel()
         await asyncio.gather(running, return_exceptions=True)
@@ -195,12 +192,6 @@ async def test_a_publish_whose_confirm_never_comes_stays_in_the_outbox_and_the_r
         await writer.close()
         await proxy.stop()
     assert event_id in [m.headers.get("event_id") for m in await _take_all(topology.costing)]
-
-
-def _async(predicate):
-    async def check():
-        return predicate()
-    return check
 
 
 async def _attempted(pool, tenant_id) -> bool:
@@ -220,11 +211,6 @@ async def _answers(http) -> bool:
             return r.status == 200
     except aiohttp.ClientConnectionError:
         return False
-
-
-async def _pending(pool, tenant_id) -> int:
-    return await pool.fetchval("SELECT count(*) FROM outbox o JOIN event_log e USING (seq) WHERE e.tenant_id = $1",
-                               tenant_id)
 
 
 async def _take_all(queue) -> list:
@@ -332,8 +318,7 @@ async def _sale_totals(pool, tenant_id):
 
 
 async def _outbox_empty(pool, tenant_id) -> bool:
-    return await pool.fetchval("SELECT count(*) = 0 FROM outbox o JOIN event_log e USING (seq) WHERE e.tenant_id = $1",
-                               tenant_id)
+    return await outbox_pending(pool, tenant_id) == 0
 
 
 async def _queue_drained(topology) -> bool:
