@@ -21,8 +21,15 @@ from services.ingest.replay import Selection, rebuild, replay
 from shared import broker
 from shared.events import LotReceived, parse_event
 from shared.settings import Settings
-from tests.conftest import (TEST_AMQP_URL, client_for, event_applied, outbox_pending, queue_counts, settings_for,
-                            wait_for)
+from tests.conftest import (
+    TEST_AMQP_URL,
+    client_for,
+    event_applied,
+    outbox_pending,
+    queue_counts,
+    settings_for,
+    wait_for,
+)
 from tests.histories import T0
 from tests.invariants import assert_invariants, violations
 from tests.projection import project
