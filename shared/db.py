@@ -4,13 +4,17 @@ the transient-error retry wrapper. SQL itself lives in each service's repository
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import random
-from collections.abc import Awaitable, Callable
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
 from decimal import Decimal
 from typing import TypeVar
 
 import asyncpg
+
+from shared.startup import check_service_role
 
 T = TypeVar("T")
 
@@ -91,8 +95,47 @@ async def _init_connection(conn: asyncpg.Connection) -> None:
     )
 
 
+async def create_service_pool(dsn: str, min_size: int = 1, max_size: int = 10,
+                              reset: Callable[[asyncpg.Connection], Awaitable[None]] | None = None) -> asyncpg.Pool:
+    """A service's pool: refuses (StartupError) a role that row-level security would not bind."""
+    pool = await create_pool(dsn, min_size, max_size, reset)
+    try:
+        await check_service_role(pool)
+    except BaseException:
+        await pool.close()
+        raise
+    return pool
+
+
 async def create_pool(dsn: str, min_size: int = 1, max_size: int = 10,
                       reset: Callable[[asyncpg.Connection], Awaitable[None]] | None = None) -> asyncpg.Pool:
     """``reset``: what a released connection runs besides rolling back an open
     transaction (default: asyncpg's reset query, one more round trip per release)."""
     return await asyncpg.create_pool(dsn, min_size=min_size, max_size=max_size, init=_init_connection, reset=reset)
+
+
+# --- Tenant scope (row-level security, shared/migrations/0017_row_level_security.sql) -------
+
+def tenant_setting_sql(tenant_id: uuid.UUID | str) -> str:
+    """The statement that scopes the current transaction to one tenant, as text, for a
+    caller that sends it together with other statements in one round trip. The value is
+    a canonical UUID (``uuid.UUID`` refuses anything else), so it is safe as a literal."""
+    return f"SELECT set_config('app.tenant_id', '{uuid.UUID(str(tenant_id))}', true)"
+
+
+async def set_tenant(conn: asyncpg.Connection, tenant_id: uuid.UUID | str) -> None:
+    """Scope the open transaction to ``tenant_id``: row-level security then shows and
+    accepts that tenant's rows only, until the transaction ends."""
+    if not conn.is_in_transaction():
+        raise RuntimeError("set_tenant needs an open transaction (the setting is transaction-local)")
+    await conn.execute(tenant_setting_sql(tenant_id))
+
+
+@contextlib.asynccontextmanager
+async def tenant_transaction(pool: asyncpg.Pool, tenant_id: uuid.UUID | str,
+                             **transaction: object) -> AsyncIterator[asyncpg.Connection]:
+    """A pooled connection in a transaction scoped to one tenant: the unit of work of
+    every service. ``transaction`` passes asyncpg's options (isolation, readonly)."""
+    async with pool.acquire() as conn, conn.transaction(**transaction):  # type: ignore[arg-type]
+        await set_tenant(conn, tenant_id)
+        yield conn

@@ -2,8 +2,11 @@
 each once, recorded in ``schema_migrations``, under an advisory lock so that
 several processes starting together apply them once.
 
-``python -m shared.migrate`` creates the database named in DATABASE_URL if it
-is missing, then applies what is new.
+``python -m shared.migrate`` connects with DATABASE_OWNER_URL (the schema owner),
+creates the database if it is missing, applies what is new, and then makes sure the
+role named in DATABASE_URL exists and may do what the services do and no more: it is
+no superuser, has no BYPASSRLS and owns nothing, so row-level security applies to
+every statement it runs (docs/security.md).
 """
 
 from __future__ import annotations
@@ -38,7 +41,7 @@ async def create_database(dsn: str) -> bool:
         await conn.close()
 
 
-async def recreate_database(dsn: str) -> None:
+async def recreate_database(dsn: str, service_dsn: str | None = None) -> None:
     """Drop the database of ``dsn`` (closing its sessions) and create it migrated: for
     tests and benchmarks, which each work in a database of their own."""
     url = URL(dsn)
@@ -47,7 +50,7 @@ async def recreate_database(dsn: str) -> None:
         await conn.execute(f'DROP DATABASE IF EXISTS "{url.path.lstrip("/")}" WITH (FORCE)')
     finally:
         await conn.close()
-    await migrate(dsn)
+    await migrate(dsn, service_dsn)
 
 
 async def apply_migrations(conn: asyncpg.Connection) -> list[str]:
@@ -68,11 +71,56 @@ async def apply_migrations(conn: asyncpg.Connection) -> list[str]:
     return applied
 
 
-async def migrate(dsn: str) -> list[str]:
+# What the services may do: read and write rows (row-level security decides which), use
+# the sequences and call the functions. Not: DDL, TRUNCATE, rewriting the append-only
+# event log, or touching the migration record.
+SERVICE_GRANTS = """
+GRANT USAGE ON SCHEMA public TO {role};
+GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA public TO {role};
+REVOKE UPDATE, DELETE, TRUNCATE ON event_log FROM {role};
+REVOKE INSERT, UPDATE, DELETE, TRUNCATE ON schema_migrations FROM {role};
+GRANT USAGE, SELECT ON ALL SEQUENCES IN SCHEMA public TO {role};
+GRANT EXECUTE ON ALL FUNCTIONS IN SCHEMA public TO {role};
+"""
+
+
+def service_role(service_dsn: str) -> tuple[str, str | None]:
+    url = URL(service_dsn)
+    return url.user or "", url.password
+
+
+async def ensure_service_role(conn: asyncpg.Connection, service_dsn: str) -> str:
+    """Create the role of ``service_dsn`` if missing (LOGIN, nothing else) and grant it
+    what the services need in this database. Refuses the owner's own role."""
+    role, password = service_role(service_dsn)
+    if not role:
+        raise SystemExit("DATABASE_URL names no user: name the service role, e.g. postgresql://partsemble_app@host/db")
+    if role == await conn.fetchval("SELECT current_user"):
+        raise SystemExit(f"DATABASE_URL and DATABASE_OWNER_URL both name the role {role!r}: the services must "
+                         "connect as a role that owns nothing (row-level security would not apply)")
+    ident = await conn.fetchval("SELECT quote_ident($1)", role)
+    async with conn.transaction():
+        # Roles are shared by every database of the server: created once, under a lock.
+        await conn.execute("SELECT pg_advisory_xact_lock($1)", _LOCK_KEY + 1)
+        if not await conn.fetchval("SELECT 1 FROM pg_roles WHERE rolname = $1", role):
+            await conn.execute(f"CREATE ROLE {ident} LOGIN NOSUPERUSER NOBYPASSRLS NOCREATEDB NOCREATEROLE")
+        if password:
+            await conn.execute(f"ALTER ROLE {ident} PASSWORD {await conn.fetchval('SELECT quote_literal($1)', password)}")
+        database = await conn.fetchval("SELECT quote_ident(current_database())")
+        await conn.execute(f"GRANT CONNECT ON DATABASE {database} TO {ident}")
+        await conn.execute(SERVICE_GRANTS.format(role=ident))
+    return role
+
+
+async def migrate(dsn: str, service_dsn: str | None = None) -> list[str]:
+    """Apply the migrations as the owner of ``dsn``; with ``service_dsn``, also set up its role."""
     await create_database(dsn)
     conn = await asyncpg.connect(dsn)
     try:
-        return await apply_migrations(conn)
+        applied = await apply_migrations(conn)
+        if service_dsn:
+            await ensure_service_role(conn, service_dsn)
+        return applied
     finally:
         await conn.close()
 
@@ -80,8 +128,8 @@ async def migrate(dsn: str) -> list[str]:
 def main() -> None:
     settings = Settings()
     configure(settings.log_format, settings.log_level)
-    applied = asyncio.run(migrate(settings.database_url))
-    log.info("migrate.done", applied=applied)
+    applied = asyncio.run(migrate(settings.database_owner_url, settings.database_url))
+    log.info("migrate.done", applied=applied, service_role=service_role(settings.database_url)[0])
 
 
 if __name__ == "__main__":

@@ -8,7 +8,12 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_file=None, extra="ignore", frozen=True)
 
-    database_url: str = "postgresql://postgres@127.0.0.1:5432/partsemble"
+    #: What the services connect with: a role that is no superuser, has no BYPASSRLS and owns
+    #: nothing, so row-level security applies to every statement (docs/security.md).
+    database_url: str = "postgresql://partsemble_app@127.0.0.1:5432/partsemble"
+    #: The schema owner: ``python -m shared.migrate`` and the operator commands use it; it
+    #: creates the role of DATABASE_URL if missing and grants it what the services need.
+    database_owner_url: str = "postgresql://postgres@127.0.0.1:5432/partsemble"
     amqp_url: str = "amqp://guest:guest@127.0.0.1:5672/"
     #: Names of the broker objects; tests set their own prefix.
     broker_prefix: str = "partsemble"
@@ -54,9 +59,14 @@ class Settings(BaseSettings):
     qbo_max_concurrent: int = 10
     #: Pending notifications of one realm above which the worker reads by CDC instead of one GET each.
     qbo_coalesce_threshold: int = 20
-    #: 32-byte key, base64, for OAuth tokens at rest (AES-GCM). Required in production.
+    #: 32-byte key, base64, that encrypts OAuth tokens at rest (AES-GCM). No default: the
+    #: ingest service refuses to start without it (shared/secrets.py).
     token_encryption_key: str | None = None
-    #: Secret that signs the OAuth ``state`` parameter. Required in production.
+    #: Earlier keys, comma-separated, still accepted for decryption while
+    #: ``admin rotate-token-key`` re-encrypts every stored token under the current key.
+    token_encryption_old_keys: str | None = None
+    #: Signs the OAuth ``state`` parameter (at least 32 characters). No default: the ingest
+    #: service refuses to start without it.
     oauth_state_secret: str | None = None
 
     #: Env-gated fault hooks for crash tests; never set in production.

@@ -26,6 +26,7 @@ from services.ingest.qbo.tokens_crypto import TokenCipher
 from services.ingest.schemas import _currency
 from shared.api_keys import create_key, list_keys, revoke_key
 from shared.migrate import migrate
+from shared.secrets import token_keys
 from shared.settings import Settings
 
 INSERT_TENANT = "INSERT INTO tenants (id, name, home_currency) VALUES ($1, $2, $3)"
@@ -64,7 +65,7 @@ def _parser() -> argparse.ArgumentParser:
 async def connect_quickbooks(conn: asyncpg.Connection, settings: Settings, tenant_id: uuid.UUID, realm_id: str,
                              access_token: str, refresh_token: str, expires_in: int) -> bool:
     """Store a realm's tokens (encrypted) and link it to the tenant; False if another tenant has it."""
-    cipher = TokenCipher(settings.token_encryption_key)
+    cipher = TokenCipher(token_keys(settings.token_encryption_key, settings.token_encryption_old_keys))
     expires_at = datetime.now(timezone.utc) + timedelta(seconds=expires_in)
     return await QboRepository(conn).upsert_connection(realm_id, tenant_id, cipher.encrypt(access_token, realm_id),
                                                        cipher.encrypt(refresh_token, realm_id), expires_at)
