@@ -12,8 +12,8 @@ from dataclasses import dataclass
 
 import asyncpg
 
-FIND_KEY = """
-SELECT k.tenant_id, k.key_hash FROM api_keys k WHERE k.prefix = $1 AND k.revoked_at IS NULL"""
+# Before any tenant is known: through the SECURITY DEFINER function (0017_row_level_security.sql).
+FIND_KEY = "SELECT tenant_id, key_hash FROM api_key_lookup($1)"
 INSERT_KEY = "INSERT INTO api_keys (id, tenant_id, prefix, key_hash) VALUES ($1, $2, $3, $4)"
 LIST_KEYS = "SELECT id, prefix, created_at, revoked_at FROM api_keys WHERE tenant_id = $1 ORDER BY created_at"
 REVOKE_KEY = "UPDATE api_keys SET revoked_at = now() WHERE (id::text = $1 OR prefix = $1) AND revoked_at IS NULL RETURNING id"

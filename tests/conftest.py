@@ -1,12 +1,18 @@
 """Fixtures on the machine's real PostgreSQL and RabbitMQ. Tests use their own
-database (TEST_DATABASE_URL, recreated per run) and their own broker names."""
+database (TEST_DATABASE_URL, the owner's URL, recreated per run) and their own broker
+names. The services under test connect as the service role (``database_url``: the same
+database, user TEST_SERVICE_ROLE), so row-level security applies to them as in
+production; the ``pool`` fixture is the owner's, for setting up and inspecting."""
 
 from __future__ import annotations
 
+import base64
 import os
+import secrets
 import uuid
 
 import pytest
+from yarl import URL
 
 from services.costing import recost
 from services.costing.service import CostingService
@@ -15,20 +21,41 @@ from shared.migrate import recreate_database
 from shared.settings import Settings
 
 TEST_DATABASE_URL = os.environ.get("TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/partsemble_test")
+TEST_SERVICE_URL = str(URL(TEST_DATABASE_URL).with_user(os.environ.get("TEST_SERVICE_ROLE", "partsemble_app")))
 TEST_AMQP_URL = os.environ.get("TEST_AMQP_URL", os.environ.get("AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/"))
+
+# Secrets of this test run, made fresh (nothing has a default); services started as
+# subprocesses inherit them through the environment.
+os.environ.setdefault("TOKEN_ENCRYPTION_KEY", base64.b64encode(secrets.token_bytes(32)).decode())
+os.environ.setdefault("OAUTH_STATE_SECRET", secrets.token_urlsafe(48))
 
 
 @pytest.fixture(scope="session")
-def database_url() -> str:
+def owner_database_url() -> str:
     return TEST_DATABASE_URL
 
 
 @pytest.fixture(scope="session")
-async def pool(database_url):
-    await recreate_database(database_url)
-    pool = await create_pool(database_url, min_size=1, max_size=12)
+def database_url() -> str:
+    """What the services under test connect with: the service role, bound by row-level security."""
+    return TEST_SERVICE_URL
+
+
+@pytest.fixture(scope="session")
+async def pool(owner_database_url, database_url):
+    """The owner's pool (bypasses row-level security): test set-up and inspection only."""
+    await recreate_database(owner_database_url, database_url)
+    pool = await create_pool(owner_database_url, min_size=1, max_size=12)
     yield pool
     await pool.close()
+
+
+@pytest.fixture(scope="session")
+async def service_pool(pool, database_url):
+    """A pool of the service role, for services constructed directly in tests."""
+    service_pool = await create_pool(database_url, min_size=1, max_size=12)
+    yield service_pool
+    await service_pool.close()
 
 
 async def new_tenant(pool, name: str = "test") -> uuid.UUID:
@@ -51,8 +78,8 @@ def relay(request, monkeypatch) -> str:
 
 
 @pytest.fixture
-def costing(pool) -> CostingService:
-    return CostingService(pool)
+def costing(service_pool) -> CostingService:
+    return CostingService(service_pool)
 
 
 @pytest.fixture

@@ -40,7 +40,7 @@ from pydantic import ValidationError
 from services.costing import metrics
 from services.costing.service import CostingService, PermanentError, groups
 from shared.broker import event_message, publish_raw, republished
-from shared.db import UnavailableError
+from shared.db import UnavailableError, set_tenant
 from shared.events import Event, parse_event
 from shared.faults import crash_if
 from shared.logging import get_logger
@@ -183,10 +183,15 @@ class CostingConsumer:
         parked = event_message(message.body, str(headers.get("event_id", "")), str(headers.get("tenant_id", "")),
                                message.correlation_id, headers)
         await publish_raw(self.dead_letter_exchange, routing_key or "unknown", parked)
+        tenant_id = _uuid(headers.get("tenant_id"))
         try:
-            await self.service.pool.execute(
-                RECORD_DEAD_LETTER, _uuid(headers.get("event_id")), _uuid(headers.get("tenant_id")),
-                routing_key, reason, message.body)
+            # Under the message's tenant when it names one; one whose tenant cannot be read is
+            # recorded without (row-level security lets only the owner see it).
+            async with self.service.pool.acquire() as conn, conn.transaction():
+                if tenant_id is not None:
+                    await set_tenant(conn, tenant_id)
+                await conn.execute(RECORD_DEAD_LETTER, _uuid(headers.get("event_id")), tenant_id, routing_key, reason,
+                                   message.body)
         except Exception:  # noqa: BLE001 - the queue holds it; the table is for status lookups
             log.exception("costing.dead_letter_record_failed")
         await message.ack()

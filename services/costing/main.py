@@ -13,11 +13,11 @@ from services.costing.consumer import CostingConsumer
 from services.costing.runtime import tune_garbage_collector
 from services.costing.service import CostingService
 from shared import broker
-from shared.db import create_pool
+from shared.db import create_service_pool
 from shared.health import add_health_routes, broker_check, database_check
 from shared.logging import configure, get_logger
-from shared.migrate import migrate
 from shared.settings import Settings
+from shared.startup import run_guarded
 
 log = get_logger("costing")
 
@@ -25,7 +25,7 @@ log = get_logger("costing")
 @contextlib.asynccontextmanager
 async def running_consumer(settings: Settings):
     """Everything the consumer needs, started; yields (consumer, health app, topology)."""
-    pool = await create_pool(settings.database_url, settings.db_pool_min, settings.db_pool_max)
+    pool = await create_service_pool(settings.database_url, settings.db_pool_min, settings.db_pool_max)
     connection = await broker.connect(settings.amqp_url)
     try:
         channel = await broker.open_channel(connection, settings.costing_prefetch)
@@ -50,7 +50,6 @@ async def running_consumer(settings: Settings):
 
 
 async def serve(settings: Settings) -> None:
-    await migrate(settings.database_url)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -69,4 +68,4 @@ async def serve(settings: Settings) -> None:
 def main() -> None:
     settings = Settings()
     configure(settings.log_format, settings.log_level)
-    asyncio.run(serve(settings))
+    run_guarded(lambda: asyncio.run(serve(settings)))

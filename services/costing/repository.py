@@ -10,6 +10,8 @@ from decimal import Decimal
 
 import asyncpg
 
+from shared.db import tenant_setting_sql
+
 # txn_date, source_created_at, source, length of external_id, external_id, sale_type, line_no
 DemandKey = tuple[date, datetime, str, int, str, str, int]
 SupplyKey = tuple[datetime, str]  # received_at, lot_number
@@ -243,8 +245,12 @@ DELETE_ALLOCATION_PAIRS = """
 DELETE FROM allocations a USING unnest($1::bigint[], $2::bigint[]) AS d(line_id, lot_id)
 WHERE a.line_id = d.line_id AND a.lot_id = d.lot_id AND a.line_id = ANY($1::bigint[])"""
 
-# Inserted with COPY (the bulk of a backdate's writes), checked per statement (0010).
-ALLOCATION_COLUMNS = ["tenant_id", "line_id", "lot_id", "quantity"]
+# The bulk of a backdate's writes, one statement (PostgreSQL refuses COPY into a table with
+# row-level security); references checked per statement (0010).
+INSERT_ALLOCATIONS = """
+INSERT INTO allocations (tenant_id, line_id, lot_id, quantity)
+SELECT $1, u.line_id, u.lot_id, u.quantity
+FROM unnest($2::bigint[], $3::bigint[], $4::text[]::numeric[]) AS u(line_id, lot_id, quantity)"""
 
 WRITE_LINES = """
 UPDATE sale_lines l SET d_start = CASE WHEN u.moved THEN u.d_start ELSE l.d_start END,
@@ -379,7 +385,11 @@ UNION
 SELECT {_LINE_COLUMNS} FROM sale_lines WHERE id IN (
     SELECT a.line_id FROM lots r JOIN allocations a ON a.lot_id = r.id WHERE r.product_id = $1 AND r.is_return)"""
 
-REVISION_COLUMNS = ["tenant_id", "sale_id", "line_no", "old_cost", "new_cost", "cause", "event_id"]
+INSERT_REVISIONS = """
+INSERT INTO cost_revisions (tenant_id, sale_id, line_no, old_cost, new_cost, cause, event_id)
+SELECT $1, u.sale_id, u.line_no, u.old_cost, u.new_cost, u.cause, u.event_id
+FROM unnest($2::bigint[], $3::int[], $4::text[]::numeric[], $5::text[]::numeric[], $6::text[], $7::uuid[])
+     AS u(sale_id, line_no, old_cost, new_cost, cause, event_id)"""
 
 # Why: sale totals are rewritten by every transaction that re-costs one of its
 # lines; the rows are locked in id order first so those transactions cannot
@@ -420,14 +430,10 @@ class CostingRepository:
         self.conn = conn
         self.tenant_id = tenant_id
 
-    async def plan_each_statement(self) -> None:
-        await self.conn.execute(PLAN_EACH_STATEMENT)
-
-    async def _copy(self, table: str, columns: list[str], rows: Sequence[tuple]) -> None:
-        """Rows (after tenant_id) into ``table`` with COPY: no per-row parameter arrays."""
-        if rows:
-            tenant = self.tenant_id
-            await self.conn.copy_records_to_table(table, records=[(tenant, *r) for r in rows], columns=columns)
+    async def begin_unit_of_work(self) -> None:
+        """First statement of every costing transaction, in one round trip: scope it to
+        the tenant (row-level security) and plan each statement for its parameters."""
+        await self.conn.execute(f"{PLAN_EACH_STATEMENT}; {tenant_setting_sql(self.tenant_id)}")
 
     async def record_events(self, events: Sequence[tuple[uuid.UUID, str]]) -> set[uuid.UUID]:
         """The inbox: the ids among ``(event_id, event_type)`` not applied before."""
@@ -593,7 +599,9 @@ class CostingRepository:
 
     async def insert_allocations(self, rows: Sequence[tuple[int, int, Decimal]]) -> None:
         """(line_id, lot_id, quantity) per allocation; none of these pairs may exist."""
-        await self._copy("allocations", ALLOCATION_COLUMNS, rows)
+        if rows:
+            line_ids, lot_ids, quantities = _columns(rows, 3)
+            await self.conn.execute(INSERT_ALLOCATIONS, self.tenant_id, line_ids, lot_ids, _as_text(quantities))
 
     async def write_lines(self, rows: Sequence[tuple]) -> None:
         """(id, moved, d_start, d_end, cost, shortage_qty, shortage_cost, flags) per line."""
@@ -610,7 +618,10 @@ class CostingRepository:
 
     async def insert_revisions(self, rows: Sequence[tuple]) -> None:
         """(sale_id, line_no, old_cost, new_cost, cause, event_id) per revision."""
-        await self._copy("cost_revisions", REVISION_COLUMNS, rows)
+        if rows:
+            sale_ids, line_nos, old, new, causes, event_ids = _columns(rows, 6)
+            await self.conn.execute(INSERT_REVISIONS, self.tenant_id, sale_ids, line_nos, _as_text(old), _as_text(new),
+                                    causes, event_ids)
 
     async def update_sale_totals(self, resum_ids: Iterable[int], deltas: Sequence[tuple[int, Decimal, bool]],
                                  unlocked: Iterable[int] = ()) -> None:

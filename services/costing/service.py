@@ -19,7 +19,7 @@ from services.costing import metrics
 from services.costing.recost import Cause, LineWriter, ProductChange, demand_key, recost, supply_key
 from services.costing.repository import CostingRepository
 from services.costing.sales import PermanentError, SaleEvent, apply_sale_events, sale_cause, sale_key
-from shared.db import UnavailableError, retry_transient
+from shared.db import UnavailableError, retry_transient, tenant_transaction
 from shared.events import Event, LotReceived, ProductUpserted, SaleRemoved, SaleUpserted
 from shared.logging import get_logger
 
@@ -70,7 +70,7 @@ class CostingService:
     async def _apply_once(self, events: Sequence[Event]) -> list[bool]:
         async with self.pool.acquire() as conn, conn.transaction():
             repo = CostingRepository(conn, events[0].tenant_id)
-            await repo.plan_each_statement()
+            await repo.begin_unit_of_work()
             new = await repo.record_events([(e.event_id, e.event_type) for e in events])
             todo = [e for e in events if e.event_id in new]
             if todo:
@@ -126,7 +126,7 @@ class CostingService:
         await retry_transient(lambda: self._reset_once(tenant_id), self.max_attempts, on_retry=_log_retry)
 
     async def _reset_once(self, tenant_id) -> None:
-        async with self.pool.acquire() as conn, conn.transaction():
+        async with tenant_transaction(self.pool, tenant_id) as conn:
             await CostingRepository(conn, tenant_id).reset_tenant()
 
 

@@ -79,8 +79,8 @@ def _currency_arg(value: str) -> str:
 
 
 async def run(args: argparse.Namespace, settings: Settings) -> int:
-    await migrate(settings.database_url)
-    conn = await asyncpg.connect(settings.database_url)
+    await migrate(settings.database_owner_url, settings.database_url)
+    conn = await asyncpg.connect(settings.database_owner_url)  # an operator's command: the owner
     try:
         if args.command == "create-tenant":
             tenant_id, key = await create_tenant(conn, args.name, args.home_currency)

@@ -15,14 +15,15 @@ from services.ingest.relay import OutboxRelay
 from services.ingest.routes import routes
 from services.ingest.service import IngestService
 from shared import broker
-from shared.db import create_pool
+from shared.db import create_service_pool
+from shared.secrets import state_secret, token_keys
 from shared.health import add_health_routes, database_check
 from shared.web import POOL, auth_middleware, error_middleware
 
 
 async def _pool_ctx(app: web.Application):
     settings = app[SETTINGS]
-    app[POOL] = await create_pool(settings.database_url, settings.db_pool_min, settings.db_pool_max)
+    app[POOL] = await create_service_pool(settings.database_url, settings.db_pool_min, settings.db_pool_max)
     yield
     await app[POOL].close()
 
@@ -53,6 +54,9 @@ async def _qbo_ctx(app: web.Application):
 
 
 def create_app(settings) -> web.Application:
+    """Refuses (StartupError) before anything starts when a required secret is missing."""
+    token_keys(settings.token_encryption_key, settings.token_encryption_old_keys)
+    state_secret(settings.oauth_state_secret)
     app = web.Application(middlewares=[error_middleware, auth_middleware()], client_max_size=settings.max_body_bytes)
     app[SETTINGS] = settings
     app.cleanup_ctx.extend([_pool_ctx, _relay_ctx, _qbo_ctx])

@@ -63,12 +63,12 @@ async def _tenant_and_key(conn: asyncpg.Connection) -> tuple:
 
 
 async def setup(settings: Settings, sim_url: str) -> str:
-    await migrate(settings.database_url)
+    await migrate(settings.database_owner_url, settings.database_url)
     ingest_url = f"http://127.0.0.1:{settings.ingest_port}"
     async with aiohttp.ClientSession() as session:
         await _wait(session, f"{sim_url}/sim/health", "the QuickBooks simulator")
         await _wait(session, f"{ingest_url}/healthz", "the ingest service")
-        conn = await asyncpg.connect(settings.database_url)
+        conn = await asyncpg.connect(settings.database_owner_url)  # creates the demo tenant: the owner
         try:
             tenant_id, key = await _tenant_and_key(conn)
             headers = {"Authorization": f"Bearer {key}"}

@@ -1,5 +1,9 @@
 """What the operators' commands (replay, dead letters) share: settings, logging,
-a database pool and the declared broker topology, opened and closed once."""
+a database pool and the declared broker topology, opened and closed once.
+
+Operator commands act across tenants (replay everything, list every dead letter), so
+they connect as the schema owner (DATABASE_OWNER_URL), like migrations: they are run by
+a person with the owner's credentials, never by a service (docs/security.md)."""
 
 from __future__ import annotations
 
@@ -18,7 +22,7 @@ from shared.settings import Settings
 
 @contextlib.asynccontextmanager
 async def pool_and_topology(settings: Settings) -> AsyncIterator[tuple[asyncpg.Pool, broker.Topology]]:
-    pool = await create_pool(settings.database_url)
+    pool = await create_pool(settings.database_owner_url)
     try:
         connection = await broker.connect(settings.amqp_url)
         try:

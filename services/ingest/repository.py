@@ -60,10 +60,10 @@ SAVE_IDEMPOTENT_RESPONSE = """
 INSERT INTO idempotency_keys (tenant_id, key, request_hash, status, response) VALUES ($1, $2, $3, $4, $5)
 ON CONFLICT (tenant_id, key) DO NOTHING RETURNING key"""
 
-# The relay: oldest unsent rows first; SKIP LOCKED lets several relays share the outbox.
-CLAIM_OUTBOX = """
-SELECT o.seq, e.event_id, e.tenant_id, e.event_type, e.correlation_id, e.body FROM outbox o JOIN event_log e ON e.seq = o.seq
-ORDER BY o.seq LIMIT $1 FOR UPDATE OF o SKIP LOCKED"""
+# The relay: oldest unsent rows of every tenant first, locked for this transaction (SKIP
+# LOCKED lets several relays share the outbox); through the one SECURITY DEFINER function
+# that reads the log across tenants (0017_row_level_security.sql).
+CLAIM_OUTBOX = "SELECT seq, event_id, tenant_id, event_type, correlation_id, body FROM outbox_claim($1)"
 DELETE_OUTBOX = "DELETE FROM outbox WHERE seq = ANY($1::bigint[])"
 OUTBOX_FAILED = "UPDATE outbox SET attempts = attempts + 1, last_error = $2 WHERE seq = ANY($1::bigint[])"
 OUTBOX_STATS = """

@@ -13,6 +13,7 @@ from services.ingest import service as uc
 from services.ingest.app_keys import SERVICE
 from services.ingest.repository import IngestRepository
 from services.ingest.schemas import LotBody, LotPatchBody, ProductBody, SaleBody
+from shared.db import tenant_transaction
 from shared.web import POOL, TENANT, ApiError, json_response, read_json
 
 routes = web.RouteTableDef()
@@ -65,7 +66,7 @@ async def list_products(request: web.Request) -> web.Response:
     except ValueError as exc:
         raise ApiError(400, "invalid_parameter", {"parameter": "limit", "problem": "an integer 1-500"}) from exc
     after = request.query.get("cursor", "")
-    async with request.app[POOL].acquire() as conn:
+    async with tenant_transaction(request.app[POOL], request[TENANT], readonly=True) as conn:
         rows = await IngestRepository(conn, request[TENANT]).products(after, limit)
     items = [dict(r) for r in rows]
     return json_response({"items": items, "next_cursor": items[-1]["sku"] if len(items) == limit else None})
@@ -73,7 +74,7 @@ async def list_products(request: web.Request) -> web.Response:
 
 @routes.get("/api/v1/products/{sku}")
 async def get_product(request: web.Request) -> web.Response:
-    async with request.app[POOL].acquire() as conn:
+    async with tenant_transaction(request.app[POOL], request[TENANT], readonly=True) as conn:
         row = await IngestRepository(conn, request[TENANT]).product(request.match_info["sku"])
     if row is None:
         raise ApiError(404, "not_found", f"no product {request.match_info['sku']!r}")
@@ -95,7 +96,7 @@ async def patch_lot(request: web.Request) -> web.Response:
 
 @routes.get("/api/v1/lots/{sku}/{lot_number}")
 async def get_lot(request: web.Request) -> web.Response:
-    async with request.app[POOL].acquire() as conn:
+    async with tenant_transaction(request.app[POOL], request[TENANT], readonly=True) as conn:
         row = await IngestRepository(conn, request[TENANT]).lot(request.match_info["sku"],
                                                                  request.match_info["lot_number"])
     if row is None:

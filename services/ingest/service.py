@@ -16,6 +16,7 @@ from services.ingest.qbo.sync import remap_tenant
 from services.ingest.repository import IngestRepository
 from services.ingest.schemas import LotBody, LotPatchBody, ProductBody, SaleBody
 from shared.events import EventBase, LotCorrected, LotReceived, ProductUpserted, SaleLine, SaleRemoved, SaleUpserted
+from shared.db import tenant_transaction
 from shared.money import wide
 from shared.web import ApiError
 
@@ -34,7 +35,7 @@ class IngestService:
     async def write(self, tenant_id: uuid.UUID, idempotency_key: str | None, request_hash: bytes,
                     operation: Operation) -> tuple[int, dict]:
         """Run a write once per Idempotency-Key: a retry gets the first answer again."""
-        async with self.pool.acquire() as conn, conn.transaction():
+        async with tenant_transaction(self.pool, tenant_id) as conn:
             repo = IngestRepository(conn, tenant_id)
             if idempotency_key:
                 # Why: requests with the same key run one after the other, so an overlapping

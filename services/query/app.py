@@ -13,7 +13,7 @@ from services.query.app_keys import GENERIC_POOL, SETTINGS
 from services.query.metrics import metrics_middleware
 from services.query.routes import routes
 from services.query.sales_tab import add_sales_tab
-from shared.db import create_pool
+from shared.db import create_service_pool
 from shared.health import add_health_routes, database_check
 from shared.web import POOL, auth_middleware, error_body, error_middleware, json_response
 
@@ -42,9 +42,9 @@ async def _nothing_to_reset(_conn) -> None:
 
 async def _pool_ctx(app: web.Application):
     settings = app[SETTINGS]
-    app[POOL] = await create_pool(query_dsn(settings.database_url), settings.db_pool_min, settings.db_pool_max,
+    app[POOL] = await create_service_pool(query_dsn(settings.database_url), settings.db_pool_min, settings.db_pool_max,
                                   reset=_nothing_to_reset)
-    app[GENERIC_POOL] = await create_pool(query_dsn(settings.database_url, generic=True), settings.db_pool_min,
+    app[GENERIC_POOL] = await create_service_pool(query_dsn(settings.database_url, generic=True), settings.db_pool_min,
                                           settings.db_pool_max, reset=_nothing_to_reset)
     yield
     await app[GENERIC_POOL].close()

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 import asyncpg
 
 from services.query.metrics import ROLLUP_DELTAS_FOLDED
-from shared.db import TransientError, UnavailableError, translate
+from shared.db import TransientError, UnavailableError, set_tenant, translate
 from shared.logging import get_logger
 
 log = get_logger("query.rollups")
@@ -111,13 +111,22 @@ SELECT count(*) FROM moved"""
 FOLDS = (*(fold_sql(r) for r in ROLLUPS), FOLD_COST_KEYS)
 
 
+# The tenants with deltas to fold: the folder's one cross-tenant read, through a SECURITY
+# DEFINER function (0017_row_level_security.sql); it folds each under that tenant's scope.
+PENDING_TENANTS = "SELECT tenant_id FROM rollup_pending_tenants() AS tenant_id"
+
+
 async def fold_once(pool: asyncpg.Pool, batch: int = 20_000) -> int:
-    """Fold up to ``batch`` deltas of each rollup; the number moved (0 if another
-    process is folding)."""
+    """Fold up to ``batch`` deltas of each rollup of each tenant that has some; the number
+    moved (0 if another process is folding)."""
     async with pool.acquire() as conn, conn.transaction():
         if not await conn.fetchval("SELECT pg_try_advisory_xact_lock($1)", FOLD_LOCK):
             return 0
-        return sum([await conn.fetchval(sql, batch) for sql in FOLDS])
+        moved = 0
+        for tenant_id in [r["tenant_id"] for r in await conn.fetch(PENDING_TENANTS)]:
+            await set_tenant(conn, tenant_id)
+            moved += sum([await conn.fetchval(sql, batch) for sql in FOLDS])
+        return moved
 
 
 async def fold_all(pool: asyncpg.Pool, batch: int = 20_000) -> int:

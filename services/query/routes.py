@@ -15,6 +15,7 @@ from aiohttp import web
 
 from services.query import openapi, params, presenters, views
 from services.query.app_keys import GENERIC_POOL
+from shared.db import tenant_read
 from shared.money import WIDE
 from shared.web import POOL, TENANT, ApiError, json_response
 
@@ -22,9 +23,10 @@ routes = web.RouteTableDef()
 T = TypeVar("T")
 
 
-async def _read(pool: asyncpg.Pool, view: Callable[..., Awaitable[T]], *args) -> T:
-    async with pool.acquire() as conn:
-        return await view(conn, *args)
+async def _read(pool: asyncpg.Pool, view: Callable[..., Awaitable[T]], tenant_id: uuid.UUID, *args) -> T:
+    """Run a read view in a read-only transaction scoped to the tenant (row-level security)."""
+    async with tenant_read(pool, tenant_id) as conn:
+        return await view(conn, tenant_id, *args)
 
 
 def _pool(request: web.Request, statement: views.Statement) -> asyncpg.Pool:
@@ -44,7 +46,8 @@ async def openapi_document(_request: web.Request) -> web.Response:
 async def list_sales(request: web.Request) -> web.Response:
     q = params.sales_query(request.query)
     statement = views.sales_list_statement(request[TENANT], q)
-    rows = await _pool(request, statement).fetch(statement.sql, *statement.args)
+    async with tenant_read(_pool(request, statement), request[TENANT]) as conn:
+        rows = await conn.fetch(statement.sql, *statement.args)
     summary = presenters.summary(rows[0]["summary_count"], rows[0]["summary_revenue"], rows[0]["summary_cost"])
     items = rows[:q.limit] if rows[0]["id"] is not None else []
     next_cursor = None

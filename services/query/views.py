@@ -338,15 +338,15 @@ class SaleDetail:
 
 
 async def sale_detail(conn: asyncpg.Connection, tenant_id: uuid.UUID, sale_id: int) -> SaleDetail | None:
-    """One sale with its lines, allocations and history, read from one snapshot."""
-    async with conn.transaction(isolation="repeatable_read", readonly=True):
-        sale = await conn.fetchrow(SALE, tenant_id, sale_id)
-        if sale is None:
-            return None
-        return SaleDetail(sale, await conn.fetch(SALE_LINES, tenant_id, sale_id),
-                          await conn.fetch(SALE_ALLOCATIONS, tenant_id, sale_id),
-                          await conn.fetch(SALE_VERSIONS, tenant_id, sale_id),
-                          await conn.fetch(SALE_COST_REVISIONS, tenant_id, sale_id))
+    """One sale with its lines, allocations and history, read from one snapshot (the caller's
+    repeatable-read transaction: routes.tenant_read)."""
+    sale = await conn.fetchrow(SALE, tenant_id, sale_id)
+    if sale is None:
+        return None
+    return SaleDetail(sale, await conn.fetch(SALE_LINES, tenant_id, sale_id),
+                      await conn.fetch(SALE_ALLOCATIONS, tenant_id, sale_id),
+                      await conn.fetch(SALE_VERSIONS, tenant_id, sale_id),
+                      await conn.fetch(SALE_COST_REVISIONS, tenant_id, sale_id))
 
 
 # --- products -------------------------------------------------------------------------
@@ -381,16 +381,16 @@ class Stock:
 
 
 async def product_stock(conn: asyncpg.Connection, tenant_id: uuid.UUID, sku: str) -> Stock | None:
-    async with conn.transaction(isolation="repeatable_read", readonly=True):
-        product = await conn.fetchrow(PRODUCT, tenant_id, sku)
-        if product is None:
-            catalog = await conn.fetchrow(CATALOG_PRODUCT, tenant_id, sku)
-            if catalog is None:
-                return None
-            return Stock(catalog["sku"], catalog["name"], Decimal(0), [], Decimal(0))
-        return Stock(product["sku"], product["name"], product["wac"],
-                     await conn.fetch(PRODUCT_LOTS, tenant_id, product["id"]),
-                     await conn.fetchval(OPEN_SHORTAGE, tenant_id, product["id"]))
+    """The product's stock, read from one snapshot (the caller's repeatable-read transaction)."""
+    product = await conn.fetchrow(PRODUCT, tenant_id, sku)
+    if product is None:
+        catalog = await conn.fetchrow(CATALOG_PRODUCT, tenant_id, sku)
+        if catalog is None:
+            return None
+        return Stock(catalog["sku"], catalog["name"], Decimal(0), [], Decimal(0))
+    return Stock(product["sku"], product["name"], product["wac"],
+                 await conn.fetch(PRODUCT_LOTS, tenant_id, product["id"]),
+                 await conn.fetchval(OPEN_SHORTAGE, tenant_id, product["id"]))
 
 
 # --- shortages ------------------------------------------------------------------------

@@ -35,8 +35,37 @@ ALTER TABLE qbo_items ALTER COLUMN tenant_id SET DEFAULT app_current_tenant(),
 ALTER TABLE sale_skus ADD COLUMN IF NOT EXISTS tenant_id uuid;
 UPDATE sale_skus k SET tenant_id = s.tenant_id FROM sales s WHERE s.id = k.sale_id AND k.tenant_id IS NULL;
 DELETE FROM sale_skus WHERE tenant_id IS NULL;
-ALTER TABLE sale_skus ALTER COLUMN tenant_id SET DEFAULT app_current_tenant(),
-                      ALTER COLUMN tenant_id SET NOT NULL;
+ALTER TABLE sale_skus ALTER COLUMN tenant_id SET NOT NULL;
+-- 0007's function, now naming the tenant of the sale_skus rows it writes.
+CREATE OR REPLACE FUNCTION query_reconcile_sale_skus(sale_ids bigint[]) RETURNS void LANGUAGE plpgsql AS $$
+BEGIN
+    WITH current AS MATERIALIZED (
+        SELECT s.id, s.tenant_id, s.status, s.type, s.source, s.has_shortage, s.revenue, s.cost,
+               coalesce((SELECT r.skus FROM sale_skus r WHERE r.sale_id = s.id), '{}') AS recorded,
+               -- the sale's lines by (sale_id, line_no) alone: a plan cached while
+               -- sale_lines was small must not walk a tenant's whole sku index
+               ARRAY(SELECT DISTINCT l.sku
+                     FROM (SELECT l.sku, l.tenant_id FROM sale_lines l WHERE l.sale_id = s.id OFFSET 0) l
+                     WHERE l.tenant_id = s.tenant_id AND l.sku IS NOT NULL
+                     ORDER BY l.sku) AS actual
+        FROM (SELECT DISTINCT u.id FROM unnest(sale_ids) u(id)) a
+        CROSS JOIN LATERAL (SELECT * FROM sales s WHERE s.id = a.id OFFSET 0) s
+    ), changed AS MATERIALIZED (
+        SELECT * FROM current WHERE recorded <> actual
+    ), deltas AS (
+        INSERT INTO sku_totals_delta (tenant_id, sku, status, type, source, has_shortage, sales, revenue, cost)
+        SELECT c.tenant_id, k.sku, c.status, c.type, c.source, c.has_shortage,
+               sum(k.sign), sum(k.sign * c.revenue), sum(k.sign * c.cost)
+        FROM changed c
+        CROSS JOIN LATERAL (SELECT x.sku, 1 AS sign FROM unnest(c.actual) x(sku) WHERE x.sku <> ALL (c.recorded)
+                            UNION ALL
+                            SELECT x.sku, -1 FROM unnest(c.recorded) x(sku) WHERE x.sku <> ALL (c.actual)) k
+        GROUP BY 1, 2, 3, 4, 5, 6
+    )
+    INSERT INTO sale_skus AS r (sale_id, skus, tenant_id)
+    SELECT c.id, c.actual, c.tenant_id FROM changed c
+    ON CONFLICT (sale_id) DO UPDATE SET skus = EXCLUDED.skus;
+END $$;
 
 -- Sale ids are what the API calls a sale's `id`. A global sequence would let a tenant read
 -- off how many sales everyone else records, so a new sale gets a random id instead: 52

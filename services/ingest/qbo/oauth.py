@@ -12,6 +12,7 @@ import asyncpg
 
 from services.ingest.qbo.repository import QboRepository
 from services.ingest.qbo.tokens_crypto import TokenCipher
+from shared.db import set_tenant
 from shared.logging import get_logger
 from shared.settings import Settings
 
@@ -97,6 +98,10 @@ class TokenStore:
         lock = self._locks.setdefault(realm_id, asyncio.Lock())
         async with lock, self.pool.acquire() as conn, conn.transaction():
             repo = QboRepository(conn)
+            owner = await repo.realm_tenant(realm_id)
+            if owner is None:
+                raise ReconnectRequired(f"realm {realm_id} is not connected")
+            await set_tenant(conn, owner["tenant_id"])
             row = await repo.connection(realm_id, lock=True)
             if row is None or row["status"] != "connected":
                 raise ReconnectRequired(f"realm {realm_id} is not connected")

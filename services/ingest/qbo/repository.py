@@ -14,7 +14,7 @@ INSERT_NOTIFICATIONS = """
 INSERT INTO qbo_notifications (dedupe_key, delivery_id, realm_id, entity, entity_id, operation, deleted_id,
                                occurred_at, status)
 SELECT u.key, $1, u.realm, u.entity, u.entity_id, u.operation, u.deleted_id, u.occurred_at,
-       CASE WHEN EXISTS (SELECT 1 FROM qbo_connections c WHERE c.realm_id = u.realm AND c.status = 'connected')
+       CASE WHEN EXISTS (SELECT 1 FROM qbo_realm_tenant(u.realm) c WHERE c.status = 'connected')
             THEN 'pending' ELSE 'ignored' END
 FROM unnest($2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::timestamptz[])
      AS u(key, realm, entity, entity_id, operation, deleted_id, occurred_at)
@@ -27,7 +27,9 @@ LOCK_CONNECTION = "SELECT * FROM qbo_connections WHERE realm_id = $1 FOR UPDATE"
 CONNECTIONS_OF_TENANT = """
 SELECT realm_id, status, access_expires_at, cdc_watermark, token_refreshes, created_at, updated_at
 FROM qbo_connections WHERE tenant_id = $1 ORDER BY realm_id"""
-CONNECTED_REALMS = "SELECT realm_id, tenant_id, cdc_watermark FROM qbo_connections WHERE status = 'connected'"
+# Across tenants: through SECURITY DEFINER functions (0017_row_level_security.sql).
+CONNECTED_REALMS = "SELECT realm_id, tenant_id, cdc_watermark FROM qbo_connected_realms()"
+REALM_TENANT = "SELECT tenant_id, status FROM qbo_realm_tenant($1)"
 UPSERT_CONNECTION = """
 INSERT INTO qbo_connections (realm_id, tenant_id, access_token, refresh_token, access_expires_at, status)
 VALUES ($1, $2, $3, $4, $5, 'connected')
@@ -104,7 +106,12 @@ class QboRepository:
         return await self.conn.fetch(CONNECTIONS_OF_TENANT, tenant_id)
 
     async def connected_realms(self) -> list[asyncpg.Record]:
+        """Every connected realm with its tenant (the one cross-tenant read of the worker)."""
         return await self.conn.fetch(CONNECTED_REALMS)
+
+    async def realm_tenant(self, realm_id: str) -> asyncpg.Record | None:
+        """The tenant a realm is linked to (any status), whoever asks."""
+        return await self.conn.fetchrow(REALM_TENANT, realm_id)
 
     async def realms_of(self, tenant_id) -> list[str]:
         return [r["realm_id"] for r in await self.conn.fetch(REALMS_OF_TENANT, tenant_id)]

@@ -24,6 +24,7 @@ from services.ingest.qbo.repository import QboRepository
 from services.ingest.qbo.signature import verify
 from services.ingest.qbo.state import make_state, read_state
 from shared.api_keys import tenant_for_key
+from shared.db import tenant_transaction
 from shared.logging import get_logger
 from shared.web import POOL, TENANT, ApiError, json_response
 
@@ -93,7 +94,7 @@ async def callback(request: web.Request) -> web.Response:
 
 async def _own_connection(request: web.Request):
     realm_id = request.match_info["realm_id"]
-    async with request.app[POOL].acquire() as conn:
+    async with tenant_transaction(request.app[POOL], request[TENANT], readonly=True) as conn:
         row = await QboRepository(conn).connection(realm_id)
     if row is None or row["tenant_id"] != request[TENANT]:
         raise ApiError(404, "not_found", f"no QuickBooks connection {realm_id!r}")
@@ -102,7 +103,7 @@ async def _own_connection(request: web.Request):
 
 @routes.get("/api/v1/connections/quickbooks")
 async def list_connections(request: web.Request) -> web.Response:
-    async with request.app[POOL].acquire() as conn:
+    async with tenant_transaction(request.app[POOL], request[TENANT], readonly=True) as conn:
         rows = await QboRepository(conn).connections_of(request[TENANT])
     return json_response({"items": [dict(r) for r in rows]})
 
@@ -124,6 +125,6 @@ async def disconnect(request: web.Request) -> web.Response:
         await qbo.oauth.revoke(qbo.tokens.cipher.decrypt(row["refresh_token"], row["realm_id"]))
     except (ReconnectRequired, OSError) as exc:
         log.warning("qbo.revoke_failed", error=str(exc))
-    async with request.app[POOL].acquire() as conn:
+    async with tenant_transaction(request.app[POOL], request[TENANT]) as conn:
         await QboRepository(conn).set_status(row["realm_id"], "disconnected")
     return json_response({"realm_id": row["realm_id"], "status": "disconnected"})

@@ -18,6 +18,7 @@ from services.ingest.qbo.deliveries import parse_time
 from services.ingest.qbo.mapping import Item, ItemMapper, Product
 from services.ingest.qbo.repository import QboRepository
 from services.ingest.repository import IngestRepository
+from shared.db import tenant_transaction
 from shared.logging import get_logger
 
 log = get_logger("qbo.sync")
@@ -139,7 +140,7 @@ class CatchUp:
     async def run(self, realm_id: str, tenant_id, since: datetime | None = None) -> int:
         now = datetime.now(timezone.utc)
         if since is None:
-            async with self.pool.acquire() as conn:
+            async with tenant_transaction(self.pool, tenant_id, readonly=True) as conn:
                 row = await QboRepository(conn).connection(realm_id)
             since = (row["cdc_watermark"] - OVERLAP) if row and row["cdc_watermark"] else \
                 now - timedelta(days=self.initial_days)
@@ -154,7 +155,7 @@ class CatchUp:
         else:  # beyond CDC's reach: the query endpoint (which does not report deletions)
             changed = {e: await self.client.query_changed(realm_id, e, since) for e in CDC_ENTITIES}
         count = await self.apply_changes(realm_id, tenant_id, changed)
-        async with self.pool.acquire() as conn:
+        async with tenant_transaction(self.pool, tenant_id) as conn:
             await QboRepository(conn).advance_watermark(realm_id, server_time)
         return count
 
@@ -164,7 +165,7 @@ class CatchUp:
         for entity in CDC_ENTITIES:
             for body in changed.get(entity) or []:
                 deleted = str(body.get("status", "")).lower() == "deleted"
-                async with self.pool.acquire() as conn, conn.transaction():
+                async with tenant_transaction(self.pool, tenant_id) as conn:
                     if entity == "Item":
                         ids = await apply_item(conn, tenant_id, realm_id, None if deleted else body, str(body["Id"]))
                     else:

@@ -19,6 +19,7 @@ from services.ingest.qbo.oauth import ReconnectRequired
 from services.ingest.qbo.repository import QboRepository
 from services.ingest.qbo.sync import SALES_ENTITIES, CatchUp, apply_item, apply_sale
 from shared.aio import wait_for_event
+from shared.db import tenant_transaction
 from shared.logging import get_logger
 
 log = get_logger("qbo.worker")
@@ -155,14 +156,14 @@ class NotificationWorker:
         operations = {r["operation"] for r in rows}
         if entity in SALES_ENTITIES:
             body = None if "Delete" in operations else await self.client.read(realm_id, entity, entity_id)
-            async with self.pool.acquire() as conn, conn.transaction():
+            async with tenant_transaction(self.pool, tenant_id) as conn:
                 await apply_sale(conn, tenant_id, realm_id, entity, entity_id, body,
                                  "Void" if "Void" in operations else None)
             return "done"
         if entity == "Item":
             merged = next((r["deleted_id"] for r in rows if r["operation"] == "Merge" and r["deleted_id"]), None)
             body = None if "Delete" in operations else await self.client.read(realm_id, "Item", entity_id)
-            async with self.pool.acquire() as conn, conn.transaction():
+            async with tenant_transaction(self.pool, tenant_id) as conn:
                 if merged:  # deleted_id was merged into entity_id
                     await apply_item(conn, tenant_id, realm_id, None, merged, merged_into=entity_id)
                 await apply_item(conn, tenant_id, realm_id, body, entity_id)
