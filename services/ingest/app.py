@@ -53,7 +53,7 @@ async def _qbo_ctx(app: web.Application):
 
 
 def create_app(settings) -> web.Application:
-    app = web.Application(middlewares=[error_middleware, auth_middleware()], client_max_size=settings.max_body_bytes)
+    app = web.Application(middlewares=[error_middleware, auth_middleware(settings=settings)], client_max_size=settings.max_body_bytes)
     app[SETTINGS] = settings
     app.cleanup_ctx.extend([_pool_ctx, _relay_ctx, _qbo_ctx])
     app.router.add_routes(routes)
