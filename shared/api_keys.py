@@ -32,7 +32,8 @@ INSERT_EXPIRING_KEY = "INSERT INTO api_keys (id, tenant_id, prefix, key_hash, ex
 LIST_KEYS = """
 SELECT id, prefix, created_at, expires_at, last_used_at, revoked_at FROM api_keys WHERE tenant_id = $1
 ORDER BY created_at, id"""
-REVOKE_KEY = "UPDATE api_keys SET revoked_at = now() WHERE (id::text = $1 OR prefix = $1) AND revoked_at IS NULL RETURNING id"
+REVOKE_KEY = """
+UPDATE api_keys SET revoked_at = now() WHERE (id::text = $1 OR prefix = $1) AND revoked_at IS NULL RETURNING id"""
 #: Records a use; a no-op (no row written) when another process recorded one within the interval.
 TOUCH_KEY = """
 UPDATE api_keys SET last_used_at = now()
@@ -75,7 +76,11 @@ def bearer_key(authorization: bytes | str | None) -> str | None:
     if authorization is None:
         return None
     try:
-        text = authorization.decode("ascii") if isinstance(authorization, bytes) else authorization.encode("ascii").decode("ascii")
+        if isinstance(authorization, bytes):
+            text = authorization.decode("ascii")
+        else:
+            text = authorization
+            text.encode("ascii")  # surrogate escapes (undecodable bytes) and non-ASCII fail here
     except (UnicodeDecodeError, UnicodeEncodeError):
         return None
     scheme, _, key = text.strip().partition(" ")
@@ -117,7 +122,8 @@ async def tenant_for_key(pool: asyncpg.Pool, key: str) -> uuid.UUID | None:
 
 
 async def list_keys(conn: asyncpg.Connection, tenant_id: uuid.UUID) -> list[asyncpg.Record]:
-    async with conn.transaction(readonly=True):
+    """The tenant's keys, oldest first: id, prefix, created_at, expires_at, last_used_at, revoked_at."""
+    async with conn.transaction():
         await set_tenant(conn, tenant_id)
         return await conn.fetch(LIST_KEYS, tenant_id)
 

@@ -17,7 +17,7 @@ from structlog.testing import capture_logs
 from services.ingest import admin
 from services.ingest.app import create_app as create_ingest_app
 from services.query.app import create_app as create_query_app
-from shared.api_keys import KeyMatch, KeyUsage, RateLimiter, bearer_key, create_key, revoke_key
+from shared.api_keys import KeyMatch, KeyUsage, RateLimiter, bearer_key, create_key, revoke_key, tenant_for_key
 from tests.conftest import client_for, make_api_tenant, settings_for
 
 SECRETS = {"oauth_state_secret": "s" * 40, "token_encryption_key": base64.b64encode(bytes(range(32))).decode()}
@@ -112,7 +112,8 @@ async def test_lookup_function_returns_live_keys_only(pool, api_tenant):
 
 # last used ------------------------------------------------------------------------------
 
-async def test_last_used_is_recorded_once_per_minute_not_per_request(pool, both, api_tenant):
+async def test_last_used_is_recorded_once_per_minute_not_per_request(pool, database_url, broker_prefix, both,
+                                                                     api_tenant):
     tenant_id, _ = api_tenant
     ingest, query = both
     key = await new_key(pool, tenant_id)
@@ -138,14 +139,9 @@ async def test_last_used_is_recorded_once_per_minute_not_per_request(pool, both,
     recorded = await pool.fetchval(last_used, key.id)
     assert recorded > old
     # ... and yet another would find it recorded within the minute and write no row.
-    async with apps(pool_dsn(pool), "unused-" + uuid.uuid4().hex[:6]) as (_, other_query):
+    async with apps(database_url, broker_prefix) as (_, other_query):
         assert (await other_query.get(QUERY_GET, headers=bearer(key.key))).status == 200
     assert await pool.fetchval(last_used, key.id) == recorded
-
-
-def pool_dsn(pool) -> str:
-    from tests.conftest import TEST_DATABASE_URL
-    return TEST_DATABASE_URL
 
 
 async def test_key_usage_records_again_after_the_interval(pool, api_tenant):
@@ -161,7 +157,8 @@ async def test_key_usage_records_again_after_the_interval(pool, api_tenant):
     await pool.execute("UPDATE api_keys SET last_used_at = now() - interval '2 minutes' WHERE id = $1", key.id)
     await usage.touch(pool, match)
     assert usage.writes == 2
-    assert await pool.fetchval("SELECT now() - last_used_at < interval '10 seconds' FROM api_keys WHERE id = $1", key.id)
+    assert await pool.fetchval("SELECT now() - last_used_at < interval '10 seconds' FROM api_keys WHERE id = $1",
+                               key.id)
     # The memo forgets keys not used within the interval.
     now[0] += 200
     other = await new_key(pool, tenant_id)
@@ -235,7 +232,8 @@ async def test_undecodable_authorization_is_401_json(both, api_tenant, value):
             status, body = await raw_get(client, path, [b"Authorization: " + value])
             assert status == 401 and body["error"] == "unauthorized", body
             # A valid key followed by a stray byte is no key either.
-            status, body = await raw_get(client, path, [b"Authorization: " + headers["Authorization"].encode() + b"\xff"])
+            line = b"Authorization: " + headers["Authorization"].encode() + b"\xff"
+            status, body = await raw_get(client, path, [line])
             assert status == 401, body
     assert "\udcff" not in repr(logs) and "psk_" not in repr(logs)
 
@@ -246,6 +244,20 @@ async def test_a_valid_key_over_raw_bytes_works_and_two_authorization_headers_do
     for client, path in zip(both, (INGEST_GET, QUERY_GET)):
         assert (await raw_get(client, path, [line]))[0] == 200
         assert (await raw_get(client, path, [line, line]))[0] == 401
+
+
+async def test_tenant_for_key_refuses_what_is_no_key_without_asking_the_database(pool, api_tenant):
+    _, headers = api_tenant
+    key = headers["Authorization"].split(" ", 1)[1]
+    assert await tenant_for_key(pool, key) == api_tenant[0]
+
+    class NoDatabase:
+        async def fetchrow(self, *args):
+            raise AssertionError("asked the database")
+
+    # As aiohttp hands a header with bytes that are not UTF-8 (surrogate escapes), or not ASCII.
+    for value in (key + "\udcff", key[:-1] + "é", "psk_\udcff_abc", "", key + " x"):
+        assert await tenant_for_key(NoDatabase(), value) is None
 
 
 def test_bearer_key_is_total():
