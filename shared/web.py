@@ -4,6 +4,7 @@ request correlation ids, and JSON with Decimal amounts as strings."""
 from __future__ import annotations
 
 import json
+import math
 import uuid
 from decimal import Decimal
 from typing import Any
@@ -13,9 +14,10 @@ import orjson
 import structlog
 from aiohttp import web
 
-from shared.api_keys import tenant_for_key
+from shared.api_keys import KeyUsage, RateLimiter, bearer_key, lookup_key
 from shared.db import BadInputError, UnavailableError, translate
 from shared.logging import get_logger
+from shared.settings import Settings
 
 log = get_logger("http")
 
@@ -76,19 +78,40 @@ async def error_middleware(request: web.Request, handler):
     return response
 
 
-def auth_middleware(protected_prefix: str = "/api/v1/"):
+def auth_middleware(protected_prefix: str = "/api/v1/", settings: Settings | None = None,
+                    usage: KeyUsage | None = None):
+    """API-key authentication of the paths under ``protected_prefix``, then the key's rate
+    limit (``settings.api_rate_limit_per_minute``/``_burst``, per process; the defaults of
+    Settings when none are given) and the record of its last use (at most once a minute,
+    KeyUsage). The Authorization header is read from its raw bytes: a value that is not
+    ASCII, malformed or unknown is a 401 like a missing one, and is never logged."""
+    settings = settings or Settings()
+    limiter = RateLimiter(settings.api_rate_limit_per_minute, settings.api_rate_limit_burst)
+    usage = usage or KeyUsage()
+
     @web.middleware
     async def middleware(request: web.Request, handler):
         if request.path.startswith(protected_prefix):
-            header = request.headers.get("Authorization", "")
-            scheme, _, key = header.partition(" ")
-            tenant = await tenant_for_key(request.app[POOL], key.strip()) if scheme.lower() == "bearer" else None
-            if tenant is None:
-                raise ApiError(401, "unauthorized", "a valid API key is required: Authorization: Bearer <key>")
-            request[TENANT] = tenant
-            structlog.contextvars.bind_contextvars(tenant=str(tenant))
+            values = [value for name, value in request.raw_headers if name.lower() == b"authorization"]
+            key = bearer_key(values[0]) if len(values) == 1 else None
+            match = await lookup_key(request.app[POOL], key) if key is not None else None
+            if match is None:
+                raise ApiError(401, "unauthorized", "a valid API key is required: Authorization: Bearer <key> "
+                               "(this one is missing, malformed, unknown, expired or revoked)")
+            wait = limiter.acquire(match.id)
+            if wait > 0:
+                retry_after = max(1, math.ceil(wait))
+                response = json_response(error_body("rate_limited", f"too many requests with this API key; "
+                                                    f"retry in {retry_after} s"), 429)
+                response.headers["Retry-After"] = str(retry_after)
+                return response
+            request[TENANT] = match.tenant_id
+            structlog.contextvars.bind_contextvars(tenant=str(match.tenant_id))
+            await usage.touch(request.app[POOL], match)
         return await handler(request)
 
+    middleware.limiter = limiter  # type: ignore[attr-defined]
+    middleware.usage = usage  # type: ignore[attr-defined]
     return middleware
 
 

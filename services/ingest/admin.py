@@ -1,13 +1,15 @@
 """Operators' command line: tenants and API keys (and, later, QuickBooks realms).
 
-    python -m services.ingest.admin create-tenant "Acme Widgets" --home-currency USD [--json]
-    python -m services.ingest.admin create-key --tenant <tenant_id> [--json]
-    python -m services.ingest.admin list-keys --tenant <tenant_id> [--json]
+    python -m services.ingest.admin create-tenant "Acme Widgets" --home-currency USD [--key-expires-in-days N] [--json]
+    python -m services.ingest.admin create-key --tenant <tenant_id> [--expires-in-days N] [--json]
+    python -m services.ingest.admin list-keys --tenant <tenant_id> [--json]   (created, expires, last used, revoked)
     python -m services.ingest.admin revoke-key <key_id or prefix>
     python -m services.ingest.admin connect-quickbooks --tenant <tenant_id> --realm <realm_id> \
         --access-token … --refresh-token … --expires-in <seconds>
 
-A new key is printed once and never again; only its hash is stored.
+A new key is printed once and never again; only its hash is stored. A key without an
+expiry never expires; an expired one is refused like a revoked one. "Last used" is
+recorded by the services at most once a minute per key.
 """
 
 from __future__ import annotations
@@ -24,7 +26,8 @@ import asyncpg
 from services.ingest.qbo.repository import QboRepository
 from services.ingest.qbo.tokens_crypto import TokenCipher
 from services.ingest.schemas import _currency
-from shared.api_keys import create_key, list_keys, revoke_key
+from shared.api_keys import create_key, expiry_in_days, list_keys, revoke_key
+from shared.db import set_tenant
 from shared.migrate import migrate
 from shared.secrets import token_keys
 from shared.settings import Settings
@@ -32,12 +35,48 @@ from shared.settings import Settings
 INSERT_TENANT = "INSERT INTO tenants (id, name, home_currency) VALUES ($1, $2, $3)"
 
 
-async def create_tenant(conn: asyncpg.Connection, name: str, home_currency: str) -> tuple[uuid.UUID, str]:
+async def create_tenant(conn: asyncpg.Connection, name: str, home_currency: str,
+                        key_expires_at: datetime | None = None) -> tuple[uuid.UUID, str]:
+    """A new tenant and its first API key (``key_expires_at``: None never expires)."""
     tenant_id = uuid.uuid4()
     async with conn.transaction():
+        await set_tenant(conn, tenant_id)  # row-level security: the new tenant's rows only
         await conn.execute(INSERT_TENANT, tenant_id, name, home_currency)
-        key = await create_key(conn, tenant_id)
+        key = await create_key(conn, tenant_id, key_expires_at)
     return tenant_id, key.key
+
+
+def key_rows(records) -> list[dict]:
+    """``list_keys`` rows as JSON-ready dicts (times ISO 8601, None when unset)."""
+    def iso(value: datetime | None) -> str | None:
+        return value.isoformat() if value else None
+    return [{"id": str(r["id"]), "prefix": r["prefix"], "created_at": iso(r["created_at"]),
+             "expires_at": iso(r["expires_at"]), "last_used_at": iso(r["last_used_at"]),
+             "revoked_at": iso(r["revoked_at"])} for r in records]
+
+
+def format_keys(rows: list[dict], now: datetime | None = None) -> str:
+    """One line per key: id, prefix, created, expires, last used, revoked."""
+    now = now or datetime.now(timezone.utc)
+    lines = []
+    for r in rows:
+        expires = r["expires_at"] or "never"
+        if r["expires_at"] and datetime.fromisoformat(r["expires_at"]) <= now:
+            expires += " (EXPIRED)"
+        line = (f"{r['id']}  psk_{r['prefix']}_…  created {r['created_at']}  expires {expires}"
+                f"  last used {r['last_used_at'] or 'never'}")
+        lines.append(line + (f"  REVOKED {r['revoked_at']}" if r["revoked_at"] else ""))
+    return "\n".join(lines) or "no keys"
+
+
+def _days(value: str) -> float:
+    try:
+        days = float(value)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"not a number of days: {value!r}") from exc
+    if not 0 < days <= 36500:
+        raise argparse.ArgumentTypeError("the number of days must be above 0 (and at most 36500)")
+    return days
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -46,10 +85,13 @@ def _parser() -> argparse.ArgumentParser:
     p = commands.add_parser("create-tenant", help="create a tenant and print its first API key")
     p.add_argument("name")
     p.add_argument("--home-currency", default="USD", type=_currency_arg)
+    p.add_argument("--key-expires-in-days", type=_days, default=None, help="the first key expires (default: never)")
     p.add_argument("--json", action="store_true")
     for name in ("create-key", "list-keys"):
         p = commands.add_parser(name)
         p.add_argument("--tenant", required=True, type=uuid.UUID)
+        if name == "create-key":
+            p.add_argument("--expires-in-days", type=_days, default=None, help="the key expires (default: never)")
         p.add_argument("--json", action="store_true")
     p = commands.add_parser("revoke-key")
     p.add_argument("key", help="key id or prefix")
@@ -83,20 +125,19 @@ async def run(args: argparse.Namespace, settings: Settings) -> int:
     conn = await asyncpg.connect(settings.database_owner_url)  # an operator's command: the owner
     try:
         if args.command == "create-tenant":
-            tenant_id, key = await create_tenant(conn, args.name, args.home_currency)
+            tenant_id, key = await create_tenant(conn, args.name, args.home_currency,
+                                                 expiry_in_days(getattr(args, "key_expires_in_days", None)))
             _print(args.json, {"tenant_id": str(tenant_id), "api_key": key},
                    f"tenant {tenant_id} created\nAPI key (shown once, keep it safe): {key}")
         elif args.command == "create-key":
-            key = await create_key(conn, args.tenant)
-            _print(args.json, {"tenant_id": str(args.tenant), "key_id": str(key.id), "api_key": key.key},
-                   f"API key {key.id} (shown once): {key.key}")
+            key = await create_key(conn, args.tenant, expiry_in_days(getattr(args, "expires_in_days", None)))
+            expires = key.expires_at.isoformat() if key.expires_at else None
+            _print(args.json, {"tenant_id": str(args.tenant), "key_id": str(key.id), "api_key": key.key,
+                               "expires_at": expires},
+                   f"API key {key.id} (shown once): {key.key}\nexpires: {expires or 'never'}")
         elif args.command == "list-keys":
-            rows = [{"id": str(r["id"]), "prefix": r["prefix"], "created_at": r["created_at"].isoformat(),
-                     "revoked_at": r["revoked_at"].isoformat() if r["revoked_at"] else None}
-                    for r in await list_keys(conn, args.tenant)]
-            _print(args.json, rows, "\n".join(f"{r['id']}  psk_{r['prefix']}_…  created {r['created_at']}"
-                                              f"{'  REVOKED ' + r['revoked_at'] if r['revoked_at'] else ''}"
-                                              for r in rows) or "no keys")
+            rows = key_rows(await list_keys(conn, args.tenant))
+            _print(args.json, rows, format_keys(rows))
         elif args.command == "connect-quickbooks":
             if not await connect_quickbooks(conn, settings, args.tenant, args.realm, args.access_token,
                                             args.refresh_token, args.expires_in):

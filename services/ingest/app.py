@@ -57,7 +57,7 @@ def create_app(settings) -> web.Application:
     """Refuses (StartupError) before anything starts when a required secret is missing."""
     token_keys(settings.token_encryption_key, settings.token_encryption_old_keys)
     state_secret(settings.oauth_state_secret)
-    app = web.Application(middlewares=[error_middleware, auth_middleware()], client_max_size=settings.max_body_bytes)
+    app = web.Application(middlewares=[error_middleware, auth_middleware(settings=settings)], client_max_size=settings.max_body_bytes)
     app[SETTINGS] = settings
     app.cleanup_ctx.extend([_pool_ctx, _relay_ctx, _qbo_ctx])
     app.router.add_routes(routes)

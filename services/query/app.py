@@ -57,8 +57,8 @@ async def _folding_ctx(app: web.Application):
         yield
 
 
-def _auth_except_public():
-    auth = auth_middleware()
+def _auth_except_public(settings):
+    auth = auth_middleware(settings=settings)
 
     @web.middleware
     async def middleware(request: web.Request, handler):
@@ -82,7 +82,7 @@ async def method_not_allowed_middleware(request: web.Request, handler):
 
 
 def create_app(settings) -> web.Application:
-    app = web.Application(middlewares=[error_middleware, _auth_except_public(), method_not_allowed_middleware,
+    app = web.Application(middlewares=[error_middleware, _auth_except_public(settings), method_not_allowed_middleware,
                                        metrics_middleware],
                           client_max_size=settings.max_body_bytes)
     app[SETTINGS] = settings
