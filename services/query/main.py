@@ -2,9 +2,8 @@
 
 import asyncio
 
-from aiohttp import web
-
 from services.query.app import SERVER_LIMITS, create_app
+from shared.http_server import run
 from shared.logging import configure
 from shared.migrate import migrate
 from shared.settings import Settings
@@ -14,5 +13,6 @@ def main() -> None:
     settings = Settings()
     configure(settings.log_format, settings.log_level)
     asyncio.run(migrate(settings.database_url))
-    web.run_app(create_app(settings), host=settings.bind_host, port=settings.query_port, access_log=None,
-                print=None, **SERVER_LIMITS)
+    # shared.http_server.run, not web.run_app: a malformed request (a header over the limit) is
+    # answered as JSON and its bytes (an API key) never logged.
+    run(create_app(settings), host=settings.bind_host, port=settings.query_port, **SERVER_LIMITS)
