@@ -45,6 +45,8 @@ async def create_key(conn: asyncpg.Connection, tenant_id: uuid.UUID) -> NewKey:
 
 async def tenant_for_key(pool: asyncpg.Pool, key: str) -> uuid.UUID | None:
     """The tenant of a live key, or None (unknown, malformed or revoked)."""
+    if not key.isascii():  # keys are ASCII; a header's non-UTF-8 bytes arrive as lone surrogates
+        return None
     prefix = _prefix(key)
     if prefix is None:
         return None

@@ -4,6 +4,7 @@ request correlation ids, and JSON with Decimal amounts as strings."""
 from __future__ import annotations
 
 import json
+import re
 import uuid
 from decimal import Decimal
 from typing import Any
@@ -46,11 +47,20 @@ def error_body(error: str, detail: Any = None) -> dict:
     return {"error": error, "detail": detail}
 
 
+_CORRELATION_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
+
+
+def _correlation_id(given: str | None) -> str:
+    """The client's X-Correlation-ID if it is a plain token (it is echoed in a response
+    header and logged), else a new one: non-UTF-8 bytes, spaces or a long value are replaced."""
+    return given if given is not None and _CORRELATION_ID.fullmatch(given) else str(uuid.uuid4())
+
+
 @web.middleware
 async def error_middleware(request: web.Request, handler):
     """Every failure becomes a JSON body with a correct status; never a bare 500 page.
     Bodies carry our own words only, never a library's or the database's exception text."""
-    correlation_id = request.headers.get("X-Correlation-ID") or str(uuid.uuid4())
+    correlation_id = _correlation_id(request.headers.get("X-Correlation-ID"))
     structlog.contextvars.bind_contextvars(correlation_id=correlation_id)
     try:
         response = await handler(request)
@@ -65,7 +75,8 @@ async def error_middleware(request: web.Request, handler):
     except Exception as exc:  # noqa: BLE001 - translated: unavailable is 503, anything else a logged 500
         translated = translate(exc)
         if isinstance(translated, BadInputError):
-            log.info("http.bad_input", path=request.path, error=str(translated))
+            # The database's message quotes the value: log its kind only.
+            log.info("http.bad_input", path=request.path, error=type(exc).__name__)
             response = json_response(error_body("invalid_input", "a value cannot be stored"), 422)
         elif isinstance(translated, UnavailableError):
             log.warning("http.database_unavailable", error=str(exc))
