@@ -13,6 +13,7 @@ import asyncpg
 import orjson
 import structlog
 from aiohttp import web
+from aiohttp.http_exceptions import HttpProcessingError
 
 from shared.api_keys import tenant_for_key
 from shared.db import BadInputError, UnavailableError, translate
@@ -68,6 +69,9 @@ async def error_middleware(request: web.Request, handler):
         response = json_response(error_body(exc.error, exc.detail), exc.status)
     except web.HTTPRequestEntityTooLarge:
         response = json_response(error_body("body_too_large", "the request body is too large"), 413)
+    except HttpProcessingError as exc:  # the body broke off or is malformed (chunking, length)
+        log.info("http.malformed_body", path=request.path, problem=type(exc).__name__)
+        response = json_response(error_body("bad_request", "the request body is not well-formed HTTP"), 400)
     except web.HTTPException as exc:
         if exc.status < 400:
             raise
@@ -122,7 +126,8 @@ async def read_json(request: web.Request) -> Any:
     try:
         return json.loads(raw, parse_float=Decimal, parse_int=_parse_int)
     except json.JSONDecodeError as exc:
-        raise ApiError(400, "invalid_json", f"the body is not valid JSON (line {exc.lineno}, column {exc.colno})") from exc
+        where = f"line {exc.lineno}, column {exc.colno}"
+        raise ApiError(400, "invalid_json", f"the body is not valid JSON ({where})") from exc
     except UnicodeDecodeError as exc:
         raise ApiError(400, "invalid_json", "the body is not valid UTF-8 JSON") from exc
     except RecursionError as exc:

@@ -65,7 +65,8 @@ SALE = ('{"reference": "S-1", "type": "invoice", "date": "2026-02-01", '
         '"lines": [{"sku": "W-1", "quantity": "1", "unit_price": "1", "@F": @}]}')
 SALE_WITH_RATE = ('{"reference": "S-1", "type": "invoice", "date": "2026-02-01", "currency": "EUR", '
                   '"exchange_rate": @, "lines": [{"sku": "W-1", "quantity": "1", "unit_price": "1"}]}')
-LOT = '{"sku": "W-1", "lot_number": "L2", "quantity": "1", "unit_cost": "1", "@F": @, "received_at": "%s"}' % RECEIVED_AT
+LOT = ('{"sku": "W-1", "lot_number": "L2", "quantity": "1", "unit_cost": "1", "@F": @, '
+       '"received_at": "%s"}' % RECEIVED_AT)
 PRODUCT = '{"sku": "P-9", "name": "Nine", "standard_cost": @}'
 
 #: (method, path, body template with "@" for the value and "@F" for the field, field named in the error)
@@ -394,3 +395,13 @@ async def test_an_unparseable_webhook_replayed_is_stored_once(pool, app):
         assert response.status == 200
     rows = await pool.fetch("SELECT received_count, parse_error FROM qbo_deliveries WHERE body = $1", garbage)
     assert len(rows) == 1 and rows[0]["received_count"] == 2 and rows[0]["parse_error"]
+
+
+async def test_a_malformed_chunked_body_is_400_json(database_url, broker_prefix, pool):
+    _, auth = await make_api_tenant(pool)
+    async with served(create_app(ingest_settings(database_url, broker_prefix))) as port:
+        status, headers, body = await raw_request(
+            port, b"POST /api/v1/products HTTP/1.1\r\nHost: x\r\nAuthorization: " + auth["Authorization"].encode()
+            + b"\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n{}\r\n0\r\n\r\n")
+    assert status == 400, body
+    assert json.loads(body)["error"] == "bad_request"
