@@ -14,7 +14,7 @@ from typing import Annotated, Literal, Union
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, TypeAdapter
 
-from shared.money import INPUT_LIMIT, INPUT_PLACES, places
+from shared.money import input_decimal
 
 SCHEMA_VERSION = 1
 
@@ -30,11 +30,9 @@ def _finite(value: Decimal) -> Decimal:
 
 
 def _input_places(value: Decimal) -> Decimal:
-    if places(value) > INPUT_PLACES:
-        raise ValueError(f"at most {INPUT_PLACES} decimal places")
-    if abs(value) >= INPUT_LIMIT:
-        raise ValueError(f"must be less than {INPUT_LIMIT:,} in absolute value")
-    return value
+    # The same check as the ingest API's (shared.money.input_decimal): whatever ingest
+    # accepts, costing accepts.
+    return input_decimal(value)
 
 
 #: A computed amount: any finite decimal, kept exact.

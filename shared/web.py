@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 import uuid
 from decimal import Decimal
 from typing import Any
@@ -13,6 +14,7 @@ import asyncpg
 import orjson
 import structlog
 from aiohttp import web
+from aiohttp.http_exceptions import HttpProcessingError
 
 from shared.api_keys import KeyUsage, RateLimiter, bearer_key, lookup_key
 from shared.db import BadInputError, UnavailableError, translate
@@ -48,25 +50,41 @@ def error_body(error: str, detail: Any = None) -> dict:
     return {"error": error, "detail": detail}
 
 
+_CORRELATION_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
+
+
+def _correlation_id(given: str | None) -> str:
+    """The client's X-Correlation-ID if it is a plain token (it is echoed in a response
+    header and logged), else a new one: non-UTF-8 bytes, spaces or a long value are replaced."""
+    return given if given is not None and _CORRELATION_ID.fullmatch(given) else str(uuid.uuid4())
+
+
 @web.middleware
 async def error_middleware(request: web.Request, handler):
-    """Every failure becomes a JSON body with a correct status; never a bare 500 page."""
-    correlation_id = request.headers.get("X-Correlation-ID") or str(uuid.uuid4())
+    """Every failure becomes a JSON body with a correct status; never a bare 500 page.
+    Bodies carry our own words only, never a library's or the database's exception text."""
+    correlation_id = _correlation_id(request.headers.get("X-Correlation-ID"))
     structlog.contextvars.bind_contextvars(correlation_id=correlation_id)
     try:
         response = await handler(request)
     except ApiError as exc:
         response = json_response(error_body(exc.error, exc.detail), exc.status)
-    except web.HTTPRequestEntityTooLarge as exc:
-        response = json_response(error_body("body_too_large", exc.text), 413)
+    except web.HTTPRequestEntityTooLarge:
+        response = json_response(error_body("body_too_large", "the request body is too large"), 413)
+    except HttpProcessingError as exc:  # the body broke off or is malformed (chunking, length)
+        log.info("http.malformed_body", path=request.path, problem=type(exc).__name__)
+        response = json_response(error_body("bad_request", "the request body is not well-formed HTTP"), 400)
     except web.HTTPException as exc:
         if exc.status < 400:
             raise
-        response = json_response(error_body(exc.reason.lower().replace(" ", "_"), exc.text), exc.status)
+        response = json_response(error_body(exc.reason.lower().replace(" ", "_"), exc.reason), exc.status)
     except Exception as exc:  # noqa: BLE001 - translated: unavailable is 503, anything else a logged 500
-        if isinstance(translate(exc), BadInputError):
-            response = json_response(error_body("invalid_input", str(translate(exc))), 422)
-        elif isinstance(translate(exc), UnavailableError):
+        translated = translate(exc)
+        if isinstance(translated, BadInputError):
+            # The database's message quotes the value: log its kind only.
+            log.info("http.bad_input", path=request.path, error=type(exc).__name__)
+            response = json_response(error_body("invalid_input", "a value cannot be stored"), 422)
+        elif isinstance(translated, UnavailableError):
             log.warning("http.database_unavailable", error=str(exc))
             response = json_response(error_body("unavailable", "the database is unavailable; retry later"), 503)
         else:
@@ -115,10 +133,27 @@ def auth_middleware(protected_prefix: str = "/api/v1/", settings: Settings | Non
     return middleware
 
 
+#: Longer JSON integers are read as Decimal (Python's int() refuses over 4300 digits), so
+#: a huge number is refused by the field's validation (422 naming it), not as bad JSON.
+_MAX_INT_DIGITS = 4000
+
+
+def _parse_int(text: str) -> int | Decimal:
+    return int(text) if len(text) <= _MAX_INT_DIGITS else Decimal(text)
+
+
 async def read_json(request: web.Request) -> Any:
-    """The request body as JSON (amounts kept exact), or a 400 saying why not."""
+    """The request body as JSON (amounts kept exact), or a 400 saying why not (in our
+    words: the position of a syntax error, never the parser's message)."""
     raw = await request.read()
     try:
-        return json.loads(raw, parse_float=Decimal)
-    except (ValueError, UnicodeDecodeError, RecursionError) as exc:
-        raise ApiError(400, "invalid_json", f"the body is not valid JSON: {type(exc).__name__}: {exc}") from exc
+        return json.loads(raw, parse_float=Decimal, parse_int=_parse_int)
+    except json.JSONDecodeError as exc:
+        where = f"line {exc.lineno}, column {exc.colno}"
+        raise ApiError(400, "invalid_json", f"the body is not valid JSON ({where})") from exc
+    except UnicodeDecodeError as exc:
+        raise ApiError(400, "invalid_json", "the body is not valid UTF-8 JSON") from exc
+    except RecursionError as exc:
+        raise ApiError(400, "invalid_json", "the body is nested too deeply") from exc
+    except ValueError as exc:
+        raise ApiError(400, "invalid_json", "the body is not valid JSON") from exc

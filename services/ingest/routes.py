@@ -20,8 +20,25 @@ routes = web.RouteTableDef()
 M = TypeVar("M", bound=BaseModel)
 
 
+#: pydantic error types whose message is the text of an exception raised in a validator.
+#: Ours raise ValueError with our own words; anything else gets a generic problem.
+_VALIDATOR_ERRORS = {"value_error", "assertion_error"}
+
+
+def _problem(error: dict) -> str:
+    """pydantic's own message for its type and constraint errors; for a validator's
+    error, our ValueError text ('Value error, ' dropped) and never another exception's."""
+    if error["type"] in _VALIDATOR_ERRORS:
+        cause = (error.get("ctx") or {}).get("error")
+        if type(cause) is ValueError:
+            return str(cause)
+        return "invalid value"
+    return error["msg"]
+
+
 def validation_detail(exc: ValidationError) -> list[dict]:
-    return [{"field": ".".join(map(str, e["loc"])) or "body", "problem": e["msg"]} for e in exc.errors()]
+    return [{"field": ".".join(map(str, e["loc"])) or "body", "problem": _problem(e)}
+            for e in exc.errors(include_url=False, include_input=False)]
 
 
 def parse(model: type[M], data) -> M:

@@ -1,5 +1,10 @@
 """Request bodies of the ingest API (pydantic). Amounts are decimal strings or
-JSON numbers (read exactly, never as floats), at most 6 decimal places."""
+JSON numbers (read exactly, never as floats). Every decimal field (quantities,
+prices, discounts, exchange rates, unit and standard costs) is an ``Amount``
+(shared.events / shared.money.input_decimal): finite, at most 6 decimal places,
+below 10**12 in absolute value; anything else is a 422 naming the field. Costing
+validates events with the same check, so an accepted write is never dead-lettered
+for its numbers."""
 
 from __future__ import annotations
 
@@ -11,6 +16,7 @@ import pycountry
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
 from shared.events import Amount, NonNegative
+from shared.money import wide
 
 def _no_nul(value: str) -> str:
     if "\x00" in value:
@@ -89,7 +95,10 @@ class SaleLineBody(_Body):
     def _identified(self):
         if self.sku is None and not self.description:
             raise ValueError("a line needs a sku or a description")
-        if self.discount is not None and self.discount > self.quantity * self.unit_price:
+        if self.discount is not None:
+            with wide():  # exact: inputs have at most 18 significant digits each
+                exceeds = self.discount > self.quantity * self.unit_price
+        if self.discount is not None and exceeds:
             raise ValueError("discount exceeds quantity × unit_price")
         return self
 

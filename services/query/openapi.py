@@ -206,7 +206,13 @@ def _json(schema: dict, description: str) -> dict:
     return {"description": description, "content": {"application/json": {"schema": schema}}}
 
 
-BAD_PARAMETER = _json(_ref("InvalidParameter"), "A parameter is malformed or out of range.")
+INVALID_CURSOR = _obj({
+    "error": {"type": "string", "enum": ["invalid_cursor"]},
+    "detail": {"type": "string", "enum": ["invalid cursor"]},
+})
+BAD_PARAMETER = _json({"oneOf": [_ref("InvalidParameter"), _ref("InvalidCursor")]},
+                      "A parameter is malformed or out of range, or the cursor is not one this API made "
+                      "for this sort and order (invalid_cursor).")
 UNAUTHORIZED = _json(_ref("Error"), "No valid API key (Authorization: Bearer <key>).")
 NOT_FOUND = _json(_ref("Error"), "No such object for this tenant.")
 
@@ -310,6 +316,7 @@ DOCUMENT: dict[str, Any] = {
             "EventStatus": EVENT_STATUS,
             "Error": ERROR,
             "InvalidParameter": INVALID_PARAMETER,
+            "InvalidCursor": INVALID_CURSOR,
         },
     },
 }

@@ -7,7 +7,7 @@ from __future__ import annotations
 import re
 import uuid
 from collections.abc import Mapping
-from datetime import date, datetime
+from datetime import date, datetime, timezone
 from decimal import Decimal
 from typing import Any
 
@@ -180,18 +180,28 @@ def sales_cursor(sort: str, order: str, key: str, sale_id: int) -> str:
     return cursors.encode({"kind": "sales", "sort": sort, "order": order, "key": key, "id": sale_id})
 
 
+SALES_CURSOR_FIELDS = frozenset({"kind", "sort", "order", "key", "id"})
+#: Longest numeric sort key text accepted back (a sale's revenue/cost/margin/margin %
+#: as PostgreSQL prints it is far shorter).
+MAX_NUMERIC_KEY = 100
+
+
 def _sales_cursor(raw: str, sort: str, order: str) -> tuple[str, int]:
+    """The (key text, sale id) after which the page starts. The payload must be exactly
+    what sales_cursor made for this sort and order: its key a valid text of the sort
+    column's SQL type and the id a bigint; anything else is 400 invalid_cursor."""
     try:
         payload = cursors.decode(raw)
     except cursors.CursorError as exc:
-        raise invalid("cursor", str(exc)) from exc
-    if payload.get("kind") != "sales":
-        raise invalid("cursor", "not a cursor from this API")
-    if (payload.get("sort"), payload.get("order")) != (sort, order):
-        raise invalid("cursor", "the cursor belongs to another sort or order; start again without it")
-    key, sale_id = payload.get("key"), payload.get("id")
+        raise cursors.invalid_cursor() from exc
+    if set(payload) != SALES_CURSOR_FIELDS or payload["kind"] != "sales":
+        raise cursors.invalid_cursor()
+    if not (isinstance(payload["sort"], str) and isinstance(payload["order"], str)) or (
+            payload["sort"], payload["order"]) != (sort, order):
+        raise cursors.invalid_cursor()  # another sort or order's cursor: start again without it
+    key, sale_id = payload["key"], payload["id"]
     if not _valid_int(sale_id, MAX_BIGINT) or not isinstance(key, str) or not _valid_key(sort, key):
-        raise invalid("cursor", "not a cursor from this API")
+        raise cursors.invalid_cursor()
     return key, sale_id
 
 
@@ -199,17 +209,30 @@ def _valid_int(value: Any, maximum: int) -> bool:
     return isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= maximum
 
 
+def _valid_date_text(key: str) -> bool:
+    try:
+        return bool(_DATE.fullmatch(key)) and date.fromisoformat(key) is not None
+    except ValueError:
+        return False
+
+
 def _valid_key(sort: str, key: str) -> bool:
     if SORT_KEYS[sort].sql_type == "date":
-        if key == "-infinity":
-            return True
-        try:
-            return bool(_DATE.fullmatch(key)) and date.fromisoformat(key) is not None
-        except ValueError:
-            return False
+        return key == "-infinity" or _valid_date_text(key)
     if key == "-Infinity":
         return sort == "margin_pct"
-    return len(key) <= 100 and bool(_DECIMAL_TEXT.fullmatch(key))
+    return len(key) <= MAX_NUMERIC_KEY and bool(_DECIMAL_TEXT.fullmatch(key))
+
+
+def _valid_text(value: Any) -> bool:
+    """A str PostgreSQL's text can hold: bounded, no NUL, encodable (no lone surrogate)."""
+    if not isinstance(value, str) or len(value) > 10_000 or "\x00" in value:
+        return False
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 # --- shortages ---------------------------------------------------------------------------
@@ -226,26 +249,30 @@ def shortages_cursor(row: Mapping[str, Any]) -> str:
 
 
 def decode_shortages_cursor(raw: str) -> tuple:
-    problem = invalid("cursor", "not a cursor from this API")
+    problem = cursors.invalid_cursor()
     try:
         payload = cursors.decode(raw)
     except cursors.CursorError as exc:
         raise problem from exc
     key = payload.get("key")
-    if payload.get("kind") != "shortages" or not isinstance(key, list) or len(key) != 6:
+    if set(payload) != {"kind", "key"} or payload["kind"] != "shortages" or not isinstance(key, list) or len(key) != 6:
         raise problem
     txn_date, created, source, external_id, sale_type, line_no = key
     texts = (txn_date, created, source, external_id, sale_type)
-    if not all(isinstance(t, str) and len(t) <= 10_000 and "\x00" not in t for t in texts):
+    if not all(_valid_text(t) for t in texts):
         raise problem
     if not _valid_int(line_no, MAX_INT):
         raise problem
+    if not _valid_date_text(txn_date):
+        raise problem
     try:
-        day = date.fromisoformat(txn_date) if _DATE.fullmatch(txn_date) else None
+        day = date.fromisoformat(txn_date)
         moment = datetime.fromisoformat(created)
-    except ValueError as exc:
+        # timestamptz is sent as UTC: an offset must not carry it out of datetime's range.
+        in_range = moment.tzinfo is not None and moment.astimezone(timezone.utc) is not None
+    except (ValueError, OverflowError) as exc:
         raise problem from exc
-    if day is None or moment.tzinfo is None:
+    if not in_range:
         raise problem
     return day, moment, source, external_id, sale_type, line_no
 

@@ -9,7 +9,13 @@ import asyncpg
 
 from services.ingest.qbo.deliveries import Notification
 
-INSERT_DELIVERY = "INSERT INTO qbo_deliveries (content_type, body, parse_error) VALUES ($1, $2, $3) RETURNING id"
+# A body is stored once (0019_webhook_delivery_dedupe.sql): a retry or replay of the same
+# bytes only counts.
+INSERT_DELIVERY = """
+INSERT INTO qbo_deliveries (content_type, body, parse_error, body_sha256) VALUES ($1, $2, $3, sha256($2))
+ON CONFLICT (body_sha256) DO UPDATE
+    SET received_count = qbo_deliveries.received_count + 1, last_received_at = now()
+RETURNING id, received_count"""
 INSERT_NOTIFICATIONS = """
 INSERT INTO qbo_notifications (dedupe_key, delivery_id, realm_id, entity, entity_id, operation, deleted_id,
                                occurred_at, status)
@@ -92,6 +98,8 @@ class QboRepository:
 
     async def store_delivery(self, content_type: str | None, body: bytes, parse_error: str | None,
                              notifications: Sequence[Notification]) -> list[asyncpg.Record]:
+        """Store the delivery (once per distinct body; a repeat bumps received_count) and its
+        notifications (new ones only); returns the new notifications' (realm_id, status)."""
         delivery_id = await self.conn.fetchval(INSERT_DELIVERY, content_type, body, parse_error)
         if not notifications:
             return []
