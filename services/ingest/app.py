@@ -9,6 +9,7 @@ import contextlib
 from aiohttp import web
 
 from services.ingest.app_keys import QBO, RELAY, SERVICE, SETTINGS
+from services.ingest.openapi import DOCUMENT
 from services.ingest.qbo.channel import QboChannel
 from services.ingest.qbo.routes import routes as qbo_routes
 from services.ingest.relay import OutboxRelay
@@ -17,7 +18,11 @@ from services.ingest.service import IngestService
 from shared import broker
 from shared.db import create_pool
 from shared.health import add_health_routes, database_check
-from shared.web import POOL, auth_middleware, error_middleware
+from shared.public_paths import auth_except_public
+from shared.web import POOL, error_middleware, json_response
+
+#: Served without an API key: the API's description holds no tenant data.
+PUBLIC_PATHS = frozenset({"/api/v1/openapi.json"})
 
 
 async def _pool_ctx(app: web.Application):
@@ -52,12 +57,18 @@ async def _qbo_ctx(app: web.Application):
     await channel.close()
 
 
+async def _openapi(_request: web.Request) -> web.Response:
+    return json_response(DOCUMENT)
+
+
 def create_app(settings) -> web.Application:
-    app = web.Application(middlewares=[error_middleware, auth_middleware()], client_max_size=settings.max_body_bytes)
+    app = web.Application(middlewares=[error_middleware, auth_except_public(PUBLIC_PATHS)],
+                          client_max_size=settings.max_body_bytes)
     app[SETTINGS] = settings
     app.cleanup_ctx.extend([_pool_ctx, _relay_ctx, _qbo_ctx])
     app.router.add_routes(routes)
     app.router.add_routes(qbo_routes)
+    app.router.add_get("/api/v1/openapi.json", _openapi)
 
     async def broker_ready() -> None:
         if not app[RELAY].connected:

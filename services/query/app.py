@@ -15,7 +15,8 @@ from services.query.routes import routes
 from services.query.sales_tab import add_sales_tab
 from shared.db import create_pool
 from shared.health import add_health_routes, database_check
-from shared.web import POOL, auth_middleware, error_body, error_middleware, json_response
+from shared.public_paths import auth_except_public
+from shared.web import POOL, error_body, error_middleware, json_response
 
 #: Served without an API key: the API's description holds no tenant data.
 PUBLIC_PATHS = frozenset({"/api/v1/openapi.json"})
@@ -57,18 +58,6 @@ async def _folding_ctx(app: web.Application):
         yield
 
 
-def _auth_except_public():
-    auth = auth_middleware()
-
-    @web.middleware
-    async def middleware(request: web.Request, handler):
-        if request.path in PUBLIC_PATHS:
-            return await handler(request)
-        return await auth(request, handler)
-
-    return middleware
-
-
 @web.middleware
 async def method_not_allowed_middleware(request: web.Request, handler):
     """A 405 names the allowed methods (RFC 9110 requires ``Allow``), which the shared
@@ -82,7 +71,7 @@ async def method_not_allowed_middleware(request: web.Request, handler):
 
 
 def create_app(settings) -> web.Application:
-    app = web.Application(middlewares=[error_middleware, _auth_except_public(), method_not_allowed_middleware,
+    app = web.Application(middlewares=[error_middleware, auth_except_public(PUBLIC_PATHS), method_not_allowed_middleware,
                                        metrics_middleware],
                           client_max_size=settings.max_body_bytes)
     app[SETTINGS] = settings
