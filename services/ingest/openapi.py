@@ -272,11 +272,11 @@ DOCUMENT: dict[str, Any] = {
         "/api/v1/sales/{reference}": {
             "put": _write("editSale", "Replace a posted manual sale (same type)", "SaleBody", SALE_ACCEPTED,
                           "400 401 404 409 413 422", [REFERENCE]),
-            "delete": _write("deleteSale", "Delete a manual sale", None, SALE_REMOVED, "400 401 404 409",
+            "delete": _write("deleteSale", "Delete a manual sale", None, SALE_REMOVED, "400 401 404 409 413 422",
                              [REFERENCE]),
         },
         "/api/v1/sales/{reference}/void": {
-            "post": _write("voidSale", "Void a manual sale", None, SALE_REMOVED, "400 401 404 409", [REFERENCE]),
+            "post": _write("voidSale", "Void a manual sale", None, SALE_REMOVED, "400 401 404 409 413 422", [REFERENCE]),
         },
         "/api/v1/connections/quickbooks": {
             "get": _read("listConnections", "The tenant's QuickBooks connections",

@@ -61,9 +61,11 @@ async def put_product(request: web.Request) -> web.Response:
 @routes.get("/api/v1/products")
 async def list_products(request: web.Request) -> web.Response:
     try:
-        limit = min(500, max(1, int(request.query.get("limit", "100"))))
-    except ValueError as exc:
-        raise ApiError(400, "invalid_parameter", {"parameter": "limit", "problem": "an integer 1-500"}) from exc
+        limit = int(request.query.get("limit", "100"))
+    except ValueError:
+        limit = 0
+    if not 1 <= limit <= 500:  # refused, not clamped: a client asking for 1000 learns it gets 500
+        raise ApiError(400, "invalid_parameter", {"parameter": "limit", "problem": "an integer 1-500"})
     after = request.query.get("cursor", "")
     async with request.app[POOL].acquire() as conn:
         rows = await IngestRepository(conn, request[TENANT]).products(after, limit)
