@@ -193,7 +193,7 @@ def test_another_tenants_objects_answer_404(ingest_url, tenants):
 
 
 @schema.parametrize()
-@settings(max_examples=15, deadline=None, database=None,
+@settings(max_examples=60, deadline=None, database=None,
           suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much,
                                  HealthCheck.function_scoped_fixture])
 def test_ingest_api_conforms_to_its_openapi_document(case, ingest_url, tenants):
