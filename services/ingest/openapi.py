@@ -278,7 +278,8 @@ DOCUMENT: dict[str, Any] = {
                              [REFERENCE]),
         },
         "/api/v1/sales/{reference}/void": {
-            "post": _write("voidSale", "Void a manual sale", None, SALE_REMOVED, "400 401 404 409 413 422", [REFERENCE]),
+            "post": _write("voidSale", "Void a manual sale", None, SALE_REMOVED, "400 401 404 409 413 422",
+                           [REFERENCE]),
         },
         "/api/v1/connections/quickbooks": {
             "get": _read("listConnections", "The tenant's QuickBooks connections",

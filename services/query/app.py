@@ -71,7 +71,8 @@ async def method_not_allowed_middleware(request: web.Request, handler):
 
 
 def create_app(settings) -> web.Application:
-    app = web.Application(middlewares=[error_middleware, auth_except_public(PUBLIC_PATHS), method_not_allowed_middleware,
+    app = web.Application(middlewares=[error_middleware, auth_except_public(PUBLIC_PATHS),
+                                       method_not_allowed_middleware,
                                        metrics_middleware],
                           client_max_size=settings.max_body_bytes)
     app[SETTINGS] = settings
