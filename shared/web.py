@@ -8,6 +8,7 @@ import math
 import re
 import uuid
 from decimal import Decimal
+from collections.abc import Collection
 from typing import Any
 
 import asyncpg
@@ -97,8 +98,9 @@ async def error_middleware(request: web.Request, handler):
 
 
 def auth_middleware(protected_prefix: str = "/api/v1/", settings: Settings | None = None,
-                    usage: KeyUsage | None = None):
-    """API-key authentication of the paths under ``protected_prefix``, then the key's rate
+                    usage: KeyUsage | None = None, public_paths: Collection[str] = ()):
+    """API-key authentication of the paths under ``protected_prefix`` (except ``public_paths``,
+    such as an API's own OpenAPI document, which holds no tenant data), then the key's rate
     limit (``settings.api_rate_limit_per_minute``/``_burst``, per process; the defaults of
     Settings when none are given) and the record of its last use (at most once a minute,
     KeyUsage). The Authorization header is read from its raw bytes: a value that is not
@@ -106,10 +108,11 @@ def auth_middleware(protected_prefix: str = "/api/v1/", settings: Settings | Non
     settings = settings or Settings()
     limiter = RateLimiter(settings.api_rate_limit_per_minute, settings.api_rate_limit_burst)
     usage = usage or KeyUsage()
+    public = frozenset(public_paths)
 
     @web.middleware
     async def middleware(request: web.Request, handler):
-        if request.path.startswith(protected_prefix):
+        if request.path.startswith(protected_prefix) and request.path not in public:
             values = [value for name, value in request.raw_headers if name.lower() == b"authorization"]
             key = bearer_key(values[0]) if len(values) == 1 else None
             match = await lookup_key(request.app[POOL], key) if key is not None else None

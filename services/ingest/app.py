@@ -9,6 +9,7 @@ import contextlib
 from aiohttp import web
 
 from services.ingest.app_keys import QBO, RELAY, SERVICE, SETTINGS
+from services.ingest.openapi import DOCUMENT
 from services.ingest.qbo.channel import QboChannel
 from services.ingest.qbo.routes import routes as qbo_routes
 from services.ingest.relay import OutboxRelay
@@ -18,7 +19,10 @@ from shared import broker
 from shared.db import create_service_pool
 from shared.secrets import state_secret, token_keys
 from shared.health import add_health_routes, database_check
-from shared.web import POOL, auth_middleware, error_middleware
+from shared.web import POOL, auth_middleware, error_middleware, json_response
+
+#: Served without an API key: the API's description holds no tenant data.
+PUBLIC_PATHS = frozenset({"/api/v1/openapi.json"})
 
 
 async def _pool_ctx(app: web.Application):
@@ -53,15 +57,21 @@ async def _qbo_ctx(app: web.Application):
     await channel.close()
 
 
+async def _openapi(_request: web.Request) -> web.Response:
+    return json_response(DOCUMENT)
+
+
 def create_app(settings) -> web.Application:
     """Refuses (StartupError) before anything starts when a required secret is missing."""
     token_keys(settings.token_encryption_key, settings.token_encryption_old_keys)
     state_secret(settings.oauth_state_secret)
-    app = web.Application(middlewares=[error_middleware, auth_middleware(settings=settings)], client_max_size=settings.max_body_bytes)
+    app = web.Application(middlewares=[error_middleware, auth_middleware(settings=settings, public_paths=PUBLIC_PATHS)],
+                          client_max_size=settings.max_body_bytes)
     app[SETTINGS] = settings
     app.cleanup_ctx.extend([_pool_ctx, _relay_ctx, _qbo_ctx])
     app.router.add_routes(routes)
     app.router.add_routes(qbo_routes)
+    app.router.add_get("/api/v1/openapi.json", _openapi)
 
     async def broker_ready() -> None:
         if not app[RELAY].connected:

@@ -64,6 +64,15 @@ async def _body(request: web.Request, model: type[M]) -> M:
     return parse(model, await read_json(request))
 
 
+def _named(request: web.Request, name: str) -> str:
+    """A path segment naming a stored object. Stored text never holds NUL (PostgreSQL
+    refuses it), so a name with one names nothing: 404, not the database's error."""
+    value = request.match_info[name]
+    if "\x00" in value:
+        raise ApiError(404, "not_found", f"no such {name}")
+    return value
+
+
 # products ---------------------------------------------------------------------------
 
 @routes.post("/api/v1/products")
@@ -73,16 +82,23 @@ async def post_product(request: web.Request) -> web.Response:
 
 @routes.put("/api/v1/products/{sku}")
 async def put_product(request: web.Request) -> web.Response:
-    return await _write(request, uc.put_product(request.match_info["sku"], await _body(request, ProductBody)))
+    sku = request.match_info["sku"]
+    if "\x00" in sku:
+        raise ApiError(422, "validation_failed", [{"field": "sku", "problem": "must not contain the NUL character"}])
+    return await _write(request, uc.put_product(sku, await _body(request, ProductBody)))
 
 
 @routes.get("/api/v1/products")
 async def list_products(request: web.Request) -> web.Response:
     try:
-        limit = min(500, max(1, int(request.query.get("limit", "100"))))
-    except ValueError as exc:
-        raise ApiError(400, "invalid_parameter", {"parameter": "limit", "problem": "an integer 1-500"}) from exc
+        limit = int(request.query.get("limit", "100"))
+    except ValueError:
+        limit = 0
+    if not 1 <= limit <= 500:  # refused, not clamped: a client asking for 1000 learns it gets 500
+        raise ApiError(400, "invalid_parameter", {"parameter": "limit", "problem": "an integer 1-500"})
     after = request.query.get("cursor", "")
+    if "\x00" in after:
+        raise ApiError(400, "invalid_parameter", {"parameter": "cursor", "problem": "a sku (no NUL character)"})
     async with tenant_transaction(request.app[POOL], request[TENANT], readonly=True) as conn:
         rows = await IngestRepository(conn, request[TENANT]).products(after, limit)
     items = [dict(r) for r in rows]
@@ -92,7 +108,7 @@ async def list_products(request: web.Request) -> web.Response:
 @routes.get("/api/v1/products/{sku}")
 async def get_product(request: web.Request) -> web.Response:
     async with tenant_transaction(request.app[POOL], request[TENANT], readonly=True) as conn:
-        row = await IngestRepository(conn, request[TENANT]).product(request.match_info["sku"])
+        row = await IngestRepository(conn, request[TENANT]).product(_named(request, "sku"))
     if row is None:
         raise ApiError(404, "not_found", f"no product {request.match_info['sku']!r}")
     return json_response(dict(row))
@@ -108,14 +124,13 @@ async def post_lot(request: web.Request) -> web.Response:
 @routes.patch("/api/v1/lots/{sku}/{lot_number}")
 async def patch_lot(request: web.Request) -> web.Response:
     body = await _body(request, LotPatchBody)
-    return await _write(request, uc.correct_lot(request.match_info["sku"], request.match_info["lot_number"], body))
+    return await _write(request, uc.correct_lot(_named(request, "sku"), _named(request, "lot_number"), body))
 
 
 @routes.get("/api/v1/lots/{sku}/{lot_number}")
 async def get_lot(request: web.Request) -> web.Response:
     async with tenant_transaction(request.app[POOL], request[TENANT], readonly=True) as conn:
-        row = await IngestRepository(conn, request[TENANT]).lot(request.match_info["sku"],
-                                                                 request.match_info["lot_number"])
+        row = await IngestRepository(conn, request[TENANT]).lot(_named(request, "sku"), _named(request, "lot_number"))
     if row is None:
         raise ApiError(404, "not_found", "no such lot")
     return json_response(dict(row))
@@ -130,14 +145,14 @@ async def post_sale(request: web.Request) -> web.Response:
 
 @routes.put("/api/v1/sales/{reference}")
 async def put_sale(request: web.Request) -> web.Response:
-    return await _write(request, uc.edit_sale(request.match_info["reference"], await _body(request, SaleBody)))
+    return await _write(request, uc.edit_sale(_named(request, "reference"), await _body(request, SaleBody)))
 
 
 @routes.post("/api/v1/sales/{reference}/void")
 async def void_sale(request: web.Request) -> web.Response:
-    return await _write(request, uc.remove_sale(request.match_info["reference"], "voided"))
+    return await _write(request, uc.remove_sale(_named(request, "reference"), "voided"))
 
 
 @routes.delete("/api/v1/sales/{reference}")
 async def delete_sale(request: web.Request) -> web.Response:
-    return await _write(request, uc.remove_sale(request.match_info["reference"], "deleted"))
+    return await _write(request, uc.remove_sale(_named(request, "reference"), "deleted"))

@@ -57,18 +57,6 @@ async def _folding_ctx(app: web.Application):
         yield
 
 
-def _auth_except_public(settings):
-    auth = auth_middleware(settings=settings)
-
-    @web.middleware
-    async def middleware(request: web.Request, handler):
-        if request.path in PUBLIC_PATHS:
-            return await handler(request)
-        return await auth(request, handler)
-
-    return middleware
-
-
 @web.middleware
 async def method_not_allowed_middleware(request: web.Request, handler):
     """A 405 names the allowed methods (RFC 9110 requires ``Allow``), which the shared
@@ -82,7 +70,8 @@ async def method_not_allowed_middleware(request: web.Request, handler):
 
 
 def create_app(settings) -> web.Application:
-    app = web.Application(middlewares=[error_middleware, _auth_except_public(settings), method_not_allowed_middleware,
+    app = web.Application(middlewares=[error_middleware, auth_middleware(settings=settings, public_paths=PUBLIC_PATHS),
+                                       method_not_allowed_middleware,
                                        metrics_middleware],
                           client_max_size=settings.max_body_bytes)
     app[SETTINGS] = settings

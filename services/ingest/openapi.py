@@ -1,0 +1,321 @@
+"""The OpenAPI 3.0 description of the ingest API, served at /api/v1/openapi.json.
+
+Request bodies are derived from the pydantic models the handlers validate with
+(services/ingest/schemas.py), turned into OpenAPI 3.0 (nullable instead of a null
+type, amounts as a decimal string or a JSON number); responses are written by hand.
+tests/integration/test_ingest_schemathesis.py holds the service to this document.
+
+Not described: ``POST /webhooks/quickbooks`` (Intuit's signed callback, not a client
+API) and ``/oauth/quickbooks/*`` (a browser redirect flow); neither is under /api.
+"""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+from pydantic import BaseModel
+
+from services.ingest.schemas import LotBody, LotPatchBody, ProductBody, SaleBody
+
+#: An amount as the API answers it: the exact stored decimal, as a string.
+DECIMAL_PATTERN = r"^-?[0-9]+(\.[0-9]+)?$"
+TEXT_MAX = 200
+IDEMPOTENCY_KEY_MAX = 200
+
+
+def _ref(name: str) -> dict:
+    return {"$ref": f"#/components/schemas/{name}"}
+
+
+def _obj(properties: dict[str, Any], required: list[str] | None = None, description: str | None = None) -> dict:
+    schema = {"type": "object", "required": list(properties) if required is None else required,
+              "properties": properties, "additionalProperties": False}
+    if description:
+        schema["description"] = description
+    return schema
+
+
+def _string(nullable: bool = False, **extra) -> dict:
+    return {"type": "string", **({"nullable": True} if nullable else {}), **extra}
+
+
+# --- request bodies from the pydantic models ---------------------------------------------
+
+def _amount(bound: dict) -> dict:
+    """pydantic renders a constrained Decimal as anyOf number|string with a bare gt/ge."""
+    number: dict[str, Any] = {"type": "number"}
+    if "gt" in bound:
+        number.update(minimum=bound["gt"], exclusiveMinimum=True)
+    elif "ge" in bound:
+        number["minimum"] = bound["ge"]
+    # No pattern on the string: the service reads what Decimal reads ("1e3" too), a
+    # pattern would make schemathesis expect a refusal of such strings.
+    return {"anyOf": [{"type": "string"}, number],
+            "description": "A decimal amount: string (e.g. \"12.50\") or JSON number, read exactly; at most 6 "
+                           "decimal places, less than 10^12 in absolute value."}
+
+
+def _is_amount(schema: dict) -> bool:
+    variants = schema.get("anyOf")
+    return (isinstance(variants, list) and len(variants) == 2
+            and sorted(v.get("type", "") for v in variants) == ["number", "string"]
+            and all(set(v) == {"type"} for v in variants))
+
+
+def _to_openapi30(schema: Any) -> Any:
+    """pydantic's JSON Schema (2020-12) to OpenAPI 3.0: nullable, no titles, amounts."""
+    if isinstance(schema, list):
+        return [_to_openapi30(s) for s in schema]
+    if not isinstance(schema, dict):
+        return schema
+    schema = {k: v for k, v in schema.items() if k not in ("title", "$defs")}
+    if schema.get("default", ...) is None:
+        del schema["default"]
+    if _is_amount(schema):
+        bound = {k: schema[k] for k in ("gt", "ge") if k in schema}
+        extra = {k: v for k, v in schema.items() if k not in ("anyOf", "gt", "ge")}
+        return {**_amount(bound), **extra}
+    variants = schema.get("anyOf")
+    if isinstance(variants, list) and {"type": "null"} in variants:
+        rest = [v for v in variants if v != {"type": "null"}]
+        inner = _to_openapi30(rest[0]) if len(rest) == 1 else {"anyOf": _to_openapi30(rest)}
+        extra = {k: _to_openapi30(v) for k, v in schema.items() if k != "anyOf"}
+        if "$ref" in inner:  # a $ref takes no siblings in 3.0
+            inner = {"allOf": [inner]}
+        return {**inner, **extra, "nullable": True}
+    return {k: (_to_openapi30(v) if k != "required" else v) for k, v in schema.items()}
+
+
+def _body_schemas(*models: type[BaseModel]) -> dict[str, dict]:
+    """Component schemas of the models (and the models they use), OpenAPI 3.0."""
+    schemas: dict[str, dict] = {}
+    for model in models:
+        generated = copy.deepcopy(model.model_json_schema(ref_template="#/components/schemas/{model}"))
+        for name, sub in generated.get("$defs", {}).items():
+            schemas[name] = _to_openapi30(sub)
+        schemas[model.__name__] = _to_openapi30(generated)
+    return schemas
+
+
+BODY_SCHEMAS = _body_schemas(ProductBody, LotBody, LotPatchBody, SaleBody)
+BODY_SCHEMAS["LotPatchBody"]["minProperties"] = 1
+BODY_SCHEMAS["LotPatchBody"]["description"] = "Give quantity and/or unit_cost."
+BODY_SCHEMAS["SaleLineBody"]["description"] = ("A line needs a sku or a description; discount at most "
+                                               "quantity × unit_price.")
+BODY_SCHEMAS["SaleBody"]["properties"]["currency"]["description"] = (
+    "ISO 4217 code; exchange_rate is required when it is not the tenant's home currency.")
+BODY_SCHEMAS["LotBody"]["properties"]["lot_number"]["description"] = "Must not start with RET- (return lots)."
+
+# --- response schemas -------------------------------------------------------------------
+
+DECIMAL = _ref("Decimal")
+DATE_TIME = _string(format="date-time")
+EVENT_IDS = {"type": "array", "items": _string(format="uuid"), "minItems": 1,
+             "description": "The events accepted; their status is at the query API's /api/v1/events/{event_id}."}
+VERSION = {"type": "integer", "minimum": 1}
+
+PRODUCT = _obj({
+    "sku": {"type": "string"},
+    "name": {"type": "string"},
+    "qbo_item_id": _string(nullable=True),
+    "standard_cost": {"allOf": [DECIMAL], "nullable": True},
+    "version": VERSION,
+    "created_at": DATE_TIME,
+    "updated_at": DATE_TIME,
+})
+LOT = _obj({
+    "sku": {"type": "string"},
+    "lot_number": {"type": "string"},
+    "quantity": DECIMAL,
+    "unit_cost": DECIMAL,
+    "received_at": DATE_TIME,
+    "version": VERSION,
+    "created_at": DATE_TIME,
+    "updated_at": DATE_TIME,
+})
+CONNECTION = _obj({
+    "realm_id": {"type": "string"},
+    "status": {"type": "string", "enum": ["connected", "reconnect_required", "disconnected"]},
+    "access_expires_at": DATE_TIME,
+    "cdc_watermark": _string(nullable=True, format="date-time"),
+    "token_refreshes": {"type": "integer", "minimum": 0},
+    "created_at": DATE_TIME,
+    "updated_at": DATE_TIME,
+})
+ERROR = {
+    "type": "object",
+    "required": ["error", "detail"],
+    "properties": {"error": {"type": "string"},
+                   "detail": {"nullable": True, "description": "A message, or for validation_failed a list of "
+                                                               "{field, problem}."}},
+    "additionalProperties": False,
+}
+
+# --- parameters and responses -----------------------------------------------------------
+
+def _path(name: str, description: str) -> dict:
+    return {"name": name, "in": "path", "required": True, "schema": {"type": "string", "minLength": 1},
+            "description": description}
+
+
+SKU = _path("sku", "Product sku.")
+LOT_NUMBER = _path("lot_number", "Lot number.")
+REFERENCE = _path("reference", "The sale's reference.")
+REALM_ID = _path("realm_id", "QuickBooks company (realm) id.")
+# 422 on the connection operations: a realm id with a NUL character is refused by the
+# database (invalid_input), not answered 404 like the other names in paths.
+IDEMPOTENCY_KEY = {
+    "name": "Idempotency-Key", "in": "header", "required": False,
+    "schema": {"type": "string", "minLength": 1, "maxLength": IDEMPOTENCY_KEY_MAX},
+    "description": "A retry with the same key and request gets the first answer again; the same key with a "
+                   "different request is refused (422 idempotency_key_reused).",
+}
+
+
+def _json(schema: dict, description: str) -> dict:
+    return {"description": description, "content": {"application/json": {"schema": schema}}}
+
+
+def _error(description: str) -> dict:
+    return _json(_ref("Error"), description)
+
+
+ERRORS = {
+    "400": _error("The body is not JSON (invalid_json), or a malformed parameter or Idempotency-Key."),
+    "401": _error("No valid API key (Authorization: Bearer <key>)."),
+    "404": _error("No such object for this tenant (another tenant's objects answer 404 too)."),
+    "409": _error("Conflicts with the object's state: it exists already, or it is voided/deleted."),
+    "413": _error("The body is larger than the service's limit."),
+    "422": _error("The body fails validation (validation_failed, detail: [{field, problem}]), or the "
+                  "Idempotency-Key was used for a different request."),
+}
+
+
+def _accepted(properties: dict[str, Any], description: str) -> dict:
+    return _json(_obj({"event_ids": EVENT_IDS, **properties}), description)
+
+
+def _write(operation_id: str, summary: str, body: str | None, accepted: dict, errors: str,
+           parameters: list | None = None, description: str | None = None) -> dict:
+    operation: dict[str, Any] = {
+        "operationId": operation_id, "summary": summary,
+        "parameters": [*(parameters or []), IDEMPOTENCY_KEY],
+        "responses": {"202": accepted, **{code: ERRORS[code] for code in errors.split()}},
+    }
+    if body:
+        operation["requestBody"] = {"required": True, "content": {"application/json": {"schema": _ref(body)}}}
+    if description:
+        operation["description"] = description
+    return operation
+
+
+def _read(operation_id: str, summary: str, ok: dict, errors: str, parameters: list | None = None) -> dict:
+    return {"operationId": operation_id, "summary": summary, "parameters": parameters or [],
+            "responses": {"200": ok, **{code: ERRORS[code] for code in errors.split()}}}
+
+
+PRODUCT_ACCEPTED = _accepted({"sku": {"type": "string"}, "version": VERSION}, "Accepted: the product's event.")
+LOT_ACCEPTED = _accepted({"sku": {"type": "string"}, "lot_number": {"type": "string"}, "version": VERSION},
+                         "Accepted: the lot's event.")
+SALE_ACCEPTED = _accepted({"reference": {"type": "string"}, "version": VERSION}, "Accepted: the sale's event.")
+SALE_REMOVED = _accepted({"reference": {"type": "string"}, "status": {"type": "string", "enum": ["voided", "deleted"]},
+                          "version": VERSION}, "Accepted: the removal's event.")
+
+DOCUMENT: dict[str, Any] = {
+    "openapi": "3.0.3",
+    "info": {
+        "title": "Partsemble sales tracking: ingest API",
+        "version": "1.0.0",
+        "description": (
+            "Write API of one tenant (the API key's): catalog products, received lots, manual sales, and the "
+            "tenant's QuickBooks connections. A write is accepted (202) once its events are stored; costing "
+            "applies them asynchronously. Amounts are taken as decimal strings or JSON numbers (read exactly, "
+            "at most 6 decimal places) and answered as decimal strings. Another tenant's objects answer 404. "
+            "Not described here: POST /webhooks/quickbooks (Intuit's signed callback) and /oauth/quickbooks/* "
+            "(a browser redirect flow)."),
+    },
+    "servers": [{"url": "/"}],
+    "security": [{"bearerAuth": []}],
+    "paths": {
+        "/api/v1/products": {
+            "post": _write("createProduct", "Create a catalog product (sku required)", "ProductBody",
+                           PRODUCT_ACCEPTED, "400 401 409 413 422"),
+            "get": _read("listProducts", "Catalog products by sku, keyset-paginated",
+                         _json(_obj({"items": {"type": "array", "items": _ref("Product")},
+                                     "next_cursor": _string(nullable=True, description="Pass as `cursor` for the "
+                                                                                       "next page.")}),
+                               "A page of products."), "400 401",
+                         [{"name": "limit", "in": "query", "required": False,
+                           "schema": {"type": "integer", "minimum": 1, "maximum": 500, "default": 100},
+                           "description": "Page size."},
+                          {"name": "cursor", "in": "query", "required": False, "schema": {"type": "string"},
+                           "description": "The `next_cursor` of the previous page (products after this sku)."}]),
+        },
+        "/api/v1/products/{sku}": {
+            "put": _write("putProduct", "Create or replace a catalog product", "ProductBody", PRODUCT_ACCEPTED,
+                          "400 401 413 422", [SKU]),
+            "get": _read("getProduct", "One catalog product", _json(_ref("Product"), "The product."), "401 404",
+                         [SKU]),
+        },
+        "/api/v1/lots": {
+            "post": _write("receiveLot", "Receive a lot of a known product", "LotBody", LOT_ACCEPTED,
+                           "400 401 409 413 422"),
+        },
+        "/api/v1/lots/{sku}/{lot_number}": {
+            "patch": _write("correctLot", "Correct a lot's quantity and/or unit cost", "LotPatchBody", LOT_ACCEPTED,
+                            "400 401 404 413 422", [SKU, LOT_NUMBER]),
+            "get": _read("getLot", "One lot", _json(_ref("Lot"), "The lot."), "401 404", [SKU, LOT_NUMBER]),
+        },
+        "/api/v1/sales": {
+            "post": _write("createSale", "Enter a manual sale (reference required)", "SaleBody", SALE_ACCEPTED,
+                           "400 401 409 413 422"),
+        },
+        "/api/v1/sales/{reference}": {
+            "put": _write("editSale", "Replace a posted manual sale (same type)", "SaleBody", SALE_ACCEPTED,
+                          "400 401 404 409 413 422", [REFERENCE]),
+            "delete": _write("deleteSale", "Delete a manual sale", None, SALE_REMOVED, "400 401 404 409 413 422",
+                             [REFERENCE]),
+        },
+        "/api/v1/sales/{reference}/void": {
+            "post": _write("voidSale", "Void a manual sale", None, SALE_REMOVED, "400 401 404 409 413 422",
+                           [REFERENCE]),
+        },
+        "/api/v1/connections/quickbooks": {
+            "get": _read("listConnections", "The tenant's QuickBooks connections",
+                         _json(_obj({"items": {"type": "array", "items": _ref("Connection")}}), "The connections."),
+                         "401"),
+        },
+        "/api/v1/connections/quickbooks/{realm_id}/sync": {
+            "post": {"operationId": "syncConnection", "summary": "Catch up with QuickBooks now",
+                     "parameters": [REALM_ID],
+                     "responses": {"202": _json(_obj({"realm_id": {"type": "string"},
+                                                      "status": {"type": "string", "enum": ["sync_requested"]}}),
+                                                "The sync is requested."),
+                                   **{code: ERRORS[code] for code in ("401", "404", "409", "422")}}},
+        },
+        "/api/v1/connections/quickbooks/{realm_id}/disconnect": {
+            "post": {"operationId": "disconnectConnection", "summary": "Revoke the tokens and stop syncing",
+                     "parameters": [REALM_ID],
+                     "responses": {"200": _json(_obj({"realm_id": {"type": "string"},
+                                                      "status": {"type": "string", "enum": ["disconnected"]}}),
+                                                "Disconnected."),
+                                   **{code: ERRORS[code] for code in ("401", "404", "422")}}},
+        },
+        "/api/v1/openapi.json": {"get": {
+            "operationId": "openapi", "summary": "This document (no API key needed)", "security": [],
+            "responses": {"200": _json({"type": "object"}, "The OpenAPI document.")}}},
+    },
+    "components": {
+        "securitySchemes": {"bearerAuth": {"type": "http", "scheme": "bearer",
+                                           "description": "A tenant API key: psk_<prefix>_<secret>."}},
+        "schemas": {
+            **BODY_SCHEMAS,
+            "Decimal": _string(pattern=DECIMAL_PATTERN, example="12.5", description="Exact decimal, as stored."),
+            "Product": PRODUCT,
+            "Lot": LOT,
+            "Connection": CONNECTION,
+            "Error": ERROR,
+        },
+    },
+}
