@@ -33,7 +33,7 @@ class Settings(BaseSettings):
     #: /api/v1/), per process: with N processes behind a balancer a key gets up to N times
     #: this. 0 disables the limit. Health checks, webhooks and the OpenAPI document are not
     #: limited. Over the limit: 429 ``rate_limited`` with ``Retry-After`` (seconds).
-    api_rate_limit_per_minute: int = Field(default=600, ge=0)
+    api_rate_limit_per_minute: int = Field(default=6000, ge=0)
     #: Requests a key may make at once (the token bucket's size); unset: a minute's worth
     #: (``api_rate_limit_per_minute``). Refilled at ``api_rate_limit_per_minute`` / 60 per second.
     api_rate_limit_burst: int | None = Field(default=None, ge=1)
