@@ -11,7 +11,7 @@ PYTEST_ARGS ?=
 # Unbuffered output so honcho/pytest show service logs as they happen.
 export PYTHONUNBUFFERED := 1
 
-.PHONY: help run test migrate bootstrap bootstrap-test clean
+.PHONY: help run test migrate secrets bootstrap bootstrap-test clean
 
 help: ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{ printf "  make %-15s %s\n", $$1, $$2 }'
@@ -22,8 +22,11 @@ run: bootstrap migrate ## run the whole system (Ctrl-C stops it)
 test: bootstrap-test ## run the tests; pass pytest options with PYTEST_ARGS="..."
 	$(PY) -m pytest $(PYTEST_ARGS)
 
-migrate: bootstrap ## create the DATABASE_URL database if missing and apply migrations
+migrate: bootstrap ## create the database if missing, apply migrations (DATABASE_OWNER_URL), set up the service role (DATABASE_URL)
 	$(PY) -m shared.migrate
+
+secrets: ## create var/secrets.env (mode 0600) once: TOKEN_ENCRYPTION_KEY, OAUTH_STATE_SECRET, simulator verifier token
+	@bash scripts/secrets.sh var/secrets.env
 
 bootstrap: ## .venv + pinned deps + PostgreSQL/RabbitMQ for DATABASE_URL
 	@bash scripts/bootstrap.sh run

@@ -6,6 +6,13 @@ set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
 export LOG_FORMAT="${LOG_FORMAT:-console}"
+# Per-installation secrets (created once by scripts/secrets.sh); values already in the
+# environment win.
+bash scripts/secrets.sh var/secrets.env
+while IFS='=' read -r name value; do
+    [[ -z "$name" || "$name" == \#* ]] && continue
+    [[ -n "${!name:-}" ]] || export "$name=$value"
+done < var/secrets.env
 if [[ -z "${QBO_CLIENT_ID:-}" ]]; then
     sim="http://127.0.0.1:${QBO_SIM_PORT:-8090}"
     export QBO_API_BASE="$sim" \
@@ -13,7 +20,7 @@ if [[ -z "${QBO_CLIENT_ID:-}" ]]; then
            QBO_OAUTH_TOKEN_URL="$sim/oauth2/v1/tokens/bearer" \
            QBO_OAUTH_REVOKE_URL="$sim/v2/oauth2/tokens/revoke" \
            QBO_CLIENT_ID=sim-client QBO_CLIENT_SECRET=sim-secret \
-           QBO_WEBHOOK_VERIFIER_TOKEN="${QBO_SIM_VERIFIER_TOKEN:-sim-verifier-token}" \
+           QBO_WEBHOOK_VERIFIER_TOKEN="$QBO_SIM_VERIFIER_TOKEN" \
            QBO_CDC_INTERVAL_SECONDS="${QBO_CDC_INTERVAL_SECONDS:-60}"
     echo "run: no QBO_CLIENT_ID set: using the local QuickBooks simulator at $sim with a demo company" >&2
     exec .venv/bin/python -m honcho start -f Procfile

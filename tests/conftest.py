@@ -157,6 +157,7 @@ async def outbox_pending(pool, tenant_id) -> int:
 
 
 def settings_for(database_url: str, broker_prefix: str, **extra) -> Settings:
+    extra.setdefault("database_owner_url", TEST_DATABASE_URL)
     return Settings(database_url=database_url, amqp_url=extra.pop("amqp_url", TEST_AMQP_URL),
                     broker_prefix=broker_prefix, **extra)
 

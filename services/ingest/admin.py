@@ -6,8 +6,9 @@
     python -m services.ingest.admin revoke-key <key_id or prefix>
     python -m services.ingest.admin connect-quickbooks --tenant <tenant_id> --realm <realm_id> \
         --access-token … --refresh-token … --expires-in <seconds>
+    python -m services.ingest.admin rotate-token-key   (after moving the old key to TOKEN_ENCRYPTION_OLD_KEYS)
 
-A new key is printed once and never again; only its hash is stored. A key without an
+Operators' commands connect as the schema owner (DATABASE_OWNER_URL). A new key is printed once and never again; only its hash is stored. A key without an
 expiry never expires; an expired one is refused like a revoked one. "Last used" is
 recorded by the services at most once a minute per key.
 """
@@ -101,6 +102,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--access-token", required=True)
     p.add_argument("--refresh-token", required=True)
     p.add_argument("--expires-in", required=True, type=int)
+    commands.add_parser("rotate-token-key", help="re-encrypt every stored OAuth token under TOKEN_ENCRYPTION_KEY "
+                        "(the previous key in TOKEN_ENCRYPTION_OLD_KEYS)")
     return parser
 
 
@@ -111,6 +114,29 @@ async def connect_quickbooks(conn: asyncpg.Connection, settings: Settings, tenan
     expires_at = datetime.now(timezone.utc) + timedelta(seconds=expires_in)
     return await QboRepository(conn).upsert_connection(realm_id, tenant_id, cipher.encrypt(access_token, realm_id),
                                                        cipher.encrypt(refresh_token, realm_id), expires_at)
+
+
+ALL_CONNECTIONS = "SELECT realm_id, access_token, refresh_token FROM qbo_connections ORDER BY realm_id FOR UPDATE"
+REWRITE_TOKENS = "UPDATE qbo_connections SET access_token = $2, refresh_token = $3 WHERE realm_id = $1"
+
+
+async def rotate_token_key(conn: asyncpg.Connection, settings: Settings) -> tuple[int, int]:
+    """Re-encrypt every realm's tokens under the current TOKEN_ENCRYPTION_KEY, in one
+    transaction (rows locked, so a concurrent refresh waits and then writes under the new
+    key too). Returns (rewritten, already current). A token no configured key decrypts
+    stops the rotation with nothing changed."""
+    cipher = TokenCipher(token_keys(settings.token_encryption_key, settings.token_encryption_old_keys))
+    rewritten = current = 0
+    async with conn.transaction():
+        for row in await conn.fetch(ALL_CONNECTIONS):
+            realm = row["realm_id"]
+            if cipher.is_current(row["access_token"], realm) and cipher.is_current(row["refresh_token"], realm):
+                current += 1
+                continue
+            await conn.execute(REWRITE_TOKENS, realm, cipher.encrypt(cipher.decrypt(row["access_token"], realm), realm),
+                               cipher.encrypt(cipher.decrypt(row["refresh_token"], realm), realm))
+            rewritten += 1
+    return rewritten, current
 
 
 def _currency_arg(value: str) -> str:
@@ -144,6 +170,9 @@ async def run(args: argparse.Namespace, settings: Settings) -> int:
                 print(f"realm {args.realm} is connected to another tenant", file=sys.stderr)
                 return 1
             print(f"realm {args.realm} connected to tenant {args.tenant}; the ingest service imports its history")
+        elif args.command == "rotate-token-key":
+            rewritten, current = await rotate_token_key(conn, settings)
+            print(f"{rewritten} connections re-encrypted under the current TOKEN_ENCRYPTION_KEY, {current} already were")
         elif args.command == "revoke-key":
             if not await revoke_key(conn, args.key):
                 print(f"no live key {args.key!r}", file=sys.stderr)
