@@ -261,7 +261,8 @@ async def test_denied_consent_links_nothing_and_echoes_nothing(flow, api_tenant)
         assert "error=access_denied" in callback
         status, page = await flow.finish(browser, callback)
         assert status == 400 and "cancelled" in page
-        status, page = await flow.finish(browser, callback.replace("access_denied", "%3Cscript%3Ealert(1)%3C/script%3E"))
+        injected = callback.replace("access_denied", "%3Cscript%3Ealert(1)%3C/script%3E")
+        status, page = await flow.finish(browser, injected)
         assert status == 400 and "<script" not in page and "alert" not in page
     assert await flow.link(realm) is None
     assert await flow.nonce_used(callback) is None
@@ -281,3 +282,51 @@ async def test_cookie_is_secure_behind_https(flow, api_tenant):
                                headers={**headers, "X-Forwarded-Proto": "https"}) as response:
             assert response.status == 302
             assert response.cookies[COOKIE]["secure"]
+
+
+async def test_the_callbacks_statements_hold_under_row_level_security(database_url):
+    """As the service role (no superuser, no BYPASSRLS), in a database of its own: a
+    tenant sees and spends only its own states, learns another tenant owns a realm only
+    through qbo_realm_tenant(), and cannot take that realm over (the upsert is refused)."""
+    from datetime import datetime, timezone
+
+    import asyncpg
+    from yarl import URL as Url
+
+    from services.ingest.qbo.repository import QboRepository
+    from shared.db import create_pool, tenant_transaction
+    from shared.migrate import recreate_database
+
+    owner_url = Url(database_url)
+    owner_url = owner_url.with_path(owner_url.path + "_rls")
+    service_url = owner_url.with_user("partsemble_connect_test").with_password(None)
+    await recreate_database(str(owner_url), str(service_url))
+    owner = await asyncpg.connect(str(owner_url))
+    pool = await create_pool(str(service_url))
+    try:
+        mine, theirs = uuid.uuid4(), uuid.uuid4()
+        for tenant in (mine, theirs):
+            await owner.execute("INSERT INTO tenants (id, name, home_currency) VALUES ($1, 'x', 'USD')", tenant)
+        await owner.execute("INSERT INTO qbo_connections (realm_id, tenant_id, access_token, refresh_token, "
+                            "access_expires_at) VALUES ('R', $1, 'a', 'r', now())", theirs)
+        async with tenant_transaction(pool, theirs) as conn:
+            await conn.execute(qbo_routes.INSERT_STATE, b"theirs", theirs, b"browser", 2_000_000_000)
+        async with tenant_transaction(pool, mine) as conn:
+            await conn.execute(qbo_routes.INSERT_STATE, b"mine", mine, b"browser", 2_000_000_000)
+            assert await conn.fetchval("SELECT count(*) FROM oauth_states") == 1
+            assert await conn.fetchval("SELECT count(*) FROM qbo_connections") == 0
+            assert await conn.fetchval(qbo_routes.CONSUME_STATE, b"theirs", b"browser") is None
+            assert await conn.fetchval(qbo_routes.CONSUME_STATE, b"mine", b"browser") == mine
+            assert await conn.fetchval(qbo_routes.CONSUME_STATE, b"mine", b"browser") is None
+            assert await conn.fetchval(qbo_routes.REALM_TENANT, "R") == theirs
+            with pytest.raises(asyncpg.InsufficientPrivilegeError):
+                async with conn.transaction():
+                    await QboRepository(conn).upsert_connection("R", mine, b"x", b"y", datetime.now(timezone.utc))
+            with pytest.raises(asyncpg.InsufficientPrivilegeError):
+                async with conn.transaction():
+                    await conn.execute(qbo_routes.INSERT_STATE, b"forged", theirs, b"browser", 2_000_000_000)
+        assert await owner.fetchval("SELECT tenant_id FROM qbo_connections WHERE realm_id = 'R'") == theirs
+        assert await owner.fetchval("SELECT used_at FROM oauth_states WHERE nonce_hash = 'theirs'") is None
+    finally:
+        await pool.close()
+        await owner.close()
