@@ -6,7 +6,6 @@ links as they were (checked in the database, not only by status)."""
 from __future__ import annotations
 
 import asyncio
-import base64
 import os
 import socket
 import uuid
@@ -25,11 +24,11 @@ from services.ingest.qbo import state as state_module
 from services.ingest.qbo.state import digest, make_state, new_secret
 from services.qbo_sim.app import create_app as create_sim
 from services.qbo_sim.config import SimConfig
-from tests.conftest import client_for, make_api_tenant, settings_for
+from tests.conftest import TEST_DATABASE_URL, client_for, make_api_tenant, settings_for
 
 STATE_SECRET = "state-secret-" + "x" * 40
 COOKIE = qbo_routes.COOKIE
-TOKEN_KEY = base64.b64encode(os.urandom(32)).decode()  # one per run: the worker reads every test's links
+TOKEN_KEY = os.environ["TOKEN_ENCRYPTION_KEY"]  # the run's key (tests/conftest.py): the worker reads every link
 
 
 def free_port() -> int:
@@ -284,20 +283,19 @@ async def test_cookie_is_secure_behind_https(flow, api_tenant):
             assert response.cookies[COOKIE]["secure"]
 
 
-async def test_the_callbacks_statements_hold_under_row_level_security(database_url):
+async def test_the_callbacks_statements_hold_under_row_level_security():
     """As the service role (no superuser, no BYPASSRLS), in a database of its own: a
     tenant sees and spends only its own states, learns another tenant owns a realm only
     through qbo_realm_tenant(), and cannot take that realm over (the upsert is refused)."""
     from datetime import datetime, timezone
 
     import asyncpg
-    from yarl import URL as Url
 
     from services.ingest.qbo.repository import QboRepository
     from shared.db import create_pool, tenant_transaction
     from shared.migrate import recreate_database
 
-    owner_url = Url(database_url)
+    owner_url = URL(TEST_DATABASE_URL)
     owner_url = owner_url.with_path(owner_url.path + "_rls")
     service_url = owner_url.with_user("partsemble_connect_test").with_password(None)
     await recreate_database(str(owner_url), str(service_url))

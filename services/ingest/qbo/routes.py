@@ -26,10 +26,10 @@ from services.ingest.app_keys import QBO, SETTINGS
 from services.ingest.qbo.deliveries import DeliveryError, parse_delivery
 from services.ingest.qbo.oauth import ReconnectRequired
 from services.ingest.qbo.repository import QboRepository
-from services.ingest.qbo.signature import verify
 from services.ingest.qbo import state as state_module
+from services.ingest.qbo.signature import verify
 from services.ingest.qbo.state import StateError, browser_matches, digest, make_state, new_secret, read_state
-from shared.api_keys import tenant_for_key
+from shared.api_keys import bearer_key, tenant_for_key
 from shared.db import tenant_transaction
 from shared.logging import get_logger
 from shared.secrets import state_secret
@@ -190,8 +190,9 @@ def _refuse(request: web.Request, reason: str, **fields) -> web.Response:
 async def connect(request: web.Request) -> web.Response:
     settings = request.app[SETTINGS]
     secret = state_secret(settings.oauth_state_secret)
-    scheme, _, key = request.headers.get("Authorization", "").partition(" ")
-    tenant = await tenant_for_key(request.app[POOL], key.strip()) if scheme.lower() == "bearer" else None
+    values = [value for name, value in request.raw_headers if name.lower() == b"authorization"]
+    key = bearer_key(values[0]) if len(values) == 1 else None  # as auth_middleware reads it
+    tenant = await tenant_for_key(request.app[POOL], key) if key is not None else None
     if tenant is None:
         raise ApiError(401, "unauthorized", "a valid API key is required: Authorization: Bearer <key>")
     nonce, browser = new_secret(), new_secret()
