@@ -328,3 +328,14 @@ async def test_the_callbacks_statements_hold_under_row_level_security():
     finally:
         await pool.close()
         await owner.close()
+
+
+async def test_a_malformed_realm_id_links_nothing(flow, api_tenant):
+    _, headers = api_tenant
+    realm = await flow.new_realm()
+    async with flow.browser() as browser:
+        callback = await flow.consent(browser, await flow.start(browser, headers), realm)
+        status, page = await flow.finish(browser, callback.replace(f"realmId={realm}", "realmId=1%00%3Cb%3E"))
+    assert status == 400 and "<b>" not in page
+    assert await flow.link(realm) is None
+    assert await flow.nonce_used(callback) is None

@@ -14,10 +14,13 @@
 
 from __future__ import annotations
 
+import asyncio
 import html
+import re
 import time
 from urllib.parse import urlencode
 
+import aiohttp
 import asyncpg
 from aiohttp import web
 from prometheus_client import Counter
@@ -89,6 +92,7 @@ INSERT_STATE = """
 INSERT INTO oauth_states (nonce_hash, tenant_id, browser_hash, expires_at) VALUES ($1, $2, $3, to_timestamp($4))"""
 PURGE_STATES = "DELETE FROM oauth_states WHERE expires_at < now() - interval '1 day'"
 REALM_TENANT = "SELECT tenant_id FROM qbo_realm_tenant($1)"
+REALM_ID = re.compile(r"[0-9A-Za-z_-]{1,64}")  # Intuit's are decimal digits
 
 # reason code → (status, page title, page text): every refusal the callback can answer.
 REFUSALS = {
@@ -112,11 +116,14 @@ REFUSALS = {
                                                         "Partsemble."),
     "state_used": (400, "Connection link already used",
                    "This connection link has already been used. Start again from Partsemble."),
-    "missing_code": (400, "QuickBooks was not connected",
-                     "QuickBooks did not send an authorization. Start again from Partsemble."),
+    "invalid_callback": (400, "QuickBooks was not connected",
+                         "QuickBooks did not send a valid authorization. Start again from Partsemble."),
     "code_rejected": (400, "QuickBooks was not connected",
                       "QuickBooks did not accept the authorization (it may have expired). Start again from "
                       "Partsemble."),
+    "quickbooks_unavailable": (502, "QuickBooks could not be reached",
+                               "QuickBooks could not confirm the authorization just now; nothing was connected. "
+                               "Start again from Partsemble in a moment."),
     "realm_other_tenant": (409, "Company already connected",
                            "That company is connected to another Partsemble account; disconnect it there first."),
 }
@@ -232,8 +239,8 @@ async def callback(request: web.Request) -> web.Response:
     if not browser_matches(state, cookie):
         return _refuse(request, "cookie_mismatch", **fields)
     code, realm_id = query.get("code"), query.get("realmId")
-    if not code or not realm_id:
-        return _refuse(request, "missing_code", **fields)
+    if not code or not realm_id or not REALM_ID.fullmatch(realm_id):
+        return _refuse(request, "invalid_callback", **fields)
     nonce_hash = digest(state.nonce)
     pool = request.app[POOL]
     # Before spending the code: is the state still open? (Only a hint: the consuming UPDATE
@@ -249,6 +256,8 @@ async def callback(request: web.Request) -> web.Response:
         tokens = await qbo.oauth.exchange_code(code)
     except ReconnectRequired:
         return _refuse(request, "code_rejected", **fields)
+    except (aiohttp.ClientError, asyncio.TimeoutError, KeyError, ValueError) as exc:
+        return _refuse(request, "quickbooks_unavailable", error=type(exc).__name__, **fields)
     refusal = None
     async with tenant_transaction(pool, state.tenant_id) as conn:
         if await conn.fetchval(CONSUME_STATE, nonce_hash, state.browser_hash) is None:
