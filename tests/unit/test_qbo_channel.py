@@ -13,7 +13,7 @@ from services.ingest.qbo import normalize
 from services.ingest.qbo.deliveries import DeliveryError, parse_delivery
 from services.ingest.qbo.mapping import Item, ItemMapper, Product
 from services.ingest.qbo.signature import sign, verify
-from services.ingest.qbo.state import make_state, read_state
+from services.ingest.qbo.state import StateError, browser_matches, digest, make_state, new_secret, read_state
 from shared.events import SaleRemoved, SaleUpserted
 
 TENANT = uuid.uuid4()
@@ -85,14 +85,51 @@ def test_unreadable_deliveries_raise(body):
         parse_delivery(body)
 
 
-def test_oauth_state_round_trip_and_forgery():
-    tenant = uuid.uuid4()
-    state = make_state(tenant, "s3cret")
-    assert read_state(state, "s3cret") == tenant
-    assert read_state(state, "other") is None
+SECRET = b"s" * 40
+
+
+def test_oauth_state_round_trip_binds_tenant_nonce_and_browser():
+    tenant, nonce, browser = uuid.uuid4(), new_secret(), new_secret()
+    state = read_state(make_state(tenant, nonce, digest(browser), SECRET), SECRET)
+    assert (state.tenant_id, state.nonce, state.browser_hash) == (tenant, nonce, digest(browser))
+    assert browser_matches(state, browser)
+    assert not browser_matches(state, new_secret())
+    assert not browser_matches(state, None) and not browser_matches(state, "")
+
+
+def reason(state, secret=SECRET, now=None) -> str:
+    with pytest.raises(StateError) as raised:
+        read_state(state, secret, now)
+    return raised.value.reason
+
+
+def test_oauth_state_forged_malformed_or_expired_is_refused():
+    import base64
+    import time
+
+    state = make_state(uuid.uuid4(), new_secret(), digest(new_secret()), SECRET)
     payload, mac = state.split(".")
-    assert read_state(payload + "." + "0" * len(mac), "s3cret") is None
-    assert read_state("garbage", "s3cret") is None
+    assert reason(state, b"o" * 40) == "bad_signature"
+    assert reason(payload + "." + "0" * len(mac)) == "bad_signature"
+    # the payload edited (another tenant), the old signature kept
+    data = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
+    data["t"] = str(uuid.uuid4())
+    edited = base64.urlsafe_b64encode(json.dumps(data).encode()).rstrip(b"=").decode()
+    assert reason(f"{edited}.{mac}") == "bad_signature"
+    assert reason("garbage") == "malformed_state"
+    assert reason("a.b.c") == "malformed_state"
+    assert reason("x" * 5000 + ".y") == "malformed_state"
+    assert reason("") == "missing_state" and reason(None) == "missing_state"
+    assert reason(state, now=time.time() + 11 * 60) == "expired_state"  # valid at most 10 minutes
+    past = make_state(uuid.uuid4(), new_secret(), digest(new_secret()), SECRET, expires_at=int(time.time()) - 1)
+    assert reason(past) == "expired_state"
+
+
+def test_oauth_state_needs_a_secret():
+    with pytest.raises(TypeError):
+        make_state(uuid.uuid4(), new_secret(), digest(new_secret()), None)
+    with pytest.raises(TypeError):
+        read_state("a.b", "text secret")
 
 
 def test_item_mapping_precedence():
