@@ -18,6 +18,7 @@ import asyncio
 import html
 import re
 import time
+from pathlib import Path
 from urllib.parse import urlencode
 
 import aiohttp
@@ -191,6 +192,24 @@ def _refuse(request: web.Request, reason: str, **fields) -> web.Response:
     status, title, text = REFUSALS[reason]
     connect_log.warning("qbo.connect.refused", reason=reason, status=status, **fields)
     return _page(request, status, title, text, error_body(reason, text))
+
+
+_STATIC = Path(__file__).with_name("static")
+
+
+@routes.get("/oauth/quickbooks/start")
+async def start_page(_request: web.Request) -> web.StreamResponse:
+    """A page that starts the connect flow from the browser (the API key pasted, sent as a
+    header by the page's script), so the browser holds the cookie the callback checks."""
+    return _no_store(web.FileResponse(_STATIC / "connect.html", headers={
+        "Content-Security-Policy": "default-src 'none'; script-src 'self'; style-src 'unsafe-inline'; "
+                                   "connect-src 'self'; form-action 'none'; frame-ancestors 'none'",
+        "Referrer-Policy": "no-referrer"}))
+
+
+@routes.get("/oauth/quickbooks/start.js")
+async def start_script(_request: web.Request) -> web.StreamResponse:
+    return web.FileResponse(_STATIC / "start.js", headers={"Content-Type": "text/javascript"})
 
 
 @routes.get("/oauth/quickbooks/connect")
