@@ -24,6 +24,7 @@ WHERE c.realm_id = e.realm_id AND e.tenant_id IS NULL;
 DELETE FROM qbo_entities WHERE tenant_id IS NULL;  -- a realm never connected: nothing of anyone's
 ALTER TABLE qbo_entities ALTER COLUMN tenant_id SET DEFAULT app_current_tenant(),
                          ALTER COLUMN tenant_id SET NOT NULL;
+ALTER TABLE qbo_entities ADD CONSTRAINT qbo_entities_tenant_fkey FOREIGN KEY (tenant_id) REFERENCES tenants (id);
 
 ALTER TABLE qbo_items ADD COLUMN IF NOT EXISTS tenant_id uuid;
 UPDATE qbo_items i SET tenant_id = c.tenant_id FROM qbo_connections c
@@ -31,6 +32,7 @@ WHERE c.realm_id = i.realm_id AND i.tenant_id IS NULL;
 DELETE FROM qbo_items WHERE tenant_id IS NULL;
 ALTER TABLE qbo_items ALTER COLUMN tenant_id SET DEFAULT app_current_tenant(),
                       ALTER COLUMN tenant_id SET NOT NULL;
+ALTER TABLE qbo_items ADD CONSTRAINT qbo_items_tenant_fkey FOREIGN KEY (tenant_id) REFERENCES tenants (id);
 
 ALTER TABLE sale_skus ADD COLUMN IF NOT EXISTS tenant_id uuid;
 UPDATE sale_skus k SET tenant_id = s.tenant_id FROM sales s WHERE s.id = k.sale_id AND k.tenant_id IS NULL;
