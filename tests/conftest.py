@@ -20,6 +20,8 @@ from shared.db import create_pool
 from shared.migrate import recreate_database
 from shared.settings import Settings
 
+pytest_plugins = ["tests.secret_scan"]  # no secret in clear in the logs or the database (issue 15)
+
 TEST_DATABASE_URL = os.environ.get("TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/partsemble_test")
 TEST_SERVICE_URL = str(URL(TEST_DATABASE_URL).with_user(os.environ.get("TEST_SERVICE_ROLE", "partsemble_app")))
 TEST_AMQP_URL = os.environ.get("TEST_AMQP_URL", os.environ.get("AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/"))
