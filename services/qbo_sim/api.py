@@ -108,4 +108,12 @@ async def change_data_capture(request: web.Request, sim: Simulator, company: Com
                                          sim.config.cdc_max_days)
     except cdc.CdcError as exc:
         return faults.fault(exc.code, exc.message, exc.detail, sim.tz)
+    if sim.api_faults.cdc_fault_next > 0:  # injected: 200 with a Fault and no changes
+        sim.api_faults.cdc_fault_next -= 1
+        fault = {"Error": [{"Message": "An application error has occurred while processing your request",
+                            "Detail": "System Failure Error: simulated CDC fault", "code": "10000"}],
+                 "type": "SystemFault"}
+        if sim.api_faults.cdc_fault_where == "response":
+            return _envelope("CDCResponse", [{"Fault": fault}], sim)
+        return _envelope("Fault", fault, sim)
     return _envelope("CDCResponse", cdc.changes(company, names, since, sim.config.cdc_max_objects), sim)

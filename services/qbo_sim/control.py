@@ -270,9 +270,11 @@ async def webhook_deliveries(request: web.Request, sim: Simulator) -> web.Respon
 @control
 async def api_config(request: web.Request, sim: Simulator) -> web.Response:
     """``rate_per_minute``, ``max_concurrent``, ``latency_seconds``, ``fail_next``/``fail_status``,
-    ``reset_window`` (forget the requests counted in the current minute)."""
+    ``cdc_fault_next``/``cdc_fault_where`` (the next N CDC calls answer 200 with a Fault, in the
+    ``envelope`` or the ``response``), ``reset_window`` (forget the requests counted in the current minute)."""
     body = await _body(request)
-    allowed = {"rate_per_minute", "max_concurrent", "latency_seconds", "fail_next", "fail_status", "reset_window"}
+    allowed = {"rate_per_minute", "max_concurrent", "latency_seconds", "fail_next", "fail_status", "reset_window",
+               "cdc_fault_next", "cdc_fault_where"}
     unknown = set(body) - allowed
     if unknown:
         raise SimError(400, f"unknown options {sorted(unknown)}")
@@ -286,8 +288,16 @@ async def api_config(request: web.Request, sim: Simulator) -> web.Response:
         sim.api_faults.fail_next = int(body["fail_next"])
     if "fail_status" in body:
         sim.api_faults.fail_status = int(body["fail_status"])
+    if "cdc_fault_next" in body:
+        sim.api_faults.cdc_fault_next = int(body["cdc_fault_next"])
+    if "cdc_fault_where" in body:
+        if body["cdc_fault_where"] not in ("envelope", "response"):
+            raise SimError(400, "cdc_fault_where must be envelope or response")
+        sim.api_faults.cdc_fault_where = body["cdc_fault_where"]
     if body.get("reset_window"):
         sim.throttle.reset()
     return json_response({"rate_per_minute": sim.throttle.rate_per_minute,
                           "max_concurrent": sim.throttle.max_concurrent, "latency_seconds": sim.api_faults.latency,
-                          "fail_next": sim.api_faults.fail_next, "fail_status": sim.api_faults.fail_status})
+                          "fail_next": sim.api_faults.fail_next, "fail_status": sim.api_faults.fail_status,
+                          "cdc_fault_next": sim.api_faults.cdc_fault_next,
+                          "cdc_fault_where": sim.api_faults.cdc_fault_where})

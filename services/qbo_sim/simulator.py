@@ -22,6 +22,10 @@ class ApiFaults:
     latency: float = 0.0
     fail_next: int = 0
     fail_status: int = 503
+    #: The next N CDC calls answer HTTP 200 with a Fault (QBO.md §2.4a), in the envelope
+    #: (``"envelope"``) or inside the CDCResponse (``"response"``).
+    cdc_fault_next: int = 0
+    cdc_fault_where: str = "envelope"
 
 
 class Simulator:

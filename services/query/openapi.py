@@ -84,7 +84,12 @@ LINE = _obj({
 })
 
 VERSION = _obj({
-    "version": {"type": "integer", "nullable": True},
+    "version": {"type": "integer", "nullable": True,
+                "description": "The source's version number: for QuickBooks the entity's SyncToken."},
+    "remap": {"type": "integer", "nullable": True,
+              "description": "QuickBooks only: how many times this SyncToken was re-mapped (a product mapping "
+                             "changed and the sale was re-emitted); 0 for the version as read. Null for other "
+                             "sources."},
     "event_id": UUID,
     "event_type": {"type": "string"},
     "applied": {"type": "boolean"},

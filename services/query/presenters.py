@@ -74,8 +74,18 @@ def line(r, allocations: Iterable) -> dict:
     }
 
 
-def version(r) -> dict:
-    return {"version": r["version"], "event_id": str(r["event_id"]), "event_type": r["event_type"],
+QBO_VERSION_STRIDE = 1_000_000  # services/ingest/qbo/normalize.py: SyncToken × 1,000,000 + re-map
+
+
+def version(r, source: str | None = None) -> dict:
+    """A version as its source numbers it: for QuickBooks the SyncToken (``version``) and the
+    re-map counter (``remap``: re-normalizations of that SyncToken after a mapping change),
+    not the internal ordering key SyncToken × 1,000,000 + re-map; other sources: as sent,
+    ``remap`` null."""
+    number, remap = r["version"], None
+    if source == "quickbooks" and number is not None:
+        number, remap = divmod(int(number), QBO_VERSION_STRIDE)
+    return {"version": number, "remap": remap, "event_id": str(r["event_id"]), "event_type": r["event_type"],
             "applied": r["applied"], "note": r["note"], "received_at": r["received_at"]}
 
 
@@ -91,7 +101,7 @@ def sale_detail(detail) -> dict:
     return {
         **sale_item(detail.sale),
         "lines": [line(r, by_line.get(r["id"], [])) for r in detail.lines],
-        "versions": [version(r) for r in detail.versions],
+        "versions": [version(r, detail.sale["source"]) for r in detail.versions],
         "cost_revisions": [cost_revision(r) for r in detail.revisions],
     }
 

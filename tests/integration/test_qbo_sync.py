@@ -298,3 +298,97 @@ async def test_a_signed_body_that_is_not_utf8_is_kept_as_unparseable_and_answere
     response = await qbo.ingest.post("/webhooks/quickbooks", data=body, headers={"intuit-signature": sign(body, VERIFIER)})
     assert response.status == 200  # an error would make Intuit retry it for hours
     assert await qbo.pool.fetchval("SELECT parse_error FROM qbo_deliveries WHERE body = $1", body)
+
+
+# --- Issue 16 -------------------------------------------------------------------------------
+
+async def _connection(qbo):
+    return await qbo.pool.fetchrow("SELECT * FROM qbo_connections WHERE realm_id = $1", qbo.realm)
+
+
+async def test_issue16_2_a_cdc_fault_answered_200_keeps_the_watermark_is_retried_and_shown(qbo):
+    before = await _connection(qbo)
+    # Three CDC answers in a row are 200 + Fault: failures at ~0 s, 1 s, 3 s, success at ~7 s (backoff).
+    await qbo.sim_call("POST", "/sim/api/config", {"cdc_fault_next": 3, "cdc_fault_where": "envelope"})
+    invoice = await qbo.txn("invoice", [qbo.line("W-1", 1, 10)], notify=False)
+    response = await qbo.ingest.post(f"/api/v1/connections/quickbooks/{qbo.realm}/sync", headers=qbo.headers)
+    assert response.status == 202
+    failed = await wait_for(lambda: qbo.pool.fetchrow(
+        "SELECT * FROM qbo_connections WHERE realm_id = $1 AND last_error IS NOT NULL", qbo.realm))
+    assert failed["cdc_watermark"] == before["cdc_watermark"]  # the faulted window is not skipped
+    assert "10000" in failed["last_error"] and failed["last_error_at"] is not None and failed["sync_failures"] >= 1
+    listed = await qbo.ingest.get("/api/v1/connections/quickbooks", headers=qbo.headers)
+    [item] = (await listed.json())["items"]
+    assert item["last_error"] and item["last_error_at"] and "last_synced_at" in item
+    # No new sync request and a catch-up interval of an hour: only the backoff retry can heal it.
+    await qbo.expect("invoice", invoice, "posted", "10", "2", timeout=30)
+    healed = await wait_for(lambda: qbo.pool.fetchrow(
+        "SELECT * FROM qbo_connections WHERE realm_id = $1 AND last_error IS NULL AND sync_failures = 0", qbo.realm))
+    assert healed["cdc_watermark"] > before["cdc_watermark"] and healed["last_synced_at"] > failed["last_error_at"]
+    assert healed["last_error_at"] == (await _connection(qbo))["last_error_at"] is not None  # kept as history
+
+    # A Fault inside the CDCResponse is a fault too.
+    await qbo.sim_call("POST", "/sim/api/config", {"cdc_fault_next": 1, "cdc_fault_where": "response"})
+    other = await qbo.txn("invoice", [qbo.line("W-1", 1, 10)], notify=False, txn_date="2026-02-02")
+    response = await qbo.ingest.post(f"/api/v1/connections/quickbooks/{qbo.realm}/sync", headers=qbo.headers)
+    assert response.status == 202
+    await wait_for(lambda: qbo.pool.fetchval("SELECT last_error_at > $2 FROM qbo_connections WHERE realm_id = $1",
+                                             qbo.realm, healed["last_error_at"]))
+    await qbo.expect("invoice", other, "posted", "10", "2", timeout=30)
+
+
+async def test_issue16_3_an_unreadable_element_does_not_reject_the_rest_of_the_delivery(qbo):
+    invoice = await qbo.txn("invoice", [qbo.line("W-1", 1, 10)], notify=False)  # known only from this delivery
+    body = json.dumps([
+        {"specversion": "1.0", "id": "broken-1", "type": "qbo.invoice"},
+        {"specversion": "1.0", "id": str(uuid.uuid4()), "type": "qbo.invoice.created.v1",
+         "intuitentityid": invoice, "intuitaccountid": qbo.realm},
+    ]).encode()
+    response = await qbo.ingest.post("/webhooks/quickbooks", data=body, headers={
+        "Content-Type": "application/cloudevents+json", "intuit-signature": sign(body, VERIFIER)})
+    assert response.status == 200
+    assert await response.json() == {"received": 1, "new": 1, "rejected": 1}
+    await qbo.expect("invoice", invoice, "posted", "10", "2")
+    kept = json.loads(await qbo.pool.fetchval("SELECT parse_error FROM qbo_deliveries WHERE body = $1", body))
+    assert [r["element"] for r in kept] == ["0"] and kept[0]["reason"]
+
+
+async def test_issue16_5_a_void_notification_voids_even_if_the_read_back_still_has_amounts(qbo):
+    invoice = await qbo.txn("invoice", [qbo.line("W-1", 2, 10)])
+    await qbo.expect("invoice", invoice, "posted", "20", "4")
+    # Intuit says Void; the read-back (not caught up yet) still carries the amounts and the same SyncToken.
+    body = json.dumps([{"specversion": "1.0", "id": str(uuid.uuid4()), "type": "qbo.invoice.voided.v1",
+                        "intuitentityid": invoice, "intuitaccountid": qbo.realm}]).encode()
+    response = await qbo.ingest.post("/webhooks/quickbooks", data=body, headers={
+        "Content-Type": "application/cloudevents+json", "intuit-signature": sign(body, VERIFIER)})
+    assert response.status == 200
+    await qbo.expect("invoice", invoice, "voided", "0", "0", timeout=15)
+    assert await qbo.remaining("L1") == 10
+    # It stays voided: a later read-back with amounts (a newer SyncToken) does not bring it back.
+    await qbo.sim_call("POST", f"/sim/{qbo.realm}/invoice/{invoice}", {"lines": [qbo.line("W-1", 3, 10)]})
+    await qbo.expect("invoice", invoice, "voided", "0", "0")
+
+
+async def test_issue16_7_versions_show_the_sync_token_and_the_remap_counter(qbo, database_url):
+    from services.query.app import create_app as create_query
+
+    gizmo = (await qbo.sim_call("POST", f"/sim/{qbo.realm}/items", {"name": "Gizmo", "type": "Inventory"}))["Item"]
+    invoice = await qbo.txn("invoice", [{"item_id": gizmo["Id"], "qty": "2", "unit_price": "10"}])
+    await qbo.expect("invoice", invoice, "posted", "20", "0")
+    await qbo.sim_call("POST", f"/sim/{qbo.realm}/invoice/{invoice}",
+                       {"lines": [{"item_id": gizmo["Id"], "qty": "3", "unit_price": "10"}]})
+    await qbo.expect("invoice", invoice, "posted", "30", "0")
+    response = await qbo.ingest.put("/api/v1/products/GZ-1", headers=qbo.headers, json={
+        "name": "Gizmo product", "qbo_item_id": gizmo["Id"], "standard_cost": "4"})
+    assert response.status == 202
+    await qbo.expect("invoice", invoice, "posted", "30", "12")  # re-mapped: 3 short at 4.00
+    sale_id = await qbo.pool.fetchval("SELECT id FROM sales WHERE tenant_id = $1 AND external_id = $2 "
+                                      "AND source = 'quickbooks'", qbo.tenant_id, invoice)
+    query = await client_for(create_query(settings_for(database_url, "unused")))
+    try:
+        response = await query.get(f"/api/v1/sales/{sale_id}", headers=qbo.headers)
+        assert response.status == 200, await response.text()
+        versions = (await response.json())["versions"]
+    finally:
+        await query.close()
+    assert [(v["version"], v["remap"]) for v in versions] == [(0, 0), (1, 0), (1, 1)]

@@ -217,3 +217,104 @@ def test_void_is_a_removal_by_operation_or_by_read_back():
 def test_remap_sequence_makes_a_newer_version_below_the_next_sync_token():
     assert normalize.version_of("2", 1) > normalize.version_of("2", 0)
     assert normalize.version_of("3", 0) > normalize.version_of("2", 999)
+
+
+# --- Issue 16 -------------------------------------------------------------------------------
+
+def shipping(amount) -> dict:
+    return {"DetailType": "SalesItemLineDetail", "Amount": Decimal(amount),
+            "SalesItemLineDetail": {"ItemRef": {"value": "SHIPPING_ITEM_ID"}}}
+
+
+def test_issue16_1_discount_applies_to_the_items_above_it_never_to_shipping():
+    body = invoice([line("1", 3, 100, 300), line("3", 1, 45, 45),
+                    {"DetailType": "SubTotalLineDetail", "Amount": Decimal(345), "SubTotalLineDetail": {}},
+                    {"DetailType": "DiscountLineDetail", "Amount": Decimal("34.50"),
+                     "DiscountLineDetail": {"PercentBased": True, "DiscountPercent": 10}},
+                    shipping("5.00")])
+    lines = normalize.to_event(TENANT, "Invoice", body, MAPPER).lines
+    # 34.50 over 300 and 45 only: 30.00 and 4.50; shipping untouched
+    assert [(l.kind, l.revenue) for l in lines] == [
+        ("inventory", Decimal("270.00")), ("service", Decimal("40.50")), ("shipping", Decimal("5.00"))]
+    assert sum(l.revenue for l in lines[:2]) == Decimal("310.50")
+    # A percent discount without an Amount is a percentage of the lines above it, not of shipping.
+    del body["Line"][3]["Amount"]
+    assert [l.revenue for l in normalize.to_event(TENANT, "Invoice", body, MAPPER).lines] == [
+        Decimal("270.00"), Decimal("40.50"), Decimal("5.00")]
+    # Lines below a discount are not discounted by it (only the ones above).
+    body = invoice([line("1", 1, 10, 10), {"DetailType": "DiscountLineDetail", "Amount": Decimal(1),
+                                           "DiscountLineDetail": {}}, line("3", 1, 10, 10)])
+    assert [l.revenue for l in normalize.to_event(TENANT, "Invoice", body, MAPPER).lines] == [Decimal(9), Decimal(10)]
+
+
+def test_issue16_4_quantities_beyond_six_places_are_rounded_half_even_not_rejected():
+    lines = [line("1", "1.23456789", "8.1000003", "10.00"),
+             {"DetailType": "SalesItemLineDetail", "Amount": Decimal("10.00"),
+              "SalesItemLineDetail": {"ItemRef": {"value": "1"}, "UnitPrice": Decimal(3)}},  # 3.333…
+             line("1", "0.0000025", "1", "0.01")]  # a tie: half-even rounds to 0.000002
+    event = normalize.to_event(TENANT, "Invoice", invoice(lines), MAPPER)
+    assert [l.quantity for l in event.lines] == [Decimal("1.234568"), Decimal("3.333333"), Decimal("0.000002")]
+    assert [l.revenue for l in event.lines] == [Decimal("10.00"), Decimal("10.00"), Decimal("0.01")]  # from Amount
+
+
+def test_issue16_5_void_operation_or_marker_is_a_void_even_with_amounts():
+    body = invoice([line("1", 2, 10, 20)], TotalAmt=Decimal(20), SyncToken="4")
+    assert isinstance(normalize.to_event(TENANT, "Invoice", body, MAPPER, 0, "Void"), SaleRemoved)
+    marked = dict(body, status="Voided")  # CDC / XSD marker (QBO.md §2.1, §2.5)
+    assert normalize.is_voided(marked) and isinstance(normalize.to_event(TENANT, "Invoice", marked, MAPPER),
+                                                      SaleRemoved)
+    assert not normalize.is_voided(body)
+
+
+def test_issue16_6_sub_item_names_match_by_leaf_or_full_name_and_shipping_reads_shipping():
+    items = {"7": Item("7", "Bolt", None, "Inventory", fully_qualified_name="Hardware:Bolt"),
+             "8": Item("8", "Nut", None, "Inventory", fully_qualified_name="Hardware:Nut")}
+    mapper = ItemMapper([Product("B-1", "Bolt", None), Product("N-1", "hardware:nut", None)], items)
+    assert mapper.map("7", "Hardware:Bolt").sku == "B-1"  # leaf name
+    assert mapper.map("8", "Hardware:Nut").sku == "N-1"  # full name
+    assert mapper.map("7").sku == "B-1" and mapper.map("8").sku == "N-1"  # the same without the line's name
+    # An item not (yet) cached: the line's ItemRef.name is the full path; its leaf matches too.
+    bare = ItemMapper([Product("B-1", "Bolt", None)], {})
+    assert bare.map("70", "Hardware:Bolt").sku == "B-1"
+    event = normalize.to_event(TENANT, "Invoice", invoice([line("1", 1, 10, 10), shipping("4.00")]), MAPPER)
+    assert (event.lines[1].kind, event.lines[1].description) == ("shipping", "Shipping")
+
+
+def test_issue16_3_one_unreadable_element_does_not_reject_the_delivery():
+    from services.ingest.qbo.deliveries import read_delivery
+
+    events = [{"specversion": "1.0", "id": "e1", "type": "qbo.invoice.created.v1", "intuitentityid": "5",
+               "intuitaccountid": "R1"},
+              {"id": "x"},
+              {"specversion": "1.0", "id": "e3", "type": "qbo.invoice", "intuitentityid": "6", "intuitaccountid": "R1"},
+              {"specversion": "1.0", "id": "e4", "type": "qbo.invoice.updated.v1", "intuitentityid": "7",
+               "intuitaccountid": "R1"}]
+    delivery = read_delivery(json.dumps(events).encode())
+    assert [n.entity_id for n in delivery.notifications] == ["5", "7"]
+    assert [r.element for r in delivery.rejected] == ["1", "2"] and all(r.reason for r in delivery.rejected)
+    classic = {"eventNotifications": [
+        {"dataChangeEvent": {"entities": [{"name": "Invoice", "id": "1", "operation": "Create"}]}},
+        {"realmId": "R1", "dataChangeEvent": {"entities": [
+            {"name": "Invoice", "id": "2", "operation": "Create"}, {"name": "Invoice"},
+            {"name": "Invoice", "id": "3", "operation": "Void"}]}}]}
+    delivery = read_delivery(json.dumps(classic).encode())
+    assert [n.entity_id for n in delivery.notifications] == ["2", "3"]
+    assert [r.element for r in delivery.rejected] == ["0", "1.entities.1"]
+    stored = json.loads(delivery.parse_error())
+    assert [r["element"] for r in stored] == ["0", "1.entities.1"]
+    whole = read_delivery(b"not json")
+    assert whole.notifications == [] and whole.rejected[0].element is None
+
+
+def test_issue16_2_a_cdc_answer_with_a_fault_is_recognised():
+    from services.ingest.qbo.client import cdc_fault
+
+    ok = {"CDCResponse": [{"QueryResponse": [{"Invoice": []}]}], "time": "2026-01-01T00:00:00Z"}
+    assert cdc_fault(ok) is None
+    envelope = {"Fault": {"Error": [{"Message": "m", "Detail": "d", "code": "10000"}], "type": "SystemFault"},
+                "time": "2026-01-01T00:00:00Z"}
+    inside = {"CDCResponse": [{"QueryResponse": [{"Invoice": []}]},
+                              {"Fault": {"Error": [{"code": "3001", "Message": "x"}], "type": "SERVICE"}}],
+              "time": "2026-01-01T00:00:00Z"}
+    assert "10000" in cdc_fault(envelope) and "3001" in cdc_fault(inside)
+    assert cdc_fault({"fault": {"error": [{"code": "3200"}]}, "cdcresponse": []})

@@ -30,6 +30,37 @@ class QboError(Exception):
         self.status = status
 
 
+class QboFault(QboError):
+    """QuickBooks answered (even with HTTP 200) with a ``Fault`` instead of data."""
+
+
+def _describe(fault) -> str:
+    if not isinstance(fault, dict):
+        return str(fault)[:300]
+    errors = fault.get("Error") or fault.get("error") or []
+    parts = [f"{e.get('code')} {e.get('Message') or e.get('message') or ''}: "
+             f"{e.get('Detail') or e.get('detail') or ''}".strip() for e in errors if isinstance(e, dict)]
+    return f"{fault.get('type') or 'Fault'} " + ("; ".join(parts) or "(no detail)")
+
+
+def cdc_fault(body) -> str | None:
+    """The Fault a CDC answer carries, in the envelope (``Fault``, or the gateway's
+    lower-case ``fault``) or inside a ``CDCResponse`` element; None if there is none.
+    Such an answer holds no changes for its window (QBO.md §2.4a)."""
+    if not isinstance(body, dict):
+        return "not a JSON object"
+    for key in ("Fault", "fault"):
+        if body.get(key):
+            return _describe(body[key])
+    for response in body.get("CDCResponse") or []:
+        if isinstance(response, dict) and (response.get("Fault") or response.get("fault")):
+            return _describe(response.get("Fault") or response.get("fault"))
+        for query in (response.get("QueryResponse") or []) if isinstance(response, dict) else []:
+            if isinstance(query, dict) and (query.get("Fault") or query.get("fault")):
+                return _describe(query.get("Fault") or query.get("fault"))
+    return None
+
+
 class QboClient:
     def __init__(self, session: aiohttp.ClientSession, settings: Settings, tokens: TokenStore, max_attempts: int = 6):
         self.session = session
@@ -90,6 +121,10 @@ class QboClient:
                                                           "changedSince": since.isoformat()})
         if status != 200:
             raise QboError(status, json.dumps(body, default=str))
+        fault = cdc_fault(body)
+        if fault is not None:  # 200 with a Fault: no changes known for this window
+            REQUESTS.labels("fault").inc()
+            raise QboFault(status, f"CDC fault: {fault}")
         changed: dict[str, list] = {name: [] for name in entities}
         for response in body.get("CDCResponse") or []:
             for query in response.get("QueryResponse") or []:

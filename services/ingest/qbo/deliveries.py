@@ -1,5 +1,12 @@
 """Parsing a webhook delivery into notifications, for both formats Intuit sends:
-the CloudEvents JSON array and the classic ``eventNotifications`` object."""
+the CloudEvents JSON array and the classic ``eventNotifications`` object.
+
+Per element: one unreadable CloudEvent (or classic element, or entity change) does
+not reject the others. ``read_delivery`` returns the readable notifications and a
+``Rejected`` record (where, why) per unreadable element; ``parse_error()`` is what
+the delivery row keeps: a JSON list ``[{"element": "2", "reason": "…"}]``
+(``element`` is the array index, ``"1.entities.0"`` for a classic entity change,
+null when the whole body is unreadable)."""
 
 from __future__ import annotations
 
@@ -25,6 +32,12 @@ class DeliveryError(ValueError):
 
 
 @dataclass(frozen=True)
+class Rejected:
+    element: str | None  # None: the whole body
+    reason: str
+
+
+@dataclass(frozen=True)
 class Notification:
     dedupe_key: str
     realm_id: str
@@ -47,16 +60,52 @@ def parse_time(value) -> datetime | None:
         return None
 
 
-def parse_delivery(body: bytes) -> list[Notification]:
+@dataclass(frozen=True)
+class Delivery:
+    format: str  # cloudevents | classic | unreadable
+    notifications: list[Notification]
+    rejected: list[Rejected]
+
+    def parse_error(self) -> str | None:
+        if not self.rejected:
+            return None
+        return json.dumps([{"element": r.element, "reason": r.reason} for r in self.rejected])
+
+
+def read_delivery(body: bytes) -> Delivery:
+    """Every readable notification of a delivery, and each unreadable element with its reason."""
     try:
         data = json.loads(body)
     except (ValueError, UnicodeDecodeError) as exc:
-        raise DeliveryError(f"not JSON: {exc}") from exc
+        return Delivery("unreadable", [], [Rejected(None, f"not JSON: {exc}")])
+    notifications, rejected = [], []
     if isinstance(data, list):
-        return [_cloud_event(e) for e in data]
+        for i, event in enumerate(data):
+            try:
+                notifications.append(_cloud_event(event))
+            except DeliveryError as exc:
+                rejected.append(Rejected(str(i), str(exc)))
+        return Delivery("cloudevents", notifications, rejected)
     if isinstance(data, dict) and isinstance(data.get("eventNotifications"), list):
-        return [n for element in data["eventNotifications"] for n in _classic(element)]
-    raise DeliveryError("neither a CloudEvents array nor an eventNotifications object")
+        for i, element in enumerate(data["eventNotifications"]):
+            try:
+                found, bad = _classic(element)
+            except DeliveryError as exc:
+                rejected.append(Rejected(str(i), str(exc)))
+                continue
+            notifications += found
+            rejected += [Rejected(f"{i}.entities.{j}", reason) for j, reason in bad]
+        return Delivery("classic", notifications, rejected)
+    return Delivery("unreadable", [], [Rejected(None, "neither a CloudEvents array nor an eventNotifications object")])
+
+
+def parse_delivery(body: bytes) -> list[Notification]:
+    """Strict: the notifications, or DeliveryError if anything in the body is unreadable."""
+    delivery = read_delivery(body)
+    if delivery.rejected:
+        first = delivery.rejected[0]
+        raise DeliveryError(first.reason if first.element is None else f"element {first.element}: {first.reason}")
+    return delivery.notifications
 
 
 def _cloud_event(event) -> Notification:
@@ -74,22 +123,27 @@ def _cloud_event(event) -> Notification:
         deleted_id=_str(data.get("deletedid", data.get("deletedId"))))
 
 
-def _classic(element) -> list[Notification]:
+def _classic(element) -> tuple[list[Notification], list[tuple[int, str]]]:
     if not isinstance(element, dict) or "realmId" not in element:
         raise DeliveryError("an eventNotifications element lacks realmId")
     realm = str(element["realmId"])
-    entities = (element.get("dataChangeEvent") or {}).get("entities") or []
-    out = []
-    for e in entities:
+    change = element.get("dataChangeEvent") or {}
+    entities = change.get("entities") if isinstance(change, dict) else None
+    if not isinstance(entities, list):
+        raise DeliveryError("an eventNotifications element has no entities list") if entities else DeliveryError(
+            "an eventNotifications element has no dataChangeEvent.entities")
+    out, bad = [], []
+    for j, e in enumerate(entities):
         if not isinstance(e, dict) or not e.get("name") or not e.get("id") or not e.get("operation"):
-            raise DeliveryError("an entity change lacks name, id or operation")
+            bad.append((j, "an entity change lacks name, id or operation"))
+            continue
         operation = _CLASSIC.get(str(e["operation"]).lower(), str(e["operation"]))
         key = "|".join([realm, str(e["name"]), str(e["id"]), operation, str(e.get("lastUpdated", ""))])
         out.append(Notification(
             dedupe_key="legacy:" + hashlib.sha256(key.encode()).hexdigest(), realm_id=realm,
             entity=ENTITIES.get(str(e["name"]).lower(), str(e["name"])), entity_id=str(e["id"]),
             operation=operation, occurred_at=parse_time(e.get("lastUpdated")), deleted_id=_str(e.get("deletedId"))))
-    return out
+    return out, bad
 
 
 def _str(value) -> str | None:

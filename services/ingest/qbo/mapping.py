@@ -1,5 +1,8 @@
 """Which product a QuickBooks item is: by the product's explicit ``qbo_item_id``,
-else by the item's ``Sku``, else by name (case-insensitive). An item that is no
+else by the item's ``Sku``, else by name (case-insensitive): a product name matches
+the item's ``FullyQualifiedName`` (``Parent:Child``) first, else its leaf ``Name``.
+A line's ``ItemRef.name`` is the full path, so for an item not cached yet the
+path is the full name and its last segment the leaf. An item that is no
 product is revenue without cost: service, shipping or non-inventory; an
 Inventory item with no product is ``unmapped`` (re-costed once mapped)."""
 
@@ -17,6 +20,7 @@ class Item:
     sku: str | None
     type: str | None
     merged_into: str | None = None
+    fully_qualified_name: str | None = None
 
 
 @dataclass(frozen=True)
@@ -49,12 +53,12 @@ class ItemMapper:
             if item is None or not item.merged_into or item.merged_into not in self.items:
                 break
             item_id, item = item.merged_into, self.items[item.merged_into]
-        name = (item.name if item and item.name else item_name) or ""
+        full, leaf = names(item, item_name)
         sku = (self._by_item_id.get(item_id) or (item and item.sku and self._by_sku.get(item.sku))
-               or (name and self._by_name.get(name.casefold())))
+               or (full and self._by_name.get(full.casefold())) or (leaf and self._by_name.get(leaf.casefold())))
         if sku:
             return Mapped(sku, "inventory")
-        if item_id == SHIPPING_ITEM_ID or name.casefold() in ("shipping", "shipping charges"):
+        if item_id == SHIPPING_ITEM_ID or leaf.casefold() in ("shipping", "shipping charges"):
             return Mapped(None, "shipping")
         kind = (item.type if item else None) or ""
         if kind == "Service":
@@ -62,3 +66,13 @@ class ItemMapper:
         if kind == "Inventory" or item is None:
             return Mapped(item.sku if item else None, "unmapped")
         return Mapped(None, "non_inventory")
+
+
+def names(item: Item | None, ref_name: str | None) -> tuple[str, str]:
+    """(full name, leaf name) of an item: the cached Item's when known, else from the
+    line's ``ItemRef.name`` (the full path)."""
+    if item is not None and (item.name or item.fully_qualified_name):
+        full = item.fully_qualified_name or item.name or ""
+        return full, item.name or full.rsplit(":", 1)[-1]
+    full = (ref_name or "").strip()
+    return full, full.rsplit(":", 1)[-1].strip()

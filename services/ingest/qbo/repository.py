@@ -31,7 +31,8 @@ CONNECTION = "SELECT * FROM qbo_connections WHERE realm_id = $1"
 # Why FOR UPDATE: one token refresh per realm at a time, across processes (single flight).
 LOCK_CONNECTION = "SELECT * FROM qbo_connections WHERE realm_id = $1 FOR UPDATE"
 CONNECTIONS_OF_TENANT = """
-SELECT realm_id, status, access_expires_at, cdc_watermark, token_refreshes, created_at, updated_at
+SELECT realm_id, status, access_expires_at, cdc_watermark, last_synced_at, last_error, last_error_at, sync_failures,
+       token_refreshes, created_at, updated_at
 FROM qbo_connections WHERE tenant_id = $1 ORDER BY realm_id"""
 # Across tenants: through SECURITY DEFINER functions (0017_row_level_security.sql).
 CONNECTED_REALMS = "SELECT realm_id, tenant_id, cdc_watermark FROM qbo_connected_realms()"
@@ -48,8 +49,13 @@ UPDATE qbo_connections SET access_token = $2, refresh_token = $3, access_expires
        token_refreshes = token_refreshes + 1, updated_at = now() WHERE realm_id = $1"""
 SET_STATUS = "UPDATE qbo_connections SET status = $2, updated_at = now() WHERE realm_id = $1"
 SET_WATERMARK = """
-UPDATE qbo_connections SET cdc_watermark = GREATEST(coalesce(cdc_watermark, $2), $2), updated_at = now()
+UPDATE qbo_connections SET cdc_watermark = GREATEST(coalesce(cdc_watermark, $2), $2), last_synced_at = now(),
+       last_error = NULL, sync_failures = 0, updated_at = now()
 WHERE realm_id = $1"""
+SYNC_FAILED = """
+UPDATE qbo_connections SET last_error = $2, last_error_at = now(), sync_failures = sync_failures + 1,
+       updated_at = now()
+WHERE realm_id = $1 RETURNING sync_failures"""
 
 # The worker: claims are short transactions (status 'processing'); a claim older
 # than 5 minutes (a worker that died) is taken again.
@@ -74,17 +80,18 @@ INSERT INTO qbo_entities (realm_id, entity, entity_id) VALUES ($1, $2, $3) ON CO
 LOCK_ENTITY = "SELECT * FROM qbo_entities WHERE realm_id = $1 AND entity = $2 AND entity_id = $3 FOR UPDATE"
 STORE_ENTITY = """
 UPDATE qbo_entities SET sync_token = $4, remap_seq = $5, deleted = $6, body = $7, item_ids = $8,
-       last_updated = $9, updated_at = now()
+       last_updated = $9, voided = voided OR $10, updated_at = now()
 WHERE realm_id = $1 AND entity = $2 AND entity_id = $3"""
 SALES_WITH_ITEMS = """
 SELECT entity, entity_id FROM qbo_entities
 WHERE realm_id = $1 AND NOT deleted AND body IS NOT NULL AND item_ids && $2::text[] ORDER BY entity, entity_id"""
 
-ITEMS = "SELECT item_id, name, sku, type, merged_into FROM qbo_items WHERE realm_id = $1"
+ITEMS = "SELECT item_id, name, sku, type, merged_into, fully_qualified_name FROM qbo_items WHERE realm_id = $1"
 UPSERT_ITEM = """
-INSERT INTO qbo_items (realm_id, item_id, name, sku, type, active, sync_token, merged_into)
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+INSERT INTO qbo_items (realm_id, item_id, name, sku, type, active, sync_token, merged_into, fully_qualified_name)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
 ON CONFLICT (realm_id, item_id) DO UPDATE SET name = EXCLUDED.name, sku = EXCLUDED.sku, type = EXCLUDED.type,
+    fully_qualified_name = EXCLUDED.fully_qualified_name,
     active = EXCLUDED.active, sync_token = EXCLUDED.sync_token,
     merged_into = coalesce(EXCLUDED.merged_into, qbo_items.merged_into), updated_at = now()"""
 MERGE_ITEM = "UPDATE qbo_items SET merged_into = $3, active = false, updated_at = now() WHERE realm_id = $1 AND item_id = $2"
@@ -134,7 +141,12 @@ class QboRepository:
         await self.conn.execute(SET_STATUS, realm_id, status)
 
     async def advance_watermark(self, realm_id: str, at: datetime) -> None:
+        """A completed catch-up: the watermark moves, the sync status says so."""
         await self.conn.execute(SET_WATERMARK, realm_id, at)
+
+    async def sync_failed(self, realm_id: str, error: str) -> int:
+        """A failed catch-up (the watermark stays); returns the consecutive failures."""
+        return await self.conn.fetchval(SYNC_FAILED, realm_id, error[:1000]) or 0
 
     async def pending_realms(self) -> list[asyncpg.Record]:
         return await self.conn.fetch(PENDING_REALMS)
@@ -155,9 +167,10 @@ class QboRepository:
         return await self.conn.fetchrow(LOCK_ENTITY, realm_id, entity, entity_id)
 
     async def store_entity(self, realm_id, entity, entity_id, sync_token, remap_seq, deleted, body, item_ids,
-                           last_updated) -> None:
+                           last_updated, voided: bool = False) -> None:
+        """``voided`` only ever turns the entity's void flag on (a void is terminal)."""
         await self.conn.execute(STORE_ENTITY, realm_id, entity, entity_id, sync_token, remap_seq, deleted, body,
-                                item_ids, last_updated)
+                                item_ids, last_updated, voided)
 
     async def sales_with_items(self, realm_id: str, item_ids: Sequence[str]) -> list[asyncpg.Record]:
         return await self.conn.fetch(SALES_WITH_ITEMS, realm_id, list(item_ids))
@@ -165,8 +178,10 @@ class QboRepository:
     async def items(self, realm_id: str) -> list[asyncpg.Record]:
         return await self.conn.fetch(ITEMS, realm_id)
 
-    async def upsert_item(self, realm_id, item_id, name, sku, item_type, active, sync_token, merged_into=None) -> None:
-        await self.conn.execute(UPSERT_ITEM, realm_id, item_id, name, sku, item_type, active, sync_token, merged_into)
+    async def upsert_item(self, realm_id, item_id, name, sku, item_type, active, sync_token, merged_into=None,
+                          fully_qualified_name=None) -> None:
+        await self.conn.execute(UPSERT_ITEM, realm_id, item_id, name, sku, item_type, active, sync_token, merged_into,
+                                fully_qualified_name)
 
     async def merge_item(self, realm_id: str, item_id: str, into: str) -> None:
         await self.conn.execute(MERGE_ITEM, realm_id, item_id, into)

@@ -2,9 +2,11 @@
 
 * ``POST /webhooks/quickbooks``: signature first (401, nothing stored), then store
   the raw delivery and its notifications in one transaction and answer 200 at
-  once; a signed body we cannot read is kept raw, counted, logged and still
-  answered 200 (an error would make Intuit retry it for hours and hold back the
-  deliveries behind it).
+  once. Parsed per element: every readable notification is stored; each
+  unreadable element (or the whole body) is recorded in the delivery's
+  ``parse_error`` (JSON list of ``{element, reason}``), counted
+  (``qbo_webhook_elements_rejected_total``), logged and still answered 200 (an
+  error would make Intuit retry it for hours and hold back the deliveries behind it).
 * ``GET /oauth/quickbooks/connect`` (API key) → Intuit's authorize URL with a signed,
   single-use state bound to the browser by a cookie; ``GET /oauth/quickbooks/callback``
   checks state, cookie and nonce and links the realm to the tenant (or refuses with a
@@ -27,7 +29,7 @@ from aiohttp import web
 from prometheus_client import Counter
 
 from services.ingest.app_keys import QBO, SETTINGS
-from services.ingest.qbo.deliveries import DeliveryError, parse_delivery
+from services.ingest.qbo.deliveries import read_delivery
 from services.ingest.qbo.oauth import ReconnectRequired
 from services.ingest.qbo.repository import QboRepository
 from services.ingest.qbo import state as state_module
@@ -42,6 +44,8 @@ from shared.web import POOL, TENANT, ApiError, error_body, json_response
 log = get_logger("qbo.webhook")
 routes = web.RouteTableDef()
 WEBHOOKS = Counter("qbo_webhook_deliveries_total", "Webhook deliveries by outcome", ["outcome"])
+REJECTED = Counter("qbo_webhook_elements_rejected_total",
+                   "Unreadable elements of signed webhook deliveries (kept in qbo_deliveries.parse_error)", ["format"])
 SCOPE = "com.intuit.quickbooks.accounting"
 
 
@@ -51,15 +55,16 @@ async def webhook(request: web.Request) -> web.Response:
     if not verify(body, request.headers.get("intuit-signature"), request.app[SETTINGS].qbo_webhook_verifier_token):
         WEBHOOKS.labels("bad_signature").inc()
         raise ApiError(401, "bad_signature", "missing or wrong intuit-signature")
-    try:
-        notifications, error = parse_delivery(body), None
-    except DeliveryError as exc:
-        notifications, error = [], str(exc)
+    delivery = read_delivery(body)
+    notifications = delivery.notifications
     async with request.app[POOL].acquire() as conn, conn.transaction():
-        stored = await QboRepository(conn).store_delivery(request.content_type, body, error, notifications)
-    if error:
-        WEBHOOKS.labels("unparseable").inc()
-        log.error("qbo.webhook.unparseable", error=error, size=len(body))
+        stored = await QboRepository(conn).store_delivery(request.content_type, body, delivery.parse_error(),
+                                                          notifications)
+    if delivery.rejected:
+        REJECTED.labels(delivery.format).inc(len(delivery.rejected))
+        WEBHOOKS.labels("partial" if notifications else "unparseable").inc()
+        log.error("qbo.webhook.unreadable_elements", rejected=len(delivery.rejected), received=len(notifications),
+                  errors=[f"{r.element}: {r.reason}" for r in delivery.rejected[:5]], size=len(body))
     else:
         WEBHOOKS.labels("stored").inc()
     for row in stored:
@@ -67,7 +72,7 @@ async def webhook(request: web.Request) -> web.Response:
             log.warning("qbo.webhook.unknown_realm", realm=row["realm_id"])
     if any(row["status"] == "pending" for row in stored):
         request.app[QBO].worker.notify()
-    return json_response({"received": len(notifications), "new": len(stored)})
+    return json_response({"received": len(notifications), "new": len(stored), "rejected": len(delivery.rejected)})
 
 
 # --- The connect flow (docs/security.md, "QuickBooks connect flow") ----------------------

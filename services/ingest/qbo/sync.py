@@ -35,7 +35,8 @@ def _mapping_lock(tenant_id) -> str:
 async def load_mapper(conn: asyncpg.Connection, tenant_id, realm_id: str) -> ItemMapper:
     repo = QboRepository(conn)
     products = [Product(r["sku"], r["name"], r["qbo_item_id"]) for r in await repo.catalog(tenant_id)]
-    items = {r["item_id"]: Item(r["item_id"], r["name"], r["sku"], r["type"], r["merged_into"])
+    items = {r["item_id"]: Item(r["item_id"], r["name"], r["sku"], r["type"], r["merged_into"],
+                                r["fully_qualified_name"])
              for r in await repo.items(realm_id)}
     return ItemMapper(products, items)
 
@@ -49,7 +50,12 @@ async def lock_mapping(conn: asyncpg.Connection, tenant_id, exclusive: bool) -> 
 
 async def apply_sale(conn: asyncpg.Connection, tenant_id: uuid.UUID, realm_id: str, entity: str, entity_id: str,
                      body: dict | None, operation: str | None = None) -> list[str]:
-    """Turn one sales entity (None: deleted) into its event, if newer. Call in a transaction."""
+    """Turn one sales entity (None: deleted) into its event, if newer. Call in a transaction.
+
+    A void is terminal and does not depend on the read-back: ``operation == "Void"`` (a
+    webhook, or a CDC pass covering one), the entity's ``Voided`` marker, or a zeroed
+    read-back marks the entity voided for good. A Void whose read-back is not newer than
+    what was already turned into events (a stale read) still removes the sale."""
     await lock_mapping(conn, tenant_id, exclusive=False)
     repo = QboRepository(conn)
     state = await repo.lock_entity(realm_id, entity, entity_id)
@@ -60,12 +66,19 @@ async def apply_sale(conn: asyncpg.Connection, tenant_id: uuid.UUID, realm_id: s
                                 state["body"], state["item_ids"], datetime.now(timezone.utc))
         return await _emit(conn, tenant_id, normalize.removed(tenant_id, entity, entity_id))
     token = int(body.get("SyncToken", 0))
+    voided = state["voided"] or normalize.is_voided(body, operation)
     if state["sync_token"] is not None and token <= state["sync_token"]:
-        return []
+        if not voided or state["voided"]:
+            return []
+        # A Void whose read-back is not newer (stale): the void still stands.
+        await repo.store_entity(realm_id, entity, entity_id, state["sync_token"], state["remap_seq"], False,
+                                state["body"], state["item_ids"], state["last_updated"], voided=True)
+        return await _emit(conn, tenant_id, normalize.to_event(
+            tenant_id, entity, state["body"] or body, ItemMapper([], {}), state["remap_seq"], "Void"))
     mapper = await load_mapper(conn, tenant_id, realm_id)
-    event = normalize.to_event(tenant_id, entity, body, mapper, 0, operation)
+    event = normalize.to_event(tenant_id, entity, body, mapper, 0, "Void" if voided else None)
     await repo.store_entity(realm_id, entity, entity_id, token, 0, False, body, normalize.item_ids(body),
-                            parse_time((body.get("MetaData") or {}).get("LastUpdatedTime")))
+                            parse_time((body.get("MetaData") or {}).get("LastUpdatedTime")), voided=voided)
     ids = []
     if event.event_type == "sale.removed" and state["sync_token"] is None:
         # First seen already voided: record what QuickBooks keeps of it (date, number, customer), then the void.
@@ -81,7 +94,8 @@ async def apply_item(conn: asyncpg.Connection, tenant_id, realm_id: str, item: d
     repo = QboRepository(conn)
     if item is not None:
         await repo.upsert_item(realm_id, str(item["Id"]), item.get("Name"), item.get("Sku"), item.get("Type"),
-                               bool(item.get("Active", True)), int(item.get("SyncToken", 0)))
+                               bool(item.get("Active", True)), int(item.get("SyncToken", 0)),
+                               fully_qualified_name=item.get("FullyQualifiedName"))
     if merged_into:
         await repo.merge_item(realm_id, item_id, merged_into)
     return await remap(conn, tenant_id, realm_id, before, await load_mapper(conn, tenant_id, realm_id),
@@ -103,7 +117,8 @@ async def remap(conn: asyncpg.Connection, tenant_id, realm_id: str, before: Item
         if state["deleted"] or state["body"] is None:
             continue
         seq = state["remap_seq"] + 1
-        event = normalize.to_event(tenant_id, row["entity"], state["body"], after, seq)
+        event = normalize.to_event(tenant_id, row["entity"], state["body"], after, seq,
+                                   "Void" if state["voided"] else None)
         await repo.store_entity(realm_id, row["entity"], row["entity_id"], state["sync_token"], seq, False,
                                 state["body"], state["item_ids"], state["last_updated"])
         event_ids += await _emit(conn, tenant_id, event)
@@ -137,7 +152,23 @@ class CatchUp:
         self.client = client
         self.initial_days = initial_days
 
-    async def run(self, realm_id: str, tenant_id, since: datetime | None = None) -> int:
+    async def run(self, realm_id: str, tenant_id, since: datetime | None = None,
+                  voids: set[tuple[str, str]] = frozenset()) -> int:
+        """Catch the realm up; the watermark moves only when everything was read and applied.
+        A failure (QuickBooks unreachable, a Fault, even one answered with HTTP 200) is
+        recorded on the connection (last_error, last_error_at, sync_failures) and raised.
+        ``voids``: (entity, id) pairs a Void notification names (passed on to apply_sale)."""
+        try:
+            return await self._run(realm_id, tenant_id, since, voids)
+        except Exception as exc:
+            try:
+                async with tenant_transaction(self.pool, tenant_id) as conn:
+                    await QboRepository(conn).sync_failed(realm_id, f"{type(exc).__name__}: {exc}")
+            except Exception:  # noqa: BLE001 - the original failure is the one to report
+                log.exception("qbo.sync_status.failed", realm=realm_id)
+            raise
+
+    async def _run(self, realm_id: str, tenant_id, since: datetime | None, voids) -> int:
         now = datetime.now(timezone.utc)
         if since is None:
             async with tenant_transaction(self.pool, tenant_id, readonly=True) as conn:
@@ -154,12 +185,13 @@ class CatchUp:
                     changed[entity] = _newest(changed[entity] + await self.client.query_changed(realm_id, entity, since))
         else:  # beyond CDC's reach: the query endpoint (which does not report deletions)
             changed = {e: await self.client.query_changed(realm_id, e, since) for e in CDC_ENTITIES}
-        count = await self.apply_changes(realm_id, tenant_id, changed)
+        count = await self.apply_changes(realm_id, tenant_id, changed, voids)
         async with tenant_transaction(self.pool, tenant_id) as conn:
             await QboRepository(conn).advance_watermark(realm_id, server_time)
         return count
 
-    async def apply_changes(self, realm_id: str, tenant_id, changed: dict[str, list]) -> int:
+    async def apply_changes(self, realm_id: str, tenant_id, changed: dict[str, list],
+                            voids: set[tuple[str, str]] = frozenset()) -> int:
         """Items first (so the mapping is current), then sales; CDC's deleted stubs become deletions."""
         count = 0
         for entity in CDC_ENTITIES:
@@ -170,7 +202,8 @@ class CatchUp:
                         ids = await apply_item(conn, tenant_id, realm_id, None if deleted else body, str(body["Id"]))
                     else:
                         ids = await apply_sale(conn, tenant_id, realm_id, entity, str(body["Id"]),
-                                               None if deleted else body)
+                                               None if deleted else body,
+                                               "Void" if (entity, str(body["Id"])) in voids else None)
                 count += len(ids)
         return count
 

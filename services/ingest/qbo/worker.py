@@ -2,7 +2,9 @@
 turns them into events. A realm with few pending notifications gets one read per
 changed entity (deduplicated, in parallel within Intuit's limits); when they pile
 up, one CDC call covers them all. Periodically, and on demand, every connected
-realm is caught up with CDC from its watermark, which heals lost webhooks."""
+realm is caught up with CDC from its watermark, which heals lost webhooks. A failed
+catch-up (the watermark stays) is retried with exponential backoff (1 s, 2 s, 4 s …,
+at most the catch-up interval); the connection shows the failure (last_error)."""
 
 from __future__ import annotations
 
@@ -27,6 +29,8 @@ HANDLED = Counter("qbo_notifications_handled_total", "Notifications handled by o
 BACKLOG = Gauge("qbo_notifications_pending", "Notifications waiting for the worker")
 MAX_ATTEMPTS = 10
 BATCH = 5000
+RETRY_BASE = 1.0  # seconds before the first retry of a failed catch-up, doubled per failure
+CATCH_UPS = Counter("qbo_catch_ups_total", "Catch-ups (CDC) by outcome", ["outcome"])
 
 
 class NotificationWorker:
@@ -41,6 +45,8 @@ class NotificationWorker:
         self.wake = asyncio.Event()
         self._sync_requests: set[str] = set()
         self._last_catch_up = 0.0
+        self._retry_at: dict[str, float] = {}  # realm → when its failed catch-up is tried again
+        self._failures: dict[str, int] = {}
 
     def notify(self) -> None:
         self.wake.set()
@@ -75,8 +81,12 @@ class NotificationWorker:
             if isinstance(result, Exception):
                 failures += 1
                 log.warning("qbo.worker.realm_failed", realm=realm["realm_id"], error=str(result))
-        due = time.monotonic() - self._last_catch_up >= self.cdc_interval
-        wanted = {realm for realm, c in connections.items() if due or c["cdc_watermark"] is None}
+        now = time.monotonic()
+        due = now - self._last_catch_up >= self.cdc_interval
+        backing_off = {realm for realm, at in self._retry_at.items() if at > now}
+        wanted = {realm for realm, c in connections.items()
+                  if (due or c["cdc_watermark"] is None) and realm not in backing_off}
+        wanted |= {realm for realm, at in self._retry_at.items() if at <= now} & connections.keys()
         wanted |= self._sync_requests & connections.keys()
         self._sync_requests -= wanted
         if due:
@@ -88,13 +98,23 @@ class NotificationWorker:
     async def _catch_up(self, realm_id: str, tenant_id) -> None:
         try:
             count = await self.catch_up.run(realm_id, tenant_id)
-            if count:
-                self.on_events()
-            log.info("qbo.catch_up.done", realm=realm_id, events=count)
         except ReconnectRequired:
+            CATCH_UPS.labels("reconnect_required").inc()
             log.error("qbo.catch_up.reconnect_required", realm=realm_id)
-        except Exception:  # noqa: BLE001 - retried at the next interval
-            log.exception("qbo.catch_up.failed", realm=realm_id)
+            return
+        except Exception:  # noqa: BLE001 - retried with backoff
+            CATCH_UPS.labels("failed").inc()
+            failures = self._failures[realm_id] = self._failures.get(realm_id, 0) + 1
+            delay = min(self.cdc_interval, RETRY_BASE * 2 ** (failures - 1))
+            self._retry_at[realm_id] = time.monotonic() + delay
+            log.exception("qbo.catch_up.failed", realm=realm_id, failures=failures, retry_in=delay)
+            return
+        CATCH_UPS.labels("done").inc()
+        self._failures.pop(realm_id, None)
+        self._retry_at.pop(realm_id, None)
+        if count:
+            self.on_events()
+        log.info("qbo.catch_up.done", realm=realm_id, events=count)
 
     async def handle_realm(self, realm_id: str, pending: int, connection) -> None:
         async with self.pool.acquire() as conn:
@@ -130,7 +150,8 @@ class NotificationWorker:
         """One CDC call for a pile of notifications; returns the ids it covered."""
         since = min(r["occurred_at"] for r in claimed if r["occurred_at"]) - timedelta(minutes=2) \
             if any(r["occurred_at"] for r in claimed) else None
-        await self.catch_up.run(realm_id, tenant_id, since)
+        voids = {(r["entity"], r["entity_id"]) for r in claimed if r["operation"] == "Void"}
+        await self.catch_up.run(realm_id, tenant_id, since, voids)
         log.info("qbo.coalesced", realm=realm_id, notifications=len(claimed))
         return {r["id"] for r in claimed if r["entity"] in (*SALES_ENTITIES, "Item") and r["operation"] != "Merge"}
 

@@ -304,7 +304,7 @@ function renderDetail(sale) {
   $("#detail-lines tbody").replaceChildren(...lineRows);
 
   $("#detail-versions tbody").replaceChildren(...(sale.versions || []).map((v) => el("tr", { cls: "version" }, [
-    cell("version", v.version),
+    cell("version", v.version == null ? null : (v.remap ? `${v.version} (re-map ${v.remap})` : v.version)),
     cell("event_type", v.event_type),
     cell("applied", v.applied ? "yes" : "no"),
     cell("received_at", timestamp(v.received_at)),
