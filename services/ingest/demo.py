@@ -102,7 +102,7 @@ async def main_async(args: argparse.Namespace) -> None:
     key = await setup(settings, args.sim)
     print(f"\n  Demo company ready.\n  API key: {key}  (also in {KEY_FILE})\n"
           f"  Sales tab: http://127.0.0.1:{settings.query_port}/sales\n"
-          f"  Drive QuickBooks: .venv/bin/python -m services.qbo_sim.cli --help\n", flush=True)
+          f"  Drive QuickBooks: .venv/bin/python -m tools.qbo_sim.cli --help\n", flush=True)
     if args.stay:
         stop = asyncio.Event()
         for sig in (signal.SIGINT, signal.SIGTERM):

@@ -18,8 +18,8 @@ import pytest
 from services.ingest.admin import connect_quickbooks
 from services.ingest.app import create_app
 from services.ingest.qbo.signature import sign
-from services.qbo_sim.app import create_app as create_sim
-from services.qbo_sim.config import SimConfig
+from tools.qbo_sim.app import create_app as create_sim
+from tools.qbo_sim.config import SimConfig
 from tests.conftest import client_for, settings_for, wait_for
 
 VERIFIER = "test-verifier-token"

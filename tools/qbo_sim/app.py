@@ -5,10 +5,10 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from services.qbo_sim import api, control, oauth
-from services.qbo_sim.config import SimConfig
-from services.qbo_sim.demo import DEMO_REALM_ID
-from services.qbo_sim.simulator import SIM, Simulator
+from tools.qbo_sim import api, control, oauth
+from tools.qbo_sim.config import SimConfig
+from tools.qbo_sim.demo import DEMO_REALM_ID
+from tools.qbo_sim.simulator import SIM, Simulator
 
 
 async def _webhooks_ctx(app: web.Application):

@@ -13,13 +13,13 @@ from datetime import timedelta
 from aiohttp import web
 from pydantic import ValidationError
 
-from services.qbo_sim import timefmt
-from services.qbo_sim.demo import populate
-from services.qbo_sim.entities import ENTITY_NAMES
-from services.qbo_sim.jsonutil import json_response
-from services.qbo_sim.simulator import SIM, Simulator
-from services.qbo_sim.specs import BulkSpec, CompanySpec, ItemPatch, ItemSpec, LineSpec, TxnSpec
-from services.qbo_sim.store import Record, SimError
+from tools.qbo_sim import timefmt
+from tools.qbo_sim.demo import populate
+from tools.qbo_sim.entities import ENTITY_NAMES
+from tools.qbo_sim.jsonutil import json_response
+from tools.qbo_sim.simulator import SIM, Simulator
+from tools.qbo_sim.specs import BulkSpec, CompanySpec, ItemPatch, ItemSpec, LineSpec, TxnSpec
+from tools.qbo_sim.store import Record, SimError
 
 routes = web.RouteTableDef()
 SALES = "{entity:invoice|salesreceipt|creditmemo}"

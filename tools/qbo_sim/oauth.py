@@ -17,9 +17,9 @@ from urllib.parse import urlencode, urlsplit, urlunsplit
 
 from aiohttp import web
 
-from services.qbo_sim.jsonutil import json_response
-from services.qbo_sim.simulator import SIM, Simulator
-from services.qbo_sim.tokens import OAuthError
+from tools.qbo_sim.jsonutil import json_response
+from tools.qbo_sim.simulator import SIM, Simulator
+from tools.qbo_sim.tokens import OAuthError
 
 routes = web.RouteTableDef()
 ACCOUNTING_SCOPE = "com.intuit.quickbooks.accounting"

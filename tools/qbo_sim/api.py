@@ -14,11 +14,11 @@ import uuid
 
 from aiohttp import web
 
-from services.qbo_sim import cdc, faults, query, timefmt
-from services.qbo_sim.entities import ENTITY_NAMES
-from services.qbo_sim.jsonutil import json_response
-from services.qbo_sim.simulator import SIM, Simulator
-from services.qbo_sim.store import Company
+from tools.qbo_sim import cdc, faults, query, timefmt
+from tools.qbo_sim.entities import ENTITY_NAMES
+from tools.qbo_sim.jsonutil import json_response
+from tools.qbo_sim.simulator import SIM, Simulator
+from tools.qbo_sim.store import Company
 
 routes = web.RouteTableDef()
 

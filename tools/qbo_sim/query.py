@@ -19,8 +19,8 @@ from datetime import datetime, timezone
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
-from services.qbo_sim import timefmt
-from services.qbo_sim.store import Company, Record
+from tools.qbo_sim import timefmt
+from tools.qbo_sim.store import Company, Record
 
 QUERYABLE = {"invoice": "Invoice", "salesreceipt": "SalesReceipt", "creditmemo": "CreditMemo", "item": "Item"}
 _TOKEN = re.compile(r"""\s*(?:(?P<str>'(?:[^'\\]|\\.|'')*')|(?P<op><=|>=|!=|<>|=|<|>)|(?P<punct>[(),*])

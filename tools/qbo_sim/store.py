@@ -10,10 +10,10 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta, timezone
 from decimal import Decimal
 
-from services.qbo_sim import timefmt
-from services.qbo_sim.entities import (SALES_ENTITIES, Context, ItemState, SpecError, build_transaction, item_body,
+from tools.qbo_sim import timefmt
+from tools.qbo_sim.entities import (SALES_ENTITIES, Context, ItemState, SpecError, build_transaction, item_body,
                                        void_body)
-from services.qbo_sim.specs import ItemPatch, ItemSpec, LineSpec, TxnSpec
+from tools.qbo_sim.specs import ItemPatch, ItemSpec, LineSpec, TxnSpec
 
 
 class SimError(Exception):

@@ -8,8 +8,8 @@ from xml.sax.saxutils import escape
 
 from aiohttp import web
 
-from services.qbo_sim import timefmt
-from services.qbo_sim.jsonutil import json_response
+from tools.qbo_sim import timefmt
+from tools.qbo_sim.jsonutil import json_response
 
 
 def fault(code: str, message: str, detail: str, tz: timezone, status: int = 400,

@@ -6,13 +6,13 @@ from dataclasses import dataclass
 
 from aiohttp import web
 
-from services.qbo_sim.config import SimConfig
-from services.qbo_sim.payloads import Event
-from services.qbo_sim.stats import Stats
-from services.qbo_sim.store import Change, Company, Store
-from services.qbo_sim.throttle import Throttle
-from services.qbo_sim.tokens import TokenStore
-from services.qbo_sim.webhooks import WebhookSender
+from tools.qbo_sim.config import SimConfig
+from tools.qbo_sim.payloads import Event
+from tools.qbo_sim.stats import Stats
+from tools.qbo_sim.store import Change, Company, Store
+from tools.qbo_sim.throttle import Throttle
+from tools.qbo_sim.tokens import TokenStore
+from tools.qbo_sim.webhooks import WebhookSender
 
 
 @dataclass
@@ -45,7 +45,7 @@ class Simulator:
 
     def company(self, realm_id: str) -> Company:
         """A known company; the demo realm always exists (created with its data on first use)."""
-        from services.qbo_sim.demo import DEMO_REALM_ID
+        from tools.qbo_sim.demo import DEMO_REALM_ID
 
         if realm_id == DEMO_REALM_ID:
             return self.company_or_demo(realm_id)
@@ -53,7 +53,7 @@ class Simulator:
 
     def company_or_demo(self, realm_id: str | None) -> Company:
         """The company for an OAuth consent: the given realm (created empty if new) or the demo one."""
-        from services.qbo_sim.demo import DEMO_REALM_ID, populate
+        from tools.qbo_sim.demo import DEMO_REALM_ID, populate
 
         realm_id = realm_id or DEMO_REALM_ID
         company = self.store.companies.get(realm_id)

@@ -33,7 +33,7 @@ from datetime import date, timedelta
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Callable
 
-from services.qbo_sim.specs import LineSpec, TxnSpec
+from tools.qbo_sim.specs import LineSpec, TxnSpec
 
 CENT = Decimal("0.01")
 ZERO = Decimal(0)
