@@ -1,9 +1,12 @@
-"""The QBO Accounting API as Intuit serves it: entity reads, ``query`` and ``cdc``.
+"""The QBO Accounting API as Intuit serves it: entity reads and writes (``writes.py``), ``query``
+and ``cdc``.
 
 Every request under ``/v3/company/{realm}/`` is counted, throttled (429 + XML 3001 body),
 optionally slowed or failed (``/sim/api/config``) and authenticated with the bearer token
 (401 lower-case ``fault`` body when unknown/expired, 403 when the token is for another realm).
 ``minorversion`` is accepted and ignored; responses are always JSON (except the throttle body).
+Writes notify the webhook endpoint exactly as control-API changes do; a repeated ``requestid``
+(per realm) gets the first answer again without a second change, as Intuit promises.
 """
 
 from __future__ import annotations
@@ -13,12 +16,14 @@ import functools
 import uuid
 
 from aiohttp import web
+from pydantic import ValidationError
 
-from tools.qbo_sim import cdc, faults, query, timefmt
-from tools.qbo_sim.entities import ENTITY_NAMES
-from tools.qbo_sim.jsonutil import json_response
+from tools.qbo_sim import cdc, faults, query, timefmt, writes
+from tools.qbo_sim.entities import ENTITY_NAMES, SALES_ENTITIES
+from tools.qbo_sim.jsonutil import json_response, loads
 from tools.qbo_sim.simulator import SIM, Simulator
-from tools.qbo_sim.store import Company
+from tools.qbo_sim.specs import TxnSpec
+from tools.qbo_sim.store import Change, Company, Record, SimError
 
 routes = web.RouteTableDef()
 
@@ -69,7 +74,10 @@ def _envelope(key: str, value, sim: Simulator) -> web.Response:
     return json_response({key: value, "time": timefmt.response_time(timefmt.now(), sim.tz)})
 
 
-@routes.get(r"/v3/company/{realm}/{entity:invoice|salesreceipt|creditmemo|item}/{id}")
+ENTITY_PATH = "{entity:invoice|salesreceipt|creditmemo|item|customer}"
+
+
+@routes.get(f"/v3/company/{{realm}}/{ENTITY_PATH}/{{id}}")
 @qbo_api
 async def read_entity(request: web.Request, sim: Simulator, company: Company) -> web.Response:
     name = ENTITY_NAMES[request.match_info["entity"]]
@@ -108,4 +116,123 @@ async def change_data_capture(request: web.Request, sim: Simulator, company: Com
                                          sim.config.cdc_max_days)
     except cdc.CdcError as exc:
         return faults.fault(exc.code, exc.message, exc.detail, sim.tz)
+    if sim.api_faults.cdc_fault_next > 0:
+        # QBO.md §2.4a: HTTP 200 whose body is a Fault (in the envelope or inside CDCResponse).
+        sim.api_faults.cdc_fault_next -= 1
+        error = {"Error": [{"Message": "An application error has occurred while processing your request",
+                            "Detail": "System Failure Error: simulated CDC failure", "code": "10000",
+                            "element": ""}], "type": "SystemFault"}
+        if sim.api_faults.cdc_fault_in == "response":
+            return _envelope("CDCResponse", [{"Fault": error}], sim)
+        return _envelope("Fault", error, sim)
     return _envelope("CDCResponse", cdc.changes(company, names, since, sim.config.cdc_max_objects), sim)
+
+
+# --- writes ---------------------------------------------------------------------------------
+def _write_fault(exc: Exception, sim: Simulator) -> web.Response:
+    if isinstance(exc, writes.WriteError):
+        return faults.fault(exc.code, exc.message, exc.detail, sim.tz, element=exc.element)
+    assert isinstance(exc, SimError)
+    messages = {"610": "Object Not Found", "5010": "Stale Object Error", "6240": "Duplicate Name Exists Error",
+                "2500": "Invalid Reference Id", "2020": "Required param missing, need to supply the required value "
+                "for the API", "500": "Unsupported Operation"}
+    message = messages.get(exc.code, "A business validation error has occurred while processing your request")
+    detail = str(exc) if exc.code != "6000" else f"Business Validation Error: {exc}"
+    return faults.fault(exc.code, message, detail, sim.tz)
+
+
+def _target(company: Company, name: str, body: dict) -> Record:
+    entity_id = body.get("Id")
+    if entity_id in (None, ""):
+        raise writes.missing("Id")
+    record = company.records[name].get(str(entity_id))
+    if record is None:
+        raise SimError(400, "Object Not Found : Something you're trying to use has been made inactive. Check the "
+                       "fields with accounts, customers, items, vendors or employees.", code="610")
+    if record.deleted:
+        raise SimError(400, "Object Not Found : Another user has deleted this transaction.", code="610")
+    company.check_sync_token(record, body.get("SyncToken"))
+    return record
+
+
+def _write(company: Company, name: str, operation: str, body: dict) -> tuple[Record, list[Change], dict | None]:
+    """Apply one write; returns the record, its changes and (delete only) the response entity."""
+    sales = name in SALES_ENTITIES
+    if operation == "delete":
+        if not sales:
+            raise SimError(400, f"Operation Delete is not supported for {name}; make it inactive instead",
+                           code="500")
+        record = _target(company, name, body)
+        record, changes = company.delete_txn(name, record.id)
+        return record, changes, {"domain": "QBO", "status": "Deleted", "Id": record.id}
+    if operation == "void":
+        if not sales:
+            raise SimError(400, f"Operation Void is not supported for {name}", code="500")
+        record = _target(company, name, body)
+        record, changes = company.void_txn(name, record.id)
+        return record, changes, None
+    creating = body.get("Id") in (None, "", 0, "0")
+    if not creating:
+        record = _target(company, name, body)
+    elif operation == "update":
+        raise writes.missing("Id")
+    sparse = body.get("sparse") is True
+    if sales:
+        fields = writes.txn_fields(name, body, company, creating)
+        if creating:
+            record, changes = company.create_txn(name, TxnSpec.model_validate(fields))
+        else:
+            record, changes = company.update_txn(name, record.id, fields, replace=not sparse)
+    elif name == "Item":
+        if creating:
+            record, changes = company.create_item(writes.item_spec(body))
+        else:
+            patch = writes.item_patch(body, record.spec.display_name)  # type: ignore[union-attr]
+            record, changes = company.update_item(record.id, patch)
+    else:
+        if creating:
+            record, changes = company.create_customer(writes.customer_spec(body))
+        else:
+            customer_changes = writes.customer_changes(body)
+            if writes._display_name(body) is not None:
+                customer_changes["display_name"] = writes._display_name(body)
+            record, changes = company.update_customer(record.id, customer_changes)
+    return record, changes, None
+
+
+@routes.post(f"/v3/company/{{realm}}/{ENTITY_PATH}")
+@qbo_api
+async def write_entity(request: web.Request, sim: Simulator, company: Company) -> web.Response:
+    name = ENTITY_NAMES[request.match_info["entity"]]
+    request_id = request.query.get("requestid")
+    key = (company.realm_id, request_id)
+    if request_id and key in sim.request_ids:
+        status, text = sim.request_ids[key]
+        return web.Response(text=text, status=status, content_type="application/json")
+    operation = request.query.get("operation", "").lower()
+    if operation == "update" and request.query.get("include", "").lower() == "void":
+        operation = "void"
+    if operation not in ("", "create", "update", "delete", "void"):
+        response = faults.fault("500", "Unsupported Operation", f"Operation {operation} is not supported.", sim.tz)
+    else:
+        try:
+            body = loads(await request.read())
+            if not isinstance(body, dict):
+                raise ValueError("body must be a JSON object")
+        except ValueError as exc:
+            response = faults.fault("2010", "Request has invalid or unsupported property",
+                                    f"Invalid request body: {exc}", sim.tz)
+        else:
+            try:
+                record, changes, shown = _write(company, name, operation, body)
+            except (writes.WriteError, SimError) as exc:
+                response = _write_fault(exc, sim)
+            except ValidationError as exc:
+                response = faults.fault("2010", "Request has invalid or unsupported property",
+                                        f"Invalid request body: {exc.errors(include_url=False)}", sim.tz)
+            else:
+                sim.publish(changes)
+                response = _envelope(name, shown or record.render(sim.tz), sim)
+    if request_id:
+        sim.request_ids[key] = (response.status, response.text or "")
+    return response

@@ -14,7 +14,8 @@ from datetime import datetime, timedelta
 from tools.qbo_sim import timefmt
 from tools.qbo_sim.store import Company
 
-CDC_ENTITIES = {"invoice": "Invoice", "salesreceipt": "SalesReceipt", "creditmemo": "CreditMemo", "item": "Item"}
+CDC_ENTITIES = {"invoice": "Invoice", "salesreceipt": "SalesReceipt", "creditmemo": "CreditMemo", "item": "Item",
+                "customer": "Customer"}
 
 
 class CdcError(Exception):

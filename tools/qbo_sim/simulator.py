@@ -22,6 +22,10 @@ class ApiFaults:
     latency: float = 0.0
     fail_next: int = 0
     fail_status: int = 503
+    #: The next N CDC calls answer HTTP 200 with a Fault body: ``envelope`` (``{"Fault":…}``) or
+    #: ``response`` (``{"CDCResponse":[{"Fault":…}]}``).
+    cdc_fault_next: int = 0
+    cdc_fault_in: str = "envelope"
 
 
 class Simulator:
@@ -33,6 +37,8 @@ class Simulator:
         self.throttle = Throttle(config.rate_per_minute, config.max_concurrent)
         self.webhooks = WebhookSender(config, self.stats)
         self.api_faults = ApiFaults(latency=config.api_latency)
+        #: (realm, requestid) -> (status, body) of the first answer to a write (idempotent retries).
+        self.request_ids: dict[tuple[str, str], tuple[int, str]] = {}
 
     @property
     def tz(self):
