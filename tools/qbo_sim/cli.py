@@ -59,7 +59,7 @@ def _summary(entity: str, body: dict) -> str:
     for line in body.get("Line", []):
         detail = line.get("SalesItemLineDetail")
         if detail:
-            lines.append(f"{detail['ItemRef']['name']} x{detail.get('Qty', '-')}")
+            lines.append(f"{detail['ItemRef'].get('name', detail['ItemRef']['value'])} x{detail.get('Qty', '-')}")
         elif line.get("GroupLineDetail"):
             group = line["GroupLineDetail"]
             lines.append(f"[{group['GroupItemRef']['name']} x{group.get('Quantity', '-')}]")
