@@ -2,7 +2,7 @@
 
 One run, on its own fresh database (``partsemble_bench_qbo``) and its own broker
 prefix, with every part as a real process: the QuickBooks simulator
-(``python -m services.qbo_sim``, Intuit's limits: 500 requests/min and 10
+(``python -m tools.qbo_sim``, Intuit's limits: 500 requests/min and 10
 concurrent per realm), the ingest service configured for it, and 2 costing
 consumers. It measures:
 
@@ -200,7 +200,7 @@ async def start_system(session: aiohttp.ClientSession, pool: asyncpg.Pool, cfg: 
     prefix = f"bench-qbo-{uuid.uuid4().hex[:8]}"
     logs = [open(logdir / name, "wb") for name in ("sim.log", "ingest.log", *(f"costing-{i}.log"
                                                                               for i in range(cfg.consumers)))]
-    sim = await spawn("services.qbo_sim", service_env(
+    sim = await spawn("tools.qbo_sim", service_env(
         QBO_SIM_HOST="127.0.0.1", QBO_SIM_PORT=sim_port, QBO_SIM_VERIFIER_TOKEN=VERIFIER,
         QBO_SIM_WEBHOOK_URL=f"{ingest_url}/webhooks/quickbooks"), logs[0])
     common = {"DATABASE_URL": DATABASE_URL, "AMQP_URL": AMQP_URL, "BROKER_PREFIX": prefix}

@@ -26,7 +26,7 @@ import structlog
 #: ``psk_<12 hex>_<token_urlsafe(32)>`` (shared/api_keys.py create_key); the prefix alone
 #: is stored and shown in clear on purpose, so the secret part is required.
 API_KEY = re.compile(r"psk_[0-9a-f]{12}_[A-Za-z0-9_-]{20,}")
-#: The simulator's tokens (services/qbo_sim/tokens.py): a JWE-like access token and
+#: The simulator's tokens (tools/qbo_sim/tokens.py): a JWE-like access token and
 #: ``AB11`` + 48 hex refresh tokens (bytea in pg_dump is lowercase hex: no false match).
 ACCESS_TOKEN = re.compile(r"eyJlbmMiOiJBMTI4Q0JDLUhTMjU2IiwiYWxnIjoiZGlyIn0\.\.[A-Za-z0-9_-]{40,}")
 REFRESH_TOKEN = re.compile(r"AB11[0-9a-f]{48}")

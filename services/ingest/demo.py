@@ -2,8 +2,9 @@
 
 With the QuickBooks simulator running: creates the tenant "Demo Manufacturing"
 (its API key is written to ``var/demo-api-key``), its finished goods and lots
-through the ingest API, and connects the simulator's demo company, whose sales
-the ingest service then imports, costs and shows. Idempotent; it then stays up
+through the ingest API, and connects the simulator's demo company the way an app
+does (OAuth authorization code, then the code exchange at the token endpoint);
+the ingest service then imports, costs and shows its sales. Idempotent; it then stays up
 (honcho ends every process when one exits) until stopped.
 """
 
@@ -12,9 +13,11 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+import secrets
 import signal
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
+from urllib.parse import parse_qs, urlsplit
 
 import aiohttp
 import asyncpg
@@ -46,6 +49,27 @@ async def _wait(session: aiohttp.ClientSession, url: str, what: str, seconds: fl
         if asyncio.get_running_loop().time() > deadline:
             raise SystemExit(f"demo: {what} did not come up at {url}")
         await asyncio.sleep(0.5)
+
+
+async def _authorize(session: aiohttp.ClientSession, settings: Settings, realm_id: str) -> dict:
+    """Connect the company as an app does: the OAuth 2.0 authorization-code grant against the
+    configured QuickBooks endpoints (the simulator's consent is automatic; ``realm`` picks the
+    company the user would pick), then the code exchange with HTTP Basic client authentication."""
+    if not (settings.qbo_client_id and settings.qbo_client_secret):
+        raise SystemExit("demo: QBO_CLIENT_ID and QBO_CLIENT_SECRET are required")
+    params = {"client_id": settings.qbo_client_id, "response_type": "code", "redirect_uri": settings.qbo_redirect_uri,
+              "scope": "com.intuit.quickbooks.accounting", "state": secrets.token_urlsafe(16), "realm": realm_id}
+    async with session.get(settings.qbo_oauth_authorize_url, params=params, allow_redirects=False) as response:
+        callback = parse_qs(urlsplit(response.headers.get("Location", "")).query)
+    if response.status != 302 or callback.get("state") != [params["state"]] or "code" not in callback:
+        raise SystemExit(f"demo: the QuickBooks consent did not return a code (HTTP {response.status})")
+    auth = aiohttp.BasicAuth(settings.qbo_client_id, settings.qbo_client_secret)
+    form = {"grant_type": "authorization_code", "code": callback["code"][0], "redirect_uri": settings.qbo_redirect_uri}
+    async with session.post(settings.qbo_oauth_token_url, data=form, auth=auth,
+                            headers={"Accept": "application/json"}) as response:
+        if response.status != 200:
+            raise SystemExit(f"demo: the code exchange failed: HTTP {response.status} {await response.text()}")
+        return await response.json()
 
 
 async def _tenant_and_key(conn: asyncpg.Connection) -> tuple:
@@ -87,8 +111,7 @@ async def setup(settings: Settings, sim_url: str) -> str:
             connected = await conn.fetchval("SELECT status = 'connected' FROM qbo_connections WHERE realm_id = $1",
                                             DEMO_REALM_ID)
             if not connected:
-                async with session.post(f"{sim_url}/sim/{DEMO_REALM_ID}/tokens") as response:
-                    tokens = await response.json()
+                tokens = await _authorize(session, settings, DEMO_REALM_ID)
                 await connect_quickbooks(conn, settings, tenant_id, DEMO_REALM_ID, tokens["access_token"],
                                          tokens["refresh_token"], int(tokens["expires_in"]))
         finally:
@@ -102,7 +125,7 @@ async def main_async(args: argparse.Namespace) -> None:
     key = await setup(settings, args.sim)
     print(f"\n  Demo company ready.\n  API key: {key}  (also in {KEY_FILE})\n"
           f"  Sales tab: http://127.0.0.1:{settings.query_port}/sales\n"
-          f"  Drive QuickBooks: .venv/bin/python -m services.qbo_sim.cli --help\n", flush=True)
+          f"  Drive QuickBooks: .venv/bin/python -m tools.qbo_sim.cli --help\n", flush=True)
     if args.stay:
         stop = asyncio.Event()
         for sig in (signal.SIGINT, signal.SIGTERM):

@@ -22,8 +22,8 @@ from services.ingest.app import create_app
 from services.ingest.qbo import routes as qbo_routes
 from services.ingest.qbo import state as state_module
 from services.ingest.qbo.state import digest, make_state, new_secret
-from services.qbo_sim.app import create_app as create_sim
-from services.qbo_sim.config import SimConfig
+from tools.qbo_sim.app import create_app as create_sim
+from tools.qbo_sim.config import SimConfig
 from tests.conftest import TEST_DATABASE_URL, client_for, make_api_tenant, settings_for
 
 STATE_SECRET = "state-secret-" + "x" * 40

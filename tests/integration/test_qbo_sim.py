@@ -16,10 +16,10 @@ import pytest
 from aiohttp import encode_basic_auth, web
 from aiohttp.test_utils import TestClient, TestServer
 
-from services.qbo_sim import cli, payloads
-from services.qbo_sim.app import create_app
-from services.qbo_sim.config import SimConfig
-from services.qbo_sim.demo import DEMO_REALM_ID
+from tools.qbo_sim import cli, payloads
+from tools.qbo_sim.app import create_app
+from tools.qbo_sim.config import SimConfig
+from tools.qbo_sim.demo import DEMO_REALM_ID
 from tests.conftest import wait_for
 
 VERIFIER = "sim-verifier-token"

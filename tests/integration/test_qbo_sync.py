@@ -18,8 +18,8 @@ import pytest
 from services.ingest.admin import connect_quickbooks
 from services.ingest.app import create_app
 from services.ingest.qbo.signature import sign
-from services.qbo_sim.app import create_app as create_sim
-from services.qbo_sim.config import SimConfig
+from tools.qbo_sim.app import create_app as create_sim
+from tools.qbo_sim.config import SimConfig
 from tests.conftest import client_for, settings_for, wait_for
 
 VERIFIER = "test-verifier-token"
@@ -309,7 +309,7 @@ async def _connection(qbo):
 async def test_issue16_2_a_cdc_fault_answered_200_keeps_the_watermark_is_retried_and_shown(qbo):
     before = await _connection(qbo)
     # Three CDC answers in a row are 200 + Fault: failures at ~0 s, 1 s, 3 s, success at ~7 s (backoff).
-    await qbo.sim_call("POST", "/sim/api/config", {"cdc_fault_next": 3, "cdc_fault_where": "envelope"})
+    await qbo.sim_call("POST", "/sim/api/config", {"cdc_fault_next": 3, "cdc_fault_in": "envelope"})
     invoice = await qbo.txn("invoice", [qbo.line("W-1", 1, 10)], notify=False)
     response = await qbo.ingest.post(f"/api/v1/connections/quickbooks/{qbo.realm}/sync", headers=qbo.headers)
     assert response.status == 202
@@ -328,7 +328,7 @@ async def test_issue16_2_a_cdc_fault_answered_200_keeps_the_watermark_is_retried
     assert healed["last_error_at"] == (await _connection(qbo))["last_error_at"] is not None  # kept as history
 
     # A Fault inside the CDCResponse is a fault too.
-    await qbo.sim_call("POST", "/sim/api/config", {"cdc_fault_next": 1, "cdc_fault_where": "response"})
+    await qbo.sim_call("POST", "/sim/api/config", {"cdc_fault_next": 1, "cdc_fault_in": "response"})
     other = await qbo.txn("invoice", [qbo.line("W-1", 1, 10)], notify=False, txn_date="2026-02-02")
     response = await qbo.ingest.post(f"/api/v1/connections/quickbooks/{qbo.realm}/sync", headers=qbo.headers)
     assert response.status == 202

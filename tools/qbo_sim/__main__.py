@@ -1,9 +1,9 @@
-"""``python -m services.qbo_sim``: serve the simulator on QBO_SIM_HOST:QBO_SIM_PORT (127.0.0.1:8090)."""
+"""``python -m tools.qbo_sim``: serve the simulator on QBO_SIM_HOST:QBO_SIM_PORT (127.0.0.1:8090)."""
 
 from aiohttp import web
 
-from services.qbo_sim.app import create_app
-from services.qbo_sim.config import SimConfig
+from tools.qbo_sim.app import create_app
+from tools.qbo_sim.config import SimConfig
 from shared.logging import configure, get_logger
 
 

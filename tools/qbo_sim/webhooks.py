@@ -28,10 +28,10 @@ from typing import Literal
 import aiohttp
 from pydantic import BaseModel, ConfigDict, Field
 
-from services.qbo_sim import payloads
-from services.qbo_sim.config import SimConfig
-from services.qbo_sim.payloads import Event
-from services.qbo_sim.stats import Stats
+from tools.qbo_sim import payloads
+from tools.qbo_sim.config import SimConfig
+from tools.qbo_sim.payloads import Event
+from tools.qbo_sim.stats import Stats
 from shared.logging import get_logger
 
 log = get_logger("qbo_sim.webhooks")

@@ -6,6 +6,9 @@
 - ``POST /oauth2/v1/tokens/bearer`` — HTTP Basic client auth, form body; ``authorization_code``
   and ``refresh_token`` grants; rotating refresh tokens; ``{"error":"invalid_grant"}`` 400.
 - ``POST /v2/oauth2/tokens/revoke`` — JSON ``{"token": …}``; revokes the whole grant.
+- ``GET /.well-known/openid_configuration`` (and ``openid_sandbox_configuration``) — the discovery
+  document naming these endpoints on the simulator's origin; intuit-oauth's ``AuthClient`` reads it
+  when given its URL as ``environment``.
 """
 
 from __future__ import annotations
@@ -17,9 +20,9 @@ from urllib.parse import urlencode, urlsplit, urlunsplit
 
 from aiohttp import web
 
-from services.qbo_sim.jsonutil import json_response
-from services.qbo_sim.simulator import SIM, Simulator
-from services.qbo_sim.tokens import OAuthError
+from tools.qbo_sim.jsonutil import json_response
+from tools.qbo_sim.simulator import SIM, Simulator
+from tools.qbo_sim.tokens import OAuthError
 
 routes = web.RouteTableDef()
 ACCOUNTING_SCOPE = "com.intuit.quickbooks.accounting"
@@ -29,6 +32,28 @@ def _redirect(uri: str, params: dict) -> web.HTTPFound:
     parts = urlsplit(uri)
     query = "&".join(filter(None, [parts.query, urlencode(params)]))
     return web.HTTPFound(urlunsplit(parts._replace(query=query)))
+
+
+def _origin(request: web.Request) -> str:
+    return f"{request.scheme}://{request.host}"
+
+
+@routes.get("/.well-known/openid_configuration")
+@routes.get("/.well-known/openid_configuration/")
+@routes.get("/.well-known/openid_sandbox_configuration")
+@routes.get("/.well-known/openid_sandbox_configuration/")
+async def discovery(request: web.Request) -> web.Response:
+    base = _origin(request)
+    return json_response({
+        "issuer": base, "authorization_endpoint": f"{base}/appcenter/connect/oauth2",
+        "token_endpoint": f"{base}/oauth2/v1/tokens/bearer", "userinfo_endpoint": f"{base}/v1/openid_connect/userinfo",
+        "revocation_endpoint": f"{base}/v2/oauth2/tokens/revoke", "jwks_uri": f"{base}/op/v1/jwks",
+        "response_types_supported": ["code"], "subject_types_supported": ["public"],
+        "id_token_signing_alg_values_supported": ["RS256"],
+        "scopes_supported": ["openid", "email", "profile", "address", "phone", ACCOUNTING_SCOPE,
+                             "com.intuit.quickbooks.payment"],
+        "token_endpoint_auth_methods_supported": ["client_secret_post", "client_secret_basic"],
+        "claims_supported": ["aud", "exp", "iat", "iss", "realmid", "sub"]})
 
 
 @routes.get("/appcenter/connect/oauth2")

@@ -1,7 +1,7 @@
 """Configuration of the QBO simulator (environment variables ``QBO_SIM_*``).
 
 Tests build ``SimConfig(...)`` directly with small limits and a short retry schedule;
-``python -m services.qbo_sim`` reads the environment.
+``python -m tools.qbo_sim`` reads the environment.
 """
 
 from __future__ import annotations

@@ -6,13 +6,13 @@ from dataclasses import dataclass
 
 from aiohttp import web
 
-from services.qbo_sim.config import SimConfig
-from services.qbo_sim.payloads import Event
-from services.qbo_sim.stats import Stats
-from services.qbo_sim.store import Change, Company, Store
-from services.qbo_sim.throttle import Throttle
-from services.qbo_sim.tokens import TokenStore
-from services.qbo_sim.webhooks import WebhookSender
+from tools.qbo_sim.config import SimConfig
+from tools.qbo_sim.payloads import Event
+from tools.qbo_sim.stats import Stats
+from tools.qbo_sim.store import Change, Company, Store
+from tools.qbo_sim.throttle import Throttle
+from tools.qbo_sim.tokens import TokenStore
+from tools.qbo_sim.webhooks import WebhookSender
 
 
 @dataclass
@@ -22,10 +22,10 @@ class ApiFaults:
     latency: float = 0.0
     fail_next: int = 0
     fail_status: int = 503
-    #: The next N CDC calls answer HTTP 200 with a Fault (QBO.md §2.4a), in the envelope
-    #: (``"envelope"``) or inside the CDCResponse (``"response"``).
+    #: The next N CDC calls answer HTTP 200 with a Fault body: ``envelope`` (``{"Fault":…}``) or
+    #: ``response`` (``{"CDCResponse":[{"Fault":…}]}``).
     cdc_fault_next: int = 0
-    cdc_fault_where: str = "envelope"
+    cdc_fault_in: str = "envelope"
 
 
 class Simulator:
@@ -37,6 +37,8 @@ class Simulator:
         self.throttle = Throttle(config.rate_per_minute, config.max_concurrent)
         self.webhooks = WebhookSender(config, self.stats)
         self.api_faults = ApiFaults(latency=config.api_latency)
+        #: (realm, requestid) -> (status, body) of the first answer to a write (idempotent retries).
+        self.request_ids: dict[tuple[str, str], tuple[int, str]] = {}
 
     @property
     def tz(self):
@@ -49,7 +51,7 @@ class Simulator:
 
     def company(self, realm_id: str) -> Company:
         """A known company; the demo realm always exists (created with its data on first use)."""
-        from services.qbo_sim.demo import DEMO_REALM_ID
+        from tools.qbo_sim.demo import DEMO_REALM_ID
 
         if realm_id == DEMO_REALM_ID:
             return self.company_or_demo(realm_id)
@@ -57,7 +59,7 @@ class Simulator:
 
     def company_or_demo(self, realm_id: str | None) -> Company:
         """The company for an OAuth consent: the given realm (created empty if new) or the demo one."""
-        from services.qbo_sim.demo import DEMO_REALM_ID, populate
+        from tools.qbo_sim.demo import DEMO_REALM_ID, populate
 
         realm_id = realm_id or DEMO_REALM_ID
         company = self.store.companies.get(realm_id)

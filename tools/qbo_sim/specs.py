@@ -13,6 +13,9 @@ TaxMode = Literal["TaxExcluded", "TaxInclusive", "NotApplicable"]
 ItemType = Literal["Inventory", "NonInventory", "Service", "Group"]
 
 
+SHIPPING_ITEM_ID = "SHIPPING_ITEM_ID"
+
+
 class _Body(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -23,6 +26,9 @@ class LineSpec(_Body):
 
     Item lines: ``qty`` defaults to 1 and ``unit_price`` to the item's price; ``amount`` alone
     (no qty/price) gives a line without ``Qty``/``UnitPrice`` as QBO has for service lines.
+    ``item_id`` ``"SHIPPING_ITEM_ID"`` is the sales form's shipping charge (QBO.md §2.4a): no Item
+    exists for it; it is placed after the subtotal and discount lines, is never discounted nor taxed,
+    and its ``amount`` (or qty × unit_price) adds to ``TotalAmt``.
     Bundle lines: inner ``lines`` carry the quantities as they appear on the invoice (QBO's inner
     ``Qty`` is already component × bundle quantity); without ``lines`` the bundle's components are
     unrolled (component qty × bundle ``qty``) at the components' prices.
@@ -42,6 +48,8 @@ class LineSpec(_Body):
 
     @property
     def kind(self) -> str:
+        if self.item_id == SHIPPING_ITEM_ID:
+            return "shipping"
         if self.group_item_id is not None:
             return "group"
         if self.item_id is not None or self.sku is not None:
@@ -69,6 +77,14 @@ class LineSpec(_Body):
         return self
 
 
+class LinkedTxnSpec(_Body):
+    """``LinkedTxn`` entries (Estimate, Payment, Invoice, ... the sale is linked to), kept as given."""
+
+    TxnId: str
+    TxnType: str
+    TxnLineId: str | None = None
+
+
 class TxnSpec(_Body):
     customer: str = "Cash Customer"
     txn_date: date | None = None
@@ -79,6 +95,7 @@ class TxnSpec(_Body):
     tax_rate: Decimal = Decimal(0)
     private_note: str | None = None
     lines: list[LineSpec] = Field(default_factory=list)
+    linked_txn: list[LinkedTxnSpec] = Field(default_factory=list)
 
 
 class ComponentSpec(_Body):
@@ -104,8 +121,18 @@ class ItemPatch(_Body):
     unit_price: Decimal | None = None
     purchase_cost: Decimal | None = None
     description: str | None = None
+    qty_on_hand: Decimal | None = None
     active: bool | None = None
     components: list[ComponentSpec] | None = None
+
+
+class CustomerSpec(_Body):
+    display_name: str
+    given_name: str | None = None
+    family_name: str | None = None
+    company_name: str | None = None
+    email: str | None = None
+    active: bool = True
 
 
 class CompanySpec(_Body):

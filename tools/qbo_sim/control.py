@@ -13,13 +13,13 @@ from datetime import timedelta
 from aiohttp import web
 from pydantic import ValidationError
 
-from services.qbo_sim import timefmt
-from services.qbo_sim.demo import populate
-from services.qbo_sim.entities import ENTITY_NAMES
-from services.qbo_sim.jsonutil import json_response
-from services.qbo_sim.simulator import SIM, Simulator
-from services.qbo_sim.specs import BulkSpec, CompanySpec, ItemPatch, ItemSpec, LineSpec, TxnSpec
-from services.qbo_sim.store import Record, SimError
+from tools.qbo_sim import timefmt
+from tools.qbo_sim.demo import populate
+from tools.qbo_sim.entities import ENTITY_NAMES
+from tools.qbo_sim.jsonutil import json_response
+from tools.qbo_sim.simulator import SIM, Simulator
+from tools.qbo_sim.specs import BulkSpec, CompanySpec, ItemPatch, ItemSpec, LineSpec, TxnSpec
+from tools.qbo_sim.store import Record, SimError
 
 routes = web.RouteTableDef()
 SALES = "{entity:invoice|salesreceipt|creditmemo}"
@@ -58,6 +58,7 @@ def _entity(record: Record, sim: Simulator) -> web.Response:
 
 
 @routes.get("/sim/health")
+@routes.get("/healthz")
 async def health(request: web.Request) -> web.Response:
     return json_response({"status": "ok"})
 
@@ -270,11 +271,11 @@ async def webhook_deliveries(request: web.Request, sim: Simulator) -> web.Respon
 @control
 async def api_config(request: web.Request, sim: Simulator) -> web.Response:
     """``rate_per_minute``, ``max_concurrent``, ``latency_seconds``, ``fail_next``/``fail_status``,
-    ``cdc_fault_next``/``cdc_fault_where`` (the next N CDC calls answer 200 with a Fault, in the
-    ``envelope`` or the ``response``), ``reset_window`` (forget the requests counted in the current minute)."""
+    ``reset_window`` (forget the requests counted in the current minute), ``cdc_fault_next`` (the next
+    N CDC calls answer 200 with a Fault body) and ``cdc_fault_in`` (``envelope`` | ``response``)."""
     body = await _body(request)
     allowed = {"rate_per_minute", "max_concurrent", "latency_seconds", "fail_next", "fail_status", "reset_window",
-               "cdc_fault_next", "cdc_fault_where"}
+               "cdc_fault_next", "cdc_fault_in"}
     unknown = set(body) - allowed
     if unknown:
         raise SimError(400, f"unknown options {sorted(unknown)}")
@@ -288,16 +289,16 @@ async def api_config(request: web.Request, sim: Simulator) -> web.Response:
         sim.api_faults.fail_next = int(body["fail_next"])
     if "fail_status" in body:
         sim.api_faults.fail_status = int(body["fail_status"])
-    if "cdc_fault_next" in body:
-        sim.api_faults.cdc_fault_next = int(body["cdc_fault_next"])
-    if "cdc_fault_where" in body:
-        if body["cdc_fault_where"] not in ("envelope", "response"):
-            raise SimError(400, "cdc_fault_where must be envelope or response")
-        sim.api_faults.cdc_fault_where = body["cdc_fault_where"]
     if body.get("reset_window"):
         sim.throttle.reset()
+    if "cdc_fault_in" in body:
+        if body["cdc_fault_in"] not in ("envelope", "response"):
+            raise SimError(400, 'cdc_fault_in must be "envelope" or "response"')
+        sim.api_faults.cdc_fault_in = body["cdc_fault_in"]
+    if "cdc_fault_next" in body:
+        sim.api_faults.cdc_fault_next = int(body["cdc_fault_next"])
     return json_response({"rate_per_minute": sim.throttle.rate_per_minute,
                           "max_concurrent": sim.throttle.max_concurrent, "latency_seconds": sim.api_faults.latency,
                           "fail_next": sim.api_faults.fail_next, "fail_status": sim.api_faults.fail_status,
                           "cdc_fault_next": sim.api_faults.cdc_fault_next,
-                          "cdc_fault_where": sim.api_faults.cdc_fault_where})
+                          "cdc_fault_in": sim.api_faults.cdc_fault_in})

@@ -17,7 +17,7 @@ from collections import OrderedDict
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from services.qbo_sim import timefmt
+from tools.qbo_sim import timefmt
 
 EVENT_WORDS = {"Create": "created", "Update": "updated", "Delete": "deleted", "Merge": "merged", "Emailed": "emailed"}
 

@@ -7,8 +7,8 @@ from __future__ import annotations
 from datetime import timedelta
 from decimal import Decimal
 
-from services.qbo_sim.specs import ComponentSpec, ItemSpec, LineSpec, TxnSpec
-from services.qbo_sim.store import Company
+from tools.qbo_sim.specs import ComponentSpec, ItemSpec, LineSpec, TxnSpec
+from tools.qbo_sim.store import Company
 
 DEMO_REALM_ID = "9130350000000001"
 

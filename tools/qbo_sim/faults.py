@@ -8,17 +8,18 @@ from xml.sax.saxutils import escape
 
 from aiohttp import web
 
-from services.qbo_sim import timefmt
-from services.qbo_sim.jsonutil import json_response
+from tools.qbo_sim import timefmt
+from tools.qbo_sim.jsonutil import json_response
 
 
 def fault(code: str, message: str, detail: str, tz: timezone, status: int = 400,
-          fault_type: str = "ValidationFault", element: str = "") -> web.Response:
+          fault_type: str = "ValidationFault", element: str = "", headers=None) -> web.Response:
     """The normal entity-endpoint envelope: ``{"Fault":{"Error":[…],"type":…},"time":…}``."""
     body = {"Fault": {"Error": [{"Message": message, "Detail": detail, "code": code, "element": element}],
                       "type": fault_type},
             "time": timefmt.response_time(timefmt.now(), tz)}
-    return json_response(body, status=status)
+    extra = {k: v for k, v in (headers or {}).items() if k.lower() == "allow"}
+    return json_response(body, status=status, headers=extra or None)
 
 
 def not_found(tz: timezone) -> web.Response:

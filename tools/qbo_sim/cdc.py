@@ -11,10 +11,11 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from services.qbo_sim import timefmt
-from services.qbo_sim.store import Company
+from tools.qbo_sim import timefmt
+from tools.qbo_sim.store import Company
 
-CDC_ENTITIES = {"invoice": "Invoice", "salesreceipt": "SalesReceipt", "creditmemo": "CreditMemo", "item": "Item"}
+CDC_ENTITIES = {"invoice": "Invoice", "salesreceipt": "SalesReceipt", "creditmemo": "CreditMemo", "item": "Item",
+                "customer": "Customer"}
 
 
 class CdcError(Exception):

@@ -1,6 +1,6 @@
 """The subset of QBO's query language the simulator understands (QBO.md §5.4):
 
-    SELECT * | COUNT(*) FROM <Entity> [WHERE <cond> [AND <cond>]…]
+    SELECT * [, field]… | COUNT(*) FROM <Entity> [WHERE <cond> [AND <cond>]…]
         [ORDERBY <field> [ASC|DESC]] [STARTPOSITION n] [MAXRESULTS m]
 
 ``<cond>`` = ``field op value`` with ``= != < > <= >=``, ``field IN (v, …)`` or ``field LIKE '…%'``.
@@ -8,7 +8,7 @@ Keywords are case-insensitive; ``ORDER BY`` is accepted too. ``MetaData.*Time`` 
 date-times at full internal precision; ``Id`` numerically; ``*Ref`` fields by their ``value``.
 STARTPOSITION is 1-based (default 1); MAXRESULTS defaults to 100 and is silently capped at 1000
 ([C3]: QBO.md gives 1000 as the maximum; a bigger request gets 1000 rows). Deleted entities are
-never returned; inactive Items only when the query names ``Active`` (as QBO does).
+never returned; inactive Items and Customers only when the query names ``Active`` (as QBO does).
 """
 
 from __future__ import annotations
@@ -19,10 +19,11 @@ from datetime import datetime, timezone
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
-from services.qbo_sim import timefmt
-from services.qbo_sim.store import Company, Record
+from tools.qbo_sim import timefmt
+from tools.qbo_sim.store import Company, Record
 
-QUERYABLE = {"invoice": "Invoice", "salesreceipt": "SalesReceipt", "creditmemo": "CreditMemo", "item": "Item"}
+QUERYABLE = {"invoice": "Invoice", "salesreceipt": "SalesReceipt", "creditmemo": "CreditMemo", "item": "Item",
+             "customer": "Customer"}
 _TOKEN = re.compile(r"""\s*(?:(?P<str>'(?:[^'\\]|\\.|'')*')|(?P<op><=|>=|!=|<>|=|<|>)|(?P<punct>[(),*])
                         |(?P<word>[A-Za-z_][\w.]*)|(?P<num>-?\d+(?:\.\d+)?))""", re.VERBOSE)
 
@@ -112,6 +113,13 @@ class _Parser:
             count = True
         else:
             self.expect("*")
+            # ``SELECT *, Sku FROM Item`` (python-quickbooks ≥ 0.9.12, QBO.md §5.4): extra fields after
+            # ``*`` are accepted; whole entities come back anyway.
+            while self.peek() and self.peek()[1] == ",":  # type: ignore[index]
+                self.take()
+                kind, name = self.take()
+                if kind != "word":
+                    raise QueryError(f'Encountered " {name} " expected a field')
         self.expect("FROM")
         kind, name = self.take()
         if kind != "word":
@@ -225,7 +233,7 @@ def execute(company: Company, query: Query, max_cap: int) -> dict:
     names_active = any(cond.field.lower() == "active" for cond in query.where)
     for record in company.live(query.entity):
         rendered = record.render(tz)
-        if query.entity == "Item" and not names_active and not rendered.get("Active", True):
+        if query.entity in ("Item", "Customer") and not names_active and not rendered.get("Active", True):
             continue
         try:
             ok = all(_matches(_field(record, rendered, cond.field), cond, tz) for cond in query.where)

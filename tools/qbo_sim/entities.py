@@ -14,7 +14,13 @@ Choices where QBO.md is unsure ([U]/[C3]), made once here:
   ``TotalAmt`` = Σ item Amount − discount + TotalTax.
 - Tax codes are the US style ``TAX``/``NON``; ``GlobalTaxCalculation`` is always present.
 - **Bundles**: the ``GroupLineDetail`` line's ``Amount`` is the sum of its inner lines (as in the
-  §2.3 example); inner ``Qty`` is the quantity on the invoice (component × bundle quantity).
+  §2.3 example), whatever amount a client sends for it (python-quickbooks sends ``0``); inner ``Qty``
+  is the quantity on the invoice (component × bundle quantity); without inner lines the bundle's
+  components are unrolled at their prices.
+- **Shipping** (§2.4a): a ``SalesItemLineDetail`` line with ``ItemRef`` ``SHIPPING_ITEM_ID`` (no
+  ``ItemAccountRef``, ``TaxCodeRef`` ``NON``, no ``Id``/``LineNum``), always after the subtotal and
+  discount lines; not discounted, not taxed, added to ``TotalAmt``.
+- ``LinkedTxn`` is always present on sales forms (``[]`` when unlinked), as QBO renders it.
 - Every sales form ends with QBO's automatic ``SubTotalLineDetail`` line unless the spec placed one;
   subtotal and discount lines carry no ``Id``/``LineNum`` (§2.3 example).
 - **Void** (§2.5): every ``Amount`` (and ``TaxInclusiveAmt``) becomes 0, ``Qty``/``UnitPrice`` and the
@@ -33,14 +39,15 @@ from datetime import date, timedelta
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Callable
 
-from services.qbo_sim.specs import LineSpec, TxnSpec
+from tools.qbo_sim.specs import SHIPPING_ITEM_ID, LineSpec, TxnSpec
 
 CENT = Decimal("0.01")
 ZERO = Decimal(0)
 PRICE_PLACES = Decimal("1e-7")
 
 #: URL segment -> entity name.
-ENTITY_NAMES = {"invoice": "Invoice", "salesreceipt": "SalesReceipt", "creditmemo": "CreditMemo", "item": "Item"}
+ENTITY_NAMES = {"invoice": "Invoice", "salesreceipt": "SalesReceipt", "creditmemo": "CreditMemo", "item": "Item",
+                "customer": "Customer"}
 SALES_ENTITIES = ("Invoice", "SalesReceipt", "CreditMemo")
 
 _CURRENCY_NAMES = {
@@ -157,6 +164,8 @@ class _Lines:
         self.net = ZERO
         self.tax_inclusive_tax = ZERO
         self.discount = ZERO
+        self.shipping = ZERO
+        self.shipping_lines: list[dict] = []
         self.saw_subtotal = False
 
     def _ids(self, line: dict) -> dict:
@@ -209,6 +218,23 @@ class _Lines:
         return {**head, "Description": spec.description or group.description or group.name,
                 "Amount": self.net - start, "DetailType": "GroupLineDetail", "GroupLineDetail": detail}
 
+    def shipping_line(self, spec: LineSpec) -> dict:
+        detail: dict = {"ItemRef": {"value": SHIPPING_ITEM_ID}}
+        if spec.amount is not None:
+            amount = money(spec.amount)
+        else:
+            qty = spec.qty if spec.qty is not None else Decimal(1)
+            amount = money(qty * (spec.unit_price or ZERO))
+        if spec.qty is not None and spec.unit_price is not None:
+            detail["UnitPrice"] = _number(spec.unit_price)
+            detail["Qty"] = _number(spec.qty)
+        detail["TaxCodeRef"] = {"value": "NON"}
+        self.shipping += amount
+        line = {"Amount": amount, "DetailType": "SalesItemLineDetail", "SalesItemLineDetail": detail}
+        if spec.description:
+            line = {"Description": spec.description, **line}
+        return line
+
     def discount_line(self, spec: LineSpec) -> dict:
         if spec.discount_percent is not None:
             amount = money(self.net * spec.discount_percent / 100)
@@ -228,6 +254,8 @@ class _Lines:
                 lines.append(self._ids(self.item_line(spec)))
             elif kind == "group":
                 lines.append(self.group_line(spec))
+            elif kind == "shipping":
+                self.shipping_lines.append(self.shipping_line(spec))
             elif kind == "discount":
                 lines.append(self.discount_line(spec))
             elif kind == "subtotal":
@@ -238,7 +266,7 @@ class _Lines:
                                         "DescriptionLineDetail": {}}))
         if not self.saw_subtotal:
             lines.append({"Amount": self.net, "DetailType": "SubTotalLineDetail", "SubTotalLineDetail": {}})
-        return lines
+        return lines + self.shipping_lines
 
     def total_tax(self) -> Decimal:
         if self.mode == "TaxInclusive":
@@ -258,7 +286,7 @@ def build_transaction(entity: str, spec: TxnSpec, ctx: Context) -> tuple[dict, b
     builder = _Lines(spec, ctx)
     lines = builder.build(spec.lines)
     tax = builder.total_tax()
-    total = builder.net - builder.discount + tax
+    total = builder.net - builder.discount + tax + builder.shipping
     txn_date = spec.txn_date or ctx.today
 
     body: dict = {"DocNumber": ctx.doc_number, "TxnDate": txn_date.isoformat(),
@@ -267,6 +295,7 @@ def build_transaction(entity: str, spec: TxnSpec, ctx: Context) -> tuple[dict, b
         body["ExchangeRate"] = _number(rate)
     if spec.private_note:
         body["PrivateNote"] = spec.private_note
+    body["LinkedTxn"] = [link.model_dump(exclude_none=True) for link in spec.linked_txn]
     body["Line"] = lines
     tax_detail: dict = {"TotalTax": tax}
     if tax:
@@ -295,6 +324,36 @@ def build_transaction(entity: str, spec: TxnSpec, ctx: Context) -> tuple[dict, b
         body["Balance"] = total
         body["RemainingCredit"] = total
     return body, foreign
+
+
+@dataclass
+class CustomerState:
+    id: str
+    display_name: str
+    given_name: str | None = None
+    family_name: str | None = None
+    company_name: str | None = None
+    email: str | None = None
+    active: bool = True
+
+    def ref(self) -> dict:
+        return {"value": self.id, "name": self.display_name}
+
+
+def customer_body(customer: CustomerState, currency: str) -> dict:
+    body: dict = {}
+    for key, value in (("GivenName", customer.given_name), ("FamilyName", customer.family_name),
+                       ("CompanyName", customer.company_name)):
+        if value:
+            body[key] = value
+    body.update({"DisplayName": customer.display_name, "PrintOnCheckName": customer.display_name,
+                 "FullyQualifiedName": customer.display_name, "Active": customer.active, "Taxable": True,
+                 "Job": False, "BillWithParent": False, "Balance": ZERO, "BalanceWithJobs": ZERO,
+                 "CurrencyRef": {"value": currency, "name": currency_name(currency)},
+                 "PreferredDeliveryMethod": "Print"})
+    if customer.email:
+        body["PrimaryEmailAddr"] = {"Address": customer.email}
+    return body
 
 
 def _void_line(line: dict) -> None:

@@ -1,13 +1,13 @@
 """Driver for a running simulator, so a person can watch the pipeline react.
 
-    python -m services.qbo_sim.cli --sim http://127.0.0.1:8090 create-invoice --realm R \\
+    python -m tools.qbo_sim.cli --sim http://127.0.0.1:8090 create-invoice --realm R \\
         --customer Bob --item W-100 --qty 3 --price 12.50
-    python -m services.qbo_sim.cli void --realm R --entity invoice --id 5
-    python -m services.qbo_sim.cli delete --realm R --entity invoice --id 5
-    python -m services.qbo_sim.cli edit-qty --realm R --entity invoice --id 5 --line 1 --qty 4
-    python -m services.qbo_sim.cli list --realm R
-    python -m services.qbo_sim.cli items --realm R | token --realm R | stats --realm R | flush
-    python -m services.qbo_sim.cli create-company [--demo] | webhooks --hold false --format legacy
+    python -m tools.qbo_sim.cli void --realm R --entity invoice --id 5
+    python -m tools.qbo_sim.cli delete --realm R --entity invoice --id 5
+    python -m tools.qbo_sim.cli edit-qty --realm R --entity invoice --id 5 --line 1 --qty 4
+    python -m tools.qbo_sim.cli list --realm R
+    python -m tools.qbo_sim.cli items --realm R | token --realm R | stats --realm R | flush
+    python -m tools.qbo_sim.cli create-company [--demo] | webhooks --hold false --format legacy
 
 ``--realm`` defaults to the demo realm; ``--quiet-webhook`` (``?notify=false``) changes without a webhook.
 """
@@ -20,7 +20,7 @@ import sys
 import urllib.error
 import urllib.request
 
-from services.qbo_sim.demo import DEMO_REALM_ID
+from tools.qbo_sim.demo import DEMO_REALM_ID
 
 
 class Sim:
@@ -59,7 +59,7 @@ def _summary(entity: str, body: dict) -> str:
     for line in body.get("Line", []):
         detail = line.get("SalesItemLineDetail")
         if detail:
-            lines.append(f"{detail['ItemRef']['name']} x{detail.get('Qty', '-')}")
+            lines.append(f"{detail['ItemRef'].get('name', detail['ItemRef']['value'])} x{detail.get('Qty', '-')}")
         elif line.get("GroupLineDetail"):
             group = line["GroupLineDetail"]
             lines.append(f"[{group['GroupItemRef']['name']} x{group.get('Quantity', '-')}]")
@@ -122,7 +122,7 @@ def run(args: argparse.Namespace) -> object:
 
 
 def parser() -> argparse.ArgumentParser:
-    root = argparse.ArgumentParser(prog="python -m services.qbo_sim.cli", description=__doc__.split("\n\n")[0])
+    root = argparse.ArgumentParser(prog="python -m tools.qbo_sim.cli", description=__doc__.split("\n\n")[0])
     root.add_argument("--sim", default="http://127.0.0.1:8090", help="simulator base URL")
     sub = root.add_subparsers(dest="command", required=True)
 

@@ -10,18 +10,19 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta, timezone
 from decimal import Decimal
 
-from services.qbo_sim import timefmt
-from services.qbo_sim.entities import (SALES_ENTITIES, Context, ItemState, SpecError, build_transaction, item_body,
-                                       void_body)
-from services.qbo_sim.specs import ItemPatch, ItemSpec, LineSpec, TxnSpec
+from tools.qbo_sim import timefmt
+from tools.qbo_sim.entities import (SALES_ENTITIES, Context, CustomerState, ItemState, SpecError, build_transaction,
+                                    customer_body, item_body, void_body)
+from tools.qbo_sim.specs import CustomerSpec, ItemPatch, ItemSpec, LineSpec, TxnSpec
 
 
 class SimError(Exception):
-    """A control-API request the simulator refuses (HTTP ``status``)."""
+    """A request the simulator refuses (HTTP ``status``; ``code``: the QBO Fault code the API answers)."""
 
-    def __init__(self, status: int, message: str):
+    def __init__(self, status: int, message: str, code: str | None = None):
         super().__init__(message)
         self.status = status
+        self.code = code or {404: "610", 409: "6240"}.get(status, "6000")
 
 
 @dataclass
@@ -41,7 +42,7 @@ class Record:
     create_time: datetime
     updated_time: datetime
     body: dict
-    spec: TxnSpec | ItemState
+    spec: TxnSpec | ItemState | CustomerState
     sync_token: int = 0
     deleted: bool = False
     voided: bool = False
@@ -64,8 +65,10 @@ class Company:
     tz: timezone
     multicurrency: bool = False
     records: dict[str, dict[str, Record]] = field(
-        default_factory=lambda: {name: {} for name in (*SALES_ENTITIES, "Item")})
+        default_factory=lambda: {name: {} for name in (*SALES_ENTITIES, "Item", "Customer")})
+    #: DisplayName (case-folded) -> Customer id.
     customers: dict[str, str] = field(default_factory=dict)
+    _next_customer_id: int = 1
     _next_txn_id: int = 1
     _next_item_id: int = 1
     _doc_numbers: dict[str, int] = field(default_factory=lambda: dict.fromkeys(SALES_ENTITIES, 1001))
@@ -88,6 +91,12 @@ class Company:
         if record is None or (live and record.deleted):
             raise SimError(404, f"{entity} {entity_id} not found in realm {self.realm_id}")
         return record
+
+    def check_sync_token(self, record: Record, sync_token) -> None:
+        """QBO's optimistic lock: a write must carry the current SyncToken (Fault 5010 otherwise)."""
+        if sync_token is None or str(sync_token) != str(record.sync_token):
+            raise SimError(400, "Stale Object Error : You and another user were working on this at the same time. "
+                           "The other user finished before you did, so your work was not saved.", code="5010")
 
     def _touch(self, record: Record, body: dict | None = None) -> datetime:
         moment = self.tick()
@@ -118,7 +127,7 @@ class Company:
     def create_item(self, spec: ItemSpec) -> tuple[Record, list[Change]]:
         if any(r.spec.name.casefold() == spec.name.casefold() and r.spec.active  # type: ignore[union-attr]
                for r in self.records["Item"].values()):
-            raise SimError(400, f"Duplicate Name Exists Error: {spec.name}")  # QBO 6240
+            raise SimError(400, f"Duplicate Name Exists Error: {spec.name}", code="6240")
         components = [(c.item_id, c.qty) for c in spec.components or []]
         if spec.type == "Group":
             for member, _ in components:
@@ -180,11 +189,55 @@ class Company:
         moment = self._touch(survivor)
         return survivor, [Change(self.realm_id, "Item", into, "Merge", moment, item_id)]
 
+    # --- customers ------------------------------------------------------------------------
+    def create_customer(self, spec: CustomerSpec) -> tuple[Record, list[Change]]:
+        key = spec.display_name.strip().casefold()
+        if not key:
+            raise SimError(400, "DisplayName is required", code="2020")
+        if key in self.customers:
+            raise SimError(400, f"Duplicate Name Exists Error: The name supplied already exists. : "
+                           f"Another customer is already using this name ({spec.display_name}).", code="6240")
+        customer_id = str(self._next_customer_id)
+        self._next_customer_id += 1
+        state = CustomerState(customer_id, spec.display_name.strip(), spec.given_name, spec.family_name,
+                              spec.company_name, spec.email, spec.active)
+        moment = self.tick()
+        record = Record("Customer", customer_id, moment, moment, customer_body(state, self.home_currency), state)
+        self.records["Customer"][customer_id] = record
+        self.customers[key] = customer_id
+        return record, [self._change(record, "Create")]
+
+    def update_customer(self, customer_id: str, changes: dict) -> tuple[Record, list[Change]]:
+        record = self.get("Customer", customer_id)
+        state: CustomerState = record.spec  # type: ignore[assignment]
+        if "display_name" in changes:
+            new = str(changes["display_name"]).strip()
+            owner = self.customers.get(new.casefold())
+            if not new:
+                raise SimError(400, "DisplayName is required", code="2020")
+            if owner is not None and owner != customer_id:
+                raise SimError(400, f"Duplicate Name Exists Error: {new}", code="6240")
+            self.customers.pop(state.display_name.casefold(), None)
+            self.customers[new.casefold()] = customer_id
+        for key, value in changes.items():
+            setattr(state, key, value.strip() if key == "display_name" else value)
+        self._touch(record, customer_body(state, self.home_currency))
+        return record, [self._change(record, "Update")]
+
+    def customer_state(self, customer_id: str) -> CustomerState:
+        record = self.records["Customer"].get(str(customer_id))
+        if record is None:
+            raise SimError(400, f"Invalid Reference Id : Customer {customer_id} does not exist", code="2500")
+        return record.spec  # type: ignore[return-value]
+
     # --- sales forms ----------------------------------------------------------------------
     def _customer_ref(self, name: str) -> dict:
-        if name not in self.customers:
-            self.customers[name] = str(len(self.customers) + 1)
-        return {"value": self.customers[name], "name": name}
+        """The customer called ``name``, created on first use (control-API sales name their customer)."""
+        customer_id = self.customers.get(name.strip().casefold())
+        if customer_id is None:
+            record, _ = self.create_customer(CustomerSpec(display_name=name))
+            customer_id = record.id
+        return self.customer_state(customer_id).ref()
 
     def _build(self, entity: str, spec: TxnSpec, doc_number: str) -> tuple[dict, bool]:
         ctx = Context(item=self.item_state, customer_ref=self._customer_ref(spec.customer), doc_number=doc_number,
@@ -192,7 +245,8 @@ class Company:
         try:
             body, foreign = build_transaction(entity, spec, ctx)
         except SpecError as exc:
-            raise SimError(400, str(exc)) from exc
+            reference = str(exc).startswith(("unknown item", "no active item"))
+            raise SimError(400, str(exc), code="2500" if reference else "6000") from exc
         if foreign and not self.multicurrency:
             self.multicurrency = True  # QBO: turning multicurrency on is permanent
             body, _ = build_transaction(entity, spec, dataclasses.replace(ctx, multicurrency=True))
@@ -210,11 +264,13 @@ class Company:
         self.records[entity][txn_id] = record
         return record, [self._change(record, "Create")]
 
-    def update_txn(self, entity: str, txn_id: str, patch: dict) -> tuple[Record, list[Change]]:
+    def update_txn(self, entity: str, txn_id: str, patch: dict, replace: bool = False) -> tuple[Record, list[Change]]:
+        """``patch`` over the stored spec (sparse update); ``replace``: ``patch`` is the whole new spec."""
         record = self.get(entity, txn_id)
         if record.voided:
             raise SimError(400, "a voided transaction cannot be edited")
-        spec = TxnSpec.model_validate({**record.spec.model_dump(exclude_unset=True), **patch})
+        base = {} if replace else record.spec.model_dump(exclude_unset=True)
+        spec = TxnSpec.model_validate({**base, **patch})
         body, _ = self._build(entity, spec, spec.doc_number or record.body["DocNumber"])
         record.spec = spec
         self._touch(record, body)
