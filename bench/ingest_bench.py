@@ -609,7 +609,7 @@ async def check_writes(pool, tenant: uuid.UUID, prefix: str, expected: int) -> N
 
 async def run(cfg: Config, write: bool, profile: bool) -> int:
     begun = time.perf_counter()
-    log(f"ingest bench, {cfg.mode} mode: database {DATABASE_URL}")
+    log(f"ingest bench, {cfg.mode} mode: database {DATABASE_URL}, services as {URL(SERVICE_URL).user}")
     from services.ingest.admin import create_tenant  # the service's own admin code
 
     await recreate_bench_database(DATABASE_URL)
@@ -782,11 +782,12 @@ def render(cfg: Config, machine: dict, r: dict, checks: list[str], elapsed: floa
         f"The ingest service ran as its own process (`python -m services.ingest`, one event loop, default "
         f"settings: DB pool {settings.db_pool_min}–{settings.db_pool_max}) with its outbox relay publishing to "
         f"RabbitMQ during the run; the {cfg.clients} clients ran in the bench process. Each accepted write is: "
-        "API-key lookup, validation, one transaction (tenant read, `manual_sales` insert, `event_log` + `outbox` "
-        "insert, commit), the answer, then the relay's claim / publish with confirm / delete of the outbox row "
+        "API-key lookup, validation, one transaction (tenant scope, tenant read, `manual_sales` insert, `event_log` + "
+        "`outbox` insert, commit), the answer, then the relay's claim / publish with confirm / delete of the outbox row "
         f"(the outbox was empty {r['relay_lag']:.2f} s after the last answer). pgbench ran that transaction alone "
         f"(bench/pgbench_ingest.sql) with the row sizes of the HTTP run ({r['sizes'][0]} B `manual_sales.body`, "
-        f"{r['sizes'][1]} B `event_log.body`), on the same tables, with the ingest service stopped.", "",
+        f"{r['sizes'][1]} B `event_log.body`), on the same tables, as the same database role (`{URL(SERVICE_URL).user}`, bound by row-level "
+        "security), with the ingest service stopped.", "",
         "### Where the time goes (ingest)", "",
         *reading(cfg, r, http_cpu_ms, pg_cpu_ms), "",
         f"CPU used during the measured HTTP run 1 ({r['http_cpu'].wall:.1f} s wall), from /proc. The ingest "
