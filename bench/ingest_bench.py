@@ -786,8 +786,8 @@ def render(cfg: Config, machine: dict, r: dict, checks: list[str], elapsed: floa
         "`outbox` insert, commit), the answer, then the relay's claim / publish with confirm / delete of the outbox row "
         f"(the outbox was empty {r['relay_lag']:.2f} s after the last answer). pgbench ran that transaction alone "
         f"(bench/pgbench_ingest.sql) with the row sizes of the HTTP run ({r['sizes'][0]} B `manual_sales.body`, "
-        f"{r['sizes'][1]} B `event_log.body`), on the same tables, as the same database role (`{URL(SERVICE_URL).user}`, bound by row-level "
-        "security), with the ingest service stopped.", "",
+        f"{r['sizes'][1]} B `event_log.body`), on the same tables, as the same database role "
+        f"(`{URL(SERVICE_URL).user}`, bound by row-level security), with the ingest service stopped.", "",
         "### Where the time goes (ingest)", "",
         *reading(cfg, r, http_cpu_ms, pg_cpu_ms), "",
         f"CPU used during the measured HTTP run 1 ({r['http_cpu'].wall:.1f} s wall), from /proc. The ingest "
