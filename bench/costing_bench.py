@@ -1019,8 +1019,8 @@ async def run(cfg: Config, write: bool) -> int:
             log(f"   {seconds * 1000:.0f} ms: {cfg.backdate_tail / seconds:,.0f} lines/s "
                 f"({cfg.backdate_tail:,} lines with new allocations, {revisions:,} cost revisions)")
             probes.append(cpu_probe_ms())
-            models.append(await recost_model(pool, service_pool, await new_tenant(pool, f"bench-recost-model-{attempt}"),
-                                             tail, cfg))
+            model_tenant = await new_tenant(pool, f"bench-recost-model-{attempt}")
+            models.append(await recost_model(pool, service_pool, model_tenant, tail, cfg))
             log(f"   baseline: the same re-cost's row writes as set-based SQL, {models[-1] * 1000:.0f} ms; "
                 f"the engine takes {seconds / models[-1]:.2f}×")
         results["backdate_runs"] = runs
