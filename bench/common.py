@@ -1,13 +1,20 @@
-"""What the benchmark scripts share: the machine they ran on, percentiles, and
-writing one bench's section of bench/RESULTS.md without touching the others."""
+"""What the benchmark scripts share: the machine they ran on, percentiles, writing one
+bench's section of bench/RESULTS.md without touching the others, and the two database
+roles of a run (docs/security.md): the BENCH_*_DATABASE_URL of each bench is the
+schema owner's (dropping, migrating, bulk loads, inspection), and every service the
+bench starts, as a process or in-process, connects as the service role derived from it
+(``service_url``), bound by row-level security as in production."""
 
 from __future__ import annotations
 
+import base64
 import contextlib
+import functools
 import math
 import os
 import platform
 import re
+import secrets
 import time
 from pathlib import Path
 
@@ -16,6 +23,65 @@ import asyncpg
 from yarl import URL
 
 RESULTS = Path(__file__).resolve().parent / "RESULTS.md"
+
+#: The role the services connect as (created and granted by shared.migrate if missing).
+SERVICE_ROLE = os.environ.get("BENCH_SERVICE_ROLE", "partsemble_app")
+
+
+def service_url(owner_url: str) -> str:
+    """The service role's URL for the owner's ``owner_url``: same server and database,
+    user BENCH_SERVICE_ROLE (default ``partsemble_app``). The owner's password is not
+    carried over (the role is shared by every database of the server and migrate would set
+    its password to it); BENCH_SERVICE_PASSWORD gives the role's own when the server asks."""
+    return str(URL(owner_url).with_user(SERVICE_ROLE).with_password(os.environ.get("BENCH_SERVICE_PASSWORD") or None))
+
+
+@functools.cache
+def service_secrets() -> dict[str, str]:
+    """This run's secrets (nothing has a default): made fresh once per bench process."""
+    return {"TOKEN_ENCRYPTION_KEY": base64.b64encode(secrets.token_bytes(32)).decode(),
+            "OAUTH_STATE_SECRET": secrets.token_urlsafe(48)}
+
+
+def service_environment(owner_url: str) -> dict[str, str]:
+    """What every service the bench starts gets in its environment: the service role's
+    DATABASE_URL, this run's secrets, and no per-key rate limit (the load generators
+    send far more than a key's default 6,000 requests/min)."""
+    return {"DATABASE_URL": service_url(owner_url), "API_RATE_LIMIT_PER_MINUTE": "0", **service_secrets()}
+
+
+def subprocess_environment(owner_url: str, **extra: object) -> dict[str, str]:
+    """os.environ for a service subprocess: ``service_environment`` on top, and no owner
+    URL (a service never holds the owner's credentials)."""
+    env = dict(os.environ, **service_environment(owner_url))
+    env.pop("DATABASE_OWNER_URL", None)
+    env.update({k: str(v) for k, v in extra.items()})
+    return env
+
+
+def service_settings(owner_url: str, **extra: object):
+    """Settings of an in-process service (or of code that must agree with the services,
+    e.g. encrypting tokens with their key), as ``service_environment`` says."""
+    from shared.settings import Settings
+
+    env = service_environment(owner_url)
+    return Settings(database_url=env["DATABASE_URL"], database_owner_url=owner_url, api_rate_limit_per_minute=0,
+                    token_encryption_key=env["TOKEN_ENCRYPTION_KEY"], oauth_state_secret=env["OAUTH_STATE_SECRET"],
+                    **extra)
+
+
+async def recreate_bench_database(owner_url: str) -> None:
+    """Drop and recreate the bench database migrated, as its owner, and set up the service
+    role in it (created if missing, granted what the services need)."""
+    from shared.migrate import recreate_database
+
+    await recreate_database(owner_url, service_url(owner_url))
+
+
+async def migrate_bench_database(owner_url: str) -> None:
+    from shared.migrate import migrate
+
+    await migrate(owner_url, service_url(owner_url))
 
 
 def load_average() -> str:

@@ -52,12 +52,13 @@ from services.costing import fifo, repository
 from services.costing.runtime import tune_garbage_collector
 from services.costing.service import CostingService
 from shared import broker
-from shared.db import create_pool
+from shared.db import create_pool, create_service_pool, set_tenant
 from shared.events import LotReceived, ProductUpserted, SaleLine, SaleUpserted, dump_event
-from bench.common import cpu_probe_ms, load_average, machine_info, write_section
-from shared.migrate import recreate_database
+from bench.common import (cpu_probe_ms, load_average, machine_info, recreate_bench_database, service_url,
+                          subprocess_environment, write_section)
 from shared.money import ZERO, weighted_average, wide
 from shared.settings import Settings
+from shared.startup import StartupError
 
 ROOT = Path(__file__).resolve().parent.parent
 BENCH_DIR = Path(__file__).resolve().parent
@@ -65,7 +66,10 @@ RESULTS = BENCH_DIR / "RESULTS.md"
 PGBENCH_SCRIPT = BENCH_DIR / "pgbench_sale.sql"
 SECTION = "## Costing engine"
 
+# The owner's URL (drop, migrate, bulk loads, inspection); the engine, in-process or as
+# consumer processes, connects as the service role (bench/common.py service_url).
 DATABASE_URL = os.environ.get("BENCH_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/partsemble_bench")
+SERVICE_URL = service_url(DATABASE_URL)
 AMQP_URL = os.environ.get("BENCH_AMQP_URL", os.environ.get("AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/"))
 
 T0 = datetime(2026, 1, 1, tzinfo=timezone.utc)
@@ -174,8 +178,8 @@ class E2EResult:
 
 
 def spawn_consumer(prefix: str, logfile) -> asyncio.subprocess.Process:
-    env = dict(os.environ, DATABASE_URL=DATABASE_URL, AMQP_URL=AMQP_URL, BROKER_PREFIX=prefix, COSTING_PORT="0",
-               LOG_LEVEL="WARNING", PYTHONUNBUFFERED="1")
+    env = subprocess_environment(DATABASE_URL, AMQP_URL=AMQP_URL, BROKER_PREFIX=prefix, COSTING_PORT="0",
+                                 LOG_LEVEL="WARNING", PYTHONUNBUFFERED="1")
     return asyncio.create_subprocess_exec(sys.executable, "-m", "services.costing", env=env, cwd=str(ROOT),
                                           stdout=logfile, stderr=logfile)
 
@@ -293,9 +297,9 @@ async def e2e_run(pool: asyncpg.Pool, svc: CostingService, connection, topology:
     return E2EResult(consumers, n, seconds, publish_seconds, revisions, samples)
 
 
-async def direct_rate(pool: asyncpg.Pool, n: int) -> float:
-    """Diagnostic: the same 2-line in-order sales applied by one in-process caller, no broker."""
-    svc = CostingService(pool)
+async def direct_rate(pool: asyncpg.Pool, svc: CostingService, n: int) -> float:
+    """Diagnostic: the same 2-line in-order sales applied by one in-process caller, no broker
+    (``pool``: the owner's, for set-up; ``svc``: the engine on the service role's pool)."""
     tenant = await new_tenant(pool, "bench-direct")
     await preload_products(svc, tenant, ["A", "B"], n + 10, Decimal(50))
     events = two_line_sales(tenant, n + 10, prefix="D")
@@ -458,12 +462,13 @@ async def build_with_sql(pool: asyncpg.Pool, tenant: uuid.UUID, h: History) -> N
                 lots.append((first_lot + j, tenant, product_id, lot_number(j), False, h.lot_size, unit_cost(j), T0, 1,
                              start, end, h.lot_size - consumed))
                 events.append((uuid.uuid4(), tenant, "lot.received"))
-        first_sale = await _reserve_ids(conn, "sales", h.lines)
+        # Sale ids are random (random_public_id(), the column's default), as the engine's are.
+        sale_ids = await conn.fetchval("SELECT array_agg(random_public_id()) FROM generate_series(1, $1)", h.lines)
         first_line = await _reserve_ids(conn, "sale_lines", h.lines)
         sales, lines, allocations, versions = [], [], [], []
         with wide():
             for k in range(h.lines):
-                sale_id, line_id = first_sale + k, first_line + k
+                sale_id, line_id = sale_ids[k], first_line + k
                 txn_date, created = sale_key(k)
                 start, end = h.qty * k, h.qty * (k + 1)
                 taken = expected_allocations(start, end, h.lot_size)
@@ -652,16 +657,20 @@ RECOST_MODEL = [  # each scoped by the tenant, $1
 ]
 
 
-async def recost_model(pool: asyncpg.Pool, tenant: uuid.UUID, tail: History, cfg: Config) -> float:
-    """Seconds the statements of RECOST_MODEL take on a fresh copy of ``tail`` (rolled back)."""
+async def recost_model(pool: asyncpg.Pool, service_pool: asyncpg.Pool, tenant: uuid.UUID, tail: History,
+                       cfg: Config) -> float:
+    """Seconds the statements of RECOST_MODEL take on a fresh copy of ``tail`` (rolled back).
+    The copy is built as the owner; the statements run as the engine's do: as the service
+    role, in a transaction scoped to the tenant (row-level security's policy included)."""
     await build_with_sql(pool, tenant, tail)
     for table in ("lots", "sales", "sale_lines", "allocations"):
         await pool.execute(f"ANALYZE {table}")
     pid = await pool.fetchval("SELECT id FROM products WHERE tenant_id = $1", tenant)
-    async with pool.acquire() as conn:
+    async with service_pool.acquire() as conn:
         tr = conn.transaction()
         await tr.start()
         try:
+            await set_tenant(conn, tenant)
             await conn.execute(RECOST_MODEL_LINES, tenant, pid, tail.external_id(cfg.backdate_prefix))
             if await conn.fetchval("SELECT count(*) FROM later") != cfg.backdate_tail:
                 raise BenchError("re-cost model: wrong number of later lines")
@@ -726,13 +735,16 @@ class Profile:
         return out
 
 
-async def explain(query: str, args: tuple) -> list[str]:
-    """EXPLAIN ANALYZE one logged statement with its arguments, in a rolled-back transaction."""
-    conn = await asyncpg.connect(DATABASE_URL)
+async def explain(query: str, args: tuple, tenant: uuid.UUID) -> list[str]:
+    """EXPLAIN ANALYZE one logged statement with its arguments, in a rolled-back transaction
+    as the engine ran it: as the service role, scoped to the tenant (the plan includes the
+    row-level security policy's condition)."""
+    conn = await asyncpg.connect(SERVICE_URL)
     try:
         tr = conn.transaction()
         await tr.start()
         try:
+            await set_tenant(conn, tenant)
             rows = await conn.fetch("EXPLAIN (ANALYZE, COSTS OFF) " + query, *args)
         finally:
             await tr.rollback()
@@ -759,7 +771,7 @@ async def profile_apply(label: str, warmup: list, events: list) -> Profile:
     async def init(conn):
         conn.add_query_logger(on_query)
 
-    pool = await asyncpg.create_pool(DATABASE_URL, min_size=1, max_size=1, init=init)
+    pool = await asyncpg.create_pool(SERVICE_URL, min_size=1, max_size=1, init=init)
     try:
         svc = CostingService(pool)
         for event in warmup:
@@ -788,7 +800,7 @@ async def profile_apply(label: str, warmup: list, events: list) -> Profile:
         if name in prof.slowest and total >= 0.2 * prof.wall:  # one statement dominates: show why
             _elapsed, query, args = prof.slowest[name]
             with contextlib.suppress(Exception):
-                prof.plan = (name, await explain(query, args))
+                prof.plan = (name, await explain(query, args, events[0].tenant_id))
             break
     return prof
 
@@ -886,17 +898,18 @@ def render(cfg: Config, machine: dict[str, str], r: dict, checks: list[str], pro
 
 async def run(cfg: Config, write: bool) -> int:
     begun = time.perf_counter()
-    log(f"costing bench, {cfg.mode} mode: database {DATABASE_URL}")
+    log(f"costing bench, {cfg.mode} mode: database {DATABASE_URL}, engine as {URL(SERVICE_URL).user}")
     pgbench_binary()
-    await recreate_database(DATABASE_URL)
-    pool = await create_pool(DATABASE_URL, min_size=2, max_size=12)
+    await recreate_bench_database(DATABASE_URL)
+    pool = await create_pool(DATABASE_URL, min_size=2, max_size=12)  # the owner's: set-up and inspection
+    service_pool = await create_service_pool(SERVICE_URL, min_size=2, max_size=12)  # the engine's
     results: dict = {"e2e": {}, "pgbench": {}}
     checks: list[str] = []
     profiles: list[Profile] = []
     try:
         machine = await machine_info(pool, AMQP_URL)
         log(f"machine: {machine}")
-        svc = CostingService(pool)
+        svc = CostingService(service_pool)
         tune_garbage_collector()  # this process applies events in sections 3 and 4, as the service does
 
         # 1. end to end -------------------------------------------------------------------
@@ -921,7 +934,7 @@ async def run(cfg: Config, write: bool) -> int:
                       "lines costed, no dead letters, lot/line/sale-total invariants hold; broker queues and "
                       f"exchanges `{prefix}.*` deleted afterwards.")
         log("   direct apply (diagnostic)")
-        results["direct_rate"] = await direct_rate(pool, cfg.direct_sales)
+        results["direct_rate"] = await direct_rate(pool, svc, cfg.direct_sales)
         log(f"   {results['direct_rate']:,.1f} sales/s in-process, no broker")
 
         # 2. pgbench ----------------------------------------------------------------------
@@ -1006,7 +1019,8 @@ async def run(cfg: Config, write: bool) -> int:
             log(f"   {seconds * 1000:.0f} ms: {cfg.backdate_tail / seconds:,.0f} lines/s "
                 f"({cfg.backdate_tail:,} lines with new allocations, {revisions:,} cost revisions)")
             probes.append(cpu_probe_ms())
-            models.append(await recost_model(pool, await new_tenant(pool, f"bench-recost-model-{attempt}"), tail, cfg))
+            model_tenant = await new_tenant(pool, f"bench-recost-model-{attempt}")
+            models.append(await recost_model(pool, service_pool, model_tenant, tail, cfg))
             log(f"   baseline: the same re-cost's row writes as set-based SQL, {models[-1] * 1000:.0f} ms; "
                 f"the engine takes {seconds / models[-1]:.2f}×")
         results["backdate_runs"] = runs
@@ -1041,6 +1055,7 @@ async def run(cfg: Config, write: bool) -> int:
         for p in profiles:
             print("\n".join(["", *p.lines()]))
     finally:
+        await service_pool.close()
         await pool.close()
 
     results["load_after"] = load_average()
@@ -1060,7 +1075,7 @@ def main() -> None:
     args = parser.parse_args()
     try:
         sys.exit(asyncio.run(run(QUICK if args.quick else FULL, not args.no_write)))
-    except BenchError as exc:
+    except (BenchError, StartupError) as exc:  # StartupError: the service role is not one RLS binds
         print(f"costing bench: {exc}", file=sys.stderr)
         sys.exit(2)
 

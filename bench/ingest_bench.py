@@ -51,8 +51,8 @@ import asyncpg
 from yarl import URL
 
 from shared import broker
-from bench.common import load_average, machine_info, percentile, write_section
-from shared.migrate import recreate_database
+from bench.common import (load_average, machine_info, percentile, recreate_bench_database, service_secrets,
+                          service_url, write_section)
 from shared.settings import Settings
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -60,8 +60,11 @@ BENCH_DIR = Path(__file__).resolve().parent
 RESULTS = BENCH_DIR / "RESULTS.md"
 PGBENCH_SCRIPT = BENCH_DIR / "pgbench_ingest.sql"
 
+# The owner's URL (drop, migrate, set-up, inspection); the ingest service and the pgbench
+# baseline connect as the service role (bench/common.py service_url).
 DATABASE_URL = os.environ.get("BENCH_INGEST_DATABASE_URL",
                               "postgresql://postgres@127.0.0.1:5432/partsemble_bench_ingest")
+SERVICE_URL = service_url(DATABASE_URL)
 AMQP_URL = os.environ.get("BENCH_AMQP_URL", os.environ.get("AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/"))
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 
@@ -83,8 +86,12 @@ def free_port() -> int:
 
 
 def service_env(**extra: str) -> dict[str, str]:
-    env = dict(os.environ, LOG_LEVEL="WARNING", LOG_FORMAT="json", PYTHONUNBUFFERED="1")
+    """A service subprocess's environment: this run's secrets, no per-key rate limit, no
+    owner URL (callers pass DATABASE_URL, the service role's: bench/common.py)."""
+    env = dict(os.environ, LOG_LEVEL="WARNING", LOG_FORMAT="json", PYTHONUNBUFFERED="1",
+               API_RATE_LIMIT_PER_MINUTE="0", **service_secrets())
     env.pop("PORT", None)
+    env.pop("DATABASE_OWNER_URL", None)
     env.update({k: str(v) for k, v in extra.items()})
     return env
 
@@ -495,7 +502,7 @@ async def http_phase(pool, cfg: Config, key: str, prefix: str, logdir: Path, nam
     logfile = open(logpath, "wb")
     prof = logdir / f"ingest-{name}.prof" if profile else None
     extra = {"DB_POOL_MAX": str(pool_max)} if pool_max else {}
-    env = service_env(DATABASE_URL=DATABASE_URL, AMQP_URL=AMQP_URL, BROKER_PREFIX=prefix, INGEST_PORT=port, **extra)
+    env = service_env(DATABASE_URL=SERVICE_URL, AMQP_URL=AMQP_URL, BROKER_PREFIX=prefix, INGEST_PORT=port, **extra)
     process = await spawn("services.ingest", env, logfile, prof)
     out: dict = {"log": logpath, "profile": prof}
     try:
@@ -538,13 +545,13 @@ async def run_pgbench(pool: asyncpg.Pool, tenant: uuid.UUID, sale_json: str, eve
     binary = shutil.which("pgbench") or "/usr/lib/postgresql/15/bin/pgbench"
     if not os.path.exists(binary):
         raise BenchError("pgbench not found: apt-get install -y postgresql-client")
-    url = URL(DATABASE_URL)
+    url = URL(SERVICE_URL)  # as the service connects: the script scopes each transaction to the tenant
     database = url.path.lstrip("/")
     pglog = Path(tempfile.mkdtemp(prefix=f"pgbench-{clients}-", dir=logdir))
     cmd = [binary, "-n", "-M", "prepared", "-c", str(clients), "-j", "2", "-T", str(seconds),
            "-f", str(PGBENCH_SCRIPT), "-D", f"tenant={tenant}", "-D", f"sale_body={sale_json}",
            "-D", f"event_body={event_json}", "-l", "--log-prefix", str(pglog / "tx"),
-           "-h", url.host or "127.0.0.1", "-p", str(url.port or 5432), "-U", url.user or "postgres", database]
+           "-h", url.host or "127.0.0.1", "-p", str(url.port or 5432), "-U", url.user, database]
     before = await pool.fetchval("SELECT count(*) FROM manual_sales WHERE tenant_id = $1", tenant)
     logged_before = await pool.fetchval("SELECT count(*) FROM event_log WHERE tenant_id = $1", tenant)
     server_pids = await postgres_pids(pool, "")  # the server's own processes only
@@ -602,11 +609,11 @@ async def check_writes(pool, tenant: uuid.UUID, prefix: str, expected: int) -> N
 
 async def run(cfg: Config, write: bool, profile: bool) -> int:
     begun = time.perf_counter()
-    log(f"ingest bench, {cfg.mode} mode: database {DATABASE_URL}")
+    log(f"ingest bench, {cfg.mode} mode: database {DATABASE_URL}, services as {URL(SERVICE_URL).user}")
     from services.ingest.admin import create_tenant  # the service's own admin code
 
-    await recreate_database(DATABASE_URL)
-    pool = await asyncpg.create_pool(DATABASE_URL, min_size=1, max_size=4)
+    await recreate_bench_database(DATABASE_URL)
+    pool = await asyncpg.create_pool(DATABASE_URL, min_size=1, max_size=4)  # the owner's: set-up, inspection
     prefix = f"bench-ingest-{uuid.uuid4().hex[:8]}"
     logdir = Path(tempfile.mkdtemp(prefix="ingest-bench-"))
     checks: list[str] = []
@@ -775,11 +782,13 @@ def render(cfg: Config, machine: dict, r: dict, checks: list[str], elapsed: floa
         f"The ingest service ran as its own process (`python -m services.ingest`, one event loop, default "
         f"settings: DB pool {settings.db_pool_min}–{settings.db_pool_max}) with its outbox relay publishing to "
         f"RabbitMQ during the run; the {cfg.clients} clients ran in the bench process. Each accepted write is: "
-        "API-key lookup, validation, one transaction (tenant read, `manual_sales` insert, `event_log` + `outbox` "
-        "insert, commit), the answer, then the relay's claim / publish with confirm / delete of the outbox row "
+        "API-key lookup, validation, one transaction (tenant scope, tenant read, `manual_sales` insert, "
+        "`event_log` + `outbox` insert, commit), the answer, then the relay's claim / publish with confirm / delete "
+        "of the outbox row "
         f"(the outbox was empty {r['relay_lag']:.2f} s after the last answer). pgbench ran that transaction alone "
         f"(bench/pgbench_ingest.sql) with the row sizes of the HTTP run ({r['sizes'][0]} B `manual_sales.body`, "
-        f"{r['sizes'][1]} B `event_log.body`), on the same tables, with the ingest service stopped.", "",
+        f"{r['sizes'][1]} B `event_log.body`), on the same tables, as the same database role "
+        f"(`{URL(SERVICE_URL).user}`, bound by row-level security), with the ingest service stopped.", "",
         "### Where the time goes (ingest)", "",
         *reading(cfg, r, http_cpu_ms, pg_cpu_ms), "",
         f"CPU used during the measured HTTP run 1 ({r['http_cpu'].wall:.1f} s wall), from /proc. The ingest "

@@ -6,11 +6,15 @@
 -- INSERT_SALE, APPEND_EVENT) and the same row sizes: the bench passes a
 -- manual_sales body and an event_log body captured from its HTTP run:
 --   pgbench -n -M prepared -c 50 -j 2 -T 10 -f bench/pgbench_ingest.sql \
---     -D tenant=<uuid> -D sale_body='<json>' -D event_body='<json>' partsemble_bench_ingest
+--     -D tenant=<uuid> -D sale_body='<json>' -D event_body='<json>' -U partsemble_app partsemble_bench_ingest
 -- -M prepared is required: variables become bind parameters (no quoting).
+-- Run as the service role (not the owner), each transaction scoped to the tenant as
+-- shared/db.py tenant_transaction does, so row-level security's policy is paid as by
+-- the service.
 -- References and event ids are random (collisions: ~1e-12 per pair).
 \set r random(1, 999999999999)
 BEGIN;
+SELECT set_config('app.tenant_id', :tenant, true);
 SELECT id, name, home_currency FROM tenants WHERE id = :tenant;
 INSERT INTO manual_sales (tenant_id, reference, type, version, entered_at, body)
 VALUES (:tenant, 'PGB-' || :r::text, 'invoice', 1, now(), :sale_body::jsonb)

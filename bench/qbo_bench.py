@@ -57,13 +57,16 @@ import asyncpg
 from bench.ingest_bench import (AMQP_URL, PG_NAME, RABBIT_NAME, BenchError, CpuMeter, broker_pids,
                                 delete_broker_objects, free_port, load_average, log, machine_info, machine_line,
                                 percentile, postgres_pids, profile_buckets, profile_cumulative, profile_lines,
-                                profile_total, profile_window, queue_messages, queue_state, recreate_database,
+                                profile_total, profile_window, queue_messages, queue_state,
                                 service_env, spawn, stop_processes, verdict, wait_http, write_section)
+from bench.common import recreate_bench_database, service_settings, service_url
 from shared import broker
 from shared.logging import configure
-from shared.settings import Settings
 
+# The owner's URL (drop, migrate, set-up, inspection); the ingest service and the costing
+# consumers connect as the service role (bench/common.py service_url).
 DATABASE_URL = os.environ.get("BENCH_QBO_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/partsemble_bench_qbo")
+SERVICE_URL = service_url(DATABASE_URL)
 DB_NAME = DATABASE_URL.rsplit("/", 1)[1]
 HEADING = "## QuickBooks channel"
 MARKER = "qbo"
@@ -203,7 +206,7 @@ async def start_system(session: aiohttp.ClientSession, pool: asyncpg.Pool, cfg: 
     sim = await spawn("tools.qbo_sim", service_env(
         QBO_SIM_HOST="127.0.0.1", QBO_SIM_PORT=sim_port, QBO_SIM_VERIFIER_TOKEN=VERIFIER,
         QBO_SIM_WEBHOOK_URL=f"{ingest_url}/webhooks/quickbooks"), logs[0])
-    common = {"DATABASE_URL": DATABASE_URL, "AMQP_URL": AMQP_URL, "BROKER_PREFIX": prefix}
+    common = {"DATABASE_URL": SERVICE_URL, "AMQP_URL": AMQP_URL, "BROKER_PREFIX": prefix}
     # Both run under the signal-driven profiler wrapper (idle until SIGUSR1: no overhead otherwise).
     ingest = await spawn("services.ingest", service_env(
         **common, INGEST_PORT=ingest_port, QBO_API_BASE=sim_url, QBO_OAUTH_AUTHORIZE_URL=f"{sim_url}/appcenter/"
@@ -288,7 +291,7 @@ async def connected_company(session, pool, system: System, units: int) -> Compan
                           {"name": "Widget", "sku": SKU, "type": "Inventory", "unit_price": str(PRICE)})
     tokens = await sim_call(session, system, "POST", f"/sim/{realm}/tokens")
     async with pool.acquire() as conn:
-        if not await connect_quickbooks(conn, Settings(), tenant, realm, tokens["access_token"],
+        if not await connect_quickbooks(conn, service_settings(DATABASE_URL), tenant, realm, tokens["access_token"],
                                         tokens["refresh_token"], tokens["expires_in"]):
             raise BenchError(f"realm {realm} could not be connected")
     await wait_until("the initial import of the connected realm", lambda: pool.fetchval(
@@ -549,8 +552,8 @@ async def run(cfg: Config, write: bool, inorder: bool = False) -> int:
     begun = time.perf_counter()
     configure("console", "ERROR")  # the bench's own use of service code (token cipher) logs nothing
     log(f"qbo bench, {cfg.mode} mode: database {DATABASE_URL}")
-    await recreate_database(DATABASE_URL)
-    pool = await asyncpg.create_pool(DATABASE_URL, min_size=1, max_size=4)
+    await recreate_bench_database(DATABASE_URL)
+    pool = await asyncpg.create_pool(DATABASE_URL, min_size=1, max_size=4)  # the owner's: set-up, inspection
     logdir = Path(tempfile.mkdtemp(prefix="qbo-bench-"))
     checks: list[str] = []
     r: dict = {"profiles": []}

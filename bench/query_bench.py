@@ -44,16 +44,20 @@ from services.ingest.admin import create_tenant
 from services.query import rollups, summaries, views
 from services.query.app import query_dsn
 from services.query.views import SalesQuery
-from bench.common import load_average, percentile, write_section
-from shared.migrate import migrate, recreate_database
+from bench.common import (load_average, migrate_bench_database, percentile, recreate_bench_database, service_url,
+                          subprocess_environment, write_section)
+from shared.db import tenant_setting_sql
 
 ROOT = Path(__file__).resolve().parent.parent
 BENCH_DIR = Path(__file__).resolve().parent
 RESULTS = BENCH_DIR / "RESULTS.md"
 SECTION = "## Query service"
 
+# The owner's URL (drop, migrate, bulk load, inspection); the query service, the rollup
+# folding after the load and the EXPLAINs connect as the service role (bench/common.py).
 DATABASE_URL = os.environ.get("BENCH_QUERY_DATABASE_URL",
                               "postgresql://postgres@127.0.0.1:5432/partsemble_bench_query")
+SERVICE_URL = service_url(DATABASE_URL)
 
 CLIENTS = 20
 OTHER_TENANTS = 10
@@ -87,7 +91,7 @@ def customer_names() -> list[str]:
 
 STAGE_SALES = """
 CREATE UNLOGGED TABLE bench_stage_sales AS
-SELECT g.id, t.idx AS tenant_idx, t.id AS tenant_id,
+SELECT g.id, random_public_id() AS pid, t.idx AS tenant_idx, t.id AS tenant_id,
        ($1::date + least({days} - 1, greatest(0, ((g.n - 1)::numeric * {days} / t.nsales)::int
                                           + floor(random() * 7)::int - 3))) AS day,
        floor(random() * {customers})::int AS cust,
@@ -109,7 +113,7 @@ SELECT x.*,
        round(x.sign * x.qty * x.price, 2) AS gross,
        (x.posted AND x.sign = 1 AND x.product IS NOT NULL) AS in_demand
 FROM (
-    SELECT s.id AS sale_id, s.tenant_id, s.tenant_idx, s.day, s.source, s.type, s.status, l.line_no,
+    SELECT s.id AS sale_id, s.pid AS sale_pid, s.tenant_id, s.tenant_idx, s.day, s.source, s.type, s.status, l.line_no,
            s.status = 'posted' AS posted,
            CASE WHEN s.type = 'credit_memo' THEN -1 ELSE 1 END AS sign,
            p.product, 1 + floor(random() * 10)::int AS qty,
@@ -132,7 +136,7 @@ INSERT_SALES = """
 INSERT INTO sales (id, tenant_id, source, type, external_id, status, version, doc_number, txn_date,
                    source_created_at, customer, currency, exchange_rate, revenue, cost, has_shortage,
                    created_at, updated_at)
-SELECT s.id, s.tenant_id, s.source, s.type, 'X' || s.n, s.status, 1, 'D-' || (100000 + s.n), s.day,
+SELECT s.pid, s.tenant_id, s.source, s.type, 'X' || s.n, s.status, 1, 'D-' || (100000 + s.n), s.day,
        s.day + time '09:00' + (s.n % 28800) * interval '1 second', c.name, 'USD', 1,
        a.revenue, a.cost, a.short, now(), now()
 FROM bench_stage_sales s
@@ -146,7 +150,7 @@ INSERT_LINES = """
 INSERT INTO sale_lines (id, tenant_id, sale_id, line_no, sku, product_id, description, kind, quantity, revenue, cost,
                         shortage_qty, shortage_cost, costed, in_demand, txn_date, source_created_at, source,
                         external_id, sale_type, candidate, gross_revenue)
-SELECT l.sale_id * 8 + l.line_no, l.tenant_id, l.sale_id, l.line_no,
+SELECT l.sale_id * 8 + l.line_no, l.tenant_id, l.sale_pid, l.line_no,
        CASE WHEN l.product IS NULL THEN NULL ELSE 'SKU-' || lpad(l.product::text, 3, '0') END,
        CASE WHEN l.product IS NULL THEN NULL ELSE l.tenant_idx * 100 + l.product + 1 END,
        CASE WHEN l.product IS NULL THEN 'Freight' ELSE 'Part ' || l.product END,
@@ -195,7 +199,7 @@ class Loaded:
 async def reset_database() -> None:
     assert URL(DATABASE_URL).path.lstrip("/").startswith("partsemble_bench"), \
         "refusing to drop a database that is not a bench database"
-    await recreate_database(DATABASE_URL)
+    await recreate_bench_database(DATABASE_URL)
 
 
 async def load(big_sales: int) -> Loaded:
@@ -252,8 +256,7 @@ async def load(big_sales: int) -> Loaded:
             await step(f"sale_lines {a}-{b}", INSERT_LINES, a, b)
             await step(f"allocations {a}-{b}", INSERT_ALLOCATIONS.format(months=MONTHS), a, b, D0 - (
                 date(2023, 12, 1) - date(2023, 11, 1)))
-        await conn.execute(f"SELECT setval('sales_id_seq', {total}); "
-                           "SELECT setval('sale_lines_id_seq', (SELECT max(id) FROM sale_lines)); "
+        await conn.execute("SELECT setval('sale_lines_id_seq', (SELECT max(id) FROM sale_lines)); "
                            "SELECT setval('lots_id_seq', (SELECT max(id) FROM lots)); "
                            "SELECT setval('products_id_seq', (SELECT max(id) FROM products))")
         # the customer filter: one customer's full distinctive name part (~0.5 % of sales)
@@ -263,7 +266,7 @@ async def load(big_sales: int) -> Loaded:
             WHERE tenant_idx = 0 AND product IS NOT NULL GROUP BY product ORDER BY 2 DESC LIMIT 1""")
         await step("drop staging", "DROP TABLE bench_stage_lines, bench_stage_sales, bench_customers, bench_tenants")
         t = time.perf_counter()
-        pool = await asyncpg.create_pool(DATABASE_URL, min_size=1, max_size=2)
+        pool = await asyncpg.create_pool(SERVICE_URL, min_size=1, max_size=2)  # as the service folds
         folded = await rollups.fold_all(pool, batch=200_000)
         await pool.close()
         steps.append(("fold rollup deltas", time.perf_counter() - t))
@@ -307,7 +310,7 @@ async def reused(big_sales: int) -> Loaded | None:
         await conn.close()
     if raw["big_sales"] != big_sales:
         return None
-    await migrate(DATABASE_URL)
+    await migrate_bench_database(DATABASE_URL)
     raw["steps"] = [tuple(s) for s in raw["steps"]]
     return Loaded(**raw)
 
@@ -357,7 +360,7 @@ def free_port() -> int:
 @contextlib.asynccontextmanager
 async def query_service():
     port = free_port()
-    env = {**os.environ, "DATABASE_URL": DATABASE_URL, "QUERY_PORT": str(port), "LOG_LEVEL": "WARNING"}
+    env = subprocess_environment(DATABASE_URL, QUERY_PORT=port, LOG_LEVEL="WARNING")
     proc = subprocess.Popen([sys.executable, "-m", "services.query"], cwd=ROOT, env=env)
     base = f"http://127.0.0.1:{port}"
     try:
@@ -511,8 +514,11 @@ async def explain(loaded: Loaded, sc: Scenario) -> str:
     else:
         name, generic = "margins", True
         sql, args = summaries.product_margins(tenant, *sc.query)
-    conn = await asyncpg.connect(query_dsn(DATABASE_URL, generic=generic))
+    # As the service runs it: the service role, in a read-only repeatable-read transaction
+    # scoped to the tenant (shared/db.py tenant_read), so the plan has the RLS policy's condition.
+    conn = await asyncpg.connect(query_dsn(SERVICE_URL, generic=generic))
     try:
+        await conn.execute(f"BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY; {tenant_setting_sql(tenant)}")
         plan = await conn.fetch(f"EXPLAIN (ANALYZE, BUFFERS) {sql}", *args)
         return f"{name}:\n" + "\n".join(r[0] for r in plan)
     finally:
