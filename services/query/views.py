@@ -27,7 +27,9 @@ from services.query import summaries
 
 # --- sort keys (indexed expressions, see 0003_query.sql) --------------------------------
 
-DATE_KEY = "coalesce(s.txn_date, '-infinity'::date)"
+# A CASE, not coalesce(): under row-level security only a condition the planner can see is
+# leak-proof serves as an index condition (0022_rls_date_keys.sql).
+DATE_KEY = "(CASE WHEN s.txn_date IS NULL THEN '-infinity'::date ELSE s.txn_date END)"
 MARGIN_PCT = "CASE WHEN s.revenue <> 0 THEN (s.revenue - s.cost) * 100 / s.revenue END"
 
 
@@ -65,7 +67,13 @@ SALE_FILTERS: dict[str, str] = {
     "from": f"{DATE_KEY} >= ${{n}}::date AND {DATE_KEY} > '-infinity'::date",
     # A sale with no date is never inside a date range (its key is -infinity).
     "to": f"{DATE_KEY} <= ${{n}}::date AND {DATE_KEY} > '-infinity'::date",
-    "customer": "s.customer ILIKE ${n}::text",
+    # The names that match come from the customer_names rollup (every customer of the tenant),
+    # so sales are found by name equality, an index condition under row-level security
+    # (ILIKE is not leak-proof: on sales it could only filter).
+    "customer": ("s.customer ILIKE ${n}::text AND s.customer IN ("
+                 "SELECT t.customer FROM customer_names t WHERE t.tenant_id = $1 AND t.customer ILIKE ${n}::text"
+                 " UNION SELECT t.customer FROM customer_totals_delta t"
+                 " WHERE t.tenant_id = $1 AND t.customer ILIKE ${n}::text)"),
     "status": "s.status = ${n}::text",
     "type": "s.type = ${n}::text",
     "source": "s.source = ${n}::text",
@@ -116,7 +124,7 @@ LIMIT ${limit}"""
 # With a customer substring, newest first: the customer names that match (from
 # customer_names and the unfolded customer deltas, 0007_query_rollups.sql, which have
 # every customer a sale of the tenant has), then for each name its newest sales through
-# sales_q_customer_date, merged. (The substring itself is then implied by the name.) A
+# sales_q_customer_day, merged. (The substring itself is then implied by the name.) A
 # customer's sales are a small part of a tenant's, and a substring matches few names.
 CUSTOMER_PAGE = """
 SELECT p.*
@@ -279,9 +287,9 @@ def sales_list_statement(tenant_id: uuid.UUID, q: SalesQuery) -> Statement:
     summary = summaries.sales_summary(params, q.filters) or direct_summary_sql(names)
     sql = SALES_LIST.format(sku_share=sku_share, summary=summary, page=page, direction=DIRECTIONS[q.order][0])
     # Statements whose plan is the same whatever the values (planning one costs more than
-    # running it): by date, with no filter but dates, the page is a range of sales_q_date
+    # running it): by date, with no filter but dates, the page is a range of sales_q_day
     # and the summary a range of the date rollups; by date with a customer substring, the
-    # page walks sales_q_customer_date for the few matching names and the summary reads
+    # page walks sales_q_customer_day for the few matching names and the summary reads
     # their customer_totals; by date with a sku, SKU_DATE_PAGE chooses its branch as it
     # runs and the summary reads sku_totals; by a folded key with no filter, the page
     # walks that key's index and the summary is the all-time rollup.
