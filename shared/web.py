@@ -75,6 +75,9 @@ async def error_middleware(request: web.Request, handler):
     except HttpProcessingError as exc:  # the body broke off or is malformed (chunking, length)
         log.info("http.malformed_body", path=request.path, problem=type(exc).__name__)
         response = json_response(error_body("bad_request", "the request body is not well-formed HTTP"), 400)
+    except web.HTTPMethodNotAllowed as exc:  # RFC 9110: a 405 names the methods allowed
+        response = json_response(error_body("method_not_allowed", f"{request.method} is not allowed here"), 405)
+        response.headers["Allow"] = ", ".join(sorted(exc.allowed_methods))
     except web.HTTPException as exc:
         if exc.status < 400:
             raise

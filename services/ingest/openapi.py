@@ -171,8 +171,6 @@ SKU = _path("sku", "Product sku.")
 LOT_NUMBER = _path("lot_number", "Lot number.")
 REFERENCE = _path("reference", "The sale's reference.")
 REALM_ID = _path("realm_id", "QuickBooks company (realm) id.")
-# 422 on the connection operations: a realm id with a NUL character is refused by the
-# database (invalid_input), not answered 404 like the other names in paths.
 IDEMPOTENCY_KEY = {
     "name": "Idempotency-Key", "in": "header", "required": False,
     "schema": {"type": "string", "minLength": 1, "maxLength": IDEMPOTENCY_KEY_MAX},
@@ -300,7 +298,7 @@ DOCUMENT: dict[str, Any] = {
                      "responses": {"202": _json(_obj({"realm_id": {"type": "string"},
                                                       "status": {"type": "string", "enum": ["sync_requested"]}}),
                                                 "The sync is requested."),
-                                   **{code: ERRORS[code] for code in ("401", "404", "409", "422")}}},
+                                   **{code: ERRORS[code] for code in ("401", "404", "409")}}},
         },
         "/api/v1/connections/quickbooks/{realm_id}/disconnect": {
             "post": {"operationId": "disconnectConnection", "summary": "Revoke the tokens and stop syncing",
@@ -308,7 +306,7 @@ DOCUMENT: dict[str, Any] = {
                      "responses": {"200": _json(_obj({"realm_id": {"type": "string"},
                                                       "status": {"type": "string", "enum": ["disconnected"]}}),
                                                 "Disconnected."),
-                                   **{code: ERRORS[code] for code in ("401", "404", "422")}}},
+                                   **{code: ERRORS[code] for code in ("401", "404")}}},
         },
         "/api/v1/openapi.json": {"get": {
             "operationId": "openapi", "summary": "This document (no API key needed)", "security": [],

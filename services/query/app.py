@@ -57,21 +57,8 @@ async def _folding_ctx(app: web.Application):
         yield
 
 
-@web.middleware
-async def method_not_allowed_middleware(request: web.Request, handler):
-    """A 405 names the allowed methods (RFC 9110 requires ``Allow``), which the shared
-    error middleware would drop when it renders the JSON body."""
-    try:
-        return await handler(request)
-    except web.HTTPMethodNotAllowed as exc:
-        response = json_response(error_body("method_not_allowed", f"{request.method} is not allowed here"), 405)
-        response.headers["Allow"] = ", ".join(sorted(exc.allowed_methods))
-        return response
-
-
 def create_app(settings) -> web.Application:
     app = web.Application(middlewares=[error_middleware, auth_middleware(settings=settings, public_paths=PUBLIC_PATHS),
-                                       method_not_allowed_middleware,
                                        metrics_middleware],
                           client_max_size=settings.max_body_bytes)
     app[SETTINGS] = settings

@@ -311,8 +311,10 @@ async def callback(request: web.Request) -> web.Response:
 
 async def _own_connection(request: web.Request):
     realm_id = request.match_info["realm_id"]
-    async with tenant_transaction(request.app[POOL], request[TENANT], readonly=True) as conn:
-        row = await QboRepository(conn).connection(realm_id)
+    row = None
+    if realm_id.isprintable():  # a realm id the database could not even store names no connection
+        async with tenant_transaction(request.app[POOL], request[TENANT], readonly=True) as conn:
+            row = await QboRepository(conn).connection(realm_id)
     if row is None or row["tenant_id"] != request[TENANT]:
         raise ApiError(404, "not_found", f"no QuickBooks connection {realm_id!r}")
     return row
