@@ -193,6 +193,19 @@ async def update_txn(request: web.Request, sim: Simulator) -> web.Response:
     return _entity(record, sim)
 
 
+@routes.post(f"/sim/{{realm}}/raw/{SALES}")
+@routes.put(f"/sim/{{realm}}/raw/{SALES}/{{id}}")
+@control
+async def put_raw_txn(request: web.Request, sim: Simulator) -> web.Response:
+    """A sale whose body is given verbatim (tests replaying real shapes: tests/fixtures/qbo); PUT
+    replaces the body of sale ``id``. The control-API edits (``POST .../{id}``) do not apply to it."""
+    company = sim.company(request.match_info["realm"])
+    record, changes = company.put_raw(ENTITY_NAMES[request.match_info["entity"]], await _body(request),
+                                      request.match_info.get("id"))
+    sim.publish(changes, _notify(request))
+    return _entity(record, sim)
+
+
 @routes.post(f"/sim/{{realm}}/{SALES}/{{id}}/void")
 @control
 async def void_txn(request: web.Request, sim: Simulator) -> web.Response:

@@ -276,6 +276,22 @@ class Company:
         self._touch(record, body)
         return record, [self._change(record, "Update")]
 
+    def put_raw(self, entity: str, body: dict, txn_id: str | None = None) -> tuple[Record, list[Change]]:
+        """Store a sales entity body exactly as given (a fixture of a real shape); the simulator
+        keeps ``Id``, ``SyncToken`` and ``MetaData`` to itself. With ``txn_id`` it replaces that
+        sale's body (an Update), otherwise it adds a new sale (a Create)."""
+        body = {k: v for k, v in body.items() if k not in ("Id", "SyncToken", "MetaData", "domain", "sparse")}
+        if txn_id is not None:
+            record = self.get(entity, txn_id)
+            self._touch(record, body)
+            return record, [self._change(record, "Update")]
+        txn_id = str(self._next_txn_id)
+        self._next_txn_id += 1
+        moment = self.tick()
+        record = Record(entity, txn_id, moment, moment, body, TxnSpec(customer="raw"))
+        self.records[entity][txn_id] = record
+        return record, [self._change(record, "Create")]
+
     def void_txn(self, entity: str, txn_id: str) -> tuple[Record, list[Change]]:
         record = self.get(entity, txn_id)
         if record.voided:
