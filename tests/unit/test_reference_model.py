@@ -1,4 +1,4 @@
-"""Hand-computed costing cases (shared/DESIGN.md §2, §3), checked against the reference model.
+"""Hand-computed costing cases (docs/costing.md §2, §3), checked against the reference model.
 
 Each case is a list of steps: the events delivered in that step, then the numbers
 expected afterwards, worked out by hand in the comments. The same cases run
