@@ -1,4 +1,4 @@
-"""SQL checks of the costing invariants (RELIABILITY.md I1, I2), for any tenant."""
+"""SQL checks of the costing invariants (docs/reliability.md I1, I2), for any tenant."""
 
 from __future__ import annotations
 

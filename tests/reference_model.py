@@ -1,11 +1,11 @@
-"""A plain in-memory model of the costing semantics (shared/DESIGN.md §2 and §3).
+"""A plain in-memory model of the costing semantics (docs/costing.md §2 and §3).
 
 ``compute(events)`` recomputes a tenant's whole costing state from the facts,
 with no incremental cleverness, so it is obviously a pure function of them.
 The costing engine must always arrive at the same ``State``
 (``tests/projection.py`` reads it back from the database).
 
-Decisions where DESIGN.md is silent:
+Decisions a plain reading of the rules could leave open (docs/costing.md §2.1, §3 states them):
 
 * Facts are de-duplicated by ``event_id``; delivery order and count never matter.
 * A sale's content is its ``SaleUpserted`` with the highest version. Its status is

@@ -3,7 +3,7 @@
 A *history* is the set of facts one tenant receives (products, lots and their
 corrections, sales with edits, voids, deletes and credit memos) plus one way of
 delivering them: a random order with some events delivered more than once
-(the very same event, same ``event_id``). By shared/DESIGN.md §2 the costing
+(the very same event, same ``event_id``). By docs/costing.md §2 the costing
 state depends only on the facts, never on the delivery.
 
 Histories are small (``SMALL``: at most 25 facts) so an example runs fast; ``LONG``

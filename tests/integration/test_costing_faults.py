@@ -1,4 +1,4 @@
-"""Faults under a running costing consumer (RELIABILITY.md §7.3): its database
+"""Faults under a running costing consumer (docs/reliability.md §7.3): its database
 connections killed mid-transaction and the database gone for longer than the retry
 window (S8), and its broker connection cut mid-stream (S4).
 After the faults heal, every event is applied exactly once, nothing is dead-lettered,

@@ -1,6 +1,6 @@
 """The hand-computed costing cases, fed through the real engine (CostingService.apply)
 and read back from PostgreSQL. The expected numbers are the ones written out in
-``tests/unit/test_reference_model.py`` (shared/DESIGN.md §2, §3), not computed here."""
+``tests/unit/test_reference_model.py`` (docs/costing.md §2, §3), not computed here."""
 
 from __future__ import annotations
 

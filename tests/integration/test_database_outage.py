@@ -1,4 +1,4 @@
-"""The HTTP services while their database is unreachable (RELIABILITY.md checklist 1, I7,
+"""The HTTP services while their database is unreachable (docs/reliability.md §6 item 1, I7,
 S10): every request that needs the database is answered 503 with a JSON body, nothing is
 accepted that was not committed, readiness says why, and the same request goes through
 once the database is back. The database is cut through a loopback TCP proxy, so the real

@@ -1,4 +1,4 @@
-"""The QuickBooks Online simulator against QBO.md: entity shapes, void/delete, CDC, query,
+"""The QuickBooks Online simulator against docs/quickbooks-api.md: entity shapes, void/delete, CDC, query,
 OAuth, throttling and signed webhooks (with retries and faults), on aiohttp test servers."""
 
 from __future__ import annotations

@@ -260,7 +260,7 @@ def test_issue16_4_quantities_beyond_six_places_are_rounded_half_even_not_reject
 def test_issue16_5_void_operation_or_marker_is_a_void_even_with_amounts():
     body = invoice([line("1", 2, 10, 20)], TotalAmt=Decimal(20), SyncToken="4")
     assert isinstance(normalize.to_event(TENANT, "Invoice", body, MAPPER, 0, "Void"), SaleRemoved)
-    marked = dict(body, status="Voided")  # CDC / XSD marker (QBO.md §2.1, §2.5)
+    marked = dict(body, status="Voided")  # CDC / XSD marker (docs/quickbooks-api.md §2.1, §2.5)
     assert normalize.is_voided(marked) and isinstance(normalize.to_event(TENANT, "Invoice", marked, MAPPER),
                                                       SaleRemoved)
     assert not normalize.is_voided(body)

@@ -1,4 +1,4 @@
-"""Hand-computed costing cases (shared/DESIGN.md §2, §3), checked against the reference model.
+"""Hand-computed costing cases (docs/costing.md §2, §3), checked against the reference model.
 
 Each case is a list of steps: the events delivered in that step, then the numbers
 expected afterwards, worked out by hand in the comments. The same cases run
@@ -665,6 +665,39 @@ def lot_correction_recosts(t: uuid.UUID) -> list[Step]:
     ]
 
 
+def worked_example(t: uuid.UUID) -> list[Step]:
+    f = Facts(t)
+    # docs/costing.md §6.1 (and the README's table): L1 10 @ 2.00 (Jan 1), L2 10 @ 3.00 (Jan 10), WAC 2.50.
+    # 1. A (Feb 1) 12: L1 10 (20) + L2 2 (6) = 26
+    # 2. B (Feb 3) 10: L2 8 (24) + 2 short * 2.50 (5) = 29
+    # 3. Z (Jan 20, synced late) 1: L1 1 = 2; A [1,13) L1 9 + L2 3 = 27; B [13,23) L2 7 (21) + 3 short (7.50) = 28.50
+    # 4. L3 5 @ 4.00 (Feb 5), WAC 70 / 25 = 2.80: B L2 7 (21) + L3 3 (12) = 33, no shortage; L3 keeps 2
+    # 5. A voided: Z [0,1) L1 1 = 2; B [1,11) L1 9 (18) + L2 1 (3) = 21; L2 keeps 9, L3 5
+    return [
+        Step([f.product(), f.lot("L1", "10", "2.00", "2026-01-01"), f.lot("L2", "10", "3.00", "2026-01-10"),
+              f.sale("A", "2026-02-01", line(1, "12", "120.00"))],
+             Expect(lines={L("A", 1): dict(cost="26", allocations={"L1": "10", "L2": "2"}, flags=NONE)},
+                    sales={S("A"): dict(revenue="120.00", cost="26")})),
+        Step([f.sale("B", "2026-02-03", line(1, "10", "100.00"))],
+             Expect(lines={L("B", 1): dict(cost="29", shortage_qty="2", allocations={"L2": "8"}, flags={"shortage"})})),
+        Step([f.sale("Z", "2026-01-20", line(1, "1", "10.00"))],
+             Expect(lines={L("Z", 1): dict(cost="2", allocations={"L1": "1"}),
+                           L("A", 1): dict(cost="27", allocations={"L1": "9", "L2": "3"}),
+                           L("B", 1): dict(cost="28.50", shortage_qty="3", allocations={"L2": "7"},
+                                           flags={"shortage"})})),
+        Step([f.lot("L3", "5", "4.00", "2026-02-05")],
+             Expect(lines={L("B", 1): dict(cost="33", shortage_qty="0", allocations={"L2": "7", "L3": "3"},
+                                           flags=NONE)},
+                    lots={("W", "L3"): dict(remaining="2")})),
+        Step([f.remove("A", "voided")],
+             Expect(sales={S("A"): dict(status="voided", revenue="0", cost="0")},
+                    lines={L("Z", 1): dict(cost="2", allocations={"L1": "1"}),
+                           L("B", 1): dict(cost="21", shortage_qty="0", allocations={"L1": "9", "L2": "1"})},
+                    lots={("W", "L1"): dict(remaining="0"), ("W", "L2"): dict(remaining="9"),
+                          ("W", "L3"): dict(remaining="5")})),
+    ]
+
+
 CASES: dict[str, Callable[[uuid.UUID], list[Step]]] = {
     fn.__name__: fn
     for fn in (
@@ -683,6 +716,7 @@ CASES: dict[str, Callable[[uuid.UUID], list[Step]]] = {
         unmapped_becomes_inventory,
         non_inventory_lines,
         lot_correction_recosts,
+        worked_example,
     )
 }
 

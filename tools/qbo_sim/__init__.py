@@ -1,6 +1,6 @@
 """QuickBooks Online simulator: the QBO Accounting API (entity reads and writes, query, CDC), OAuth 2.0,
 throttling and signed webhooks (legacy and CloudEvents), plus a ``/sim`` control API.
-Everything lives in memory. See QBO.md (shared docs) for the behaviour it imitates.
+Everything lives in memory. See docs/quickbooks-api.md for the behaviour it imitates.
 
 Modules: ``app`` (factory), ``config``, ``simulator`` (state object), ``store`` (companies),
 ``entities`` (JSON shapes), ``specs`` (control bodies), ``api`` (QBO endpoints), ``writes`` (QBO

@@ -117,7 +117,7 @@ async def change_data_capture(request: web.Request, sim: Simulator, company: Com
     except cdc.CdcError as exc:
         return faults.fault(exc.code, exc.message, exc.detail, sim.tz)
     if sim.api_faults.cdc_fault_next > 0:
-        # QBO.md §2.4a: HTTP 200 whose body is a Fault (in the envelope or inside CDCResponse).
+        # docs/quickbooks-api.md §2.4a: HTTP 200 whose body is a Fault (in the envelope or inside CDCResponse).
         sim.api_faults.cdc_fault_next -= 1
         error = {"Error": [{"Message": "An application error has occurred while processing your request",
                             "Detail": "System Failure Error: simulated CDC failure", "code": "10000",

@@ -3,7 +3,7 @@ OAuth (with an OpenID discovery document, so intuit-oauth can be pointed at the 
 ``/sim`` control API and ``GET /healthz`` from one origin.
 
 Every error the routes do not answer themselves (unknown path 404, wrong method 405, an
-unexpected exception 500) is a JSON ``Fault`` body (QBO.md §2.7), never aiohttp's plain text.
+unexpected exception 500) is a JSON ``Fault`` body (docs/quickbooks-api.md §2.7), never aiohttp's plain text.
 """
 
 from __future__ import annotations

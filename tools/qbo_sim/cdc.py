@@ -1,4 +1,4 @@
-"""Change data capture (QBO.md §3).
+"""Change data capture (docs/quickbooks-api.md §3).
 
 ``changedSince`` is inclusive and compared at full internal precision. More than
 ``cdc_max_objects`` changes: the oldest ones (by LastUpdatedTime, across all requested entities)

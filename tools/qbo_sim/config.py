@@ -25,7 +25,7 @@ class SimConfig(BaseSettings):
     access_token_lifetime: int = 3600
     refresh_token_lifetime: int = 8_726_400  # 101 days, as Intuit reports it
     webhook_format: Literal["cloudevents", "legacy"] = "cloudevents"
-    #: CloudEvents `type` word for a void: QBO.md §1.3 lists both `void` and `voided` as unconfirmed.
+    #: CloudEvents `type` word for a void: docs/quickbooks-api.md §1.3 lists both `void` and `voided` as unconfirmed.
     void_type: Literal["voided", "void"] = "voided"
     demo: bool = False
 

@@ -1,9 +1,9 @@
-"""QBO JSON shapes (QBO.md §2, §6) built from control-API specs.
+"""QBO JSON shapes (docs/quickbooks-api.md §2, §6) built from control-API specs.
 
 Bodies hold the entity fields *without* ``Id``/``SyncToken``/``MetaData`` (``store.Record``
 adds those). Empty fields are omitted, as QBO does. Amounts are ``Decimal``.
 
-Choices where QBO.md is unsure ([U]/[C3]), made once here:
+Choices where docs/quickbooks-api.md is unsure ([U]/[C3]), made once here:
 
 - **TaxInclusive** (§2.2, §2.4): ``SalesItemLineDetail.TaxInclusiveAmt`` is the line total including
   tax (= qty × entered price); line ``Amount`` is the tax-exclusive figure

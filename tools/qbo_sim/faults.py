@@ -1,4 +1,4 @@
-"""QBO error bodies (QBO.md §2.6, §2.7, §4.4, §5.3)."""
+"""QBO error bodies (docs/quickbooks-api.md §2.6, §2.7, §4.4, §5.3)."""
 
 from __future__ import annotations
 
@@ -40,7 +40,7 @@ def query_validation_error(detail: str, tz: timezone) -> web.Response:
 
 
 def gateway_fault(status: int, code: str, message: str, detail: str, fault_type: str) -> web.Response:
-    """The lower-case gateway envelope of 401/403 (QBO.md §4.4)."""
+    """The lower-case gateway envelope of 401/403 (docs/quickbooks-api.md §4.4)."""
     body = {"warnings": None, "intuitObject": None,
             "fault": {"error": [{"message": message, "detail": detail, "code": code, "element": None}],
                       "type": fault_type},

@@ -1,4 +1,4 @@
-"""OAuth 2.0 endpoints as Intuit serves them (QBO.md §4), all on the simulator's origin:
+"""OAuth 2.0 endpoints as Intuit serves them (docs/quickbooks-api.md §4), all on the simulator's origin:
 
 - ``GET /appcenter/connect/oauth2`` — consent is automatic: 302 to ``redirect_uri`` with ``code``,
   ``state`` and ``realmId`` (query ``realm`` picks the company, created empty if new; default the

@@ -1,7 +1,7 @@
-"""Webhook bodies (QBO.md §1.2, §1.3) and the ``intuit-signature`` (§1.4).
+"""Webhook bodies (docs/quickbooks-api.md §1.2, §1.3) and the ``intuit-signature`` (§1.4).
 
 CloudEvents ``type`` = ``qbo.<entity lower-case>.<word>.v1`` with words created / updated / deleted /
-merged / emailed and, for a void, the configured spelling (``voided`` by default, or ``void``; QBO.md
+merged / emailed and, for a void, the configured spelling (``voided`` by default, or ``void``; docs/quickbooks-api.md
 leaves it unresolved). Merge events carry ``data: {"deletedid": …}``; SalesReceipt updates carry no
 ``data`` and no ``datacontenttype`` (as on Intuit's data-objects page); everything else ``data: {}``.
 """

@@ -1,4 +1,4 @@
-"""The subset of QBO's query language the simulator understands (QBO.md §5.4):
+"""The subset of QBO's query language the simulator understands (docs/quickbooks-api.md §5.4):
 
     SELECT * [, field]… | COUNT(*) FROM <Entity> [WHERE <cond> [AND <cond>]…]
         [ORDERBY <field> [ASC|DESC]] [STARTPOSITION n] [MAXRESULTS m]
@@ -7,7 +7,7 @@
 Keywords are case-insensitive; ``ORDER BY`` is accepted too. ``MetaData.*Time`` fields compare as
 date-times at full internal precision; ``Id`` numerically; ``*Ref`` fields by their ``value``.
 STARTPOSITION is 1-based (default 1); MAXRESULTS defaults to 100 and is silently capped at 1000
-([C3]: QBO.md gives 1000 as the maximum; a bigger request gets 1000 rows). Deleted entities are
+([C3]: docs/quickbooks-api.md gives 1000 as the maximum; a bigger request gets 1000 rows). Deleted entities are
 never returned; inactive Items and Customers only when the query names ``Active`` (as QBO does).
 """
 
@@ -113,7 +113,7 @@ class _Parser:
             count = True
         else:
             self.expect("*")
-            # ``SELECT *, Sku FROM Item`` (python-quickbooks ≥ 0.9.12, QBO.md §5.4): extra fields after
+            # ``SELECT *, Sku FROM Item`` (python-quickbooks ≥ 0.9.12, docs/quickbooks-api.md §5.4): extra fields after
             # ``*`` are accepted; whole entities come back anyway.
             while self.peek() and self.peek()[1] == ",":  # type: ignore[index]
                 self.take()

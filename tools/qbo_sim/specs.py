@@ -26,7 +26,7 @@ class LineSpec(_Body):
 
     Item lines: ``qty`` defaults to 1 and ``unit_price`` to the item's price; ``amount`` alone
     (no qty/price) gives a line without ``Qty``/``UnitPrice`` as QBO has for service lines.
-    ``item_id`` ``"SHIPPING_ITEM_ID"`` is the sales form's shipping charge (QBO.md §2.4a): no Item
+    ``item_id`` ``"SHIPPING_ITEM_ID"`` is the sales form's shipping charge (docs/quickbooks-api.md §2.4a): no Item
     exists for it; it is placed after the subtotal and discount lines, is never discounted nor taxed,
     and its ``amount`` (or qty × unit_price) adds to ``TotalAmt``.
     Bundle lines: inner ``lines`` carry the quantities as they appear on the invoice (QBO's inner

@@ -1,4 +1,4 @@
-"""Per-realm throttling (QBO.md §5.3): a sliding one-minute window of admitted requests and
+"""Per-realm throttling (docs/quickbooks-api.md §5.3): a sliding one-minute window of admitted requests and
 a count of requests in flight. Throttled requests are not counted in the window."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""OAuth 2.0 grants, codes and tokens (QBO.md §4), in memory.
+"""OAuth 2.0 grants, codes and tokens (docs/quickbooks-api.md §4), in memory.
 
 Refresh tokens rotate: every refresh returns a new refresh token and the used one becomes
 invalid at once (no grace period), so two concurrent refreshes with the same token get one

@@ -1,4 +1,4 @@
-"""The QBO write API: request bodies as Intuit's SDKs send them -> simulator specs (QBO.md §2.5, §2.6).
+"""The QBO write API: request bodies as Intuit's SDKs send them -> simulator specs (docs/quickbooks-api.md §2.5, §2.6).
 
 ``POST /v3/company/{realm}/{entity}`` creates (no ``Id``) or updates (``Id`` + current ``SyncToken``;
 ``"sparse": true`` changes only the fields sent, otherwise the sale is rebuilt from the body);

@@ -46,7 +46,7 @@ def _describe(fault) -> str:
 def cdc_fault(body) -> str | None:
     """The Fault a CDC answer carries, in the envelope (``Fault``, or the gateway's
     lower-case ``fault``) or inside a ``CDCResponse`` element; None if there is none.
-    Such an answer holds no changes for its window (QBO.md §2.4a)."""
+    Such an answer holds no changes for its window (docs/quickbooks-api.md §2.4a)."""
     if not isinstance(body, dict):
         return "not a JSON object"
     for key in ("Fault", "fault"):

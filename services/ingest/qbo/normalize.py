@@ -4,7 +4,7 @@ sales event of the costing engine.
 * Lines: ``SalesItemLineDetail`` at the top level and inside ``GroupLineDetail``
   bundles, numbered in document order; ``SubTotalLineDetail`` and
   ``DescriptionOnly`` carry no money.
-* A ``DiscountLineDetail`` applies to the item lines **above it** (QBO.md §2.4a:
+* A ``DiscountLineDetail`` applies to the item lines **above it** (docs/quickbooks-api.md §2.4a:
   Subtotal → Discount → tax → Shipping), never to shipping (``ItemRef``
   ``SHIPPING_ITEM_ID``): its amount (or ``DiscountPercent`` of those lines) is
   spread over them in proportion to their amounts, each share rounded
