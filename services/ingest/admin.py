@@ -102,8 +102,9 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--access-token", required=True)
     p.add_argument("--refresh-token", required=True)
     p.add_argument("--expires-in", required=True, type=int)
-    commands.add_parser("rotate-token-key", help="re-encrypt every stored OAuth token under TOKEN_ENCRYPTION_KEY "
-                        "(the previous key in TOKEN_ENCRYPTION_OLD_KEYS)")
+    p = commands.add_parser("rotate-token-key", help="re-encrypt every stored OAuth token under TOKEN_ENCRYPTION_KEY "
+                            "(the previous key in TOKEN_ENCRYPTION_OLD_KEYS)")
+    p.add_argument("--realm", action="append", help="only this realm (repeatable; default: every realm)")
     return parser
 
 
@@ -116,19 +117,22 @@ async def connect_quickbooks(conn: asyncpg.Connection, settings: Settings, tenan
                                                        cipher.encrypt(refresh_token, realm_id), expires_at)
 
 
-ALL_CONNECTIONS = "SELECT realm_id, access_token, refresh_token FROM qbo_connections ORDER BY realm_id FOR UPDATE"
+CONNECTIONS_TO_ROTATE = """
+SELECT realm_id, access_token, refresh_token FROM qbo_connections
+WHERE $1::text[] IS NULL OR realm_id = ANY($1::text[]) ORDER BY realm_id FOR UPDATE"""
 REWRITE_TOKENS = "UPDATE qbo_connections SET access_token = $2, refresh_token = $3 WHERE realm_id = $1"
 
 
-async def rotate_token_key(conn: asyncpg.Connection, settings: Settings) -> tuple[int, int]:
-    """Re-encrypt every realm's tokens under the current TOKEN_ENCRYPTION_KEY, in one
+async def rotate_token_key(conn: asyncpg.Connection, settings: Settings,
+                           realms: list[str] | None = None) -> tuple[int, int]:
+    """Re-encrypt every realm's tokens (or those of ``realms``) under the current TOKEN_ENCRYPTION_KEY, in one
     transaction (rows locked, so a concurrent refresh waits and then writes under the new
     key too). Returns (rewritten, already current). A token no configured key decrypts
     stops the rotation with nothing changed."""
     cipher = TokenCipher(token_keys(settings.token_encryption_key, settings.token_encryption_old_keys))
     rewritten = current = 0
     async with conn.transaction():
-        for row in await conn.fetch(ALL_CONNECTIONS):
+        for row in await conn.fetch(CONNECTIONS_TO_ROTATE, realms):
             realm = row["realm_id"]
             if cipher.is_current(row["access_token"], realm) and cipher.is_current(row["refresh_token"], realm):
                 current += 1
@@ -171,7 +175,7 @@ async def run(args: argparse.Namespace, settings: Settings) -> int:
                 return 1
             print(f"realm {args.realm} connected to tenant {args.tenant}; the ingest service imports its history")
         elif args.command == "rotate-token-key":
-            rewritten, current = await rotate_token_key(conn, settings)
+            rewritten, current = await rotate_token_key(conn, settings, args.realm)
             print(f"{rewritten} connections re-encrypted under the current TOKEN_ENCRYPTION_KEY, {current} already were")
         elif args.command == "revoke-key":
             if not await revoke_key(conn, args.key):

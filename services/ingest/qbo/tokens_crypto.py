@@ -26,7 +26,7 @@ class TokenCipher:
         for aead in self._aeads:
             try:
                 return aead.decrypt(blob[:12], blob[12:], realm_id.encode()).decode()
-            except InvalidTag:
+            except (InvalidTag, ValueError):  # ValueError: too short to be one of ours
                 continue
         raise InvalidTag("no configured TOKEN_ENCRYPTION_KEY decrypts this token")
 
@@ -35,6 +35,6 @@ class TokenCipher:
         blob = bytes(blob)
         try:
             self._aeads[0].decrypt(blob[:12], blob[12:], realm_id.encode())
-        except InvalidTag:
+        except (InvalidTag, ValueError):
             return False
         return True
