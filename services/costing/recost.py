@@ -1,21 +1,21 @@
 """Re-costing one product after a change: the incremental FIFO engine.
 
 A handler records where a change starts on each axis (``ProductChange``), then
-``recost`` re-lays only the tail of the axes from there:
+``recost`` re-costs only the tail of the axes from there:
 
 * X_d: the demand position where the first changed line (old or new key) starts,
   X_s: the supply position where the first changed lot starts, X = min of them.
 * Lines ending after X may change allocations; lines at or after the changed
   demand key also move. Lots at or after the changed supply key move; lots
-  overlapping the re-laid demand give or take quantity.
+  overlapping the re-costed demand give or take quantity.
 
 Everything before X is untouched, so an in-order sale costs only its own lines
 and a backdated one only the later lines of its own products. The result is the
 same as recomputing the product from scratch (the property tests hold it to that).
 
-A tail of up to RELAY_IN_DB_FROM lines is re-laid here (``fifo``); a longer one, a
+A tail of up to RECOST_TAIL_IN_DB_FROM lines is re-costed here (``fifo``); a longer one, a
 backdated sale before thousands of lines, by one statement inside PostgreSQL
-(``repository.RELAY_TAIL_IN_DB``). The property tests run both ways.
+(``repository.RECOST_TAIL_IN_DB``). The property tests run both ways.
 """
 
 from __future__ import annotations
@@ -35,11 +35,11 @@ NON_INVENTORY = {"non_inventory", "service", "shipping"}
 #: Why a line's cost changed, for its cost revision: (description, event id).
 Cause = tuple[str, uuid.UUID]
 
-#: A tail longer than this many lines is re-laid inside PostgreSQL (RELAY_TAIL_IN_DB):
+#: A tail longer than this many lines is re-costed inside PostgreSQL (RECOST_TAIL_IN_DB):
 #: the same rules, set-based, without sending every line there and back. Shorter
-#: tails (an in-order sale's own lines) are cheaper to re-lay here in one sweep (measured: the two
+#: tails (an in-order sale's own lines) are cheaper to re-cost here in one sweep (measured: the two
 #: break even at 30-100 lines; at 1,000 lines the database takes half the time).
-RELAY_IN_DB_FROM = 50
+RECOST_TAIL_IN_DB_FROM = 50
 
 
 def demand_key_of(txn_date, source_created_at, source: str, external_id: str, sale_type: str, line_no: int) -> DemandKey:
@@ -194,7 +194,7 @@ async def recost(repo: CostingRepository, change: ProductChange, writer: LineWri
     demand_total, supply_total = p["demand_total"], p["supply_total"]
     tail_ids: set[int] = set()
     if change.demand_from is not None or change.supply_from is not None:
-        demand_total, supply_total, tail_ids = await _relay_tail(repo, change, writer, wac, has_basis)
+        demand_total, supply_total, tail_ids = await _recost_tail(repo, change, writer, wac, has_basis)
 
     if wac_changed or change.reprice_line_ids:
         dependent = await repo.wac_dependent_lines(p["id"]) if wac_changed else []
@@ -210,9 +210,9 @@ async def recost(repo: CostingRepository, change: ProductChange, writer: LineWri
                                      demand_total, supply_total)
 
 
-async def _relay_tail(repo: CostingRepository, change: ProductChange, writer: LineWriter, wac: Decimal,
+async def _recost_tail(repo: CostingRepository, change: ProductChange, writer: LineWriter, wac: Decimal,
                       has_basis: bool) -> tuple[Decimal, Decimal, set[int]]:
-    """Re-lay the product's tail; (demand end, supply end, ids of the tail's lines)."""
+    """Re-cost the product's tail; (demand end, supply end, ids of the tail's lines)."""
     p = change.row
     pid = p["id"]
     x_d = x_s = None
@@ -220,7 +220,7 @@ async def _relay_tail(repo: CostingRepository, change: ProductChange, writer: Li
         x_d = await repo.demand_predecessor_end(pid, change.demand_from) or ZERO
     if change.supply_from is not None:
         x_s = await repo.supply_predecessor_end(pid, change.supply_from) or ZERO
-    # The re-lay starts where the earlier of the two axes changed; that change is its cause.
+    # The re-cost starts where the earlier of the two axes changed; that change is its cause.
     supply_first = x_s is not None and (x_d is None or x_s < x_d)
     cause = (change.supply_cause if supply_first else change.demand_cause) or change.cause or writer.cause
 
@@ -232,9 +232,9 @@ async def _relay_tail(repo: CostingRepository, change: ProductChange, writer: Li
         tail_from = _min(tail_from, await repo.first_line_ending_after(pid, x_s))
     line_rows = []
     if tail_from is not None:
-        line_rows = await repo.tail_lines(pid, tail_from, change.demand_from, RELAY_IN_DB_FROM + 1)
-    if len(line_rows) > RELAY_IN_DB_FROM:
-        return await _relay_in_db(repo, change, writer, wac, has_basis, (x_d, x_s), tail_from, line_rows[0], cause)
+        line_rows = await repo.tail_lines(pid, tail_from, change.demand_from, RECOST_TAIL_IN_DB_FROM + 1)
+    if len(line_rows) > RECOST_TAIL_IN_DB_FROM:
+        return await _recost_tail_in_db(repo, change, writer, wac, has_basis, (x_d, x_s), tail_from, line_rows[0], cause)
 
     lines: list[fifo.Placed] = []
     moved: list[fifo.Placed] = []
@@ -244,7 +244,7 @@ async def _relay_tail(repo: CostingRepository, change: ProductChange, writer: Li
         if r["moves"]:
             moved.append(placed)
     demand_end = p["demand_total"] if change.demand_from is None else fifo.lay_out(moved, x_d)
-    lots, unit_costs, supply_end = await _relay_lots(repo, change, wac, x_s, demand_end,
+    lots, unit_costs, supply_end = await _recost_lots(repo, change, wac, x_s, demand_end,
                                                      lines[0].start if lines else None)
     results = fifo.allocate(lines, lots, supply_end)
 
@@ -265,10 +265,10 @@ async def _relay_tail(repo: CostingRepository, change: ProductChange, writer: Li
     return demand_end, supply_end, {l.id for l in lines}
 
 
-async def _relay_in_db(repo: CostingRepository, change: ProductChange, writer: LineWriter, wac: Decimal,
+async def _recost_tail_in_db(repo: CostingRepository, change: ProductChange, writer: LineWriter, wac: Decimal,
                        has_basis: bool, starts: tuple[Decimal | None, Decimal | None], tail_from: DemandKey,
                        first: asyncpg.Record, cause: Cause) -> tuple[Decimal, Decimal, set[int]]:
-    """The same re-lay for a long tail, inside PostgreSQL (RELAY_TAIL_IN_DB); ``first``
+    """The same re-cost for a long tail, inside PostgreSQL (RECOST_TAIL_IN_DB); ``first``
     is the tail's first line. The lines are written there, and the totals of their sales
     but for those the writer re-sums."""
     p, (x_d, x_s) = change.row, starts
@@ -278,16 +278,16 @@ async def _relay_in_db(repo: CostingRepository, change: ProductChange, writer: L
     first_start = x_d if first["moves"] else first["d_start"] if first["d_start"] is not None else ZERO
     # The statement reads the lots the tail overlaps itself: only those that move or
     # whose remaining quantity changes are laid here.
-    _, _, supply_end = await _relay_lots(repo, change, wac, x_s, demand_end, None)
-    line_ids = await repo.relay_tail_in_db(p["id"], tail_from, change.demand_from, x_d, supply_end, wac, has_basis,
+    _, _, supply_end = await _recost_lots(repo, change, wac, x_s, demand_end, None)
+    line_ids = await repo.recost_tail_in_db(p["id"], tail_from, change.demand_from, x_d, supply_end, wac, has_basis,
                                            (first_start, demand_end), cause, writer.sale_ids)
     return demand_end, supply_end, set(line_ids or ())
 
 
-async def _relay_lots(repo: CostingRepository, change: ProductChange, wac: Decimal, x_s: Decimal | None,
+async def _recost_lots(repo: CostingRepository, change: ProductChange, wac: Decimal, x_s: Decimal | None,
                       demand_end: Decimal, first_start: Decimal | None,
                       ) -> tuple[list[fifo.Placed], dict[int, Decimal], Decimal]:
-    """Supply tail: lots overlapping the re-laid demand (from ``first_start``) or the change
+    """Supply tail: lots overlapping the re-costed demand (from ``first_start``) or the change
     of its end, and lots that move; laid out and written. (Lots, their unit costs, supply end.)"""
     p = change.row
     lo = min([demand_end, p["demand_total"]] + ([first_start] if first_start is not None else []))

@@ -182,7 +182,7 @@ DEMAND_PREDECESSOR_END = f"""
 SELECT d_end FROM sale_lines WHERE product_id = $1 AND in_demand AND {_DEMAND_KEY} < ($2, $3, $4, $5, $6, $7, $8)
 ORDER BY {_DEMAND_ORDER_DESC} LIMIT 1"""
 
-# What re-laying a line needs of it (a backdate reads thousands of them): whether it
+# What re-costing a line needs of it (a backdate reads thousands of them): whether it
 # moves (it comes at or after the changed demand key, $9-$15; NULLs: none moves) and
 # its allocations, as arrays in lot id order.
 TAIL_LINES = f"""
@@ -202,7 +202,7 @@ LIMIT $16"""
 # The first line (in demand order) that ends after a position: the one consuming the
 # lot that covers the position, or else the first short line past it. Positions grow
 # with the demand order, so every line after it ends after the position too. (No index
-# on d_end: positions change on every re-lay, and an index on them would make each of
+# on d_end: positions change on every re-cost, and an index on them would make each of
 # those updates write every index of sale_lines instead of a heap-only tuple.)
 FIRST_LINE_ENDING_AFTER = f"""
 (SELECT {_DEMAND_ORDER} FROM sale_lines l JOIN allocations a ON a.line_id = l.id
@@ -267,7 +267,7 @@ UPDATE lots SET s_start = u.s_start, s_end = u.s_end, remaining = u.remaining
 FROM unnest($1::bigint[], $2::numeric[], $3::numeric[], $4::numeric[]) AS u(id, s_start, s_end, remaining)
 WHERE lots.id = u.id AND lots.id = ANY($1::bigint[])"""
 
-# A long tail re-laid inside the database (recost.RELAY_IN_DB_FROM): the same rules as
+# A long tail re-costed inside the database (recost.RECOST_TAIL_IN_DB_FROM): the same rules as
 # fifo.allocate, line_cost and LineWriter.flush, set-based, so no per-line data crosses
 # the wire. $1 product, $2-$8 first key of the tail, $9-$15 first key that moves (NULLs:
 # none), $16 where moving lines start (x_d), $17 supply end, $18 WAC, $19 has a cost
@@ -278,8 +278,8 @@ WHERE lots.id = u.id AND lots.id = ANY($1::bigint[])"""
 # contiguous and their positions grow with their orders.
 # The totals of the sales whose lines it re-costed move here too, their rows locked in id
 # order first (LineWriter.flush then re-sums the transaction's rewritten sales, and moves
-# those of tails re-laid in Python). Returns the tail's line ids.
-RELAY_TAIL_IN_DB = f"""
+# those of tails re-costed in Python). Returns the tail's line ids.
+RECOST_TAIL_IN_DB = f"""
 WITH tail AS MATERIALIZED (
     SELECT t.*,
            CASE WHEN t.moves THEN $16 + t.moved_through - t.quantity ELSE coalesce(t.d_start, 0) END AS new_start,
@@ -370,12 +370,12 @@ WITH tail AS MATERIALIZED (
 )
 SELECT array_agg(id ORDER BY n) AS line_ids FROM tail"""
 
-# A demand tail's quantity from a key on: where the re-laid demand ends.
+# A demand tail's quantity from a key on: where the re-costed demand ends.
 DEMAND_QUANTITY_FROM = f"""
 SELECT coalesce(sum(quantity), 0) FROM sale_lines
 WHERE product_id = $1 AND in_demand AND ({_DEMAND_KEY}) >= ($2, $3, $4, $5, $6, $7, $8)"""
 
-# Lines whose cost follows the WAC outside a re-laid tail: shortages, consumers of
+# Lines whose cost follows the WAC outside a re-costed tail: shortages, consumers of
 # return lots (priced at WAC), and credit memo lines (valued at WAC).
 WAC_DEPENDENT_LINES = f"""
 SELECT {_LINE_COLUMNS} FROM sale_lines WHERE product_id = $1 AND shortage_qty > 0
@@ -563,13 +563,13 @@ class CostingRepository:
     async def demand_quantity_from(self, product_id: int, key: DemandKey) -> Decimal:
         return await self.conn.fetchval(DEMAND_QUANTITY_FROM, product_id, *key)
 
-    async def relay_tail_in_db(self, product_id: int, key: DemandKey, moved_from: DemandKey | None,
+    async def recost_tail_in_db(self, product_id: int, key: DemandKey, moved_from: DemandKey | None,
                                moved_start: Decimal | None, supply_end: Decimal, wac: Decimal, has_basis: bool,
                                span: tuple[Decimal, Decimal], cause: tuple[str, uuid.UUID],
                                resummed: Iterable[int]) -> list[int] | None:
-        """Re-lay, allocate, price and write the tail from ``key`` and the totals of its
-        sales but ``resummed`` (RELAY_TAIL_IN_DB); the tail's line ids."""
-        return await self.conn.fetchval(RELAY_TAIL_IN_DB, product_id, *key, *(moved_from or (None,) * len(key)),
+        """Re-cost, allocate, price and write the tail from ``key`` and the totals of its
+        sales but ``resummed`` (RECOST_TAIL_IN_DB); the tail's line ids."""
+        return await self.conn.fetchval(RECOST_TAIL_IN_DB, product_id, *key, *(moved_from or (None,) * len(key)),
                                         moved_start, supply_end, wac, has_basis, *span, self.tenant_id, *cause,
                                         sorted(resummed))
 

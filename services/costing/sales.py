@@ -199,7 +199,7 @@ async def _rewrite_lines(repo: CostingRepository, writer: LineWriter, rewrites: 
                                 received_at))
                 change.touch_supply((received_at, lot_number), rw.cause)
 
-    # Return lots no line asks for any more go; the lines that consumed them re-lay (their
+    # Return lots no line asks for any more go; the lines that consumed them re-cost (their
     # allocations go with the lot, leaving a gap in the supply the tail must cover).
     kept = {(r[0], r[1]) for r in returns}
     doomed = {lot["id"]: rw.cause for rw in rewrites for lot in old_returns[rw.sale["id"]]
@@ -211,7 +211,7 @@ async def _rewrite_lines(repo: CostingRepository, writer: LineWriter, rewrites: 
     await _write_return_lots(repo, returns, line_ids)
     await repo.delete_lots(list(doomed))
     await repo.delete_allocations_of([line_ids[k] for k in left_demand_keys])
-    # These sales' totals are re-summed at the end, so a re-lay need not move them.
+    # These sales' totals are re-summed at the end, so a re-cost need not move them.
     writer.sale_ids.update(ids)
     writer.created.update(created)
     for change in changes.values():
