@@ -5,16 +5,14 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterable, Sequence
-from datetime import date, datetime
+from datetime import datetime
 from decimal import Decimal
 
 import asyncpg
 
+from services.costing.order import DemandKey, SupplyKey
 from shared.db import tenant_setting_sql
 
-# txn_date, source_created_at, source, length of external_id, external_id, sale_type, line_no
-DemandKey = tuple[date, datetime, str, int, str, str, int]
-SupplyKey = tuple[datetime, str]  # received_at, lot_number
 SaleKey = tuple[str, str, str]  # source, type, external_id
 
 _DEMAND_KEY = "(txn_date, source_created_at, source, external_id_len, external_id, sale_type, line_no)"

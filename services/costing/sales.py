@@ -7,7 +7,7 @@ and return lots (a sale created just now has none, and no other transaction can 
 it). Then each event is decided in memory (version check, status rank, the new
 lines and their kinds), the lines, lots and headers are written in bulk, and each
 product touched is re-costed once from the earliest position any of the group's
-sales changed (``recost``).
+sales changed (``tail.recost_product``).
 """
 
 from __future__ import annotations
@@ -20,8 +20,9 @@ from decimal import Decimal
 
 import asyncpg
 
-from services.costing.recost import (Cause, LineWriter, ProductChange, demand_key, demand_key_of, price_lines,
-                                     recost, supply_key)
+from services.costing.order import demand_key, demand_key_of, supply_key
+from services.costing.recost import Cause, ProductChange
+from services.costing.tail import LineWriter, price_lines, recost_product
 from services.costing.repository import CostingRepository, SaleKey
 from shared.db import TransientError
 from shared.events import SaleRemoved, SaleUpserted
@@ -215,7 +216,7 @@ async def _rewrite_lines(repo: CostingRepository, writer: LineWriter, rewrites: 
     writer.sale_ids.update(ids)
     writer.created.update(created)
     for change in changes.values():
-        await recost(repo, change, writer)
+        await recost_product(repo, change, writer)
 
     own_rows = await repo.lines_by_id([line_ids[k] for k in own_keys])
     posted_sales = {rw.sale["id"] for rw in rewrites if rw.status == "posted"}
