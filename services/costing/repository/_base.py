@@ -9,17 +9,24 @@ from decimal import Decimal
 
 import asyncpg
 
+from services.costing import order
 from services.costing.order import DemandKey, SupplyKey
 
 __all__ = ["DemandKey", "RepositoryPart", "SaleKey", "SupplyKey"]
 
 SaleKey = tuple[str, str, str]  # source, type, external_id
 
-_DEMAND_KEY = "(txn_date, source_created_at, source, external_id_len, external_id, sale_type, line_no)"
-# ORDER BY lists the columns (a row value in ORDER BY would be sorted, not read from the index).
-_DEMAND_ORDER = "txn_date, source_created_at, source, external_id_len, external_id, sale_type, line_no"
-_DEMAND_ORDER_DESC = ", ".join(f"{c} DESC" for c in _DEMAND_ORDER.split(", "))
-_LINE_DEMAND_ORDER = ", ".join(f"l.{c}" for c in _DEMAND_ORDER.split(", "))  # of sale_lines l
+# The demand order's SQL fragments, derived from order.DEMAND_ORDER.
+_DEMAND_KEY = order.demand_row()  # a row value, to compare
+_DEMAND_ORDER = order.demand_columns()  # a column list, to sort (a row value would be sorted, not read from the index)
+_DEMAND_ORDER_DESC = order.demand_columns(desc=True)
+_LINE_DEMAND_ORDER = order.demand_columns("l")  # of sale_lines l
+_DEMAND_KEY_AT_2 = order.demand_params(2)  # a demand key as parameters $2-$8
+_DEMAND_KEY_AT_9 = order.demand_params(9)  # ... and as $9-$15 (a second key)
+# The supply order's, from order.SUPPLY_ORDER.
+_SUPPLY_KEY = f"({order.supply_columns()})"
+_SUPPLY_ORDER = order.supply_columns()
+_SUPPLY_ORDER_DESC = order.supply_columns(desc=True)
 _LINE_COLUMNS = (
     "id, sale_id, line_no, sku, product_id, description, kind, quantity, gross_revenue, revenue, cost, shortage_qty, "
     "flags, costed, candidate, in_demand, d_start, d_end, txn_date, source_created_at, source, external_id, sale_type"

@@ -2,7 +2,23 @@
 
 from __future__ import annotations
 
-from services.costing.repository._base import _LINE_DEMAND_ORDER
+from services.costing.flags import flags_sql
+from services.costing.order import DEMAND_ORDER
+from services.costing.repository._base import _DEMAND_KEY_AT_2, _DEMAND_KEY_AT_9, _LINE_DEMAND_ORDER
+
+# Two implementations of one tail re-cost: this statement and the Python one
+# (tail.py + recost.py + fifo.py). Both are kept only because the benchmark needs this
+# one for long tails (a backdate before thousands of lines, tails longer than
+# recost.RECOST_TAIL_IN_DB_FROM): it sends no line over the wire. Their rules are shared
+# where they can be: the demand order (order.py) and the flags (flags.FLAG_RULES, as
+# SQL here); tests/integration/test_costing_tail_paths.py runs the same histories
+# through both and compares them line for line.
+
+# The parameters after the two demand keys ($2-$8, $9-$15) are numbered for keys of 7 columns.
+assert len(DEMAND_ORDER) == 7, "renumber RECOST_TAIL_IN_DB's parameters after the demand keys"
+
+# The flags of a re-costed tail line (posted, not a return): flags.FLAG_RULES as SQL.
+_NEW_FLAGS = flags_sql(kind="l.kind", shortage="c.shortage", has_basis="$19")
 
 # A long tail re-costed inside the database (recost.RECOST_TAIL_IN_DB_FROM): the same rules as
 # fifo.allocate, line_cost and LineWriter.flush, set-based, so no per-line data crosses
@@ -25,8 +41,8 @@ WITH tail AS MATERIALIZED (
                  l.d_start, l.d_end, m.moves, row_number() OVER w AS n,
                  sum(CASE WHEN m.moves THEN l.quantity ELSE 0 END) OVER w AS moved_through
           FROM sale_lines l
-          CROSS JOIN LATERAL (SELECT ({_LINE_DEMAND_ORDER}) >= ($9, $10, $11, $12, $13, $14, $15) IS TRUE AS moves) m
-          WHERE l.product_id = $1 AND l.in_demand AND ({_LINE_DEMAND_ORDER}) >= ($2, $3, $4, $5, $6, $7, $8)
+          CROSS JOIN LATERAL (SELECT ({_LINE_DEMAND_ORDER}) >= {_DEMAND_KEY_AT_9} IS TRUE AS moves) m
+          WHERE l.product_id = $1 AND l.in_demand AND ({_LINE_DEMAND_ORDER}) >= {_DEMAND_KEY_AT_2}
           WINDOW w AS (ORDER BY {_LINE_DEMAND_ORDER} ROWS UNBOUNDED PRECEDING)) t
 ), supply AS MATERIALIZED (
     SELECT row_number() OVER (ORDER BY lot.s_start) AS n, lot.id, lot.s_start, lot.s_end,
@@ -46,11 +62,7 @@ WITH tail AS MATERIALIZED (
     WHERE g.at < g.line_end AND g.at < g.lot_end AND (g.next_at > g.at OR g.next_at IS NULL)
 ), priced AS MATERIALIZED (
     SELECT l.*, c.shortage, coalesce(v.value, 0) + c.shortage * $18 AS new_cost, c.shortage * $18 AS shortage_cost,
-           array_remove(ARRAY[CASE WHEN l.kind = 'unmapped' THEN 'unmapped'
-                                   WHEN l.kind IN ('non_inventory', 'service', 'shipping') THEN 'non_inventory' END,
-                              CASE WHEN c.shortage > 0 THEN 'shortage' END,
-                              CASE WHEN NOT $19 AND l.kind = 'inventory' AND c.shortage > 0 THEN 'no_cost_basis' END],
-                        NULL) AS new_flags
+           {_NEW_FLAGS} AS new_flags
     FROM tail l
     CROSS JOIN LATERAL (SELECT greatest(l.new_end - greatest(l.new_start, $17), 0) AS shortage) c
     LEFT JOIN (SELECT n, sum(quantity * unit_cost) AS value FROM wanted GROUP BY n) v ON v.n = l.n
@@ -99,7 +111,7 @@ WITH tail AS MATERIALIZED (
                                ELSE EXISTS (SELECT 1 FROM sale_lines l
                                             WHERE l.sale_id = s.id AND l.shortage_qty > 0
                                               AND (l.product_id = $1 AND l.in_demand
-                                                   AND ({_LINE_DEMAND_ORDER}) >= ($2, $3, $4, $5, $6, $7, $8))
+                                                   AND ({_LINE_DEMAND_ORDER}) >= {_DEMAND_KEY_AT_2})
                                                   IS NOT TRUE)
                           END
     FROM moved m JOIN locked k ON k.id = m.sale_id

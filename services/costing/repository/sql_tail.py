@@ -8,16 +8,17 @@ from decimal import Decimal
 
 import asyncpg
 
-from services.costing.repository._base import (_DEMAND_KEY, _DEMAND_ORDER, _DEMAND_ORDER_DESC, _LINE_COLUMNS,
-                                               _LINE_DEMAND_ORDER, _LOT_COLUMNS, DemandKey, RepositoryPart,
-                                               SupplyKey, _as_text, _columns)
+from services.costing.repository._base import (_DEMAND_KEY, _DEMAND_KEY_AT_2, _DEMAND_KEY_AT_9, _DEMAND_ORDER,
+                                               _DEMAND_ORDER_DESC, _LINE_COLUMNS, _LINE_DEMAND_ORDER, _LOT_COLUMNS,
+                                               _SUPPLY_KEY, _SUPPLY_ORDER, _SUPPLY_ORDER_DESC, DemandKey,
+                                               RepositoryPart, SupplyKey, _as_text, _columns)
 from services.costing.repository.sql_recost_in_db import RECOST_TAIL_IN_DB
 
 
 # --- the FIFO tail -----------------------------------------------------------------
 
 DEMAND_PREDECESSOR_END = f"""
-SELECT d_end FROM sale_lines WHERE product_id = $1 AND in_demand AND {_DEMAND_KEY} < ($2, $3, $4, $5, $6, $7, $8)
+SELECT d_end FROM sale_lines WHERE product_id = $1 AND in_demand AND {_DEMAND_KEY} < {_DEMAND_KEY_AT_2}
 ORDER BY {_DEMAND_ORDER_DESC} LIMIT 1"""
 
 # What re-costing a line needs of it (a backdate reads thousands of them): whether it
@@ -25,7 +26,7 @@ ORDER BY {_DEMAND_ORDER_DESC} LIMIT 1"""
 # its allocations, as arrays in lot id order.
 TAIL_LINES = f"""
 SELECT l.id, l.sale_id, l.line_no, l.kind, l.quantity, l.cost, l.shortage_qty, l.flags, l.costed, l.d_start, l.d_end,
-       ({_LINE_DEMAND_ORDER}) >= ($9, $10, $11, $12, $13, $14, $15)
+       ({_LINE_DEMAND_ORDER}) >= {_DEMAND_KEY_AT_9}
            IS TRUE AS moves,
        a.lot_ids, a.quantities
 FROM sale_lines l
@@ -33,7 +34,7 @@ LEFT JOIN LATERAL (SELECT array_agg(a.lot_id ORDER BY a.lot_id) AS lot_ids,
                           array_agg(a.quantity ORDER BY a.lot_id) AS quantities
                    FROM allocations a WHERE a.line_id = l.id) a ON true
 WHERE l.product_id = $1 AND l.in_demand
-  AND ({_LINE_DEMAND_ORDER}) >= ($2, $3, $4, $5, $6, $7, $8)
+  AND ({_LINE_DEMAND_ORDER}) >= {_DEMAND_KEY_AT_2}
 ORDER BY {_LINE_DEMAND_ORDER}
 LIMIT $16"""
 
@@ -53,18 +54,18 @@ UNION ALL
  WHERE product_id = $1 AND shortage_qty > 0 AND in_demand AND d_end > $2
  ORDER BY {_DEMAND_ORDER} LIMIT 1)"""
 
-SUPPLY_PREDECESSOR_END = """
-SELECT s_end FROM lots WHERE product_id = $1 AND (received_at, lot_number) < ($2, $3)
-ORDER BY received_at DESC, lot_number DESC LIMIT 1"""
+SUPPLY_PREDECESSOR_END = f"""
+SELECT s_end FROM lots WHERE product_id = $1 AND {_SUPPLY_KEY} < ($2, $3)
+ORDER BY {_SUPPLY_ORDER_DESC} LIMIT 1"""
 
 TAIL_LOTS_FROM_KEY = f"""
 SELECT {_LOT_COLUMNS} FROM lots
-WHERE product_id = $1 AND ((received_at, lot_number) >= ($2, $3) OR (s_end > $4 AND s_start < $5))
-ORDER BY received_at, lot_number"""
+WHERE product_id = $1 AND ({_SUPPLY_KEY} >= ($2, $3) OR (s_end > $4 AND s_start < $5))
+ORDER BY {_SUPPLY_ORDER}"""
 
 TAIL_LOTS_FROM_POSITION = f"""
 SELECT {_LOT_COLUMNS} FROM lots WHERE product_id = $1 AND s_end > $2 AND s_start < $3
-ORDER BY received_at, lot_number"""
+ORDER BY {_SUPPLY_ORDER}"""
 
 # The first line (in demand order) consuming each of these lots.
 FIRST_CONSUMERS = f"""
@@ -108,7 +109,7 @@ WHERE lots.id = u.id AND lots.id = ANY($1::bigint[])"""
 # A demand tail's quantity from a key on: where the re-costed demand ends.
 DEMAND_QUANTITY_FROM = f"""
 SELECT coalesce(sum(quantity), 0) FROM sale_lines
-WHERE product_id = $1 AND in_demand AND ({_DEMAND_KEY}) >= ($2, $3, $4, $5, $6, $7, $8)"""
+WHERE product_id = $1 AND in_demand AND {_DEMAND_KEY} >= {_DEMAND_KEY_AT_2}"""
 
 # Lines whose cost follows the WAC outside a re-costed tail: shortages, consumers of
 # return lots (priced at WAC), and credit memo lines (valued at WAC).
