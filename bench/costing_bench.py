@@ -684,7 +684,8 @@ async def recost_model(pool: asyncpg.Pool, service_pool: asyncpg.Pool, tenant: u
 
 # --- profiling -----------------------------------------------------------------------------
 
-_SQL_NAMES = {" ".join(v.split()): k for k, v in vars(repository).items() if k.isupper() and isinstance(v, str)}
+_SQL_NAMES = {" ".join(v.split()): k for module in repository.STATEMENT_MODULES for k, v in vars(module).items()
+              if k.isupper() and isinstance(v, str)}
 
 
 def _sql_name(query: str) -> str:
@@ -711,7 +712,7 @@ class Profile:
         out = [f"**{self.label}**: {self.events} event(s) applied under cProfile in {self.wall * 1000:.0f} ms, "
                f"{self.wall / self.events * 1000:.2f} ms per event.", "",
                "Top SQL statements (asyncpg round trip incl. result decoding; names from "
-               "`services/costing/repository.py`):", "",
+               "`services/costing/repository/`):", "",
                "| statement | calls/event | total ms | ms/call | share of wall |", "|---|---:|---:|---:|---:|"]
         for name, calls, total in self.top_sql()[:5]:
             out.append(f"| `{name}` | {calls / self.events:.1f} | {total * 1000:.1f} | {total / calls * 1000:.2f} | "

@@ -707,7 +707,7 @@ def miss_summary(b: Burst, ib: Burst | None) -> list[str]:
         text += ("; and sales were costed out of demand order: "
                  f"each sale sorted before up to {max(b.tails):,} (on average "
                  f"{sum(b.tails) / len(b.tails):,.0f}) already-costed ones, and the engine re-lays that whole tail inside the locked transaction "
-                 "(`_relay_tail` and `fifo.allocate` in the costing profile below)")
+                 "(`_recost_tail` and `fifo.allocate` in the costing profile below)")
     out.append(text + f"; {rates}.")
     if ib is not None and ib.complete:
         rate = ib.count / all_costed(ib)

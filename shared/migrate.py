@@ -23,6 +23,13 @@ from shared.settings import Settings
 MIGRATIONS = Path(__file__).with_name("migrations")
 _LOCK_KEY = 0x5A1E5  # advisory lock id: serializes concurrent migration runs
 
+#: Migrations whose file was renamed after databases had recorded them: old name -> new
+#: name. A database that recorded the old name has applied the migration; it records the
+#: new name instead of applying it a second time.
+RENAMED = {
+    "0011_relay_room.sql": "0011_recost_room.sql",  # "relay" is the outbox relay's word (issue 17)
+}
+
 log = get_logger("migrate")
 
 
@@ -53,6 +60,12 @@ async def recreate_database(dsn: str, service_dsn: str | None = None) -> None:
     await migrate(dsn, service_dsn)
 
 
+def renamed_records(done: set[str], renamed: dict[str, str] = RENAMED) -> list[tuple[str, str]]:
+    """The (old, new) names to record again among the names ``done``: an old name whose
+    new one is not recorded yet. (If both are, the old row is left alone: harmless.)"""
+    return sorted((old, new) for old, new in renamed.items() if old in done and new not in done)
+
+
 async def apply_migrations(conn: asyncpg.Connection) -> list[str]:
     """Apply the migrations not yet recorded; returns the names applied."""
     await conn.execute(
@@ -62,6 +75,9 @@ async def apply_migrations(conn: asyncpg.Connection) -> list[str]:
     async with conn.transaction():
         await conn.execute("SELECT pg_advisory_xact_lock($1)", _LOCK_KEY)
         done = {r["name"] for r in await conn.fetch("SELECT name FROM schema_migrations")}
+        for old, new in renamed_records(done):
+            await conn.execute("UPDATE schema_migrations SET name = $2 WHERE name = $1", old, new)
+            done = (done - {old}) | {new}
         for path in sorted(MIGRATIONS.glob("[0-9][0-9][0-9][0-9]_*.sql")):
             if path.name in done:
                 continue

@@ -72,10 +72,10 @@ async def tenant_id(pool) -> uuid.UUID:
 
 
 @pytest.fixture(params=["python", "database"])
-def relay(request, monkeypatch) -> str:
-    """Run a test twice: every tail re-laid in Python, then every tail re-laid inside
-    PostgreSQL (repository.RELAY_TAIL_IN_DB; the engine chooses by the tail's length)."""
-    monkeypatch.setattr(recost, "RELAY_IN_DB_FROM", 0 if request.param == "database" else 10**9)
+def tail_recost(request, monkeypatch) -> str:
+    """Run a test twice: every tail re-costed in Python, then every tail re-costed inside
+    PostgreSQL (repository.RECOST_TAIL_IN_DB; the engine chooses by the tail's length)."""
+    monkeypatch.setattr(recost, "RECOST_TAIL_IN_DB_FROM", 0 if request.param == "database" else 10**9)
     return request.param
 
 

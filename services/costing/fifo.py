@@ -6,7 +6,7 @@ covers [s_j, s_j + r_j). Line i takes from lot j the overlap of the two
 intervals; what lies beyond the end of supply is its shortage, costed at the
 product's weighted average cost (WAC).
 
-The incremental engine re-lays only a *tail* of each axis (from the first
+The incremental engine re-costs only a *tail* of each axis (from the first
 position a change can affect), so the result always equals a full
 recomputation while an in-order sale touches only its own lines.
 """

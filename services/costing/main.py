@@ -1,5 +1,8 @@
-"""Composition root of the costing service: pool, broker, topology, consumer, and
-the health/metrics HTTP endpoint (port COSTING_PORT, 8083 by default)."""
+"""Composition root of the costing service: ``create_app(settings)`` wires the pool,
+the broker connection and topology, and the consumer, one cleanup context each
+(opened in that order, closed in reverse: the consumer stops before the broker
+connection closes, the broker before the pool), and the health/metrics HTTP endpoint
+(port COSTING_PORT, 8083 by default)."""
 
 from __future__ import annotations
 
@@ -9,6 +12,7 @@ import signal
 
 from aiohttp import web
 
+from services.costing.app_keys import BROKER, CHANNEL, CONSUMER, POOL, SETTINGS, TOPOLOGY
 from services.costing.consumer import CostingConsumer
 from services.costing.runtime import tune_garbage_collector
 from services.costing.service import CostingService
@@ -22,31 +26,66 @@ from shared.startup import run_guarded
 log = get_logger("costing")
 
 
-@contextlib.asynccontextmanager
-async def running_consumer(settings: Settings):
-    """Everything the consumer needs, started; yields (consumer, health app, topology)."""
-    pool = await create_service_pool(settings.database_url, settings.db_pool_min, settings.db_pool_max)
+async def _pool_ctx(app: web.Application):
+    settings = app[SETTINGS]
+    app[POOL] = await create_service_pool(settings.database_url, settings.db_pool_min, settings.db_pool_max)
+    yield
+    await app[POOL].close()
+
+
+async def _broker_ctx(app: web.Application):
+    """The broker connection, its channel (QoS: costing_prefetch) and the declared topology."""
+    settings = app[SETTINGS]
     connection = await broker.connect(settings.amqp_url)
     try:
         channel = await broker.open_channel(connection, settings.costing_prefetch)
-        topology = await broker.declare(channel, broker.Names(settings.broker_prefix), settings.costing_delivery_limit)
-        service = CostingService(pool, settings.costing_max_attempts, settings.costing_outage_retry_seconds)
-        consumer = CostingConsumer(service, topology.dead_letter_exchange, channel.default_exchange,
-                                   topology.names.costing_queue, settings.costing_batch_size, settings.crash_point)
-        app = web.Application()
-        add_health_routes(app, {"database": database_check(pool), "broker": broker_check(connection)})
-        worker = asyncio.create_task(consumer.run())
-        tag = await topology.costing.consume(consumer.receive)
-        try:
-            yield consumer, app, topology
-        finally:
-            await topology.costing.cancel(tag)
-            worker.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await worker
+        app[TOPOLOGY] = await broker.declare(channel, broker.Names(settings.broker_prefix),
+                                             settings.costing_delivery_limit)
+        app[BROKER], app[CHANNEL] = connection, channel
+        yield
     finally:
         await connection.close()
-        await pool.close()
+
+
+async def _consumer_ctx(app: web.Application):
+    """The consumer's worker task and its subscription to the costing queue; on stop,
+    the subscription is cancelled first (no new deliveries), then the worker."""
+    settings, topology = app[SETTINGS], app[TOPOLOGY]
+    service = CostingService(app[POOL], settings.costing_max_attempts, settings.costing_outage_retry_seconds)
+    consumer = CostingConsumer(service, topology.dead_letter_exchange, app[CHANNEL].default_exchange,
+                               topology.names.costing_queue, settings.costing_batch_size, settings.crash_point)
+    app[CONSUMER] = consumer
+    worker = asyncio.create_task(consumer.run(), name="costing-consumer")
+    tag = await topology.costing.consume(consumer.receive)
+    try:
+        yield
+    finally:
+        await topology.costing.cancel(tag)
+        worker.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await worker
+
+
+def create_app(settings: Settings) -> web.Application:
+    app = web.Application()
+    app[SETTINGS] = settings
+    app.cleanup_ctx.extend([_pool_ctx, _broker_ctx, _consumer_ctx])
+    add_health_routes(app, {"database": lambda: database_check(app[POOL])(),
+                            "broker": lambda: broker_check(app[BROKER])()})
+    return app
+
+
+@contextlib.asynccontextmanager
+async def running_consumer(settings: Settings):
+    """For tests: ``create_app``'s resources started, without the HTTP site; yields
+    (consumer, app, topology)."""
+    runner = web.AppRunner(create_app(settings))
+    await runner.setup()
+    try:
+        app = runner.app
+        yield app[CONSUMER], app, app[TOPOLOGY]
+    finally:
+        await runner.cleanup()
 
 
 async def serve(settings: Settings) -> None:
@@ -54,14 +93,15 @@ async def serve(settings: Settings) -> None:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
-    async with running_consumer(settings) as (_consumer, app, topology):
-        runner = http_server.AppRunner(app)  # a malformed request: JSON, its bytes never logged
-        await runner.setup()
+    runner = http_server.AppRunner(create_app(settings))  # a malformed request: JSON, its bytes never logged
+    await runner.setup()  # starts the pool, the broker and the consumer
+    try:
         await web.TCPSite(runner, settings.bind_host, settings.costing_port).start()
         tune_garbage_collector()
-        log.info("costing.started", queue=topology.names.costing_queue, port=settings.costing_port)
+        log.info("costing.started", queue=runner.app[TOPOLOGY].names.costing_queue, port=settings.costing_port)
         await stop.wait()
-        await runner.cleanup()
+    finally:
+        await runner.cleanup()  # the site first, then the consumer, the broker, the pool
     log.info("costing.stopped")
 
 

@@ -1,70 +1,66 @@
-"""Re-costing one product after a change: the incremental FIFO engine.
+"""Re-costing one product after a change: the planning half of the incremental FIFO
+engine. Plain functions over rows and numbers, no I/O (``tail.py`` reads the rows,
+calls these and writes what they decide).
 
-A handler records where a change starts on each axis (``ProductChange``), then
-``recost`` re-lays only the tail of the axes from there:
+A handler records where a change starts on each axis (``ProductChange``); the tail
+re-cost then lays out again only the tail of the axes from there:
 
 * X_d: the demand position where the first changed line (old or new key) starts,
   X_s: the supply position where the first changed lot starts, X = min of them.
 * Lines ending after X may change allocations; lines at or after the changed
   demand key also move. Lots at or after the changed supply key move; lots
-  overlapping the re-laid demand give or take quantity.
+  overlapping the re-costed demand give or take quantity.
 
 Everything before X is untouched, so an in-order sale costs only its own lines
 and a backdated one only the later lines of its own products. The result is the
 same as recomputing the product from scratch (the property tests hold it to that).
 
-A tail of up to RELAY_IN_DB_FROM lines is re-laid here (``fifo``); a longer one, a
-backdated sale before thousands of lines, by one statement inside PostgreSQL
-(``repository.RELAY_TAIL_IN_DB``). The property tests run both ways.
+A tail of up to RECOST_TAIL_IN_DB_FROM lines is re-costed in Python (``fifo`` and
+the functions below); a longer one, a backdated sale before thousands of lines, by
+one statement inside PostgreSQL (``repository.RECOST_TAIL_IN_DB``). The property
+tests run both ways (the ``tail_recost`` fixture).
 """
 
 from __future__ import annotations
 
 import uuid
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
-
-import asyncpg
+from typing import Any
 
 from services.costing import fifo
-from services.costing.repository import CostingRepository, DemandKey, SupplyKey
+from services.costing.flags import line_flags
+from services.costing.order import DemandKey, SupplyKey, supply_key
 from shared.money import WIDE, ZERO, wide
 
-NON_INVENTORY = {"non_inventory", "service", "shipping"}
+#: A row read from the database (a record or any mapping of its columns).
+Row = Mapping[str, Any]
 
 #: Why a line's cost changed, for its cost revision: (description, event id).
 Cause = tuple[str, uuid.UUID]
 
-#: A tail longer than this many lines is re-laid inside PostgreSQL (RELAY_TAIL_IN_DB):
+#: A tail longer than this many lines is re-costed inside PostgreSQL (RECOST_TAIL_IN_DB):
 #: the same rules, set-based, without sending every line there and back. Shorter
-#: tails (an in-order sale's own lines) are cheaper to re-lay here in one sweep (measured: the two
+#: tails (an in-order sale's own lines) are cheaper to re-cost here in one sweep (measured: the two
 #: break even at 30-100 lines; at 1,000 lines the database takes half the time).
-RELAY_IN_DB_FROM = 50
+RECOST_TAIL_IN_DB_FROM = 50
 
 
-def demand_key_of(txn_date, source_created_at, source: str, external_id: str, sale_type: str, line_no: int) -> DemandKey:
-    """A line's place in the demand order; external ids compare length first (numeric ids numerically)."""
-    return (txn_date, source_created_at, source, len(external_id), external_id, sale_type, line_no)
+def in_database(tail_length: int) -> bool:
+    """Whether a tail of this many lines (at least) is re-costed inside PostgreSQL."""
+    return tail_length > RECOST_TAIL_IN_DB_FROM
 
 
-def demand_key(row) -> DemandKey:
-    return demand_key_of(row["txn_date"], row["source_created_at"], row["source"], row["external_id"],
-                         row["sale_type"], row["line_no"])
-
-
-def supply_key(row) -> SupplyKey:
-    return (row["received_at"], row["lot_number"])
-
-
-def _min(a, b):
+def earliest(a, b):
     return b if a is None or (b is not None and b < a) else a
 
 
 @dataclass
 class ProductChange:
-    """What a handler changed in one product, for ``recost``."""
+    """What a handler changed in one product, for the tail re-cost."""
 
-    row: asyncpg.Record
+    row: Row
     received_qty: Decimal = ZERO
     received_value: Decimal = ZERO
     standard_cost: Decimal | None = None
@@ -72,7 +68,7 @@ class ProductChange:
     supply_from: SupplyKey | None = None
     #: Lines to price again whatever happens (newly mapped ones).
     reprice_line_ids: set[int] = field(default_factory=set)
-    #: The product's cost basis after ``recost``.
+    #: The product's cost basis after the re-cost.
     wac: Decimal = ZERO
     has_basis: bool = False
     #: The events that changed each axis at its earliest point (several events may change
@@ -82,7 +78,7 @@ class ProductChange:
     cause: Cause | None = None
 
     @classmethod
-    def of(cls, row: asyncpg.Record, cause: Cause | None = None) -> ProductChange:
+    def of(cls, row: Row, cause: Cause | None = None) -> ProductChange:
         return cls(row, row["received_qty"], row["received_value"], row["standard_cost"], cause=cause)
 
     def touch_demand(self, key: DemandKey, cause: Cause | None = None) -> None:
@@ -95,147 +91,30 @@ class ProductChange:
             self.supply_from, self.supply_cause = key, cause or self.supply_cause
         self.cause = self.cause or cause
 
+    @property
+    def touches_axes(self) -> bool:
+        return self.demand_from is not None or self.supply_from is not None
 
-def line_flags(kind: str, shortage: Decimal, has_basis: bool, is_return: bool, posted: bool) -> list[str]:
-    if not posted:
-        return []
-    flags = []
-    if kind == "unmapped":
-        flags.append("unmapped")
-    elif kind in NON_INVENTORY:
-        flags.append("non_inventory")
-    if shortage > 0:
-        flags.append("shortage")
-    if not has_basis and kind == "inventory" and (shortage > 0 or is_return):
-        flags.append("no_cost_basis")
-    return flags
+    def settle_cost_basis(self) -> bool:
+        """Set ``wac`` and ``has_basis`` from the received lots (or the standard cost);
+        True if they differ from the product's stored ones."""
+        p = self.row
+        self.wac, self.has_basis = fifo.wac(self.received_qty, self.received_value, self.standard_cost)
+        return self.wac != p["wac"] or self.has_basis != p["has_cost_basis"]
 
 
-@dataclass
-class LineWriter:
-    """Collects new costs of lines, writes the changed ones, records cost revisions
-    for lines that had been costed before, and brings the totals of their sales up to
-    date: re-summed for the sales whose lines were rewritten (``sale_ids``), moved by
-    the difference for the others (a sale's cost is the sum of its lines' costs)."""
+# --- the tail -----------------------------------------------------------------------
 
-    repo: CostingRepository
-    #: Recorded with a revision when the caller names no other cause.
-    cause: Cause
-    costs: dict[int, tuple[asyncpg.Record, Decimal, Decimal, Decimal, list[str], Cause]] = field(default_factory=dict)
-    positions: dict[int, tuple[Decimal, Decimal]] = field(default_factory=dict)
-    sale_ids: set[int] = field(default_factory=set)
-    #: Sales created by this transaction: invisible to others, so not locked for their totals.
-    created: set[int] = field(default_factory=set)
-
-    def set(self, row, cost: Decimal, shortage: Decimal, shortage_cost: Decimal, flags: list[str],
-            position: tuple[Decimal, Decimal] | None = None, cause: Cause | None = None) -> None:
-        self.costs[row["id"]] = (row, cost, shortage, shortage_cost, flags, cause or self.cause)
-        if position is not None:
-            self.positions[row["id"]] = position
-
-    async def flush(self) -> None:
-        """One UPDATE for every line whose position or cost changed."""
-        writes, revisions = [], []
-        deltas: dict[int, tuple[Decimal, bool]] = {}
-        for row, cost, shortage, shortage_cost, flags, cause in self.costs.values():
-            position = self.positions.get(row["id"])
-            moved = position is not None and position != (row["d_start"], row["d_end"])
-            repriced = not (row["costed"] and row["cost"] == cost and row["shortage_qty"] == shortage
-                            and list(row["flags"]) == flags)
-            if not (moved or repriced):
-                continue
-            start, end = position if moved else (None, None)
-            writes.append((row["id"], moved, start, end, cost, shortage, shortage_cost, ",".join(flags)))
-            if repriced and row["sale_id"] not in self.sale_ids:
-                delta, recheck = deltas.get(row["sale_id"], (ZERO, False))
-                delta = WIDE.add(delta, WIDE.subtract(cost, row["cost"]))
-                deltas[row["sale_id"]] = (delta, recheck or (row["shortage_qty"] > 0) != (shortage > 0))
-            if row["costed"] and row["cost"] != cost:
-                revisions.append((row["sale_id"], row["line_no"], row["cost"], cost, *cause))
-        await self.repo.write_lines(writes)
-        await self.repo.insert_revisions(revisions)
-        self.costs.clear()
-        self.positions.clear()
-        await self.repo.update_sale_totals(self.sale_ids, [(k, *v) for k, v in deltas.items() if v != (ZERO, False)],
-                                           self.created)
-        self.sale_ids.clear()
-        self.created.clear()
-
-
-async def price_lines(repo: CostingRepository, writer: LineWriter, rows, wac: Decimal, has_basis: bool,
-                      posted_sales: set[int], cause: Cause | None = None) -> None:
-    """Cost lines whose allocations are already right: from their allocations and
-    their shortage at WAC, or (credit memo lines) the value of their return lot."""
-    allocs: dict[int, list[tuple[Decimal, Decimal]]] = {}
-    for a in await repo.allocations_of([r["id"] for r in rows if r["in_demand"]]):
-        allocs.setdefault(a["line_id"], []).append((a["quantity"], a["unit_cost"]))
-    for r in rows:
-        posted = r["sale_id"] in posted_sales
-        if r["in_demand"]:
-            cost, shortage_cost = fifo.line_cost(allocs.get(r["id"], []), r["shortage_qty"], wac)
-            writer.set(r, cost, r["shortage_qty"], shortage_cost,
-                       line_flags(r["kind"], r["shortage_qty"], has_basis, False, True), cause=cause)
-        elif posted and r["sale_type"] == "credit_memo" and r["kind"] == "inventory":
-            with wide():
-                cost = -(r["quantity"] * wac)
-            writer.set(r, cost, ZERO, ZERO, line_flags(r["kind"], ZERO, has_basis, True, True), cause=cause)
-        else:
-            writer.set(r, ZERO, ZERO, ZERO, line_flags(r["kind"], ZERO, has_basis, False, posted), cause=cause)
-
-
-async def recost(repo: CostingRepository, change: ProductChange, writer: LineWriter) -> None:
-    p = change.row
-    wac, has_basis = fifo.wac(change.received_qty, change.received_value, change.standard_cost)
-    change.wac, change.has_basis = wac, has_basis
-    wac_changed = wac != p["wac"] or has_basis != p["has_cost_basis"]
-    if wac_changed:
-        await repo.reprice_return_lots(p["id"], wac)
-
-    demand_total, supply_total = p["demand_total"], p["supply_total"]
-    tail_ids: set[int] = set()
-    if change.demand_from is not None or change.supply_from is not None:
-        demand_total, supply_total, tail_ids = await _relay_tail(repo, change, writer, wac, has_basis)
-
-    if wac_changed or change.reprice_line_ids:
-        dependent = await repo.wac_dependent_lines(p["id"]) if wac_changed else []
-        ids = {r["id"] for r in dependent} | change.reprice_line_ids
-        rows = [r for r in dependent if r["id"] not in tail_ids]
-        extra = ids - tail_ids - {r["id"] for r in rows}
-        if extra:
-            rows += await repo.lines_by_id(sorted(extra))
-        await price_lines(repo, writer, rows, wac, has_basis, await repo.posted_sales({r["sale_id"] for r in rows}),
-                          change.cause)
-
-    await repo.update_product_totals(p["id"], change.received_qty, change.received_value, wac, has_basis,
-                                     demand_total, supply_total)
-
-
-async def _relay_tail(repo: CostingRepository, change: ProductChange, writer: LineWriter, wac: Decimal,
-                      has_basis: bool) -> tuple[Decimal, Decimal, set[int]]:
-    """Re-lay the product's tail; (demand end, supply end, ids of the tail's lines)."""
-    p = change.row
-    pid = p["id"]
-    x_d = x_s = None
-    if change.demand_from is not None:
-        x_d = await repo.demand_predecessor_end(pid, change.demand_from) or ZERO
-    if change.supply_from is not None:
-        x_s = await repo.supply_predecessor_end(pid, change.supply_from) or ZERO
-    # The re-lay starts where the earlier of the two axes changed; that change is its cause.
+def tail_cause(change: ProductChange, x_d: Decimal | None, x_s: Decimal | None, default: Cause) -> tuple[bool, Cause]:
+    """(whether supply changed first, the cause of the re-cost): it starts where the
+    earlier of the two axes changed, and that change is its cause."""
     supply_first = x_s is not None and (x_d is None or x_s < x_d)
-    cause = (change.supply_cause if supply_first else change.demand_cause) or change.cause or writer.cause
+    cause = (change.supply_cause if supply_first else change.demand_cause) or change.cause or default
+    return supply_first, cause
 
-    # Demand tail: lines that move (from the changed demand key on), and lines that may
-    # take from a changed part of supply (those ending after x_s; when x_d <= x_s they
-    # all come after the changed demand key anyway).
-    tail_from = change.demand_from
-    if supply_first:
-        tail_from = _min(tail_from, await repo.first_line_ending_after(pid, x_s))
-    line_rows = []
-    if tail_from is not None:
-        line_rows = await repo.tail_lines(pid, tail_from, change.demand_from, RELAY_IN_DB_FROM + 1)
-    if len(line_rows) > RELAY_IN_DB_FROM:
-        return await _relay_in_db(repo, change, writer, wac, has_basis, (x_d, x_s), tail_from, line_rows[0], cause)
 
+def lay_demand(change: ProductChange, line_rows: Sequence[Row], x_d: Decimal | None) -> tuple[list[fifo.Placed], Decimal]:
+    """The tail's lines placed (those that move laid out again from ``x_d``); the demand end."""
     lines: list[fifo.Placed] = []
     moved: list[fifo.Placed] = []
     for r in line_rows:
@@ -243,56 +122,36 @@ async def _relay_tail(repo: CostingRepository, change: ProductChange, writer: Li
         lines.append(placed)
         if r["moves"]:
             moved.append(placed)
-    demand_end = p["demand_total"] if change.demand_from is None else fifo.lay_out(moved, x_d)
-    lots, unit_costs, supply_end = await _relay_lots(repo, change, wac, x_s, demand_end,
-                                                     lines[0].start if lines else None)
-    results = fifo.allocate(lines, lots, supply_end)
-
-    # Allocations: write the difference only.
-    existing = {(r["id"], lot_id): quantity for r in line_rows
-                for lot_id, quantity in zip(r["lot_ids"] or (), r["quantities"] or ())}
-    wanted = {(line_id, a.lot_id): a.quantity for line_id, res in results.items() for a in res.allocations}
-    await repo.delete_allocation_pairs([k for k, q in existing.items() if wanted.get(k) != q])
-    await repo.insert_allocations([(k[0], k[1], q) for k, q in wanted.items() if existing.get(k) != q])
-
-    # Lines: positions and cost, written together by the writer.
-    for placed, r in zip(lines, line_rows):
-        res = results[placed.id]
-        cost, shortage_cost = fifo.line_cost(((a.quantity, unit_costs[a.lot_id]) for a in res.allocations),
-                                             res.shortage, wac)
-        writer.set(r, cost, res.shortage, shortage_cost, line_flags(r["kind"], res.shortage, has_basis, False, True),
-                   (placed.start, placed.end), cause)
-    return demand_end, supply_end, {l.id for l in lines}
+    demand_end = change.row["demand_total"] if change.demand_from is None else fifo.lay_out(moved, x_d)
+    return lines, demand_end
 
 
-async def _relay_in_db(repo: CostingRepository, change: ProductChange, writer: LineWriter, wac: Decimal,
-                       has_basis: bool, starts: tuple[Decimal | None, Decimal | None], tail_from: DemandKey,
-                       first: asyncpg.Record, cause: Cause) -> tuple[Decimal, Decimal, set[int]]:
-    """The same re-lay for a long tail, inside PostgreSQL (RELAY_TAIL_IN_DB); ``first``
-    is the tail's first line. The lines are written there, and the totals of their sales
-    but for those the writer re-sums."""
-    p, (x_d, x_s) = change.row, starts
-    demand_end = p["demand_total"]
-    if change.demand_from is not None:
-        demand_end = WIDE.add(x_d, await repo.demand_quantity_from(p["id"], change.demand_from))
-    first_start = x_d if first["moves"] else first["d_start"] if first["d_start"] is not None else ZERO
-    # The statement reads the lots the tail overlaps itself: only those that move or
-    # whose remaining quantity changes are laid here.
-    _, _, supply_end = await _relay_lots(repo, change, wac, x_s, demand_end, None)
-    line_ids = await repo.relay_tail_in_db(p["id"], tail_from, change.demand_from, x_d, supply_end, wac, has_basis,
-                                           (first_start, demand_end), cause, writer.sale_ids)
-    return demand_end, supply_end, set(line_ids or ())
+def long_tail_start(first: Row, x_d: Decimal | None) -> Decimal:
+    """Where a tail re-costed in the database starts on the demand axis (``first``: its first line)."""
+    return x_d if first["moves"] else first["d_start"] if first["d_start"] is not None else ZERO
 
 
-async def _relay_lots(repo: CostingRepository, change: ProductChange, wac: Decimal, x_s: Decimal | None,
-                      demand_end: Decimal, first_start: Decimal | None,
-                      ) -> tuple[list[fifo.Placed], dict[int, Decimal], Decimal]:
-    """Supply tail: lots overlapping the re-laid demand (from ``first_start``) or the change
-    of its end, and lots that move; laid out and written. (Lots, their unit costs, supply end.)"""
+def supply_window(change: ProductChange, demand_end: Decimal, first_start: Decimal | None) -> tuple[Decimal, Decimal]:
+    """The supply positions whose lots the re-cost reads: those overlapping the re-laid
+    demand (from ``first_start``) or the change of its end."""
     p = change.row
     lo = min([demand_end, p["demand_total"]] + ([first_start] if first_start is not None else []))
-    hi = max(demand_end, p["demand_total"])
-    lot_rows = await repo.tail_lots(p["id"], change.supply_from, lo, hi)
+    return lo, max(demand_end, p["demand_total"])
+
+
+@dataclass
+class SupplyTail:
+    lots: list[fifo.Placed]
+    unit_costs: dict[int, Decimal]
+    supply_end: Decimal
+    #: (id, s_start, s_end, remaining) of the lots whose position or remainder changed.
+    writes: list[tuple[int, Decimal, Decimal, Decimal]]
+
+
+def lay_supply(change: ProductChange, lot_rows: Sequence[Row], wac: Decimal, x_s: Decimal | None,
+               demand_end: Decimal) -> SupplyTail:
+    """The supply tail: lots (return lots at WAC), those from the changed supply key on laid
+    out again from ``x_s``, and what remains of each once the demand [0, demand_end) is served."""
     lots: list[fifo.Placed] = []
     moved_lots: list[fifo.Placed] = []
     unit_costs: dict[int, Decimal] = {}
@@ -302,9 +161,92 @@ async def _relay_lots(repo: CostingRepository, change: ProductChange, wac: Decim
         unit_costs[r["id"]] = wac if r["is_return"] else r["unit_cost"]
         if change.supply_from is not None and supply_key(r) >= change.supply_from:
             moved_lots.append(placed)
-    supply_end = p["supply_total"] if change.supply_from is None else fifo.lay_out(moved_lots, x_s)
-    # Positions and what remains of each lot.
+    supply_end = change.row["supply_total"] if change.supply_from is None else fifo.lay_out(moved_lots, x_s)
     laid = [(l.id, l.start, l.end, l.quantity - fifo.consumed(l, demand_end)) for l in lots]
-    await repo.write_lots([new for new, r in zip(laid, lot_rows)
-                           if new[1:] != (r["s_start"], r["s_end"], r["remaining"])])
-    return lots, unit_costs, supply_end
+    writes = [new for new, r in zip(laid, lot_rows) if new[1:] != (r["s_start"], r["s_end"], r["remaining"])]
+    return SupplyTail(lots, unit_costs, supply_end, writes)
+
+
+def allocation_changes(line_rows: Sequence[Row], results: Mapping[int, fifo.LineResult],
+                       ) -> tuple[list[tuple[int, int]], list[tuple[int, int, Decimal]]]:
+    """The difference between the tail's stored allocations (``lot_ids``, ``quantities`` of
+    each row) and the wanted ones: (pairs to delete, (line, lot, quantity) to insert)."""
+    existing = {(r["id"], lot_id): quantity for r in line_rows
+                for lot_id, quantity in zip(r["lot_ids"] or (), r["quantities"] or ())}
+    wanted = {(line_id, a.lot_id): a.quantity for line_id, res in results.items() for a in res.allocations}
+    return ([k for k, q in existing.items() if wanted.get(k) != q],
+            [(k[0], k[1], q) for k, q in wanted.items() if existing.get(k) != q])
+
+
+@dataclass
+class LinePrice:
+    cost: Decimal
+    shortage: Decimal
+    shortage_cost: Decimal
+    flags: list[str]
+
+
+def price_tail(lines: Sequence[fifo.Placed], results: Mapping[int, fifo.LineResult], unit_costs: Mapping[int, Decimal],
+               kinds: Sequence[str], wac: Decimal, has_basis: bool) -> list[LinePrice]:
+    """The price of each tail line (in ``lines`` order; ``kinds``: their kinds) from its allocations."""
+    out = []
+    for placed, kind in zip(lines, kinds):
+        res = results[placed.id]
+        cost, shortage_cost = fifo.line_cost(((a.quantity, unit_costs[a.lot_id]) for a in res.allocations),
+                                             res.shortage, wac)
+        out.append(LinePrice(cost, res.shortage, shortage_cost, line_flags(kind, res.shortage, has_basis, False, True)))
+    return out
+
+
+def price_line(r: Row, allocations: Iterable[tuple[Decimal, Decimal]], wac: Decimal, has_basis: bool,
+               posted: bool) -> LinePrice:
+    """A line whose allocations are already right: from its allocations ((quantity, unit
+    cost) pairs) and its shortage at WAC, or (a credit memo line) the value of its return
+    lot at WAC; any other line costs nothing."""
+    if r["in_demand"]:
+        cost, shortage_cost = fifo.line_cost(allocations, r["shortage_qty"], wac)
+        return LinePrice(cost, r["shortage_qty"], shortage_cost,
+                         line_flags(r["kind"], r["shortage_qty"], has_basis, False, True))
+    if posted and r["sale_type"] == "credit_memo" and r["kind"] == "inventory":
+        with wide():
+            cost = -(r["quantity"] * wac)
+        return LinePrice(cost, ZERO, ZERO, line_flags(r["kind"], ZERO, has_basis, True, True))
+    return LinePrice(ZERO, ZERO, ZERO, line_flags(r["kind"], ZERO, has_basis, False, posted))
+
+
+# --- what to write of the re-costed lines ----------------------------------------------
+
+@dataclass
+class LineWrites:
+    #: (id, moved, d_start, d_end, cost, shortage_qty, shortage_cost, flags as text) per line.
+    lines: list[tuple]
+    #: (sale_id, line_no, old cost, new cost, cause, event id) per cost revision.
+    revisions: list[tuple]
+    #: (sale_id, cost delta, whether its shortage flag may have changed) per sale not re-summed.
+    deltas: list[tuple[int, Decimal, bool]]
+
+
+def line_writes(costs: Iterable[tuple[Row, LinePrice, Cause]], positions: Mapping[int, tuple[Decimal, Decimal]],
+                resummed: set[int]) -> LineWrites:
+    """Of the lines' new prices (and positions): the lines whose position or price changed,
+    a cost revision for each already-costed line whose cost changed, and how the totals of
+    their sales move (except ``resummed``: sales whose totals are summed again anyway)."""
+    writes, revisions = [], []
+    deltas: dict[int, tuple[Decimal, bool]] = {}
+    for row, price, cause in costs:
+        cost, shortage = price.cost, price.shortage
+        position = positions.get(row["id"])
+        moved = position is not None and position != (row["d_start"], row["d_end"])
+        repriced = not (row["costed"] and row["cost"] == cost and row["shortage_qty"] == shortage
+                        and list(row["flags"]) == price.flags)
+        if not (moved or repriced):
+            continue
+        start, end = position if moved else (None, None)
+        writes.append((row["id"], moved, start, end, cost, shortage, price.shortage_cost, ",".join(price.flags)))
+        if repriced and row["sale_id"] not in resummed:
+            delta, recheck = deltas.get(row["sale_id"], (ZERO, False))
+            delta = WIDE.add(delta, WIDE.subtract(cost, row["cost"]))
+            deltas[row["sale_id"]] = (delta, recheck or (row["shortage_qty"] > 0) != (shortage > 0))
+        if row["costed"] and row["cost"] != cost:
+            revisions.append((row["sale_id"], row["line_no"], row["cost"], cost, *cause))
+    return LineWrites(writes, revisions, [(k, *v) for k, v in deltas.items() if v != (ZERO, False)])

@@ -7,7 +7,7 @@ and return lots (a sale created just now has none, and no other transaction can 
 it). Then each event is decided in memory (version check, status rank, the new
 lines and their kinds), the lines, lots and headers are written in bulk, and each
 product touched is re-costed once from the earliest position any of the group's
-sales changed (``recost``).
+sales changed (``tail.recost_product``).
 """
 
 from __future__ import annotations
@@ -20,8 +20,9 @@ from decimal import Decimal
 
 import asyncpg
 
-from services.costing.recost import (Cause, LineWriter, ProductChange, demand_key, demand_key_of, price_lines,
-                                     recost, supply_key)
+from services.costing.order import demand_key, demand_key_of, supply_key
+from services.costing.recost import Cause, ProductChange
+from services.costing.tail import LineWriter, price_lines, recost_product
 from services.costing.repository import CostingRepository, SaleKey
 from shared.db import TransientError
 from shared.events import SaleRemoved, SaleUpserted
@@ -199,7 +200,7 @@ async def _rewrite_lines(repo: CostingRepository, writer: LineWriter, rewrites: 
                                 received_at))
                 change.touch_supply((received_at, lot_number), rw.cause)
 
-    # Return lots no line asks for any more go; the lines that consumed them re-lay (their
+    # Return lots no line asks for any more go; the lines that consumed them re-cost (their
     # allocations go with the lot, leaving a gap in the supply the tail must cover).
     kept = {(r[0], r[1]) for r in returns}
     doomed = {lot["id"]: rw.cause for rw in rewrites for lot in old_returns[rw.sale["id"]]
@@ -211,11 +212,11 @@ async def _rewrite_lines(repo: CostingRepository, writer: LineWriter, rewrites: 
     await _write_return_lots(repo, returns, line_ids)
     await repo.delete_lots(list(doomed))
     await repo.delete_allocations_of([line_ids[k] for k in left_demand_keys])
-    # These sales' totals are re-summed at the end, so a re-lay need not move them.
+    # These sales' totals are re-summed at the end, so a re-cost need not move them.
     writer.sale_ids.update(ids)
     writer.created.update(created)
     for change in changes.values():
-        await recost(repo, change, writer)
+        await recost_product(repo, change, writer)
 
     own_rows = await repo.lines_by_id([line_ids[k] for k in own_keys])
     posted_sales = {rw.sale["id"] for rw in rewrites if rw.status == "posted"}

@@ -16,7 +16,9 @@ from collections.abc import Iterable, Sequence
 import asyncpg
 
 from services.costing import metrics
-from services.costing.recost import Cause, LineWriter, ProductChange, demand_key, recost, supply_key
+from services.costing.order import demand_key, supply_key
+from services.costing.recost import Cause, ProductChange
+from services.costing.tail import LineWriter, recost_product
 from services.costing.repository import CostingRepository
 from services.costing.sales import PermanentError, SaleEvent, apply_sale_events, sale_cause, sale_key
 from shared.db import UnavailableError, retry_transient, tenant_transaction
@@ -99,7 +101,7 @@ class CostingService:
                     change.touch_demand(demand_key(r))
                 else:
                     change.reprice_line_ids.add(r["id"])
-        await recost(repo, change, writer)
+        await recost_product(repo, change, writer)
 
     async def _lot_changed(self, repo: CostingRepository, writer: LineWriter, ev: LotReceived) -> None:
         pid = (await repo.product_ids([ev.sku]))[ev.sku]
@@ -118,7 +120,7 @@ class CostingService:
         change.received_value += ev.quantity * ev.unit_cost
         change.touch_supply((ev.received_at, ev.lot_number))
         await repo.upsert_lot(pid, ev.lot_number, False, None, ev.quantity, ev.unit_cost, ev.received_at, ev.version)
-        await recost(repo, change, writer)
+        await recost_product(repo, change, writer)
 
     async def reset_tenant(self, tenant_id) -> None:
         """Drop one tenant's costing state (for a rebuild by replay). Retried like an

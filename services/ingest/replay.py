@@ -2,12 +2,10 @@
 
     python -m services.ingest.replay [--tenant ID] [--since T] [--until T] [--source manual|quickbooks]
                                      [--event-type TYPE ...]
-    python -m services.ingest.replay --tenant ID --rebuild
 
 Costing is idempotent and order-independent, so replaying any range changes
-nothing that was right and repairs what was missed. ``--rebuild`` first resets
-the tenant's costing state (sales, lines, lots, allocations, inbox), then
-replays all of its events: the result is the same state, recomputed.
+nothing that was right and repairs what was missed. (A rebuild, which resets a
+tenant's costing state first, is costing's command: ``python -m services.costing.rebuild``.)
 Progress: a bar on a terminal, a log line every few seconds otherwise.
 """
 
@@ -23,7 +21,6 @@ from datetime import datetime
 
 from tqdm import tqdm
 
-from services.costing.service import CostingService
 from services.ingest.repository import OutboxRepository
 from shared import broker
 from shared.events import EVENT_TYPES
@@ -71,13 +68,6 @@ async def replay(pool, exchange, selection: Selection, show_bar: bool = False) -
     return done
 
 
-async def rebuild(pool, exchange, tenant_id: uuid.UUID, show_bar: bool = False) -> int:
-    """Reset one tenant's costing state and replay all of its events."""
-    await CostingService(pool).reset_tenant(tenant_id)
-    log.info("rebuild.reset", tenant=str(tenant_id))
-    return await replay(pool, exchange, Selection(tenant_id=tenant_id), show_bar)
-
-
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m services.ingest.replay", description=__doc__.split("\n")[1])
     parser.add_argument("--tenant", type=uuid.UUID)
@@ -85,21 +75,14 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--until", type=datetime.fromisoformat, help="recorded before (ISO 8601)")
     parser.add_argument("--source", choices=["manual", "quickbooks"])
     parser.add_argument("--event-type", action="append", choices=EVENT_TYPES, dest="event_types")
-    parser.add_argument("--rebuild", action="store_true", help="reset the tenant's costing state first (needs --tenant)")
     return parser
 
 
 async def run(args: argparse.Namespace, settings: Settings) -> int:
-    if args.rebuild and (args.tenant is None or args.since or args.until or args.source or args.event_types):
-        print("--rebuild takes --tenant and no other filter", file=sys.stderr)
-        return 2
     async with pool_and_topology(settings) as (pool, topology):
         show_bar = sys.stderr.isatty()
-        if args.rebuild:
-            count = await rebuild(pool, topology.exchange, args.tenant, show_bar)
-        else:
-            selection = Selection(args.tenant, args.since, args.until, args.source, args.event_types)
-            count = await replay(pool, topology.exchange, selection, show_bar)
+        selection = Selection(args.tenant, args.since, args.until, args.source, args.event_types)
+        count = await replay(pool, topology.exchange, selection, show_bar)
     print(f"published {count} events")
     return 0
 

@@ -229,10 +229,10 @@ async def test_parallel_consumer_processes_give_the_reference_result(pool, datab
     assert await project(pool, tenant_id) == compute(events)
 
 
-@pytest.mark.usefixtures("relay")
+@pytest.mark.usefixtures("tail_recost")
 async def test_concurrent_applies_on_one_product_keep_invariants(pool, tenant_id, costing):
     """Many transactions on the same products at once (no broker): row locks serialize them
-    (tails re-laid in Python, then in the database)."""
+    (tails re-costed in Python, then in the database)."""
     events = history(tenant_id, seed=5, sales=60)
     products = [e for e in events if e.event_type == "product.upserted"]
     rest = [e for e in events if e.event_type != "product.upserted"]

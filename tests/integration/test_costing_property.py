@@ -24,7 +24,7 @@ PROPERTY = settings(
     phases=[Phase.explicit, Phase.reuse, Phase.generate, Phase.target, Phase.shrink],
 )
 # Shrinking a failure replays many examples against PostgreSQL; allow it more than the default timeout.
-pytestmark = [pytest.mark.timeout(900), pytest.mark.usefixtures("relay")]
+pytestmark = [pytest.mark.timeout(900), pytest.mark.usefixtures("tail_recost")]
 
 
 async def _new_tenant(pool) -> uuid.UUID:
@@ -65,7 +65,7 @@ async def test_engine_equals_full_recomputation(pool, costing, data) -> None:
 @given(data=st.data())
 async def test_applying_in_groups_equals_full_recomputation(pool, costing, data) -> None:
     """What the consumer does with prefetched messages: runs of sale events applied in one
-    transaction each (one re-lay per product for the whole run)."""
+    transaction each (one re-cost per product for the whole run)."""
     tenant_id = await _new_tenant(pool)
     facts, delivered = data.draw(history(tenant_id), label="(facts, deliveries)")
     await _deliver(costing, delivered, data.draw(st.integers(2, 40), label="group limit"))
@@ -78,7 +78,7 @@ async def test_applying_in_groups_equals_full_recomputation(pool, costing, data)
 @given(data=st.data())
 async def test_long_histories_equal_full_recomputation(pool, costing, data) -> None:
     """Histories of up to 120 facts (24 sales, 12 lots): longer tails, more lot
-    boundaries and more re-lays per product than the small ones reach; delivered one
+    boundaries and more re-costs per product than the small ones reach; delivered one
     at a time or in groups."""
     tenant_id = await _new_tenant(pool)
     facts, delivered = data.draw(history(tenant_id, LONG), label="(facts, deliveries)")

@@ -12,8 +12,8 @@ from tests.projection import project
 from tests.reference_model import diff_states
 from tests.unit.test_reference_model import CASES, Facts, L, S, line, problems
 
-# Every case with tails re-laid both ways (the `relay` fixture).
-pytestmark = pytest.mark.usefixtures("relay")
+# Every case with tails re-costed both ways (the `tail_recost` fixture).
+pytestmark = pytest.mark.usefixtures("tail_recost")
 
 
 @pytest.mark.parametrize("name", CASES)

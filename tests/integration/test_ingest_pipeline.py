@@ -17,7 +17,8 @@ from services.costing.main import running_consumer
 from services.ingest import deadletters
 from services.ingest.app import create_app
 from services.ingest.relay import OutboxRelay
-from services.ingest.replay import Selection, rebuild, replay
+from services.costing.rebuild import rebuild
+from services.ingest.replay import Selection, replay
 from shared import broker
 from shared.events import LotReceived, parse_event
 from shared.settings import Settings

@@ -1,0 +1,81 @@
+"""Cost revisions, sale totals and the reset of a tenant."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from decimal import Decimal
+
+from services.costing.repository._base import RepositoryPart, _as_text, _columns
+
+
+INSERT_REVISIONS = """
+INSERT INTO cost_revisions (tenant_id, sale_id, line_no, old_cost, new_cost, cause, event_id)
+SELECT $1, u.sale_id, u.line_no, u.old_cost, u.new_cost, u.cause, u.event_id
+FROM unnest($2::bigint[], $3::int[], $4::text[]::numeric[], $5::text[]::numeric[], $6::text[], $7::uuid[])
+     AS u(sale_id, line_no, old_cost, new_cost, cause, event_id)"""
+
+# Why: sale totals are rewritten by every transaction that re-costs one of its
+# lines; the rows are locked in id order first so those transactions cannot
+# deadlock, and the sums are read after the lock so they see committed lines.
+LOCK_SALES = "SELECT id FROM sales WHERE id = ANY($1::bigint[]) ORDER BY id FOR UPDATE"
+
+REFRESH_SALE_TOTALS = """
+UPDATE sales s SET revenue = t.revenue, cost = t.cost, has_shortage = t.has_shortage, updated_at = now()
+FROM (SELECT s2.id, coalesce(sum(l.revenue), 0) AS revenue, coalesce(sum(l.cost), 0) AS cost,
+             coalesce(bool_or(l.shortage_qty > 0), false) AS has_shortage
+      FROM sales s2 LEFT JOIN sale_lines l ON l.sale_id = s2.id AND l.sale_id = ANY($1::bigint[])
+      WHERE s2.id = ANY($1::bigint[]) GROUP BY s2.id) t
+WHERE s.id = t.id AND s.id = ANY($1::bigint[])
+  AND (s.revenue, s.cost, s.has_shortage) IS DISTINCT FROM (t.revenue, t.cost, t.has_shortage)"""
+
+MOVE_SALE_TOTALS = """
+UPDATE sales s SET cost = s.cost + d.delta, updated_at = now(),
+       has_shortage = CASE WHEN d.recheck
+                           THEN EXISTS (SELECT 1 FROM sale_lines l WHERE l.sale_id = s.id AND l.shortage_qty > 0)
+                           ELSE s.has_shortage END
+FROM unnest($1::bigint[], $2::text[]::numeric[], $3::boolean[]) AS d(id, delta, recheck)
+WHERE s.id = d.id AND s.id = ANY($1::bigint[])"""
+
+RESET_TENANT = [
+    "DELETE FROM cost_revisions WHERE tenant_id = $1",
+    "DELETE FROM sale_versions WHERE tenant_id = $1",
+    "DELETE FROM allocations WHERE tenant_id = $1",
+    "DELETE FROM lots WHERE tenant_id = $1",
+    "DELETE FROM sale_lines WHERE tenant_id = $1",
+    "DELETE FROM sales WHERE tenant_id = $1",
+    "DELETE FROM products WHERE tenant_id = $1",
+    "DELETE FROM processed_events WHERE tenant_id = $1",
+]
+
+
+class TotalsPart(RepositoryPart):
+    """Cost revisions, sale totals, the reset of a tenant."""
+
+    async def insert_revisions(self, rows: Sequence[tuple]) -> None:
+        """(sale_id, line_no, old_cost, new_cost, cause, event_id) per revision."""
+        if rows:
+            sale_ids, line_nos, old, new, causes, event_ids = _columns(rows, 6)
+            await self.conn.execute(INSERT_REVISIONS, self.tenant_id, sale_ids, line_nos, _as_text(old), _as_text(new),
+                                    causes, event_ids)
+
+    async def update_sale_totals(self, resum_ids: Iterable[int], deltas: Sequence[tuple[int, Decimal, bool]],
+                                 unlocked: Iterable[int] = ()) -> None:
+        """Re-sum the totals of ``resum_ids``; move others by (sale_id, cost delta, shortage
+        may have changed). ``unlocked``: sales created by this transaction, which no other
+        transaction can see, so they are not locked again."""
+        resum = sorted(set(resum_ids))
+        if not (resum or deltas):
+            return
+        lock = (set(resum) | {d[0] for d in deltas}) - set(unlocked)
+        if lock:
+            await self.conn.execute(LOCK_SALES, sorted(lock))
+        if resum:
+            await self.conn.execute(REFRESH_SALE_TOTALS, resum)
+        if deltas:
+            ids, amounts, recheck = _columns(deltas, 3)
+            await self.conn.execute(MOVE_SALE_TOTALS, ids, _as_text(amounts), recheck)
+
+    async def reset_tenant(self) -> None:
+        for statement in RESET_TENANT:
+            await self.conn.execute(statement, self.tenant_id)
+
