@@ -28,7 +28,6 @@ from datetime import date, datetime, time, timezone
 from decimal import Decimal
 from typing import Container, Iterable, TypeVar
 
-from services.costing.order import demand_key_of
 from shared.events import (
     Event,
     LotReceived,
@@ -231,10 +230,17 @@ def compute(events: Iterable[Event]) -> State:
                 continue
             for line in sale.lines:
                 if is_candidate(line) and line.sku == sku and line.quantity > 0:
-                    # The demand order (services/costing/order.py, written once): external ids
-                    # compare length first, "101" < "1000".
-                    order = demand_key_of(sale.txn_date, sale.source_created_at, sale.source, sale.external_id,
-                                          sale.sale_type, line.line_no)
+                    # Spelled out here on purpose: the model is the engine's independent oracle,
+                    # so it does not share the engine's definition (services/costing/order.py).
+                    order = (
+                        sale.txn_date,
+                        sale.source_created_at,
+                        sale.source,
+                        len(sale.external_id),  # external ids compare length first: "101" < "1000"
+                        sale.external_id,
+                        sale.sale_type,
+                        line.line_no,
+                    )
                     demand.append(_DemandLine((*key, line.line_no), order, line.quantity))
         demand.sort(key=lambda d: d.order)
 
