@@ -1,5 +1,7 @@
 """Composition root of the ingest service: ``create_app(settings)`` wires the pool,
-the outbox relay and the routes; each resource has one cleanup context."""
+the outbox relay, the QuickBooks channel and the routes; each resource has one
+cleanup context. Ingest's core (routes, service, repository, relay) knows nothing of
+the QuickBooks channel: this module alone imports both and plugs the channel in."""
 
 from __future__ import annotations
 
@@ -8,10 +10,12 @@ import contextlib
 
 from aiohttp import web
 
-from services.ingest.app_keys import QBO, RELAY, SERVICE, SETTINGS
+from services.ingest.app_keys import RELAY, SERVICE, SETTINGS
 from services.ingest.openapi import DOCUMENT
+from services.ingest.qbo.app_keys import QBO
 from services.ingest.qbo.channel import QboChannel
 from services.ingest.qbo.routes import routes as qbo_routes
+from services.ingest.qbo.sync import RemapOnCatalogChange
 from services.ingest.relay import OutboxRelay
 from services.ingest.routes import routes
 from services.ingest.service import IngestService
@@ -37,7 +41,8 @@ async def _relay_ctx(app: web.Application):
     relay = OutboxRelay(app[POOL], settings.amqp_url, broker.Names(settings.broker_prefix),
                         settings.costing_delivery_limit, crash_point=settings.crash_point)
     app[RELAY] = relay
-    app[SERVICE] = IngestService(app[POOL], on_commit=relay.notify)
+    # The QuickBooks channel listens to catalog changes (it re-emits the sales they re-map).
+    app[SERVICE] = IngestService(app[POOL], on_commit=relay.notify, catalog_listeners=[RemapOnCatalogChange()])
     task = asyncio.create_task(relay.run(), name="outbox-relay")
     yield
     task.cancel()

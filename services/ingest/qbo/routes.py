@@ -28,7 +28,8 @@ import asyncpg
 from aiohttp import web
 from prometheus_client import Counter
 
-from services.ingest.app_keys import QBO, SETTINGS
+from services.ingest.app_keys import SETTINGS
+from services.ingest.qbo.app_keys import QBO
 from services.ingest.qbo.deliveries import read_delivery
 from services.ingest.qbo.oauth import ReconnectRequired
 from services.ingest.qbo.repository import QboRepository
