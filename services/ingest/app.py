@@ -12,9 +12,9 @@ from aiohttp import web
 
 from services.ingest.app_keys import RELAY, SERVICE, SETTINGS
 from services.ingest.openapi import DOCUMENT
+from services.ingest.qbo import connect, connections, webhook
 from services.ingest.qbo.app_keys import QBO
 from services.ingest.qbo.channel import QboChannel
-from services.ingest.qbo.routes import routes as qbo_routes
 from services.ingest.qbo.sync import RemapOnCatalogChange
 from services.ingest.relay import OutboxRelay
 from services.ingest.routes import routes
@@ -75,7 +75,8 @@ def create_app(settings) -> web.Application:
     app[SETTINGS] = settings
     app.cleanup_ctx.extend([_pool_ctx, _relay_ctx, _qbo_ctx])
     app.router.add_routes(routes)
-    app.router.add_routes(qbo_routes)
+    for qbo_routes in (webhook.routes, connect.routes, connections.routes):
+        app.router.add_routes(qbo_routes)
     app.router.add_get("/api/v1/openapi.json", _openapi)
 
     async def broker_ready() -> None:
