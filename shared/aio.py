@@ -1,5 +1,6 @@
-"""Small asyncio helpers: waiting for a wake-up, backing off after failures, and the
-background loop built of both (the outbox relay, the QuickBooks worker)."""
+"""Small asyncio helpers: waiting for a wake-up, backing off after failures, the
+background loop built of both (the outbox relay, the QuickBooks worker), and a
+background task held for the life of a cleanup context."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ import asyncio
 import contextlib
 import inspect
 import random
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 
 
 async def wait_for_event(event: asyncio.Event, timeout: float) -> None:
@@ -73,3 +74,15 @@ async def wake_loop(step: Callable[[], Awaitable[bool]], wake: asyncio.Event, id
         if not busy:
             await wait_for_event(wake, idle_timeout)
 
+
+@contextlib.asynccontextmanager
+async def running(coro: Awaitable[None], name: str) -> AsyncIterator[asyncio.Task]:
+    """A background task for the life of the block (a cleanup context's resource):
+    cancelled and awaited on the way out."""
+    task = asyncio.create_task(coro, name=name)
+    try:
+        yield task
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task

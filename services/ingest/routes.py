@@ -10,7 +10,7 @@ from typing import TypeVar
 from aiohttp import web
 from pydantic import BaseModel, ValidationError
 
-from services.ingest import service as uc
+from services.ingest import openapi, service as uc
 from services.ingest.app_keys import SERVICE
 from services.ingest.repository import IngestRepository
 from services.ingest.schemas import LotBody, LotPatchBody, ProductBody, SaleBody
@@ -88,6 +88,11 @@ async def _read_one(request: web.Request, read: Callable[[IngestRepository], Awa
     if row is None:
         raise ApiError(404, "not_found", missing)
     return json_response(dict(row))
+
+
+@routes.get("/api/v1/openapi.json")
+async def openapi_document(_request: web.Request) -> web.Response:
+    return json_response(openapi.DOCUMENT)
 
 
 # products ---------------------------------------------------------------------------
