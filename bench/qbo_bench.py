@@ -523,7 +523,7 @@ async def drained(pool, system: System) -> None:
 
 
 INGEST_GROUPS = {
-    "webhook handler": "ingest/qbo/routes.py:webhook",
+    "webhook handler": "ingest/qbo/webhook.py:webhook",
     "worker `handle_realm`": "ingest/qbo/worker.py:handle_realm",
     "of which CDC/query catch-up `CatchUp.run`": "ingest/qbo/sync.py:run",
     "of which QuickBooks HTTP `QboClient._get` (incl. JSON decoding)": "ingest/qbo/client.py:_get",
@@ -533,7 +533,7 @@ INGEST_GROUPS = {
     "outbox relay": "ingest/relay.py:run",
 }
 WEBHOOK_GROUPS = {
-    "the webhook handler": "ingest/qbo/routes.py:webhook",
+    "the webhook handler": "ingest/qbo/webhook.py:webhook",
     "of which signature check `verify`": "ingest/qbo/signature.py:verify",
     "of which `parse_delivery`": "ingest/qbo/deliveries.py:parse_delivery",
     "of which `store_delivery` (SQL)": "ingest/qbo/repository.py:store_delivery",

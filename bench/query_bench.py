@@ -538,7 +538,7 @@ def machine() -> str:
 
 
 ROLLUP_TEXT = """How the targets are met (indexes and rollups in shared/migrations/0003_query.sql and
-0007_query_rollups.sql; the statements in services/query/views.py and summaries.py).
+0007_query_rollups.sql; the statements in services/query/views/ and summaries.py).
 Every index starts with `tenant_id`, so the big tenant's and the small tenants' rows
 never mix in a scan. A list request is one statement: the page and the summary of the
 whole filtered set in one round trip and one snapshot.
@@ -562,7 +562,7 @@ whole filtered set in one round trip and one snapshot.
   runs from the sku's and the tenant's counts in the rollups: for a common sku, walk
   `sales_q_date` backward probing `sale_lines_q_sku (tenant_id, sku, sale_id)` per sale
   (the page is full after a few hundred probes); for a rare one, take its sales through
-  that index and sort them (views.py `SKU_DATE_PAGE`).
+  that index and sort them (views/sales_list.py `SKU_DATE_PAGE`).
 - **The list summary** (count, revenue, cost) never sums the sales when a rollup covers
   the filters: with no filter (or only status, type, source, shortage) it reads
   `sales_totals_all` (per tenant × status × type × source × has_shortage: a few dozen

@@ -1,7 +1,14 @@
-"""Small asyncio helpers."""
+"""Small asyncio helpers: waiting for a wake-up, backing off after failures, the
+background loop built of both (the outbox relay, the QuickBooks worker), and a
+background task held for the life of a cleanup context."""
+
+from __future__ import annotations
 
 import asyncio
 import contextlib
+import inspect
+import random
+from collections.abc import AsyncIterator, Awaitable, Callable
 
 
 async def wait_for_event(event: asyncio.Event, timeout: float) -> None:
@@ -12,3 +19,70 @@ async def wait_for_event(event: asyncio.Event, timeout: float) -> None:
         async with asyncio.timeout(timeout):
             await event.wait()
     event.clear()
+
+
+class Backoff:
+    """Exponential backoff: ``first`` s after the first failure, ``factor`` times more
+    after each next one, at most ``cap`` s; ``reset()`` after a success. ``jitter``
+    (0 to 1) spreads each delay at random over ``[delay × (1 - jitter), delay]``, so
+    that many clients failing together do not retry together."""
+
+    def __init__(self, first: float, cap: float, factor: float = 2.0, jitter: float = 0.0,
+                 rng: Callable[[], float] = random.random):
+        if first <= 0 or cap <= 0 or factor < 1 or not 0 <= jitter <= 1:
+            raise ValueError("Backoff needs first > 0, cap > 0, factor >= 1 and 0 <= jitter <= 1")
+        self.first, self.cap, self.factor, self.jitter = first, cap, factor, jitter
+        self._rng = rng
+        #: Failures since the last reset.
+        self.failures = 0
+
+    def next_delay(self) -> float:
+        """Count a failure and return how long to wait before trying again."""
+        self.failures += 1
+        delay = min(self.cap, self.first * self.factor ** (self.failures - 1))
+        return delay * (1 - self.jitter * self._rng())
+
+    async def sleep(self) -> float:
+        """Count a failure and wait before trying again; returns the delay slept."""
+        delay = self.next_delay()
+        await asyncio.sleep(delay)
+        return delay
+
+    def reset(self) -> None:
+        self.failures = 0
+
+
+async def wake_loop(step: Callable[[], Awaitable[bool]], wake: asyncio.Event, idle_timeout: float,
+                    backoff: Backoff, on_error: Callable[[Exception, float], Awaitable[None] | None]) -> None:
+    """Run ``step`` until cancelled: again at once while it reports work (True), after
+    ``wake`` is set (or ``idle_timeout`` s) when it found none, and after the backoff's
+    delay when it raised. ``on_error(exc, delay)`` (sync or async) logs the failure and
+    cleans up before the wait; a success resets the backoff."""
+    while True:
+        try:
+            busy = await step()
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - the loop outlives any one failure; on_error reports it
+            delay = backoff.next_delay()
+            outcome = on_error(exc, delay)
+            if inspect.isawaitable(outcome):
+                await outcome
+            await asyncio.sleep(delay)
+            continue
+        backoff.reset()
+        if not busy:
+            await wait_for_event(wake, idle_timeout)
+
+
+@contextlib.asynccontextmanager
+async def running(coro: Awaitable[None], name: str) -> AsyncIterator[asyncio.Task]:
+    """A background task for the life of the block (a cleanup context's resource):
+    cancelled and awaited on the way out."""
+    task = asyncio.create_task(coro, name=name)
+    try:
+        yield task
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task

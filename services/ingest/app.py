@@ -1,28 +1,31 @@
 """Composition root of the ingest service: ``create_app(settings)`` wires the pool,
-the outbox relay and the routes; each resource has one cleanup context."""
+the outbox relay, the QuickBooks channel and the routes; each resource has one
+cleanup context. Ingest's core (routes, service, repository, relay) knows nothing of
+the QuickBooks channel: this module alone imports both and plugs the channel in."""
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-
 from aiohttp import web
 
-from services.ingest.app_keys import QBO, RELAY, SERVICE, SETTINGS
-from services.ingest.openapi import DOCUMENT
+from services.ingest.app_keys import RELAY, SERVICE, SETTINGS
+from services.ingest.qbo import connect, connections, webhook
+from services.ingest.qbo.app_keys import QBO
 from services.ingest.qbo.channel import QboChannel
-from services.ingest.qbo.routes import routes as qbo_routes
+from services.ingest.qbo.sync import RemapOnCatalogChange
 from services.ingest.relay import OutboxRelay
 from services.ingest.routes import routes
 from services.ingest.service import IngestService
 from shared import broker
+from shared.aio import running
 from shared.db import create_service_pool
 from shared.secrets import state_secret, token_keys
 from shared.health import add_health_routes, database_check
-from shared.web import POOL, auth_middleware, error_middleware, json_response
+from shared.openapi import DOCUMENT_PATH
+from shared.settings import Settings
+from shared.web import POOL, auth_middleware, error_middleware
 
 #: Served without an API key: the API's description holds no tenant data.
-PUBLIC_PATHS = frozenset({"/api/v1/openapi.json"})
+PUBLIC_PATHS = frozenset({DOCUMENT_PATH})
 
 
 async def _pool_ctx(app: web.Application):
@@ -37,31 +40,22 @@ async def _relay_ctx(app: web.Application):
     relay = OutboxRelay(app[POOL], settings.amqp_url, broker.Names(settings.broker_prefix),
                         settings.costing_delivery_limit, crash_point=settings.crash_point)
     app[RELAY] = relay
-    app[SERVICE] = IngestService(app[POOL], on_commit=relay.notify)
-    task = asyncio.create_task(relay.run(), name="outbox-relay")
-    yield
-    task.cancel()
-    with contextlib.suppress(asyncio.CancelledError):
-        await task
+    # The QuickBooks channel listens to catalog changes (it re-emits the sales they re-map).
+    app[SERVICE] = IngestService(app[POOL], on_commit=relay.notify, catalog_listeners=[RemapOnCatalogChange()])
+    async with running(relay.run(), name="outbox-relay"):
+        yield
     await relay.close()
 
 
 async def _qbo_ctx(app: web.Application):
     channel = QboChannel.build(app[POOL], app[SETTINGS], on_events=app[RELAY].notify)
     app[QBO] = channel
-    task = asyncio.create_task(channel.worker.run(), name="qbo-worker")
-    yield
-    task.cancel()
-    with contextlib.suppress(asyncio.CancelledError):
-        await task
+    async with running(channel.worker.run(), name="qbo-worker"):
+        yield
     await channel.close()
 
 
-async def _openapi(_request: web.Request) -> web.Response:
-    return json_response(DOCUMENT)
-
-
-def create_app(settings) -> web.Application:
+def create_app(settings: Settings) -> web.Application:
     """Refuses (StartupError) before anything starts when a required secret is missing."""
     token_keys(settings.token_encryption_key, settings.token_encryption_old_keys)
     state_secret(settings.oauth_state_secret)
@@ -70,8 +64,8 @@ def create_app(settings) -> web.Application:
     app[SETTINGS] = settings
     app.cleanup_ctx.extend([_pool_ctx, _relay_ctx, _qbo_ctx])
     app.router.add_routes(routes)
-    app.router.add_routes(qbo_routes)
-    app.router.add_get("/api/v1/openapi.json", _openapi)
+    for qbo_routes in (webhook.routes, connect.routes, connections.routes):
+        app.router.add_routes(qbo_routes)
 
     async def broker_ready() -> None:
         if not app[RELAY].connected:

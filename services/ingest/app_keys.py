@@ -1,8 +1,8 @@
-"""Typed application keys of the ingest app."""
+"""Typed application keys of the ingest app's core (the QuickBooks channel keeps its own
+key in its package)."""
 
 from aiohttp import web
 
-from services.ingest.qbo.channel import QboChannel
 from services.ingest.relay import OutboxRelay
 from services.ingest.service import IngestService
 from shared.settings import Settings
@@ -10,4 +10,3 @@ from shared.settings import Settings
 SETTINGS = web.AppKey("settings", Settings)
 SERVICE = web.AppKey("service", IngestService)
 RELAY = web.AppKey("relay", OutboxRelay)
-QBO = web.AppKey("qbo", QboChannel)

@@ -17,27 +17,13 @@ from typing import Any
 from pydantic import BaseModel
 
 from services.ingest.schemas import LotBody, LotPatchBody, ProductBody, SaleBody
+from shared.openapi import document, error_schema, json_body as _json, obj as _obj, path_parameter as _path, \
+    ref as _ref, string as _string
 
 #: An amount as the API answers it: the exact stored decimal, as a string.
 DECIMAL_PATTERN = r"^-?[0-9]+(\.[0-9]+)?$"
 TEXT_MAX = 200
 IDEMPOTENCY_KEY_MAX = 200
-
-
-def _ref(name: str) -> dict:
-    return {"$ref": f"#/components/schemas/{name}"}
-
-
-def _obj(properties: dict[str, Any], required: list[str] | None = None, description: str | None = None) -> dict:
-    schema = {"type": "object", "required": list(properties) if required is None else required,
-              "properties": properties, "additionalProperties": False}
-    if description:
-        schema["description"] = description
-    return schema
-
-
-def _string(nullable: bool = False, **extra) -> dict:
-    return {"type": "string", **({"nullable": True} if nullable else {}), **extra}
 
 
 # --- request bodies from the pydantic models ---------------------------------------------
@@ -151,21 +137,9 @@ CONNECTION = _obj({
     "created_at": DATE_TIME,
     "updated_at": DATE_TIME,
 })
-ERROR = {
-    "type": "object",
-    "required": ["error", "detail"],
-    "properties": {"error": {"type": "string"},
-                   "detail": {"nullable": True, "description": "A message, or for validation_failed a list of "
-                                                               "{field, problem}."}},
-    "additionalProperties": False,
-}
+ERROR = error_schema("A message, or for validation_failed a list of {field, problem}.")
 
 # --- parameters and responses -----------------------------------------------------------
-
-def _path(name: str, description: str) -> dict:
-    return {"name": name, "in": "path", "required": True, "schema": {"type": "string", "minLength": 1},
-            "description": description}
-
 
 SKU = _path("sku", "Product sku.")
 LOT_NUMBER = _path("lot_number", "Lot number.")
@@ -177,10 +151,6 @@ IDEMPOTENCY_KEY = {
     "description": "A retry with the same key and request gets the first answer again; the same key with a "
                    "different request is refused (422 idempotency_key_reused).",
 }
-
-
-def _json(schema: dict, description: str) -> dict:
-    return {"description": description, "content": {"application/json": {"schema": schema}}}
 
 
 def _error(description: str) -> dict:
@@ -221,6 +191,14 @@ def _read(operation_id: str, summary: str, ok: dict, errors: str, parameters: li
             "responses": {"200": ok, **{code: ERRORS[code] for code in errors.split()}}}
 
 
+def _connection_action(operation_id: str, summary: str, code: str, status: str, description: str,
+                       errors: str) -> dict:
+    """A POST on one QuickBooks connection, answered with its realm id and new status."""
+    ok = _json(_obj({"realm_id": {"type": "string"}, "status": {"type": "string", "enum": [status]}}), description)
+    return {"operationId": operation_id, "summary": summary, "parameters": [REALM_ID],
+            "responses": {code: ok, **{c: ERRORS[c] for c in errors.split()}}}
+
+
 PRODUCT_ACCEPTED = _accepted({"sku": {"type": "string"}, "version": VERSION}, "Accepted: the product's event.")
 LOT_ACCEPTED = _accepted({"sku": {"type": "string"}, "lot_number": {"type": "string"}, "version": VERSION},
                          "Accepted: the lot's event.")
@@ -228,22 +206,15 @@ SALE_ACCEPTED = _accepted({"reference": {"type": "string"}, "version": VERSION},
 SALE_REMOVED = _accepted({"reference": {"type": "string"}, "status": {"type": "string", "enum": ["voided", "deleted"]},
                           "version": VERSION}, "Accepted: the removal's event.")
 
-DOCUMENT: dict[str, Any] = {
-    "openapi": "3.0.3",
-    "info": {
-        "title": "Partsemble sales tracking: ingest API",
-        "version": "1.0.0",
-        "description": (
-            "Write API of one tenant (the API key's): catalog products, received lots, manual sales, and the "
-            "tenant's QuickBooks connections. A write is accepted (202) once its events are stored; costing "
-            "applies them asynchronously. Amounts are taken as decimal strings or JSON numbers (read exactly, "
-            "at most 6 decimal places) and answered as decimal strings. Another tenant's objects answer 404. "
-            "Not described here: POST /webhooks/quickbooks (Intuit's signed callback) and /oauth/quickbooks/* "
-            "(a browser redirect flow)."),
-    },
-    "servers": [{"url": "/"}],
-    "security": [{"bearerAuth": []}],
-    "paths": {
+DOCUMENT: dict[str, Any] = document(
+    "Partsemble sales tracking: ingest API",
+    "Write API of one tenant (the API key's): catalog products, received lots, manual sales, and the "
+    "tenant's QuickBooks connections. A write is accepted (202) once its events are stored; costing "
+    "applies them asynchronously. Amounts are taken as decimal strings or JSON numbers (read exactly, "
+    "at most 6 decimal places) and answered as decimal strings. Another tenant's objects answer 404. "
+    "Not described here: POST /webhooks/quickbooks (Intuit's signed callback) and /oauth/quickbooks/* "
+    "(a browser redirect flow).",
+    paths={
         "/api/v1/products": {
             "post": _write("createProduct", "Create a catalog product (sku required)", "ProductBody",
                            PRODUCT_ACCEPTED, "400 401 409 413 422"),
@@ -293,35 +264,20 @@ DOCUMENT: dict[str, Any] = {
                          "401"),
         },
         "/api/v1/connections/quickbooks/{realm_id}/sync": {
-            "post": {"operationId": "syncConnection", "summary": "Catch up with QuickBooks now",
-                     "parameters": [REALM_ID],
-                     "responses": {"202": _json(_obj({"realm_id": {"type": "string"},
-                                                      "status": {"type": "string", "enum": ["sync_requested"]}}),
-                                                "The sync is requested."),
-                                   **{code: ERRORS[code] for code in ("401", "404", "409")}}},
+            "post": _connection_action("syncConnection", "Catch up with QuickBooks now", "202", "sync_requested",
+                                       "The sync is requested.", "401 404 409"),
         },
         "/api/v1/connections/quickbooks/{realm_id}/disconnect": {
-            "post": {"operationId": "disconnectConnection", "summary": "Revoke the tokens and stop syncing",
-                     "parameters": [REALM_ID],
-                     "responses": {"200": _json(_obj({"realm_id": {"type": "string"},
-                                                      "status": {"type": "string", "enum": ["disconnected"]}}),
-                                                "Disconnected."),
-                                   **{code: ERRORS[code] for code in ("401", "404")}}},
-        },
-        "/api/v1/openapi.json": {"get": {
-            "operationId": "openapi", "summary": "This document (no API key needed)", "security": [],
-            "responses": {"200": _json({"type": "object"}, "The OpenAPI document.")}}},
-    },
-    "components": {
-        "securitySchemes": {"bearerAuth": {"type": "http", "scheme": "bearer",
-                                           "description": "A tenant API key: psk_<prefix>_<secret>."}},
-        "schemas": {
-            **BODY_SCHEMAS,
-            "Decimal": _string(pattern=DECIMAL_PATTERN, example="12.5", description="Exact decimal, as stored."),
-            "Product": PRODUCT,
-            "Lot": LOT,
-            "Connection": CONNECTION,
-            "Error": ERROR,
+            "post": _connection_action("disconnectConnection", "Revoke the tokens and stop syncing", "200",
+                                       "disconnected", "Disconnected.", "401 404"),
         },
     },
-}
+    schemas={
+        **BODY_SCHEMAS,
+        "Decimal": _string(pattern=DECIMAL_PATTERN, example="12.5", description="Exact decimal, as stored."),
+        "Product": PRODUCT,
+        "Lot": LOT,
+        "Connection": CONNECTION,
+        "Error": ERROR,
+    },
+)

@@ -18,7 +18,7 @@ from prometheus_client import Counter, Gauge
 
 from services.ingest.repository import OutboxRepository
 from shared import broker
-from shared.aio import wait_for_event
+from shared.aio import Backoff, wake_loop
 from shared.faults import crash_if
 from shared.logging import get_logger
 
@@ -70,23 +70,20 @@ class OutboxRelay:
                 await asyncio.wait_for(connection.close(), timeout=2)
 
     async def run(self) -> None:
-        """Publish until cancelled; sleep until notified (or 1 s) when the outbox is empty."""
-        backoff = 0.1
-        while True:
-            await self._report()
-            try:
-                await self._ensure_exchange()
-                sent = await self.publish_pending()
-                backoff = 0.1
-                if not sent:
-                    await wait_for_event(self.wake, timeout=1.0)
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:  # noqa: BLE001 - broker or database down: keep the rows, retry
-                log.warning("relay.unavailable", error=f"{type(exc).__name__}: {exc}", retry_in=backoff)
-                await self._drop_connection()
-                await asyncio.sleep(backoff)
-                backoff = min(backoff * 2, 5.0)
+        """Publish until cancelled; sleep until notified (or 1 s) when the outbox is empty.
+        While the broker or the database is down: retry after 0.1 s, doubled up to 5 s."""
+        await wake_loop(self._step, self.wake, idle_timeout=1.0, backoff=Backoff(0.1, 5.0),
+                        on_error=self._unavailable)
+
+    async def _step(self) -> bool:
+        await self._report()
+        await self._ensure_exchange()
+        return await self.publish_pending() > 0
+
+    async def _unavailable(self, exc: Exception, retry_in: float) -> None:
+        """Broker or database down: keep the rows, drop the connection, retry."""
+        log.warning("relay.unavailable", error=f"{type(exc).__name__}: {exc}", retry_in=retry_in)
+        await self._drop_connection()
 
     async def _report(self) -> None:
         """Refresh the outbox gauges when due; a database that cannot answer leaves them be."""

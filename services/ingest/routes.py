@@ -4,12 +4,13 @@ answer. No SQL and no business rules here."""
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
 from aiohttp import web
 from pydantic import BaseModel, ValidationError
 
-from services.ingest import service as uc
+from services.ingest import openapi, service as uc
 from services.ingest.app_keys import SERVICE
 from services.ingest.repository import IngestRepository
 from services.ingest.schemas import LotBody, LotPatchBody, ProductBody, SaleBody
@@ -18,6 +19,7 @@ from shared.web import POOL, TENANT, ApiError, json_response, read_json
 
 routes = web.RouteTableDef()
 M = TypeVar("M", bound=BaseModel)
+T = TypeVar("T")
 
 
 #: pydantic error types whose message is the text of an exception raised in a validator.
@@ -73,6 +75,26 @@ def _named(request: web.Request, name: str) -> str:
     return value
 
 
+async def _read(request: web.Request, read: Callable[[IngestRepository], Awaitable[T]]) -> T:
+    """Run a read in a read-only transaction scoped to the request's tenant."""
+    async with tenant_transaction(request.app[POOL], request[TENANT], readonly=True) as conn:
+        return await read(IngestRepository(conn, request[TENANT]))
+
+
+async def _read_one(request: web.Request, read: Callable[[IngestRepository], Awaitable[T | None]],
+                    missing: str) -> web.Response:
+    """One stored object as JSON; 404 (``missing``) when there is none."""
+    row = await _read(request, read)
+    if row is None:
+        raise ApiError(404, "not_found", missing)
+    return json_response(dict(row))
+
+
+@routes.get("/api/v1/openapi.json")
+async def openapi_document(_request: web.Request) -> web.Response:
+    return json_response(openapi.DOCUMENT)
+
+
 # products ---------------------------------------------------------------------------
 
 @routes.post("/api/v1/products")
@@ -99,19 +121,14 @@ async def list_products(request: web.Request) -> web.Response:
     after = request.query.get("cursor", "")
     if "\x00" in after:
         raise ApiError(400, "invalid_parameter", {"parameter": "cursor", "problem": "a sku (no NUL character)"})
-    async with tenant_transaction(request.app[POOL], request[TENANT], readonly=True) as conn:
-        rows = await IngestRepository(conn, request[TENANT]).products(after, limit)
-    items = [dict(r) for r in rows]
+    items = [dict(r) for r in await _read(request, lambda repo: repo.products(after, limit))]
     return json_response({"items": items, "next_cursor": items[-1]["sku"] if len(items) == limit else None})
 
 
 @routes.get("/api/v1/products/{sku}")
 async def get_product(request: web.Request) -> web.Response:
-    async with tenant_transaction(request.app[POOL], request[TENANT], readonly=True) as conn:
-        row = await IngestRepository(conn, request[TENANT]).product(_named(request, "sku"))
-    if row is None:
-        raise ApiError(404, "not_found", f"no product {request.match_info['sku']!r}")
-    return json_response(dict(row))
+    sku = _named(request, "sku")
+    return await _read_one(request, lambda repo: repo.product(sku), f"no product {sku!r}")
 
 
 # lots -------------------------------------------------------------------------------
@@ -129,11 +146,8 @@ async def patch_lot(request: web.Request) -> web.Response:
 
 @routes.get("/api/v1/lots/{sku}/{lot_number}")
 async def get_lot(request: web.Request) -> web.Response:
-    async with tenant_transaction(request.app[POOL], request[TENANT], readonly=True) as conn:
-        row = await IngestRepository(conn, request[TENANT]).lot(_named(request, "sku"), _named(request, "lot_number"))
-    if row is None:
-        raise ApiError(404, "not_found", "no such lot")
-    return json_response(dict(row))
+    sku, lot_number = _named(request, "sku"), _named(request, "lot_number")
+    return await _read_one(request, lambda repo: repo.lot(sku, lot_number), "no such lot")
 
 
 # manual sales -----------------------------------------------------------------------

@@ -5,14 +5,15 @@ the answer under the request's Idempotency-Key; the relay publishes after commit
 from __future__ import annotations
 
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from decimal import Decimal
+from typing import Protocol, TypeVar
 
 import asyncpg
 import structlog
 
-from services.ingest.qbo.sync import remap_tenant
 from services.ingest.repository import IngestRepository
 from services.ingest.schemas import LotBody, LotPatchBody, ProductBody, SaleBody
 from shared.events import EventBase, LotCorrected, LotReceived, ProductUpserted, SaleLine, SaleRemoved, SaleUpserted
@@ -21,6 +22,26 @@ from shared.money import wide
 from shared.web import ApiError
 
 Operation = Callable[[IngestRepository], Awaitable[dict]]
+T = TypeVar("T")
+
+
+class CatalogListener(Protocol):
+    """Told of a catalog change (a product created or changed) in its transaction. It runs
+    ``change()`` and may do more work in the same transaction before and after it (the
+    QuickBooks channel re-emits the sales whose item mapping the change alters). Channels
+    provide listeners; the composition root hands them to ``IngestService``."""
+
+    async def around_catalog_change(self, conn: asyncpg.Connection, tenant_id: uuid.UUID,
+                                    change: Callable[[], Awaitable[T]]) -> T: ...
+
+
+@dataclass(frozen=True)
+class CatalogChange:
+    """An operation that changes the catalog: the service runs it inside its catalog listeners."""
+    operation: Operation
+
+    async def __call__(self, repo: IngestRepository) -> dict:
+        return await self.operation(repo)
 
 
 def _now() -> datetime:
@@ -28,9 +49,11 @@ def _now() -> datetime:
 
 
 class IngestService:
-    def __init__(self, pool: asyncpg.Pool, on_commit: Callable[[], None] = lambda: None):
+    def __init__(self, pool: asyncpg.Pool, on_commit: Callable[[], None] = lambda: None,
+                 catalog_listeners: Sequence[CatalogListener] = ()):
         self.pool = pool
         self.on_commit = on_commit
+        self.catalog_listeners = tuple(catalog_listeners)
 
     async def write(self, tenant_id: uuid.UUID, idempotency_key: str | None, request_hash: bytes,
                     operation: Operation) -> tuple[int, dict]:
@@ -45,11 +68,24 @@ class IngestService:
                 prior = await repo.idempotent_response(idempotency_key)
                 if prior is not None:
                     return _replayed(prior, request_hash)
-            response = await operation(repo)
+            response = await self._run(repo, operation)
             if idempotency_key:
                 await repo.save_idempotent_response(idempotency_key, request_hash, 202, response)
         self.on_commit()
         return 202, response
+
+    async def _run(self, repo: IngestRepository, operation: Operation) -> dict:
+        """The operation; a catalog change inside every catalog listener (the first outermost)."""
+        if not isinstance(operation, CatalogChange):
+            return await operation(repo)
+
+        def around(listener: CatalogListener, inner: Callable[[], Awaitable[dict]]) -> Callable[[], Awaitable[dict]]:
+            return lambda: listener.around_catalog_change(repo.conn, repo.tenant_id, inner)
+
+        run: Callable[[], Awaitable[dict]] = lambda: operation(repo)  # noqa: E731
+        for listener in reversed(self.catalog_listeners):
+            run = around(listener, run)
+        return await run()
 
 
 def _replayed(prior: asyncpg.Record, request_hash: bytes) -> tuple[int, dict]:
@@ -68,15 +104,8 @@ async def _emit(repo: IngestRepository, *events: EventBase) -> list[str]:
 
 # products ----------------------------------------------------------------------------
 
-def _remapping(op: Operation) -> Operation:
-    """A catalog change that may re-map QuickBooks items re-emits the sales it affects."""
-    async def wrapped(repo: IngestRepository) -> dict:
-        return await remap_tenant(repo.conn, repo.tenant_id, lambda _conn: op(repo))
-    return wrapped
-
-
 def create_product(body: ProductBody) -> Operation:
-    @_remapping
+    @CatalogChange
     async def op(repo: IngestRepository) -> dict:
         if body.sku is None:
             raise ApiError(422, "validation_failed", [{"field": "sku", "problem": "Field required"}])
@@ -87,7 +116,7 @@ def create_product(body: ProductBody) -> Operation:
 
 
 def put_product(sku: str, body: ProductBody) -> Operation:
-    @_remapping
+    @CatalogChange
     async def op(repo: IngestRepository) -> dict:
         if body.sku is not None and body.sku != sku:
             raise ApiError(422, "validation_failed", [{"field": "sku", "problem": "differs from the sku in the path"}])

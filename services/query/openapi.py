@@ -15,24 +15,16 @@ from services.query.params import (
     SALE_TYPES, SOURCES,
 )
 from services.query.cursor import CURSOR_PATTERN, MAX_CURSOR_LENGTH
+from shared.openapi import document, error_schema, json_body as _json, obj, path_parameter, ref as _ref, \
+    string as _string
 
 MONEY_PATTERN = r"^-?[0-9]+\.[0-9]{2}$"
 QUANTITY_PATTERN = r"^-?[0-9]+(\.[0-9]+)?$"
 
 
-def _ref(name: str) -> dict:
-    return {"$ref": f"#/components/schemas/{name}"}
-
-
 def _obj(properties: dict[str, Any], description: str | None = None) -> dict:
-    schema = {"type": "object", "required": list(properties), "properties": properties, "additionalProperties": False}
-    if description:
-        schema["description"] = description
-    return schema
-
-
-def _string(nullable: bool = False, **extra) -> dict:
-    return {"type": "string", **({"nullable": True} if nullable else {}), **extra}
+    """A closed object, every property required."""
+    return obj(properties, description=description)
 
 
 MONEY = _ref("Money")
@@ -168,12 +160,7 @@ EVENT_STATUS = _obj({
     "error": _string(nullable=True, description="Why the event was dead-lettered."),
 })
 
-ERROR = {
-    "type": "object",
-    "required": ["error", "detail"],
-    "properties": {"error": {"type": "string"}, "detail": {"nullable": True}},
-    "additionalProperties": False,
-}
+ERROR = error_schema()
 INVALID_PARAMETER = _obj({
     "error": {"type": "string", "enum": ["invalid_parameter"]},
     "detail": _obj({"parameter": {"type": "string"}, "problem": {"type": "string"}}),
@@ -202,14 +189,10 @@ PCT_BOUNDS = {"type": "number", "minimum": -int(MAX_PCT), "maximum": int(MAX_PCT
 
 
 def _path(name: str, schema: dict, description: str) -> dict:
-    return {"name": name, "in": "path", "required": True, "schema": schema, "description": description}
+    return path_parameter(name, description, schema)
 
 
 # --- responses ----------------------------------------------------------------------------
-
-def _json(schema: dict, description: str) -> dict:
-    return {"description": description, "content": {"application/json": {"schema": schema}}}
-
 
 INVALID_CURSOR = _obj({
     "error": {"type": "string", "enum": ["invalid_cursor"]},
@@ -233,20 +216,13 @@ def _operation(operation_id: str, summary: str, ok: dict, parameters: list, *, n
     return {"get": operation}
 
 
-DOCUMENT: dict[str, Any] = {
-    "openapi": "3.0.3",
-    "info": {
-        "title": "Partsemble sales tracking: query API",
-        "version": "1.0.0",
-        "description": (
-            "Read API over the FIFO-costed sales of one tenant (the API key's). Money is a decimal string "
-            "rounded half-even to 2 places; quantities are exact decimal strings; margin_pct is "
-            "100 × margin / revenue rounded half-even to 2 places, null where revenue is 0. Another "
-            "tenant's objects answer 404."),
-    },
-    "servers": [{"url": "/"}],
-    "security": [{"bearerAuth": []}],
-    "paths": {
+DOCUMENT: dict[str, Any] = document(
+    "Partsemble sales tracking: query API",
+    "Read API over the FIFO-costed sales of one tenant (the API key's). Money is a decimal string "
+    "rounded half-even to 2 places; quantities are exact decimal strings; margin_pct is "
+    "100 × margin / revenue rounded half-even to 2 places, null where revenue is 0. Another "
+    "tenant's objects answer 404.",
+    paths={
         "/api/v1/sales": _operation(
             "listSales", "Sales, filtered, sorted, keyset-paginated, with totals of the whole filtered set",
             _json(_ref("SalesPage"), "A page of sales."),
@@ -294,34 +270,27 @@ DOCUMENT: dict[str, Any] = {
             "eventStatus", "Whether an event accepted by ingest has been applied by costing",
             _json(_ref("EventStatus"), "The event's status."),
             [_path("event_id", UUID, "The event id ingest answered with.")], not_found=True),
-        "/api/v1/openapi.json": {"get": {
-            "operationId": "openapi", "summary": "This document (no API key needed)", "security": [],
-            "responses": {"200": _json({"type": "object"}, "The OpenAPI document.")}}},
     },
-    "components": {
-        "securitySchemes": {"bearerAuth": {"type": "http", "scheme": "bearer",
-                                           "description": "A tenant API key: psk_<prefix>_<secret>."}},
-        "schemas": {
-            "Money": _string(pattern=MONEY_PATTERN, example="67.50",
-                             description="Amount rounded half-even to 2 places."),
-            "Quantity": _string(pattern=QUANTITY_PATTERN, example="12.5", description="Exact decimal quantity."),
-            "Percent": _string(nullable=True, pattern=MONEY_PATTERN, example="60.00",
-                               description="100 × margin / revenue, half-even to 2 places; null where revenue is 0."),
-            "SaleItem": _obj(SALE_ITEM_PROPERTIES),
-            "SaleDetail": SALE_DETAIL,
-            "SaleLine": LINE,
-            "Allocation": ALLOCATION,
-            "SaleVersion": VERSION,
-            "CostRevision": COST_REVISION,
-            "SalesPage": SALES_PAGE,
-            "ProductMargin": PRODUCT_MARGIN,
-            "Lot": LOT,
-            "Stock": STOCK,
-            "Shortage": SHORTAGE,
-            "EventStatus": EVENT_STATUS,
-            "Error": ERROR,
-            "InvalidParameter": INVALID_PARAMETER,
-            "InvalidCursor": INVALID_CURSOR,
-        },
+    schemas={
+        "Money": _string(pattern=MONEY_PATTERN, example="67.50",
+                         description="Amount rounded half-even to 2 places."),
+        "Quantity": _string(pattern=QUANTITY_PATTERN, example="12.5", description="Exact decimal quantity."),
+        "Percent": _string(nullable=True, pattern=MONEY_PATTERN, example="60.00",
+                           description="100 × margin / revenue, half-even to 2 places; null where revenue is 0."),
+        "SaleItem": _obj(SALE_ITEM_PROPERTIES),
+        "SaleDetail": SALE_DETAIL,
+        "SaleLine": LINE,
+        "Allocation": ALLOCATION,
+        "SaleVersion": VERSION,
+        "CostRevision": COST_REVISION,
+        "SalesPage": SALES_PAGE,
+        "ProductMargin": PRODUCT_MARGIN,
+        "Lot": LOT,
+        "Stock": STOCK,
+        "Shortage": SHORTAGE,
+        "EventStatus": EVENT_STATUS,
+        "Error": ERROR,
+        "InvalidParameter": INVALID_PARAMETER,
+        "InvalidCursor": INVALID_CURSOR,
     },
-}
+)

@@ -20,6 +20,7 @@ import asyncpg
 
 from services.query.metrics import ROLLUP_DELTAS_FOLDED
 from shared.db import TransientError, UnavailableError, set_tenant, translate
+from shared.aio import running
 from shared.logging import get_logger
 
 log = get_logger("query.rollups")
@@ -160,12 +161,6 @@ async def keep_folding(pool: asyncpg.Pool, interval: float = 1.0) -> None:
         await asyncio.sleep(interval)
 
 
-@contextlib.asynccontextmanager
-async def folding(pool: asyncpg.Pool, interval: float = 1.0):
-    task = asyncio.create_task(keep_folding(pool, interval), name="rollup-folder")
-    try:
-        yield task
-    finally:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
+def folding(pool: asyncpg.Pool, interval: float = 1.0) -> contextlib.AbstractAsyncContextManager[asyncio.Task]:
+    """Keep folding in the background for the life of the block."""
+    return running(keep_folding(pool, interval), name="rollup-folder")

@@ -1,5 +1,5 @@
 """HTTP edge of the query API: check the parameters, run a read view, present the
-rows. No SQL here (services/query/views.py) and no rounding (presenters.py).
+rows. No SQL here (services/query/views/) and no rounding (presenters.py).
 Every route is under /api/v1/ and so scoped by the API key's tenant, except the
 OpenAPI document (app.PUBLIC_PATHS)."""
 

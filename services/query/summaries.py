@@ -8,7 +8,7 @@ from the month tables, the days at its two edges from the day tables (``split``)
 unfolded deltas (which have a day) by the range itself. The list summary without any
 date filter reads the all-time table; with a customer substring or a sku (and no
 date or margin filter) the per-customer or per-sku table. Any other combination
-sums the matching sales themselves (views.py), which is exact too, just slower.
+sums the matching sales themselves (views/sales_list.py), which is exact too, just slower.
 """
 
 from __future__ import annotations

@@ -19,7 +19,7 @@ from structlog.testing import capture_logs
 from yarl import URL
 
 from services.ingest.app import create_app
-from services.ingest.qbo import routes as qbo_routes
+from services.ingest.qbo import connect as qbo_routes
 from services.ingest.qbo import state as state_module
 from services.ingest.qbo.state import digest, make_state, new_secret
 from tools.qbo_sim.app import create_app as create_sim

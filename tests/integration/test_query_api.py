@@ -16,7 +16,8 @@ import pytest
 from services.costing.main import running_consumer
 from services.ingest import deadletters
 from services.ingest.app import create_app as create_ingest_app
-from services.query import rollups, views
+from services.query import rollups
+from services.query.views import sales_list
 from services.query.app import create_app
 from shared import broker
 from shared.api_keys import create_key
@@ -321,7 +322,7 @@ async def test_the_folder_brings_stale_keys_up_to_date(pool, data, unfolded_keys
                                            ("G-2", {"INV-5", "INV-2", "REC-1", "CM-1", "INV-7"}), ("Z-9", set())])
 async def test_a_sku_list_by_date_is_the_same_whichever_way_it_is_found(query, data, monkeypatch, walk_from, sku,
                                                                         expected):
-    monkeypatch.setattr(views, "SKU_PROBE_COST_RATIO", Decimal(walk_from))
+    monkeypatch.setattr(sales_list, "SKU_PROBE_COST_RATIO", Decimal(walk_from))
     for order in ("asc", "desc"):
         for limit in ("1", "2", "50"):
             items = await sales(query, data, sku=sku, order=order, limit=limit)

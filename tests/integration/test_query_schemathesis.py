@@ -10,54 +10,35 @@ and that answer must hold nothing of the first tenant's (values, sale ids, event
 
 from __future__ import annotations
 
-import asyncio
-import base64
-import hashlib
 import json
-import os
 import secrets
-import threading
 import uuid
 from dataclasses import dataclass, field
-from urllib.parse import unquote
 
 import pytest
 import requests
-import schemathesis
-from aiohttp.test_utils import TestServer
-from hypothesis import HealthCheck, settings
 
 from services.costing.main import running_consumer
 from services.ingest.app import create_app as create_ingest_app
-from services.query.app import SERVER_LIMITS, create_app
+from services.query.app import create_app
 from services.query.openapi import DOCUMENT
 from shared import broker
-from shared.api_keys import INSERT_KEY
 from tests.conftest import client_for, event_applied, new_tenant, settings_for, wait_for
-
-def _key() -> tuple[str, str]:
-    prefix = secrets.token_hex(6)
-    return prefix, f"psk_{prefix}_{secrets.token_urlsafe(32)}"
-
+from tests.schemathesis_support import (
+    ServerThread, assert_nothing_leaked, bearer, call_as_both, case_settings, load_schema, new_key, service_secrets,
+    store_key,
+)
 
 # The tenants' API keys are made before collection (schemathesis builds some cases then)
 # and stored by the ``tenants`` fixture. The cases run with tenant A's key.
-(API_KEY_PREFIX, API_KEY), (OTHER_KEY_PREFIX, OTHER_KEY) = _key(), _key()
-SECRETS = {"oauth_state_secret": secrets.token_urlsafe(32),
-           "token_encryption_key": base64.b64encode(os.urandom(32)).decode()}
+(API_KEY_PREFIX, API_KEY), (OTHER_KEY_PREFIX, OTHER_KEY) = new_key(), new_key()
+SECRETS = service_secrets()
 
-# All default checks run but one: positive_data_acceptance wants a 2xx for every
-# schema-valid request, while a few are refused by rules a schema cannot state (a
-# cursor must be one this API issued; ``from`` must not be after ``to``). Those get a
-# 400, which the document declares and status_code_conformance checks.
-CONFIG = schemathesis.Config.from_dict({
-    "checks": {"positive_data_acceptance": {"enabled": False}},
-    "auth": {"openapi": {"bearerAuth": {"bearer": API_KEY}}},
-})
-# The document the app serves: the same dict (test_the_served_document_is_the_one_tested).
-# It is loaded at import, because schemathesis' fixture-based loader does not work with
-# pytest 9; the running server's URL is given with each call.
-schema = schemathesis.openapi.from_dict(json.loads(json.dumps(DOCUMENT)), config=CONFIG)
+# All default checks run but positive_data_acceptance: a few schema-valid requests are
+# refused by rules a schema cannot state (a cursor must be one this API issued; ``from``
+# must not be after ``to``). Those get a 400, which the document declares. The document
+# is the one the app serves: the same dict (test_the_served_document_is_the_one_tested).
+schema = load_schema(DOCUMENT, API_KEY)
 
 
 def seed(m: str) -> list[tuple[str, str, dict | None]]:
@@ -97,7 +78,7 @@ class Tenant:
 
     @property
     def headers(self) -> dict:
-        return {"Authorization": f"Bearer {self.key}"}
+        return bearer(self.key)
 
     @property
     def values(self) -> list[str]:
@@ -121,17 +102,13 @@ def assert_nothing_of(tenant: Tenant, response: requests.Response) -> None:
     """The answer (to the other tenant's key) holds none of the tenant's values or sale
     ids, except those the request named itself (a 404 may quote what it did not find)."""
     assert response.status_code < 500, response.text
-    sent = unquote(response.request.url)
-    leaked = [value for value in tenant.values if value in response.text and value not in sent]
-    if "json" in response.headers.get("Content-Type", ""):
-        leaked += sorted(_ids(response.json()) & tenant.sale_ids)
-    assert not leaked, (f"{response.request.method} {response.request.url} with the other tenant's key answered "
-                        f"tenant {tenant.id}'s {leaked}: {response.text[:500]}")
+    ids = _ids(response.json()) & tenant.sale_ids if "json" in response.headers.get("Content-Type", "") else set()
+    assert_nothing_leaked(tenant.id, tenant.values, response, ids)
 
 
 async def _seeded(pool, ingest, prefix: str, key: str) -> Tenant:
     tenant = Tenant(await new_tenant(pool, "Fuzzed"), key, secrets.token_hex(8))
-    await pool.execute(INSERT_KEY, uuid.uuid4(), tenant.id, prefix, hashlib.sha256(key.encode()).digest())
+    await store_key(pool, tenant.id, prefix, key)
     for method, path, body in seed(tenant.marker):
         response = await ingest.request(method, path, json=body, headers=tenant.headers)
         assert response.status == 202, await response.text()
@@ -158,29 +135,6 @@ async def tenants(pool, database_url) -> tuple[Tenant, Tenant]:
     return a, b
 
 
-class ServerThread:
-    """The query app on an aiohttp TestServer in its own thread and event loop, so the
-    schemathesis cases can call it synchronously from the test's thread."""
-
-    def __init__(self, app):
-        self.loop = asyncio.new_event_loop()
-        self.thread = threading.Thread(target=self.loop.run_forever, name="query-server", daemon=True)
-        self.server = TestServer(app)
-
-    def start(self) -> str:
-        self.thread.start()
-        # The server's limits go to start_server: TestServer() ignores them (aiohttp 3.14),
-        # and a long generated URL then met aiohttp's default 8,190-byte line limit.
-        asyncio.run_coroutine_threadsafe(self.server.start_server(**SERVER_LIMITS), self.loop).result(timeout=30)
-        return str(self.server.make_url("")).rstrip("/")
-
-    def stop(self) -> None:
-        asyncio.run_coroutine_threadsafe(self.server.close(), self.loop).result(timeout=30)
-        self.loop.call_soon_threadsafe(self.loop.stop)
-        self.thread.join(timeout=30)
-        self.loop.close()
-
-
 @pytest.fixture(scope="module")
 def query_url(tenants, database_url):
     server = ServerThread(create_app(settings_for(database_url, "unused")))
@@ -193,7 +147,7 @@ def test_the_served_document_is_the_one_tested(query_url):
     served = requests.get(f"{query_url}/api/v1/openapi.json", timeout=10)
     assert served.status_code == 200
     assert served.json() == json.loads(json.dumps(DOCUMENT))
-    sales = requests.get(f"{query_url}/api/v1/sales", headers={"Authorization": f"Bearer {API_KEY}"}, timeout=10)
+    sales = requests.get(f"{query_url}/api/v1/sales", headers=bearer(API_KEY), timeout=10)
     assert sales.json()["summary"]["count"] == 5  # the seeded tenant is the one the cases use
 
 
@@ -216,11 +170,9 @@ def test_another_tenants_objects_answer_404(query_url, tenants):
 
 
 @schema.parametrize()
-@settings(max_examples=25, deadline=None, database=None,
-          suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much,
-                                 HealthCheck.function_scoped_fixture])
+@case_settings(max_examples=25)
 def test_query_api_conforms_to_its_openapi_document(case, query_url, tenants):
     a, b = tenants
-    case.call_and_validate(base_url=query_url)  # tenant A's key (CONFIG)
-    # tenant_isolation: the same request with tenant B's key shows nothing of tenant A's.
-    assert_nothing_of(a, case.call(base_url=query_url, headers=b.headers))
+    # Validated with tenant A's key (the schema's); tenant_isolation: the same request
+    # with tenant B's key shows nothing of tenant A's.
+    assert_nothing_of(a, call_as_both(case, query_url, b.headers))

@@ -24,7 +24,7 @@ from yarl import URL
 from services.costing.main import running_consumer
 from services.ingest.admin import connect_quickbooks
 from services.ingest.app import create_app as create_ingest
-from services.ingest.app_keys import QBO
+from services.ingest.qbo.app_keys import QBO
 from services.query.app import _nothing_to_reset
 from services.query.app import create_app as create_query
 from shared import broker

@@ -10,7 +10,7 @@ import uuid
 
 import pytest
 
-from services.ingest import admin
+from services.ingest.qbo import admin as qbo_admin
 from services.ingest.qbo.tokens_crypto import TokenCipher
 from shared.secrets import token_keys
 from tests.conftest import client_for, make_api_tenant, settings_for
@@ -31,7 +31,7 @@ async def test_rotation_re_encrypts_every_token_under_the_new_key(pool, database
     async with pool.acquire() as conn:
         for n, realm in enumerate(realms):
             tenant_id, _headers = await make_api_tenant(pool, f"Rotating {n}")
-            assert await admin.connect_quickbooks(conn, settings_for(database_url, "unused", token_encryption_key=old),
+            assert await qbo_admin.connect_quickbooks(conn, settings_for(database_url, "unused", token_encryption_key=old),
                                                   tenant_id, realm, f"access-{n}", f"refresh-{n}", 3600)
     before = {realm: await _stored(pool, realm) for realm in realms}
     rotating = settings_for(database_url, "unused", token_encryption_key=new, token_encryption_old_keys=old)
@@ -40,7 +40,7 @@ async def test_rotation_re_encrypts_every_token_under_the_new_key(pool, database
 
 async def _check_rotation(pool, rotating, realms, before, old, new) -> None:
     async with pool.acquire() as conn:  # this test's realms: other tests' stay under the run's key
-        rewritten, current = await admin.rotate_token_key(conn, rotating, realms)
+        rewritten, current = await qbo_admin.rotate_token_key(conn, rotating, realms)
     assert (rewritten, current) == (len(realms), 0)
 
     only_new = TokenCipher(token_keys(new))
@@ -54,7 +54,7 @@ async def _check_rotation(pool, rotating, realms, before, old, new) -> None:
             only_old.decrypt(access, realm)
 
     async with pool.acquire() as conn:  # run again: nothing left to do
-        rewritten, current = await admin.rotate_token_key(conn, rotating, realms)
+        rewritten, current = await qbo_admin.rotate_token_key(conn, rotating, realms)
     assert (rewritten, current) == (0, len(realms))
 
 
@@ -63,12 +63,12 @@ async def test_rotation_without_the_old_key_changes_nothing(pool, database_url):
     realm = f"rot-{uuid.uuid4().hex[:8]}"
     tenant_id, _headers = await make_api_tenant(pool, "Rotating without")
     async with pool.acquire() as conn:
-        await admin.connect_quickbooks(conn, settings_for(database_url, "unused", token_encryption_key=old),
+        await qbo_admin.connect_quickbooks(conn, settings_for(database_url, "unused", token_encryption_key=old),
                                        tenant_id, realm, "access", "refresh", 3600)
     before = await _stored(pool, realm)
     async with pool.acquire() as conn:
         with pytest.raises(Exception, match="no configured TOKEN_ENCRYPTION_KEY"):
-            await admin.rotate_token_key(conn, settings_for(database_url, "unused", token_encryption_key=_key()),
+            await qbo_admin.rotate_token_key(conn, settings_for(database_url, "unused", token_encryption_key=_key()),
                                          [realm])
     assert await _stored(pool, realm) == before  # one transaction: all or nothing
 

@@ -139,6 +139,14 @@ async def remap_tenant(conn: asyncpg.Connection, tenant_id, change) -> list[str]
     return result
 
 
+class RemapOnCatalogChange:
+    """The QuickBooks channel's catalog listener (``services.ingest.service.CatalogListener``):
+    a catalog change may re-map QuickBooks items, so it re-emits the sales it affects."""
+
+    async def around_catalog_change(self, conn: asyncpg.Connection, tenant_id, change):
+        return await remap_tenant(conn, tenant_id, lambda _conn: change())
+
+
 async def _emit(conn: asyncpg.Connection, tenant_id, event) -> list[str]:
     await IngestRepository(conn, tenant_id).append(event, "quickbooks")
     return [str(event.event_id)]

@@ -20,7 +20,7 @@ from services.ingest.qbo.client import QboClient
 from services.ingest.qbo.oauth import ReconnectRequired
 from services.ingest.qbo.repository import QboRepository
 from services.ingest.qbo.sync import SALES_ENTITIES, CatchUp, apply_item, apply_sale
-from shared.aio import wait_for_event
+from shared.aio import Backoff, wake_loop
 from shared.db import tenant_transaction
 from shared.logging import get_logger
 
@@ -46,7 +46,7 @@ class NotificationWorker:
         self._sync_requests: set[str] = set()
         self._last_catch_up = 0.0
         self._retry_at: dict[str, float] = {}  # realm → when its failed catch-up is tried again
-        self._failures: dict[str, int] = {}
+        self._backoffs: dict[str, Backoff] = {}  # realm → the backoff of its failing catch-ups
 
     def notify(self) -> None:
         self.wake.set()
@@ -56,17 +56,13 @@ class NotificationWorker:
         self.wake.set()
 
     async def run(self) -> None:
-        while True:
-            try:
-                busy = await self.step()
-            except asyncio.CancelledError:
-                raise
-            except Exception:  # noqa: BLE001 - keep the worker alive; the rows stay pending
-                log.exception("qbo.worker.failed")
-                busy = False
-                await asyncio.sleep(1.0)
-            if not busy:
-                await wait_for_event(self.wake, timeout=1.0)
+        """Work until cancelled: at once while there is work, else when notified (or 1 s);
+        1 s after a failed pass (the rows stay pending)."""
+        await wake_loop(self.step, self.wake, idle_timeout=1.0, backoff=Backoff(1.0, 1.0), on_error=self._failed)
+
+    @staticmethod
+    def _failed(_exc: Exception, _retry_in: float) -> None:
+        log.exception("qbo.worker.failed")
 
     async def step(self) -> bool:
         """One pass: notifications of every realm, then due catch-ups. True if there was work."""
@@ -104,13 +100,13 @@ class NotificationWorker:
             return
         except Exception:  # noqa: BLE001 - retried with backoff
             CATCH_UPS.labels("failed").inc()
-            failures = self._failures[realm_id] = self._failures.get(realm_id, 0) + 1
-            delay = min(self.cdc_interval, RETRY_BASE * 2 ** (failures - 1))
+            backoff = self._backoffs.setdefault(realm_id, Backoff(RETRY_BASE, self.cdc_interval))
+            delay = backoff.next_delay()
             self._retry_at[realm_id] = time.monotonic() + delay
-            log.exception("qbo.catch_up.failed", realm=realm_id, failures=failures, retry_in=delay)
+            log.exception("qbo.catch_up.failed", realm=realm_id, failures=backoff.failures, retry_in=delay)
             return
         CATCH_UPS.labels("done").inc()
-        self._failures.pop(realm_id, None)
+        self._backoffs.pop(realm_id, None)
         self._retry_at.pop(realm_id, None)
         if count:
             self.on_events()

@@ -1,17 +1,10 @@
-"""HTTP edge of the QuickBooks channel.
+"""The QuickBooks connect flow (docs/security.md, "QuickBooks connect flow"), in the browser:
 
-* ``POST /webhooks/quickbooks``: signature first (401, nothing stored), then store
-  the raw delivery and its notifications in one transaction and answer 200 at
-  once. Parsed per element: every readable notification is stored; each
-  unreadable element (or the whole body) is recorded in the delivery's
-  ``parse_error`` (JSON list of ``{element, reason}``), counted
-  (``qbo_webhook_elements_rejected_total``), logged and still answered 200 (an
-  error would make Intuit retry it for hours and hold back the deliveries behind it).
+* ``GET /oauth/quickbooks/start`` (+ ``start.js``): a page that starts it with the API key;
 * ``GET /oauth/quickbooks/connect`` (API key) → Intuit's authorize URL with a signed,
-  single-use state bound to the browser by a cookie; ``GET /oauth/quickbooks/callback``
-  checks state, cookie and nonce and links the realm to the tenant (or refuses with a
-  small HTML page).
-* ``/api/v1/connections/quickbooks``: list, sync now, disconnect.
+  single-use state bound to the browser by a cookie;
+* ``GET /oauth/quickbooks/callback`` checks state, cookie and nonce and links the realm
+  to the tenant (or refuses with a small HTML page, JSON for a client that prefers it).
 """
 
 from __future__ import annotations
@@ -26,54 +19,20 @@ from urllib.parse import urlencode
 import aiohttp
 import asyncpg
 from aiohttp import web
-from prometheus_client import Counter
 
-from services.ingest.app_keys import QBO, SETTINGS
-from services.ingest.qbo.deliveries import read_delivery
-from services.ingest.qbo.oauth import ReconnectRequired
-from services.ingest.qbo.repository import QboRepository
+from services.ingest.app_keys import SETTINGS
 from services.ingest.qbo import state as state_module
-from services.ingest.qbo.signature import verify
+from services.ingest.qbo.app_keys import QBO
+from services.ingest.qbo.oauth import ReconnectRequired
 from services.ingest.qbo.state import StateError, browser_matches, digest, make_state, new_secret, read_state
 from shared.api_keys import bearer_key, tenant_for_key
 from shared.db import tenant_transaction
 from shared.logging import get_logger
 from shared.secrets import state_secret
-from shared.web import POOL, TENANT, ApiError, error_body, json_response
+from shared.web import POOL, ApiError, error_body, json_response
 
-log = get_logger("qbo.webhook")
 routes = web.RouteTableDef()
-WEBHOOKS = Counter("qbo_webhook_deliveries_total", "Webhook deliveries by outcome", ["outcome"])
-REJECTED = Counter("qbo_webhook_elements_rejected_total",
-                   "Unreadable elements of signed webhook deliveries (kept in qbo_deliveries.parse_error)", ["format"])
 SCOPE = "com.intuit.quickbooks.accounting"
-
-
-@routes.post("/webhooks/quickbooks")
-async def webhook(request: web.Request) -> web.Response:
-    body = await request.read()
-    if not verify(body, request.headers.get("intuit-signature"), request.app[SETTINGS].qbo_webhook_verifier_token):
-        WEBHOOKS.labels("bad_signature").inc()
-        raise ApiError(401, "bad_signature", "missing or wrong intuit-signature")
-    delivery = read_delivery(body)
-    notifications = delivery.notifications
-    async with request.app[POOL].acquire() as conn, conn.transaction():
-        stored = await QboRepository(conn).store_delivery(request.content_type, body, delivery.parse_error(),
-                                                          notifications)
-    if delivery.rejected:
-        REJECTED.labels(delivery.format).inc(len(delivery.rejected))
-        WEBHOOKS.labels("partial" if notifications else "unparseable").inc()
-        log.error("qbo.webhook.unreadable_elements", rejected=len(delivery.rejected), received=len(notifications),
-                  errors=[f"{r.element}: {r.reason}" for r in delivery.rejected[:5]], size=len(body))
-    else:
-        WEBHOOKS.labels("stored").inc()
-    for row in stored:
-        if row["status"] == "ignored":
-            log.warning("qbo.webhook.unknown_realm", realm=row["realm_id"])
-    if any(row["status"] == "pending" for row in stored):
-        request.app[QBO].worker.notify()
-    return json_response({"received": len(notifications), "new": len(stored), "rejected": len(delivery.rejected)})
-
 
 # --- The connect flow (docs/security.md, "QuickBooks connect flow") ----------------------
 #
@@ -85,7 +44,7 @@ async def webhook(request: web.Request) -> web.Response:
 
 COOKIE = "partsemble_qbo_connect"
 COOKIE_PATH = "/oauth/quickbooks"
-connect_log = get_logger("qbo.connect")
+log = get_logger("qbo.connect")
 
 STATE_NONCE_OPEN = """
 SELECT used_at IS NULL AND expires_at > now() AS open, used_at IS NOT NULL AS used FROM oauth_states
@@ -195,7 +154,7 @@ def _page(request: web.Request, status: int, title: str, text: str, body: dict |
 
 def _refuse(request: web.Request, reason: str, **fields) -> web.Response:
     status, title, text = REFUSALS[reason]
-    connect_log.warning("qbo.connect.refused", reason=reason, status=status, **fields)
+    log.warning("qbo.connect.refused", reason=reason, status=status, **fields)
     return _page(request, status, title, text, error_body(reason, text))
 
 
@@ -241,7 +200,7 @@ async def connect(request: web.Request) -> web.Response:
         response = web.Response(status=302, headers={"Location": url})
     response.set_cookie(COOKIE, browser, max_age=state_module.TTL, path=COOKIE_PATH, secure=_secure_cookie(request),
                         httponly=True, samesite="Lax")
-    connect_log.info("qbo.connect.started", tenant=str(tenant))
+    log.info("qbo.connect.started", tenant=str(tenant))
     return _no_store(response)
 
 
@@ -301,49 +260,9 @@ async def callback(request: web.Request) -> web.Response:
     if refusal:
         return _refuse(request, refusal, realm=realm_id, **fields)
     qbo.worker.request_sync(realm_id)
-    connect_log.info("qbo.connected", realm=realm_id, **fields)
+    log.info("qbo.connected", realm=realm_id, **fields)
     return _page(request, 200, "QuickBooks connected",
                  f"Your QuickBooks company is connected to Partsemble. Sales from the last "
                  f"{settings.qbo_initial_import_days} days are being imported; you can close this page.",
                  {"realm_id": realm_id, "status": "connected",
                   "initial_import_days": settings.qbo_initial_import_days})
-
-
-async def _own_connection(request: web.Request):
-    realm_id = request.match_info["realm_id"]
-    row = None
-    if realm_id.isprintable():  # a realm id the database could not even store names no connection
-        async with tenant_transaction(request.app[POOL], request[TENANT], readonly=True) as conn:
-            row = await QboRepository(conn).connection(realm_id)
-    if row is None or row["tenant_id"] != request[TENANT]:
-        raise ApiError(404, "not_found", f"no QuickBooks connection {realm_id!r}")
-    return row
-
-
-@routes.get("/api/v1/connections/quickbooks")
-async def list_connections(request: web.Request) -> web.Response:
-    async with tenant_transaction(request.app[POOL], request[TENANT], readonly=True) as conn:
-        rows = await QboRepository(conn).connections_of(request[TENANT])
-    return json_response({"items": [dict(r) for r in rows]})
-
-
-@routes.post("/api/v1/connections/quickbooks/{realm_id}/sync")
-async def sync_now(request: web.Request) -> web.Response:
-    row = await _own_connection(request)
-    if row["status"] != "connected":
-        raise ApiError(409, "conflict", f"the connection is {row['status']}")
-    request.app[QBO].worker.request_sync(row["realm_id"])
-    return json_response({"realm_id": row["realm_id"], "status": "sync_requested"}, 202)
-
-
-@routes.post("/api/v1/connections/quickbooks/{realm_id}/disconnect")
-async def disconnect(request: web.Request) -> web.Response:
-    row = await _own_connection(request)
-    qbo = request.app[QBO]
-    try:
-        await qbo.oauth.revoke(qbo.tokens.cipher.decrypt(row["refresh_token"], row["realm_id"]))
-    except (ReconnectRequired, OSError) as exc:
-        log.warning("qbo.revoke_failed", error=str(exc))
-    async with tenant_transaction(request.app[POOL], request[TENANT]) as conn:
-        await QboRepository(conn).set_status(row["realm_id"], "disconnected")
-    return json_response({"realm_id": row["realm_id"], "status": "disconnected"})

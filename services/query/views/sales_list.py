@@ -1,7 +1,4 @@
-"""Read views of the query service (CQRS): every statement it runs, as raw SQL with
-$n parameters, over the tables the costing engine writes and the rollups kept by the
-triggers of 0003_query.sql. Each function takes a connection and the tenant; every
-statement is scoped by ``tenant_id``.
+"""The sales list (CQRS read view): its page and summary statement.
 
 The sales list has many optional filters. Its statement is assembled from the
 fixed fragments below, chosen by *which* filters are present (never from their
@@ -16,12 +13,9 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
-from datetime import date
 from decimal import Decimal
 from functools import lru_cache
 from typing import Any
-
-import asyncpg
 
 from services.query import summaries
 
@@ -307,137 +301,3 @@ def sales_summary_statement(tenant_id: uuid.UUID, q: SalesQuery) -> tuple[str, l
         return rolled, params.values
     names, values = q.ordered_filters()
     return direct_summary_sql(names), [tenant_id, *values]
-
-
-# --- one sale -------------------------------------------------------------------------
-
-SALE = f"SELECT {SALE_COLUMNS} FROM sales s WHERE s.tenant_id = $1 AND s.id = $2"
-
-SALE_LINES = """
-SELECT l.id, l.line_no, l.sku, l.description, l.kind, l.quantity, l.revenue, l.cost, l.shortage_qty,
-       l.shortage_cost, l.flags
-FROM sale_lines l WHERE l.tenant_id = $1 AND l.sale_id = $2 ORDER BY l.line_no"""
-
-# Lots consumed by the sale's lines, in supply order.
-SALE_ALLOCATIONS = """
-SELECT a.line_id, lot.lot_number, lot.received_at, a.quantity, lot.unit_cost
-FROM sale_lines l
-JOIN allocations a ON a.line_id = l.id
-JOIN lots lot ON lot.id = a.lot_id
-WHERE l.tenant_id = $1 AND l.sale_id = $2
-ORDER BY l.line_no, lot.received_at, lot.lot_number"""
-
-SALE_VERSIONS = """
-SELECT v.version, v.event_id, v.event_type, v.applied, v.note, v.received_at
-FROM sale_versions v WHERE v.tenant_id = $1 AND v.sale_id = $2 ORDER BY v.id"""
-
-SALE_COST_REVISIONS = """
-SELECT r.line_no, r.old_cost, r.new_cost, r.cause, r.event_id, r.created_at
-FROM cost_revisions r WHERE r.tenant_id = $1 AND r.sale_id = $2 ORDER BY r.id"""
-
-
-@dataclass(frozen=True)
-class SaleDetail:
-    sale: asyncpg.Record
-    lines: list[asyncpg.Record]
-    allocations: list[asyncpg.Record]
-    versions: list[asyncpg.Record]
-    revisions: list[asyncpg.Record]
-
-
-async def sale_detail(conn: asyncpg.Connection, tenant_id: uuid.UUID, sale_id: int) -> SaleDetail | None:
-    """One sale with its lines, allocations and history, read from one snapshot (the caller's
-    repeatable-read transaction: routes.tenant_read)."""
-    sale = await conn.fetchrow(SALE, tenant_id, sale_id)
-    if sale is None:
-        return None
-    return SaleDetail(sale, await conn.fetch(SALE_LINES, tenant_id, sale_id),
-                      await conn.fetch(SALE_ALLOCATIONS, tenant_id, sale_id),
-                      await conn.fetch(SALE_VERSIONS, tenant_id, sale_id),
-                      await conn.fetch(SALE_COST_REVISIONS, tenant_id, sale_id))
-
-
-# --- products -------------------------------------------------------------------------
-
-async def product_margins(conn: asyncpg.Connection, tenant_id: uuid.UUID, first: date | None, last: date | None
-                          ) -> list[asyncpg.Record]:
-    sql, args = summaries.product_margins(tenant_id, first, last)
-    return await conn.fetch(sql, *args)
-
-
-PRODUCT = "SELECT p.id, p.sku, p.name, p.wac FROM products p WHERE p.tenant_id = $1 AND p.sku = $2"
-# A product entered at ingest whose event the costing engine has not applied yet.
-CATALOG_PRODUCT = "SELECT c.sku, c.name FROM catalog_products c WHERE c.tenant_id = $1 AND c.sku = $2"
-
-PRODUCT_LOTS = """
-SELECT lot.lot_number, lot.received_at, lot.quantity, lot.remaining, lot.unit_cost, lot.is_return
-FROM lots lot WHERE lot.tenant_id = $1 AND lot.product_id = $2 AND lot.remaining > 0
-ORDER BY lot.received_at, lot.lot_number"""
-
-OPEN_SHORTAGE = """
-SELECT coalesce(sum(l.shortage_qty), 0) FROM sale_lines l
-WHERE l.product_id = $2 AND l.tenant_id = $1 AND l.in_demand AND l.shortage_qty > 0"""
-
-
-@dataclass(frozen=True)
-class Stock:
-    sku: str
-    name: str | None
-    wac: Decimal
-    lots: list[asyncpg.Record]
-    open_shortage: Decimal
-
-
-async def product_stock(conn: asyncpg.Connection, tenant_id: uuid.UUID, sku: str) -> Stock | None:
-    """The product's stock, read from one snapshot (the caller's repeatable-read transaction)."""
-    product = await conn.fetchrow(PRODUCT, tenant_id, sku)
-    if product is None:
-        catalog = await conn.fetchrow(CATALOG_PRODUCT, tenant_id, sku)
-        if catalog is None:
-            return None
-        return Stock(catalog["sku"], catalog["name"], Decimal(0), [], Decimal(0))
-    return Stock(product["sku"], product["name"], product["wac"],
-                 await conn.fetch(PRODUCT_LOTS, tenant_id, product["id"]),
-                 await conn.fetchval(OPEN_SHORTAGE, tenant_id, product["id"]))
-
-
-# --- shortages ------------------------------------------------------------------------
-
-SHORTAGE_COLUMNS = "l.txn_date, l.source_created_at, l.source, l.external_id, l.sale_type, l.line_no"
-SHORTAGE_KEY = f"({SHORTAGE_COLUMNS})"
-
-_SHORTAGES = f"""
-SELECT s.id AS sale_id, s.external_id, s.type, l.txn_date, s.customer, l.line_no, l.sku, l.shortage_qty,
-       l.shortage_cost, l.source_created_at, l.source AS key_source, l.external_id AS key_external_id,
-       l.sale_type AS key_sale_type
-FROM sale_lines l
-JOIN sales s ON s.id = l.sale_id
-WHERE l.tenant_id = $1 AND l.shortage_qty > 0 AND l.in_demand AND s.tenant_id = $1 AND s.status = 'posted'
-  {{after}}
-ORDER BY {SHORTAGE_COLUMNS}
-LIMIT $2"""
-SHORTAGES_FIRST = _SHORTAGES.format(after="")
-SHORTAGES_AFTER = _SHORTAGES.format(
-    after=f"AND {SHORTAGE_KEY} > ($3::date, $4::timestamptz, $5::text, $6::text, $7::text, $8::int)")
-
-
-async def shortages(conn: asyncpg.Connection, tenant_id: uuid.UUID, limit: int, after: tuple | None
-                    ) -> list[asyncpg.Record]:
-    """``limit + 1`` rows at most, oldest first in demand order, after the key ``after``."""
-    if after is None:
-        return await conn.fetch(SHORTAGES_FIRST, tenant_id, limit + 1)
-    return await conn.fetch(SHORTAGES_AFTER, tenant_id, limit + 1, *after)
-
-
-# --- events ---------------------------------------------------------------------------
-
-EVENT_STATUS = """
-SELECT EXISTS (SELECT 1 FROM processed_events p WHERE p.event_id = $2 AND p.tenant_id = $1) AS applied,
-       (SELECT d.reason FROM dead_letters d
-        WHERE d.event_id = $2 AND d.tenant_id = $1 AND d.redriven_at IS NULL ORDER BY d.id DESC LIMIT 1) AS dead_reason,
-       EXISTS (SELECT 1 FROM event_log e WHERE e.event_id = $2 AND e.tenant_id = $1)
-       OR EXISTS (SELECT 1 FROM dead_letters d WHERE d.event_id = $2 AND d.tenant_id = $1) AS known"""
-
-
-async def event_status(conn: asyncpg.Connection, tenant_id: uuid.UUID, event_id: uuid.UUID) -> asyncpg.Record:
-    return await conn.fetchrow(EVENT_STATUS, tenant_id, event_id)
