@@ -39,8 +39,10 @@ def service_url(owner_url: str) -> str:
 @functools.cache
 def service_secrets() -> dict[str, str]:
     """This run's secrets (nothing has a default): made fresh once per bench process."""
-    return {"TOKEN_ENCRYPTION_KEY": base64.b64encode(secrets.token_bytes(32)).decode(),
-            "OAUTH_STATE_SECRET": secrets.token_urlsafe(48)}
+    return {
+        "TOKEN_ENCRYPTION_KEY": base64.b64encode(secrets.token_bytes(32)).decode(),
+        "OAUTH_STATE_SECRET": secrets.token_urlsafe(48),
+    }
 
 
 def service_environment(owner_url: str) -> dict[str, str]:
@@ -65,9 +67,14 @@ def service_settings(owner_url: str, **extra: object):
     from shared.settings import Settings
 
     env = service_environment(owner_url)
-    return Settings(database_url=env["DATABASE_URL"], database_owner_url=owner_url, api_rate_limit_per_minute=0,
-                    token_encryption_key=env["TOKEN_ENCRYPTION_KEY"], oauth_state_secret=env["OAUTH_STATE_SECRET"],
-                    **extra)
+    return Settings(
+        database_url=env["DATABASE_URL"],
+        database_owner_url=owner_url,
+        api_rate_limit_per_minute=0,
+        token_encryption_key=env["TOKEN_ENCRYPTION_KEY"],
+        oauth_state_secret=env["OAUTH_STATE_SECRET"],
+        **extra,
+    )
 
 
 async def recreate_bench_database(owner_url: str) -> None:
@@ -128,13 +135,24 @@ async def machine_info(pool: asyncpg.Pool, amqp_url: str) -> dict[str, str]:
             rabbit = value.decode() if isinstance(value, bytes) else str(value)
         finally:
             await conn.close()
-    settings = {r["name"]: r["setting"] for r in await pool.fetch(
-        "SELECT name, setting FROM pg_settings WHERE name IN ('synchronous_commit', 'fsync', 'shared_buffers', "
-        "'max_connections')")}
-    return {"nproc": str(os.cpu_count()), "cpu": cpu_model(), "postgres": await pool.fetchval("SHOW server_version"),
-            "pg_settings": ", ".join(f"{k}={v}" for k, v in sorted(settings.items())), "rabbitmq": rabbit,
-            "python": platform.python_version(), "kernel": platform.release(), "load_before": load_average(),
-            "broker": f"{URL(amqp_url).host}:{URL(amqp_url).port or 5672}"}
+    settings = {
+        r["name"]: r["setting"]
+        for r in await pool.fetch(
+            "SELECT name, setting FROM pg_settings WHERE name IN ('synchronous_commit', 'fsync', 'shared_buffers', "
+            "'max_connections')"
+        )
+    }
+    return {
+        "nproc": str(os.cpu_count()),
+        "cpu": cpu_model(),
+        "postgres": await pool.fetchval("SHOW server_version"),
+        "pg_settings": ", ".join(f"{k}={v}" for k, v in sorted(settings.items())),
+        "rabbitmq": rabbit,
+        "python": platform.python_version(),
+        "kernel": platform.release(),
+        "load_before": load_average(),
+        "broker": f"{URL(amqp_url).host}:{URL(amqp_url).port or 5672}",
+    }
 
 
 def write_section(heading: str, marker: str, content: str) -> None:

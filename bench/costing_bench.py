@@ -40,7 +40,7 @@ import time
 import uuid
 from collections import defaultdict
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 
@@ -48,14 +48,21 @@ import aio_pika
 import asyncpg
 from yarl import URL
 
+from bench.common import (
+    cpu_probe_ms,
+    load_average,
+    machine_info,
+    recreate_bench_database,
+    service_url,
+    subprocess_environment,
+    write_section,
+)
 from services.costing import fifo, repository
 from services.costing.runtime import tune_garbage_collector
 from services.costing.service import CostingService
 from shared import broker
 from shared.db import create_pool, create_service_pool, set_tenant
 from shared.events import LotReceived, ProductUpserted, SaleLine, SaleUpserted, dump_event
-from bench.common import (cpu_probe_ms, load_average, machine_info, recreate_bench_database, service_url,
-                          subprocess_environment, write_section)
 from shared.money import ZERO, weighted_average, wide
 from shared.settings import Settings
 from shared.startup import StartupError
@@ -72,7 +79,7 @@ DATABASE_URL = os.environ.get("BENCH_DATABASE_URL", "postgresql://postgres@127.0
 SERVICE_URL = service_url(DATABASE_URL)
 AMQP_URL = os.environ.get("BENCH_AMQP_URL", os.environ.get("AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/"))
 
-T0 = datetime(2026, 1, 1, tzinfo=timezone.utc)
+T0 = datetime(2026, 1, 1, tzinfo=UTC)
 D0 = date(2026, 1, 1)
 SALES_PER_DAY = 200
 
@@ -112,6 +119,7 @@ class BenchError(Exception):
 
 # --- events ---------------------------------------------------------------------------
 
+
 def sale_key(k: int) -> tuple[date, datetime]:
     """(txn_date, source_created_at) of the k-th in-order sale: strictly increasing."""
     return D0 + timedelta(days=k // SALES_PER_DAY), T0 + timedelta(seconds=k)
@@ -135,17 +143,38 @@ def product_event(tenant: uuid.UUID, sku: str) -> ProductUpserted:
 
 
 def lot_event(tenant: uuid.UUID, sku: str, j: int, size: Decimal) -> LotReceived:
-    return LotReceived(tenant_id=tenant, occurred_at=T0, sku=sku, lot_number=lot_number(j), quantity=size,
-                       unit_cost=unit_cost(j), received_at=T0)
+    return LotReceived(
+        tenant_id=tenant,
+        occurred_at=T0,
+        sku=sku,
+        lot_number=lot_number(j),
+        quantity=size,
+        unit_cost=unit_cost(j),
+        received_at=T0,
+    )
 
 
-def sale_event(tenant: uuid.UUID, external_id: str, k: int, lines: list[tuple[str, Decimal]],
-               key: tuple[date, datetime] | None = None) -> SaleUpserted:
+def sale_event(
+    tenant: uuid.UUID,
+    external_id: str,
+    k: int,
+    lines: list[tuple[str, Decimal]],
+    key: tuple[date, datetime] | None = None,
+) -> SaleUpserted:
     txn_date, created = key or sale_key(k)
-    return SaleUpserted(tenant_id=tenant, occurred_at=T0, source="manual", sale_type="invoice",
-                        external_id=external_id, version=1, txn_date=txn_date, source_created_at=created,
-                        lines=[SaleLine(line_no=i + 1, sku=sku, quantity=qty, revenue=revenue(k + i))
-                               for i, (sku, qty) in enumerate(lines)])
+    return SaleUpserted(
+        tenant_id=tenant,
+        occurred_at=T0,
+        source="manual",
+        sale_type="invoice",
+        external_id=external_id,
+        version=1,
+        txn_date=txn_date,
+        source_created_at=created,
+        lines=[
+            SaleLine(line_no=i + 1, sku=sku, quantity=qty, revenue=revenue(k + i)) for i, (sku, qty) in enumerate(lines)
+        ],
+    )
 
 
 async def new_tenant(pool: asyncpg.Pool, name: str) -> uuid.UUID:
@@ -155,6 +184,7 @@ async def new_tenant(pool: asyncpg.Pool, name: str) -> uuid.UUID:
 
 
 # --- 1. end to end --------------------------------------------------------------------
+
 
 @dataclass
 class E2EResult:
@@ -178,10 +208,17 @@ class E2EResult:
 
 
 def spawn_consumer(prefix: str, logfile) -> asyncio.subprocess.Process:
-    env = subprocess_environment(DATABASE_URL, AMQP_URL=AMQP_URL, BROKER_PREFIX=prefix, COSTING_PORT="0",
-                                 LOG_LEVEL="WARNING", PYTHONUNBUFFERED="1")
-    return asyncio.create_subprocess_exec(sys.executable, "-m", "services.costing", env=env, cwd=str(ROOT),
-                                          stdout=logfile, stderr=logfile)
+    env = subprocess_environment(
+        DATABASE_URL,
+        AMQP_URL=AMQP_URL,
+        BROKER_PREFIX=prefix,
+        COSTING_PORT="0",
+        LOG_LEVEL="WARNING",
+        PYTHONUNBUFFERED="1",
+    )
+    return asyncio.create_subprocess_exec(
+        sys.executable, "-m", "services.costing", env=env, cwd=str(ROOT), stdout=logfile, stderr=logfile
+    )
 
 
 async def stop_processes(processes: list[asyncio.subprocess.Process]) -> None:
@@ -191,7 +228,7 @@ async def stop_processes(processes: list[asyncio.subprocess.Process]) -> None:
     for p in processes:
         try:
             await asyncio.wait_for(p.wait(), 15)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             p.kill()
             await p.wait()
 
@@ -212,12 +249,13 @@ async def delete_broker_objects(connection, prefix: str) -> None:
         channel = await connection.channel()
         await broker.delete(channel, broker.Names(prefix))
         await channel.close()
-    except Exception as exc:  # noqa: BLE001 - report, the figures are still valid
+    except Exception as exc:
         log(f"could not delete the broker objects {prefix}.*: {type(exc).__name__}: {exc}")
 
 
-async def preload_products(svc: CostingService, tenant: uuid.UUID, skus: list[str], units: int,
-                           lot_size: Decimal) -> None:
+async def preload_products(
+    svc: CostingService, tenant: uuid.UUID, skus: list[str], units: int, lot_size: Decimal
+) -> None:
     for sku in skus:
         await svc.apply(product_event(tenant, sku))
         for j in range(math.ceil(units / lot_size) + 1):
@@ -228,13 +266,22 @@ def two_line_sales(tenant: uuid.UUID, n: int, prefix: str = "E") -> list[SaleUps
     return [sale_event(tenant, f"{prefix}{k:07d}", k, [("A", Decimal(1)), ("B", Decimal(1))]) for k in range(n)]
 
 
-async def e2e_run(pool: asyncpg.Pool, svc: CostingService, connection, topology: broker.Topology, prefix: str,
-                  consumers: int, n: int, logdir: Path) -> E2EResult:
+async def e2e_run(
+    pool: asyncpg.Pool,
+    svc: CostingService,
+    connection,
+    topology: broker.Topology,
+    prefix: str,
+    consumers: int,
+    n: int,
+    logdir: Path,
+) -> E2EResult:
     tenant = await new_tenant(pool, f"bench-e2e-{consumers}")
     await preload_products(svc, tenant, ["A", "B"], n, Decimal(50))
     events = two_line_sales(tenant, n)
-    bodies = [(e.routing_key, broker.event_message(dump_event(e), str(e.event_id), str(e.tenant_id), None))
-              for e in events]
+    bodies = [
+        (e.routing_key, broker.event_message(dump_event(e), str(e.event_id), str(e.tenant_id), None)) for e in events
+    ]
 
     logfile = open(logdir / f"consumers-{consumers}.log", "wb")
     processes = [await spawn_consumer(prefix, logfile) for _ in range(consumers)]
@@ -246,8 +293,9 @@ async def e2e_run(pool: asyncpg.Pool, svc: CostingService, connection, topology:
             await asyncio.sleep(0.1)
 
         async def count() -> int:
-            return await pool.fetchval("SELECT count(*) FROM processed_events WHERE tenant_id = $1 "
-                                       "AND event_type = 'sale.upserted'", tenant)
+            return await pool.fetchval(
+                "SELECT count(*) FROM processed_events WHERE tenant_id = $1 AND event_type = 'sale.upserted'", tenant
+            )
 
         window = asyncio.Semaphore(256)
 
@@ -289,8 +337,10 @@ async def e2e_run(pool: asyncpg.Pool, svc: CostingService, connection, topology:
     uncosted = await pool.fetchval("SELECT count(*) FROM sale_lines WHERE tenant_id = $1 AND NOT costed", tenant)
     lines = await pool.fetchval("SELECT count(*) FROM sale_lines WHERE tenant_id = $1", tenant)
     if dead or uncosted or lines != 2 * n:
-        raise BenchError(f"e2e run with {consumers} consumer(s): {dead} dead letters, {uncosted} uncosted lines, "
-                         f"{lines} lines (expected {2 * n})")
+        raise BenchError(
+            f"e2e run with {consumers} consumer(s): {dead} dead letters, {uncosted} uncosted lines, "
+            f"{lines} lines (expected {2 * n})"
+        )
     await check_invariants(pool, tenant, f"e2e {consumers} consumer(s)")
     # Sales committed out of publish order (concurrent transactions) re-cost later lines.
     revisions = await pool.fetchval("SELECT count(*) FROM cost_revisions WHERE tenant_id = $1", tenant)
@@ -333,9 +383,10 @@ SELECT count(*) FROM sales s WHERE s.tenant_id = $1 AND s.cost <>
 
 
 async def check_invariants(pool: asyncpg.Pool, tenant: uuid.UUID, what: str) -> None:
-    broken = {name: await pool.fetchval(sql, tenant)
-              for name, sql in (("lot balance", LOT_BALANCE), ("line balance", LINE_BALANCE),
-                                ("sale totals", SALE_TOTALS))}
+    broken = {
+        name: await pool.fetchval(sql, tenant)
+        for name, sql in (("lot balance", LOT_BALANCE), ("line balance", LINE_BALANCE), ("sale totals", SALE_TOTALS))
+    }
     if any(broken.values()):
         raise BenchError(f"{what}: invariants broken: {broken}")
 
@@ -368,9 +419,27 @@ def pgbench_binary() -> str:
 async def run_pgbench(pool: asyncpg.Pool, clients: int, seconds: int) -> float:
     await pool.execute(PGBENCH_TABLES)
     url = URL(DATABASE_URL)
-    cmd = [pgbench_binary(), "-n", "-M", "prepared", "-c", str(clients), "-j", str(clients), "-T", str(seconds),
-           "-f", str(PGBENCH_SCRIPT), "-h", url.host or "127.0.0.1", "-p", str(url.port or 5432),
-           "-U", url.user or "postgres", url.path.lstrip("/")]
+    cmd = [
+        pgbench_binary(),
+        "-n",
+        "-M",
+        "prepared",
+        "-c",
+        str(clients),
+        "-j",
+        str(clients),
+        "-T",
+        str(seconds),
+        "-f",
+        str(PGBENCH_SCRIPT),
+        "-h",
+        url.host or "127.0.0.1",
+        "-p",
+        str(url.port or 5432),
+        "-U",
+        url.user or "postgres",
+        url.path.lstrip("/"),
+    ]
     proc = await asyncio.create_subprocess_exec(*cmd, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
     out, err = await proc.communicate()
     text = out.decode() + err.decode()
@@ -386,6 +455,7 @@ async def run_pgbench(pool: asyncpg.Pool, clients: int, seconds: int) -> float:
 
 
 # --- histories built in bulk ---------------------------------------------------------------
+
 
 @dataclass(frozen=True)
 class History:
@@ -452,15 +522,37 @@ async def build_with_sql(pool: asyncpg.Pool, tenant: uuid.UUID, h: History) -> N
             """INSERT INTO products (tenant_id, sku, defined, name, version, received_qty, received_value, wac,
                                      has_cost_basis, demand_total, supply_total)
                VALUES ($1, $2, true, $3, 1, $4, $5, $6, true, $7, $8) RETURNING id""",
-            tenant, h.sku, f"Bench {h.sku}", supply, received_value, wac, demand, supply)
+            tenant,
+            h.sku,
+            f"Bench {h.sku}",
+            supply,
+            received_value,
+            wac,
+            demand,
+            supply,
+        )
         first_lot = await _reserve_ids(conn, "lots", h.lots)
         lots, events = [], [(uuid.uuid4(), tenant, "product.upserted")]
         with wide():
             for j in range(h.lots):
                 start, end = h.lot_size * j, h.lot_size * (j + 1)
                 consumed = fifo.consumed(fifo.Placed(0, h.lot_size, start), demand)
-                lots.append((first_lot + j, tenant, product_id, lot_number(j), False, h.lot_size, unit_cost(j), T0, 1,
-                             start, end, h.lot_size - consumed))
+                lots.append(
+                    (
+                        first_lot + j,
+                        tenant,
+                        product_id,
+                        lot_number(j),
+                        False,
+                        h.lot_size,
+                        unit_cost(j),
+                        T0,
+                        1,
+                        start,
+                        end,
+                        h.lot_size - consumed,
+                    )
+                )
                 events.append((uuid.uuid4(), tenant, "lot.received"))
         # Sale ids are random (random_public_id(), the column's default), as the engine's are.
         sale_ids = await conn.fetchval("SELECT array_agg(random_public_id()) FROM generate_series(1, $1)", h.lines)
@@ -474,31 +566,118 @@ async def build_with_sql(pool: asyncpg.Pool, tenant: uuid.UUID, h: History) -> N
                 taken = expected_allocations(start, end, h.lot_size)
                 cost, shortage_cost = fifo.line_cost(((q, unit_cost(j)) for j, q in taken), ZERO, wac)
                 ext, rev = h.external_id(k), revenue(k)
-                sales.append((sale_id, tenant, "manual", "invoice", ext, "posted", 1, txn_date, created, rev, cost,
-                              False))
-                lines.append((line_id, tenant, sale_id, 1, h.sku, product_id, "inventory", h.qty, rev, cost, ZERO,
-                              shortage_cost, [], True, True, txn_date, created, "manual", ext, "invoice", True, rev,
-                              start, end))
+                sales.append(
+                    (sale_id, tenant, "manual", "invoice", ext, "posted", 1, txn_date, created, rev, cost, False)
+                )
+                lines.append(
+                    (
+                        line_id,
+                        tenant,
+                        sale_id,
+                        1,
+                        h.sku,
+                        product_id,
+                        "inventory",
+                        h.qty,
+                        rev,
+                        cost,
+                        ZERO,
+                        shortage_cost,
+                        [],
+                        True,
+                        True,
+                        txn_date,
+                        created,
+                        "manual",
+                        ext,
+                        "invoice",
+                        True,
+                        rev,
+                        start,
+                        end,
+                    )
+                )
                 allocations.extend((tenant, line_id, first_lot + j, q) for j, q in taken)
                 event_id = uuid.uuid4()
                 events.append((event_id, tenant, "sale.upserted"))
                 versions.append((tenant, sale_id, 1, event_id, "sale.upserted", True, None))
-        await conn.copy_records_to_table("lots", records=lots, columns=[
-            "id", "tenant_id", "product_id", "lot_number", "is_return", "quantity", "unit_cost", "received_at",
-            "version", "s_start", "s_end", "remaining"])
-        await conn.copy_records_to_table("sales", records=sales, columns=[
-            "id", "tenant_id", "source", "type", "external_id", "status", "version", "txn_date", "source_created_at",
-            "revenue", "cost", "has_shortage"])
-        await conn.copy_records_to_table("sale_lines", records=lines, columns=[
-            "id", "tenant_id", "sale_id", "line_no", "sku", "product_id", "kind", "quantity", "revenue", "cost",
-            "shortage_qty", "shortage_cost", "flags", "costed", "in_demand", "txn_date", "source_created_at", "source",
-            "external_id", "sale_type", "candidate", "gross_revenue", "d_start", "d_end"])
-        await conn.copy_records_to_table("allocations", records=allocations,
-                                         columns=["tenant_id", "line_id", "lot_id", "quantity"])
-        await conn.copy_records_to_table("processed_events", records=events,
-                                         columns=["event_id", "tenant_id", "event_type"])
-        await conn.copy_records_to_table("sale_versions", records=versions, columns=[
-            "tenant_id", "sale_id", "version", "event_id", "event_type", "applied", "note"])
+        await conn.copy_records_to_table(
+            "lots",
+            records=lots,
+            columns=[
+                "id",
+                "tenant_id",
+                "product_id",
+                "lot_number",
+                "is_return",
+                "quantity",
+                "unit_cost",
+                "received_at",
+                "version",
+                "s_start",
+                "s_end",
+                "remaining",
+            ],
+        )
+        await conn.copy_records_to_table(
+            "sales",
+            records=sales,
+            columns=[
+                "id",
+                "tenant_id",
+                "source",
+                "type",
+                "external_id",
+                "status",
+                "version",
+                "txn_date",
+                "source_created_at",
+                "revenue",
+                "cost",
+                "has_shortage",
+            ],
+        )
+        await conn.copy_records_to_table(
+            "sale_lines",
+            records=lines,
+            columns=[
+                "id",
+                "tenant_id",
+                "sale_id",
+                "line_no",
+                "sku",
+                "product_id",
+                "kind",
+                "quantity",
+                "revenue",
+                "cost",
+                "shortage_qty",
+                "shortage_cost",
+                "flags",
+                "costed",
+                "in_demand",
+                "txn_date",
+                "source_created_at",
+                "source",
+                "external_id",
+                "sale_type",
+                "candidate",
+                "gross_revenue",
+                "d_start",
+                "d_end",
+            ],
+        )
+        await conn.copy_records_to_table(
+            "allocations", records=allocations, columns=["tenant_id", "line_id", "lot_id", "quantity"]
+        )
+        await conn.copy_records_to_table(
+            "processed_events", records=events, columns=["event_id", "tenant_id", "event_type"]
+        )
+        await conn.copy_records_to_table(
+            "sale_versions",
+            records=versions,
+            columns=["tenant_id", "sale_id", "version", "event_id", "event_type", "applied", "note"],
+        )
 
 
 SNAPSHOT_PRODUCT = """
@@ -525,10 +704,17 @@ SELECT (SELECT count(*) FROM processed_events WHERE tenant_id = $1) AS events,
 
 
 async def snapshot(pool: asyncpg.Pool, tenant: uuid.UUID, sku: str) -> dict[str, list]:
-    return {name: [tuple(r) for r in await pool.fetch(sql, *((tenant, sku) if name == "product" else (tenant,)))]
-            for name, sql in (("product", SNAPSHOT_PRODUCT), ("lots", SNAPSHOT_LOTS), ("sales", SNAPSHOT_SALES),
-                              ("lines", SNAPSHOT_LINES), ("allocations", SNAPSHOT_ALLOCATIONS),
-                              ("counts", SNAPSHOT_COUNTS))}
+    return {
+        name: [tuple(r) for r in await pool.fetch(sql, *((tenant, sku) if name == "product" else (tenant,)))]
+        for name, sql in (
+            ("product", SNAPSHOT_PRODUCT),
+            ("lots", SNAPSHOT_LOTS),
+            ("sales", SNAPSHOT_SALES),
+            ("lines", SNAPSHOT_LINES),
+            ("allocations", SNAPSHOT_ALLOCATIONS),
+            ("counts", SNAPSHOT_COUNTS),
+        )
+    }
 
 
 async def compare_builds(pool: asyncpg.Pool, engine_tenant: uuid.UUID, sql_tenant: uuid.UUID, sku: str) -> int:
@@ -549,15 +735,25 @@ async def compare_builds(pool: asyncpg.Pool, engine_tenant: uuid.UUID, sql_tenan
 async def check_appended(pool: asyncpg.Pool, tenant: uuid.UUID, h: History, appended: list[SaleUpserted]) -> None:
     """The engine's appended sales continue the history exactly: positions, allocations."""
     for i, ev in enumerate(appended):
-        line = await pool.fetchrow("SELECT id, d_start, d_end, cost, costed FROM sale_lines "
-                                   "WHERE tenant_id = $1 AND external_id = $2", tenant, ev.external_id)
+        line = await pool.fetchrow(
+            "SELECT id, d_start, d_end, cost, costed FROM sale_lines WHERE tenant_id = $1 AND external_id = $2",
+            tenant,
+            ev.external_id,
+        )
         start = h.qty * (h.lines + i)
         if (line["d_start"], line["d_end"]) != (start, start + h.qty) or not line["costed"]:
-            raise BenchError(f"appended sale {ev.external_id}: at {line['d_start']}..{line['d_end']}, expected "
-                             f"{start}..{start + h.qty}")
-        got = {(r["lot_number"], r["quantity"]) for r in await pool.fetch(
-            "SELECT lot.lot_number, a.quantity FROM allocations a JOIN lots lot ON lot.id = a.lot_id "
-            "WHERE a.line_id = $1", line["id"])}
+            raise BenchError(
+                f"appended sale {ev.external_id}: at {line['d_start']}..{line['d_end']}, expected "
+                f"{start}..{start + h.qty}"
+            )
+        got = {
+            (r["lot_number"], r["quantity"])
+            for r in await pool.fetch(
+                "SELECT lot.lot_number, a.quantity FROM allocations a JOIN lots lot ON lot.id = a.lot_id "
+                "WHERE a.line_id = $1",
+                line["id"],
+            )
+        }
         want = {(lot_number(j), q) for j, q in expected_allocations(start, start + h.qty, h.lot_size)}
         if got != want:
             raise BenchError(f"appended sale {ev.external_id}: allocations {got}, expected {want}")
@@ -565,18 +761,30 @@ async def check_appended(pool: asyncpg.Pool, tenant: uuid.UUID, h: History, appe
 
 async def check_sample_lines(pool: asyncpg.Pool, tenant: uuid.UUID, h: History, ks: list[int]) -> None:
     for k in ks:
-        line = await pool.fetchrow("SELECT id, d_start, d_end, cost FROM sale_lines WHERE tenant_id = $1 "
-                                   "AND external_id = $2", tenant, h.external_id(k))
-        got = {(r["lot_number"], r["quantity"]) for r in await pool.fetch(
-            "SELECT lot.lot_number, a.quantity FROM allocations a JOIN lots lot ON lot.id = a.lot_id "
-            "WHERE a.line_id = $1", line["id"])}
+        line = await pool.fetchrow(
+            "SELECT id, d_start, d_end, cost FROM sale_lines WHERE tenant_id = $1 AND external_id = $2",
+            tenant,
+            h.external_id(k),
+        )
+        got = {
+            (r["lot_number"], r["quantity"])
+            for r in await pool.fetch(
+                "SELECT lot.lot_number, a.quantity FROM allocations a JOIN lots lot ON lot.id = a.lot_id "
+                "WHERE a.line_id = $1",
+                line["id"],
+            )
+        }
         taken = expected_allocations(h.qty * k, h.qty * (k + 1), h.lot_size)
-        if (line["d_start"], line["d_end"]) != (h.qty * k, h.qty * (k + 1)) or got != {
-                (lot_number(j), q) for j, q in taken} or line["cost"] != sum(q * unit_cost(j) for j, q in taken):
+        if (
+            (line["d_start"], line["d_end"]) != (h.qty * k, h.qty * (k + 1))
+            or got != {(lot_number(j), q) for j, q in taken}
+            or line["cost"] != sum(q * unit_cost(j) for j, q in taken)
+        ):
             raise BenchError(f"line {k} of the bulk history is not what the engine would store: {dict(line)} {got}")
 
 
 # --- 3. in-order sale on a short and a long history -------------------------------------------
+
 
 async def timed_apply(svc: CostingService, event) -> float:
     started = time.perf_counter()
@@ -586,8 +794,10 @@ async def timed_apply(svc: CostingService, event) -> float:
 
 
 def appended_sales(tenant: uuid.UUID, h: History, count: int, offset: int = 0) -> list[SaleUpserted]:
-    return [sale_event(tenant, h.external_id(k), k, [(h.sku, h.qty)])
-            for k in range(h.lines + offset, h.lines + offset + count)]
+    return [
+        sale_event(tenant, h.external_id(k), k, [(h.sku, h.qty)])
+        for k in range(h.lines + offset, h.lines + offset + count)
+    ]
 
 
 # --- 4. backdated sale ------------------------------------------------------------------------
@@ -602,12 +812,14 @@ GROUP BY l.id"""
 def backdated_sale(tenant: uuid.UUID, h: History, before: int, n: int, qty: Decimal) -> SaleUpserted:
     """A sale keyed just before the ``before``-th line of ``h`` (same day, earlier creation time)."""
     txn_date, created = sale_key(before)
-    return sale_event(tenant, f"B{n:07d}", before, [(h.sku, qty)],
-                      key=(txn_date, created - timedelta(milliseconds=500 - n)))
+    return sale_event(
+        tenant, f"B{n:07d}", before, [(h.sku, qty)], key=(txn_date, created - timedelta(milliseconds=500 - n))
+    )
 
 
-async def backdate_once(pool: asyncpg.Pool, svc: CostingService, tenant: uuid.UUID, tail: History,
-                        cfg: Config) -> tuple[float, int]:
+async def backdate_once(
+    pool: asyncpg.Pool, svc: CostingService, tenant: uuid.UUID, tail: History, cfg: Config
+) -> tuple[float, int]:
     """Build ``tail`` in bulk for ``tenant``, back-date one sale before its last
     ``cfg.backdate_tail`` lines, check what it did; (seconds, cost revisions)."""
     await build_with_sql(pool, tenant, tail)
@@ -615,21 +827,31 @@ async def backdate_once(pool: asyncpg.Pool, svc: CostingService, tenant: uuid.UU
         await pool.execute(f"ANALYZE {table}")
     pid = await pool.fetchval("SELECT id FROM products WHERE tenant_id = $1", tenant)
     first_later = tail.external_id(cfg.backdate_prefix)
-    before = {r["external_id"]: (r["d_start"], r["taken"])
-              for r in await pool.fetch(LINE_ALLOCATIONS, tenant, pid, first_later)}
+    before = {
+        r["external_id"]: (r["d_start"], r["taken"])
+        for r in await pool.fetch(LINE_ALLOCATIONS, tenant, pid, first_later)
+    }
     # A backdated quantity of one lot size moves every later line onto the next lot:
     # all 10,000 later lines get new allocations and (lots differ in cost) new costs.
     event = backdated_sale(tenant, tail, cfg.backdate_prefix, 1, tail.lot_size)
     seconds = await timed_apply(svc, event)
-    after = {r["external_id"]: (r["d_start"], r["taken"])
-             for r in await pool.fetch(LINE_ALLOCATIONS, tenant, pid, first_later)}
+    after = {
+        r["external_id"]: (r["d_start"], r["taken"])
+        for r in await pool.fetch(LINE_ALLOCATIONS, tenant, pid, first_later)
+    }
     changed = sum(1 for ext in before if before[ext][1] != after[ext][1])
     moved = sum(1 for ext in before if after[ext][0] == before[ext][0] + tail.lot_size)
     revisions = await pool.fetchval("SELECT count(*) FROM cost_revisions WHERE event_id = $1", event.event_id)
-    if len(before) != cfg.backdate_tail or changed != cfg.backdate_tail or moved != cfg.backdate_tail \
-            or revisions != cfg.backdate_tail:
-        raise BenchError(f"backdated sale: {len(before)} later lines, {changed} with changed allocations, "
-                         f"{moved} moved by {tail.lot_size}, {revisions} cost revisions")
+    if (
+        len(before) != cfg.backdate_tail
+        or changed != cfg.backdate_tail
+        or moved != cfg.backdate_tail
+        or revisions != cfg.backdate_tail
+    ):
+        raise BenchError(
+            f"backdated sale: {len(before)} later lines, {changed} with changed allocations, "
+            f"{moved} moved by {tail.lot_size}, {revisions} cost revisions"
+        )
     await check_sample_lines(pool, tenant, tail, [0, cfg.backdate_prefix - 1])
     await check_invariants(pool, tenant, "backdated sale")
     return seconds, revisions
@@ -657,8 +879,9 @@ RECOST_MODEL = [  # each scoped by the tenant, $1
 ]
 
 
-async def recost_model(pool: asyncpg.Pool, service_pool: asyncpg.Pool, tenant: uuid.UUID, tail: History,
-                       cfg: Config) -> float:
+async def recost_model(
+    pool: asyncpg.Pool, service_pool: asyncpg.Pool, tenant: uuid.UUID, tail: History, cfg: Config
+) -> float:
     """Seconds the statements of RECOST_MODEL take on a fresh copy of ``tail`` (rolled back).
     The copy is built as the owner; the statements run as the engine's do: as the service
     role, in a transaction scoped to the tenant (row-level security's policy included)."""
@@ -684,8 +907,12 @@ async def recost_model(pool: asyncpg.Pool, service_pool: asyncpg.Pool, tenant: u
 
 # --- profiling -----------------------------------------------------------------------------
 
-_SQL_NAMES = {" ".join(v.split()): k for module in repository.STATEMENT_MODULES for k, v in vars(module).items()
-              if k.isupper() and isinstance(v, str)}
+_SQL_NAMES = {
+    " ".join(v.split()): k
+    for module in repository.STATEMENT_MODULES
+    for k, v in vars(module).items()
+    if k.isupper() and isinstance(v, str)
+}
 
 
 def _sql_name(query: str) -> str:
@@ -709,26 +936,39 @@ class Profile:
         return sorted(((n, c, t) for n, (c, t) in self.sql.items()), key=lambda r: -r[2])
 
     def lines(self) -> list[str]:
-        out = [f"**{self.label}**: {self.events} event(s) applied under cProfile in {self.wall * 1000:.0f} ms, "
-               f"{self.wall / self.events * 1000:.2f} ms per event.", "",
-               "Top SQL statements (asyncpg round trip incl. result decoding; names from "
-               "`services/costing/repository/`):", "",
-               "| statement | calls/event | total ms | ms/call | share of wall |", "|---|---:|---:|---:|---:|"]
+        out = [
+            f"**{self.label}**: {self.events} event(s) applied under cProfile in {self.wall * 1000:.0f} ms, "
+            f"{self.wall / self.events * 1000:.2f} ms per event.",
+            "",
+            "Top SQL statements (asyncpg round trip incl. result decoding; names from `services/costing/repository/`):",
+            "",
+            "| statement | calls/event | total ms | ms/call | share of wall |",
+            "|---|---:|---:|---:|---:|",
+        ]
         for name, calls, total in self.top_sql()[:5]:
-            out.append(f"| `{name}` | {calls / self.events:.1f} | {total * 1000:.1f} | {total / calls * 1000:.2f} | "
-                       f"{total / self.wall:.0%} |")
+            out.append(
+                f"| `{name}` | {calls / self.events:.1f} | {total * 1000:.1f} | {total / calls * 1000:.2f} | "
+                f"{total / self.wall:.0%} |"
+            )
         calls = sum(c for c, _ in self.sql.values())
         sql_total = sum(t for _, t in self.sql.values())
-        out.append(f"| all SQL: {calls / self.events:.0f} statements/event | | {sql_total * 1000:.1f} | "
-                   f"{sql_total / calls * 1000:.2f} | {sql_total / self.wall:.0%} |")
+        out.append(
+            f"| all SQL: {calls / self.events:.0f} statements/event | | {sql_total * 1000:.1f} | "
+            f"{sql_total / calls * 1000:.2f} | {sql_total / self.wall:.0%} |"
+        )
         if self.plan:
             name, plan = self.plan
             out += ["", f"Plan of the slowest `{name}` call (EXPLAIN ANALYZE, rolled back):", "", "```", *plan, "```"]
         engine = [f for f in self.functions if f[0].startswith(("costing/", "shared/"))]
-        out += ["", "Top Python functions by own time (cProfile tottime; `epoll.poll` = idle, waiting for "
-                "PostgreSQL; cumulative = while running, time awaiting the database excluded), then the engine's "
-                "own functions (`services/costing`, `shared`):", "",
-                "| function | calls | own ms | cumulative ms |", "|---|---:|---:|---:|"]
+        out += [
+            "",
+            "Top Python functions by own time (cProfile tottime; `epoll.poll` = idle, waiting for "
+            "PostgreSQL; cumulative = while running, time awaiting the database excluded), then the engine's "
+            "own functions (`services/costing`, `shared`):",
+            "",
+            "| function | calls | own ms | cumulative ms |",
+            "|---|---:|---:|---:|",
+        ]
         for name, n, tottime, cumtime in self.functions[:5]:
             out.append(f"| `{name}` | {n} | {tottime * 1000:.1f} | {cumtime * 1000:.1f} |")
         for name, n, tottime, cumtime in engine[:5]:
@@ -808,12 +1048,14 @@ async def profile_apply(label: str, warmup: list, events: list) -> Profile:
 
 # --- machine and results -------------------------------------------------------------------------
 
+
 def verdict(ok: bool) -> str:
     return "PASS" if ok else "**FAIL**"
 
 
-def render(cfg: Config, machine: dict[str, str], r: dict, checks: list[str], profiles: list[Profile],
-           elapsed: float) -> str:
+def render(
+    cfg: Config, machine: dict[str, str], r: dict, checks: list[str], profiles: list[Profile], elapsed: float
+) -> str:
     e1, e2 = r["e2e"][1], r["e2e"][2]
     pg1, pg2 = r["pgbench"][1], r["pgbench"][2]
     pg_runs = f"{cfg.pgbench_rounds} × {cfg.pgbench_seconds} s"
@@ -824,78 +1066,129 @@ def render(cfg: Config, machine: dict[str, str], r: dict, checks: list[str], pro
         return f"{statistics.mean(runs):,.0f} tps{detail}"
 
     rows = [
-        ("1a", f"In-order 2-line sales costed/s end to end, 1 consumer process ({e1.sales} sales)",
-         f"{e1.rate:,.0f} /s", "see 2c", ""),
+        (
+            "1a",
+            f"In-order 2-line sales costed/s end to end, 1 consumer process ({e1.sales} sales)",
+            f"{e1.rate:,.0f} /s",
+            "see 2c",
+            "",
+        ),
         ("1b", f"Same, 2 consumer processes ({e2.sales} sales)", f"{e2.rate:,.0f} /s", "see 2d", ""),
         ("2a", f"pgbench sale-transaction model, 1 client (mean of {pg_runs})", pg_value(1), "baseline", ""),
         ("2b", f"pgbench sale-transaction model, 2 clients (mean of {pg_runs})", pg_value(2), "baseline", ""),
-        ("2c", "Ratio end to end (1 consumer) / pgbench (2 clients)", f"{e1.rate / pg2:.3f}",
-         f"≥ {TARGET_RATIO}", verdict(e1.rate / pg2 >= TARGET_RATIO)),
-        ("2d", "Ratio end to end (2 consumers) / pgbench (2 clients)", f"{e2.rate / pg2:.3f}",
-         f"≥ {TARGET_RATIO}", verdict(e2.rate / pg2 >= TARGET_RATIO)),
-        ("3a", f"Median time to cost one appended in-order sale, product with {cfg.shallow:,} lines "
-               f"(of {cfg.appended})", f"{r['shallow_ms']:.2f} ms", "", ""),
+        (
+            "2c",
+            "Ratio end to end (1 consumer) / pgbench (2 clients)",
+            f"{e1.rate / pg2:.3f}",
+            f"≥ {TARGET_RATIO}",
+            verdict(e1.rate / pg2 >= TARGET_RATIO),
+        ),
+        (
+            "2d",
+            "Ratio end to end (2 consumers) / pgbench (2 clients)",
+            f"{e2.rate / pg2:.3f}",
+            f"≥ {TARGET_RATIO}",
+            verdict(e2.rate / pg2 >= TARGET_RATIO),
+        ),
+        (
+            "3a",
+            f"Median time to cost one appended in-order sale, product with {cfg.shallow:,} lines (of {cfg.appended})",
+            f"{r['shallow_ms']:.2f} ms",
+            "",
+            "",
+        ),
         ("3b", f"Same, product with {cfg.deep:,} lines", f"{r['deep_ms']:.2f} ms", "", ""),
-        ("3c", f"Ratio {cfg.deep:,} / {cfg.shallow:,}", f"{r['deep_ms'] / r['shallow_ms']:.2f}",
-         f"≤ {TARGET_FLAT} (flat)", verdict(r["deep_ms"] / r["shallow_ms"] <= TARGET_FLAT)),
-        ("4", f"Lines re-costed/s, one sale backdated before {cfg.backdate_tail:,} later lines (median of "
-              f"{len(r['backdate_runs'])} fresh histories: "
-              f"{', '.join(f'{x * 1000:.0f}' for x in sorted(r['backdate_runs']))} ms)",
-         f"{r['recost_rate']:,.0f} lines/s", f"> {TARGET_RECOST:,}",
-         verdict(r["recost_rate"] > TARGET_RECOST)),
-        ("4b", "Same-run baseline: that re-cost's row writes alone, as four set-based SQL statements (median of "
-               f"{len(r['backdate_runs'])} fresh histories; every later "
-               "line moved and re-costed, a cost revision each, allocations moved to the next lot, sale totals "
-               f"moved; same triggers and indexes): {r['model_s'] * 1000:.0f} ms "
-               f"({', '.join(f'{x * 1000:.0f}' for x in sorted(r['model_runs']))} ms)",
-         f"{cfg.backdate_tail / r['model_s']:,.0f} lines/s", "", ""),
-        ("4c", "Ratio engine time (4) / baseline (4b), median of the runs' pairs (each engine run followed by its "
-               f"baseline: {', '.join(f'{x:.2f}' for x in r['pair_ratios'])})",
-         f"{statistics.median(r['pair_ratios']):.2f}", "", ""),
+        (
+            "3c",
+            f"Ratio {cfg.deep:,} / {cfg.shallow:,}",
+            f"{r['deep_ms'] / r['shallow_ms']:.2f}",
+            f"≤ {TARGET_FLAT} (flat)",
+            verdict(r["deep_ms"] / r["shallow_ms"] <= TARGET_FLAT),
+        ),
+        (
+            "4",
+            f"Lines re-costed/s, one sale backdated before {cfg.backdate_tail:,} later lines (median of "
+            f"{len(r['backdate_runs'])} fresh histories: "
+            f"{', '.join(f'{x * 1000:.0f}' for x in sorted(r['backdate_runs']))} ms)",
+            f"{r['recost_rate']:,.0f} lines/s",
+            f"> {TARGET_RECOST:,}",
+            verdict(r["recost_rate"] > TARGET_RECOST),
+        ),
+        (
+            "4b",
+            "Same-run baseline: that re-cost's row writes alone, as four set-based SQL statements (median of "
+            f"{len(r['backdate_runs'])} fresh histories; every later "
+            "line moved and re-costed, a cost revision each, allocations moved to the next lot, sale totals "
+            f"moved; same triggers and indexes): {r['model_s'] * 1000:.0f} ms "
+            f"({', '.join(f'{x * 1000:.0f}' for x in sorted(r['model_runs']))} ms)",
+            f"{cfg.backdate_tail / r['model_s']:,.0f} lines/s",
+            "",
+            "",
+        ),
+        (
+            "4c",
+            "Ratio engine time (4) / baseline (4b), median of the runs' pairs (each engine run followed by its "
+            f"baseline: {', '.join(f'{x:.2f}' for x in r['pair_ratios'])})",
+            f"{statistics.median(r['pair_ratios']):.2f}",
+            "",
+            "",
+        ),
     ]
     out = [
         f"Run {time.strftime('%Y-%m-%d %H:%M %Z')} with `.venv/bin/python -m bench.costing_bench"
         f"{' --quick' if cfg.mode == 'quick' else ''}` ({cfg.mode} mode, {elapsed:.0f} s); what each figure means: "
-        "[bench/README.md](README.md).", "",
+        "[bench/README.md](README.md).",
+        "",
         f"Machine: {machine['nproc']} CPUs ({machine['cpu']}), Linux {machine['kernel']}; PostgreSQL "
         f"{machine['postgres']} ({machine['pg_settings']}); RabbitMQ {machine['rabbitmq']}; "
         f"Python {machine['python']}. "
         "Database, broker, consumers and pgbench all share these CPUs. Load average (1 min) before the run "
         f"{machine['load_before']}, after it {r['load_after']}: above ~0.5 before, other work was running on the "
-        "machine and the figures are noisier and lower than on an idle one.", "",
-        "| # | Figure | Value | Target | Result |", "|---|---|---:|---|---|",
+        "machine and the figures are noisier and lower than on an idle one.",
+        "",
+        "| # | Figure | Value | Target | Result |",
+        "|---|---|---:|---|---|",
     ]
     out += [f"| {a} | {b} | {c} | {d} | {e} |" for a, b, c, d, e in rows]
-    out += ["", "Diagnostics (no target):", "",
-            f"- Publishing alone (confirmed, 256 in flight): {e1.sales / e1.publish_seconds:,.0f} msg/s "
-            f"(run 1a), {e2.sales / e2.publish_seconds:,.0f} msg/s (run 1b).",
-            f"- The same 2-line sales applied by one in-process caller, no broker (`CostingService.apply` in a loop, "
-            f"{cfg.direct_sales} sales on fresh products): {r['direct_rate']:,.0f} /s; end to end with 1 consumer "
-            f"is {e1.rate / r['direct_rate']:.2f}× that "
-            "(the consumer applies up to `COSTING_BATCH_SIZE` prefetched sale events in one transaction; "
-            "one at a time, every sale pays its own round trips and commit).",
-            f"- End-to-end rate over the first and the last fifth of the sales (the products' histories grow "
-            f"during a run): 1 consumer {e1.rate_between(0, 0.2):,.0f} → {e1.rate_between(0.8, 1):,.0f} /s, "
-            f"2 consumers {e2.rate_between(0, 0.2):,.0f} → {e2.rate_between(0.8, 1):,.0f} /s.",
-            f"- Cost revisions during the end-to-end runs (sales committed out of publish order re-cost later "
-            f"lines): {e1.revisions:,} with 1 consumer, {e2.revisions:,} with 2.",
-            f"- pgbench ratios per matching client count: 1 consumer / 1 client {e1.rate / pg1:.3f}, "
-            f"2 consumers / 2 clients {e2.rate / pg2:.3f}.",
-            f"- The machine's speed during section 4: a fixed pure-Python loop (`bench.common.cpu_probe_ms`), run "
-            f"before each engine and each baseline run, took {min(r['cpu_probes']):.0f}–{max(r['cpu_probes']):.0f} ms "
-            f"({max(r['cpu_probes']) / min(r['cpu_probes']):.2f}× apart); the same work at a different moment of "
-            "the run can differ by that much, which is why 4c compares each run with the baseline run next to it."]
+    out += [
+        "",
+        "Diagnostics (no target):",
+        "",
+        f"- Publishing alone (confirmed, 256 in flight): {e1.sales / e1.publish_seconds:,.0f} msg/s "
+        f"(run 1a), {e2.sales / e2.publish_seconds:,.0f} msg/s (run 1b).",
+        f"- The same 2-line sales applied by one in-process caller, no broker (`CostingService.apply` in a loop, "
+        f"{cfg.direct_sales} sales on fresh products): {r['direct_rate']:,.0f} /s; end to end with 1 consumer "
+        f"is {e1.rate / r['direct_rate']:.2f}× that "
+        "(the consumer applies up to `COSTING_BATCH_SIZE` prefetched sale events in one transaction; "
+        "one at a time, every sale pays its own round trips and commit).",
+        f"- End-to-end rate over the first and the last fifth of the sales (the products' histories grow "
+        f"during a run): 1 consumer {e1.rate_between(0, 0.2):,.0f} → {e1.rate_between(0.8, 1):,.0f} /s, "
+        f"2 consumers {e2.rate_between(0, 0.2):,.0f} → {e2.rate_between(0.8, 1):,.0f} /s.",
+        f"- Cost revisions during the end-to-end runs (sales committed out of publish order re-cost later "
+        f"lines): {e1.revisions:,} with 1 consumer, {e2.revisions:,} with 2.",
+        f"- pgbench ratios per matching client count: 1 consumer / 1 client {e1.rate / pg1:.3f}, "
+        f"2 consumers / 2 clients {e2.rate / pg2:.3f}.",
+        f"- The machine's speed during section 4: a fixed pure-Python loop (`bench.common.cpu_probe_ms`), run "
+        f"before each engine and each baseline run, took {min(r['cpu_probes']):.0f}–{max(r['cpu_probes']):.0f} ms "
+        f"({max(r['cpu_probes']) / min(r['cpu_probes']):.2f}× apart); the same work at a different moment of "
+        "the run can differ by that much, which is why 4c compares each run with the baseline run next to it.",
+    ]
     out += ["", "Checks made on what was measured (the run stops if one fails):", ""] + [f"- {c}" for c in checks]
     if profiles:
-        out += ["", "### Where the time goes (targets missed)", "",
-                "cProfile adds overhead to the Python side, so shares are indicative; the SQL timings are "
-                "asyncpg round trips (server time + network + decoding)."]
+        out += [
+            "",
+            "### Where the time goes (targets missed)",
+            "",
+            "cProfile adds overhead to the Python side, so shares are indicative; the SQL timings are "
+            "asyncpg round trips (server time + network + decoding).",
+        ]
         for p in profiles:
             out += [""] + p.lines()
     return "\n".join(out) + "\n"
 
 
 # --- main ----------------------------------------------------------------------------------------------
+
 
 async def run(cfg: Config, write: bool) -> int:
     begun = time.perf_counter()
@@ -917,7 +1210,7 @@ async def run(cfg: Config, write: bool) -> int:
         prefix = f"bench-{uuid.uuid4().hex[:10]}"
         try:
             connection = await asyncio.wait_for(broker.connect(AMQP_URL), 30)
-        except (asyncio.TimeoutError, OSError, aio_pika.exceptions.AMQPError) as exc:
+        except (TimeoutError, OSError, aio_pika.exceptions.AMQPError) as exc:
             raise BenchError(f"RabbitMQ at {AMQP_URL} not reachable: {type(exc).__name__}: {exc}") from exc
         logdir = Path(tempfile.mkdtemp(prefix="costing-bench-"))
         try:
@@ -931,9 +1224,11 @@ async def run(cfg: Config, write: bool) -> int:
         finally:
             await delete_broker_objects(connection, prefix)
             await connection.close()
-        checks.append(f"End to end: every sale committed exactly once (processed_events), all {2 * cfg.e2e_sales} "
-                      "lines costed, no dead letters, lot/line/sale-total invariants hold; broker queues and "
-                      f"exchanges `{prefix}.*` deleted afterwards.")
+        checks.append(
+            f"End to end: every sale committed exactly once (processed_events), all {2 * cfg.e2e_sales} "
+            "lines costed, no dead letters, lot/line/sale-total invariants hold; broker queues and "
+            f"exchanges `{prefix}.*` deleted afterwards."
+        )
         log("   direct apply (diagnostic)")
         results["direct_rate"] = await direct_rate(pool, svc, cfg.direct_sales)
         log(f"   {results['direct_rate']:,.1f} sales/s in-process, no broker")
@@ -949,8 +1244,10 @@ async def run(cfg: Config, write: bool) -> int:
         results["pgbench"] = {c: statistics.mean(v) for c, v in rounds.items()}
         await pool.execute("DROP TABLE IF EXISTS pgb_allocations, pgb_lines, pgb_lots, pgb_products")
         for consumers in (1, 2):
-            log(f"   ratio e2e ({consumers} consumer(s)) / pgbench (2 clients): "
-                f"{results['e2e'][consumers].rate / results['pgbench'][2]:.3f}")
+            log(
+                f"   ratio e2e ({consumers} consumer(s)) / pgbench (2 clients): "
+                f"{results['e2e'][consumers].rate / results['pgbench'][2]:.3f}"
+            )
 
         # 3. flat in-order cost ---------------------------------------------------------------
         extra = cfg.warmup + cfg.appended + 10
@@ -965,9 +1262,11 @@ async def run(cfg: Config, write: bool) -> int:
         log(f"   {time.perf_counter() - started:.1f} s; the same history in bulk, compared")
         await build_with_sql(pool, t_check, shallow)
         compared = await compare_builds(pool, t_engine, t_check, shallow.sku)
-        checks.append(f"Bulk history builder: its {cfg.shallow:,}-line history equals the engine-built one row for row "
-                      f"({compared:,} values: product totals, lots incl. positions and remaining, sales, lines incl. "
-                      "d_start/d_end and costs, allocations, inbox and version rows).")
+        checks.append(
+            f"Bulk history builder: its {cfg.shallow:,}-line history equals the engine-built one row for row "
+            f"({compared:,} values: product totals, lots incl. positions and remaining, sales, lines incl. "
+            "d_start/d_end and costs, allocations, inbox and version rows)."
+        )
         log(f"   identical ({compared:,} values); bulk history of {cfg.deep:,} lines")
         started = time.perf_counter()
         await build_with_sql(pool, t_deep, deep)
@@ -979,8 +1278,9 @@ async def run(cfg: Config, write: bool) -> int:
         # The two products' sales alternate, so that a drift of the machine's speed during
         # the section weighs on both medians alike.
         histories = {"shallow": (t_engine, shallow), "deep": (t_deep, deep)}
-        appended = {name: appended_sales(tenant, h, cfg.warmup + cfg.appended)
-                    for name, (tenant, h) in histories.items()}
+        appended = {
+            name: appended_sales(tenant, h, cfg.warmup + cfg.appended) for name, (tenant, h) in histories.items()
+        }
         timings: dict[str, list[float]] = {name: [] for name in histories}
         for k in range(cfg.warmup + cfg.appended):
             for name, events in appended.items():
@@ -990,20 +1290,27 @@ async def run(cfg: Config, write: bool) -> int:
         for name, (tenant, h) in histories.items():
             await check_appended(pool, tenant, h, appended[name])
             results[f"{name}_ms"] = statistics.median(timings[name]) * 1000
-            log(f"   {h.lines:,} lines: median {results[f'{name}_ms']:.2f} ms "
-                f"(min {min(timings[name]) * 1000:.2f}, max {max(timings[name]) * 1000:.2f})")
+            log(
+                f"   {h.lines:,} lines: median {results[f'{name}_ms']:.2f} ms "
+                f"(min {min(timings[name]) * 1000:.2f}, max {max(timings[name]) * 1000:.2f})"
+            )
         for tenant in (t_engine, t_deep):
             await check_invariants(pool, tenant, "history")
-        checks.append(f"Appended sales on both histories: each line at the next position of the axis with the "
-                      f"allocations FIFO gives (checked against independently computed ones); sampled lines of the "
-                      f"{cfg.deep:,}-line bulk history checked the same way; invariants hold on both products.")
+        checks.append(
+            f"Appended sales on both histories: each line at the next position of the axis with the "
+            f"allocations FIFO gives (checked against independently computed ones); sampled lines of the "
+            f"{cfg.deep:,}-line bulk history checked the same way; invariants hold on both products."
+        )
         log(f"   ratio {results['deep_ms'] / results['shallow_ms']:.2f}")
 
         # 4. backdated sale ------------------------------------------------------------------
         # One backdate per fresh history, several times: on a shared machine a single
         # timing of a one-second transaction varies by a fifth from run to run.
-        tail = History("H", cfg.backdate_prefix + cfg.backdate_tail,
-                       History.lots_for(2 * (cfg.backdate_prefix + cfg.backdate_tail) + 3 * 7))
+        tail = History(
+            "H",
+            cfg.backdate_prefix + cfg.backdate_tail,
+            History.lots_for(2 * (cfg.backdate_prefix + cfg.backdate_tail) + 3 * 7),
+        )
         # Each engine run is followed at once by its baseline (4b) on another fresh history,
         # and a CPU probe precedes both: the machine's speed drifts during a run, so the
         # ratio is taken per pair.
@@ -1011,19 +1318,25 @@ async def run(cfg: Config, write: bool) -> int:
         models: list[float] = []
         probes: list[float] = []
         for attempt in range(1, cfg.backdate_runs + 1):
-            log(f"4. bulk history of {tail.lines:,} lines; sale backdated before the last {cfg.backdate_tail:,} "
-                f"(history {attempt} of {cfg.backdate_runs})")
+            log(
+                f"4. bulk history of {tail.lines:,} lines; sale backdated before the last {cfg.backdate_tail:,} "
+                f"(history {attempt} of {cfg.backdate_runs})"
+            )
             t_back = await new_tenant(pool, f"bench-backdate-{attempt}")
             probes.append(cpu_probe_ms())
             seconds, revisions = await backdate_once(pool, svc, t_back, tail, cfg)
             runs.append(seconds)
-            log(f"   {seconds * 1000:.0f} ms: {cfg.backdate_tail / seconds:,.0f} lines/s "
-                f"({cfg.backdate_tail:,} lines with new allocations, {revisions:,} cost revisions)")
+            log(
+                f"   {seconds * 1000:.0f} ms: {cfg.backdate_tail / seconds:,.0f} lines/s "
+                f"({cfg.backdate_tail:,} lines with new allocations, {revisions:,} cost revisions)"
+            )
             probes.append(cpu_probe_ms())
             model_tenant = await new_tenant(pool, f"bench-recost-model-{attempt}")
             models.append(await recost_model(pool, service_pool, model_tenant, tail, cfg))
-            log(f"   baseline: the same re-cost's row writes as set-based SQL, {models[-1] * 1000:.0f} ms; "
-                f"the engine takes {seconds / models[-1]:.2f}×")
+            log(
+                f"   baseline: the same re-cost's row writes as set-based SQL, {models[-1] * 1000:.0f} ms; "
+                f"the engine takes {seconds / models[-1]:.2f}×"
+            )
         results["backdate_runs"] = runs
         results["backdate_s"] = statistics.median(runs)
         results["recost_rate"] = cfg.backdate_tail / results["backdate_s"]
@@ -1031,9 +1344,11 @@ async def run(cfg: Config, write: bool) -> int:
         results["model_s"] = statistics.median(models)
         results["pair_ratios"] = [a / b for a, b in zip(runs, models)]
         results["cpu_probes"] = probes
-        checks.append(f"Backdated sale, each of the {cfg.backdate_runs} histories: all {cfg.backdate_tail:,} later "
-                      "lines moved by its quantity and got different allocations (SQL before/after), a cost "
-                      "revision each, earlier lines untouched, invariants hold.")
+        checks.append(
+            f"Backdated sale, each of the {cfg.backdate_runs} histories: all {cfg.backdate_tail:,} later "
+            "lines moved by its quantity and got different allocations (SQL before/after), a cost "
+            "revision each, earlier lines untouched, invariants hold."
+        )
 
         # profiles of missed targets ------------------------------------------------------------
         e2e_ratio_ok = all(results["e2e"][c].rate / results["pgbench"][2] >= TARGET_RATIO for c in (1, 2))
@@ -1046,13 +1361,20 @@ async def run(cfg: Config, write: bool) -> int:
         if results["deep_ms"] / results["shallow_ms"] > TARGET_FLAT:
             log("profiling: appended sale on the long history (target 3 missed)")
             events = appended_sales(t_deep, deep, 25, offset=cfg.warmup + cfg.appended)
-            profiles.append(await profile_apply(f"In-order 1-line sale on the {cfg.deep:,}-line product (target 3)",
-                                                events[:5], events[5:]))
+            profiles.append(
+                await profile_apply(
+                    f"In-order 1-line sale on the {cfg.deep:,}-line product (target 3)", events[:5], events[5:]
+                )
+            )
         if results["recost_rate"] <= TARGET_RECOST:
             log("profiling: a second backdated sale (target 4 missed)")
-            profiles.append(await profile_apply(
-                f"A second sale backdated before the same {cfg.backdate_tail:,} lines (target 4)",
-                appended_sales(t_back, tail, 3), [backdated_sale(t_back, tail, cfg.backdate_prefix, 2, tail.lot_size)]))
+            profiles.append(
+                await profile_apply(
+                    f"A second sale backdated before the same {cfg.backdate_tail:,} lines (target 4)",
+                    appended_sales(t_back, tail, 3),
+                    [backdated_sale(t_back, tail, cfg.backdate_prefix, 2, tail.lot_size)],
+                )
+            )
         for p in profiles:
             print("\n".join(["", *p.lines()]))
     finally:

@@ -50,9 +50,16 @@ import aiohttp
 import asyncpg
 from yarl import URL
 
+from bench.common import (
+    load_average,
+    machine_info,
+    percentile,
+    recreate_bench_database,
+    service_secrets,
+    service_url,
+    write_section,
+)
 from shared import broker
-from bench.common import (load_average, machine_info, percentile, recreate_bench_database, service_secrets,
-                          service_url, write_section)
 from shared.settings import Settings
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -62,8 +69,9 @@ PGBENCH_SCRIPT = BENCH_DIR / "pgbench_ingest.sql"
 
 # The owner's URL (drop, migrate, set-up, inspection); the ingest service and the pgbench
 # baseline connect as the service role (bench/common.py service_url).
-DATABASE_URL = os.environ.get("BENCH_INGEST_DATABASE_URL",
-                              "postgresql://postgres@127.0.0.1:5432/partsemble_bench_ingest")
+DATABASE_URL = os.environ.get(
+    "BENCH_INGEST_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/partsemble_bench_ingest"
+)
 SERVICE_URL = service_url(DATABASE_URL)
 AMQP_URL = os.environ.get("BENCH_AMQP_URL", os.environ.get("AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/"))
 CLK_TCK = os.sysconf("SC_CLK_TCK")
@@ -79,6 +87,7 @@ class BenchError(Exception):
 
 # === shared helpers (also used by bench/qbo_bench.py) ==========================================
 
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -88,8 +97,14 @@ def free_port() -> int:
 def service_env(**extra: str) -> dict[str, str]:
     """A service subprocess's environment: this run's secrets, no per-key rate limit, no
     owner URL (callers pass DATABASE_URL, the service role's: bench/common.py)."""
-    env = dict(os.environ, LOG_LEVEL="WARNING", LOG_FORMAT="json", PYTHONUNBUFFERED="1",
-               API_RATE_LIMIT_PER_MINUTE="0", **service_secrets())
+    env = dict(
+        os.environ,
+        LOG_LEVEL="WARNING",
+        LOG_FORMAT="json",
+        PYTHONUNBUFFERED="1",
+        API_RATE_LIMIT_PER_MINUTE="0",
+        **service_secrets(),
+    )
     env.pop("PORT", None)
     env.pop("DATABASE_OWNER_URL", None)
     env.update({k: str(v) for k, v in extra.items()})
@@ -118,12 +133,14 @@ runpy.run_module(module, run_name="__main__", alter_sys=True)
 """
 
 
-async def spawn(module: str, env: dict[str, str], logfile, profile_to: Path | None = None
-                ) -> asyncio.subprocess.Process:
+async def spawn(
+    module: str, env: dict[str, str], logfile, profile_to: Path | None = None
+) -> asyncio.subprocess.Process:
     """``python -m module``; with ``profile_to``, under the signal-driven profiler above."""
     args = ["-c", _PROFILED, str(profile_to), module] if profile_to else ["-m", module]
-    return await asyncio.create_subprocess_exec(sys.executable, *args, env=env, cwd=str(ROOT), stdout=logfile,
-                                                stderr=logfile)
+    return await asyncio.create_subprocess_exec(
+        sys.executable, *args, env=env, cwd=str(ROOT), stdout=logfile, stderr=logfile
+    )
 
 
 async def profile_window(process: asyncio.subprocess.Process, path: Path, coro) -> tuple[object, Path]:
@@ -146,8 +163,14 @@ async def profile_window(process: asyncio.subprocess.Process, path: Path, coro) 
     return result, saved
 
 
-async def wait_http(session: aiohttp.ClientSession, url: str, process: asyncio.subprocess.Process, what: str,
-                    logpath: Path, seconds: float = 60) -> None:
+async def wait_http(
+    session: aiohttp.ClientSession,
+    url: str,
+    process: asyncio.subprocess.Process,
+    what: str,
+    logpath: Path,
+    seconds: float = 60,
+) -> None:
     deadline = time.monotonic() + seconds
     while True:
         if process.returncode is not None:
@@ -170,7 +193,7 @@ async def stop_processes(processes: list[asyncio.subprocess.Process], timeout: f
     for p in processes:
         try:
             await asyncio.wait_for(p.wait(), timeout)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             with contextlib.suppress(ProcessLookupError):
                 p.kill()
             await p.wait()
@@ -186,13 +209,14 @@ async def delete_broker_objects(prefix: str) -> None:
 
     try:
         await asyncio.wait_for(delete(), 30)
-    except Exception as exc:  # noqa: BLE001 - report; the figures are still valid
+    except Exception as exc:
         log(f"could not delete the broker objects {prefix}.*: {type(exc).__name__}: {exc}")
 
 
 async def queue_state(name: str) -> tuple[int, int] | None:
     """(messages ready, consumers) of a queue, None if it does not exist; a broker that
     does not answer within 20 s is an error."""
+
     async def ask() -> tuple[int, int] | None:
         connection = await aio_pika.connect(AMQP_URL, timeout=10)
         try:
@@ -204,9 +228,10 @@ async def queue_state(name: str) -> tuple[int, int] | None:
                 return None
         finally:
             await connection.close()
+
     try:
         return await asyncio.wait_for(ask(), 20)
-    except (asyncio.TimeoutError, OSError, aio_pika.exceptions.AMQPError) as exc:
+    except (TimeoutError, OSError, aio_pika.exceptions.AMQPError) as exc:
         raise BenchError(f"RabbitMQ at {AMQP_URL} did not answer: {type(exc).__name__}: {exc}") from exc
 
 
@@ -216,6 +241,7 @@ async def queue_messages(name: str) -> int | None:
 
 
 # --- CPU accounting from /proc ------------------------------------------------------------------
+
 
 def _proc_sched(pid: int) -> tuple[float, float] | None:
     """(seconds on a CPU, seconds runnable but waiting for a CPU) of all threads of a
@@ -264,8 +290,9 @@ def broker_pids() -> list[int]:
 
 async def postgres_pids(pool: asyncpg.Pool, database: str) -> list[int]:
     """The backends of our database plus the server's own processes (WAL writer, checkpointer, ...)."""
-    rows = await pool.fetch("SELECT pid FROM pg_stat_activity WHERE datname = $1 OR backend_type <> 'client backend'",
-                            database)
+    rows = await pool.fetch(
+        "SELECT pid FROM pg_stat_activity WHERE datname = $1 OR backend_type <> 'client backend'", database
+    )
     return [r["pid"] for r in rows if r["pid"] != 0]
 
 
@@ -314,20 +341,27 @@ class CpuMeter:
     def lines(self, per: int, unit: str) -> list[str]:
         cores = os.cpu_count() or 1
         ours = sum(self.used.values())
-        out = [f"| process(es) | CPU s | cores busy | ms CPU per {unit} | s runnable, waiting for a CPU |",
-               "|---|---:|---:|---:|---:|"]
+        out = [
+            f"| process(es) | CPU s | cores busy | ms CPU per {unit} | s runnable, waiting for a CPU |",
+            "|---|---:|---:|---:|---:|",
+        ]
         for name, used in sorted(self.used.items(), key=lambda kv: -kv[1]):
             wait = self.waited.get(name, math.nan)
-            out.append(f"| {name} | {used:.2f} | {used / self.wall:.2f} | {used / max(per, 1) * 1000:.2f} | "
-                       f"{'n/a' if math.isnan(wait) else f'{wait:.2f}'} |")
+            out.append(
+                f"| {name} | {used:.2f} | {used / self.wall:.2f} | {used / max(per, 1) * 1000:.2f} | "
+                f"{'n/a' if math.isnan(wait) else f'{wait:.2f}'} |"
+            )
         other = self.machine_busy - ours
         out.append(f"| everything else on the machine | {max(other, 0):.2f} | {max(other, 0) / self.wall:.2f} | | |")
-        out.append(f"| **machine total** ({cores} CPUs) | {self.machine_busy:.2f} | "
-                   f"{self.machine_busy / self.wall:.2f} of {cores} | | |")
+        out.append(
+            f"| **machine total** ({cores} CPUs) | {self.machine_busy:.2f} | "
+            f"{self.machine_busy / self.wall:.2f} of {cores} | | |"
+        )
         return out
 
 
 # --- profiles -------------------------------------------------------------------------------------
+
 
 def profile_lines(path: Path, top: int = 10) -> list[str]:
     """Top functions by own time from a cProfile dump, as a Markdown table."""
@@ -366,7 +400,7 @@ def _bucket(filename: str, func: str) -> str:
     if "/site-packages/" in filename:
         return filename.split("/site-packages/", 1)[1].split("/", 1)[0].removesuffix(".py")
     if filename.startswith(str(ROOT) + "/"):
-        parts = filename[len(str(ROOT)) + 1:].split("/")
+        parts = filename[len(str(ROOT)) + 1 :].split("/")
         return "project: " + ".".join(parts[:2]).removesuffix(".py")
     if "/asyncio/" in filename:
         return "asyncio (event loop, tasks, transports)"
@@ -398,21 +432,27 @@ def profile_cumulative(path: Path, names: dict[str, str]) -> list[str]:
     out = []
     for label, spec in names.items():
         file_part, func = spec.rsplit(":", 1)
-        ct = sum(v[3] for (filename, _line, f), v in stats.stats.items()  # type: ignore[attr-defined]
-                 if f == func and file_part in filename)
+        ct = sum(
+            v[3]
+            for (filename, _line, f), v in stats.stats.items()  # type: ignore[attr-defined]
+            if f == func and file_part in filename
+        )
         out.append(f"{label} {ct:.2f} s ({ct / total:.0%})")
     return out
 
 
 # --- machine and RESULTS.md --------------------------------------------------------------------
 
+
 def machine_line(machine: dict[str, str], load_after: str) -> str:
-    return (f"Machine: {machine['nproc']} CPUs ({machine['cpu']}), Linux {machine['kernel']}; PostgreSQL "
-            f"{machine['postgres']} ({machine['pg_settings']}); RabbitMQ {machine['rabbitmq']} at {machine['broker']}; "
-            f"Python {machine['python']}. Services, database, broker and load generator all share these CPUs. Load "
-            f"average (1 min) before the run {machine['load_before']}, after it {load_after}: above ~0.5 before, other "
-            "work was running on the machine and the figures are noisier and lower than on an idle one (the CPU "
-            "tables below show how much of the machine that other work took).")
+    return (
+        f"Machine: {machine['nproc']} CPUs ({machine['cpu']}), Linux {machine['kernel']}; PostgreSQL "
+        f"{machine['postgres']} ({machine['pg_settings']}); RabbitMQ {machine['rabbitmq']} at {machine['broker']}; "
+        f"Python {machine['python']}. Services, database, broker and load generator all share these CPUs. Load "
+        f"average (1 min) before the run {machine['load_before']}, after it {load_after}: above ~0.5 before, other "
+        "work was running on the machine and the figures are noisier and lower than on an idle one (the CPU "
+        "tables below show how much of the machine that other work took)."
+    )
 
 
 def verdict(ok: bool) -> str:
@@ -444,10 +484,18 @@ QUICK = Config("quick", clients=50, warmup=1, seconds=5, pgbench_seconds=4, diag
 
 def sale_body(reference: str) -> bytes:
     """A 2-line manual invoice, as a client would send it."""
-    return json.dumps({"reference": reference, "type": "invoice", "date": "2026-02-01", "customer": "Bench Customer",
-                       "lines": [{"sku": "A", "quantity": "1", "unit_price": "10.50", "description": "Widget"},
-                                 {"sku": "B", "quantity": "2", "unit_price": "3.25", "description": "Gadget"}]}
-                      ).encode()
+    return json.dumps(
+        {
+            "reference": reference,
+            "type": "invoice",
+            "date": "2026-02-01",
+            "customer": "Bench Customer",
+            "lines": [
+                {"sku": "A", "quantity": "1", "unit_price": "10.50", "description": "Widget"},
+                {"sku": "B", "quantity": "2", "unit_price": "3.25", "description": "Gadget"},
+            ],
+        }
+    ).encode()
 
 
 @dataclass
@@ -465,8 +513,9 @@ class LoadResult:
         return percentile(self.latencies, q)
 
 
-async def closed_loop(session: aiohttp.ClientSession, url: str, headers: dict, clients: int, seconds: float,
-                      prefix: str) -> LoadResult:
+async def closed_loop(
+    session: aiohttp.ClientSession, url: str, headers: dict, clients: int, seconds: float, prefix: str
+) -> LoadResult:
     """``clients`` clients, each sending its next sale as soon as the previous one is answered;
     the run lasts until the last request started before ``seconds`` is answered."""
     statuses: dict[int, int] = {}
@@ -493,8 +542,18 @@ async def closed_loop(session: aiohttp.ClientSession, url: str, headers: dict, c
     return LoadResult(seconds, statuses.get(202, 0), statuses, latencies)
 
 
-async def http_phase(pool, cfg: Config, key: str, prefix: str, logdir: Path, name: str, warmup: float,
-                     seconds: float, pool_max: int | None = None, profile: bool = False) -> dict:
+async def http_phase(
+    pool,
+    cfg: Config,
+    key: str,
+    prefix: str,
+    logdir: Path,
+    name: str,
+    warmup: float,
+    seconds: float,
+    pool_max: int | None = None,
+    profile: bool = False,
+) -> dict:
     """Start an ingest subprocess, warm it up, load it for ``seconds`` (CPU metered, or
     profiled), wait for its relay to empty the outbox, stop it."""
     port = free_port()
@@ -519,8 +578,7 @@ async def http_phase(pool, cfg: Config, key: str, prefix: str, logdir: Path, nam
                 out["load"], out["profile"] = await profile_window(process, prof, load)
             else:
                 pids = await postgres_pids(pool, URL(DATABASE_URL).path.lstrip("/"))
-                meter = CpuMeter({"ingest service": [process.pid], PG_NAME: pids,
-                                  RABBIT_NAME: broker_pids()})
+                meter = CpuMeter({"ingest service": [process.pid], PG_NAME: pids, RABBIT_NAME: broker_pids()})
                 meter.start()
                 out["load"] = await load
                 meter.stop()
@@ -540,31 +598,58 @@ async def http_phase(pool, cfg: Config, key: str, prefix: str, logdir: Path, nam
     return out
 
 
-async def run_pgbench(pool: asyncpg.Pool, tenant: uuid.UUID, sale_json: str, event_json: str, clients: int,
-                      seconds: int, logdir: Path) -> dict:
+async def run_pgbench(
+    pool: asyncpg.Pool, tenant: uuid.UUID, sale_json: str, event_json: str, clients: int, seconds: int, logdir: Path
+) -> dict:
     binary = shutil.which("pgbench") or "/usr/lib/postgresql/15/bin/pgbench"
     if not os.path.exists(binary):
         raise BenchError("pgbench not found: apt-get install -y postgresql-client")
     url = URL(SERVICE_URL)  # as the service connects: the script scopes each transaction to the tenant
     database = url.path.lstrip("/")
     pglog = Path(tempfile.mkdtemp(prefix=f"pgbench-{clients}-", dir=logdir))
-    cmd = [binary, "-n", "-M", "prepared", "-c", str(clients), "-j", "2", "-T", str(seconds),
-           "-f", str(PGBENCH_SCRIPT), "-D", f"tenant={tenant}", "-D", f"sale_body={sale_json}",
-           "-D", f"event_body={event_json}", "-l", "--log-prefix", str(pglog / "tx"),
-           "-h", url.host or "127.0.0.1", "-p", str(url.port or 5432), "-U", url.user, database]
+    cmd = [
+        binary,
+        "-n",
+        "-M",
+        "prepared",
+        "-c",
+        str(clients),
+        "-j",
+        "2",
+        "-T",
+        str(seconds),
+        "-f",
+        str(PGBENCH_SCRIPT),
+        "-D",
+        f"tenant={tenant}",
+        "-D",
+        f"sale_body={sale_json}",
+        "-D",
+        f"event_body={event_json}",
+        "-l",
+        "--log-prefix",
+        str(pglog / "tx"),
+        "-h",
+        url.host or "127.0.0.1",
+        "-p",
+        str(url.port or 5432),
+        "-U",
+        url.user,
+        database,
+    ]
     before = await pool.fetchval("SELECT count(*) FROM manual_sales WHERE tenant_id = $1", tenant)
     logged_before = await pool.fetchval("SELECT count(*) FROM event_log WHERE tenant_id = $1", tenant)
     server_pids = await postgres_pids(pool, "")  # the server's own processes only
-    meter = CpuMeter({PG_NAME: server_pids, RABBIT_NAME: broker_pids()}, include_self=False,
-                     include_children=True)
+    meter = CpuMeter({PG_NAME: server_pids, RABBIT_NAME: broker_pids()}, include_self=False, include_children=True)
     meter.start()
     proc = await asyncio.create_subprocess_exec(*cmd, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
     backend_cpu: dict[int, tuple[float, float]] = {}
 
     async def sample_backends() -> None:  # pgbench's backends are new: all their CPU is this run's
         while proc.returncode is None:
-            for row in await pool.fetch("SELECT pid FROM pg_stat_activity WHERE datname = $1 "
-                                        "AND application_name = 'pgbench'", database):
+            for row in await pool.fetch(
+                "SELECT pid FROM pg_stat_activity WHERE datname = $1 AND application_name = 'pgbench'", database
+            ):
                 sched = _proc_sched(row["pid"])
                 if sched is not None:
                     backend_cpu[row["pid"]] = sched
@@ -586,25 +671,40 @@ async def run_pgbench(pool: asyncpg.Pool, tenant: uuid.UUID, sale_json: str, eve
     rows = await pool.fetchval("SELECT count(*) FROM manual_sales WHERE tenant_id = $1", tenant) - before
     logged = await pool.fetchval("SELECT count(*) FROM event_log WHERE tenant_id = $1", tenant) - logged_before
     transactions = int(done.group(1))
-    latencies = sorted(int(parts[2]) / 1e6 for path in pglog.glob("tx*") for parts in
-                       (line.split() for line in path.read_text().splitlines()) if len(parts) >= 3)
+    latencies = sorted(
+        int(parts[2]) / 1e6
+        for path in pglog.glob("tx*")
+        for parts in (line.split() for line in path.read_text().splitlines())
+        if len(parts) >= 3
+    )
     if rows != transactions or logged != transactions or abs(len(latencies) - transactions) > clients:
-        raise BenchError(f"pgbench did not do its work: {transactions} transactions, {rows} sale rows, "
-                         f"{logged} logged events, {len(latencies)} logged latencies")
+        raise BenchError(
+            f"pgbench did not do its work: {transactions} transactions, {rows} sale rows, "
+            f"{logged} logged events, {len(latencies)} logged latencies"
+        )
     # baseline rows only: never to be published by a later ingest run's relay
     await pool.execute("DELETE FROM outbox o USING event_log e WHERE e.seq = o.seq AND e.tenant_id = $1", tenant)
-    return {"tps": float(tps.group(1)), "transactions": transactions, "latencies": latencies, "cpu": meter,
-            "clients": clients, "seconds": seconds}
+    return {
+        "tps": float(tps.group(1)),
+        "transactions": transactions,
+        "latencies": latencies,
+        "cpu": meter,
+        "clients": clients,
+        "seconds": seconds,
+    }
 
 
 async def check_writes(pool, tenant: uuid.UUID, prefix: str, expected: int) -> None:
     rows = await pool.fetchval("SELECT count(*) FROM manual_sales WHERE tenant_id = $1", tenant)
-    events = await pool.fetchval("SELECT count(*) FROM event_log WHERE tenant_id = $1 AND event_type = "
-                                 "'sale.upserted'", tenant)
+    events = await pool.fetchval(
+        "SELECT count(*) FROM event_log WHERE tenant_id = $1 AND event_type = 'sale.upserted'", tenant
+    )
     queued = await queue_messages(broker.Names(prefix).costing_queue)
     if rows != expected or events != expected or queued != expected:
-        raise BenchError(f"{expected} writes accepted, but {rows} manual_sales rows, {events} logged events and "
-                         f"{queued} messages in {prefix}.costing")
+        raise BenchError(
+            f"{expected} writes accepted, but {rows} manual_sales rows, {events} logged events and "
+            f"{queued} messages in {prefix}.costing"
+        )
 
 
 async def run(cfg: Config, write: bool, profile: bool) -> int:
@@ -630,16 +730,21 @@ async def run(cfg: Config, write: bool, profile: bool) -> int:
         http: LoadResult = main_run["load"]
         total = main_run["warmup"].accepted + http.accepted
         await check_writes(pool, tenant, prefix, total)
-        checks.append(f"Every request was answered 202 ({total:,} incl. warm-up in run 1); the bench tenant then had "
-                      f"exactly {total:,} `manual_sales` rows and {total:,} `sale.upserted` events in `event_log`, "
-                      f"the outbox drained and the broker queue `{prefix}.costing` (no consumer) held exactly "
-                      f"{total:,} messages. The same counts were checked after every later HTTP run.")
+        checks.append(
+            f"Every request was answered 202 ({total:,} incl. warm-up in run 1); the bench tenant then had "
+            f"exactly {total:,} `manual_sales` rows and {total:,} `sale.upserted` events in `event_log`, "
+            f"the outbox drained and the broker queue `{prefix}.costing` (no consumer) held exactly "
+            f"{total:,} messages. The same counts were checked after every later HTTP run."
+        )
         r["http"], r["http_cpu"], r["relay_lag"] = http, main_run["cpu"], main_run["relay_lag"]
-        log(f"   {http.rate:,.0f} accepted writes/s; p50 {http.p(50) * 1000:.1f} ms, p99 {http.p(99) * 1000:.1f} ms; "
-            f"outbox drained {r['relay_lag']:.2f} s after the last answer")
+        log(
+            f"   {http.rate:,.0f} accepted writes/s; p50 {http.p(50) * 1000:.1f} ms, p99 {http.p(99) * 1000:.1f} ms; "
+            f"outbox drained {r['relay_lag']:.2f} s after the last answer"
+        )
         sale_json = await pool.fetchval("SELECT body::text FROM manual_sales WHERE tenant_id = $1 LIMIT 1", tenant)
-        event_json = await pool.fetchval("SELECT convert_from(body, 'UTF8') FROM event_log WHERE tenant_id = $1 "
-                                         "LIMIT 1", tenant)
+        event_json = await pool.fetchval(
+            "SELECT convert_from(body, 'UTF8') FROM event_log WHERE tenant_id = $1 LIMIT 1", tenant
+        )
         r["sizes"] = (len(sale_json), len(event_json))
 
         log(f"2. pgbench, same transaction, {cfg.clients} clients, {cfg.pgbench_seconds} s (ingest stopped)")
@@ -649,26 +754,30 @@ async def run(cfg: Config, write: bool, profile: bool) -> int:
 
         pool_max = Settings().db_pool_max
         log(f"   diagnostic: pgbench with {pool_max} clients (the service's DB pool size), {cfg.diag_seconds:.0f} s")
-        r["pgbench_pool"] = await run_pgbench(pool, pg_tenant, sale_json, event_json, pool_max,
-                                              int(cfg.diag_seconds), logdir)
+        r["pgbench_pool"] = await run_pgbench(
+            pool, pg_tenant, sale_json, event_json, pool_max, int(cfg.diag_seconds), logdir
+        )
         log(f"   {r['pgbench_pool']['tps']:,.0f} tps")
-        checks.append("pgbench runs: 0 failed transactions; each transaction added exactly one `manual_sales` row "
-                      "and one `event_log` + `outbox` row of its tenant (ingest was stopped: nothing published "
-                      "them, so the relay's work is not in the baseline; the bench deleted those outbox rows "
-                      "afterwards so that no later ingest run would publish them).")
+        checks.append(
+            "pgbench runs: 0 failed transactions; each transaction added exactly one `manual_sales` row "
+            "and one `event_log` + `outbox` row of its tenant (ingest was stopped: nothing published "
+            "them, so the relay's work is not in the baseline; the bench deleted those outbox rows "
+            "afterwards so that no later ingest run would publish them)."
+        )
 
         log(f"   diagnostic: ingest with DB_POOL_MAX={cfg.clients}, {cfg.diag_seconds:.0f} s")
         big = await http_phase(pool, cfg, key, prefix, logdir, "pool", 1.0, cfg.diag_seconds, pool_max=cfg.clients)
         total += big["warmup"].accepted + big["load"].accepted
         await check_writes(pool, tenant, prefix, total)
         r["http_pool"] = big
-        log(f"   {big['load'].rate:,.0f} accepted writes/s; p50 {big['load'].p(50) * 1000:.1f} ms, "
-            f"p99 {big['load'].p(99) * 1000:.1f} ms")
+        log(
+            f"   {big['load'].rate:,.0f} accepted writes/s; p50 {big['load'].p(50) * 1000:.1f} ms, "
+            f"p99 {big['load'].p(99) * 1000:.1f} ms"
+        )
 
         if profile:
             log(f"3. profile: ingest under cProfile (CPU time), {cfg.profile_seconds:.0f} s of the same load")
-            prof = await http_phase(pool, cfg, key, prefix, logdir, "profile", 1.0, cfg.profile_seconds,
-                                    profile=True)
+            prof = await http_phase(pool, cfg, key, prefix, logdir, "profile", 1.0, cfg.profile_seconds, profile=True)
             total += prof["warmup"].accepted + prof["load"].accepted
             await check_writes(pool, tenant, prefix, total)
             r["profile"] = (prof["profile"], prof["load"])
@@ -705,29 +814,39 @@ def reading(cfg: Config, r: dict, http_cpu_ms: float, pg_cpu_ms: float) -> list[
     other = max(cpu.machine_busy - sum(cpu.used.values()), 0.0)
     pool = f"The service's DB pool has {Settings().db_pool_max} connections for {cfg.clients} clients"
     if big.rate > 1.1 * http.rate:
-        pool_text = (f"{pool}; with `DB_POOL_MAX={cfg.clients}` it answered {big.rate:,.0f}/s (d2) against "
-                     f"{http.rate:,.0f}/s, so waiting for a pooled connection is part of the latency.")
+        pool_text = (
+            f"{pool}; with `DB_POOL_MAX={cfg.clients}` it answered {big.rate:,.0f}/s (d2) against "
+            f"{http.rate:,.0f}/s, so waiting for a pooled connection is part of the latency."
+        )
     elif big.rate < 0.9 * http.rate:
-        pool_text = (f"{pool}; `DB_POOL_MAX={cfg.clients}` did not help here ({big.rate:,.0f}/s in d2 against "
-                     f"{http.rate:,.0f}/s): more connections only compete for the same busy CPUs.")
+        pool_text = (
+            f"{pool}; `DB_POOL_MAX={cfg.clients}` did not help here ({big.rate:,.0f}/s in d2 against "
+            f"{http.rate:,.0f}/s): more connections only compete for the same busy CPUs."
+        )
     else:
-        pool_text = (f"{pool}; `DB_POOL_MAX={cfg.clients}` made little difference ({big.rate:,.0f}/s in d2 "
-                     f"against {http.rate:,.0f}/s).")
-    text = (f"Reading: each accepted write cost {http_cpu_ms:.2f} ms of CPU in ingest + PostgreSQL + RabbitMQ "
-            f"against {pg_cpu_ms:.2f} ms for pgbench's bare transaction (d3), so even with all {cores} CPUs to "
-            f"itself the HTTP path would top out near {cores * 1000 / http_cpu_ms:,.0f} writes/s (the load "
-            "generator aside); the ingest process alone, one event loop on one core, would allow about "
-            f"{1000 / (cpu.used['ingest service'] / http.accepted * 1000):,.0f}/s. {pool_text} During the run the "
-            "machine was "
-            f"{cpu.machine_busy / cpu.wall:.2f} of {cores} CPUs busy, {other / cpu.wall:.2f} of them with other work.")
+        pool_text = (
+            f"{pool}; `DB_POOL_MAX={cfg.clients}` made little difference ({big.rate:,.0f}/s in d2 "
+            f"against {http.rate:,.0f}/s)."
+        )
+    text = (
+        f"Reading: each accepted write cost {http_cpu_ms:.2f} ms of CPU in ingest + PostgreSQL + RabbitMQ "
+        f"against {pg_cpu_ms:.2f} ms for pgbench's bare transaction (d3), so even with all {cores} CPUs to "
+        f"itself the HTTP path would top out near {cores * 1000 / http_cpu_ms:,.0f} writes/s (the load "
+        "generator aside); the ingest process alone, one event loop on one core, would allow about "
+        f"{1000 / (cpu.used['ingest service'] / http.accepted * 1000):,.0f}/s. {pool_text} During the run the "
+        "machine was "
+        f"{cpu.machine_busy / cpu.wall:.2f} of {cores} CPUs busy, {other / cpu.wall:.2f} of them with other work."
+    )
     if "profile" in r:
         shares = bucket_shares(r["profile"][0])
         top = sorted(shares.items(), key=lambda kv: -kv[1])[:3]
         amqp = sum(shares.get(k, 0.0) for k in ("pamqp", "aiormq", "aio_pika"))
-        text += (" Inside the ingest process there is no single hot spot: the largest shares of its CPU are "
-                 + ", ".join(f"{k} {v:.0%}" for k, v in top)
-                 + f"; the relay's publishing (pamqp + aiormq + aio_pika) takes {amqp:.0%}, the service's own code "
-                 f"{shares.get('project: services.ingest', 0.0):.0%}.")
+        text += (
+            " Inside the ingest process there is no single hot spot: the largest shares of its CPU are "
+            + ", ".join(f"{k} {v:.0%}" for k, v in top)
+            + f"; the relay's publishing (pamqp + aiormq + aio_pika) takes {amqp:.0%}, the service's own code "
+            f"{shares.get('project: services.ingest', 0.0):.0%}."
+        )
     return [text]
 
 
@@ -747,36 +866,62 @@ def render(cfg: Config, machine: dict, r: dict, checks: list[str], elapsed: floa
         return f"{seconds * 1000:.1f} ms"
 
     rows = [
-        ("1a", f"Accepted manual-sale writes/s (POST /api/v1/sales → 202; {cfg.clients} concurrent keep-alive "
-               f"clients, 2-line invoices; {http.accepted:,} writes in {http.seconds:.1f} s)", f"{http.rate:,.0f} /s"),
+        (
+            "1a",
+            f"Accepted manual-sale writes/s (POST /api/v1/sales → 202; {cfg.clients} concurrent keep-alive "
+            f"clients, 2-line invoices; {http.accepted:,} writes in {http.seconds:.1f} s)",
+            f"{http.rate:,.0f} /s",
+        ),
         ("1b", "Latency p50 / p99 of those requests (client side, loopback)", f"{ms(http.p(50))} / {ms(http.p(99))}"),
-        ("2a", f"pgbench, the same insert transaction, {cfg.clients} clients (`-c {cfg.clients} -j 2 -M prepared`, "
-               f"{pg['seconds']} s)", f"{pg['tps']:,.0f} tps"),
-        ("2b", "pgbench transaction latency p50 / p99 (`-l` log)",
-         f"{ms(percentile(pg['latencies'], 50))} / {ms(percentile(pg['latencies'], 99))}"),
+        (
+            "2a",
+            f"pgbench, the same insert transaction, {cfg.clients} clients (`-c {cfg.clients} -j 2 -M prepared`, "
+            f"{pg['seconds']} s)",
+            f"{pg['tps']:,.0f} tps",
+        ),
+        (
+            "2b",
+            "pgbench transaction latency p50 / p99 (`-l` log)",
+            f"{ms(percentile(pg['latencies'], 50))} / {ms(percentile(pg['latencies'], 99))}",
+        ),
         ("2c", "**Ratio accepted writes/s ÷ pgbench tps**", f"**{http.rate / pg['tps']:.3f}**"),
     ]
     diag = [
-        ("d1", f"pgbench, same transaction, {pgp['clients']} clients (= the service's DB pool size "
-               f"`db_pool_max`; {pgp['seconds']} s)",
-         f"{pgp['tps']:,.0f} tps (p50 {ms(percentile(pgp['latencies'], 50))}); ratio 1a ÷ this "
-         f"{http.rate / pgp['tps']:.3f}"),
-        ("d2", f"Ingest with `DB_POOL_MAX={cfg.clients}` instead of {settings.db_pool_max} ({big.seconds:.1f} s, "
-               f"{big.accepted:,} writes)",
-         f"{big.rate:,.0f} /s, p50 {ms(big.p(50))}, p99 {ms(big.p(99))}"),
-        ("d3", "CPU per accepted write (ingest + PostgreSQL + RabbitMQ, from the tables below) vs CPU per pgbench "
-               "transaction (PostgreSQL + pgbench): independent of how much CPU other work left us",
-         f"{http_cpu_ms:.2f} ms vs {pg_cpu_ms:.2f} ms: ratio {pg_cpu_ms / http_cpu_ms:.3f}"),
+        (
+            "d1",
+            f"pgbench, same transaction, {pgp['clients']} clients (= the service's DB pool size "
+            f"`db_pool_max`; {pgp['seconds']} s)",
+            f"{pgp['tps']:,.0f} tps (p50 {ms(percentile(pgp['latencies'], 50))}); ratio 1a ÷ this "
+            f"{http.rate / pgp['tps']:.3f}",
+        ),
+        (
+            "d2",
+            f"Ingest with `DB_POOL_MAX={cfg.clients}` instead of {settings.db_pool_max} ({big.seconds:.1f} s, "
+            f"{big.accepted:,} writes)",
+            f"{big.rate:,.0f} /s, p50 {ms(big.p(50))}, p99 {ms(big.p(99))}",
+        ),
+        (
+            "d3",
+            "CPU per accepted write (ingest + PostgreSQL + RabbitMQ, from the tables below) vs CPU per pgbench "
+            "transaction (PostgreSQL + pgbench): independent of how much CPU other work left us",
+            f"{http_cpu_ms:.2f} ms vs {pg_cpu_ms:.2f} ms: ratio {pg_cpu_ms / http_cpu_ms:.3f}",
+        ),
     ]
     out = [
         f"Run {time.strftime('%Y-%m-%d %H:%M %Z')} with `.venv/bin/python -m bench.ingest_bench"
         f"{' --quick' if cfg.mode == 'quick' else ''}` ({cfg.mode} mode, {elapsed:.0f} s); how it measures: "
-        "[bench/README.md](README.md). No target was set for these figures.", "",
-        machine_line(machine, load_after), "",
-        "| # | Figure | Value |", "|---|---|---:|",
+        "[bench/README.md](README.md). No target was set for these figures.",
+        "",
+        machine_line(machine, load_after),
+        "",
+        "| # | Figure | Value |",
+        "|---|---|---:|",
         *[f"| {a} | {b} | {c} |" for a, b, c in rows],
-        "", "Diagnostics:", "",
-        "| # | Figure | Value |", "|---|---|---:|",
+        "",
+        "Diagnostics:",
+        "",
+        "| # | Figure | Value |",
+        "|---|---|---:|",
         *[f"| {a} | {b} | {c} |" for a, b, c in diag],
         "",
         f"The ingest service ran as its own process (`python -m services.ingest`, one event loop, default "
@@ -788,31 +933,53 @@ def render(cfg: Config, machine: dict, r: dict, checks: list[str], elapsed: floa
         f"(the outbox was empty {r['relay_lag']:.2f} s after the last answer). pgbench ran that transaction alone "
         f"(bench/pgbench_ingest.sql) with the row sizes of the HTTP run ({r['sizes'][0]} B `manual_sales.body`, "
         f"{r['sizes'][1]} B `event_log.body`), on the same tables, as the same database role "
-        f"(`{URL(SERVICE_URL).user}`, bound by row-level security), with the ingest service stopped.", "",
-        "### Where the time goes (ingest)", "",
-        *reading(cfg, r, http_cpu_ms, pg_cpu_ms), "",
+        f"(`{URL(SERVICE_URL).user}`, bound by row-level security), with the ingest service stopped.",
+        "",
+        "### Where the time goes (ingest)",
+        "",
+        *reading(cfg, r, http_cpu_ms, pg_cpu_ms),
+        "",
         f"CPU used during the measured HTTP run 1 ({r['http_cpu'].wall:.1f} s wall), from /proc. The ingest "
         f"process needed {ingest_ms:.2f} ms of CPU per accepted write, i.e. one full core would serve about "
         f"{1000 / ingest_ms:,.0f} writes/s; it got {ingest_cores:.2f} of a core during the run and was runnable "
         f"but waiting for a CPU for {ingest_wait:.2f} s ({ingest_wait / r['http_cpu'].wall:.0%} of the run)"
-        + (": the machine's CPUs were saturated" if r["http_cpu"].machine_busy
-           / r["http_cpu"].wall > 0.9 * (os.cpu_count() or 1) else "") + ".", "",
-        *r["http_cpu"].lines(http.accepted, "accepted write"), "",
-        f"The same during pgbench 2a ({pg['cpu'].wall:.1f} s wall, {pg['transactions']:,} transactions):", "",
+        + (
+            ": the machine's CPUs were saturated"
+            if r["http_cpu"].machine_busy / r["http_cpu"].wall > 0.9 * (os.cpu_count() or 1)
+            else ""
+        )
+        + ".",
+        "",
+        *r["http_cpu"].lines(http.accepted, "accepted write"),
+        "",
+        f"The same during pgbench 2a ({pg['cpu'].wall:.1f} s wall, {pg['transactions']:,} transactions):",
+        "",
         *pg["cpu"].lines(pg["transactions"], "transaction"),
     ]
     if "profile" in r:
         path, res = r["profile"]
-        out += ["", f"The ingest process under cProfile with a CPU-time clock, for {res.seconds:.1f} s of the same "
-                f"load ({res.accepted:,} writes, {res.rate:,.0f}/s under the profiler); cumulative CPU: "
-                + "; ".join(profile_cumulative(path, {
-                    "the sale handler `post_sale`": "ingest/routes.py:post_sale",
-                    "of which `IngestService.write` (the transaction)": "ingest/service.py:write",
-                    "API-key lookup `tenant_for_key`": "shared/api_keys.py:tenant_for_key",
-                    "socket reads and protocol parsing (`_read_ready`)": "asyncio/selector_events.py:_read_ready",
-                    "outbox relay (`OutboxRelay.run`)": "ingest/relay.py:run",
-                })) + ". Own CPU time by package, then the top functions:", "", *profile_buckets(path), "",
-                *profile_lines(path, 8)]
+        out += [
+            "",
+            f"The ingest process under cProfile with a CPU-time clock, for {res.seconds:.1f} s of the same "
+            f"load ({res.accepted:,} writes, {res.rate:,.0f}/s under the profiler); cumulative CPU: "
+            + "; ".join(
+                profile_cumulative(
+                    path,
+                    {
+                        "the sale handler `post_sale`": "ingest/routes.py:post_sale",
+                        "of which `IngestService.write` (the transaction)": "ingest/service.py:write",
+                        "API-key lookup `tenant_for_key`": "shared/api_keys.py:tenant_for_key",
+                        "socket reads and protocol parsing (`_read_ready`)": "asyncio/selector_events.py:_read_ready",
+                        "outbox relay (`OutboxRelay.run`)": "ingest/relay.py:run",
+                    },
+                )
+            )
+            + ". Own CPU time by package, then the top functions:",
+            "",
+            *profile_buckets(path),
+            "",
+            *profile_lines(path, 8),
+        ]
     out += ["", "Checks made on what was measured (the run stops if one fails):", "", *[f"- {c}" for c in checks]]
     return "\n".join(out) + "\n"
 

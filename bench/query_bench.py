@@ -32,7 +32,7 @@ import sys
 import time
 import uuid
 from dataclasses import dataclass, field
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 from decimal import Decimal
 from pathlib import Path
 
@@ -40,12 +40,19 @@ import aiohttp
 import asyncpg
 from yarl import URL
 
+from bench.common import (
+    load_average,
+    migrate_bench_database,
+    percentile,
+    recreate_bench_database,
+    service_url,
+    subprocess_environment,
+    write_section,
+)
 from services.ingest.admin import create_tenant
 from services.query import rollups, summaries, views
 from services.query.app import query_dsn
 from services.query.views import SalesQuery
-from bench.common import (load_average, migrate_bench_database, percentile, recreate_bench_database, service_url,
-                          subprocess_environment, write_section)
 from shared.db import tenant_setting_sql
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -55,8 +62,7 @@ SECTION = "## Query service"
 
 # The owner's URL (drop, migrate, bulk load, inspection); the query service, the rollup
 # folding after the load and the EXPLAINs connect as the service role (bench/common.py).
-DATABASE_URL = os.environ.get("BENCH_QUERY_DATABASE_URL",
-                              "postgresql://postgres@127.0.0.1:5432/partsemble_bench_query")
+DATABASE_URL = os.environ.get("BENCH_QUERY_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/partsemble_bench_query")
 SERVICE_URL = service_url(DATABASE_URL)
 
 CLIENTS = 20
@@ -64,16 +70,46 @@ OTHER_TENANTS = 10
 OTHER_SALES = 10_000
 PRODUCTS = 50
 CUSTOMERS = 200
-D0 = date(2023, 12, 1)           # sales dated D0 .. D0 + DAYS - 1 (3 years)
+D0 = date(2023, 12, 1)  # sales dated D0 .. D0 + DAYS - 1 (3 years)
 DAYS = 1096
-MONTHS = 37                      # one lot per product and month
+MONTHS = 37  # one lot per product and month
 TARGET_LIST_MS = 50.0
 TARGET_MARGINS_MS = 200.0
 
-FIRST = ["Acme", "Bluewater", "Cedar", "Delta", "Evergreen", "Falcon", "Granite", "Harbor", "Iron", "Juniper",
-         "Keystone", "Lakeside", "Maple", "Northwind", "Orion", "Pioneer", "Quarry", "Redwood", "Summit", "Tidewater"]
-SECOND = ["Marine", "Hydraulics", "Builders", "Auto Parts", "Machining", "Farm Supply", "Electric", "Plumbing",
-          "Fleet Services", "Robotics"]
+FIRST = [
+    "Acme",
+    "Bluewater",
+    "Cedar",
+    "Delta",
+    "Evergreen",
+    "Falcon",
+    "Granite",
+    "Harbor",
+    "Iron",
+    "Juniper",
+    "Keystone",
+    "Lakeside",
+    "Maple",
+    "Northwind",
+    "Orion",
+    "Pioneer",
+    "Quarry",
+    "Redwood",
+    "Summit",
+    "Tidewater",
+]
+SECOND = [
+    "Marine",
+    "Hydraulics",
+    "Builders",
+    "Auto Parts",
+    "Machining",
+    "Farm Supply",
+    "Electric",
+    "Plumbing",
+    "Fleet Services",
+    "Robotics",
+]
 
 
 def log(msg: str) -> None:
@@ -81,8 +117,10 @@ def log(msg: str) -> None:
 
 
 def customer_names() -> list[str]:
-    names = [f"{FIRST[i % 20]} {SECOND[i // 20]} {'Inc' if i % 3 == 0 else 'LLC' if i % 3 == 1 else 'Co'}"
-             for i in range(CUSTOMERS)]
+    names = [
+        f"{FIRST[i % 20]} {SECOND[i // 20]} {'Inc' if i % 3 == 0 else 'LLC' if i % 3 == 1 else 'Co'}"
+        for i in range(CUSTOMERS)
+    ]
     assert len(set(names)) == CUSTOMERS
     return names
 
@@ -197,8 +235,9 @@ class Loaded:
 
 
 async def reset_database() -> None:
-    assert URL(DATABASE_URL).path.lstrip("/").startswith("partsemble_bench"), \
+    assert URL(DATABASE_URL).path.lstrip("/").startswith("partsemble_bench"), (
         "refusing to drop a database that is not a bench database"
+    )
     await recreate_bench_database(DATABASE_URL)
 
 
@@ -229,24 +268,32 @@ async def load(big_sales: int) -> Loaded:
         await conn.executemany("INSERT INTO bench_tenants VALUES ($1, $2, $3, $4)", tenants)
         await conn.execute("CREATE UNLOGGED TABLE bench_customers (idx int PRIMARY KEY, name text)")
         await conn.executemany("INSERT INTO bench_customers VALUES ($1, $2)", list(enumerate(customer_names())))
-        await step("products", f"""
+        await step(
+            "products",
+            f"""
             INSERT INTO products (id, tenant_id, sku, defined, name, wac, has_cost_basis)
             SELECT t.idx * 100 + p + 1, t.id, 'SKU-' || lpad(p::text, 3, '0'), true, 'Part ' || p,
                    round((20 + (p * 37 % 180)) * 0.62, 4), true
-            FROM bench_tenants t CROSS JOIN generate_series(0, {PRODUCTS - 1}) p""")
-        await step("lots", f"""
+            FROM bench_tenants t CROSS JOIN generate_series(0, {PRODUCTS - 1}) p""",
+        )
+        await step(
+            "lots",
+            f"""
             INSERT INTO lots (id, tenant_id, product_id, lot_number, quantity, unit_cost, received_at, version,
                               remaining)
             SELECT (t.idx * 100 + p) * 40 + m + 1, t.id, t.idx * 100 + p + 1, 'L' || lpad(m::text, 3, '0'),
                    100000, round((20 + (p * 37 % 180)) * 0.62, 4),
                    ($1::date + m * interval '1 month')::timestamptz, 1, CASE WHEN m >= {MONTHS} - 2 THEN 5000 ELSE 0 END
             FROM bench_tenants t CROSS JOIN generate_series(0, {PRODUCTS - 1}) p
-            CROSS JOIN generate_series(0, {MONTHS - 1}) m""", D0 - (date(2023, 12, 1) - date(2023, 11, 1)))
+            CROSS JOIN generate_series(0, {MONTHS - 1}) m""",
+            D0 - (date(2023, 12, 1) - date(2023, 11, 1)),
+        )
         await step("stage sales", STAGE_SALES.format(days=DAYS, customers=CUSTOMERS), D0)
         await step("stage lines", STAGE_LINES.format(products=PRODUCTS))
         await step("stage shortages", STAGE_SHORTAGES)
-        await conn.execute("CREATE INDEX ON bench_stage_lines (sale_id); ANALYZE bench_stage_sales; "
-                           "ANALYZE bench_stage_lines")
+        await conn.execute(
+            "CREATE INDEX ON bench_stage_lines (sale_id); ANALYZE bench_stage_sales; ANALYZE bench_stage_lines"
+        )
         total = first - 1
         chunk = 250_000
         ranges = [(a, min(a + chunk - 1, big_sales)) for a in range(1, big_sales + 1, chunk)]
@@ -254,11 +301,18 @@ async def load(big_sales: int) -> Loaded:
         for a, b in ranges:
             await step(f"sales {a}-{b}", INSERT_SALES, a, b)
             await step(f"sale_lines {a}-{b}", INSERT_LINES, a, b)
-            await step(f"allocations {a}-{b}", INSERT_ALLOCATIONS.format(months=MONTHS), a, b, D0 - (
-                date(2023, 12, 1) - date(2023, 11, 1)))
-        await conn.execute("SELECT setval('sale_lines_id_seq', (SELECT max(id) FROM sale_lines)); "
-                           "SELECT setval('lots_id_seq', (SELECT max(id) FROM lots)); "
-                           "SELECT setval('products_id_seq', (SELECT max(id) FROM products))")
+            await step(
+                f"allocations {a}-{b}",
+                INSERT_ALLOCATIONS.format(months=MONTHS),
+                a,
+                b,
+                D0 - (date(2023, 12, 1) - date(2023, 11, 1)),
+            )
+        await conn.execute(
+            "SELECT setval('sale_lines_id_seq', (SELECT max(id) FROM sale_lines)); "
+            "SELECT setval('lots_id_seq', (SELECT max(id) FROM lots)); "
+            "SELECT setval('products_id_seq', (SELECT max(id) FROM products))"
+        )
         # the customer filter: one customer's full distinctive name part (~0.5 % of sales)
         sub = f"{FIRST[7]} {SECOND[0]}"  # "Harbor Marine"
         popular = await conn.fetchrow("""
@@ -274,12 +328,25 @@ async def load(big_sales: int) -> Loaded:
         await step("vacuum analyze", "VACUUM ANALYZE")
         counts = await conn.fetchrow("""SELECT (SELECT count(*) FROM sales) AS sales,
             (SELECT count(*) FROM sale_lines) AS lines, (SELECT count(*) FROM allocations) AS allocations""")
-        loaded = Loaded(str(big_id), big_key, big_sales, counts["sales"], counts["lines"], counts["allocations"],
-                        time.perf_counter() - t_all, steps, popular["sku"], popular["n"], sub)
+        loaded = Loaded(
+            str(big_id),
+            big_key,
+            big_sales,
+            counts["sales"],
+            counts["lines"],
+            counts["allocations"],
+            time.perf_counter() - t_all,
+            steps,
+            popular["sku"],
+            popular["n"],
+            sub,
+        )
         loaded.customer_sales = await conn.fetchval(
-            "SELECT count(*) FROM sales WHERE tenant_id = $1 AND customer ILIKE $2", big_id, f"%{sub}%")
+            "SELECT count(*) FROM sales WHERE tenant_id = $1 AND customer ILIKE $2", big_id, f"%{sub}%"
+        )
         loaded.sku_sales = await conn.fetchval(
-            "SELECT count(DISTINCT sale_id) FROM sale_lines WHERE tenant_id = $1 AND sku = $2", big_id, popular["sku"])
+            "SELECT count(DISTINCT sale_id) FROM sale_lines WHERE tenant_id = $1 AND sku = $2", big_id, popular["sku"]
+        )
         return loaded
     finally:
         await conn.close()
@@ -320,8 +387,10 @@ async def check_load(loaded: Loaded) -> list[str]:
     problems: list[str] = []
     conn = await asyncpg.connect(DATABASE_URL)
     try:
-        direct = await conn.fetchrow("SELECT count(*) AS count, sum(revenue) AS revenue, sum(cost) AS cost "
-                                     "FROM sales WHERE tenant_id = $1", loaded.big_tenant)
+        direct = await conn.fetchrow(
+            "SELECT count(*) AS count, sum(revenue) AS revenue, sum(cost) AS cost FROM sales WHERE tenant_id = $1",
+            loaded.big_tenant,
+        )
         sql, args = views.sales_summary_statement(uuid.UUID(loaded.big_tenant), SalesQuery({}))
         rolled = await conn.fetchrow(sql, *args)
         if tuple(direct) != tuple(rolled):
@@ -332,16 +401,21 @@ async def check_load(loaded: Loaded) -> list[str]:
                 EXCEPT SELECT l.tenant_id, l.sale_id, sum(l.revenue), sum(l.cost) FROM sale_lines l GROUP BY 1, 2) x""")
         if bad:
             problems.append(f"{bad} sales whose revenue/cost is not the sum of their lines")
-        pdirect = await conn.fetch("""
+        pdirect = await conn.fetch(
+            """
             SELECT l.product_id, sum(l.revenue) AS revenue, sum(l.cost) AS cost, count(*) AS lines
             FROM sale_lines l JOIN sales s ON s.id = l.sale_id
             WHERE l.tenant_id = $1 AND s.status = 'posted' AND l.kind = 'inventory' GROUP BY 1 ORDER BY 1""",
-                                   loaded.big_tenant)
-        prolled = await conn.fetch("""
+            loaded.big_tenant,
+        )
+        prolled = await conn.fetch(
+            """
             SELECT product_id, sum(revenue) AS revenue, sum(cost) AS cost, sum(lines) AS lines
             FROM (SELECT tenant_id, product_id, revenue, cost, lines FROM product_totals UNION ALL
                   SELECT tenant_id, product_id, revenue, cost, lines FROM product_totals_delta) t
-            WHERE tenant_id = $1 GROUP BY 1 HAVING sum(lines) <> 0 ORDER BY 1""", loaded.big_tenant)
+            WHERE tenant_id = $1 GROUP BY 1 HAVING sum(lines) <> 0 ORDER BY 1""",
+            loaded.big_tenant,
+        )
         if [tuple(r) for r in pdirect] != [tuple(r) for r in prolled]:
             problems.append("product_totals differ from a direct SUM over the posted inventory lines")
     finally:
@@ -350,6 +424,7 @@ async def check_load(loaded: Loaded) -> list[str]:
 
 
 # --- the service and the load generator ----------------------------------------------------------
+
 
 def free_port() -> int:
     with socket.socket() as s:
@@ -402,8 +477,8 @@ class Result:
     seconds: float
     errors: int
     service_cpu: float = 0.0  # CPU seconds of the query service process during the measured run
-    db_cpu: float = 0.0       # CPU seconds of its PostgreSQL backends
-    client_cpu: float = 0.0   # CPU seconds of the load generator (this process)
+    db_cpu: float = 0.0  # CPU seconds of its PostgreSQL backends
+    client_cpu: float = 0.0  # CPU seconds of the load generator (this process)
     single_p50: float = float("nan")  # p50 with one client alone (no queueing)
 
     @property
@@ -436,13 +511,25 @@ def proc_cpu(pid: int) -> float:
 
 
 async def backend_pids(conn: asyncpg.Connection) -> list[int]:
-    return [r[0] for r in await conn.fetch(
-        "SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND application_name = 'partsemble-query'")]
+    return [
+        r[0]
+        for r in await conn.fetch(
+            "SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND application_name = 'partsemble-query'"
+        )
+    ]
 
 
-async def drive(session: aiohttp.ClientSession, base: str, headers: dict, sc: Scenario, seconds: float,
-                warmup: float, clients: int = CLIENTS, service_pid: int = 0, db: asyncpg.Connection | None = None
-                ) -> Result:
+async def drive(
+    session: aiohttp.ClientSession,
+    base: str,
+    headers: dict,
+    sc: Scenario,
+    seconds: float,
+    warmup: float,
+    clients: int = CLIENTS,
+    service_pid: int = 0,
+    db: asyncpg.Connection | None = None,
+) -> Result:
     latencies: list[float] = []
     errors = 0
     state = {"measure": False, "stop": False}
@@ -506,6 +593,7 @@ def months_between(first: date, last: date) -> list[tuple[date, date]]:
 
 # --- explain ------------------------------------------------------------------------------------
 
+
 async def explain(loaded: Loaded, sc: Scenario) -> str:
     tenant = uuid.UUID(loaded.big_tenant)
     if sc.kind == "list":
@@ -526,6 +614,7 @@ async def explain(loaded: Loaded, sc: Scenario) -> str:
 
 
 # --- results ------------------------------------------------------------------------------------
+
 
 def machine() -> str:
     cpu = "unknown"
@@ -600,56 +689,93 @@ whole filtered set in one round trip and one snapshot.
   left access logging on)."""
 
 
-def render(loaded: Loaded, results: list[Result], explains: dict[str, str], args, started: datetime,
-           wall: float, load_before: str, load_after: str, checks: list[str]) -> str:
+def render(
+    loaded: Loaded,
+    results: list[Result],
+    explains: dict[str, str],
+    args,
+    started: datetime,
+    wall: float,
+    load_before: str,
+    load_after: str,
+    checks: list[str],
+) -> str:
     mode = "quick" if args.quick else "full"
     cmd = ".venv/bin/python -m bench.query_bench" + (" --quick" if args.quick else "")
-    out = [f"Run {started:%Y-%m-%d %H:%M} UTC with `{cmd}` ({mode} mode, {wall:.0f} s); how it measures: "
-           "[bench/README.md](README.md).", "",
-           f"Machine: {machine()}; {loaded_pg_version}. The query service (one process, default settings: "
-           "DB pool 1–10), PostgreSQL and the 20 load-generating clients share these CPUs. Load average (1 min) "
-           f"before the measured runs {load_before}, after {load_after} (above ~0.5 before: other work was running "
-           "on the machine, so the figures are noisier than on an idle one).", "",
-           f"Data: {loaded.sales:,} sales, {loaded.lines:,} sale lines, {loaded.allocations:,} allocations in "
-           f"{OTHER_TENANTS + 1} tenants: the measured tenant has {loaded.big_sales:,} sales (≈{loaded.lines / loaded.sales:.1f} "
-           f"lines each, {CUSTOMERS} customers, {PRODUCTS} skus, 3 years {D0} … {date.fromordinal(D0.toordinal() + DAYS - 1)}, "
-           "2 % voided, 0.5 % deleted, 5 % credit memos, ~3 % of inventory lines short, allocations to 1–2 monthly lots); "
-           f"{OTHER_TENANTS} other tenants {OTHER_SALES:,} sales each. **Load time {loaded.seconds:.0f} s** "
-           "(set-based `INSERT … SELECT` from staged `generate_series` rows, in chunks of 250,000 sales, through every "
-           "index, foreign key and rollup trigger; then folding the rollup deltas and `VACUUM ANALYZE`):",
-           ", ".join(f"{n} {s:.0f} s" for n, s in loaded.steps) + ".", "",
-           f"Requests: {CLIENTS} concurrent keep-alive aiohttp clients, {args.seconds:g} s per scenario after "
-           f"{args.warmup:g} s of warm-up, client-side latency over loopback, all answers 200.", "",
-           "| Scenario | p50 | p99 | req/s | Target (p99) | Result |", "|---|---:|---:|---:|---|---|"]
+    out = [
+        f"Run {started:%Y-%m-%d %H:%M} UTC with `{cmd}` ({mode} mode, {wall:.0f} s); how it measures: "
+        "[bench/README.md](README.md).",
+        "",
+        f"Machine: {machine()}; {loaded_pg_version}. The query service (one process, default settings: "
+        "DB pool 1–10), PostgreSQL and the 20 load-generating clients share these CPUs. Load average (1 min) "
+        f"before the measured runs {load_before}, after {load_after} (above ~0.5 before: other work was running "
+        "on the machine, so the figures are noisier than on an idle one).",
+        "",
+        f"Data: {loaded.sales:,} sales, {loaded.lines:,} sale lines, {loaded.allocations:,} allocations in "
+        f"{OTHER_TENANTS + 1} tenants: the measured tenant has {loaded.big_sales:,} sales (≈{loaded.lines / loaded.sales:.1f} "
+        f"lines each, {CUSTOMERS} customers, {PRODUCTS} skus, 3 years {D0} … {date.fromordinal(D0.toordinal() + DAYS - 1)}, "
+        "2 % voided, 0.5 % deleted, 5 % credit memos, ~3 % of inventory lines short, allocations to 1–2 monthly lots); "
+        f"{OTHER_TENANTS} other tenants {OTHER_SALES:,} sales each. **Load time {loaded.seconds:.0f} s** "
+        "(set-based `INSERT … SELECT` from staged `generate_series` rows, in chunks of 250,000 sales, through every "
+        "index, foreign key and rollup trigger; then folding the rollup deltas and `VACUUM ANALYZE`):",
+        ", ".join(f"{n} {s:.0f} s" for n, s in loaded.steps) + ".",
+        "",
+        f"Requests: {CLIENTS} concurrent keep-alive aiohttp clients, {args.seconds:g} s per scenario after "
+        f"{args.warmup:g} s of warm-up, client-side latency over loopback, all answers 200.",
+        "",
+        "| Scenario | p50 | p99 | req/s | Target (p99) | Result |",
+        "|---|---:|---:|---:|---|---|",
+    ]
     for r in results:
-        out.append(f"| {r.scenario.title} | {r.p50:.1f} ms | {r.p99:.1f} ms | {r.rate:,.0f} | "
-                   f"< {r.scenario.target_ms:.0f} ms | {'PASS' if r.passed else '**FAIL**'} |")
-    out += ["", "Diagnostics, same runs: CPU per request from /proc (the query service process, its PostgreSQL "
-            "backends, the load generator), and the capacity it implies for the machine's "
-            f"{os.cpu_count()} CPUs if nothing else ran; and the p50 with a single client alone (no queueing):", "",
-            "| Scenario | service CPU /req | PostgreSQL CPU /req | client CPU /req | ⇒ max req/s on all CPUs | "
-            "p50, 1 client |", "|---|---:|---:|---:|---:|---:|"]
+        out.append(
+            f"| {r.scenario.title} | {r.p50:.1f} ms | {r.p99:.1f} ms | {r.rate:,.0f} | "
+            f"< {r.scenario.target_ms:.0f} ms | {'PASS' if r.passed else '**FAIL**'} |"
+        )
+    out += [
+        "",
+        "Diagnostics, same runs: CPU per request from /proc (the query service process, its PostgreSQL "
+        "backends, the load generator), and the capacity it implies for the machine's "
+        f"{os.cpu_count()} CPUs if nothing else ran; and the p50 with a single client alone (no queueing):",
+        "",
+        "| Scenario | service CPU /req | PostgreSQL CPU /req | client CPU /req | ⇒ max req/s on all CPUs | "
+        "p50, 1 client |",
+        "|---|---:|---:|---:|---:|---:|",
+    ]
     for r in results:
         n = max(1, len(r.latencies))
         total = (r.service_cpu + r.db_cpu + r.client_cpu) / n * 1000
         cap = (os.cpu_count() or 1) * 1000 / total if total else float("nan")
-        out.append(f"| {r.scenario.key} | {r.service_cpu / n * 1000:.2f} ms | {r.db_cpu / n * 1000:.2f} ms | "
-                   f"{r.client_cpu / n * 1000:.2f} ms | {cap:,.0f} | {r.single_p50:.1f} ms |")
-    out += ["", reading(results), "", "Filters used: customer substring "
-            f"`{loaded.customer_substring}` (matches {loaded.customer_sales:,} sales = "
-            f"{100 * loaded.customer_sales / loaded.big_sales:.2f} %); sku `{loaded.popular_sku}`, the most popular one "
-            f"({loaded.popular_sku_lines:,} lines, in {loaded.sku_sales:,} sales = "
-            f"{100 * loaded.sku_sales / loaded.big_sales:.1f} %); date range: a random whole month each request; "
-            "deep page: the cursors of pages 50–59 of the unfiltered list (followed once beforehand), pages fetched "
-            "from them in turn; margin: the unfiltered list sorted by margin, lowest first (through the "
-            "folded sort keys, 0014_cost_keys_folded.sql); detail: a random sale id of the tenant; margins: a "
-            "random 12-month window each request (sorted by margin).", "",
-           "Checks: " + "; ".join(checks) + ".", "", ROLLUP_TEXT]
+        out.append(
+            f"| {r.scenario.key} | {r.service_cpu / n * 1000:.2f} ms | {r.db_cpu / n * 1000:.2f} ms | "
+            f"{r.client_cpu / n * 1000:.2f} ms | {cap:,.0f} | {r.single_p50:.1f} ms |"
+        )
+    out += [
+        "",
+        reading(results),
+        "",
+        "Filters used: customer substring "
+        f"`{loaded.customer_substring}` (matches {loaded.customer_sales:,} sales = "
+        f"{100 * loaded.customer_sales / loaded.big_sales:.2f} %); sku `{loaded.popular_sku}`, the most popular one "
+        f"({loaded.popular_sku_lines:,} lines, in {loaded.sku_sales:,} sales = "
+        f"{100 * loaded.sku_sales / loaded.big_sales:.1f} %); date range: a random whole month each request; "
+        "deep page: the cursors of pages 50–59 of the unfiltered list (followed once beforehand), pages fetched "
+        "from them in turn; margin: the unfiltered list sorted by margin, lowest first (through the "
+        "folded sort keys, 0014_cost_keys_folded.sql); detail: a random sale id of the tenant; margins: a "
+        "random 12-month window each request (sorted by margin).",
+        "",
+        "Checks: " + "; ".join(checks) + ".",
+        "",
+        ROLLUP_TEXT,
+    ]
     if explains:
-        out += ["", "### Where the time goes (missed targets)", "",
-                "`EXPLAIN (ANALYZE, BUFFERS)` of the scenario's statements, run alone (no concurrent load) with "
-                "the service's session settings (services/query/app.py `query_dsn`). The list route runs the "
-                "page and the summary as one statement."]
+        out += [
+            "",
+            "### Where the time goes (missed targets)",
+            "",
+            "`EXPLAIN (ANALYZE, BUFFERS)` of the scenario's statements, run alone (no concurrent load) with "
+            "the service's session settings (services/query/app.py `query_dsn`). The list route runs the "
+            "page and the summary as one statement.",
+        ]
         for key, text in explains.items():
             out += ["", f"**{key}**", "", "```", text, "```"]
     return "\n".join(out) + "\n"
@@ -672,18 +798,26 @@ def reading(results: list[Result]) -> str:
     lines = ["Reading:"]
     if queued:
         lines.append(
-            "- " + ", ".join(f"{r.scenario.key}" for r in queued) + ": each request alone takes "
-            + ", ".join(f"{r.single_p50:.1f}" for r in queued) + " ms (p50, 1 client), well inside the target; "
+            "- "
+            + ", ".join(f"{r.scenario.key}" for r in queued)
+            + ": each request alone takes "
+            + ", ".join(f"{r.single_p50:.1f}" for r in queued)
+            + " ms (p50, 1 client), well inside the target; "
             "the p99 under 20 clients is queueing. By Little's law the mean latency with 20 requests in flight is "
             "20 ÷ throughput, and the throughput is bounded by the CPU per request (table above) on "
             f"{cpus} CPUs shared by the service, PostgreSQL, the load generator and whatever else runs: the list "
             "page needs ≥ 400 req/s for a 50 ms mean, i.e. ≤ "
-            f"{cpus * 1000 / 400:.1f} ms of CPU per request in total, before any p99 tail.")
+            f"{cpus * 1000 / 400:.1f} ms of CPU per request in total, before any p99 tail."
+        )
     if slow:
         lines.append(
-            "- " + ", ".join(f"{r.scenario.key}" for r in slow) + ": slow even alone ("
-            + ", ".join(f"{r.single_p50:.1f}" for r in slow) + " ms p50 with 1 client): the statement itself "
-            "costs that much; its plan is below.")
+            "- "
+            + ", ".join(f"{r.scenario.key}" for r in slow)
+            + ": slow even alone ("
+            + ", ".join(f"{r.single_p50:.1f}" for r in slow)
+            + " ms p50 with 1 client): the statement itself "
+            "costs that much; its plan is below."
+        )
     if len(lines) == 1:
         lines.append("- every target met.")
     return "\n".join(lines)
@@ -691,9 +825,10 @@ def reading(results: list[Result]) -> str:
 
 # --- main ---------------------------------------------------------------------------------------
 
+
 async def run(args) -> int:
     global loaded_pg_version
-    started = datetime.now(timezone.utc)
+    started = datetime.now(UTC)
     t_start = time.perf_counter()
     big = 100_000 if args.quick else 1_000_000
     loaded = await reused(big) if args.reuse else None
@@ -705,31 +840,56 @@ async def run(args) -> int:
         await remember(loaded)
     else:
         log(f"reusing the {loaded.big_sales:,}-sale database loaded before (--reuse)")
-    log(f"loaded {loaded.sales:,} sales, {loaded.lines:,} lines, {loaded.allocations:,} allocations "
-        f"in {loaded.seconds:.1f} s")
+    log(
+        f"loaded {loaded.sales:,} sales, {loaded.lines:,} lines, {loaded.allocations:,} allocations "
+        f"in {loaded.seconds:.1f} s"
+    )
     problems = await check_load(loaded)
     conn = await asyncpg.connect(DATABASE_URL)
     try:
-        loaded_pg_version = "PostgreSQL " + await conn.fetchval("SHOW server_version") + " (" + ", ".join(
-            f"{r['name']}={r['setting']}" for r in await conn.fetch(
-                "SELECT name, setting FROM pg_settings WHERE name IN ('shared_buffers', 'work_mem', "
-                "'effective_cache_size', 'max_parallel_workers_per_gather') ORDER BY name")) + ")"
-        direct = await conn.fetchrow("SELECT count(*) AS count, sum(revenue) AS revenue, sum(cost) AS cost "
-                                     "FROM sales WHERE tenant_id = $1", loaded.big_tenant)
-        sku_direct = await conn.fetchrow("""
+        loaded_pg_version = (
+            "PostgreSQL "
+            + await conn.fetchval("SHOW server_version")
+            + " ("
+            + ", ".join(
+                f"{r['name']}={r['setting']}"
+                for r in await conn.fetch(
+                    "SELECT name, setting FROM pg_settings WHERE name IN ('shared_buffers', 'work_mem', "
+                    "'effective_cache_size', 'max_parallel_workers_per_gather') ORDER BY name"
+                )
+            )
+            + ")"
+        )
+        direct = await conn.fetchrow(
+            "SELECT count(*) AS count, sum(revenue) AS revenue, sum(cost) AS cost FROM sales WHERE tenant_id = $1",
+            loaded.big_tenant,
+        )
+        sku_direct = await conn.fetchrow(
+            """
             SELECT count(*) AS count, sum(revenue) AS revenue, sum(cost) AS cost FROM sales s
             WHERE s.tenant_id = $1 AND EXISTS (SELECT 1 FROM sale_lines l
                                                WHERE l.sale_id = s.id AND l.tenant_id = s.tenant_id AND l.sku = $2)""",
-                                         loaded.big_tenant, loaded.popular_sku)
+            loaded.big_tenant,
+            loaded.popular_sku,
+        )
         cust_direct = await conn.fetchrow(
             "SELECT count(*) AS count, sum(revenue) AS revenue FROM sales WHERE tenant_id = $1 AND customer ILIKE $2",
-            loaded.big_tenant, f"%{loaded.customer_substring}%")
-        year_direct = await conn.fetchval("""
+            loaded.big_tenant,
+            f"%{loaded.customer_substring}%",
+        )
+        year_direct = await conn.fetchval(
+            """
             SELECT sum(l.revenue) FROM sale_lines l JOIN sales s ON s.id = l.sale_id
             WHERE l.tenant_id = $1 AND s.status = 'posted' AND l.kind = 'inventory'
-              AND l.txn_date BETWEEN '2025-01-01' AND '2025-12-31'""", loaded.big_tenant)
-        sale_ids = [r[0] for r in await conn.fetch(
-            "SELECT id FROM sales WHERE tenant_id = $1 ORDER BY random() LIMIT 20000", loaded.big_tenant)]
+              AND l.txn_date BETWEEN '2025-01-01' AND '2025-12-31'""",
+            loaded.big_tenant,
+        )
+        sale_ids = [
+            r[0]
+            for r in await conn.fetch(
+                "SELECT id FROM sales WHERE tenant_id = $1 ORDER BY random() LIMIT 20000", loaded.big_tenant
+            )
+        ]
     finally:
         await conn.close()
 
@@ -747,22 +907,33 @@ async def run(args) -> int:
             first = await get_json(session, base, headers, "/api/v1/sales")
             s = first["summary"]
             if (s["count"], Decimal(s["revenue"]), Decimal(s["cost"])) != (
-                    direct["count"], round(direct["revenue"], 2), round(direct["cost"], 2)):
+                direct["count"],
+                round(direct["revenue"], 2),
+                round(direct["cost"], 2),
+            ):
                 problems.append(f"list summary {s} != direct SUM over sales {dict(direct)}")
             else:
-                checks.append(f"the unfiltered list summary of the big tenant ({s['count']:,} sales, revenue "
-                              f"{s['revenue']}) equals a direct `count/SUM` over its sales")
+                checks.append(
+                    f"the unfiltered list summary of the big tenant ({s['count']:,} sales, revenue "
+                    f"{s['revenue']}) equals a direct `count/SUM` over its sales"
+                )
             if len(first["items"]) != 50 or first["next_cursor"] is None:
                 problems.append("the first page does not have 50 items and a cursor")
-            c = (await get_json(session, base, headers,
-                                f"/api/v1/sales?customer={loaded.customer_substring.replace(' ', '%20')}"))["summary"]
+            c = (
+                await get_json(
+                    session, base, headers, f"/api/v1/sales?customer={loaded.customer_substring.replace(' ', '%20')}"
+                )
+            )["summary"]
             if (c["count"], Decimal(c["revenue"])) != (cust_direct["count"], round(cust_direct["revenue"], 2)):
                 problems.append(f"customer-filtered summary {c} != direct {dict(cust_direct)}")
             else:
                 checks.append("the customer-filtered summary equals a direct `count/SUM … ILIKE`")
             k = (await get_json(session, base, headers, f"/api/v1/sales?sku={loaded.popular_sku}"))["summary"]
             if (k["count"], Decimal(k["revenue"]), Decimal(k["cost"])) != (
-                    sku_direct["count"], round(sku_direct["revenue"], 2), round(sku_direct["cost"], 2)):
+                sku_direct["count"],
+                round(sku_direct["revenue"], 2),
+                round(sku_direct["cost"], 2),
+            ):
                 problems.append(f"sku-filtered summary {k} != direct {dict(sku_direct)}")
             else:
                 checks.append("the sku-filtered summary equals a direct `count/SUM … WHERE EXISTS (line with the sku)`")
@@ -771,8 +942,10 @@ async def run(args) -> int:
             if abs(msum - year_direct) > Decimal("0.01") * len(m["items"]):
                 problems.append(f"margins revenue over 2025 {msum} != direct SUM over lines {year_direct}")
             else:
-                checks.append(f"product margins over 2025 ({len(m['items'])} products) add up to a direct SUM "
-                              "over the posted inventory lines")
+                checks.append(
+                    f"product margins over 2025 ({len(m['items'])} products) add up to a direct SUM "
+                    "over the posted inventory lines"
+                )
             # deep cursors: follow next_cursor 50 pages deep
             cursor = None
             deep = []
@@ -782,8 +955,9 @@ async def run(args) -> int:
                 cursor = body["next_cursor"]
                 if page >= 49:
                     deep.append(cursor)
-            checks.append("the deep-page cursors were reached by following `next_cursor` 50–59 pages from the "
-                          "first page")
+            checks.append(
+                "the deep-page cursors were reached by following `next_cursor` 50–59 pages from the first page"
+            )
             deep_q = None
             deep_it = iter(())
 
@@ -808,27 +982,65 @@ async def run(args) -> int:
                 b = date.fromordinal(date(a.year + 1, a.month, 1).toordinal() - 1)
                 return f"/api/v1/products/margins?from={a}&to={b}"
 
-            from services.query import params as qparams
             from multidict import MultiDict
+
+            from services.query import params as qparams
+
             deep_q = qparams.sales_query(MultiDict({"cursor": deep[0]}))
             mid = months[len(months) // 2]
             scenarios = [
-                Scenario("unfiltered", "List, first page, unfiltered (50 rows, newest first)", TARGET_LIST_MS,
-                         lambda: "/api/v1/sales", SalesQuery({})),
-                Scenario("customer", f"List, first page, customer `{loaded.customer_substring}`", TARGET_LIST_MS,
-                         lambda: f"/api/v1/sales?customer={cust}",
-                         SalesQuery({"customer": f"%{loaded.customer_substring}%"})),
-                Scenario("date", "List, first page, 1-month date range", TARGET_LIST_MS, month_url,
-                         SalesQuery({"from": mid[0], "to": mid[1]})),
-                Scenario("sku", f"List, first page, sku `{loaded.popular_sku}`", TARGET_LIST_MS,
-                         lambda: f"/api/v1/sales?sku={loaded.popular_sku}", SalesQuery({"sku": loaded.popular_sku})),
+                Scenario(
+                    "unfiltered",
+                    "List, first page, unfiltered (50 rows, newest first)",
+                    TARGET_LIST_MS,
+                    lambda: "/api/v1/sales",
+                    SalesQuery({}),
+                ),
+                Scenario(
+                    "customer",
+                    f"List, first page, customer `{loaded.customer_substring}`",
+                    TARGET_LIST_MS,
+                    lambda: f"/api/v1/sales?customer={cust}",
+                    SalesQuery({"customer": f"%{loaded.customer_substring}%"}),
+                ),
+                Scenario(
+                    "date",
+                    "List, first page, 1-month date range",
+                    TARGET_LIST_MS,
+                    month_url,
+                    SalesQuery({"from": mid[0], "to": mid[1]}),
+                ),
+                Scenario(
+                    "sku",
+                    f"List, first page, sku `{loaded.popular_sku}`",
+                    TARGET_LIST_MS,
+                    lambda: f"/api/v1/sales?sku={loaded.popular_sku}",
+                    SalesQuery({"sku": loaded.popular_sku}),
+                ),
                 Scenario("deep", "List, deep page via cursor (pages 50–59)", TARGET_LIST_MS, deep_url, deep_q),
-                Scenario("margin", "List, first page, lowest margin first", TARGET_LIST_MS,
-                         lambda: "/api/v1/sales?sort=margin&order=asc", SalesQuery({}, sort="margin", order="asc")),
-                Scenario("detail", "Sale detail (random sale)", TARGET_LIST_MS,
-                         lambda: f"/api/v1/sales/{rng.choice(sale_ids)}", None, "detail"),
-                Scenario("margins", "Product margins over one year", TARGET_MARGINS_MS, margins_url,
-                         (date(2025, 1, 1), date(2025, 12, 31)), "margins"),
+                Scenario(
+                    "margin",
+                    "List, first page, lowest margin first",
+                    TARGET_LIST_MS,
+                    lambda: "/api/v1/sales?sort=margin&order=asc",
+                    SalesQuery({}, sort="margin", order="asc"),
+                ),
+                Scenario(
+                    "detail",
+                    "Sale detail (random sale)",
+                    TARGET_LIST_MS,
+                    lambda: f"/api/v1/sales/{rng.choice(sale_ids)}",
+                    None,
+                    "detail",
+                ),
+                Scenario(
+                    "margins",
+                    "Product margins over one year",
+                    TARGET_MARGINS_MS,
+                    margins_url,
+                    (date(2025, 1, 1), date(2025, 12, 31)),
+                    "margins",
+                ),
             ]
             load_before = load_average()
             db = await asyncpg.connect(DATABASE_URL)
@@ -837,9 +1049,11 @@ async def run(args) -> int:
                 if r.errors:
                     problems.append(f"{sc.key}: {r.errors} answers were not 200")
                 results.append(r)
-                log(f"{sc.title}: p50 {r.p50:.1f} ms, p99 {r.p99:.1f} ms, {r.rate:,.0f} req/s "
+                log(
+                    f"{sc.title}: p50 {r.p50:.1f} ms, p99 {r.p99:.1f} ms, {r.rate:,.0f} req/s "
                     f"({len(r.latencies):,} requests) target < {sc.target_ms:.0f} ms "
-                    f"{'PASS' if r.passed else 'FAIL'}")
+                    f"{'PASS' if r.passed else 'FAIL'}"
+                )
             load_after = load_average()
             for r in results:  # diagnostic: one client alone, i.e. without queueing
                 one = await drive(session, base, headers, r.scenario, args.single_seconds, 0.3, 1)
@@ -855,8 +1069,9 @@ async def run(args) -> int:
         for p in problems:
             log(f"CHECK FAILED: {p}")
         return 2
-    section = render(loaded, results, explains, args, started, time.perf_counter() - t_start, load_before,
-                     load_after, checks)
+    section = render(
+        loaded, results, explains, args, started, time.perf_counter() - t_start, load_before, load_after, checks
+    )
     print(section)
     if not args.no_write:
         write_section(SECTION, "query", section)
@@ -868,9 +1083,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m bench.query_bench", description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true", help="100,000 sales, 3 s per scenario")
     parser.add_argument("--no-write", action="store_true", help="print only; leave bench/RESULTS.md alone")
-    parser.add_argument("--reuse", action="store_true",
-                        help="reuse the data a previous run loaded (migrated to the current schema) instead of "
-                             "loading anew; for iterating, never for recorded figures (implies --no-write)")
+    parser.add_argument(
+        "--reuse",
+        action="store_true",
+        help="reuse the data a previous run loaded (migrated to the current schema) instead of "
+        "loading anew; for iterating, never for recorded figures (implies --no-write)",
+    )
     args = parser.parse_args()
     args.no_write = args.no_write or args.reuse
     args.seconds = 3.0 if args.quick else 10.0

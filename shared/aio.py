@@ -27,8 +27,14 @@ class Backoff:
     (0 to 1) spreads each delay at random over ``[delay × (1 - jitter), delay]``, so
     that many clients failing together do not retry together."""
 
-    def __init__(self, first: float, cap: float, factor: float = 2.0, jitter: float = 0.0,
-                 rng: Callable[[], float] = random.random):
+    def __init__(
+        self,
+        first: float,
+        cap: float,
+        factor: float = 2.0,
+        jitter: float = 0.0,
+        rng: Callable[[], float] = random.random,
+    ):
         if first <= 0 or cap <= 0 or factor < 1 or not 0 <= jitter <= 1:
             raise ValueError("Backoff needs first > 0, cap > 0, factor >= 1 and 0 <= jitter <= 1")
         self.first, self.cap, self.factor, self.jitter = first, cap, factor, jitter
@@ -52,8 +58,13 @@ class Backoff:
         self.failures = 0
 
 
-async def wake_loop(step: Callable[[], Awaitable[bool]], wake: asyncio.Event, idle_timeout: float,
-                    backoff: Backoff, on_error: Callable[[Exception, float], Awaitable[None] | None]) -> None:
+async def wake_loop(
+    step: Callable[[], Awaitable[bool]],
+    wake: asyncio.Event,
+    idle_timeout: float,
+    backoff: Backoff,
+    on_error: Callable[[Exception, float], Awaitable[None] | None],
+) -> None:
     """Run ``step`` until cancelled: again at once while it reports work (True), after
     ``wake`` is set (or ``idle_timeout`` s) when it found none, and after the backoff's
     delay when it raised. ``on_error(exc, delay)`` (sync or async) logs the failure and
@@ -63,7 +74,7 @@ async def wake_loop(step: Callable[[], Awaitable[bool]], wake: asyncio.Event, id
             busy = await step()
         except asyncio.CancelledError:
             raise
-        except Exception as exc:  # noqa: BLE001 - the loop outlives any one failure; on_error reports it
+        except Exception as exc:
             delay = backoff.next_delay()
             outcome = on_error(exc, delay)
             if inspect.isawaitable(outcome):

@@ -17,7 +17,7 @@ import secrets
 import time
 import uuid
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import asyncpg
 
@@ -56,6 +56,7 @@ class NewKey:
 @dataclass(frozen=True)
 class KeyMatch:
     """A live key that authenticated: its id (for rate limits and usage) and tenant."""
+
     id: uuid.UUID
     tenant_id: uuid.UUID
 
@@ -89,7 +90,7 @@ def bearer_key(authorization: bytes | str | None) -> str | None:
 
 
 def expiry_in_days(days: float | None) -> datetime | None:
-    return None if days is None else datetime.now(timezone.utc) + timedelta(days=days)
+    return None if days is None else datetime.now(UTC) + timedelta(days=days)
 
 
 async def create_key(conn: asyncpg.Connection, tenant_id: uuid.UUID, expires_at: datetime | None = None) -> NewKey:
@@ -169,7 +170,7 @@ class KeyUsage:
             async with tenant_transaction(pool, key.tenant_id) as conn:
                 self.writes += 1
                 await conn.execute(TOUCH_KEY, key.id, self.interval)
-        except Exception as exc:  # noqa: BLE001 - recording use is best effort
+        except Exception as exc:
             self._recorded.pop(key.id, None)
             log.warning("api_key.touch_failed", key_id=str(key.id), error=type(exc).__name__)
 
@@ -222,7 +223,6 @@ class RateLimiter:
         if now - self._swept < max(self._refill_seconds, 1.0):
             return
         self._swept = now
-        full = [k for k, (tokens, at) in self._buckets.items()
-                if tokens + (now - at) * self.rate >= self.capacity]
+        full = [k for k, (tokens, at) in self._buckets.items() if tokens + (now - at) * self.rate >= self.capacity]
         for key_id in full:
             del self._buckets[key_id]

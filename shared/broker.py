@@ -100,8 +100,9 @@ async def delete(channel: AbstractChannel, names: Names) -> None:
         await channel.exchange_delete(exchange)
 
 
-def event_message(body: bytes, event_id: str, tenant_id: str, correlation_id: str | None,
-                  extra_headers: dict | None = None) -> aio_pika.Message:
+def event_message(
+    body: bytes, event_id: str, tenant_id: str, correlation_id: str | None, extra_headers: dict | None = None
+) -> aio_pika.Message:
     headers = {"event_id": event_id, "tenant_id": tenant_id}
     if correlation_id:
         headers["correlation_id"] = correlation_id
@@ -121,12 +122,18 @@ def republished(message: AbstractIncomingMessage, extra_headers: dict) -> aio_pi
     one, without the broker's ``x-`` headers (delivery count, deaths), plus ``extra_headers``."""
     headers = {k: v for k, v in (message.headers or {}).items() if not k.startswith("x-")}
     headers.update(extra_headers)
-    return event_message(message.body, str(headers.get("event_id", "")), str(headers.get("tenant_id", "")),
-                         message.correlation_id, headers)
+    return event_message(
+        message.body,
+        str(headers.get("event_id", "")),
+        str(headers.get("tenant_id", "")),
+        message.correlation_id,
+        headers,
+    )
 
 
-async def publish_raw(exchange: AbstractExchange, routing_key: str, message: aio_pika.Message,
-                      timeout: float = 10.0) -> None:
+async def publish_raw(
+    exchange: AbstractExchange, routing_key: str, message: aio_pika.Message, timeout: float = 10.0
+) -> None:
     """Publish and wait for the broker's confirm; raises if unroutable, nacked or timed out."""
     await exchange.publish(message, routing_key=routing_key, mandatory=True, timeout=timeout)
 

@@ -49,8 +49,15 @@ def translate(exc: BaseException) -> BaseException:
     # InternalClientError: asyncpg found its connection mid-operation, e.g. resetting a pooled
     # connection the server had just terminated (the pool discards it; a retry gets another).
     if (isinstance(exc, asyncpg.PostgresError) and sqlstate in _UNAVAILABLE_SQLSTATES) or isinstance(
-        exc, (asyncpg.InterfaceError, asyncpg.exceptions.ConnectionDoesNotExistError,
-              asyncpg.exceptions.InternalClientError, ConnectionError, OSError, asyncio.TimeoutError)
+        exc,
+        (
+            asyncpg.InterfaceError,
+            asyncpg.exceptions.ConnectionDoesNotExistError,
+            asyncpg.exceptions.InternalClientError,
+            ConnectionError,
+            OSError,
+            asyncio.TimeoutError,
+        ),
     ):
         return UnavailableError(f"{type(exc).__name__}: {exc}")
     if isinstance(exc, asyncpg.UniqueViolationError):
@@ -75,7 +82,7 @@ async def retry_transient(
         attempt += 1
         try:
             return await fn()
-        except Exception as exc:  # noqa: BLE001 - translated and re-raised below
+        except Exception as exc:
             err = translate(exc)
             retry = isinstance(err, UnavailableError) and loop.time() - started < unavailable_for
             retry = retry or (type(err) is TransientError and attempt < attempts)
@@ -91,12 +98,19 @@ async def retry_transient(
 async def _init_connection(conn: asyncpg.Connection) -> None:
     # numeric <-> Decimal is asyncpg's default; jsonb as Python objects, with Decimal kept exact.
     await conn.set_type_codec(
-        "jsonb", schema="pg_catalog", encoder=lambda v: json.dumps(v, default=str), decoder=lambda s: json.loads(s, parse_float=Decimal)
+        "jsonb",
+        schema="pg_catalog",
+        encoder=lambda v: json.dumps(v, default=str),
+        decoder=lambda s: json.loads(s, parse_float=Decimal),
     )
 
 
-async def create_service_pool(dsn: str, min_size: int = 1, max_size: int = 10,
-                              reset: Callable[[asyncpg.Connection], Awaitable[None]] | None = None) -> asyncpg.Pool:
+async def create_service_pool(
+    dsn: str,
+    min_size: int = 1,
+    max_size: int = 10,
+    reset: Callable[[asyncpg.Connection], Awaitable[None]] | None = None,
+) -> asyncpg.Pool:
     """A service's pool: refuses (StartupError) a role that row-level security would not bind."""
     pool = await create_pool(dsn, min_size, max_size, reset)
     try:
@@ -107,14 +121,19 @@ async def create_service_pool(dsn: str, min_size: int = 1, max_size: int = 10,
     return pool
 
 
-async def create_pool(dsn: str, min_size: int = 1, max_size: int = 10,
-                      reset: Callable[[asyncpg.Connection], Awaitable[None]] | None = None) -> asyncpg.Pool:
+async def create_pool(
+    dsn: str,
+    min_size: int = 1,
+    max_size: int = 10,
+    reset: Callable[[asyncpg.Connection], Awaitable[None]] | None = None,
+) -> asyncpg.Pool:
     """``reset``: what a released connection runs besides rolling back an open
     transaction (default: asyncpg's reset query, one more round trip per release)."""
     return await asyncpg.create_pool(dsn, min_size=min_size, max_size=max_size, init=_init_connection, reset=reset)
 
 
 # --- Tenant scope (row-level security, shared/migrations/0017_row_level_security.sql) -------
+
 
 def tenant_setting_sql(tenant_id: uuid.UUID | str) -> str:
     """The statement that scopes the current transaction to one tenant, as text, for a
@@ -132,8 +151,9 @@ async def set_tenant(conn: asyncpg.Connection, tenant_id: uuid.UUID | str) -> No
 
 
 @contextlib.asynccontextmanager
-async def tenant_transaction(pool: asyncpg.Pool, tenant_id: uuid.UUID | str,
-                             **transaction: object) -> AsyncIterator[asyncpg.Connection]:
+async def tenant_transaction(
+    pool: asyncpg.Pool, tenant_id: uuid.UUID | str, **transaction: object
+) -> AsyncIterator[asyncpg.Connection]:
     """A pooled connection in a transaction scoped to one tenant: the unit of work of
     every service. ``transaction`` passes asyncpg's options (isolation, readonly)."""
     async with pool.acquire() as conn, conn.transaction(**transaction):  # type: ignore[arg-type]

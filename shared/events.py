@@ -10,7 +10,7 @@ from __future__ import annotations
 import uuid
 from datetime import date, datetime
 from decimal import Decimal
-from typing import Annotated, Literal, Union
+from typing import Annotated, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, TypeAdapter
 
@@ -126,7 +126,7 @@ class LotCorrected(LotReceived):
 
 
 Event = Annotated[
-    Union[SaleUpserted, SaleRemoved, ProductUpserted, LotReceived, LotCorrected],
+    SaleUpserted | SaleRemoved | ProductUpserted | LotReceived | LotCorrected,
     Field(discriminator="event_type"),
 ]
 EVENT_ADAPTER: TypeAdapter[Event] = TypeAdapter(Event)

@@ -21,11 +21,12 @@ def add_health_routes(app: web.Application, checks: dict[str, ReadinessCheck]) -
             try:
                 await asyncio.wait_for(check(), timeout=2.0)
                 results[name] = "ok"
-            except Exception as exc:  # noqa: BLE001 - any failure means not ready
+            except Exception as exc:
                 results[name] = f"unavailable: {type(exc).__name__}"
         ready = all(v == "ok" for v in results.values())
-        return web.json_response({"status": "ok" if ready else "unavailable", "checks": results},
-                                 status=200 if ready else 503)
+        return web.json_response(
+            {"status": "ok" if ready else "unavailable", "checks": results}, status=200 if ready else 503
+        )
 
     async def metrics(_request: web.Request) -> web.Response:
         return web.Response(body=generate_latest(), headers={"Content-Type": CONTENT_TYPE_LATEST})
@@ -38,6 +39,7 @@ def add_health_routes(app: web.Application, checks: dict[str, ReadinessCheck]) -
 def database_check(pool) -> ReadinessCheck:
     async def check() -> None:
         await pool.fetchval("SELECT 1")
+
     return check
 
 
@@ -45,4 +47,5 @@ def broker_check(connection) -> ReadinessCheck:
     async def check() -> None:
         if connection.is_closed:
             raise ConnectionError("broker connection closed")
+
     return check

@@ -35,8 +35,9 @@ DEFAULT_FIELD_LIMIT = 8190
 
 
 class JsonErrorRequestHandler(RequestHandler):
-    def handle_error(self, request: BaseRequest, status: int = 500, exc: BaseException | None = None,
-                     message: str | None = None) -> StreamResponse:
+    def handle_error(
+        self, request: BaseRequest, status: int = 500, exc: BaseException | None = None, message: str | None = None
+    ) -> StreamResponse:
         if isinstance(exc, HttpProcessingError):
             # The parser's message quotes the request's bytes (headers, API key): never log or echo it.
             if isinstance(exc, LineTooLong):

@@ -112,8 +112,10 @@ async def ensure_service_role(conn: asyncpg.Connection, service_dsn: str) -> str
     if not role:
         raise SystemExit("DATABASE_URL names no user: name the service role, e.g. postgresql://partsemble_app@host/db")
     if role == await conn.fetchval("SELECT current_user"):
-        raise SystemExit(f"DATABASE_URL and DATABASE_OWNER_URL both name the role {role!r}: the services must "
-                         "connect as a role that owns nothing (row-level security would not apply)")
+        raise SystemExit(
+            f"DATABASE_URL and DATABASE_OWNER_URL both name the role {role!r}: the services must "
+            "connect as a role that owns nothing (row-level security would not apply)"
+        )
     ident = await conn.fetchval("SELECT quote_ident($1)", role)
     async with conn.transaction():
         # Roles are shared by every database of the server: created once, under a lock.
@@ -121,7 +123,9 @@ async def ensure_service_role(conn: asyncpg.Connection, service_dsn: str) -> str
         if not await conn.fetchval("SELECT 1 FROM pg_roles WHERE rolname = $1", role):
             await conn.execute(f"CREATE ROLE {ident} LOGIN NOSUPERUSER NOBYPASSRLS NOCREATEDB NOCREATEROLE")
         if password:
-            await conn.execute(f"ALTER ROLE {ident} PASSWORD {await conn.fetchval('SELECT quote_literal($1)', password)}")
+            await conn.execute(
+                f"ALTER ROLE {ident} PASSWORD {await conn.fetchval('SELECT quote_literal($1)', password)}"
+            )
         database = await conn.fetchval("SELECT quote_ident(current_database())")
         await conn.execute(f"GRANT CONNECT ON DATABASE {database} TO {ident}")
         await conn.execute(SERVICE_GRANTS.format(role=ident))
@@ -140,8 +144,10 @@ LEAKPROOF_COMPARISONS = ("numeric_eq", "numeric_ne", "numeric_lt", "numeric_le",
 
 async def ensure_leakproof_comparisons(conn: asyncpg.Connection) -> bool:
     if not await conn.fetchval("SELECT rolsuper FROM pg_roles WHERE rolname = current_user"):
-        log.warning("migrate.numeric_comparisons_not_leakproof",
-                    hint="the owner is no superuser: numeric ranges are filters, not index conditions, under RLS")
+        log.warning(
+            "migrate.numeric_comparisons_not_leakproof",
+            hint="the owner is no superuser: numeric ranges are filters, not index conditions, under RLS",
+        )
         return False
     for name in LEAKPROOF_COMPARISONS:
         await conn.execute(f"ALTER FUNCTION pg_catalog.{name}(numeric, numeric) LEAKPROOF")

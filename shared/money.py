@@ -6,9 +6,9 @@ exact; only division (the weighted average cost) is rounded, once, to
 minor unit.
 """
 
-from decimal import ROUND_HALF_EVEN, Context, Decimal, localcontext
-from typing import Iterator
 import contextlib
+from collections.abc import Iterator
+from decimal import ROUND_HALF_EVEN, Context, Decimal, localcontext
 
 WIDE = Context(prec=60, rounding=ROUND_HALF_EVEN)
 ZERO = Decimal(0)

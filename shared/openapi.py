@@ -10,8 +10,9 @@ OPENAPI_VERSION = "3.0.3"
 DOCUMENT_PATH = "/api/v1/openapi.json"
 
 #: The tenant API key every operation needs (but the document's own).
-SECURITY_SCHEMES = {"bearerAuth": {"type": "http", "scheme": "bearer",
-                                   "description": "A tenant API key: psk_<prefix>_<secret>."}}
+SECURITY_SCHEMES = {
+    "bearerAuth": {"type": "http", "scheme": "bearer", "description": "A tenant API key: psk_<prefix>_<secret>."}
+}
 
 
 def ref(name: str) -> dict:
@@ -20,8 +21,12 @@ def ref(name: str) -> dict:
 
 def obj(properties: dict[str, Any], required: list[str] | None = None, description: str | None = None) -> dict:
     """A closed object (no undocumented fields); every property required unless ``required`` says."""
-    schema = {"type": "object", "required": list(properties) if required is None else required,
-              "properties": properties, "additionalProperties": False}
+    schema = {
+        "type": "object",
+        "required": list(properties) if required is None else required,
+        "properties": properties,
+        "additionalProperties": False,
+    }
     if description:
         schema["description"] = description
     return schema
@@ -38,8 +43,13 @@ def json_body(schema: dict, description: str) -> dict:
 
 def path_parameter(name: str, description: str, schema: dict | None = None) -> dict:
     """A path segment; by default any non-empty string."""
-    return {"name": name, "in": "path", "required": True,
-            "schema": {"type": "string", "minLength": 1} if schema is None else schema, "description": description}
+    return {
+        "name": name,
+        "in": "path",
+        "required": True,
+        "schema": {"type": "string", "minLength": 1} if schema is None else schema,
+        "description": description,
+    }
 
 
 def error_schema(detail_description: str | None = None) -> dict:
@@ -47,14 +57,23 @@ def error_schema(detail_description: str | None = None) -> dict:
     detail: dict[str, Any] = {"nullable": True}
     if detail_description:
         detail["description"] = detail_description
-    return {"type": "object", "required": ["error", "detail"],
-            "properties": {"error": {"type": "string"}, "detail": detail}, "additionalProperties": False}
+    return {
+        "type": "object",
+        "required": ["error", "detail"],
+        "properties": {"error": {"type": "string"}, "detail": detail},
+        "additionalProperties": False,
+    }
 
 
 #: The document's own path: served without an API key.
-DOCUMENT_OPERATION = {"get": {
-    "operationId": "openapi", "summary": "This document (no API key needed)", "security": [],
-    "responses": {"200": json_body({"type": "object"}, "The OpenAPI document.")}}}
+DOCUMENT_OPERATION = {
+    "get": {
+        "operationId": "openapi",
+        "summary": "This document (no API key needed)",
+        "security": [],
+        "responses": {"200": json_body({"type": "object"}, "The OpenAPI document.")},
+    }
+}
 
 
 def document(title: str, description: str, paths: dict[str, Any], schemas: dict[str, Any]) -> dict[str, Any]:

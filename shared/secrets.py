@@ -9,8 +9,8 @@ import binascii
 
 from shared.startup import StartupError
 
-GENERATE_KEY = "python3 -c \"import os, base64; print(base64.b64encode(os.urandom(32)).decode())\""
-GENERATE_SECRET = "python3 -c \"import secrets; print(secrets.token_urlsafe(48))\""
+GENERATE_KEY = 'python3 -c "import os, base64; print(base64.b64encode(os.urandom(32)).decode())"'
+GENERATE_SECRET = 'python3 -c "import secrets; print(secrets.token_urlsafe(48))"'
 MIN_STATE_SECRET = 32
 
 
@@ -37,6 +37,7 @@ def state_secret(value: str | None) -> bytes:
     if not value or not value.strip():
         raise StartupError(f"OAUTH_STATE_SECRET is not set; generate one with: {GENERATE_SECRET}")
     if len(value.strip()) < MIN_STATE_SECRET:
-        raise StartupError(f"OAUTH_STATE_SECRET must be at least {MIN_STATE_SECRET} characters; generate one with: "
-                           f"{GENERATE_SECRET}")
+        raise StartupError(
+            f"OAUTH_STATE_SECRET must be at least {MIN_STATE_SECRET} characters; generate one with: {GENERATE_SECRET}"
+        )
     return value.strip().encode()

@@ -30,13 +30,21 @@ async def check_service_role(pool: asyncpg.Pool) -> None:
     """Row-level security binds the services only if their role is no superuser, has no
     BYPASSRLS and owns no table (an owner is bound only while FORCE is set)."""
     row = await pool.fetchrow(ROLE_CHECK)
-    problems = [what for what, bad in (("is a superuser", row["rolsuper"]), ("has BYPASSRLS", row["rolbypassrls"]),
-                                       (f"owns {row['owned']} objects of the schema", row["owned"])) if bad]
+    problems = [
+        what
+        for what, bad in (
+            ("is a superuser", row["rolsuper"]),
+            ("has BYPASSRLS", row["rolbypassrls"]),
+            (f"owns {row['owned']} objects of the schema", row["owned"]),
+        )
+        if bad
+    ]
     if problems:
         raise StartupError(
             f"the database role {row['rolname']!r} of DATABASE_URL {' and '.join(problems)}: row-level security "
             "would not isolate tenants. Connect as the service role that `python -m shared.migrate` creates "
-            "(DATABASE_URL), and keep the owner in DATABASE_OWNER_URL")
+            "(DATABASE_URL), and keep the owner in DATABASE_OWNER_URL"
+        )
 
 
 def refuse(exc: StartupError) -> NoReturn:

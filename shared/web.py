@@ -7,8 +7,8 @@ import json
 import math
 import re
 import uuid
-from decimal import Decimal
 from collections.abc import Collection
+from decimal import Decimal
 from typing import Any
 
 import asyncpg
@@ -82,7 +82,7 @@ async def error_middleware(request: web.Request, handler):
         if exc.status < 400:
             raise
         response = json_response(error_body(exc.reason.lower().replace(" ", "_"), exc.reason), exc.status)
-    except Exception as exc:  # noqa: BLE001 - translated: unavailable is 503, anything else a logged 500
+    except Exception as exc:
         translated = translate(exc)
         if isinstance(translated, BadInputError):
             # The database's message quotes the value: log its kind only.
@@ -100,8 +100,12 @@ async def error_middleware(request: web.Request, handler):
     return response
 
 
-def auth_middleware(protected_prefix: str = "/api/v1/", settings: Settings | None = None,
-                    usage: KeyUsage | None = None, public_paths: Collection[str] = ()):
+def auth_middleware(
+    protected_prefix: str = "/api/v1/",
+    settings: Settings | None = None,
+    usage: KeyUsage | None = None,
+    public_paths: Collection[str] = (),
+):
     """API-key authentication of the paths under ``protected_prefix`` (except ``public_paths``,
     such as an API's own OpenAPI document, which holds no tenant data), then the key's rate
     limit (``settings.api_rate_limit_per_minute``/``_burst``, per process; the defaults of
@@ -120,13 +124,18 @@ def auth_middleware(protected_prefix: str = "/api/v1/", settings: Settings | Non
             key = bearer_key(values[0]) if len(values) == 1 else None
             match = await lookup_key(request.app[POOL], key) if key is not None else None
             if match is None:
-                raise ApiError(401, "unauthorized", "a valid API key is required: Authorization: Bearer <key> "
-                               "(this one is missing, malformed, unknown, expired or revoked)")
+                raise ApiError(
+                    401,
+                    "unauthorized",
+                    "a valid API key is required: Authorization: Bearer <key> "
+                    "(this one is missing, malformed, unknown, expired or revoked)",
+                )
             wait = limiter.acquire(match.id)
             if wait > 0:
                 retry_after = max(1, math.ceil(wait))
-                response = json_response(error_body("rate_limited", f"too many requests with this API key; "
-                                                    f"retry in {retry_after} s"), 429)
+                response = json_response(
+                    error_body("rate_limited", f"too many requests with this API key; retry in {retry_after} s"), 429
+                )
                 response.headers["Retry-After"] = str(retry_after)
                 return response
             request[TENANT] = match.tenant_id

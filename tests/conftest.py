@@ -154,14 +154,16 @@ async def queue_counts(topology):
 
 async def outbox_pending(pool, tenant_id) -> int:
     """The tenant's events not yet confirmed by the broker (rows in the outbox)."""
-    return await pool.fetchval("SELECT count(*) FROM outbox o JOIN event_log e USING (seq) WHERE e.tenant_id = $1",
-                               tenant_id)
+    return await pool.fetchval(
+        "SELECT count(*) FROM outbox o JOIN event_log e USING (seq) WHERE e.tenant_id = $1", tenant_id
+    )
 
 
 def settings_for(database_url: str, broker_prefix: str, **extra) -> Settings:
     extra.setdefault("database_owner_url", TEST_DATABASE_URL)
-    return Settings(database_url=database_url, amqp_url=extra.pop("amqp_url", TEST_AMQP_URL),
-                    broker_prefix=broker_prefix, **extra)
+    return Settings(
+        database_url=database_url, amqp_url=extra.pop("amqp_url", TEST_AMQP_URL), broker_prefix=broker_prefix, **extra
+    )
 
 
 async def client_for(app):
@@ -206,4 +208,6 @@ async def make_api_tenant(pool, name: str = "Acme", home_currency: str = "USD"):
 
 
 async def event_applied(pool, event_id) -> bool:
-    return await pool.fetchval("SELECT true FROM processed_events WHERE event_id = $1", uuid.UUID(str(event_id))) or False
+    return (
+        await pool.fetchval("SELECT true FROM processed_events WHERE event_id = $1", uuid.UUID(str(event_id))) or False
+    )

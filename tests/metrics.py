@@ -18,5 +18,7 @@ def outages() -> float:
 
 def handled(events, outcome: str) -> float:
     """costing_events_total{outcome} summed over the event types of ``events``."""
-    return sum(REGISTRY.get_sample_value("costing_events_total", {"event_type": t, "outcome": outcome}) or 0.0
-               for t in {event.event_type for event in events})
+    return sum(
+        REGISTRY.get_sample_value("costing_events_total", {"event_type": t, "outcome": outcome}) or 0.0
+        for t in {event.event_type for event in events}
+    )

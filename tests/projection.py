@@ -23,12 +23,26 @@ async def project(pool, tenant_id) -> State:
         for a in await conn.fetch(ALLOCATIONS, tenant_id):
             allocations.setdefault(a["line_id"], {})[a["lot_number"]] = a["quantity"]
         return State(
-            sales={(r["source"], r["type"], r["external_id"]): SaleState(
-                r["status"], r["version"], r["revenue"], r["cost"], r["has_shortage"])
-                for r in await conn.fetch(SALES, tenant_id)},
-            lines={(r["source"], r["type"], r["external_id"], r["line_no"]): LineState(
-                r["kind"], r["quantity"], r["revenue"], r["cost"], r["shortage_qty"], allocations.get(r["id"], {}),
-                frozenset(r["flags"])) for r in await conn.fetch(LINES, tenant_id)},
-            lots={(r["sku"], r["lot_number"]): LotState(r["quantity"], r["unit_cost"], r["remaining"])
-                  for r in await conn.fetch(LOTS, tenant_id)},
+            sales={
+                (r["source"], r["type"], r["external_id"]): SaleState(
+                    r["status"], r["version"], r["revenue"], r["cost"], r["has_shortage"]
+                )
+                for r in await conn.fetch(SALES, tenant_id)
+            },
+            lines={
+                (r["source"], r["type"], r["external_id"], r["line_no"]): LineState(
+                    r["kind"],
+                    r["quantity"],
+                    r["revenue"],
+                    r["cost"],
+                    r["shortage_qty"],
+                    allocations.get(r["id"], {}),
+                    frozenset(r["flags"]),
+                )
+                for r in await conn.fetch(LINES, tenant_id)
+            },
+            lots={
+                (r["sku"], r["lot_number"]): LotState(r["quantity"], r["unit_cost"], r["remaining"])
+                for r in await conn.fetch(LOTS, tenant_id)
+            },
         )

@@ -23,10 +23,11 @@ Decisions a plain reading of the rules could leave open (docs/costing.md §2.1, 
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Container, Iterable
 from dataclasses import dataclass, field, fields
-from datetime import date, datetime, time, timezone
+from datetime import UTC, date, datetime, time
 from decimal import Decimal
-from typing import Container, Iterable, TypeVar
+from typing import TypeVar
 
 from shared.events import (
     Event,
@@ -143,7 +144,7 @@ def return_lot_number(source: str, external_id: str, line_no: int) -> str:
 
 
 def start_of(day: date) -> datetime:
-    return datetime.combine(day, time(0), tzinfo=timezone.utc)
+    return datetime.combine(day, time(0), tzinfo=UTC)
 
 
 # --------------------------------------------------------------------------- compute
@@ -294,10 +295,13 @@ def compute(events: Iterable[Event]) -> State:
                     else:
                         taken = allocations.get(line_key, {})
                         shortage = shortages.get(line_key, ZERO)
-                        cost = sum(
-                            (qty * lot_cost[(line.sku, lot_number)] for lot_number, qty in taken.items()),
-                            ZERO,
-                        ) + shortage * unit_wac
+                        cost = (
+                            sum(
+                                (qty * lot_cost[(line.sku, lot_number)] for lot_number, qty in taken.items()),
+                                ZERO,
+                            )
+                            + shortage * unit_wac
+                        )
                         if shortage > 0:
                             flags.add(FLAG_SHORTAGE)
                             if not has_basis:
@@ -310,8 +314,9 @@ def compute(events: Iterable[Event]) -> State:
                 sale_cost += cost
                 sale_short = sale_short or shortage > 0
             lines[line_key] = LineState(kind, line.quantity, revenue, cost, shortage, dict(taken), frozenset(flags))
-        sales[key] = SaleState(status[key], sale.version if sale is not None else None, sale_revenue, sale_cost,
-                               sale_short)
+        sales[key] = SaleState(
+            status[key], sale.version if sale is not None else None, sale_revenue, sale_cost, sale_short
+        )
 
     lots: dict[LotKey, LotState] = {}
     with wide():

@@ -34,8 +34,10 @@ def new_key() -> tuple[str, str]:
 
 def service_secrets() -> dict[str, str]:
     """The secrets ingest refuses to start without."""
-    return {"oauth_state_secret": secrets.token_urlsafe(32),
-            "token_encryption_key": base64.b64encode(os.urandom(32)).decode()}
+    return {
+        "oauth_state_secret": secrets.token_urlsafe(32),
+        "token_encryption_key": base64.b64encode(os.urandom(32)).decode(),
+    }
 
 
 def load_schema(document: dict, key: str):
@@ -43,17 +45,22 @@ def load_schema(document: dict, key: str):
     does not work with pytest 9; the server's URL is given with each call), its cases
     sent with ``key``. positive_data_acceptance is off: schema-valid requests are refused
     by rules a schema cannot state (documented 4xx, which status_code_conformance checks)."""
-    config = schemathesis.Config.from_dict({
-        "checks": {"positive_data_acceptance": {"enabled": False}},
-        "auth": {"openapi": {"bearerAuth": {"bearer": key}}},
-    })
+    config = schemathesis.Config.from_dict(
+        {
+            "checks": {"positive_data_acceptance": {"enabled": False}},
+            "auth": {"openapi": {"bearerAuth": {"bearer": key}}},
+        }
+    )
     return schemathesis.openapi.from_dict(json.loads(json.dumps(document)), config=config)
 
 
 def case_settings(max_examples: int):
-    return settings(max_examples=max_examples, deadline=None, database=None,
-                    suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much,
-                                           HealthCheck.function_scoped_fixture])
+    return settings(
+        max_examples=max_examples,
+        deadline=None,
+        database=None,
+        suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much, HealthCheck.function_scoped_fixture],
+    )
 
 
 async def store_key(pool, tenant_id: uuid.UUID, prefix: str, key: str) -> None:
@@ -87,8 +94,9 @@ class ServerThread:
         self.loop.close()
 
 
-def assert_nothing_leaked(tenant_id, values: Iterable[str], response: requests.Response,
-                          leaked_ids: Iterable = ()) -> None:
+def assert_nothing_leaked(
+    tenant_id, values: Iterable[str], response: requests.Response, leaked_ids: Iterable = ()
+) -> None:
     """An answer to the other tenant's key holds none of ``values`` (nor ``leaked_ids``,
     found by the caller), except what the request named itself (a 404 may quote what it
     did not find)."""
@@ -97,8 +105,10 @@ def assert_nothing_leaked(tenant_id, values: Iterable[str], response: requests.R
     sent = unquote(response.request.url) + (body.decode(errors="replace") if isinstance(body, bytes) else body)
     leaked = [value for value in values if value in response.text and value not in sent]
     leaked += sorted(leaked_ids)
-    assert not leaked, (f"{response.request.method} {response.request.url} with the other tenant's key answered "
-                        f"tenant {tenant_id}'s {leaked}: {response.text[:500]}")
+    assert not leaked, (
+        f"{response.request.method} {response.request.url} with the other tenant's key answered "
+        f"tenant {tenant_id}'s {leaked}: {response.text[:500]}"
+    )
 
 
 def call_as_both(case, base_url: str, other_headers: dict) -> requests.Response:

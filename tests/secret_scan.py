@@ -46,8 +46,13 @@ def scan_text(text: str, where: str) -> list[str]:
 
 def dump_database(dsn: str) -> str:
     """``pg_dump --data-only`` of ``dsn`` as text."""
-    done = subprocess.run([shutil.which("pg_dump") or "pg_dump", "--data-only", "--no-owner", "--dbname", dsn],
-                          capture_output=True, text=True, timeout=300, check=False)
+    done = subprocess.run(
+        [shutil.which("pg_dump") or "pg_dump", "--data-only", "--no-owner", "--dbname", dsn],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
     if done.returncode != 0:
         raise RuntimeError(f"pg_dump failed: {done.stderr.strip()}")
     return done.stdout
@@ -79,7 +84,7 @@ class _RecordHandler(logging.Handler):
     def emit(self, log_record: logging.LogRecord) -> None:
         try:
             record(self.format(log_record))
-        except Exception:  # noqa: BLE001 - a logging handler never raises
+        except Exception:
             self.handleError(log_record)
 
 

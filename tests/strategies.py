@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 
 from hypothesis import strategies as st
@@ -32,7 +32,7 @@ from shared.events import (
     SaleUpserted,
 )
 
-UTC = timezone.utc
+UTC = UTC
 BASE = datetime(2024, 1, 1, tzinfo=UTC)
 FIRST_DAY = date(2024, 1, 1)
 SKUS = ("A", "B", "C")
@@ -42,6 +42,7 @@ SKUS = ("A", "B", "C")
 class Size:
     """How big a history is: facts at most, sale identities (fewest, most), and the
     numbers of lots to draw from (the first is where shrinking goes)."""
+
     events: int
     sales: tuple[int, int]
     lots: tuple[int, ...]
@@ -74,8 +75,11 @@ def _lines(skus: tuple[str, ...]) -> SearchStrategy[list[SaleLine]]:
         numbers = draw(st.lists(st.integers(1, 4), min_size=1, max_size=3, unique=True))
         lines = []
         for line_no in numbers:
-            kind = draw(st.sampled_from(["inventory", "inventory", "inventory", "unmapped", "service", "shipping",
-                                         "non_inventory"]))
+            kind = draw(
+                st.sampled_from(
+                    ["inventory", "inventory", "inventory", "unmapped", "service", "shipping", "non_inventory"]
+                )
+            )
             if kind in ("inventory", "unmapped"):
                 # mostly a known sku; sometimes no sku at all (an item with no product)
                 sku = draw(st.sampled_from([*skus, *skus, None]))

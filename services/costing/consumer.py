@@ -62,9 +62,15 @@ ORIGINAL_ROUTING_KEY = "x-original-routing-key"
 
 
 class CostingConsumer:
-    def __init__(self, service: CostingService, dead_letter_exchange: AbstractExchange,
-                 default_exchange: AbstractExchange, queue_name: str, batch_size: int = 100,
-                 crash_point: str | None = None):
+    def __init__(
+        self,
+        service: CostingService,
+        dead_letter_exchange: AbstractExchange,
+        default_exchange: AbstractExchange,
+        queue_name: str,
+        batch_size: int = 100,
+        crash_point: str | None = None,
+    ):
         self.service = service
         self.dead_letter_exchange = dead_letter_exchange
         #: Where a message goes back to the end of its queue: the default exchange routes by queue name.
@@ -94,7 +100,7 @@ class CostingConsumer:
             self.acked.clear()
             try:
                 await self.handle(batch)
-            except Exception:  # noqa: BLE001 - the worker must outlive any one batch
+            except Exception:
                 log.exception("costing.batch_failed", messages=len(batch))
                 for message in batch:
                     if not self._settled(message):
@@ -126,7 +132,7 @@ class CostingConsumer:
         except UnavailableError as exc:
             log.error("costing.database_unavailable", error=str(exc), events=len(group))
             raise _DatabaseGone from exc
-        except Exception as exc:  # noqa: BLE001 - a bug, a contradiction or contention past the retry limit
+        except Exception as exc:
             if len(group) > 1:
                 log.warning("costing.group_failed", error=f"{type(exc).__name__}: {exc}", events=len(group))
                 for item in group:
@@ -147,8 +153,11 @@ class CostingConsumer:
         self.acked.update(id(message) for message, _ in group)
         for (message, event), new in zip(group, applied):
             metrics.EVENTS.labels(event.event_type, "applied" if new else "duplicate").inc()
-            log.info("costing.event.applied" if new else "costing.event.duplicate", event_type=event.event_type,
-                     **_context(message))
+            log.info(
+                "costing.event.applied" if new else "costing.event.duplicate",
+                event_type=event.event_type,
+                **_context(message),
+            )
         metrics.DURATION.observe(time.perf_counter() - started)
         metrics.GROUP_SIZE.observe(len(group))
 
@@ -158,8 +167,9 @@ class CostingConsumer:
         which the inbox absorbs."""
         for message in messages:
             routing_key = _routing_key(message)
-            await publish_raw(self.default_exchange, self.queue_name,
-                              republished(message, {ORIGINAL_ROUTING_KEY: routing_key}))
+            await publish_raw(
+                self.default_exchange, self.queue_name, republished(message, {ORIGINAL_ROUTING_KEY: routing_key})
+            )
             await message.ack()
             self.acked.add(id(message))
             metrics.EVENTS.labels(routing_key, "requeued").inc()
@@ -180,8 +190,13 @@ class CostingConsumer:
         headers = dict(message.headers or {})
         reason, routing_key = reason[:2000], _routing_key(message)
         headers.update({"x-error": reason, ORIGINAL_ROUTING_KEY: routing_key})
-        parked = event_message(message.body, str(headers.get("event_id", "")), str(headers.get("tenant_id", "")),
-                               message.correlation_id, headers)
+        parked = event_message(
+            message.body,
+            str(headers.get("event_id", "")),
+            str(headers.get("tenant_id", "")),
+            message.correlation_id,
+            headers,
+        )
         await publish_raw(self.dead_letter_exchange, routing_key or "unknown", parked)
         tenant_id = _uuid(headers.get("tenant_id"))
         try:
@@ -190,9 +205,10 @@ class CostingConsumer:
             async with self.service.pool.acquire() as conn, conn.transaction():
                 if tenant_id is not None:
                     await set_tenant(conn, tenant_id)
-                await conn.execute(RECORD_DEAD_LETTER, _uuid(headers.get("event_id")), tenant_id, routing_key, reason,
-                                   message.body)
-        except Exception:  # noqa: BLE001 - the queue holds it; the table is for status lookups
+                await conn.execute(
+                    RECORD_DEAD_LETTER, _uuid(headers.get("event_id")), tenant_id, routing_key, reason, message.body
+                )
+        except Exception:
             log.exception("costing.dead_letter_record_failed")
         await message.ack()
         metrics.DEAD_LETTERED.labels(reason.split(":", 1)[0]).inc()
@@ -229,8 +245,11 @@ def _uuid(value) -> uuid.UUID | None:
 
 def _context(message: AbstractIncomingMessage) -> dict:
     headers = message.headers or {}
-    return {"event_id": headers.get("event_id"), "tenant": headers.get("tenant_id"),
-            "correlation_id": message.correlation_id}
+    return {
+        "event_id": headers.get("event_id"),
+        "tenant": headers.get("tenant_id"),
+        "correlation_id": message.correlation_id,
+    }
 
 
 def _summary(exc: ValidationError) -> str:

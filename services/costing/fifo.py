@@ -88,7 +88,9 @@ def consumed(lot: Placed, demand_end: Decimal) -> Decimal:
     return overlap(lot.start, lot.end, ZERO, demand_end)
 
 
-def line_cost(allocations: Iterable[tuple[Decimal, Decimal]], shortage: Decimal, wac: Decimal) -> tuple[Decimal, Decimal]:
+def line_cost(
+    allocations: Iterable[tuple[Decimal, Decimal]], shortage: Decimal, wac: Decimal
+) -> tuple[Decimal, Decimal]:
     """(total cost, shortage cost) from (quantity, unit cost) pairs and the shortage at WAC."""
     add, multiply = WIDE.add, WIDE.multiply
     shortage_cost = multiply(shortage, wac)

@@ -39,8 +39,9 @@ async def _broker_ctx(app: web.Application):
     connection = await broker.connect(settings.amqp_url)
     try:
         channel = await broker.open_channel(connection, settings.costing_prefetch)
-        app[TOPOLOGY] = await broker.declare(channel, broker.Names(settings.broker_prefix),
-                                             settings.costing_delivery_limit)
+        app[TOPOLOGY] = await broker.declare(
+            channel, broker.Names(settings.broker_prefix), settings.costing_delivery_limit
+        )
         app[BROKER], app[CHANNEL] = connection, channel
         yield
     finally:
@@ -52,8 +53,14 @@ async def _consumer_ctx(app: web.Application):
     the subscription is cancelled first (no new deliveries), then the worker."""
     settings, topology = app[SETTINGS], app[TOPOLOGY]
     service = CostingService(app[POOL], settings.costing_max_attempts, settings.costing_outage_retry_seconds)
-    consumer = CostingConsumer(service, topology.dead_letter_exchange, app[CHANNEL].default_exchange,
-                               topology.names.costing_queue, settings.costing_batch_size, settings.crash_point)
+    consumer = CostingConsumer(
+        service,
+        topology.dead_letter_exchange,
+        app[CHANNEL].default_exchange,
+        topology.names.costing_queue,
+        settings.costing_batch_size,
+        settings.crash_point,
+    )
     app[CONSUMER] = consumer
     worker = asyncio.create_task(consumer.run(), name="costing-consumer")
     tag = await topology.costing.consume(consumer.receive)
@@ -70,8 +77,9 @@ def create_app(settings: Settings) -> web.Application:
     app = web.Application()
     app[SETTINGS] = settings
     app.cleanup_ctx.extend([_pool_ctx, _broker_ctx, _consumer_ctx])
-    add_health_routes(app, {"database": lambda: database_check(app[POOL])(),
-                            "broker": lambda: broker_check(app[BROKER])()})
+    add_health_routes(
+        app, {"database": lambda: database_check(app[POOL])(), "broker": lambda: broker_check(app[BROKER])()}
+    )
     return app
 
 

@@ -17,8 +17,15 @@ from datetime import date, datetime
 from typing import Any
 
 #: txn_date, source_created_at, source, length of external_id, external_id, sale_type, line_no
-DEMAND_ORDER: tuple[str, ...] = ("txn_date", "source_created_at", "source", "external_id_len", "external_id",
-                                 "sale_type", "line_no")
+DEMAND_ORDER: tuple[str, ...] = (
+    "txn_date",
+    "source_created_at",
+    "source",
+    "external_id_len",
+    "external_id",
+    "sale_type",
+    "line_no",
+)
 SUPPLY_ORDER: tuple[str, ...] = ("received_at", "lot_number")
 
 DemandKey = tuple[date, datetime, str, int, str, str, int]
@@ -34,10 +41,19 @@ def demand_key(row: Mapping[str, Any]) -> DemandKey:
     return tuple(_DERIVED[c](row) if c in _DERIVED else row[c] for c in DEMAND_ORDER)  # type: ignore[return-value]
 
 
-def demand_key_of(txn_date, source_created_at, source: str, external_id: str, sale_type: str,
-                  line_no: int) -> DemandKey:
-    return demand_key({"txn_date": txn_date, "source_created_at": source_created_at, "source": source,
-                       "external_id": external_id, "sale_type": sale_type, "line_no": line_no})
+def demand_key_of(
+    txn_date, source_created_at, source: str, external_id: str, sale_type: str, line_no: int
+) -> DemandKey:
+    return demand_key(
+        {
+            "txn_date": txn_date,
+            "source_created_at": source_created_at,
+            "source": source,
+            "external_id": external_id,
+            "sale_type": sale_type,
+            "line_no": line_no,
+        }
+    )
 
 
 def supply_key(row: Mapping[str, Any]) -> SupplyKey:
@@ -45,6 +61,7 @@ def supply_key(row: Mapping[str, Any]) -> SupplyKey:
 
 
 # --- SQL fragments (for the repository's statements) ------------------------------
+
 
 def demand_columns(alias: str = "", desc: bool = False) -> str:
     """The demand order as a column list: ``l.txn_date, l.source_created_at, …``

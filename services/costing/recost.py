@@ -105,6 +105,7 @@ class ProductChange:
 
 # --- the tail -----------------------------------------------------------------------
 
+
 def tail_cause(change: ProductChange, x_d: Decimal | None, x_s: Decimal | None, default: Cause) -> tuple[bool, Cause]:
     """(whether supply changed first, the cause of the re-cost): it starts where the
     earlier of the two axes changed, and that change is its cause."""
@@ -113,7 +114,9 @@ def tail_cause(change: ProductChange, x_d: Decimal | None, x_s: Decimal | None, 
     return supply_first, cause
 
 
-def lay_demand(change: ProductChange, line_rows: Sequence[Row], x_d: Decimal | None) -> tuple[list[fifo.Placed], Decimal]:
+def lay_demand(
+    change: ProductChange, line_rows: Sequence[Row], x_d: Decimal | None
+) -> tuple[list[fifo.Placed], Decimal]:
     """The tail's lines placed (those that move laid out again from ``x_d``); the demand end."""
     lines: list[fifo.Placed] = []
     moved: list[fifo.Placed] = []
@@ -148,8 +151,9 @@ class SupplyTail:
     writes: list[tuple[int, Decimal, Decimal, Decimal]]
 
 
-def lay_supply(change: ProductChange, lot_rows: Sequence[Row], wac: Decimal, x_s: Decimal | None,
-               demand_end: Decimal) -> SupplyTail:
+def lay_supply(
+    change: ProductChange, lot_rows: Sequence[Row], wac: Decimal, x_s: Decimal | None, demand_end: Decimal
+) -> SupplyTail:
     """The supply tail: lots (return lots at WAC), those from the changed supply key on laid
     out again from ``x_s``, and what remains of each once the demand [0, demand_end) is served."""
     lots: list[fifo.Placed] = []
@@ -167,15 +171,22 @@ def lay_supply(change: ProductChange, lot_rows: Sequence[Row], wac: Decimal, x_s
     return SupplyTail(lots, unit_costs, supply_end, writes)
 
 
-def allocation_changes(line_rows: Sequence[Row], results: Mapping[int, fifo.LineResult],
-                       ) -> tuple[list[tuple[int, int]], list[tuple[int, int, Decimal]]]:
+def allocation_changes(
+    line_rows: Sequence[Row],
+    results: Mapping[int, fifo.LineResult],
+) -> tuple[list[tuple[int, int]], list[tuple[int, int, Decimal]]]:
     """The difference between the tail's stored allocations (``lot_ids``, ``quantities`` of
     each row) and the wanted ones: (pairs to delete, (line, lot, quantity) to insert)."""
-    existing = {(r["id"], lot_id): quantity for r in line_rows
-                for lot_id, quantity in zip(r["lot_ids"] or (), r["quantities"] or ())}
+    existing = {
+        (r["id"], lot_id): quantity
+        for r in line_rows
+        for lot_id, quantity in zip(r["lot_ids"] or (), r["quantities"] or ())
+    }
     wanted = {(line_id, a.lot_id): a.quantity for line_id, res in results.items() for a in res.allocations}
-    return ([k for k, q in existing.items() if wanted.get(k) != q],
-            [(k[0], k[1], q) for k, q in wanted.items() if existing.get(k) != q])
+    return (
+        [k for k, q in existing.items() if wanted.get(k) != q],
+        [(k[0], k[1], q) for k, q in wanted.items() if existing.get(k) != q],
+    )
 
 
 @dataclass
@@ -186,27 +197,36 @@ class LinePrice:
     flags: list[str]
 
 
-def price_tail(lines: Sequence[fifo.Placed], results: Mapping[int, fifo.LineResult], unit_costs: Mapping[int, Decimal],
-               kinds: Sequence[str], wac: Decimal, has_basis: bool) -> list[LinePrice]:
+def price_tail(
+    lines: Sequence[fifo.Placed],
+    results: Mapping[int, fifo.LineResult],
+    unit_costs: Mapping[int, Decimal],
+    kinds: Sequence[str],
+    wac: Decimal,
+    has_basis: bool,
+) -> list[LinePrice]:
     """The price of each tail line (in ``lines`` order; ``kinds``: their kinds) from its allocations."""
     out = []
     for placed, kind in zip(lines, kinds):
         res = results[placed.id]
-        cost, shortage_cost = fifo.line_cost(((a.quantity, unit_costs[a.lot_id]) for a in res.allocations),
-                                             res.shortage, wac)
+        cost, shortage_cost = fifo.line_cost(
+            ((a.quantity, unit_costs[a.lot_id]) for a in res.allocations), res.shortage, wac
+        )
         out.append(LinePrice(cost, res.shortage, shortage_cost, line_flags(kind, res.shortage, has_basis, False, True)))
     return out
 
 
-def price_line(r: Row, allocations: Iterable[tuple[Decimal, Decimal]], wac: Decimal, has_basis: bool,
-               posted: bool) -> LinePrice:
+def price_line(
+    r: Row, allocations: Iterable[tuple[Decimal, Decimal]], wac: Decimal, has_basis: bool, posted: bool
+) -> LinePrice:
     """A line whose allocations are already right: from its allocations ((quantity, unit
     cost) pairs) and its shortage at WAC, or (a credit memo line) the value of its return
     lot at WAC; any other line costs nothing."""
     if r["in_demand"]:
         cost, shortage_cost = fifo.line_cost(allocations, r["shortage_qty"], wac)
-        return LinePrice(cost, r["shortage_qty"], shortage_cost,
-                         line_flags(r["kind"], r["shortage_qty"], has_basis, False, True))
+        return LinePrice(
+            cost, r["shortage_qty"], shortage_cost, line_flags(r["kind"], r["shortage_qty"], has_basis, False, True)
+        )
     if posted and r["sale_type"] == "credit_memo" and r["kind"] == "inventory":
         with wide():
             cost = -(r["quantity"] * wac)
@@ -215,6 +235,7 @@ def price_line(r: Row, allocations: Iterable[tuple[Decimal, Decimal]], wac: Deci
 
 
 # --- what to write of the re-costed lines ----------------------------------------------
+
 
 @dataclass
 class LineWrites:
@@ -226,8 +247,9 @@ class LineWrites:
     deltas: list[tuple[int, Decimal, bool]]
 
 
-def line_writes(costs: Iterable[tuple[Row, LinePrice, Cause]], positions: Mapping[int, tuple[Decimal, Decimal]],
-                resummed: set[int]) -> LineWrites:
+def line_writes(
+    costs: Iterable[tuple[Row, LinePrice, Cause]], positions: Mapping[int, tuple[Decimal, Decimal]], resummed: set[int]
+) -> LineWrites:
     """Of the lines' new prices (and positions): the lines whose position or price changed,
     a cost revision for each already-costed line whose cost changed, and how the totals of
     their sales move (except ``resummed``: sales whose totals are summed again anyway)."""
@@ -237,8 +259,12 @@ def line_writes(costs: Iterable[tuple[Row, LinePrice, Cause]], positions: Mappin
         cost, shortage = price.cost, price.shortage
         position = positions.get(row["id"])
         moved = position is not None and position != (row["d_start"], row["d_end"])
-        repriced = not (row["costed"] and row["cost"] == cost and row["shortage_qty"] == shortage
-                        and list(row["flags"]) == price.flags)
+        repriced = not (
+            row["costed"]
+            and row["cost"] == cost
+            and row["shortage_qty"] == shortage
+            and list(row["flags"]) == price.flags
+        )
         if not (moved or repriced):
             continue
         start, end = position if moved else (None, None)

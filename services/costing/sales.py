@@ -15,15 +15,15 @@ from __future__ import annotations
 import uuid
 from collections import defaultdict
 from dataclasses import dataclass
-from datetime import datetime, time, timezone
+from datetime import UTC, datetime, time
 from decimal import Decimal
 
 import asyncpg
 
 from services.costing.order import demand_key, demand_key_of, supply_key
 from services.costing.recost import Cause, ProductChange
-from services.costing.tail import LineWriter, price_lines, recost_product
 from services.costing.repository import CostingRepository, SaleKey
+from services.costing.tail import LineWriter, price_lines, recost_product
 from shared.db import TransientError
 from shared.events import SaleRemoved, SaleUpserted
 from shared.money import WIDE, ZERO
@@ -103,8 +103,9 @@ def sale_cause(ev: SaleEvent) -> Cause:
 async def apply_sale_events(repo: CostingRepository, writer: LineWriter, events: list[SaleEvent]) -> None:
     """Apply events of distinct sales (already recorded in the inbox)."""
     specs = {ev.event_id: event_specs(ev) for ev in events if isinstance(ev, SaleUpserted)}
-    sale_ids, created = await repo.sale_ids({sale_key(ev): (*sale_header(ev), sale_revenue(ev, specs))
-                                             for ev in events})
+    sale_ids, created = await repo.sale_ids(
+        {sale_key(ev): (*sale_header(ev), sale_revenue(ev, specs)) for ev in events}
+    )
     sku_ids = await repo.product_ids({s.sku for ss in specs.values() for s in ss if s.candidate})
     ids = list(sale_ids.values())
     # A sale created just now has no lines or lots yet, and no other transaction can see it.
@@ -136,22 +137,54 @@ async def apply_sale_events(repo: CostingRepository, writer: LineWriter, events:
             if STATUS_RANK[ev.reason] <= STATUS_RANK[sale["status"]]:
                 continue
             rows = old_lines[sale["id"]]
-            kept = [LineSpec(r["line_no"], r["sku"], r["description"], "inventory" if r["candidate"] else r["kind"],
-                             r["quantity"], r["gross_revenue"]) for r in rows]
-            rewrites.append(SaleRewrite(dict(sale) | {"status": ev.reason}, ev.reason, kept,
-                                        {r["sku"]: r["product_id"] for r in rows if r["candidate"]}, sale_cause(ev)))
+            kept = [
+                LineSpec(
+                    r["line_no"],
+                    r["sku"],
+                    r["description"],
+                    "inventory" if r["candidate"] else r["kind"],
+                    r["quantity"],
+                    r["gross_revenue"],
+                )
+                for r in rows
+            ]
+            rewrites.append(
+                SaleRewrite(
+                    dict(sale) | {"status": ev.reason},
+                    ev.reason,
+                    kept,
+                    {r["sku"]: r["product_id"] for r in rows if r["candidate"]},
+                    sale_cause(ev),
+                )
+            )
         h = rewrites[-1].sale
-        headers.append((h["id"], h["version"], h["doc_number"], h["txn_date"], h["source_created_at"], h["customer"],
-                        h["currency"], h["exchange_rate"], h["status"]))
+        headers.append(
+            (
+                h["id"],
+                h["version"],
+                h["doc_number"],
+                h["txn_date"],
+                h["source_created_at"],
+                h["customer"],
+                h["currency"],
+                h["exchange_rate"],
+                h["status"],
+            )
+        )
     await repo.update_sale_headers(headers)
     await repo.record_versions(versions)
     if rewrites:
         await _rewrite_lines(repo, writer, rewrites, changes, old_lines, created)
 
 
-async def _rewrite_lines(repo: CostingRepository, writer: LineWriter, rewrites: list[SaleRewrite],
-                         changes: dict[int, ProductChange], old_lines: dict[int, list[asyncpg.Record]],
-                         created: dict[int, asyncpg.Record]) -> None:
+async def _rewrite_lines(
+    repo: CostingRepository,
+    writer: LineWriter,
+    rewrites: list[SaleRewrite],
+    changes: dict[int, ProductChange],
+    old_lines: dict[int, list[asyncpg.Record]],
+    created: dict[int, asyncpg.Record],
+) -> None:
     """Store each sale's lines as its specs under its status, mark where each product's
     axes change, and re-cost those products once (``created``: sales new in this transaction)."""
     ids = [rw.sale["id"] for rw in rewrites]
@@ -172,23 +205,51 @@ async def _rewrite_lines(repo: CostingRepository, writer: LineWriter, rewrites: 
         new_line_nos = {s.line_no for s in rw.specs}
         # Lines that are gone take their allocations and return lots with them (cascade).
         gone += [r["id"] for no, r in old_rows.items() if no not in new_line_nos]
-        received_at = datetime.combine(sale["txn_date"], time(0), tzinfo=timezone.utc) if sale["txn_date"] else None
+        received_at = datetime.combine(sale["txn_date"], time(0), tzinfo=UTC) if sale["txn_date"] else None
         for spec in rw.specs:
             product_id = rw.sku_ids.get(spec.sku) if spec.candidate else None
             change = changes.get(product_id) if product_id is not None else None
             defined = bool(change and change.row["defined"])
             # An inventory line naming no product (no sku) is unmapped, and says so.
-            kind = ("inventory" if defined else "unmapped") if spec.candidate else (
-                "unmapped" if spec.kind == "inventory" else spec.kind)
+            kind = (
+                ("inventory" if defined else "unmapped")
+                if spec.candidate
+                else ("unmapped" if spec.kind == "inventory" else spec.kind)
+            )
             in_demand = spec.candidate and defined and posted and not is_credit and spec.quantity > 0
-            rows.append((sale_id, spec.line_no, spec.sku, product_id, spec.description, kind, spec.quantity,
-                         spec.signed_revenue, spec.signed_revenue if posted else ZERO, spec.candidate, in_demand,
-                         sale["txn_date"], sale["source_created_at"], sale["source"], sale["external_id"],
-                         sale["type"]))
+            rows.append(
+                (
+                    sale_id,
+                    spec.line_no,
+                    spec.sku,
+                    product_id,
+                    spec.description,
+                    kind,
+                    spec.quantity,
+                    spec.signed_revenue,
+                    spec.signed_revenue if posted else ZERO,
+                    spec.candidate,
+                    in_demand,
+                    sale["txn_date"],
+                    sale["source_created_at"],
+                    sale["source"],
+                    sale["external_id"],
+                    sale["type"],
+                )
+            )
             old = old_rows.get(spec.line_no)
             if in_demand:
-                change.touch_demand(demand_key_of(sale["txn_date"], sale["source_created_at"], sale["source"],
-                                                  sale["external_id"], sale["type"], spec.line_no), rw.cause)
+                change.touch_demand(
+                    demand_key_of(
+                        sale["txn_date"],
+                        sale["source_created_at"],
+                        sale["source"],
+                        sale["external_id"],
+                        sale["type"],
+                        spec.line_no,
+                    ),
+                    rw.cause,
+                )
             else:
                 own_keys.append((sale_id, spec.line_no))
                 if old is not None and old["in_demand"]:
@@ -196,15 +257,20 @@ async def _rewrite_lines(repo: CostingRepository, writer: LineWriter, rewrites: 
             # A posted credit memo's inventory line puts a return lot back into supply.
             if is_credit and posted and spec.candidate and spec.quantity > 0 and product_id is not None:
                 lot_number = f"RET-{sale['source']}-{sale['external_id']}-{spec.line_no}"
-                returns.append((product_id, lot_number, (sale_id, spec.line_no), spec.quantity, change.row["wac"],
-                                received_at))
+                returns.append(
+                    (product_id, lot_number, (sale_id, spec.line_no), spec.quantity, change.row["wac"], received_at)
+                )
                 change.touch_supply((received_at, lot_number), rw.cause)
 
     # Return lots no line asks for any more go; the lines that consumed them re-cost (their
     # allocations go with the lot, leaving a gap in the supply the tail must cover).
     kept = {(r[0], r[1]) for r in returns}
-    doomed = {lot["id"]: rw.cause for rw in rewrites for lot in old_returns[rw.sale["id"]]
-              if (lot["product_id"], lot["lot_number"]) not in kept}
+    doomed = {
+        lot["id"]: rw.cause
+        for rw in rewrites
+        for lot in old_returns[rw.sale["id"]]
+        if (lot["product_id"], lot["lot_number"]) not in kept
+    }
     for r in await repo.first_consumers(list(doomed)):
         changes[r["product_id"]].touch_demand(demand_key(r), doomed[r["lot_id"]])
     await repo.delete_lines(gone)
@@ -230,11 +296,15 @@ async def _rewrite_lines(repo: CostingRepository, writer: LineWriter, rewrites: 
         await price_lines(repo, writer, group, wac, basis, posted_sales, causes[sale_id])
 
 
-async def _write_return_lots(repo: CostingRepository, returns: list[tuple], line_ids: dict[tuple[int, int], int]) -> None:
+async def _write_return_lots(
+    repo: CostingRepository, returns: list[tuple], line_ids: dict[tuple[int, int], int]
+) -> None:
     """Upsert the return lots the sales' lines ask for."""
-    clashing = [lot["lot_number"] for lot in await repo.lots_by_number([(r[0], r[1]) for r in returns])
-                if not lot["is_return"]]
+    clashing = [
+        lot["lot_number"] for lot in await repo.lots_by_number([(r[0], r[1]) for r in returns]) if not lot["is_return"]
+    ]
     if clashing:
         raise PermanentError(f"return lot {clashing[0]} clashes with a received lot of that number")
-    await repo.upsert_return_lots([(pid, number, line_ids[key], qty, wac, received_at)
-                                   for pid, number, key, qty, wac, received_at in returns])
+    await repo.upsert_return_lots(
+        [(pid, number, line_ids[key], qty, wac, received_at) for pid, number, key, qty, wac, received_at in returns]
+    )

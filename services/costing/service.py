@@ -18,9 +18,9 @@ import asyncpg
 from services.costing import metrics
 from services.costing.order import demand_key, supply_key
 from services.costing.recost import Cause, ProductChange
-from services.costing.tail import LineWriter, recost_product
 from services.costing.repository import CostingRepository
 from services.costing.sales import PermanentError, SaleEvent, apply_sale_events, sale_cause, sale_key
+from services.costing.tail import LineWriter, recost_product
 from shared.db import UnavailableError, retry_transient, tenant_transaction
 from shared.events import Event, LotReceived, ProductUpserted, SaleRemoved, SaleUpserted
 from shared.logging import get_logger
@@ -66,8 +66,12 @@ class CostingService:
         been applied already."""
         if len(groups(events, len(events))) != 1:
             raise ValueError("not one group: several sale events of one tenant and distinct sales, or one event")
-        return await retry_transient(lambda: self._apply_once(events), self.max_attempts, on_retry=_log_retry,
-                                     unavailable_for=self.outage_retry_seconds)
+        return await retry_transient(
+            lambda: self._apply_once(events),
+            self.max_attempts,
+            on_retry=_log_retry,
+            unavailable_for=self.outage_retry_seconds,
+        )
 
     async def _apply_once(self, events: Sequence[Event]) -> list[bool]:
         async with self.pool.acquire() as conn, conn.transaction():

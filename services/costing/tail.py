@@ -29,8 +29,9 @@ class LineWriter:
     #: Sales created by this transaction: invisible to others, so not locked for their totals.
     created: set[int] = field(default_factory=set)
 
-    def set(self, row: Row, price: LinePrice, position: tuple[Decimal, Decimal] | None = None,
-            cause: Cause | None = None) -> None:
+    def set(
+        self, row: Row, price: LinePrice, position: tuple[Decimal, Decimal] | None = None, cause: Cause | None = None
+    ) -> None:
         self.costs[row["id"]] = (row, price, cause or self.cause)
         if position is not None:
             self.positions[row["id"]] = position
@@ -47,8 +48,15 @@ class LineWriter:
         self.created.clear()
 
 
-async def price_lines(repo: CostingRepository, writer: LineWriter, rows, wac: Decimal, has_basis: bool,
-                      posted_sales: set[int], cause: Cause | None = None) -> None:
+async def price_lines(
+    repo: CostingRepository,
+    writer: LineWriter,
+    rows,
+    wac: Decimal,
+    has_basis: bool,
+    posted_sales: set[int],
+    cause: Cause | None = None,
+) -> None:
     """Cost lines whose allocations are already right (``recost.price_line``)."""
     allocs: dict[int, list[tuple[Decimal, Decimal]]] = {}
     for a in await repo.allocations_of([r["id"] for r in rows if r["in_demand"]]):
@@ -79,15 +87,18 @@ async def recost_product(repo: CostingRepository, change: ProductChange, writer:
         extra = ids - tail_ids - {r["id"] for r in rows}
         if extra:
             rows += await repo.lines_by_id(sorted(extra))
-        await price_lines(repo, writer, rows, wac, has_basis, await repo.posted_sales({r["sale_id"] for r in rows}),
-                          change.cause)
+        await price_lines(
+            repo, writer, rows, wac, has_basis, await repo.posted_sales({r["sale_id"] for r in rows}), change.cause
+        )
 
-    await repo.update_product_totals(p["id"], change.received_qty, change.received_value, wac, has_basis,
-                                     demand_total, supply_total)
+    await repo.update_product_totals(
+        p["id"], change.received_qty, change.received_value, wac, has_basis, demand_total, supply_total
+    )
 
 
-async def _recost_tail(repo: CostingRepository, change: ProductChange, writer: LineWriter, wac: Decimal,
-                       has_basis: bool) -> tuple[Decimal, Decimal, set[int]]:
+async def _recost_tail(
+    repo: CostingRepository, change: ProductChange, writer: LineWriter, wac: Decimal, has_basis: bool
+) -> tuple[Decimal, Decimal, set[int]]:
     """Re-cost the product's tail; (demand end, supply end, ids of the tail's lines)."""
     pid = change.row["id"]
     x_d = x_s = None
@@ -107,8 +118,9 @@ async def _recost_tail(repo: CostingRepository, change: ProductChange, writer: L
     if tail_from is not None:
         line_rows = await repo.tail_lines(pid, tail_from, change.demand_from, recost.RECOST_TAIL_IN_DB_FROM + 1)
     if recost.in_database(len(line_rows)):
-        return await _recost_tail_in_db(repo, change, writer, wac, has_basis, (x_d, x_s), tail_from, line_rows[0],
-                                        cause)
+        return await _recost_tail_in_db(
+            repo, change, writer, wac, has_basis, (x_d, x_s), tail_from, line_rows[0], cause
+        )
 
     lines, demand_end = recost.lay_demand(change, line_rows, x_d)
     supply = await _recost_lots(repo, change, wac, x_s, demand_end, lines[0].start if lines else None)
@@ -124,9 +136,17 @@ async def _recost_tail(repo: CostingRepository, change: ProductChange, writer: L
     return demand_end, supply.supply_end, {l.id for l in lines}
 
 
-async def _recost_tail_in_db(repo: CostingRepository, change: ProductChange, writer: LineWriter, wac: Decimal,
-                             has_basis: bool, starts: tuple[Decimal | None, Decimal | None], tail_from,
-                             first: Row, cause: Cause) -> tuple[Decimal, Decimal, set[int]]:
+async def _recost_tail_in_db(
+    repo: CostingRepository,
+    change: ProductChange,
+    writer: LineWriter,
+    wac: Decimal,
+    has_basis: bool,
+    starts: tuple[Decimal | None, Decimal | None],
+    tail_from,
+    first: Row,
+    cause: Cause,
+) -> tuple[Decimal, Decimal, set[int]]:
     """The same re-cost for a long tail, inside PostgreSQL (RECOST_TAIL_IN_DB); ``first``
     is the tail's first line. The lines are written there, and the totals of their sales
     but for those the writer re-sums."""
@@ -138,16 +158,33 @@ async def _recost_tail_in_db(repo: CostingRepository, change: ProductChange, wri
     # The statement reads the lots the tail overlaps itself: only those that move or
     # whose remaining quantity changes are laid here.
     supply = await _recost_lots(repo, change, wac, x_s, demand_end, None)
-    line_ids = await repo.recost_tail_in_db(p["id"], tail_from, change.demand_from, x_d, supply.supply_end, wac,
-                                            has_basis, (first_start, demand_end), cause, writer.sale_ids)
+    line_ids = await repo.recost_tail_in_db(
+        p["id"],
+        tail_from,
+        change.demand_from,
+        x_d,
+        supply.supply_end,
+        wac,
+        has_basis,
+        (first_start, demand_end),
+        cause,
+        writer.sale_ids,
+    )
     return demand_end, supply.supply_end, set(line_ids or ())
 
 
-async def _recost_lots(repo: CostingRepository, change: ProductChange, wac: Decimal, x_s: Decimal | None,
-                       demand_end: Decimal, first_start: Decimal | None) -> recost.SupplyTail:
+async def _recost_lots(
+    repo: CostingRepository,
+    change: ProductChange,
+    wac: Decimal,
+    x_s: Decimal | None,
+    demand_end: Decimal,
+    first_start: Decimal | None,
+) -> recost.SupplyTail:
     """Supply tail (``recost.lay_supply``), read and written."""
     lo, hi = recost.supply_window(change, demand_end, first_start)
-    supply = recost.lay_supply(change, await repo.tail_lots(change.row["id"], change.supply_from, lo, hi), wac, x_s,
-                               demand_end)
+    supply = recost.lay_supply(
+        change, await repo.tail_lots(change.row["id"], change.supply_from, lo, hi), wac, x_s, demand_end
+    )
     await repo.write_lots(supply.writes)
     return supply

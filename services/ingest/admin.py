@@ -20,7 +20,7 @@ import asyncio
 import json
 import sys
 import uuid
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import asyncpg
 
@@ -35,8 +35,9 @@ from shared.settings import Settings
 INSERT_TENANT = "INSERT INTO tenants (id, name, home_currency) VALUES ($1, $2, $3)"
 
 
-async def create_tenant(conn: asyncpg.Connection, name: str, home_currency: str,
-                        key_expires_at: datetime | None = None) -> tuple[uuid.UUID, str]:
+async def create_tenant(
+    conn: asyncpg.Connection, name: str, home_currency: str, key_expires_at: datetime | None = None
+) -> tuple[uuid.UUID, str]:
     """A new tenant and its first API key (``key_expires_at``: None never expires)."""
     tenant_id = uuid.uuid4()
     async with conn.transaction():
@@ -48,23 +49,35 @@ async def create_tenant(conn: asyncpg.Connection, name: str, home_currency: str,
 
 def key_rows(records) -> list[dict]:
     """``list_keys`` rows as JSON-ready dicts (times ISO 8601, None when unset)."""
+
     def iso(value: datetime | None) -> str | None:
         return value.isoformat() if value else None
-    return [{"id": str(r["id"]), "prefix": r["prefix"], "created_at": iso(r["created_at"]),
-             "expires_at": iso(r["expires_at"]), "last_used_at": iso(r["last_used_at"]),
-             "revoked_at": iso(r["revoked_at"])} for r in records]
+
+    return [
+        {
+            "id": str(r["id"]),
+            "prefix": r["prefix"],
+            "created_at": iso(r["created_at"]),
+            "expires_at": iso(r["expires_at"]),
+            "last_used_at": iso(r["last_used_at"]),
+            "revoked_at": iso(r["revoked_at"]),
+        }
+        for r in records
+    ]
 
 
 def format_keys(rows: list[dict], now: datetime | None = None) -> str:
     """One line per key: id, prefix, created, expires, last used, revoked."""
-    now = now or datetime.now(timezone.utc)
+    now = now or datetime.now(UTC)
     lines = []
     for r in rows:
         expires = r["expires_at"] or "never"
         if r["expires_at"] and datetime.fromisoformat(r["expires_at"]) <= now:
             expires += " (EXPIRED)"
-        line = (f"{r['id']}  psk_{r['prefix']}_…  created {r['created_at']}  expires {expires}"
-                f"  last used {r['last_used_at'] or 'never'}")
+        line = (
+            f"{r['id']}  psk_{r['prefix']}_…  created {r['created_at']}  expires {expires}"
+            f"  last used {r['last_used_at'] or 'never'}"
+        )
         lines.append(line + (f"  REVOKED {r['revoked_at']}" if r["revoked_at"] else ""))
     return "\n".join(lines) or "no keys"
 
@@ -111,16 +124,22 @@ async def run(args: argparse.Namespace, settings: Settings) -> int:
     conn = await asyncpg.connect(settings.database_owner_url)  # an operator's command: the owner
     try:
         if args.command == "create-tenant":
-            tenant_id, key = await create_tenant(conn, args.name, args.home_currency,
-                                                 expiry_in_days(getattr(args, "key_expires_in_days", None)))
-            _print(args.json, {"tenant_id": str(tenant_id), "api_key": key},
-                   f"tenant {tenant_id} created\nAPI key (shown once, keep it safe): {key}")
+            tenant_id, key = await create_tenant(
+                conn, args.name, args.home_currency, expiry_in_days(getattr(args, "key_expires_in_days", None))
+            )
+            _print(
+                args.json,
+                {"tenant_id": str(tenant_id), "api_key": key},
+                f"tenant {tenant_id} created\nAPI key (shown once, keep it safe): {key}",
+            )
         elif args.command == "create-key":
             key = await create_key(conn, args.tenant, expiry_in_days(getattr(args, "expires_in_days", None)))
             expires = key.expires_at.isoformat() if key.expires_at else None
-            _print(args.json, {"tenant_id": str(args.tenant), "key_id": str(key.id), "api_key": key.key,
-                               "expires_at": expires},
-                   f"API key {key.id} (shown once): {key.key}\nexpires: {expires or 'never'}")
+            _print(
+                args.json,
+                {"tenant_id": str(args.tenant), "key_id": str(key.id), "api_key": key.key, "expires_at": expires},
+                f"API key {key.id} (shown once): {key.key}\nexpires: {expires or 'never'}",
+            )
         elif args.command == "list-keys":
             rows = key_rows(await list_keys(conn, args.tenant))
             _print(args.json, rows, format_keys(rows))

@@ -18,9 +18,9 @@ from services.ingest.service import IngestService
 from shared import broker
 from shared.aio import running
 from shared.db import create_service_pool
-from shared.secrets import state_secret, token_keys
 from shared.health import add_health_routes, database_check
 from shared.openapi import DOCUMENT_PATH
+from shared.secrets import state_secret, token_keys
 from shared.settings import Settings
 from shared.web import POOL, auth_middleware, error_middleware
 
@@ -37,8 +37,13 @@ async def _pool_ctx(app: web.Application):
 
 async def _relay_ctx(app: web.Application):
     settings = app[SETTINGS]
-    relay = OutboxRelay(app[POOL], settings.amqp_url, broker.Names(settings.broker_prefix),
-                        settings.costing_delivery_limit, crash_point=settings.crash_point)
+    relay = OutboxRelay(
+        app[POOL],
+        settings.amqp_url,
+        broker.Names(settings.broker_prefix),
+        settings.costing_delivery_limit,
+        crash_point=settings.crash_point,
+    )
     app[RELAY] = relay
     # The QuickBooks channel listens to catalog changes (it re-emits the sales they re-map).
     app[SERVICE] = IngestService(app[POOL], on_commit=relay.notify, catalog_listeners=[RemapOnCatalogChange()])
@@ -59,8 +64,10 @@ def create_app(settings: Settings) -> web.Application:
     """Refuses (StartupError) before anything starts when a required secret is missing."""
     token_keys(settings.token_encryption_key, settings.token_encryption_old_keys)
     state_secret(settings.oauth_state_secret)
-    app = web.Application(middlewares=[error_middleware, auth_middleware(settings=settings, public_paths=PUBLIC_PATHS)],
-                          client_max_size=settings.max_body_bytes)
+    app = web.Application(
+        middlewares=[error_middleware, auth_middleware(settings=settings, public_paths=PUBLIC_PATHS)],
+        client_max_size=settings.max_body_bytes,
+    )
     app[SETTINGS] = settings
     app.cleanup_ctx.extend([_pool_ctx, _relay_ctx, _qbo_ctx])
     app.router.add_routes(routes)

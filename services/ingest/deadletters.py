@@ -18,8 +18,8 @@ from dataclasses import dataclass
 
 from aio_pika.abc import AbstractIncomingMessage
 
-from shared import broker
 from services.ingest.operator import pool_and_topology, run_command
+from shared import broker
 from shared.settings import Settings
 
 MARK_REDRIVEN = "UPDATE dead_letters SET redriven_at = now() WHERE event_id = ANY($1::uuid[]) AND redriven_at IS NULL"
@@ -35,9 +35,12 @@ class Parked:
 
 def _parked(message: AbstractIncomingMessage) -> Parked:
     headers = message.headers or {}
-    return Parked(headers.get("event_id") or None, str(headers.get("x-original-routing-key") or message.routing_key),
-                  str(headers.get("x-error", "(dead-lettered by the broker: delivery limit)")),
-                  message.body.decode(errors="replace")[:500])
+    return Parked(
+        headers.get("event_id") or None,
+        str(headers.get("x-original-routing-key") or message.routing_key),
+        str(headers.get("x-error", "(dead-lettered by the broker: delivery limit)")),
+        message.body.decode(errors="replace")[:500],
+    )
 
 
 async def _drain(queue) -> list[AbstractIncomingMessage]:

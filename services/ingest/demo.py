@@ -15,7 +15,7 @@ import asyncio
 import os
 import secrets
 import signal
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
@@ -33,8 +33,12 @@ TENANT_NAME = "Demo Manufacturing"
 KEY_FILE = Path("var/demo-api-key")
 DEMO_REALM_ID = "9130350000000001"
 PRODUCTS = [("W-100", "Widget", "4.90"), ("W-200", "Widget Pro", "10.75"), ("G-300", "Gadget", "18.00")]
-LOTS = [("W-100", "W100-A", "20", "4.80", 90), ("W-100", "W100-B", "15", "5.10", 50),
-        ("W-200", "W200-A", "10", "10.90", 75), ("G-300", "G300-A", "5", "18.00", 70)]
+LOTS = [
+    ("W-100", "W100-A", "20", "4.80", 90),
+    ("W-100", "W100-B", "15", "5.10", 50),
+    ("W-200", "W200-A", "10", "10.90", 75),
+    ("G-300", "G300-A", "5", "18.00", 70),
+]
 
 
 async def _wait(session: aiohttp.ClientSession, url: str, what: str, seconds: float = 60) -> None:
@@ -57,16 +61,23 @@ async def _authorize(session: aiohttp.ClientSession, settings: Settings, realm_i
     company the user would pick), then the code exchange with HTTP Basic client authentication."""
     if not (settings.qbo_client_id and settings.qbo_client_secret):
         raise SystemExit("demo: QBO_CLIENT_ID and QBO_CLIENT_SECRET are required")
-    params = {"client_id": settings.qbo_client_id, "response_type": "code", "redirect_uri": settings.qbo_redirect_uri,
-              "scope": "com.intuit.quickbooks.accounting", "state": secrets.token_urlsafe(16), "realm": realm_id}
+    params = {
+        "client_id": settings.qbo_client_id,
+        "response_type": "code",
+        "redirect_uri": settings.qbo_redirect_uri,
+        "scope": "com.intuit.quickbooks.accounting",
+        "state": secrets.token_urlsafe(16),
+        "realm": realm_id,
+    }
     async with session.get(settings.qbo_oauth_authorize_url, params=params, allow_redirects=False) as response:
         callback = parse_qs(urlsplit(response.headers.get("Location", "")).query)
     if response.status != 302 or callback.get("state") != [params["state"]] or "code" not in callback:
         raise SystemExit(f"demo: the QuickBooks consent did not return a code (HTTP {response.status})")
     auth = aiohttp.BasicAuth(settings.qbo_client_id, settings.qbo_client_secret)
     form = {"grant_type": "authorization_code", "code": callback["code"][0], "redirect_uri": settings.qbo_redirect_uri}
-    async with session.post(settings.qbo_oauth_token_url, data=form, auth=auth,
-                            headers={"Accept": "application/json"}) as response:
+    async with session.post(
+        settings.qbo_oauth_token_url, data=form, auth=auth, headers={"Accept": "application/json"}
+    ) as response:
         if response.status != 200:
             raise SystemExit(f"demo: the code exchange failed: HTTP {response.status} {await response.text()}")
         return await response.json()
@@ -96,24 +107,43 @@ async def setup(settings: Settings, sim_url: str) -> str:
         try:
             tenant_id, key = await _tenant_and_key(conn)
             headers = {"Authorization": f"Bearer {key}"}
-            now = datetime.now(timezone.utc)
+            now = datetime.now(UTC)
             for sku, name, standard_cost in PRODUCTS:
-                await session.put(f"{ingest_url}/api/v1/products/{sku}", headers=headers,
-                                  json={"name": name, "standard_cost": standard_cost})
+                await session.put(
+                    f"{ingest_url}/api/v1/products/{sku}",
+                    headers=headers,
+                    json={"name": name, "standard_cost": standard_cost},
+                )
             for sku, lot, qty, cost, days in LOTS:  # 409 when it exists already: fine
-                await session.post(f"{ingest_url}/api/v1/lots", headers=headers, json={
-                    "sku": sku, "lot_number": lot, "quantity": qty, "unit_cost": cost,
-                    "received_at": (now - timedelta(days=days)).isoformat()})
+                await session.post(
+                    f"{ingest_url}/api/v1/lots",
+                    headers=headers,
+                    json={
+                        "sku": sku,
+                        "lot_number": lot,
+                        "quantity": qty,
+                        "unit_cost": cost,
+                        "received_at": (now - timedelta(days=days)).isoformat(),
+                    },
+                )
             async with session.get(f"{sim_url}/sim/companies") as response:
                 realms = (await response.json())["realm_ids"]
             if DEMO_REALM_ID not in realms:
                 await session.post(f"{sim_url}/sim/companies", json={"realm_id": DEMO_REALM_ID, "demo": True})
-            connected = await conn.fetchval("SELECT status = 'connected' FROM qbo_connections WHERE realm_id = $1",
-                                            DEMO_REALM_ID)
+            connected = await conn.fetchval(
+                "SELECT status = 'connected' FROM qbo_connections WHERE realm_id = $1", DEMO_REALM_ID
+            )
             if not connected:
                 tokens = await _authorize(session, settings, DEMO_REALM_ID)
-                await connect_quickbooks(conn, settings, tenant_id, DEMO_REALM_ID, tokens["access_token"],
-                                         tokens["refresh_token"], int(tokens["expires_in"]))
+                await connect_quickbooks(
+                    conn,
+                    settings,
+                    tenant_id,
+                    DEMO_REALM_ID,
+                    tokens["access_token"],
+                    tokens["refresh_token"],
+                    int(tokens["expires_in"]),
+                )
         finally:
             await conn.close()
     return key
@@ -123,9 +153,12 @@ async def main_async(args: argparse.Namespace) -> None:
     settings = Settings()
     configure(settings.log_format, settings.log_level)
     key = await setup(settings, args.sim)
-    print(f"\n  Demo company ready.\n  API key: {key}  (also in {KEY_FILE})\n"
-          f"  Sales tab: http://127.0.0.1:{settings.query_port}/sales\n"
-          f"  Drive QuickBooks: .venv/bin/python -m tools.qbo_sim.cli --help\n", flush=True)
+    print(
+        f"\n  Demo company ready.\n  API key: {key}  (also in {KEY_FILE})\n"
+        f"  Sales tab: http://127.0.0.1:{settings.query_port}/sales\n"
+        f"  Drive QuickBooks: .venv/bin/python -m tools.qbo_sim.cli --help\n",
+        flush=True,
+    )
     if args.stay:
         stop = asyncio.Event()
         for sig in (signal.SIGINT, signal.SIGTERM):

@@ -17,8 +17,25 @@ from typing import Any
 from pydantic import BaseModel
 
 from services.ingest.schemas import LotBody, LotPatchBody, ProductBody, SaleBody
-from shared.openapi import document, error_schema, json_body as _json, obj as _obj, path_parameter as _path, \
-    ref as _ref, string as _string
+from shared.openapi import (
+    document,
+    error_schema,
+)
+from shared.openapi import (
+    json_body as _json,
+)
+from shared.openapi import (
+    obj as _obj,
+)
+from shared.openapi import (
+    path_parameter as _path,
+)
+from shared.openapi import (
+    ref as _ref,
+)
+from shared.openapi import (
+    string as _string,
+)
 
 #: An amount as the API answers it: the exact stored decimal, as a string.
 DECIMAL_PATTERN = r"^-?[0-9]+(\.[0-9]+)?$"
@@ -27,6 +44,7 @@ IDEMPOTENCY_KEY_MAX = 200
 
 
 # --- request bodies from the pydantic models ---------------------------------------------
+
 
 def _amount(bound: dict) -> dict:
     """pydantic renders a constrained Decimal as anyOf number|string with a bare gt/ge."""
@@ -37,16 +55,21 @@ def _amount(bound: dict) -> dict:
         number["minimum"] = bound["ge"]
     # No pattern on the string: the service reads what Decimal reads ("1e3" too), a
     # pattern would make schemathesis expect a refusal of such strings.
-    return {"anyOf": [{"type": "string"}, number],
-            "description": "A decimal amount: string (e.g. \"12.50\") or JSON number, read exactly; at most 6 "
-                           "decimal places, less than 10^12 in absolute value."}
+    return {
+        "anyOf": [{"type": "string"}, number],
+        "description": 'A decimal amount: string (e.g. "12.50") or JSON number, read exactly; at most 6 '
+        "decimal places, less than 10^12 in absolute value.",
+    }
 
 
 def _is_amount(schema: dict) -> bool:
     variants = schema.get("anyOf")
-    return (isinstance(variants, list) and len(variants) == 2
-            and sorted(v.get("type", "") for v in variants) == ["number", "string"]
-            and all(set(v) == {"type"} for v in variants))
+    return (
+        isinstance(variants, list)
+        and len(variants) == 2
+        and sorted(v.get("type", "") for v in variants) == ["number", "string"]
+        and all(set(v) == {"type"} for v in variants)
+    )
 
 
 def _to_openapi30(schema: Any) -> Any:
@@ -87,56 +110,78 @@ def _body_schemas(*models: type[BaseModel]) -> dict[str, dict]:
 BODY_SCHEMAS = _body_schemas(ProductBody, LotBody, LotPatchBody, SaleBody)
 BODY_SCHEMAS["LotPatchBody"]["minProperties"] = 1
 BODY_SCHEMAS["LotPatchBody"]["description"] = "Give quantity and/or unit_cost."
-BODY_SCHEMAS["SaleLineBody"]["description"] = ("A line needs a sku or a description; discount at most "
-                                               "quantity × unit_price.")
+BODY_SCHEMAS["SaleLineBody"]["description"] = (
+    "A line needs a sku or a description; discount at most quantity × unit_price."
+)
 BODY_SCHEMAS["SaleBody"]["properties"]["currency"]["description"] = (
-    "ISO 4217 code; exchange_rate is required when it is not the tenant's home currency.")
+    "ISO 4217 code; exchange_rate is required when it is not the tenant's home currency."
+)
 BODY_SCHEMAS["LotBody"]["properties"]["lot_number"]["description"] = "Must not start with RET- (return lots)."
 
 # --- response schemas -------------------------------------------------------------------
 
 DECIMAL = _ref("Decimal")
 DATE_TIME = _string(format="date-time")
-EVENT_IDS = {"type": "array", "items": _string(format="uuid"), "minItems": 1,
-             "description": "The events accepted; their status is at the query API's /api/v1/events/{event_id}."}
+EVENT_IDS = {
+    "type": "array",
+    "items": _string(format="uuid"),
+    "minItems": 1,
+    "description": "The events accepted; their status is at the query API's /api/v1/events/{event_id}.",
+}
 VERSION = {"type": "integer", "minimum": 1}
 
-PRODUCT = _obj({
-    "sku": {"type": "string"},
-    "name": {"type": "string"},
-    "qbo_item_id": _string(nullable=True),
-    "standard_cost": {"allOf": [DECIMAL], "nullable": True},
-    "version": VERSION,
-    "created_at": DATE_TIME,
-    "updated_at": DATE_TIME,
-})
-LOT = _obj({
-    "sku": {"type": "string"},
-    "lot_number": {"type": "string"},
-    "quantity": DECIMAL,
-    "unit_cost": DECIMAL,
-    "received_at": DATE_TIME,
-    "version": VERSION,
-    "created_at": DATE_TIME,
-    "updated_at": DATE_TIME,
-})
-CONNECTION = _obj({
-    "realm_id": {"type": "string"},
-    "status": {"type": "string", "enum": ["connected", "reconnect_required", "disconnected"]},
-    "access_expires_at": DATE_TIME,
-    "cdc_watermark": _string(nullable=True, format="date-time"),
-    "last_synced_at": _string(nullable=True, format="date-time",
-                              description="When a catch-up (CDC) last completed and moved the watermark."),
-    "last_error": _string(nullable=True, description="Why the last catch-up failed (e.g. a CDC answered with a "
-                                                     "Fault); null once a catch-up succeeds again."),
-    "last_error_at": _string(nullable=True, format="date-time",
-                             description="When a catch-up last failed (kept after a later success)."),
-    "sync_failures": {"type": "integer", "minimum": 0,
-                      "description": "Consecutive failed catch-ups (retried with exponential backoff)."},
-    "token_refreshes": {"type": "integer", "minimum": 0},
-    "created_at": DATE_TIME,
-    "updated_at": DATE_TIME,
-})
+PRODUCT = _obj(
+    {
+        "sku": {"type": "string"},
+        "name": {"type": "string"},
+        "qbo_item_id": _string(nullable=True),
+        "standard_cost": {"allOf": [DECIMAL], "nullable": True},
+        "version": VERSION,
+        "created_at": DATE_TIME,
+        "updated_at": DATE_TIME,
+    }
+)
+LOT = _obj(
+    {
+        "sku": {"type": "string"},
+        "lot_number": {"type": "string"},
+        "quantity": DECIMAL,
+        "unit_cost": DECIMAL,
+        "received_at": DATE_TIME,
+        "version": VERSION,
+        "created_at": DATE_TIME,
+        "updated_at": DATE_TIME,
+    }
+)
+CONNECTION = _obj(
+    {
+        "realm_id": {"type": "string"},
+        "status": {"type": "string", "enum": ["connected", "reconnect_required", "disconnected"]},
+        "access_expires_at": DATE_TIME,
+        "cdc_watermark": _string(nullable=True, format="date-time"),
+        "last_synced_at": _string(
+            nullable=True,
+            format="date-time",
+            description="When a catch-up (CDC) last completed and moved the watermark.",
+        ),
+        "last_error": _string(
+            nullable=True,
+            description="Why the last catch-up failed (e.g. a CDC answered with a "
+            "Fault); null once a catch-up succeeds again.",
+        ),
+        "last_error_at": _string(
+            nullable=True, format="date-time", description="When a catch-up last failed (kept after a later success)."
+        ),
+        "sync_failures": {
+            "type": "integer",
+            "minimum": 0,
+            "description": "Consecutive failed catch-ups (retried with exponential backoff).",
+        },
+        "token_refreshes": {"type": "integer", "minimum": 0},
+        "created_at": DATE_TIME,
+        "updated_at": DATE_TIME,
+    }
+)
 ERROR = error_schema("A message, or for validation_failed a list of {field, problem}.")
 
 # --- parameters and responses -----------------------------------------------------------
@@ -146,10 +191,12 @@ LOT_NUMBER = _path("lot_number", "Lot number.")
 REFERENCE = _path("reference", "The sale's reference.")
 REALM_ID = _path("realm_id", "QuickBooks company (realm) id.")
 IDEMPOTENCY_KEY = {
-    "name": "Idempotency-Key", "in": "header", "required": False,
+    "name": "Idempotency-Key",
+    "in": "header",
+    "required": False,
     "schema": {"type": "string", "minLength": 1, "maxLength": IDEMPOTENCY_KEY_MAX},
     "description": "A retry with the same key and request gets the first answer again; the same key with a "
-                   "different request is refused (422 idempotency_key_reused).",
+    "different request is refused (422 idempotency_key_reused).",
 }
 
 
@@ -163,8 +210,10 @@ ERRORS = {
     "404": _error("No such object for this tenant (another tenant's objects answer 404 too)."),
     "409": _error("Conflicts with the object's state: it exists already, or it is voided/deleted."),
     "413": _error("The body is larger than the service's limit."),
-    "422": _error("The body fails validation (validation_failed, detail: [{field, problem}]), or the "
-                  "Idempotency-Key was used for a different request."),
+    "422": _error(
+        "The body fails validation (validation_failed, detail: [{field, problem}]), or the "
+        "Idempotency-Key was used for a different request."
+    ),
 }
 
 
@@ -172,10 +221,18 @@ def _accepted(properties: dict[str, Any], description: str) -> dict:
     return _json(_obj({"event_ids": EVENT_IDS, **properties}), description)
 
 
-def _write(operation_id: str, summary: str, body: str | None, accepted: dict, errors: str,
-           parameters: list | None = None, description: str | None = None) -> dict:
+def _write(
+    operation_id: str,
+    summary: str,
+    body: str | None,
+    accepted: dict,
+    errors: str,
+    parameters: list | None = None,
+    description: str | None = None,
+) -> dict:
     operation: dict[str, Any] = {
-        "operationId": operation_id, "summary": summary,
+        "operationId": operation_id,
+        "summary": summary,
         "parameters": [*(parameters or []), IDEMPOTENCY_KEY],
         "responses": {"202": accepted, **{code: ERRORS[code] for code in errors.split()}},
     }
@@ -187,24 +244,34 @@ def _write(operation_id: str, summary: str, body: str | None, accepted: dict, er
 
 
 def _read(operation_id: str, summary: str, ok: dict, errors: str, parameters: list | None = None) -> dict:
-    return {"operationId": operation_id, "summary": summary, "parameters": parameters or [],
-            "responses": {"200": ok, **{code: ERRORS[code] for code in errors.split()}}}
+    return {
+        "operationId": operation_id,
+        "summary": summary,
+        "parameters": parameters or [],
+        "responses": {"200": ok, **{code: ERRORS[code] for code in errors.split()}},
+    }
 
 
-def _connection_action(operation_id: str, summary: str, code: str, status: str, description: str,
-                       errors: str) -> dict:
+def _connection_action(operation_id: str, summary: str, code: str, status: str, description: str, errors: str) -> dict:
     """A POST on one QuickBooks connection, answered with its realm id and new status."""
     ok = _json(_obj({"realm_id": {"type": "string"}, "status": {"type": "string", "enum": [status]}}), description)
-    return {"operationId": operation_id, "summary": summary, "parameters": [REALM_ID],
-            "responses": {code: ok, **{c: ERRORS[c] for c in errors.split()}}}
+    return {
+        "operationId": operation_id,
+        "summary": summary,
+        "parameters": [REALM_ID],
+        "responses": {code: ok, **{c: ERRORS[c] for c in errors.split()}},
+    }
 
 
 PRODUCT_ACCEPTED = _accepted({"sku": {"type": "string"}, "version": VERSION}, "Accepted: the product's event.")
-LOT_ACCEPTED = _accepted({"sku": {"type": "string"}, "lot_number": {"type": "string"}, "version": VERSION},
-                         "Accepted: the lot's event.")
+LOT_ACCEPTED = _accepted(
+    {"sku": {"type": "string"}, "lot_number": {"type": "string"}, "version": VERSION}, "Accepted: the lot's event."
+)
 SALE_ACCEPTED = _accepted({"reference": {"type": "string"}, "version": VERSION}, "Accepted: the sale's event.")
-SALE_REMOVED = _accepted({"reference": {"type": "string"}, "status": {"type": "string", "enum": ["voided", "deleted"]},
-                          "version": VERSION}, "Accepted: the removal's event.")
+SALE_REMOVED = _accepted(
+    {"reference": {"type": "string"}, "status": {"type": "string", "enum": ["voided", "deleted"]}, "version": VERSION},
+    "Accepted: the removal's event.",
+)
 
 DOCUMENT: dict[str, Any] = document(
     "Partsemble sales tracking: ingest API",
@@ -216,60 +283,125 @@ DOCUMENT: dict[str, Any] = document(
     "(a browser redirect flow).",
     paths={
         "/api/v1/products": {
-            "post": _write("createProduct", "Create a catalog product (sku required)", "ProductBody",
-                           PRODUCT_ACCEPTED, "400 401 409 413 422"),
-            "get": _read("listProducts", "Catalog products by sku, keyset-paginated",
-                         _json(_obj({"items": {"type": "array", "items": _ref("Product")},
-                                     "next_cursor": _string(nullable=True, description="Pass as `cursor` for the "
-                                                                                       "next page.")}),
-                               "A page of products."), "400 401",
-                         [{"name": "limit", "in": "query", "required": False,
-                           "schema": {"type": "integer", "minimum": 1, "maximum": 500, "default": 100},
-                           "description": "Page size."},
-                          {"name": "cursor", "in": "query", "required": False, "schema": {"type": "string"},
-                           "description": "The `next_cursor` of the previous page (products after this sku)."}]),
+            "post": _write(
+                "createProduct",
+                "Create a catalog product (sku required)",
+                "ProductBody",
+                PRODUCT_ACCEPTED,
+                "400 401 409 413 422",
+            ),
+            "get": _read(
+                "listProducts",
+                "Catalog products by sku, keyset-paginated",
+                _json(
+                    _obj(
+                        {
+                            "items": {"type": "array", "items": _ref("Product")},
+                            "next_cursor": _string(nullable=True, description="Pass as `cursor` for the next page."),
+                        }
+                    ),
+                    "A page of products.",
+                ),
+                "400 401",
+                [
+                    {
+                        "name": "limit",
+                        "in": "query",
+                        "required": False,
+                        "schema": {"type": "integer", "minimum": 1, "maximum": 500, "default": 100},
+                        "description": "Page size.",
+                    },
+                    {
+                        "name": "cursor",
+                        "in": "query",
+                        "required": False,
+                        "schema": {"type": "string"},
+                        "description": "The `next_cursor` of the previous page (products after this sku).",
+                    },
+                ],
+            ),
         },
         "/api/v1/products/{sku}": {
-            "put": _write("putProduct", "Create or replace a catalog product", "ProductBody", PRODUCT_ACCEPTED,
-                          "400 401 413 422", [SKU]),
-            "get": _read("getProduct", "One catalog product", _json(_ref("Product"), "The product."), "401 404",
-                         [SKU]),
+            "put": _write(
+                "putProduct",
+                "Create or replace a catalog product",
+                "ProductBody",
+                PRODUCT_ACCEPTED,
+                "400 401 413 422",
+                [SKU],
+            ),
+            "get": _read("getProduct", "One catalog product", _json(_ref("Product"), "The product."), "401 404", [SKU]),
         },
         "/api/v1/lots": {
-            "post": _write("receiveLot", "Receive a lot of a known product", "LotBody", LOT_ACCEPTED,
-                           "400 401 409 413 422"),
+            "post": _write(
+                "receiveLot", "Receive a lot of a known product", "LotBody", LOT_ACCEPTED, "400 401 409 413 422"
+            ),
         },
         "/api/v1/lots/{sku}/{lot_number}": {
-            "patch": _write("correctLot", "Correct a lot's quantity and/or unit cost", "LotPatchBody", LOT_ACCEPTED,
-                            "400 401 404 413 422", [SKU, LOT_NUMBER]),
+            "patch": _write(
+                "correctLot",
+                "Correct a lot's quantity and/or unit cost",
+                "LotPatchBody",
+                LOT_ACCEPTED,
+                "400 401 404 413 422",
+                [SKU, LOT_NUMBER],
+            ),
             "get": _read("getLot", "One lot", _json(_ref("Lot"), "The lot."), "401 404", [SKU, LOT_NUMBER]),
         },
         "/api/v1/sales": {
-            "post": _write("createSale", "Enter a manual sale (reference required)", "SaleBody", SALE_ACCEPTED,
-                           "400 401 409 413 422"),
+            "post": _write(
+                "createSale",
+                "Enter a manual sale (reference required)",
+                "SaleBody",
+                SALE_ACCEPTED,
+                "400 401 409 413 422",
+            ),
         },
         "/api/v1/sales/{reference}": {
-            "put": _write("editSale", "Replace a posted manual sale (same type)", "SaleBody", SALE_ACCEPTED,
-                          "400 401 404 409 413 422", [REFERENCE]),
-            "delete": _write("deleteSale", "Delete a manual sale", None, SALE_REMOVED, "400 401 404 409 413 422",
-                             [REFERENCE]),
+            "put": _write(
+                "editSale",
+                "Replace a posted manual sale (same type)",
+                "SaleBody",
+                SALE_ACCEPTED,
+                "400 401 404 409 413 422",
+                [REFERENCE],
+            ),
+            "delete": _write(
+                "deleteSale", "Delete a manual sale", None, SALE_REMOVED, "400 401 404 409 413 422", [REFERENCE]
+            ),
         },
         "/api/v1/sales/{reference}/void": {
-            "post": _write("voidSale", "Void a manual sale", None, SALE_REMOVED, "400 401 404 409 413 422",
-                           [REFERENCE]),
+            "post": _write(
+                "voidSale", "Void a manual sale", None, SALE_REMOVED, "400 401 404 409 413 422", [REFERENCE]
+            ),
         },
         "/api/v1/connections/quickbooks": {
-            "get": _read("listConnections", "The tenant's QuickBooks connections",
-                         _json(_obj({"items": {"type": "array", "items": _ref("Connection")}}), "The connections."),
-                         "401"),
+            "get": _read(
+                "listConnections",
+                "The tenant's QuickBooks connections",
+                _json(_obj({"items": {"type": "array", "items": _ref("Connection")}}), "The connections."),
+                "401",
+            ),
         },
         "/api/v1/connections/quickbooks/{realm_id}/sync": {
-            "post": _connection_action("syncConnection", "Catch up with QuickBooks now", "202", "sync_requested",
-                                       "The sync is requested.", "401 404 409"),
+            "post": _connection_action(
+                "syncConnection",
+                "Catch up with QuickBooks now",
+                "202",
+                "sync_requested",
+                "The sync is requested.",
+                "401 404 409",
+            ),
         },
         "/api/v1/connections/quickbooks/{realm_id}/disconnect": {
-            "post": _connection_action("disconnectConnection", "Revoke the tokens and stop syncing", "200",
-                                       "disconnected", "Disconnected.", "401 404"),
+            "post": _connection_action(
+                "disconnectConnection",
+                "Revoke the tokens and stop syncing",
+                "200",
+                "disconnected",
+                "Disconnected.",
+                "401 404",
+            ),
         },
     },
     schemas={

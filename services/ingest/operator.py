@@ -27,16 +27,21 @@ async def pool_and_topology(settings: Settings) -> AsyncIterator[tuple[asyncpg.P
         connection = await broker.connect(settings.amqp_url)
         try:
             channel = await broker.open_channel(connection)
-            yield pool, await broker.declare(channel, broker.Names(settings.broker_prefix),
-                                             settings.costing_delivery_limit)
+            yield (
+                pool,
+                await broker.declare(channel, broker.Names(settings.broker_prefix), settings.costing_delivery_limit),
+            )
         finally:
             await connection.close()
     finally:
         await pool.close()
 
 
-def run_command(parser: argparse.ArgumentParser, run: Callable[[argparse.Namespace, Settings], Awaitable[int]],
-                argv: list[str] | None) -> int:
+def run_command(
+    parser: argparse.ArgumentParser,
+    run: Callable[[argparse.Namespace, Settings], Awaitable[int]],
+    argv: list[str] | None,
+) -> int:
     settings = Settings()
     configure(settings.log_format, settings.log_level)
     return asyncio.run(run(parser.parse_args(argv), settings))

@@ -31,8 +31,16 @@ OLDEST = Gauge("ingest_outbox_oldest_age_seconds", "Age of the oldest event wait
 
 
 class OutboxRelay:
-    def __init__(self, pool: asyncpg.Pool, amqp_url: str, names: broker.Names, delivery_limit: int,
-                 batch: int = 200, publish_timeout: float = 10.0, crash_point: str | None = None):
+    def __init__(
+        self,
+        pool: asyncpg.Pool,
+        amqp_url: str,
+        names: broker.Names,
+        delivery_limit: int,
+        batch: int = 200,
+        publish_timeout: float = 10.0,
+        crash_point: str | None = None,
+    ):
         self.pool = pool
         self.amqp_url = amqp_url
         self.names = names
@@ -72,8 +80,7 @@ class OutboxRelay:
     async def run(self) -> None:
         """Publish until cancelled; sleep until notified (or 1 s) when the outbox is empty.
         While the broker or the database is down: retry after 0.1 s, doubled up to 5 s."""
-        await wake_loop(self._step, self.wake, idle_timeout=1.0, backoff=Backoff(0.1, 5.0),
-                        on_error=self._unavailable)
+        await wake_loop(self._step, self.wake, idle_timeout=1.0, backoff=Backoff(0.1, 5.0), on_error=self._unavailable)
 
     async def _step(self) -> bool:
         await self._report()
@@ -94,7 +101,7 @@ class OutboxRelay:
         try:
             async with self.pool.acquire() as conn:
                 stats = await OutboxRepository(conn).stats()
-        except Exception as exc:  # noqa: BLE001 - only the gauges wait for the next round
+        except Exception as exc:
             log.warning("relay.stats_unavailable", error=f"{type(exc).__name__}: {exc}")
             return
         PENDING.set(stats["pending"])
@@ -123,8 +130,9 @@ class OutboxRelay:
         return len(sent)
 
     async def _publish(self, exchange, row) -> None:
-        message = broker.event_message(bytes(row["body"]), str(row["event_id"]), str(row["tenant_id"]),
-                                        row["correlation_id"])
+        message = broker.event_message(
+            bytes(row["body"]), str(row["event_id"]), str(row["tenant_id"]), row["correlation_id"]
+        )
         await broker.publish_raw(exchange, row["event_type"], message, self.publish_timeout)
 
     async def close(self) -> None:

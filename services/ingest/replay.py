@@ -21,11 +21,11 @@ from datetime import datetime
 
 from tqdm import tqdm
 
+from services.ingest.operator import pool_and_topology, run_command
 from services.ingest.repository import OutboxRepository
 from shared import broker
 from shared.events import EVENT_TYPES
 from shared.logging import get_logger
-from services.ingest.operator import pool_and_topology, run_command
 from shared.settings import Settings
 
 log = get_logger("ingest.replay")
@@ -55,9 +55,22 @@ async def replay(pool, exchange, selection: Selection, show_bar: bool = False) -
                 rows = await OutboxRepository(conn).log_range(last_seq, *selection.args(), BATCH)
             if not rows:
                 break
-            await asyncio.gather(*(broker.publish_raw(exchange, r["event_type"], broker.event_message(
-                bytes(r["body"]), str(r["event_id"]), str(r["tenant_id"]), r["correlation_id"],
-                {"x-replayed": True})) for r in rows))
+            await asyncio.gather(
+                *(
+                    broker.publish_raw(
+                        exchange,
+                        r["event_type"],
+                        broker.event_message(
+                            bytes(r["body"]),
+                            str(r["event_id"]),
+                            str(r["tenant_id"]),
+                            r["correlation_id"],
+                            {"x-replayed": True},
+                        ),
+                    )
+                    for r in rows
+                )
+            )
             done += len(rows)
             last_seq = rows[-1]["seq"]
             bar.update(len(rows))

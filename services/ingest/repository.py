@@ -130,15 +130,25 @@ class IngestRepository:
 
     # event log -----------------------------------------------------------------
     async def append(self, event: EventBase, source: str) -> None:
-        await self.conn.execute(APPEND_EVENT, event.event_id, event.tenant_id, event.event_type, source,
-                                event.occurred_at, event.correlation_id, dump_event(event))
+        await self.conn.execute(
+            APPEND_EVENT,
+            event.event_id,
+            event.tenant_id,
+            event.event_type,
+            source,
+            event.occurred_at,
+            event.correlation_id,
+            dump_event(event),
+        )
 
     async def idempotent_response(self, key: str) -> asyncpg.Record | None:
         return await self.conn.fetchrow(IDEMPOTENT_RESPONSE, self.tenant_id, key)
 
     async def save_idempotent_response(self, key: str, request_hash: bytes, status: int, response: dict) -> bool:
-        return await self.conn.fetchval(SAVE_IDEMPOTENT_RESPONSE, self.tenant_id, key, request_hash, status,
-                                        response) is not None
+        return (
+            await self.conn.fetchval(SAVE_IDEMPOTENT_RESPONSE, self.tenant_id, key, request_hash, status, response)
+            is not None
+        )
 
 
 class OutboxRepository:

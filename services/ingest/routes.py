@@ -10,7 +10,8 @@ from typing import TypeVar
 from aiohttp import web
 from pydantic import BaseModel, ValidationError
 
-from services.ingest import openapi, service as uc
+from services.ingest import openapi
+from services.ingest import service as uc
 from services.ingest.app_keys import SERVICE
 from services.ingest.repository import IngestRepository
 from services.ingest.schemas import LotBody, LotPatchBody, ProductBody, SaleBody
@@ -39,8 +40,10 @@ def _problem(error: dict) -> str:
 
 
 def validation_detail(exc: ValidationError) -> list[dict]:
-    return [{"field": ".".join(map(str, e["loc"])) or "body", "problem": _problem(e)}
-            for e in exc.errors(include_url=False, include_input=False)]
+    return [
+        {"field": ".".join(map(str, e["loc"])) or "body", "problem": _problem(e)}
+        for e in exc.errors(include_url=False, include_input=False)
+    ]
 
 
 def parse(model: type[M], data) -> M:
@@ -81,8 +84,9 @@ async def _read(request: web.Request, read: Callable[[IngestRepository], Awaitab
         return await read(IngestRepository(conn, request[TENANT]))
 
 
-async def _read_one(request: web.Request, read: Callable[[IngestRepository], Awaitable[T | None]],
-                    missing: str) -> web.Response:
+async def _read_one(
+    request: web.Request, read: Callable[[IngestRepository], Awaitable[T | None]], missing: str
+) -> web.Response:
     """One stored object as JSON; 404 (``missing``) when there is none."""
     row = await _read(request, read)
     if row is None:
@@ -96,6 +100,7 @@ async def openapi_document(_request: web.Request) -> web.Response:
 
 
 # products ---------------------------------------------------------------------------
+
 
 @routes.post("/api/v1/products")
 async def post_product(request: web.Request) -> web.Response:
@@ -133,6 +138,7 @@ async def get_product(request: web.Request) -> web.Response:
 
 # lots -------------------------------------------------------------------------------
 
+
 @routes.post("/api/v1/lots")
 async def post_lot(request: web.Request) -> web.Response:
     return await _write(request, uc.receive_lot(await _body(request, LotBody)))
@@ -151,6 +157,7 @@ async def get_lot(request: web.Request) -> web.Response:
 
 
 # manual sales -----------------------------------------------------------------------
+
 
 @routes.post("/api/v1/sales")
 async def post_sale(request: web.Request) -> web.Response:

@@ -8,7 +8,7 @@ for its numbers."""
 
 from __future__ import annotations
 
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Annotated, Literal
 
@@ -17,6 +17,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validat
 
 from shared.events import Amount, NonNegative
 from shared.money import wide
+
 
 def _no_nul(value: str) -> str:
     if "\x00" in value:
@@ -39,7 +40,7 @@ def _currency(code: str) -> str:
 
 def _utc(value: datetime) -> datetime:
     try:
-        return value.replace(tzinfo=timezone.utc) if value.tzinfo is None else value.astimezone(timezone.utc)
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
     except OverflowError as exc:
         raise ValueError("out of range") from exc
 

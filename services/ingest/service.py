@@ -7,7 +7,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Protocol, TypeVar
 
@@ -16,8 +16,8 @@ import structlog
 
 from services.ingest.repository import IngestRepository
 from services.ingest.schemas import LotBody, LotPatchBody, ProductBody, SaleBody
-from shared.events import EventBase, LotCorrected, LotReceived, ProductUpserted, SaleLine, SaleRemoved, SaleUpserted
 from shared.db import tenant_transaction
+from shared.events import EventBase, LotCorrected, LotReceived, ProductUpserted, SaleLine, SaleRemoved, SaleUpserted
 from shared.money import wide
 from shared.web import ApiError
 
@@ -31,13 +31,15 @@ class CatalogListener(Protocol):
     QuickBooks channel re-emits the sales whose item mapping the change alters). Channels
     provide listeners; the composition root hands them to ``IngestService``."""
 
-    async def around_catalog_change(self, conn: asyncpg.Connection, tenant_id: uuid.UUID,
-                                    change: Callable[[], Awaitable[T]]) -> T: ...
+    async def around_catalog_change(
+        self, conn: asyncpg.Connection, tenant_id: uuid.UUID, change: Callable[[], Awaitable[T]]
+    ) -> T: ...
 
 
 @dataclass(frozen=True)
 class CatalogChange:
     """An operation that changes the catalog: the service runs it inside its catalog listeners."""
+
     operation: Operation
 
     async def __call__(self, repo: IngestRepository) -> dict:
@@ -45,26 +47,33 @@ class CatalogChange:
 
 
 def _now() -> datetime:
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)
 
 
 class IngestService:
-    def __init__(self, pool: asyncpg.Pool, on_commit: Callable[[], None] = lambda: None,
-                 catalog_listeners: Sequence[CatalogListener] = ()):
+    def __init__(
+        self,
+        pool: asyncpg.Pool,
+        on_commit: Callable[[], None] = lambda: None,
+        catalog_listeners: Sequence[CatalogListener] = (),
+    ):
         self.pool = pool
         self.on_commit = on_commit
         self.catalog_listeners = tuple(catalog_listeners)
 
-    async def write(self, tenant_id: uuid.UUID, idempotency_key: str | None, request_hash: bytes,
-                    operation: Operation) -> tuple[int, dict]:
+    async def write(
+        self, tenant_id: uuid.UUID, idempotency_key: str | None, request_hash: bytes, operation: Operation
+    ) -> tuple[int, dict]:
         """Run a write once per Idempotency-Key: a retry gets the first answer again."""
         async with tenant_transaction(self.pool, tenant_id) as conn:
             repo = IngestRepository(conn, tenant_id)
             if idempotency_key:
                 # Why: requests with the same key run one after the other, so an overlapping
                 # retry waits for the first and then finds its answer.
-                await conn.execute("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))",
-                                   f"idempotency:{tenant_id}:{idempotency_key}")
+                await conn.execute(
+                    "SELECT pg_advisory_xact_lock(hashtextextended($1, 0))",
+                    f"idempotency:{tenant_id}:{idempotency_key}",
+                )
                 prior = await repo.idempotent_response(idempotency_key)
                 if prior is not None:
                     return _replayed(prior, request_hash)
@@ -104,14 +113,18 @@ async def _emit(repo: IngestRepository, *events: EventBase) -> list[str]:
 
 # products ----------------------------------------------------------------------------
 
+
 def create_product(body: ProductBody) -> Operation:
     @CatalogChange
     async def op(repo: IngestRepository) -> dict:
         if body.sku is None:
             raise ApiError(422, "validation_failed", [{"field": "sku", "problem": "Field required"}])
         if await repo.insert_product(body.sku, body.name, body.qbo_item_id, body.standard_cost) is None:
-            raise ApiError(409, "conflict", f"product {body.sku!r} exists; use PUT /api/v1/products/{{sku}} to change it")
+            raise ApiError(
+                409, "conflict", f"product {body.sku!r} exists; use PUT /api/v1/products/{{sku}} to change it"
+            )
         return {"event_ids": await _emit(repo, _product_event(repo, body.sku, body, 1)), "sku": body.sku, "version": 1}
+
     return op
 
 
@@ -124,17 +137,29 @@ def put_product(sku: str, body: ProductBody) -> Operation:
             version = await repo.insert_product(sku, body.name, body.qbo_item_id, body.standard_cost)
         else:
             version = await repo.update_product(sku, body.name, body.qbo_item_id, body.standard_cost)
-        return {"event_ids": await _emit(repo, _product_event(repo, sku, body, version)), "sku": sku,
-                "version": version}
+        return {
+            "event_ids": await _emit(repo, _product_event(repo, sku, body, version)),
+            "sku": sku,
+            "version": version,
+        }
+
     return op
 
 
 def _product_event(repo: IngestRepository, sku: str, body: ProductBody, version: int) -> ProductUpserted:
-    return ProductUpserted(tenant_id=repo.tenant_id, occurred_at=_now(), sku=sku, name=body.name,
-                           qbo_item_id=body.qbo_item_id, standard_cost=body.standard_cost, version=version)
+    return ProductUpserted(
+        tenant_id=repo.tenant_id,
+        occurred_at=_now(),
+        sku=sku,
+        name=body.name,
+        qbo_item_id=body.qbo_item_id,
+        standard_cost=body.standard_cost,
+        version=version,
+    )
 
 
 # lots --------------------------------------------------------------------------------
+
 
 def receive_lot(body: LotBody) -> Operation:
     async def op(repo: IngestRepository) -> dict:
@@ -142,9 +167,18 @@ def receive_lot(body: LotBody) -> Operation:
             raise ApiError(422, "validation_failed", [{"field": "sku", "problem": f"unknown product {body.sku!r}"}])
         if await repo.insert_lot(body.sku, body.lot_number, body.quantity, body.unit_cost, body.received_at) is None:
             raise ApiError(409, "conflict", f"lot {body.lot_number!r} of {body.sku!r} exists; PATCH it to correct it")
-        event = LotReceived(tenant_id=repo.tenant_id, occurred_at=_now(), sku=body.sku, lot_number=body.lot_number,
-                            quantity=body.quantity, unit_cost=body.unit_cost, received_at=body.received_at, version=1)
+        event = LotReceived(
+            tenant_id=repo.tenant_id,
+            occurred_at=_now(),
+            sku=body.sku,
+            lot_number=body.lot_number,
+            quantity=body.quantity,
+            unit_cost=body.unit_cost,
+            received_at=body.received_at,
+            version=1,
+        )
         return {"event_ids": await _emit(repo, event), "sku": body.sku, "lot_number": body.lot_number, "version": 1}
+
     return op
 
 
@@ -156,13 +190,23 @@ def correct_lot(sku: str, lot_number: str, body: LotPatchBody) -> Operation:
         quantity = lot["quantity"] if body.quantity is None else body.quantity
         unit_cost = lot["unit_cost"] if body.unit_cost is None else body.unit_cost
         version = await repo.update_lot(sku, lot_number, quantity, unit_cost)
-        event = LotCorrected(tenant_id=repo.tenant_id, occurred_at=_now(), sku=sku, lot_number=lot_number,
-                             quantity=quantity, unit_cost=unit_cost, received_at=lot["received_at"], version=version)
+        event = LotCorrected(
+            tenant_id=repo.tenant_id,
+            occurred_at=_now(),
+            sku=sku,
+            lot_number=lot_number,
+            quantity=quantity,
+            unit_cost=unit_cost,
+            received_at=lot["received_at"],
+            version=version,
+        )
         return {"event_ids": await _emit(repo, event), "sku": sku, "lot_number": lot_number, "version": version}
+
     return op
 
 
 # manual sales ------------------------------------------------------------------------
+
 
 def create_sale(body: SaleBody) -> Operation:
     async def op(repo: IngestRepository) -> dict:
@@ -174,6 +218,7 @@ def create_sale(body: SaleBody) -> Operation:
             raise ApiError(409, "conflict", f"a sale with reference {body.reference!r} exists")
         event = _sale_event(repo, body.reference, body, rate, row["version"], row["entered_at"])
         return {"event_ids": await _emit(repo, event), "reference": body.reference, "version": row["version"]}
+
     return op
 
 
@@ -183,12 +228,21 @@ def edit_sale(reference: str, body: SaleBody) -> Operation:
             raise ApiError(422, "validation_failed", [{"field": "reference", "problem": "differs from the path"}])
         current = await _posted_sale(repo, reference)
         if body.type != current["type"]:
-            raise ApiError(422, "validation_failed", [{"field": "type", "problem": f"is {current['type']!r}; a "
-                                                       "sale cannot change type (void it and enter a new one)"}])
+            raise ApiError(
+                422,
+                "validation_failed",
+                [
+                    {
+                        "field": "type",
+                        "problem": f"is {current['type']!r}; a sale cannot change type (void it and enter a new one)",
+                    }
+                ],
+            )
         rate = await _home_rate(repo, body)
         row = await repo.update_sale(reference, body.model_dump(mode="json") | {"reference": reference})
         event = _sale_event(repo, reference, body, rate, row["version"], row["entered_at"])
         return {"event_ids": await _emit(repo, event), "reference": reference, "version": row["version"]}
+
     return op
 
 
@@ -200,9 +254,17 @@ def remove_sale(reference: str, reason: str) -> Operation:
         if current["status"] == "deleted" or current["status"] == reason:
             raise ApiError(409, "conflict", f"the sale is already {current['status']}")
         version = await repo.update_sale_status(reference, reason)
-        event = SaleRemoved(tenant_id=repo.tenant_id, occurred_at=_now(), source="manual", sale_type=current["type"],
-                            external_id=reference, reason=reason, version=version)
+        event = SaleRemoved(
+            tenant_id=repo.tenant_id,
+            occurred_at=_now(),
+            source="manual",
+            sale_type=current["type"],
+            external_id=reference,
+            reason=reason,
+            version=version,
+        )
         return {"event_ids": await _emit(repo, event), "reference": reference, "status": reason, "version": version}
+
     return op
 
 
@@ -223,15 +285,35 @@ async def _home_rate(repo: IngestRepository, body: SaleBody) -> Decimal:
         raise ApiError(422, "validation_failed", [{"field": "exchange_rate", "problem": str(exc)}]) from exc
 
 
-def _sale_event(repo: IngestRepository, reference: str, body: SaleBody, rate: Decimal, version: int,
-                entered_at: datetime) -> SaleUpserted:
+def _sale_event(
+    repo: IngestRepository, reference: str, body: SaleBody, rate: Decimal, version: int, entered_at: datetime
+) -> SaleUpserted:
     lines = []
     with wide():
         for n, line in enumerate(body.lines, start=1):
             net = line.quantity * line.unit_price - (line.discount or 0)
-            lines.append(SaleLine(line_no=n, sku=line.sku, description=line.description, quantity=line.quantity,
-                                  revenue=net * rate, kind="inventory" if line.sku else "non_inventory"))
-    return SaleUpserted(tenant_id=repo.tenant_id, occurred_at=_now(), source="manual", sale_type=body.type,
-                        external_id=reference, version=version, doc_number=reference, txn_date=body.date,
-                        source_created_at=entered_at, customer=body.customer, currency=body.currency,
-                        exchange_rate=None if rate == 1 else rate, lines=lines)
+            lines.append(
+                SaleLine(
+                    line_no=n,
+                    sku=line.sku,
+                    description=line.description,
+                    quantity=line.quantity,
+                    revenue=net * rate,
+                    kind="inventory" if line.sku else "non_inventory",
+                )
+            )
+    return SaleUpserted(
+        tenant_id=repo.tenant_id,
+        occurred_at=_now(),
+        source="manual",
+        sale_type=body.type,
+        external_id=reference,
+        version=version,
+        doc_number=reference,
+        txn_date=body.date,
+        source_created_at=entered_at,
+        customer=body.customer,
+        currency=body.currency,
+        exchange_rate=None if rate == 1 else rate,
+        lines=lines,
+    )

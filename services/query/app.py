@@ -17,7 +17,7 @@ from shared.db import create_service_pool
 from shared.health import add_health_routes, database_check
 from shared.openapi import DOCUMENT_PATH
 from shared.settings import Settings
-from shared.web import POOL, auth_middleware, error_body, error_middleware, json_response
+from shared.web import POOL, auth_middleware, error_middleware
 
 #: Served without an API key: the API's description holds no tenant data.
 PUBLIC_PATHS = frozenset({DOCUMENT_PATH})
@@ -45,8 +45,9 @@ async def _nothing_to_reset(_conn) -> None:
 async def _pool_ctx(app: web.Application):
     """Connections that plan every statement for its values."""
     settings = app[SETTINGS]
-    app[POOL] = await create_service_pool(query_dsn(settings.database_url), settings.db_pool_min, settings.db_pool_max,
-                                          reset=_nothing_to_reset)
+    app[POOL] = await create_service_pool(
+        query_dsn(settings.database_url), settings.db_pool_min, settings.db_pool_max, reset=_nothing_to_reset
+    )
     yield
     await app[POOL].close()
 
@@ -54,8 +55,12 @@ async def _pool_ctx(app: web.Application):
 async def _generic_pool_ctx(app: web.Application):
     """Connections whose prepared statements run generic plans (views.Statement.generic)."""
     settings = app[SETTINGS]
-    app[GENERIC_POOL] = await create_service_pool(query_dsn(settings.database_url, generic=True),
-                                                  settings.db_pool_min, settings.db_pool_max, reset=_nothing_to_reset)
+    app[GENERIC_POOL] = await create_service_pool(
+        query_dsn(settings.database_url, generic=True),
+        settings.db_pool_min,
+        settings.db_pool_max,
+        reset=_nothing_to_reset,
+    )
     yield
     await app[GENERIC_POOL].close()
 
@@ -67,9 +72,14 @@ async def _folding_ctx(app: web.Application):
 
 
 def create_app(settings: Settings) -> web.Application:
-    app = web.Application(middlewares=[error_middleware, auth_middleware(settings=settings, public_paths=PUBLIC_PATHS),
-                                       metrics_middleware],
-                          client_max_size=settings.max_body_bytes)
+    app = web.Application(
+        middlewares=[
+            error_middleware,
+            auth_middleware(settings=settings, public_paths=PUBLIC_PATHS),
+            metrics_middleware,
+        ],
+        client_max_size=settings.max_body_bytes,
+    )
     app[SETTINGS] = settings
     app.cleanup_ctx.extend([_pool_ctx, _generic_pool_ctx, _folding_ctx])
     app.router.add_routes(routes)

@@ -10,13 +10,35 @@ from __future__ import annotations
 
 from typing import Any
 
-from services.query.params import (
-    DEFAULT_LIMIT, MARGIN_SORTS, MAX_BIGINT, MAX_LIMIT, MAX_PCT, MAX_TEXT, ORDERS, SALE_SORTS, SALE_STATUSES,
-    SALE_TYPES, SOURCES,
-)
 from services.query.cursor import CURSOR_PATTERN, MAX_CURSOR_LENGTH
-from shared.openapi import document, error_schema, json_body as _json, obj, path_parameter, ref as _ref, \
-    string as _string
+from services.query.params import (
+    DEFAULT_LIMIT,
+    MARGIN_SORTS,
+    MAX_BIGINT,
+    MAX_LIMIT,
+    MAX_PCT,
+    MAX_TEXT,
+    ORDERS,
+    SALE_SORTS,
+    SALE_STATUSES,
+    SALE_TYPES,
+    SOURCES,
+)
+from shared.openapi import (
+    document,
+    error_schema,
+    obj,
+    path_parameter,
+)
+from shared.openapi import (
+    json_body as _json,
+)
+from shared.openapi import (
+    ref as _ref,
+)
+from shared.openapi import (
+    string as _string,
+)
 
 MONEY_PATTERN = r"^-?[0-9]+\.[0-9]{2}$"
 QUANTITY_PATTERN = r"^-?[0-9]+(\.[0-9]+)?$"
@@ -39,8 +61,11 @@ SALE_ITEM_PROPERTIES = {
     "type": {"type": "string", "enum": list(SALE_TYPES)},
     "external_id": {"type": "string"},
     "doc_number": _string(nullable=True),
-    "date": _string(nullable=True, format="date", description="Transaction date; null for a sale removed before "
-                                                                  "any version of it arrived."),
+    "date": _string(
+        nullable=True,
+        format="date",
+        description="Transaction date; null for a sale removed before any version of it arrived.",
+    ),
     "customer": _string(nullable=True),
     "revenue": MONEY,
     "cost": MONEY,
@@ -51,123 +76,156 @@ SALE_ITEM_PROPERTIES = {
     "updated_at": DATE_TIME,
 }
 
-ALLOCATION = _obj({
-    "lot_number": {"type": "string"},
-    "received_at": DATE_TIME,
-    "quantity": QUANTITY,
-    "unit_cost": MONEY,
-    "cost": MONEY,
-})
+ALLOCATION = _obj(
+    {
+        "lot_number": {"type": "string"},
+        "received_at": DATE_TIME,
+        "quantity": QUANTITY,
+        "unit_cost": MONEY,
+        "cost": MONEY,
+    }
+)
 
-LINE = _obj({
-    "line_no": {"type": "integer", "minimum": 1},
-    "sku": _string(nullable=True),
-    "description": _string(nullable=True),
-    "kind": {"type": "string", "enum": ["inventory", "non_inventory", "service", "shipping", "unmapped"]},
-    "quantity": QUANTITY,
-    "revenue": MONEY,
-    "cost": MONEY,
-    "margin": MONEY,
-    "margin_pct": PERCENT,
-    "shortage_quantity": QUANTITY,
-    "shortage_cost": MONEY,
-    "flags": {"type": "array", "items": {"type": "string"}},
-    "allocations": {"type": "array", "items": _ref("Allocation")},
-})
+LINE = _obj(
+    {
+        "line_no": {"type": "integer", "minimum": 1},
+        "sku": _string(nullable=True),
+        "description": _string(nullable=True),
+        "kind": {"type": "string", "enum": ["inventory", "non_inventory", "service", "shipping", "unmapped"]},
+        "quantity": QUANTITY,
+        "revenue": MONEY,
+        "cost": MONEY,
+        "margin": MONEY,
+        "margin_pct": PERCENT,
+        "shortage_quantity": QUANTITY,
+        "shortage_cost": MONEY,
+        "flags": {"type": "array", "items": {"type": "string"}},
+        "allocations": {"type": "array", "items": _ref("Allocation")},
+    }
+)
 
-VERSION = _obj({
-    "version": {"type": "integer", "nullable": True,
-                "description": "The source's version number: for QuickBooks the entity's SyncToken."},
-    "remap": {"type": "integer", "nullable": True,
-              "description": "QuickBooks only: how many times this SyncToken was re-mapped (a product mapping "
-                             "changed and the sale was re-emitted); 0 for the version as read. Null for other "
-                             "sources."},
-    "event_id": UUID,
-    "event_type": {"type": "string"},
-    "applied": {"type": "boolean"},
-    "note": _string(nullable=True),
-    "received_at": DATE_TIME,
-})
+VERSION = _obj(
+    {
+        "version": {
+            "type": "integer",
+            "nullable": True,
+            "description": "The source's version number: for QuickBooks the entity's SyncToken.",
+        },
+        "remap": {
+            "type": "integer",
+            "nullable": True,
+            "description": "QuickBooks only: how many times this SyncToken was re-mapped (a product mapping "
+            "changed and the sale was re-emitted); 0 for the version as read. Null for other "
+            "sources.",
+        },
+        "event_id": UUID,
+        "event_type": {"type": "string"},
+        "applied": {"type": "boolean"},
+        "note": _string(nullable=True),
+        "received_at": DATE_TIME,
+    }
+)
 
-COST_REVISION = _obj({
-    "line_no": {"type": "integer"},
-    "old_cost": MONEY,
-    "new_cost": MONEY,
-    "cause": {"type": "string"},
-    "event_id": UUID,
-    "created_at": DATE_TIME,
-})
+COST_REVISION = _obj(
+    {
+        "line_no": {"type": "integer"},
+        "old_cost": MONEY,
+        "new_cost": MONEY,
+        "cause": {"type": "string"},
+        "event_id": UUID,
+        "created_at": DATE_TIME,
+    }
+)
 
-SALE_DETAIL = _obj({
-    **SALE_ITEM_PROPERTIES,
-    "lines": {"type": "array", "items": _ref("SaleLine")},
-    "versions": {"type": "array", "items": _ref("SaleVersion")},
-    "cost_revisions": {"type": "array", "items": _ref("CostRevision")},
-})
+SALE_DETAIL = _obj(
+    {
+        **SALE_ITEM_PROPERTIES,
+        "lines": {"type": "array", "items": _ref("SaleLine")},
+        "versions": {"type": "array", "items": _ref("SaleVersion")},
+        "cost_revisions": {"type": "array", "items": _ref("CostRevision")},
+    }
+)
 
-SALES_PAGE = _obj({
-    "items": {"type": "array", "items": _ref("SaleItem")},
-    "next_cursor": _string(nullable=True, description="Pass as `cursor` for the next page; null on the last page."),
-    "summary": _obj({"count": {"type": "integer", "minimum": 0}, "revenue": MONEY, "cost": MONEY, "margin": MONEY},
-                    "Totals over the whole filtered set, not just this page."),
-})
+SALES_PAGE = _obj(
+    {
+        "items": {"type": "array", "items": _ref("SaleItem")},
+        "next_cursor": _string(nullable=True, description="Pass as `cursor` for the next page; null on the last page."),
+        "summary": _obj(
+            {"count": {"type": "integer", "minimum": 0}, "revenue": MONEY, "cost": MONEY, "margin": MONEY},
+            "Totals over the whole filtered set, not just this page.",
+        ),
+    }
+)
 
-PRODUCT_MARGIN = _obj({
-    "sku": {"type": "string"},
-    "name": _string(nullable=True),
-    "quantity_sold": QUANTITY,
-    "quantity_returned": QUANTITY,
-    "revenue": MONEY,
-    "cost": MONEY,
-    "margin": MONEY,
-    "margin_pct": PERCENT,
-    "shortage_quantity": QUANTITY,
-})
+PRODUCT_MARGIN = _obj(
+    {
+        "sku": {"type": "string"},
+        "name": _string(nullable=True),
+        "quantity_sold": QUANTITY,
+        "quantity_returned": QUANTITY,
+        "revenue": MONEY,
+        "cost": MONEY,
+        "margin": MONEY,
+        "margin_pct": PERCENT,
+        "shortage_quantity": QUANTITY,
+    }
+)
 
-LOT = _obj({
-    "lot_number": {"type": "string"},
-    "received_at": DATE_TIME,
-    "quantity": QUANTITY,
-    "remaining": QUANTITY,
-    "unit_cost": MONEY,
-    "is_return": {"type": "boolean"},
-})
+LOT = _obj(
+    {
+        "lot_number": {"type": "string"},
+        "received_at": DATE_TIME,
+        "quantity": QUANTITY,
+        "remaining": QUANTITY,
+        "unit_cost": MONEY,
+        "is_return": {"type": "boolean"},
+    }
+)
 
-STOCK = _obj({
-    "sku": {"type": "string"},
-    "name": _string(nullable=True),
-    "on_hand": QUANTITY,
-    "wac": MONEY,
-    "open_shortage": QUANTITY,
-    "lots": {"type": "array", "items": _ref("Lot")},
-})
+STOCK = _obj(
+    {
+        "sku": {"type": "string"},
+        "name": _string(nullable=True),
+        "on_hand": QUANTITY,
+        "wac": MONEY,
+        "open_shortage": QUANTITY,
+        "lots": {"type": "array", "items": _ref("Lot")},
+    }
+)
 
-SHORTAGE = _obj({
-    "sale_id": {"type": "integer", "format": "int64", "minimum": 1},
-    "external_id": {"type": "string"},
-    "type": {"type": "string", "enum": list(SALE_TYPES)},
-    "date": _string(format="date"),
-    "customer": _string(nullable=True),
-    "line_no": {"type": "integer", "minimum": 1},
-    "sku": {"type": "string"},
-    "shortage_quantity": QUANTITY,
-    "shortage_cost": MONEY,
-})
+SHORTAGE = _obj(
+    {
+        "sale_id": {"type": "integer", "format": "int64", "minimum": 1},
+        "external_id": {"type": "string"},
+        "type": {"type": "string", "enum": list(SALE_TYPES)},
+        "date": _string(format="date"),
+        "customer": _string(nullable=True),
+        "line_no": {"type": "integer", "minimum": 1},
+        "sku": {"type": "string"},
+        "shortage_quantity": QUANTITY,
+        "shortage_cost": MONEY,
+    }
+)
 
-EVENT_STATUS = _obj({
-    "event_id": UUID,
-    "status": {"type": "string", "enum": ["pending", "applied", "dead_lettered"]},
-    "error": _string(nullable=True, description="Why the event was dead-lettered."),
-})
+EVENT_STATUS = _obj(
+    {
+        "event_id": UUID,
+        "status": {"type": "string", "enum": ["pending", "applied", "dead_lettered"]},
+        "error": _string(nullable=True, description="Why the event was dead-lettered."),
+    }
+)
 
 ERROR = error_schema()
-INVALID_PARAMETER = _obj({
-    "error": {"type": "string", "enum": ["invalid_parameter"]},
-    "detail": _obj({"parameter": {"type": "string"}, "problem": {"type": "string"}}),
-})
+INVALID_PARAMETER = _obj(
+    {
+        "error": {"type": "string", "enum": ["invalid_parameter"]},
+        "detail": _obj({"parameter": {"type": "string"}, "problem": {"type": "string"}}),
+    }
+)
 
 
 # --- parameters ---------------------------------------------------------------------------
+
 
 def _query(name: str, schema: dict, description: str) -> dict:
     return {"name": name, "in": "query", "required": False, "schema": schema, "description": description}
@@ -178,11 +236,11 @@ def _text(max_length: int = MAX_TEXT) -> dict:
 
 
 DATE_FROM = _query("from", {"type": "string", "format": "date"}, "First transaction date (inclusive), YYYY-MM-DD.")
-DATE_TO = _query("to", {"type": "string", "format": "date"},
-                 "Last transaction date (inclusive), YYYY-MM-DD; not before `from`.")
+DATE_TO = _query(
+    "to", {"type": "string", "format": "date"}, "Last transaction date (inclusive), YYYY-MM-DD; not before `from`."
+)
 ORDER = _query("order", {"type": "string", "enum": list(ORDERS), "default": "desc"}, "Sort direction.")
-LIMIT = _query("limit", {"type": "integer", "minimum": 1, "maximum": MAX_LIMIT, "default": DEFAULT_LIMIT},
-               "Page size.")
+LIMIT = _query("limit", {"type": "integer", "minimum": 1, "maximum": MAX_LIMIT, "default": DEFAULT_LIMIT}, "Page size.")
 CURSOR_SCHEMA = {**_text(MAX_CURSOR_LENGTH), "pattern": CURSOR_PATTERN}
 CURSOR = _query("cursor", CURSOR_SCHEMA, "The `next_cursor` of the previous page (opaque).")
 PCT_BOUNDS = {"type": "number", "minimum": -int(MAX_PCT), "maximum": int(MAX_PCT)}
@@ -194,19 +252,30 @@ def _path(name: str, schema: dict, description: str) -> dict:
 
 # --- responses ----------------------------------------------------------------------------
 
-INVALID_CURSOR = _obj({
-    "error": {"type": "string", "enum": ["invalid_cursor"]},
-    "detail": {"type": "string", "enum": ["invalid cursor"]},
-})
-BAD_PARAMETER = _json({"oneOf": [_ref("InvalidParameter"), _ref("InvalidCursor")]},
-                      "A parameter is malformed or out of range, or the cursor is not one this API made "
-                      "for this sort and order (invalid_cursor).")
+INVALID_CURSOR = _obj(
+    {
+        "error": {"type": "string", "enum": ["invalid_cursor"]},
+        "detail": {"type": "string", "enum": ["invalid cursor"]},
+    }
+)
+BAD_PARAMETER = _json(
+    {"oneOf": [_ref("InvalidParameter"), _ref("InvalidCursor")]},
+    "A parameter is malformed or out of range, or the cursor is not one this API made "
+    "for this sort and order (invalid_cursor).",
+)
 UNAUTHORIZED = _json(_ref("Error"), "No valid API key (Authorization: Bearer <key>).")
 NOT_FOUND = _json(_ref("Error"), "No such object for this tenant.")
 
 
-def _operation(operation_id: str, summary: str, ok: dict, parameters: list, *, not_found: bool = False,
-               description: str | None = None) -> dict:
+def _operation(
+    operation_id: str,
+    summary: str,
+    ok: dict,
+    parameters: list,
+    *,
+    not_found: bool = False,
+    description: str | None = None,
+) -> dict:
     responses = {"200": ok, "400": BAD_PARAMETER, "401": UNAUTHORIZED}
     if not_found:
         responses["404"] = NOT_FOUND
@@ -224,59 +293,97 @@ DOCUMENT: dict[str, Any] = document(
     "tenant's objects answer 404.",
     paths={
         "/api/v1/sales": _operation(
-            "listSales", "Sales, filtered, sorted, keyset-paginated, with totals of the whole filtered set",
+            "listSales",
+            "Sales, filtered, sorted, keyset-paginated, with totals of the whole filtered set",
             _json(_ref("SalesPage"), "A page of sales."),
-            [DATE_FROM, DATE_TO,
-             _query("customer", _text(), "Customer name contains this (case-insensitive)."),
-             _query("status", {"type": "string", "enum": list(SALE_STATUSES)}, "Sale status."),
-             _query("type", {"type": "string", "enum": list(SALE_TYPES)}, "Transaction type."),
-             _query("source", {"type": "string", "enum": list(SOURCES)}, "Where the sale came from."),
-             _query("external_id", _text(), "Exact id in the source system."),
-             _query("sku", _text(), "Sales with a line of this sku."),
-             _query("shortage", {"type": "boolean"}, "Sales with (true) or without (false) a shortage."),
-             _query("min_margin_pct", PCT_BOUNDS, "Lowest margin % (exact, unrounded); excludes sales "
-                                                  "without revenue. Not above max_margin_pct."),
-             _query("max_margin_pct", PCT_BOUNDS, "Highest margin % (exact, unrounded); excludes sales "
-                                                  "without revenue."),
-             _query("sort", {"type": "string", "enum": list(SALE_SORTS), "default": "date"},
+            [
+                DATE_FROM,
+                DATE_TO,
+                _query("customer", _text(), "Customer name contains this (case-insensitive)."),
+                _query("status", {"type": "string", "enum": list(SALE_STATUSES)}, "Sale status."),
+                _query("type", {"type": "string", "enum": list(SALE_TYPES)}, "Transaction type."),
+                _query("source", {"type": "string", "enum": list(SOURCES)}, "Where the sale came from."),
+                _query("external_id", _text(), "Exact id in the source system."),
+                _query("sku", _text(), "Sales with a line of this sku."),
+                _query("shortage", {"type": "boolean"}, "Sales with (true) or without (false) a shortage."),
+                _query(
+                    "min_margin_pct",
+                    PCT_BOUNDS,
+                    "Lowest margin % (exact, unrounded); excludes sales without revenue. Not above max_margin_pct.",
+                ),
+                _query(
+                    "max_margin_pct", PCT_BOUNDS, "Highest margin % (exact, unrounded); excludes sales without revenue."
+                ),
+                _query(
+                    "sort",
+                    {"type": "string", "enum": list(SALE_SORTS), "default": "date"},
                     "Sort key; ties by id in the same direction. Sales without revenue sort as the lowest "
-                    "margin_pct; sales without a date as the oldest."),
-             ORDER, LIMIT,
-             _query("cursor", CURSOR_SCHEMA, "The `next_cursor` of the previous page, with the same sort and order.")]),
+                    "margin_pct; sales without a date as the oldest.",
+                ),
+                ORDER,
+                LIMIT,
+                _query(
+                    "cursor", CURSOR_SCHEMA, "The `next_cursor` of the previous page, with the same sort and order."
+                ),
+            ],
+        ),
         "/api/v1/sales/{id}": _operation(
-            "getSale", "One sale with its lines, lot allocations, versions and cost revisions",
+            "getSale",
+            "One sale with its lines, lot allocations, versions and cost revisions",
             _json(_ref("SaleDetail"), "The sale."),
             [_path("id", {"type": "integer", "format": "int64", "minimum": 1, "maximum": MAX_BIGINT}, "Sale id.")],
-            not_found=True),
+            not_found=True,
+        ),
         "/api/v1/products/margins": _operation(
-            "productMargins", "Margins per product over posted sales in a date range",
+            "productMargins",
+            "Margins per product over posted sales in a date range",
             _json(_obj({"items": {"type": "array", "items": _ref("ProductMargin")}}), "One item per product sold."),
-            [DATE_FROM, DATE_TO,
-             _query("sort", {"type": "string", "enum": list(MARGIN_SORTS), "default": "margin"},
-                    "Sort key; ties by sku. Products without revenue come last when sorting by margin_pct."),
-             ORDER],
+            [
+                DATE_FROM,
+                DATE_TO,
+                _query(
+                    "sort",
+                    {"type": "string", "enum": list(MARGIN_SORTS), "default": "margin"},
+                    "Sort key; ties by sku. Products without revenue come last when sorting by margin_pct.",
+                ),
+                ORDER,
+            ],
             description="Inventory lines only: invoices and sales receipts count as sold, credit memos as "
-                        "returned (negative revenue and cost)."),
+            "returned (negative revenue and cost).",
+        ),
         "/api/v1/products/{sku}/stock": _operation(
-            "productStock", "On-hand stock of a product: lots with quantity left, WAC, open shortage",
+            "productStock",
+            "On-hand stock of a product: lots with quantity left, WAC, open shortage",
             _json(_ref("Stock"), "The product's stock."),
-            [_path("sku", _text(), "Product sku.")], not_found=True),
+            [_path("sku", _text(), "Product sku.")],
+            not_found=True,
+        ),
         "/api/v1/shortages": _operation(
-            "listShortages", "Lines of posted sales not covered by lots, oldest first (demand order)",
-            _json(_obj({"items": {"type": "array", "items": _ref("Shortage")},
-                        "next_cursor": _string(nullable=True)}), "A page of short lines."),
-            [LIMIT, CURSOR]),
+            "listShortages",
+            "Lines of posted sales not covered by lots, oldest first (demand order)",
+            _json(
+                _obj({"items": {"type": "array", "items": _ref("Shortage")}, "next_cursor": _string(nullable=True)}),
+                "A page of short lines.",
+            ),
+            [LIMIT, CURSOR],
+        ),
         "/api/v1/events/{event_id}": _operation(
-            "eventStatus", "Whether an event accepted by ingest has been applied by costing",
+            "eventStatus",
+            "Whether an event accepted by ingest has been applied by costing",
             _json(_ref("EventStatus"), "The event's status."),
-            [_path("event_id", UUID, "The event id ingest answered with.")], not_found=True),
+            [_path("event_id", UUID, "The event id ingest answered with.")],
+            not_found=True,
+        ),
     },
     schemas={
-        "Money": _string(pattern=MONEY_PATTERN, example="67.50",
-                         description="Amount rounded half-even to 2 places."),
+        "Money": _string(pattern=MONEY_PATTERN, example="67.50", description="Amount rounded half-even to 2 places."),
         "Quantity": _string(pattern=QUANTITY_PATTERN, example="12.5", description="Exact decimal quantity."),
-        "Percent": _string(nullable=True, pattern=MONEY_PATTERN, example="60.00",
-                           description="100 × margin / revenue, half-even to 2 places; null where revenue is 0."),
+        "Percent": _string(
+            nullable=True,
+            pattern=MONEY_PATTERN,
+            example="60.00",
+            description="100 × margin / revenue, half-even to 2 places; null where revenue is 0.",
+        ),
         "SaleItem": _obj(SALE_ITEM_PROPERTIES),
         "SaleDetail": SALE_DETAIL,
         "SaleLine": LINE,

@@ -7,7 +7,7 @@ from __future__ import annotations
 import re
 import uuid
 from collections.abc import Mapping
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Any
 
@@ -150,6 +150,7 @@ def _like_pattern(substring: str) -> str:
 
 # --- sales list ------------------------------------------------------------------------
 
+
 def sales_query(query: MultiMapping[str]) -> SalesQuery:
     q = Query(query)
     first, last = q.date_range()
@@ -158,7 +159,8 @@ def sales_query(query: MultiMapping[str]) -> SalesQuery:
         raise invalid("min_margin_pct", "must not be greater than max_margin_pct")
     customer = q.text("customer")
     given: dict[str, Any] = {
-        "from": first, "to": last,
+        "from": first,
+        "to": last,
         "customer": _like_pattern(customer) if customer is not None else None,
         "status": q.choice("status", SALE_STATUSES),
         "type": q.choice("type", SALE_TYPES),
@@ -166,7 +168,8 @@ def sales_query(query: MultiMapping[str]) -> SalesQuery:
         "external_id": q.text("external_id"),
         "sku": q.text("sku"),
         "shortage": q.boolean("shortage"),
-        "min_margin_pct": min_pct, "max_margin_pct": max_pct,
+        "min_margin_pct": min_pct,
+        "max_margin_pct": max_pct,
     }
     sort = q.choice("sort", SALE_SORTS, "date")
     order = q.choice("order", ORDERS, "desc")
@@ -197,7 +200,9 @@ def _sales_cursor(raw: str, sort: str, order: str) -> tuple[str, int]:
     if set(payload) != SALES_CURSOR_FIELDS or payload["kind"] != "sales":
         raise cursors.invalid_cursor()
     if not (isinstance(payload["sort"], str) and isinstance(payload["order"], str)) or (
-            payload["sort"], payload["order"]) != (sort, order):
+        payload["sort"],
+        payload["order"],
+    ) != (sort, order):
         raise cursors.invalid_cursor()  # another sort or order's cursor: start again without it
     key, sale_id = payload["key"], payload["id"]
     if not _valid_int(sale_id, MAX_BIGINT) or not isinstance(key, str) or not _valid_key(sort, key):
@@ -237,15 +242,26 @@ def _valid_text(value: Any) -> bool:
 
 # --- shortages ---------------------------------------------------------------------------
 
+
 def page_args(query: MultiMapping[str]) -> tuple[int, str | None]:
     q = Query(query)
     return q.limit(), q.raw("cursor")
 
 
 def shortages_cursor(row: Mapping[str, Any]) -> str:
-    return cursors.encode({"kind": "shortages", "key": [
-        row["txn_date"].isoformat(), row["source_created_at"].isoformat(), row["key_source"], row["key_external_id"],
-        row["key_sale_type"], row["line_no"]]})
+    return cursors.encode(
+        {
+            "kind": "shortages",
+            "key": [
+                row["txn_date"].isoformat(),
+                row["source_created_at"].isoformat(),
+                row["key_source"],
+                row["key_external_id"],
+                row["key_sale_type"],
+                row["line_no"],
+            ],
+        }
+    )
 
 
 def decode_shortages_cursor(raw: str) -> tuple:
@@ -269,7 +285,7 @@ def decode_shortages_cursor(raw: str) -> tuple:
         day = date.fromisoformat(txn_date)
         moment = datetime.fromisoformat(created)
         # timestamptz is sent as UTC: an offset must not carry it out of datetime's range.
-        in_range = moment.tzinfo is not None and moment.astimezone(timezone.utc) is not None
+        in_range = moment.tzinfo is not None and moment.astimezone(UTC) is not None
     except (ValueError, OverflowError) as exc:
         raise problem from exc
     if not in_range:
@@ -279,10 +295,10 @@ def decode_shortages_cursor(raw: str) -> tuple:
 
 # --- product margins ---------------------------------------------------------------------
 
+
 def margins_args(query: MultiMapping[str]) -> tuple[date, date, str, str]:
     q = Query(query)
     first, last = q.date_range()
     sort = q.choice("sort", MARGIN_SORTS, "margin")
     order = q.choice("order", ORDERS, "desc")
     return first or date.min, last or date.max, sort, order
-

@@ -42,35 +42,62 @@ def margin_pct(margin: Decimal, revenue: Decimal) -> str | None:
 
 def totals(revenue: Decimal, cost: Decimal) -> dict:
     margin = WIDE.subtract(revenue, cost)
-    return {"revenue": money(revenue), "cost": money(cost), "margin": money(margin),
-            "margin_pct": margin_pct(margin, revenue)}
+    return {
+        "revenue": money(revenue),
+        "cost": money(cost),
+        "margin": money(margin),
+        "margin_pct": margin_pct(margin, revenue),
+    }
 
 
 def sale_item(r) -> dict:
     return {
-        "id": r["id"], "source": r["source"], "type": r["type"], "external_id": r["external_id"],
-        "doc_number": r["doc_number"], "date": r["txn_date"], "customer": r["customer"],
+        "id": r["id"],
+        "source": r["source"],
+        "type": r["type"],
+        "external_id": r["external_id"],
+        "doc_number": r["doc_number"],
+        "date": r["txn_date"],
+        "customer": r["customer"],
         **totals(r["revenue"], r["cost"]),
-        "status": r["status"], "shortage": r["has_shortage"], "updated_at": r["updated_at"],
+        "status": r["status"],
+        "shortage": r["has_shortage"],
+        "updated_at": r["updated_at"],
     }
 
 
 def summary(count: int, revenue: Decimal, cost: Decimal) -> dict:
-    return {"count": count, "revenue": money(revenue), "cost": money(cost), "margin": money(WIDE.subtract(revenue, cost))}
+    return {
+        "count": count,
+        "revenue": money(revenue),
+        "cost": money(cost),
+        "margin": money(WIDE.subtract(revenue, cost)),
+    }
 
 
 def allocation(r) -> dict:
     cost = WIDE.multiply(r["quantity"], r["unit_cost"])
-    return {"lot_number": r["lot_number"], "received_at": r["received_at"], "quantity": quantity(r["quantity"]),
-            "unit_cost": money(r["unit_cost"]), "cost": money(cost)}
+    return {
+        "lot_number": r["lot_number"],
+        "received_at": r["received_at"],
+        "quantity": quantity(r["quantity"]),
+        "unit_cost": money(r["unit_cost"]),
+        "cost": money(cost),
+    }
 
 
 def line(r, allocations: Iterable) -> dict:
     return {
-        "line_no": r["line_no"], "sku": r["sku"], "description": r["description"], "kind": r["kind"],
-        "quantity": quantity(r["quantity"]), **totals(r["revenue"], r["cost"]),
-        "shortage_quantity": quantity(r["shortage_qty"]), "shortage_cost": money(r["shortage_cost"]),
-        "flags": list(r["flags"]), "allocations": [allocation(a) for a in allocations],
+        "line_no": r["line_no"],
+        "sku": r["sku"],
+        "description": r["description"],
+        "kind": r["kind"],
+        "quantity": quantity(r["quantity"]),
+        **totals(r["revenue"], r["cost"]),
+        "shortage_quantity": quantity(r["shortage_qty"]),
+        "shortage_cost": money(r["shortage_cost"]),
+        "flags": list(r["flags"]),
+        "allocations": [allocation(a) for a in allocations],
     }
 
 
@@ -85,13 +112,26 @@ def version(r, source: str | None = None) -> dict:
     number, remap = r["version"], None
     if source == "quickbooks" and number is not None:
         number, remap = divmod(int(number), QBO_VERSION_STRIDE)
-    return {"version": number, "remap": remap, "event_id": str(r["event_id"]), "event_type": r["event_type"],
-            "applied": r["applied"], "note": r["note"], "received_at": r["received_at"]}
+    return {
+        "version": number,
+        "remap": remap,
+        "event_id": str(r["event_id"]),
+        "event_type": r["event_type"],
+        "applied": r["applied"],
+        "note": r["note"],
+        "received_at": r["received_at"],
+    }
 
 
 def cost_revision(r) -> dict:
-    return {"line_no": r["line_no"], "old_cost": money(r["old_cost"]), "new_cost": money(r["new_cost"]),
-            "cause": r["cause"], "event_id": str(r["event_id"]), "created_at": r["created_at"]}
+    return {
+        "line_no": r["line_no"],
+        "old_cost": money(r["old_cost"]),
+        "new_cost": money(r["new_cost"]),
+        "cause": r["cause"],
+        "event_id": str(r["event_id"]),
+        "created_at": r["created_at"],
+    }
 
 
 def sale_detail(detail) -> dict:
@@ -107,24 +147,49 @@ def sale_detail(detail) -> dict:
 
 
 def product_margin(r) -> dict:
-    return {"sku": r["sku"], "name": r["name"], "quantity_sold": quantity(r["quantity_sold"]),
-            "quantity_returned": quantity(r["quantity_returned"]), **totals(r["revenue"], r["cost"]),
-            "shortage_quantity": quantity(r["shortage_quantity"])}
+    return {
+        "sku": r["sku"],
+        "name": r["name"],
+        "quantity_sold": quantity(r["quantity_sold"]),
+        "quantity_returned": quantity(r["quantity_returned"]),
+        **totals(r["revenue"], r["cost"]),
+        "shortage_quantity": quantity(r["shortage_quantity"]),
+    }
 
 
 def lot(r) -> dict:
-    return {"lot_number": r["lot_number"], "received_at": r["received_at"], "quantity": quantity(r["quantity"]),
-            "remaining": quantity(r["remaining"]), "unit_cost": money(r["unit_cost"]), "is_return": r["is_return"]}
+    return {
+        "lot_number": r["lot_number"],
+        "received_at": r["received_at"],
+        "quantity": quantity(r["quantity"]),
+        "remaining": quantity(r["remaining"]),
+        "unit_cost": money(r["unit_cost"]),
+        "is_return": r["is_return"],
+    }
 
 
 def stock(s) -> dict:
     with wide():
         on_hand = sum((r["remaining"] for r in s.lots), ZERO)
-    return {"sku": s.sku, "name": s.name, "on_hand": quantity(on_hand), "wac": money(s.wac),
-            "open_shortage": quantity(s.open_shortage), "lots": [lot(r) for r in s.lots]}
+    return {
+        "sku": s.sku,
+        "name": s.name,
+        "on_hand": quantity(on_hand),
+        "wac": money(s.wac),
+        "open_shortage": quantity(s.open_shortage),
+        "lots": [lot(r) for r in s.lots],
+    }
 
 
 def shortage(r) -> dict:
-    return {"sale_id": r["sale_id"], "external_id": r["external_id"], "type": r["type"], "date": r["txn_date"],
-            "customer": r["customer"], "line_no": r["line_no"], "sku": r["sku"],
-            "shortage_quantity": quantity(r["shortage_qty"]), "shortage_cost": money(r["shortage_cost"])}
+    return {
+        "sale_id": r["sale_id"],
+        "external_id": r["external_id"],
+        "type": r["type"],
+        "date": r["txn_date"],
+        "customer": r["customer"],
+        "line_no": r["line_no"],
+        "sku": r["sku"],
+        "shortage_quantity": quantity(r["shortage_qty"]),
+        "shortage_cost": money(r["shortage_cost"]),
+    }

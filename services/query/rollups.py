@@ -19,8 +19,8 @@ from dataclasses import dataclass
 import asyncpg
 
 from services.query.metrics import ROLLUP_DELTAS_FOLDED
-from shared.db import TransientError, UnavailableError, set_tenant, translate
 from shared.aio import running
+from shared.db import TransientError, UnavailableError, set_tenant, translate
 from shared.logging import get_logger
 
 log = get_logger("query.rollups")
@@ -38,6 +38,7 @@ class Grain:
     """A base table of a rollup: its key columns, each computed from the delta's
     columns (name, expression), and whether it sums the values (else it only lists
     the keys it has seen)."""
+
     table: str
     keys: tuple[tuple[str, str], ...]
     summed: bool = True
@@ -46,6 +47,7 @@ class Grain:
 @dataclass(frozen=True)
 class Rollup:
     """A delta table (its key columns and summed values) and the grains it is folded into."""
+
     delta: str
     keys: tuple[str, ...]
     values: tuple[str, ...]
@@ -57,29 +59,53 @@ def _keys(*names: str) -> tuple[tuple[str, str], ...]:
 
 
 ROLLUPS = (
-    Rollup("sales_totals_delta", ("tenant_id", "day", *SALE_DIMENSIONS), SALE_VALUES, (
-        Grain("sales_totals", _keys("tenant_id", "day", *SALE_DIMENSIONS)),
-        Grain("sales_totals_month", (("tenant_id", "tenant_id"), ("month", MONTH), *_keys(*SALE_DIMENSIONS))),
-        Grain("sales_totals_all", _keys("tenant_id", *SALE_DIMENSIONS)))),
-    Rollup("product_totals_delta", ("tenant_id", "day", "product_id"), PRODUCT_VALUES, (
-        Grain("product_totals", _keys("tenant_id", "day", "product_id")),
-        Grain("product_totals_month", (("tenant_id", "tenant_id"), ("month", MONTH), ("product_id", "product_id"))))),
-    Rollup("customer_totals_delta", ("tenant_id", "customer", *SALE_DIMENSIONS), SALE_VALUES, (
-        Grain("customer_totals", _keys("tenant_id", "customer", *SALE_DIMENSIONS)),
-        Grain("customer_names", _keys("tenant_id", "customer"), summed=False))),
-    Rollup("sku_totals_delta", ("tenant_id", "sku", *SALE_DIMENSIONS), SALE_VALUES, (
-        Grain("sku_totals", _keys("tenant_id", "sku", *SALE_DIMENSIONS)),)),
+    Rollup(
+        "sales_totals_delta",
+        ("tenant_id", "day", *SALE_DIMENSIONS),
+        SALE_VALUES,
+        (
+            Grain("sales_totals", _keys("tenant_id", "day", *SALE_DIMENSIONS)),
+            Grain("sales_totals_month", (("tenant_id", "tenant_id"), ("month", MONTH), *_keys(*SALE_DIMENSIONS))),
+            Grain("sales_totals_all", _keys("tenant_id", *SALE_DIMENSIONS)),
+        ),
+    ),
+    Rollup(
+        "product_totals_delta",
+        ("tenant_id", "day", "product_id"),
+        PRODUCT_VALUES,
+        (
+            Grain("product_totals", _keys("tenant_id", "day", "product_id")),
+            Grain("product_totals_month", (("tenant_id", "tenant_id"), ("month", MONTH), ("product_id", "product_id"))),
+        ),
+    ),
+    Rollup(
+        "customer_totals_delta",
+        ("tenant_id", "customer", *SALE_DIMENSIONS),
+        SALE_VALUES,
+        (
+            Grain("customer_totals", _keys("tenant_id", "customer", *SALE_DIMENSIONS)),
+            Grain("customer_names", _keys("tenant_id", "customer"), summed=False),
+        ),
+    ),
+    Rollup(
+        "sku_totals_delta",
+        ("tenant_id", "sku", *SALE_DIMENSIONS),
+        SALE_VALUES,
+        (Grain("sku_totals", _keys("tenant_id", "sku", *SALE_DIMENSIONS)),),
+    ),
 )
 
 
 def fold_sql(rollup: Rollup) -> str:
     """One statement: delete the oldest ``$1`` deltas and add them to every grain."""
     moved = ", ".join([*rollup.keys, *rollup.values])
-    parts = [f"""WITH moved AS (
+    parts = [
+        f"""WITH moved AS (
     DELETE FROM {rollup.delta}
     WHERE id IN (SELECT id FROM {rollup.delta} ORDER BY id LIMIT $1)
     RETURNING {moved}
-)"""]
+)"""
+    ]
     for n, grain in enumerate(rollup.grains):
         values = rollup.values if grain.summed else ()
         names = [c for c, _ in grain.keys]
@@ -150,7 +176,7 @@ async def keep_folding(pool: asyncpg.Pool, interval: float = 1.0) -> None:
                 log.debug("query.rollups.folded", deltas=moved)
         except asyncio.CancelledError:
             raise
-        except Exception as exc:  # noqa: BLE001 - folding is housekeeping: log, retry next round
+        except Exception as exc:
             err = translate(exc)
             if isinstance(err, UnavailableError):
                 log.warning("query.rollups.database_unavailable", error=str(exc))

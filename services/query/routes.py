@@ -49,13 +49,14 @@ async def list_sales(request: web.Request) -> web.Response:
     async with tenant_read(_pool(request, statement), request[TENANT]) as conn:
         rows = await conn.fetch(statement.sql, *statement.args)
     summary = presenters.summary(rows[0]["summary_count"], rows[0]["summary_revenue"], rows[0]["summary_cost"])
-    items = rows[:q.limit] if rows[0]["id"] is not None else []
+    items = rows[: q.limit] if rows[0]["id"] is not None else []
     next_cursor = None
     if len(rows) > q.limit:
         last = items[-1]
         next_cursor = params.sales_cursor(q.sort, q.order, last["sort_key"], last["id"])
-    return json_response({"items": [presenters.sale_item(r) for r in items], "next_cursor": next_cursor,
-                          "summary": summary})
+    return json_response(
+        {"items": [presenters.sale_item(r) for r in items], "next_cursor": next_cursor, "summary": summary}
+    )
 
 
 @routes.get("/api/v1/sales/{id}")
@@ -73,9 +74,13 @@ def _margin_sort_key(sort: str):
         if sort == "margin":
             return WIDE.subtract(r["revenue"], r["cost"])
         if sort == "margin_pct":
-            return WIDE.divide(WIDE.multiply(WIDE.subtract(r["revenue"], r["cost"]), 100), r["revenue"]) \
-                if r["revenue"] != 0 else None
+            return (
+                WIDE.divide(WIDE.multiply(WIDE.subtract(r["revenue"], r["cost"]), 100), r["revenue"])
+                if r["revenue"] != 0
+                else None
+            )
         return r[sort]
+
     return key
 
 

@@ -23,11 +23,13 @@ ONE_DAY = timedelta(days=1)
 
 # --- a date range as whole months and edge days ------------------------------------------
 
+
 @dataclass(frozen=True)
 class Span:
     """An inclusive date range (None: unbounded on that side) as the inclusive range of
     whole months it covers (first days of month, None: unbounded), or None if it covers
     none, and the inclusive day ranges left at its edges."""
+
     months: tuple[date | None, date | None] | None
     days: tuple[tuple[date | None, date | None], ...]
 
@@ -74,6 +76,7 @@ def split(first: date | None, last: date | None) -> Span:
 
 # --- statements --------------------------------------------------------------------------
 
+
 class Params:
     """The $n parameters of one statement, numbered as they are added."""
 
@@ -102,8 +105,9 @@ class Part:
     where: tuple[str, ...]
 
 
-def _parts_for_range(month_table: str, day_table: str, delta_table: str, params: Params,
-                     first: date | None, last: date | None) -> list[Part]:
+def _parts_for_range(
+    month_table: str, day_table: str, delta_table: str, params: Params, first: date | None, last: date | None
+) -> list[Part]:
     span = split(first, last)
     parts = []
     if span.months is not None:
@@ -116,7 +120,8 @@ def _parts_for_range(month_table: str, day_table: str, delta_table: str, params:
 def _union(columns: str, parts: list[Part], common: list[str]) -> str:
     return "\n    UNION ALL\n    ".join(
         f"SELECT {columns} FROM {p.table} t WHERE " + " AND ".join(["t.tenant_id = $1", *p.where, *common])
-        for p in parts)
+        for p in parts
+    )
 
 
 # The sale dimensions of the rollups, and the list filters on them.
@@ -130,9 +135,12 @@ DATE_FILTERS = ("from", "to")
 #: rollup of each keyed filter: base table and its condition, delta table and its condition
 KEYED = {
     # the names matching a substring, then their rows by primary key
-    "customer": ("customer_totals", "t.customer IN (SELECT n.customer FROM customer_names n WHERE n.tenant_id = $1 "
-                                    "AND n.customer ILIKE {}::text)",
-                 "customer_totals_delta", "t.customer ILIKE {}::text"),
+    "customer": (
+        "customer_totals",
+        "t.customer IN (SELECT n.customer FROM customer_names n WHERE n.tenant_id = $1 AND n.customer ILIKE {}::text)",
+        "customer_totals_delta",
+        "t.customer ILIKE {}::text",
+    ),
     "sku": ("sku_totals", "t.sku = {}::text", "sku_totals_delta", "t.sku = {}::text"),
 }
 
@@ -152,8 +160,9 @@ def sales_summary(params: Params, filters: dict[str, Any]) -> str | None:
     if not others:
         parts = [Part("sales_totals_all", ()), Part("sales_totals_delta", ())]
     elif others <= set(DATE_FILTERS):
-        parts = _parts_for_range("sales_totals_month", "sales_totals", "sales_totals_delta", params,
-                                 filters.get("from"), filters.get("to"))
+        parts = _parts_for_range(
+            "sales_totals_month", "sales_totals", "sales_totals_delta", params, filters.get("from"), filters.get("to")
+        )
     elif len(others) == 1 and (key := others.pop()) in KEYED:
         base, base_condition, delta, delta_condition = KEYED[key]
         value = params(filters[key])

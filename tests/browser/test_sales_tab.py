@@ -16,14 +16,23 @@ import pytest
 from tests.conftest import client_for, event_applied, settings_for, wait_for
 
 CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
 SCREENSHOT = Path(__file__).resolve().parents[2] / "docs" / "sales-tab.png"
 DASH = "—"
 NASTY_CUSTOMER = "<b>Dyna</b> & Sons"
 
 
 # --- the browser ---------------------------------------------------------------------------
+
 
 def _require_chromium() -> None:
     if not (os.path.isfile(CHROMIUM) and os.access(CHROMIUM, os.X_OK)):
@@ -47,14 +56,21 @@ async def browser():
 
 # --- the data, through the real pipeline ---------------------------------------------------
 
+
 async def _post(client, headers, method: str, path: str, body=None) -> list[str]:
     response = await client.request(method, path, json=body, headers=headers)
     assert response.status == 202, await response.text()
     return (await response.json())["event_ids"]
 
 
-def _sale(reference: str, date: str, customer: str, lines: list[tuple[str, str, str]], type_: str = "invoice",
-          shipping: str | None = None) -> dict:
+def _sale(
+    reference: str,
+    date: str,
+    customer: str,
+    lines: list[tuple[str, str, str]],
+    type_: str = "invoice",
+    shipping: str | None = None,
+) -> dict:
     body_lines = [{"sku": sku, "quantity": qty, "unit_price": price} for sku, qty, price in lines]
     if shipping is not None:
         body_lines.append({"description": "Shipping", "quantity": "1", "unit_price": shipping})
@@ -67,31 +83,73 @@ async def _seed(pool, ingest, headers) -> None:
     writes = [
         ("POST", "/api/v1/products", {"sku": "W-1", "name": "Widget"}),
         ("POST", "/api/v1/products", {"sku": "G-2", "name": "Gear housing"}),
-        ("POST", "/api/v1/lots", {"sku": "W-1", "lot_number": "L1", "quantity": "20", "unit_cost": "2.25",
-                                  "received_at": "2026-01-05T08:00:00Z"}),
-        ("POST", "/api/v1/lots", {"sku": "W-1", "lot_number": "L2", "quantity": "10", "unit_cost": "3.10",
-                                  "received_at": "2026-01-20T08:00:00Z"}),
-        ("POST", "/api/v1/lots", {"sku": "G-2", "lot_number": "G1", "quantity": "8", "unit_cost": "11.40",
-                                  "received_at": "2026-01-10T08:00:00Z"}),
-        ("POST", "/api/v1/sales", _sale("INV-1001", "2026-02-02", "Acme Robotics", [("W-1", "6", "5.00")],
-                                        shipping="7.50")),
+        (
+            "POST",
+            "/api/v1/lots",
+            {
+                "sku": "W-1",
+                "lot_number": "L1",
+                "quantity": "20",
+                "unit_cost": "2.25",
+                "received_at": "2026-01-05T08:00:00Z",
+            },
+        ),
+        (
+            "POST",
+            "/api/v1/lots",
+            {
+                "sku": "W-1",
+                "lot_number": "L2",
+                "quantity": "10",
+                "unit_cost": "3.10",
+                "received_at": "2026-01-20T08:00:00Z",
+            },
+        ),
+        (
+            "POST",
+            "/api/v1/lots",
+            {
+                "sku": "G-2",
+                "lot_number": "G1",
+                "quantity": "8",
+                "unit_cost": "11.40",
+                "received_at": "2026-01-10T08:00:00Z",
+            },
+        ),
+        (
+            "POST",
+            "/api/v1/sales",
+            _sale("INV-1001", "2026-02-02", "Acme Robotics", [("W-1", "6", "5.00")], shipping="7.50"),
+        ),
         ("POST", "/api/v1/sales", _sale("INV-1002", "2026-02-03", "Bolt & Nut Co", [("W-1", "4", "5.25")])),
         ("POST", "/api/v1/sales", _sale("INV-1003", "2026-02-04", "Cogsworth Ltd", [("G-2", "2", "18.50")])),
         ("POST", "/api/v1/sales", _sale("INV-1004", "2026-02-05", "Acme Robotics", [("W-1", "8", "4.80")])),
-        ("POST", "/api/v1/sales", _sale("SR-1005", "2026-02-06", NASTY_CUSTOMER, [("W-1", "5", "5.10")],
-                                        type_="sales_receipt")),
+        (
+            "POST",
+            "/api/v1/sales",
+            _sale("SR-1005", "2026-02-06", NASTY_CUSTOMER, [("W-1", "5", "5.10")], type_="sales_receipt"),
+        ),
         ("POST", "/api/v1/sales", _sale("INV-1006", "2026-02-07", "Bolt & Nut Co", [("G-2", "3", "21.00")])),
         ("POST", "/api/v1/sales", _sale("INV-1007", "2026-02-09", "Acme Robotics", [("W-1", "2", "5.00")])),
-        ("POST", "/api/v1/sales", _sale("CM-1008", "2026-02-10", "Cogsworth Ltd", [("W-1", "1", "5.00")],
-                                        type_="credit_memo")),
+        (
+            "POST",
+            "/api/v1/sales",
+            _sale("CM-1008", "2026-02-10", "Cogsworth Ltd", [("W-1", "1", "5.00")], type_="credit_memo"),
+        ),
         ("POST", "/api/v1/sales", _sale("INV-1009", "2026-02-11", "Acme Robotics", [("G-2", "1", "24.00")])),
         ("POST", "/api/v1/sales", _sale("INV-1010", "2026-02-12", "Dyna Parts", [("W-1", "4", "5.40")])),
-        ("POST", "/api/v1/sales", _sale("INV-1011", "2026-02-14", "Bolt & Nut Co", [("W-1", "9", "5.00")],
-                                        shipping="12.00")),  # short
+        (
+            "POST",
+            "/api/v1/sales",
+            _sale("INV-1011", "2026-02-14", "Bolt & Nut Co", [("W-1", "9", "5.00")], shipping="12.00"),
+        ),  # short
         ("POST", "/api/v1/sales", _sale("INV-1012", "2026-02-16", "Cogsworth Ltd", [("G-2", "3", "20.00")])),  # short
         # history: an edit (a second version), a void, and a lot cost correction
-        ("PUT", "/api/v1/sales/INV-1002", _sale("INV-1002", "2026-02-03", "Bolt & Nut Co",
-                                                [("W-1", "4", "5.25"), ("G-2", "1", "19.99")])),
+        (
+            "PUT",
+            "/api/v1/sales/INV-1002",
+            _sale("INV-1002", "2026-02-03", "Bolt & Nut Co", [("W-1", "4", "5.25"), ("G-2", "1", "19.99")]),
+        ),
         ("POST", "/api/v1/sales/INV-1007/void", None),
         ("PATCH", "/api/v1/lots/W-1/L1", {"unit_cost": "2.40"}),
     ]
@@ -104,6 +162,7 @@ async def _seed(pool, ingest, headers) -> None:
 
 # --- the query app -------------------------------------------------------------------------
 
+
 def _query_app(database_url: str, broker_prefix: str):
     from services.query.app import create_app
     from services.query.sales_tab import add_sales_tab
@@ -115,8 +174,7 @@ def _query_app(database_url: str, broker_prefix: str):
 
 
 async def _api(client, headers, path: str, **params):
-    response = await client.get(path, params={k: str(v) for k, v in params.items() if v is not None},
-                                headers=headers)
+    response = await client.get(path, params={k: str(v) for k, v in params.items() if v is not None}, headers=headers)
     assert response.status == 200, await response.text()
     return await response.json()
 
@@ -134,9 +192,20 @@ READ_ROWS = """rows => rows.map(r => {
 
 
 def _expected_rows(items: list[dict]) -> list[dict]:
-    return [{"id": str(i["id"]), "date": i["date"] or DASH, "customer": i["customer"] or DASH,
-             "revenue": i["revenue"], "cost": i["cost"], "margin": i["margin"], "margin_pct": i["margin_pct"] or DASH,
-             "status": i["status"], "shortage": i["shortage"]} for i in items]
+    return [
+        {
+            "id": str(i["id"]),
+            "date": i["date"] or DASH,
+            "customer": i["customer"] or DASH,
+            "revenue": i["revenue"],
+            "cost": i["cost"],
+            "margin": i["margin"],
+            "margin_pct": i["margin_pct"] or DASH,
+            "status": i["status"],
+            "shortage": i["shortage"],
+        }
+        for i in items
+    ]
 
 
 async def _rows(page) -> list[dict]:
@@ -145,7 +214,8 @@ async def _rows(page) -> list[dict]:
 
 async def _totals(page) -> dict:
     return await page.eval_on_selector_all(
-        "#totals [data-total]", "nodes => Object.fromEntries(nodes.map(n => [n.dataset.total, n.textContent]))")
+        "#totals [data-total]", "nodes => Object.fromEntries(nodes.map(n => [n.dataset.total, n.textContent]))"
+    )
 
 
 async def _reload_list(page, action) -> dict:
@@ -163,13 +233,18 @@ async def _assert_list_matches(page, client, headers, **params) -> dict:
     body = await _api(client, headers, "/api/v1/sales", **params)
     assert await _rows(page) == _expected_rows(body["items"])
     summary = body["summary"]
-    assert await _totals(page) == {"count": str(summary["count"]), "revenue": summary["revenue"],
-                                   "cost": summary["cost"], "margin": summary["margin"]}
+    assert await _totals(page) == {
+        "count": str(summary["count"]),
+        "revenue": summary["revenue"],
+        "cost": summary["cost"],
+        "margin": summary["margin"],
+    }
     assert await page.is_disabled("#next") == (body["next_cursor"] is None)
     return body
 
 
 # --- the test ------------------------------------------------------------------------------
+
 
 async def test_sales_page_is_served_without_a_key_with_its_assets(pool, database_url, broker_prefix):
     client = await client_for(_query_app(database_url, broker_prefix))
@@ -191,8 +266,7 @@ async def test_sales_page_is_served_without_a_key_with_its_assets(pool, database
         await client.close()
 
 
-async def test_sales_tab_in_a_browser(pool, ingest, api_tenant, costing_consumer, database_url, broker_prefix,
-                                      browser):
+async def test_sales_tab_in_a_browser(pool, ingest, api_tenant, costing_consumer, database_url, broker_prefix, browser):
     _tenant_id, headers = api_tenant
     key = headers["Authorization"].split(" ", 1)[1]
     await _seed(pool, ingest, headers)
@@ -204,8 +278,9 @@ async def test_sales_tab_in_a_browser(pool, ingest, api_tenant, costing_consumer
         errors: list[str] = []
         page.on("pageerror", lambda exc: errors.append(str(exc)))
         api_calls: list[tuple[str, str | None]] = []
-        page.on("request", lambda r: api_calls.append((r.url, r.headers.get("authorization")))
-                if "/api/" in r.url else None)
+        page.on(
+            "request", lambda r: api_calls.append((r.url, r.headers.get("authorization"))) if "/api/" in r.url else None
+        )
 
         # The key is asked for; a wrong one is refused (401) and asked for again.
         await page.goto(str(client.make_url("/sales")))
@@ -235,8 +310,7 @@ async def test_sales_tab_in_a_browser(pool, ingest, api_tenant, costing_consumer
         await page.fill("#filters input[name='customer']", "acme")
         query = await _reload_list(page, lambda: page.click("#apply"))
         assert query["customer"] == "acme"
-        body = await _assert_list_matches(page, client, headers, customer="acme", sort="date", order="desc",
-                                          limit=25)
+        body = await _assert_list_matches(page, client, headers, customer="acme", sort="date", order="desc", limit=25)
         assert body["summary"]["count"] == 4
         await _reload_list(page, lambda: page.click("#reset"))
         await _assert_list_matches(page, client, headers, sort="date", order="desc", limit=25)
@@ -312,16 +386,28 @@ async def test_sales_tab_in_a_browser(pool, ingest, api_tenant, costing_consumer
         bars = await page.eval_on_selector_all(
             "#margin-chart svg g.bar",
             "gs => gs.map(g => ({sku: g.dataset.sku, value: g.querySelector('text.value').textContent,"
-            " width: Number(g.querySelector('rect').getAttribute('width'))}))")
+            " width: Number(g.querySelector('rect').getAttribute('width'))}))",
+        )
         assert [(b["sku"], b["value"]) for b in bars] == [(i["sku"], i["margin"]) for i in items]
         assert all(b["width"] > 0 for b in bars)
         table = await page.eval_on_selector_all(
             "#margins-table tbody tr",
-            "rows => rows.map(r => Object.fromEntries([...r.cells].map(c => [c.dataset.col, c.textContent])))")
-        assert table == [{"sku": i["sku"], "name": i["name"] or DASH, "quantity_sold": i["quantity_sold"],
-                          "quantity_returned": i["quantity_returned"], "revenue": i["revenue"], "cost": i["cost"],
-                          "margin": i["margin"], "margin_pct": i["margin_pct"] or DASH,
-                          "shortage_quantity": i["shortage_quantity"]} for i in items]
+            "rows => rows.map(r => Object.fromEntries([...r.cells].map(c => [c.dataset.col, c.textContent])))",
+        )
+        assert table == [
+            {
+                "sku": i["sku"],
+                "name": i["name"] or DASH,
+                "quantity_sold": i["quantity_sold"],
+                "quantity_returned": i["quantity_returned"],
+                "revenue": i["revenue"],
+                "cost": i["cost"],
+                "margin": i["margin"],
+                "margin_pct": i["margin_pct"] or DASH,
+                "shortage_quantity": i["shortage_quantity"],
+            }
+            for i in items
+        ]
 
         # Every API call but the refused one carried the key; the page raised no error.
         assert {auth for _, auth in api_calls} == {"Bearer not-a-key", f"Bearer {key}"}
@@ -340,32 +426,40 @@ async def _enter_key(page, key: str) -> None:
 
 async def _assert_detail_matches(page, detail: dict) -> None:
     facts = await page.eval_on_selector_all(
-        "#detail-facts dd[data-col]", "nodes => Object.fromEntries(nodes.map(n => [n.dataset.col, n.textContent]))")
+        "#detail-facts dd[data-col]", "nodes => Object.fromEntries(nodes.map(n => [n.dataset.col, n.textContent]))"
+    )
     assert {k: facts[k] for k in ("revenue", "cost", "margin")} == {k: detail[k] for k in ("revenue", "cost", "margin")}
     assert facts["date"] == detail["date"] and facts["external_id"] == detail["external_id"]
     for line in detail["lines"]:
         row = page.locator(f"#detail-lines tr.line[data-line='{line['line_no']}']")
-        shown = await row.evaluate(
-            "r => Object.fromEntries([...r.cells].map(c => [c.dataset.col, c.textContent]))")
+        shown = await row.evaluate("r => Object.fromEntries([...r.cells].map(c => [c.dataset.col, c.textContent]))")
         assert {k: shown[k] for k in ("quantity", "revenue", "cost", "margin", "margin_pct")} == {
-            "quantity": line["quantity"], "revenue": line["revenue"], "cost": line["cost"], "margin": line["margin"],
-            "margin_pct": line["margin_pct"] or DASH}
+            "quantity": line["quantity"],
+            "revenue": line["revenue"],
+            "cost": line["cost"],
+            "margin": line["margin"],
+            "margin_pct": line["margin_pct"] or DASH,
+        }
         allocations = await page.eval_on_selector_all(
             f"#detail-lines tr.allocs[data-line='{line['line_no']}'] tr.alloc",
-            "rows => rows.map(r => Object.fromEntries([...r.cells].map(c => [c.dataset.col, c.textContent])))")
+            "rows => rows.map(r => Object.fromEntries([...r.cells].map(c => [c.dataset.col, c.textContent])))",
+        )
         assert [{k: a[k] for k in ("lot_number", "quantity", "unit_cost", "cost")} for a in allocations] == [
-            {k: a[k] for k in ("lot_number", "quantity", "unit_cost", "cost")} for a in line["allocations"]]
+            {k: a[k] for k in ("lot_number", "quantity", "unit_cost", "cost")} for a in line["allocations"]
+        ]
         if line["shortage_quantity"] != "0":
             short = await page.eval_on_selector(
                 f"#detail-lines tr.allocs[data-line='{line['line_no']}'] tr.alloc-shortage",
-                "r => ['quantity', 'cost'].map(c => r.querySelector(`[data-col=${c}]`).textContent)")
+                "r => ['quantity', 'cost'].map(c => r.querySelector(`[data-col=${c}]`).textContent)",
+            )
             assert short == [line["shortage_quantity"], line["shortage_cost"]]
     assert await page.locator("#detail-versions tbody tr").count() == len(detail["versions"])
     assert await page.locator("#detail-revisions tbody tr").count() == len(detail["cost_revisions"])
 
 
-async def test_margin_chart_draws_losses_left_of_the_axis_and_a_401_asks_again(pool, database_url, broker_prefix,
-                                                                             browser):
+async def test_margin_chart_draws_losses_left_of_the_axis_and_a_401_asks_again(
+    pool, database_url, broker_prefix, browser
+):
     """The page's own logic on answers stubbed in the browser: a loss-making product, a
     product without a name, a bare list instead of {"items"}, and a key refused mid-session."""
     import json
@@ -373,18 +467,39 @@ async def test_margin_chart_draws_losses_left_of_the_axis_and_a_401_asks_again(p
     client = await client_for(_query_app(database_url, broker_prefix))
     context = await browser.new_context(viewport={"width": 1280, "height": 800})
     margins = [
-        {"sku": "A-1", "name": "Anvil", "quantity_sold": "3", "quantity_returned": "0", "revenue": "30.00",
-         "cost": "12.00", "margin": "18.00", "margin_pct": "60.00", "shortage_quantity": "0"},
-        {"sku": "B-2", "name": None, "quantity_sold": "1", "quantity_returned": "1", "revenue": "0.00",
-         "cost": "4.50", "margin": "-4.50", "margin_pct": None, "shortage_quantity": "1"},
+        {
+            "sku": "A-1",
+            "name": "Anvil",
+            "quantity_sold": "3",
+            "quantity_returned": "0",
+            "revenue": "30.00",
+            "cost": "12.00",
+            "margin": "18.00",
+            "margin_pct": "60.00",
+            "shortage_quantity": "0",
+        },
+        {
+            "sku": "B-2",
+            "name": None,
+            "quantity_sold": "1",
+            "quantity_returned": "1",
+            "revenue": "0.00",
+            "cost": "4.50",
+            "margin": "-4.50",
+            "margin_pct": None,
+            "shortage_quantity": "1",
+        },
     ]
     calls: list[str | None] = []
 
     async def margins_route(route):
         calls.append(route.request.headers.get("authorization"))
         if len(calls) == 1:  # the first key is refused: the page must ask again and retry
-            await route.fulfill(status=401, content_type="application/json",
-                                body=json.dumps({"error": "unauthorized", "detail": "a valid API key is required"}))
+            await route.fulfill(
+                status=401,
+                content_type="application/json",
+                body=json.dumps({"error": "unauthorized", "detail": "a valid API key is required"}),
+            )
         else:
             await route.fulfill(status=200, content_type="application/json", body=json.dumps(margins))
 
@@ -393,10 +508,20 @@ async def test_margin_chart_draws_losses_left_of_the_axis_and_a_401_asks_again(p
         errors: list[str] = []
         page.on("pageerror", lambda exc: errors.append(str(exc)))
         await page.add_init_script("sessionStorage.setItem('partsemble.apiKey', 'stale-key')")
-        await page.route("**/api/v1/sales?*", lambda route: route.fulfill(
-            status=200, content_type="application/json",
-            body=json.dumps({"items": [], "next_cursor": None,
-                             "summary": {"count": 0, "revenue": "0.00", "cost": "0.00", "margin": "0.00"}})))
+        await page.route(
+            "**/api/v1/sales?*",
+            lambda route: route.fulfill(
+                status=200,
+                content_type="application/json",
+                body=json.dumps(
+                    {
+                        "items": [],
+                        "next_cursor": None,
+                        "summary": {"count": 0, "revenue": "0.00", "cost": "0.00", "margin": "0.00"},
+                    }
+                ),
+            ),
+        )
         await page.route("**/api/v1/products/margins*", margins_route)
         await page.goto(str(client.make_url("/sales#margins")))
         await page.wait_for_selector("#key-dialog[open] #key-error:not([hidden])")
@@ -406,12 +531,15 @@ async def test_margin_chart_draws_losses_left_of_the_axis_and_a_401_asks_again(p
         assert calls == ["Bearer stale-key", "Bearer fresh-key"]
         assert await page.evaluate("sessionStorage.getItem('partsemble.apiKey')") == "fresh-key"
 
-        bars = await page.eval_on_selector_all("#margin-chart g.bar", """gs => gs.map(g => {
+        bars = await page.eval_on_selector_all(
+            "#margin-chart g.bar",
+            """gs => gs.map(g => {
             const r = g.querySelector('rect');
             return {sku: g.dataset.sku, neg: g.classList.contains('neg'), x: Number(r.getAttribute('x')),
                     width: Number(r.getAttribute('width')), label: g.querySelector('text.label').textContent,
                     value: g.querySelector('text.value').textContent};
-        })""")
+        })""",
+        )
         axis = float(await page.get_attribute("#margin-chart line.axis", "x1"))
         anvil, loss = bars
         assert (anvil["sku"], anvil["label"], anvil["value"], anvil["neg"]) == ("A-1", "A-1 · Anvil", "18.00", False)

@@ -9,7 +9,7 @@ import base64
 import contextlib
 import json
 import uuid
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from structlog.testing import capture_logs
@@ -70,9 +70,10 @@ async def new_key(pool, tenant_id, expires_at=None):
 
 # expiry and revocation ------------------------------------------------------------------
 
+
 async def test_expired_key_is_401_on_both_services(pool, both, api_tenant):
     tenant_id, _ = api_tenant
-    key = await new_key(pool, tenant_id, datetime.now(timezone.utc) - timedelta(seconds=1))
+    key = await new_key(pool, tenant_id, datetime.now(UTC) - timedelta(seconds=1))
     for client, path in zip(both, (INGEST_GET, QUERY_GET)):
         body = await expect_401(await client.get(path, headers=bearer(key.key)))
         assert str(tenant_id) not in json.dumps(body)
@@ -80,7 +81,7 @@ async def test_expired_key_is_401_on_both_services(pool, both, api_tenant):
 
 async def test_key_with_future_expiry_works_until_it_expires(pool, both, api_tenant):
     tenant_id, _ = api_tenant
-    key = await new_key(pool, tenant_id, datetime.now(timezone.utc) + timedelta(days=1))
+    key = await new_key(pool, tenant_id, datetime.now(UTC) + timedelta(days=1))
     for client, path in zip(both, (INGEST_GET, QUERY_GET)):
         response = await client.get(path, headers=bearer(key.key))
         assert response.status == 200, await response.text()
@@ -102,8 +103,8 @@ async def test_revoked_key_is_401_on_both_services(pool, both, api_tenant):
 
 async def test_lookup_function_returns_live_keys_only(pool, api_tenant):
     tenant_id, _ = api_tenant
-    live = await new_key(pool, tenant_id, datetime.now(timezone.utc) + timedelta(hours=1))
-    expired = await new_key(pool, tenant_id, datetime.now(timezone.utc) - timedelta(hours=1))
+    live = await new_key(pool, tenant_id, datetime.now(UTC) + timedelta(hours=1))
+    expired = await new_key(pool, tenant_id, datetime.now(UTC) - timedelta(hours=1))
     row = await pool.fetchrow("SELECT * FROM api_key_lookup($1)", live.prefix)
     assert (row["id"], row["tenant_id"]) == (live.id, tenant_id) and row["expires_at"] is not None
     assert await pool.fetchrow("SELECT * FROM api_key_lookup($1)", expired.prefix) is None
@@ -112,8 +113,10 @@ async def test_lookup_function_returns_live_keys_only(pool, api_tenant):
 
 # last used ------------------------------------------------------------------------------
 
-async def test_last_used_is_recorded_once_per_minute_not_per_request(pool, database_url, broker_prefix, both,
-                                                                     api_tenant):
+
+async def test_last_used_is_recorded_once_per_minute_not_per_request(
+    pool, database_url, broker_prefix, both, api_tenant
+):
     tenant_id, _ = api_tenant
     ingest, query = both
     key = await new_key(pool, tenant_id)
@@ -127,7 +130,7 @@ async def test_last_used_is_recorded_once_per_minute_not_per_request(pool, datab
     assert usage.writes == writes + 1
     # Pretend the stored time is old: a second request within the minute must not even try to
     # write (the in-process memo), or it would overwrite this.
-    old = datetime(2000, 1, 1, tzinfo=timezone.utc)
+    old = datetime(2000, 1, 1, tzinfo=UTC)
     await pool.execute("UPDATE api_keys SET last_used_at = $2 WHERE id = $1", key.id, old)
     for _ in range(3):
         assert (await ingest.get(INGEST_GET, headers=bearer(key.key))).status == 200
@@ -157,8 +160,9 @@ async def test_key_usage_records_again_after_the_interval(pool, api_tenant):
     await pool.execute("UPDATE api_keys SET last_used_at = now() - interval '2 minutes' WHERE id = $1", key.id)
     await usage.touch(pool, match)
     assert usage.writes == 2
-    assert await pool.fetchval("SELECT now() - last_used_at < interval '10 seconds' FROM api_keys WHERE id = $1",
-                               key.id)
+    assert await pool.fetchval(
+        "SELECT now() - last_used_at < interval '10 seconds' FROM api_keys WHERE id = $1", key.id
+    )
     # The memo forgets keys not used within the interval.
     now[0] += 200
     other = await new_key(pool, tenant_id)
@@ -167,6 +171,7 @@ async def test_key_usage_records_again_after_the_interval(pool, api_tenant):
 
 
 # rate limit -----------------------------------------------------------------------------
+
 
 async def test_rate_limit_per_key_on_both_services(pool, database_url, broker_prefix):
     tenant_id, headers = await make_api_tenant(pool)
@@ -207,11 +212,17 @@ def test_rate_limiter_refills_and_forgets_idle_keys():
 
 # the Authorization header ---------------------------------------------------------------
 
+
 async def raw_get(client, path: str, header_lines: list[bytes]) -> tuple[int, dict]:
     reader, writer = await asyncio.open_connection(client.server.host, client.server.port)
     try:
-        writer.write(b"GET " + path.encode() + b" HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n"
-                     + b"".join(line + b"\r\n" for line in header_lines) + b"\r\n")
+        writer.write(
+            b"GET "
+            + path.encode()
+            + b" HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n"
+            + b"".join(line + b"\r\n" for line in header_lines)
+            + b"\r\n"
+        )
         await writer.drain()
         data = await asyncio.wait_for(reader.read(), 10)
     finally:
@@ -222,9 +233,17 @@ async def raw_get(client, path: str, header_lines: list[bytes]) -> tuple[int, di
     return status, json.loads(body)
 
 
-@pytest.mark.parametrize("value", [
-    b"Bearer \xff\xfe\x80", b"Bearer psk_\xc3\x28_abc", b"\xff", b"Bearer psk_abcdef012345_\xe9t\xe9",
-    "Bearer psk_abcdef012345_été".encode()], ids=repr)
+@pytest.mark.parametrize(
+    "value",
+    [
+        b"Bearer \xff\xfe\x80",
+        b"Bearer psk_\xc3\x28_abc",
+        b"\xff",
+        b"Bearer psk_abcdef012345_\xe9t\xe9",
+        "Bearer psk_abcdef012345_été".encode(),
+    ],
+    ids=repr,
+)
 async def test_undecodable_authorization_is_401_json(both, api_tenant, value):
     _, headers = api_tenant
     with capture_logs() as logs:
@@ -264,12 +283,21 @@ def test_bearer_key_is_total():
     key = "psk_abcdef012345_" + "A" * 43
     assert bearer_key(f"Bearer {key}".encode()) == key
     assert bearer_key(f"bearer   {key}  ") == key
-    for value in (None, b"", b"\xff\xfe", "Bearer psk_ab_\udcff", "Bearer " + key + "\x00", "Bearer psk_a b_c",
-                  "Basic " + key, b"Bearer psk_" + b"a" * 100 + b"_x"):
+    for value in (
+        None,
+        b"",
+        b"\xff\xfe",
+        "Bearer psk_ab_\udcff",
+        "Bearer " + key + "\x00",
+        "Bearer psk_a b_c",
+        "Basic " + key,
+        b"Bearer psk_" + b"a" * 100 + b"_x",
+    ):
         assert bearer_key(value) is None
 
 
 # admin ----------------------------------------------------------------------------------
+
 
 async def run_admin(database_url: str, capsys, *argv: str) -> str:
     code = await admin.run(admin._parser().parse_args(list(argv)), settings_for(database_url, "unused", **SECRETS))
@@ -279,13 +307,15 @@ async def run_admin(database_url: str, capsys, *argv: str) -> str:
 
 
 async def test_admin_keys_with_expiry_and_last_used(pool, database_url, broker_prefix, capsys):
-    created = json.loads(await run_admin(database_url, capsys, "create-tenant", "Keys Ltd", "--key-expires-in-days",
-                                         "2", "--json"))
+    created = json.loads(
+        await run_admin(database_url, capsys, "create-tenant", "Keys Ltd", "--key-expires-in-days", "2", "--json")
+    )
     tenant = created["tenant_id"]
-    made = json.loads(await run_admin(database_url, capsys, "create-key", "--tenant", tenant, "--expires-in-days",
-                                      "30", "--json"))
+    made = json.loads(
+        await run_admin(database_url, capsys, "create-key", "--tenant", tenant, "--expires-in-days", "30", "--json")
+    )
     expires = datetime.fromisoformat(made["expires_at"])
-    assert timedelta(days=29) < expires - datetime.now(timezone.utc) <= timedelta(days=30)
+    assert timedelta(days=29) < expires - datetime.now(UTC) <= timedelta(days=30)
     await run_admin(database_url, capsys, "create-key", "--tenant", tenant)  # no expiry, as before
 
     rows = json.loads(await run_admin(database_url, capsys, "list-keys", "--tenant", tenant, "--json"))
@@ -294,8 +324,9 @@ async def test_admin_keys_with_expiry_and_last_used(pool, database_url, broker_p
 
     async with apps(database_url, broker_prefix) as (ingest, _):
         assert (await ingest.get(INGEST_GET, headers=bearer(made["api_key"]))).status == 200
-    rows = {r["id"]: r for r in json.loads(await run_admin(database_url, capsys, "list-keys", "--tenant", tenant,
-                                                           "--json"))}
+    rows = {
+        r["id"]: r for r in json.loads(await run_admin(database_url, capsys, "list-keys", "--tenant", tenant, "--json"))
+    }
     assert rows[made["key_id"]]["last_used_at"] is not None
     assert datetime.fromisoformat(rows[made["key_id"]]["expires_at"]) == expires
 

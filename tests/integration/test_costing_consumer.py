@@ -29,11 +29,13 @@ async def publish_all(topology, events) -> None:
 
 
 async def test_poison_message_is_dead_lettered_with_reason_and_the_next_one_applies(
-        pool, database_url, tenant_id, topology, broker_prefix):
+    pool, database_url, tenant_id, topology, broker_prefix
+):
     events = history(tenant_id, seed=1, sales=4)
     async with running_consumer(settings_for(database_url, broker_prefix)):
-        poison = aio_pika.Message(b'{"event_type": "lot.received", "quantity": "NaN"', message_id="poison",
-                                  headers={"event_id": "not-a-uuid"})
+        poison = aio_pika.Message(
+            b'{"event_type": "lot.received", "quantity": "NaN"', message_id="poison", headers={"event_id": "not-a-uuid"}
+        )
         await broker.publish_raw(topology.exchange, "lot.received", poison)
         await publish_all(topology, events)
         await wait_for(lambda: _count_is(pool, tenant_id, len(events)))
@@ -46,14 +48,32 @@ async def test_poison_message_is_dead_lettered_with_reason_and_the_next_one_appl
     assert reason.startswith("invalid event")
 
 
-async def test_event_that_contradicts_the_facts_is_dead_lettered(pool, database_url, tenant_id, topology, broker_prefix):
+async def test_event_that_contradicts_the_facts_is_dead_lettered(
+    pool, database_url, tenant_id, topology, broker_prefix
+):
     from shared.events import LotReceived, SaleLine, SaleUpserted
     from tests.histories import T0
-    credit = SaleUpserted(tenant_id=tenant_id, occurred_at=T0, source="manual", sale_type="credit_memo",
-                          external_id="C1", version=1, txn_date=T0.date(), source_created_at=T0,
-                          lines=[SaleLine(line_no=1, sku="A", quantity=1, revenue=5)])
-    clash = LotReceived(tenant_id=tenant_id, occurred_at=T0, sku="A", lot_number="RET-manual-C1-1", quantity=1,
-                        unit_cost=1, received_at=T0)
+
+    credit = SaleUpserted(
+        tenant_id=tenant_id,
+        occurred_at=T0,
+        source="manual",
+        sale_type="credit_memo",
+        external_id="C1",
+        version=1,
+        txn_date=T0.date(),
+        source_created_at=T0,
+        lines=[SaleLine(line_no=1, sku="A", quantity=1, revenue=5)],
+    )
+    clash = LotReceived(
+        tenant_id=tenant_id,
+        occurred_at=T0,
+        sku="A",
+        lot_number="RET-manual-C1-1",
+        quantity=1,
+        unit_cost=1,
+        received_at=T0,
+    )
     async with running_consumer(settings_for(database_url, broker_prefix)):
         await publish_all(topology, [credit, clash])
         await wait_for(lambda: _count_is(pool, tenant_id, 1))
@@ -65,20 +85,38 @@ async def test_event_that_contradicts_the_facts_is_dead_lettered(pool, database_
 
 
 async def test_a_contradiction_inside_a_group_parks_only_that_message(
-        pool, database_url, tenant_id, topology, broker_prefix, costing):
+    pool, database_url, tenant_id, topology, broker_prefix, costing
+):
     """Messages already queued are applied as one group; when the group fails, it is applied
     again one message at a time, so the culprit alone is dead-lettered."""
     from shared.events import LotReceived, ProductUpserted, SaleLine, SaleUpserted
     from tests.histories import T0
 
     def sale(external_id: str, sale_type: str = "invoice") -> SaleUpserted:
-        return SaleUpserted(tenant_id=tenant_id, occurred_at=T0, source="manual", sale_type=sale_type,
-                            external_id=external_id, version=1, txn_date=T0.date(), source_created_at=T0,
-                            lines=[SaleLine(line_no=1, sku="A", quantity=1, revenue=5)])
+        return SaleUpserted(
+            tenant_id=tenant_id,
+            occurred_at=T0,
+            source="manual",
+            sale_type=sale_type,
+            external_id=external_id,
+            version=1,
+            txn_date=T0.date(),
+            source_created_at=T0,
+            lines=[SaleLine(line_no=1, sku="A", quantity=1, revenue=5)],
+        )
 
     await costing.apply(ProductUpserted(tenant_id=tenant_id, occurred_at=T0, sku="A", name="A", version=1))
-    await costing.apply(LotReceived(tenant_id=tenant_id, occurred_at=T0, sku="A", lot_number="RET-manual-C1-1",
-                                    quantity=10, unit_cost=2, received_at=T0))
+    await costing.apply(
+        LotReceived(
+            tenant_id=tenant_id,
+            occurred_at=T0,
+            sku="A",
+            lot_number="RET-manual-C1-1",
+            quantity=10,
+            unit_cost=2,
+            received_at=T0,
+        )
+    )
     first, credit, second = sale("S1"), sale("C1", "credit_memo"), sale("S2")
     await publish_all(topology, [first, credit, second])  # queued before the consumer starts: one batch
     async with running_consumer(settings_for(database_url, broker_prefix)):
@@ -117,7 +155,8 @@ async def test_worker_outlives_a_batch_that_breaks_off(pool, database_url, tenan
 
 
 async def test_a_group_is_acknowledged_in_one_frame_and_nothing_stays_unacknowledged(
-        pool, database_url, tenant_id, topology, broker_prefix, monkeypatch):
+    pool, database_url, tenant_id, topology, broker_prefix, monkeypatch
+):
     import aiormq.channel
 
     acks: list[tuple[int, bool]] = []
@@ -149,14 +188,28 @@ async def _count_is(pool, tenant_id, n):
 
 
 def _spawn(database_url: str, prefix: str, **env) -> asyncio.subprocess.Process:
-    environment = dict(os.environ, DATABASE_URL=database_url, AMQP_URL=TEST_AMQP_URL, BROKER_PREFIX=prefix,
-                       COSTING_PORT="0", LOG_LEVEL="WARNING", **env)
-    return asyncio.create_subprocess_exec(sys.executable, "-m", "services.costing", env=environment,
-                                          stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL)
+    environment = dict(
+        os.environ,
+        DATABASE_URL=database_url,
+        AMQP_URL=TEST_AMQP_URL,
+        BROKER_PREFIX=prefix,
+        COSTING_PORT="0",
+        LOG_LEVEL="WARNING",
+        **env,
+    )
+    return asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "services.costing",
+        env=environment,
+        stdout=asyncio.subprocess.DEVNULL,
+        stderr=asyncio.subprocess.DEVNULL,
+    )
 
 
 async def test_consumer_killed_after_commit_before_ack_leaves_no_double_effect(
-        pool, database_url, tenant_id, topology, broker_prefix):
+    pool, database_url, tenant_id, topology, broker_prefix
+):
     events = history(tenant_id, seed=2, sales=8)
     await publish_all(topology, events[:1])
     crashing = await _spawn(database_url, broker_prefix, CRASH_POINT="after_commit_before_ack")
@@ -169,7 +222,8 @@ async def test_consumer_killed_after_commit_before_ack_leaves_no_double_effect(
 
 
 async def test_consumers_killed_at_random_moments_leave_no_partial_or_double_effect(
-        pool, database_url, tenant_id, topology, broker_prefix):
+    pool, database_url, tenant_id, topology, broker_prefix
+):
     """RELIABILITY S3, I9: SIGKILL at whatever the consumer is doing (mid-transaction,
     between commit and ack, idle), three times; a fresh consumer finishes the stream."""
     events = history(tenant_id, seed=31, sales=400)
@@ -210,8 +264,9 @@ async def _queue_empty(topology) -> bool:
     return (await queue_counts(topology)).message_count == 0
 
 
-async def test_parallel_consumer_processes_give_the_reference_result(pool, database_url, tenant_id, topology,
-                                                                      broker_prefix):
+async def test_parallel_consumer_processes_give_the_reference_result(
+    pool, database_url, tenant_id, topology, broker_prefix
+):
     events = history(tenant_id, seed=3, sales=80)
     deliveries = events + random.Random(3).sample(events, 20)  # with duplicates
     random.Random(4).shuffle(deliveries)
@@ -243,5 +298,3 @@ async def test_concurrent_applies_on_one_product_keep_invariants(pool, tenant_id
     assert sum(results) == len(rest)  # every event applied once, the duplicates not at all
     assert_invariants(await violations(pool, tenant_id))
     assert await project(pool, tenant_id) == compute(events)
-
-

@@ -44,13 +44,16 @@ async def _kill_mid_transaction(pool, application_name: str, kills: int, done) -
         killed += await pool.fetchval(
             "SELECT count(*) FILTER (WHERE pg_terminate_backend(pid)) FROM pg_stat_activity "
             "WHERE application_name = $1 AND datname = current_database() "
-            "AND state IN ('active', 'idle in transaction')", application_name)
+            "AND state IN ('active', 'idle in transaction')",
+            application_name,
+        )
         await asyncio.sleep(0.1 if killed else 0.002)
     return killed
 
 
 async def test_database_connections_killed_mid_transaction_lose_and_double_nothing(
-        pool, database_url, tenant_id, topology, broker_prefix):
+    pool, database_url, tenant_id, topology, broker_prefix
+):
     events = history(tenant_id, seed=21, sales=400)
     name = f"costing-fault-{broker_prefix}"
     settings = settings_for(f"{database_url}?application_name={name}", broker_prefix, **ONE_BY_ONE)
@@ -69,7 +72,8 @@ async def test_database_connections_killed_mid_transaction_lose_and_double_nothi
 
 
 async def test_broker_connection_cut_mid_stream_is_reconnected_and_loses_and_doubles_nothing(
-        pool, database_url, tenant_id, topology, broker_prefix):
+    pool, database_url, tenant_id, topology, broker_prefix
+):
     events = history(tenant_id, seed=22, sales=400)
     proxy, amqp_url = await _proxy_for(TEST_AMQP_URL, "reconnect_interval=0.5")
     settings = settings_for(database_url, broker_prefix, amqp_url=amqp_url, **ONE_BY_ONE)
@@ -98,7 +102,8 @@ async def test_broker_connection_cut_mid_stream_is_reconnected_and_loses_and_dou
 
 
 async def test_a_database_outage_longer_than_the_retry_window_parks_nothing(
-        pool, database_url, tenant_id, topology, broker_prefix):
+    pool, database_url, tenant_id, topology, broker_prefix
+):
     """Each time the retry window runs out, everything the consumer holds goes back to the
     queue. On RabbitMQ 3.x a nack with requeue counts as a delivery: done that way, returns
     beyond the queue's delivery limit (5) would have the broker dead-letter healthy events."""

@@ -41,7 +41,8 @@ async def _deliver(costing, events: list[Event], group_limit: int = 1) -> None:
         applied = await costing.apply(group[0]) if group_limit == 1 else await costing.apply_group(group)
         first = [event.event_id not in seen for event in group]
         assert applied == (first[0] if group_limit == 1 else first), (
-            f"group of {[e.event_type for e in group]}, first deliveries {first}, returned {applied}")
+            f"group of {[e.event_type for e in group]}, first deliveries {first}, returned {applied}"
+        )
         seen.update(event.event_id for event in group)
 
 
@@ -102,7 +103,6 @@ async def test_delivery_order_and_duplicates_do_not_matter(pool, costing, data) 
     one = await project(pool, first)
     two = await project(pool, second)
     assert one == two, "same facts, different delivery, different state:\n" + diff_states(one, two)
-
 
 
 @pytest.mark.parametrize("seed", [1, 13, 20, 25])

@@ -34,8 +34,9 @@ async def fail_once(pool):
     async def install(table: str, operation: str, tenant: uuid.UUID, errcode: str) -> str:
         name = f"fail_once_{uuid.uuid4().hex[:12]}"
         names.append((name, table))
-        await pool.execute(FAIL_ONCE.format(name=name, table=table, operation=operation, tenant=tenant,
-                                            errcode=errcode))
+        await pool.execute(
+            FAIL_ONCE.format(name=name, table=table, operation=operation, tenant=tenant, errcode=errcode)
+        )
         await pool.execute(f"GRANT USAGE ON SEQUENCE {name} TO PUBLIC")  # the trigger runs as the service role
         return name
 

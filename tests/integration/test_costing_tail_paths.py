@@ -10,7 +10,7 @@ import uuid
 from collections import Counter
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 
 from services.costing import recost
@@ -72,8 +72,11 @@ def _assert_same(states: dict[str, dict]) -> None:
     for part in python:
         if python[part] != database[part]:
             keys = set(python[part]) | set(database[part])
-            diffs = [f"{k}: python {python[part].get(k)} / database {database[part].get(k)}"
-                     for k in sorted(keys, key=repr) if python[part].get(k) != database[part].get(k)]
+            diffs = [
+                f"{k}: python {python[part].get(k)} / database {database[part].get(k)}"
+                for k in sorted(keys, key=repr)
+                if python[part].get(k) != database[part].get(k)
+            ]
             raise AssertionError(f"tail re-cost paths differ in {part}:\n" + "\n".join(diffs[:30]))
 
 
@@ -81,8 +84,9 @@ def _assert_same(states: dict[str, dict]) -> None:
 @given(data=st.data())
 async def test_python_and_database_tail_recost_agree_line_for_line(pool, costing, data) -> None:
     size = data.draw(st.sampled_from(["small", "long"]), label="size")
-    _, delivered = data.draw(history(uuid.uuid4(), LONG) if size == "long" else history(uuid.uuid4()),
-                             label="(facts, deliveries)")
+    _, delivered = data.draw(
+        history(uuid.uuid4(), LONG) if size == "long" else history(uuid.uuid4()), label="(facts, deliveries)"
+    )
     _assert_same(await _run_both(pool, costing, delivered))
 
 

@@ -35,19 +35,32 @@ async def _unavailable(response) -> None:
 
 
 async def test_ingest_answers_503_while_the_database_is_gone_and_stores_nothing(
-        pool, cut_database, broker_prefix, api_tenant):
+    pool, cut_database, broker_prefix, api_tenant
+):
     proxy, url = cut_database
     tenant_id, headers = api_tenant
     client = await client_for(create_ingest_app(settings_for(url, broker_prefix, qbo_webhook_verifier_token=VERIFIER)))
     try:
         product = {"sku": f"W-{uuid.uuid4().hex[:6]}", "name": "Widget"}
-        delivery = json.dumps([{"specversion": "1.0", "id": str(uuid.uuid4()), "type": "qbo.invoice.created.v1",
-                                "intuitentityid": "1", "intuitaccountid": "outage-realm"}]).encode()
+        delivery = json.dumps(
+            [
+                {
+                    "specversion": "1.0",
+                    "id": str(uuid.uuid4()),
+                    "type": "qbo.invoice.created.v1",
+                    "intuitentityid": "1",
+                    "intuitaccountid": "outage-realm",
+                }
+            ]
+        ).encode()
         proxy.cut()
         await _unavailable(await client.post("/api/v1/products", json=product, headers=headers))
         # A 5xx makes Intuit deliver the webhook again later; a 2xx would lose it.
-        await _unavailable(await client.post("/webhooks/quickbooks", data=delivery,
-                                             headers={"intuit-signature": sign(delivery, VERIFIER)}))
+        await _unavailable(
+            await client.post(
+                "/webhooks/quickbooks", data=delivery, headers={"intuit-signature": sign(delivery, VERIFIER)}
+            )
+        )
         ready = await client.get("/readyz")
         assert ready.status == 503
         assert (await ready.json())["checks"]["database"].startswith("unavailable")
@@ -57,8 +70,9 @@ async def test_ingest_answers_503_while_the_database_is_gone_and_stores_nothing(
         proxy.restore()
         response = await client.post("/api/v1/products", json=product, headers=headers)
         assert response.status == 202, await response.text()
-        response = await client.post("/webhooks/quickbooks", data=delivery,
-                                     headers={"intuit-signature": sign(delivery, VERIFIER)})
+        response = await client.post(
+            "/webhooks/quickbooks", data=delivery, headers={"intuit-signature": sign(delivery, VERIFIER)}
+        )
         assert response.status == 200
         await wait_for(lambda: _published(pool, tenant_id))  # so no later test's relay meets the row
     finally:

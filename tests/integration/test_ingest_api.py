@@ -34,13 +34,20 @@ TENANT_TABLES = ("catalog_products", "catalog_lots", "manual_sales", "event_log"
 
 # request bodies -------------------------------------------------------------------------
 
+
 def product(sku: str = "W-1", **extra) -> dict:
     return {"sku": sku, "name": f"Widget {sku}", **extra}
 
 
 def lot(sku: str = "W-1", lot_number: str = "L1", **extra) -> dict:
-    return {"sku": sku, "lot_number": lot_number, "quantity": "10", "unit_cost": "2.25",
-            "received_at": RECEIVED_AT, **extra}
+    return {
+        "sku": sku,
+        "lot_number": lot_number,
+        "quantity": "10",
+        "unit_cost": "2.25",
+        "received_at": RECEIVED_AT,
+        **extra,
+    }
 
 
 def line(sku: str | None = "W-1", quantity: str = "3", unit_price: str = "19.99", **extra) -> dict:
@@ -52,12 +59,19 @@ def shipping(price: str = "7.50") -> dict:
 
 
 def sale(reference: str | None = "INV-1", *lines: dict, **extra) -> dict:
-    body = {"reference": reference, "type": "invoice", "date": "2026-02-01", "customer": "Bob",
-            "lines": list(lines) or [line()], **extra}
+    body = {
+        "reference": reference,
+        "type": "invoice",
+        "date": "2026-02-01",
+        "customer": "Bob",
+        "lines": list(lines) or [line()],
+        **extra,
+    }
     return {k: v for k, v in body.items() if v is not None}
 
 
 # fixtures -------------------------------------------------------------------------------
+
 
 @pytest.fixture
 async def api(pool, topology, ingest):
@@ -79,8 +93,9 @@ async def _outbox_drained(pool) -> bool:
 async def ingest_offline(pool, database_url, broker_prefix):
     """The ingest app with an unreachable broker: accepted events stay in the outbox."""
     first_seq = await pool.fetchval("SELECT coalesce(max(seq), 0) FROM event_log")
-    client = await client_for(create_app(settings_for(database_url, broker_prefix,
-                                                      amqp_url="amqp://guest:guest@127.0.0.1:9/")))
+    client = await client_for(
+        create_app(settings_for(database_url, broker_prefix, amqp_url="amqp://guest:guest@127.0.0.1:9/"))
+    )
     yield client
     await client.close()
     # The rows were for this test only; do not let a later test's relay publish them.
@@ -99,8 +114,10 @@ async def seeded(api, api_tenant):
 
 # helpers --------------------------------------------------------------------------------
 
-async def send(client, headers: dict, method: str, path: str, body=None, *, status: int = 202,
-               extra_headers: dict | None = None) -> dict:
+
+async def send(
+    client, headers: dict, method: str, path: str, body=None, *, status: int = 202, extra_headers: dict | None = None
+) -> dict:
     """A JSON request; asserts the status and returns the JSON answer."""
     response = await client.request(method, path, json=body, headers={**headers, **(extra_headers or {})})
     assert response.status == status, await response.text()
@@ -139,7 +156,9 @@ async def footprint(pool, tenant_id) -> dict:
     for table in TENANT_TABLES:
         digest[table] = await pool.fetchrow(
             f"SELECT count(*), md5(coalesce(string_agg(x::text, '|' ORDER BY x::text), '')) "
-            f"FROM {table} x WHERE x.tenant_id = $1", tenant_id)
+            f"FROM {table} x WHERE x.tenant_id = $1",
+            tenant_id,
+        )
     digest["last_seq"] = await pool.fetchval("SELECT coalesce(max(seq), 0) FROM event_log")
     return digest
 
@@ -157,8 +176,10 @@ async def nothing_written(pool, *tenant_ids):
 
 async def logged(pool, event_id: str) -> tuple[dict, dict]:
     """(event_log row, decoded event body) of one event."""
-    row = await pool.fetchrow("SELECT seq, event_id, tenant_id, event_type, source, correlation_id, body "
-                              "FROM event_log WHERE event_id = $1", uuid.UUID(event_id))
+    row = await pool.fetchrow(
+        "SELECT seq, event_id, tenant_id, event_type, source, correlation_id, body FROM event_log WHERE event_id = $1",
+        uuid.UUID(event_id),
+    )
     assert row is not None, f"event {event_id} is not in the log"
     return dict(row), json.loads(bytes(row["body"]))
 
@@ -169,8 +190,11 @@ async def log_of(pool, tenant_id) -> list[dict]:
 
 
 async def sale_row(pool, tenant_id, reference: str):
-    return await pool.fetchrow("SELECT type, status, version, entered_at, body FROM manual_sales "
-                               "WHERE tenant_id = $1 AND reference = $2", tenant_id, reference)
+    return await pool.fetchrow(
+        "SELECT type, status, version, entered_at, body FROM manual_sales WHERE tenant_id = $1 AND reference = $2",
+        tenant_id,
+        reference,
+    )
 
 
 def parsed_time(value: str) -> datetime:
@@ -179,24 +203,30 @@ def parsed_time(value: str) -> datetime:
 
 # products -------------------------------------------------------------------------------
 
+
 async def test_post_product_answers_202_and_logs_one_product_upserted_event_with_an_outbox_row(
-        pool, ingest_offline, api_tenant):
+    pool, ingest_offline, api_tenant
+):
     tenant_id, headers = api_tenant
-    answer = await send(ingest_offline, headers, "POST", PRODUCTS,
-                        product("W-1", qbo_item_id="42", standard_cost="2.50"))
+    answer = await send(
+        ingest_offline, headers, "POST", PRODUCTS, product("W-1", qbo_item_id="42", standard_cost="2.50")
+    )
 
     assert answer["sku"] == "W-1" and answer["version"] == 1
     [event_id] = answer["event_ids"]
     rows = await pool.fetch("SELECT seq, event_id, event_type, source FROM event_log WHERE tenant_id = $1", tenant_id)
     assert [(str(r["event_id"]), r["event_type"], r["source"]) for r in rows] == [
-        (event_id, "product.upserted", "manual")]
+        (event_id, "product.upserted", "manual")
+    ]
     _, event = await logged(pool, event_id)
     assert event["tenant_id"] == str(tenant_id)
     assert (event["sku"], event["name"], event["qbo_item_id"], event["version"]) == ("W-1", "Widget W-1", "42", 1)
     assert Decimal(event["standard_cost"]) == Decimal("2.50")
     assert await pool.fetchval("SELECT count(*) FROM outbox WHERE seq = $1", rows[0]["seq"]) == 1
-    stored = await pool.fetchrow("SELECT name, qbo_item_id, standard_cost, version FROM catalog_products "
-                                 "WHERE tenant_id = $1 AND sku = 'W-1'", tenant_id)
+    stored = await pool.fetchrow(
+        "SELECT name, qbo_item_id, standard_cost, version FROM catalog_products WHERE tenant_id = $1 AND sku = 'W-1'",
+        tenant_id,
+    )
     assert tuple(stored) == ("Widget W-1", "42", Decimal("2.50"), 1)
 
 
@@ -250,7 +280,9 @@ async def test_put_product_creates_version_1_then_an_update_bumps_the_version(po
     assert (first["sku"], first["version"], second["version"]) == ("W-2", 1, 2)
     events = [await logged(pool, e) for e in first["event_ids"] + second["event_ids"]]
     assert [(b["event_type"], b["sku"], b["name"], b["version"]) for _, b in events] == [
-        ("product.upserted", "W-2", "Gadget", 1), ("product.upserted", "W-2", "Gadget v2", 2)]
+        ("product.upserted", "W-2", "Gadget", 1),
+        ("product.upserted", "W-2", "Gadget v2", 2),
+    ]
     assert Decimal(events[1][1]["standard_cost"]) == Decimal("3.10")
     shown = await send(api, headers, "GET", f"{PRODUCTS}/W-2", status=200)
     assert (shown["name"], Decimal(shown["standard_cost"]), shown["version"]) == ("Gadget v2", Decimal("3.10"), 2)
@@ -313,6 +345,7 @@ async def test_duplicate_product_post_is_409_and_writes_nothing(pool, api, seede
 
 # lots -----------------------------------------------------------------------------------
 
+
 async def test_post_lot_answers_202_and_logs_lot_received_version_1(pool, api, api_tenant):
     tenant_id, headers = api_tenant
     await send(api, headers, "POST", PRODUCTS, product())
@@ -325,8 +358,9 @@ async def test_post_lot_answers_202_and_logs_lot_received_version_1(pool, api, a
     assert (event["sku"], event["lot_number"], event["version"]) == ("W-1", "L1", 1)
     assert (Decimal(event["quantity"]), Decimal(event["unit_cost"])) == (Decimal("12.5"), Decimal("2.125"))
     assert parsed_time(event["received_at"]) == parsed_time(RECEIVED_AT)
-    stored = await pool.fetchrow("SELECT quantity, unit_cost, received_at, version FROM catalog_lots "
-                                 "WHERE tenant_id = $1", tenant_id)
+    stored = await pool.fetchrow(
+        "SELECT quantity, unit_cost, received_at, version FROM catalog_lots WHERE tenant_id = $1", tenant_id
+    )
     assert tuple(stored) == (Decimal("12.5"), Decimal("2.125"), parsed_time(RECEIVED_AT), 1)
 
 
@@ -352,13 +386,18 @@ async def test_get_unknown_lot_is_404(api, seeded):
     await expect_error(await api.get(f"{LOTS}/NOPE/L1", headers=headers), 404, "not_found")
 
 
-@pytest.mark.parametrize(("patch", "quantity", "unit_cost"), [
-    ({"quantity": "8"}, "8", "2.25"),
-    ({"unit_cost": "2.40"}, "10", "2.40"),
-    ({"quantity": "9.5", "unit_cost": "0"}, "9.5", "0"),
-], ids=["quantity", "unit_cost", "both"])
+@pytest.mark.parametrize(
+    ("patch", "quantity", "unit_cost"),
+    [
+        ({"quantity": "8"}, "8", "2.25"),
+        ({"unit_cost": "2.40"}, "10", "2.40"),
+        ({"quantity": "9.5", "unit_cost": "0"}, "9.5", "0"),
+    ],
+    ids=["quantity", "unit_cost", "both"],
+)
 async def test_patch_lot_logs_lot_corrected_with_the_full_new_state_and_version_2(
-        pool, api, seeded, patch, quantity, unit_cost):
+    pool, api, seeded, patch, quantity, unit_cost
+):
     _, headers = seeded
     answer = await send(api, headers, "PATCH", f"{LOTS}/W-1/L1", patch)
 
@@ -371,7 +410,10 @@ async def test_patch_lot_logs_lot_corrected_with_the_full_new_state_and_version_
     assert parsed_time(event["received_at"]) == parsed_time(RECEIVED_AT)
     shown = await send(api, headers, "GET", f"{LOTS}/W-1/L1", status=200)
     assert (Decimal(shown["quantity"]), Decimal(shown["unit_cost"]), shown["version"]) == (
-        Decimal(quantity), Decimal(unit_cost), 2)
+        Decimal(quantity),
+        Decimal(unit_cost),
+        2,
+    )
 
 
 async def test_each_lot_correction_gets_the_next_version(api, seeded):
@@ -413,6 +455,7 @@ async def test_lot_number_reserved_for_returns_is_422_and_writes_nothing(pool, a
 
 # manual sales ---------------------------------------------------------------------------
 
+
 async def test_post_sale_logs_sale_upserted_with_revenue_per_line_and_kinds(pool, api, api_tenant):
     tenant_id, headers = api_tenant
     answer = await send(api, headers, "POST", SALES, sale("INV-1", line(discount="5"), shipping()))
@@ -423,22 +466,40 @@ async def test_post_sale_logs_sale_upserted_with_revenue_per_line_and_kinds(pool
     stored = await sale_row(pool, tenant_id, "INV-1")
     assert (row["event_type"], row["source"], row["tenant_id"]) == ("sale.upserted", "manual", tenant_id)
     assert (event["source"], event["sale_type"], event["external_id"], event["doc_number"], event["version"]) == (
-        "manual", "invoice", "INV-1", "INV-1", 1)
+        "manual",
+        "invoice",
+        "INV-1",
+        "INV-1",
+        1,
+    )
     assert (event["txn_date"], event["customer"], event["currency"], event["exchange_rate"]) == (
-        "2026-02-01", "Bob", None, None)
+        "2026-02-01",
+        "Bob",
+        None,
+        None,
+    )
     assert parsed_time(event["source_created_at"]) == stored["entered_at"]
-    lines = [(ln["line_no"], ln["sku"], ln["description"], Decimal(ln["quantity"]), Decimal(ln["revenue"]),
-              ln["kind"]) for ln in event["lines"]]
-    assert lines == [(1, "W-1", None, Decimal(3), Decimal("54.97"), "inventory"),  # 3 × 19.99 − 5
-                     (2, None, "Shipping", Decimal(1), Decimal("7.50"), "non_inventory")]
+    lines = [
+        (ln["line_no"], ln["sku"], ln["description"], Decimal(ln["quantity"]), Decimal(ln["revenue"]), ln["kind"])
+        for ln in event["lines"]
+    ]
+    assert lines == [
+        (1, "W-1", None, Decimal(3), Decimal("54.97"), "inventory"),  # 3 × 19.99 − 5
+        (2, None, "Shipping", Decimal(1), Decimal("7.50"), "non_inventory"),
+    ]
     assert (stored["type"], stored["status"], stored["version"]) == ("invoice", "posted", 1)
     assert stored["body"]["reference"] == "INV-1" and len(stored["body"]["lines"]) == 2
 
 
 async def test_foreign_currency_sale_revenue_is_converted_at_the_exchange_rate(pool, api, api_tenant):
     _, headers = api_tenant
-    answer = await send(api, headers, "POST", SALES,
-                        sale("INV-EUR", line(discount="5"), shipping(), currency="EUR", exchange_rate="1.1"))
+    answer = await send(
+        api,
+        headers,
+        "POST",
+        SALES,
+        sale("INV-EUR", line(discount="5"), shipping(), currency="EUR", exchange_rate="1.1"),
+    )
     _, event = await logged(pool, answer["event_ids"][0])
     assert (event["currency"], Decimal(event["exchange_rate"])) == ("EUR", Decimal("1.1"))
     assert [Decimal(ln["revenue"]) for ln in event["lines"]] == [Decimal("60.467"), Decimal("8.25")]
@@ -475,13 +536,18 @@ async def test_put_sale_logs_version_2_with_the_first_versions_source_created_at
     before = await sale_row(pool, tenant_id, "INV-1")
     first_event = [e for e in await log_of(pool, tenant_id) if e["event_type"] == "sale.upserted"][0]
 
-    answer = await send(api, headers, "PUT", f"{SALES}/INV-1",
-                        sale(None, line(quantity="1"), shipping("9"), customer="Carol"))
+    answer = await send(
+        api, headers, "PUT", f"{SALES}/INV-1", sale(None, line(quantity="1"), shipping("9"), customer="Carol")
+    )
 
     assert (answer["reference"], answer["version"]) == ("INV-1", 2)
     _, event = await logged(pool, answer["event_ids"][0])
     assert (event["event_type"], event["external_id"], event["version"], event["customer"]) == (
-        "sale.upserted", "INV-1", 2, "Carol")
+        "sale.upserted",
+        "INV-1",
+        2,
+        "Carol",
+    )
     assert event["source_created_at"] == first_event["source_created_at"]
     assert [Decimal(ln["revenue"]) for ln in event["lines"]] == [Decimal("19.99"), Decimal(9)]
     after = await sale_row(pool, tenant_id, "INV-1")
@@ -489,8 +555,9 @@ async def test_put_sale_logs_version_2_with_the_first_versions_source_created_at
     assert after["body"]["customer"] == "Carol" and after["body"]["reference"] == "INV-1"
 
 
-@pytest.mark.parametrize(("method", "path", "reason"), [
-    ("POST", f"{SALES}/INV-1/void", "voided"), ("DELETE", f"{SALES}/INV-1", "deleted")])
+@pytest.mark.parametrize(
+    ("method", "path", "reason"), [("POST", f"{SALES}/INV-1/void", "voided"), ("DELETE", f"{SALES}/INV-1", "deleted")]
+)
 async def test_void_or_delete_logs_sale_removed_with_its_reason(pool, api, seeded, method, path, reason):
     tenant_id, headers = seeded
     answer = await send(api, headers, method, path)
@@ -499,7 +566,12 @@ async def test_void_or_delete_logs_sale_removed_with_its_reason(pool, api, seede
     row, event = await logged(pool, answer["event_ids"][0])
     assert row["event_type"] == "sale.removed"
     assert (event["source"], event["sale_type"], event["external_id"], event["reason"], event["version"]) == (
-        "manual", "invoice", "INV-1", reason, 2)
+        "manual",
+        "invoice",
+        "INV-1",
+        reason,
+        2,
+    )
     stored = await sale_row(pool, tenant_id, "INV-1")
     assert (stored["status"], stored["version"]) == (reason, 2)
 
@@ -513,13 +585,17 @@ async def test_delete_after_void_is_accepted(pool, api, seeded):
     assert (event["reason"], event["version"]) == ("deleted", 3)
 
 
-@pytest.mark.parametrize(("first", "then", "path"), [
-    ("void", "POST", f"{SALES}/INV-1/void"),
-    ("delete", "DELETE", f"{SALES}/INV-1"),
-    ("delete", "POST", f"{SALES}/INV-1/void"),
-    ("void", "PUT", f"{SALES}/INV-1"),
-    ("delete", "PUT", f"{SALES}/INV-1"),
-], ids=["void-twice", "delete-twice", "void-after-delete", "edit-voided", "edit-deleted"])
+@pytest.mark.parametrize(
+    ("first", "then", "path"),
+    [
+        ("void", "POST", f"{SALES}/INV-1/void"),
+        ("delete", "DELETE", f"{SALES}/INV-1"),
+        ("delete", "POST", f"{SALES}/INV-1/void"),
+        ("void", "PUT", f"{SALES}/INV-1"),
+        ("delete", "PUT", f"{SALES}/INV-1"),
+    ],
+    ids=["void-twice", "delete-twice", "void-after-delete", "edit-voided", "edit-deleted"],
+)
 async def test_removed_sale_refuses_the_operation_with_409_and_writes_nothing(pool, api, seeded, first, then, path):
     tenant_id, headers = seeded
     if first == "void":
@@ -531,9 +607,11 @@ async def test_removed_sale_refuses_the_operation_with_409_and_writes_nothing(po
         await expect_error(response, 409, "conflict")
 
 
-@pytest.mark.parametrize(("method", "path"), [
-    ("PUT", f"{SALES}/NOPE"), ("POST", f"{SALES}/NOPE/void"), ("DELETE", f"{SALES}/NOPE")],
-    ids=["edit", "void", "delete"])
+@pytest.mark.parametrize(
+    ("method", "path"),
+    [("PUT", f"{SALES}/NOPE"), ("POST", f"{SALES}/NOPE/void"), ("DELETE", f"{SALES}/NOPE")],
+    ids=["edit", "void", "delete"],
+)
 async def test_unknown_sale_reference_is_404_and_writes_nothing(pool, api, seeded, method, path):
     tenant_id, headers = seeded
     async with nothing_written(pool, tenant_id):
@@ -564,11 +642,15 @@ async def test_put_sale_with_a_different_reference_in_the_body_is_422(pool, api,
 
 # idempotency ----------------------------------------------------------------------------
 
-@pytest.mark.parametrize(("path", "body", "table"), [
-    (PRODUCTS, product("W-7"), "catalog_products"), (SALES, sale("INV-7"), "manual_sales")],
-    ids=["product", "sale"])
+
+@pytest.mark.parametrize(
+    ("path", "body", "table"),
+    [(PRODUCTS, product("W-7"), "catalog_products"), (SALES, sale("INV-7"), "manual_sales")],
+    ids=["product", "sale"],
+)
 async def test_same_post_with_the_same_idempotency_key_replays_the_first_answer_once(
-        pool, api, api_tenant, path, body, table):
+    pool, api, api_tenant, path, body, table
+):
     tenant_id, headers = api_tenant
     key = {"Idempotency-Key": f"k-{uuid.uuid4()}"}
     first = await api.post(path, json=body, headers={**headers, **key})
@@ -635,6 +717,7 @@ async def test_idempotency_key_outside_1_to_200_characters_is_400(pool, api, api
 
 # bad input: 4xx naming the field, nothing written ---------------------------------------
 
+
 def _sale_line(**changes) -> dict:
     return sale("INV-NEW", {**line(), **changes})
 
@@ -675,33 +758,67 @@ INVALID = [
     ("sale-unknown-currency", "POST", SALES, sale("INV-NEW", currency="ABC", exchange_rate="2"), "currency"),
     ("sale-currency-not-3-letters", "POST", SALES, sale("INV-NEW", currency="EURO", exchange_rate="2"), "currency"),
     ("sale-foreign-currency-without-rate", "POST", SALES, sale("INV-NEW", currency="EUR"), "exchange_rate"),
-    ("sale-home-currency-rate-not-1", "POST", SALES, sale("INV-NEW", currency="USD", exchange_rate="1.1"),
-     "exchange_rate"),
+    (
+        "sale-home-currency-rate-not-1",
+        "POST",
+        SALES,
+        sale("INV-NEW", currency="USD", exchange_rate="1.1"),
+        "exchange_rate",
+    ),
     ("sale-no-currency-rate-not-1", "POST", SALES, sale("INV-NEW", exchange_rate="0.5"), "exchange_rate"),
     ("sale-zero-exchange-rate", "POST", SALES, sale("INV-NEW", currency="EUR", exchange_rate="0"), "exchange_rate"),
     ("sale-malformed-date", "POST", SALES, sale("INV-NEW", date="2026-02-30"), "date"),
     ("sale-date-not-iso", "POST", SALES, sale("INV-NEW", date="01/02/2026"), "date"),
     ("sale-unit-price-7-places", "POST", SALES, _sale_line(unit_price="19.9999999"), "lines.0.unit_price"),
-    ("sale-rate-7-places", "POST", SALES, sale("INV-NEW", currency="EUR", exchange_rate="1.1000001"),
-     "exchange_rate"),
-    ("sale-unit-price-7-places-json-number", "POST", SALES,
-     '{"reference": "INV-NEW", "type": "invoice", "date": "2026-02-01",'
-     ' "lines": [{"sku": "W-1", "quantity": 1, "unit_price": 19.9999999}]}', "lines.0.unit_price"),
-    ("sale-discount-exceeds-quantity-times-price", "POST", SALES,
-     _sale_line(quantity="2", unit_price="5", discount="10.01"), "lines.0"),
-    ("sale-line-without-sku-or-description", "POST", SALES,
-     sale("INV-NEW", {"quantity": "1", "unit_price": "5"}), "lines.0"),
-    ("sale-line-with-empty-description-only", "POST", SALES,
-     sale("INV-NEW", {"description": "", "quantity": "1", "unit_price": "5"}), "lines.0"),
+    ("sale-rate-7-places", "POST", SALES, sale("INV-NEW", currency="EUR", exchange_rate="1.1000001"), "exchange_rate"),
+    (
+        "sale-unit-price-7-places-json-number",
+        "POST",
+        SALES,
+        '{"reference": "INV-NEW", "type": "invoice", "date": "2026-02-01",'
+        ' "lines": [{"sku": "W-1", "quantity": 1, "unit_price": 19.9999999}]}',
+        "lines.0.unit_price",
+    ),
+    (
+        "sale-discount-exceeds-quantity-times-price",
+        "POST",
+        SALES,
+        _sale_line(quantity="2", unit_price="5", discount="10.01"),
+        "lines.0",
+    ),
+    (
+        "sale-line-without-sku-or-description",
+        "POST",
+        SALES,
+        sale("INV-NEW", {"quantity": "1", "unit_price": "5"}),
+        "lines.0",
+    ),
+    (
+        "sale-line-with-empty-description-only",
+        "POST",
+        SALES,
+        sale("INV-NEW", {"description": "", "quantity": "1", "unit_price": "5"}),
+        "lines.0",
+    ),
     ("sale-quantity-NaN", "POST", SALES, _sale_line(quantity="NaN"), "lines.0.quantity"),
     ("sale-quantity-Infinity", "POST", SALES, _sale_line(quantity="Infinity"), "lines.0.quantity"),
     ("sale-quantity-minus-Infinity", "POST", SALES, _sale_line(quantity="-Infinity"), "lines.0.quantity"),
-    ("sale-quantity-NaN-json-literal", "POST", SALES,
-     '{"reference": "INV-NEW", "type": "invoice", "date": "2026-02-01",'
-     ' "lines": [{"sku": "W-1", "quantity": NaN, "unit_price": 1}]}', "lines.0.quantity"),
-    ("sale-unit-price-Infinity-json-literal", "POST", SALES,
-     '{"reference": "INV-NEW", "type": "invoice", "date": "2026-02-01",'
-     ' "lines": [{"sku": "W-1", "quantity": 1, "unit_price": Infinity}]}', "lines.0.unit_price"),
+    (
+        "sale-quantity-NaN-json-literal",
+        "POST",
+        SALES,
+        '{"reference": "INV-NEW", "type": "invoice", "date": "2026-02-01",'
+        ' "lines": [{"sku": "W-1", "quantity": NaN, "unit_price": 1}]}',
+        "lines.0.quantity",
+    ),
+    (
+        "sale-unit-price-Infinity-json-literal",
+        "POST",
+        SALES,
+        '{"reference": "INV-NEW", "type": "invoice", "date": "2026-02-01",'
+        ' "lines": [{"sku": "W-1", "quantity": 1, "unit_price": Infinity}]}',
+        "lines.0.unit_price",
+    ),
     ("sale-put-unknown-currency", "PUT", f"{SALES}/INV-1", sale(None, currency="ABC"), "currency"),
     ("sale-put-zero-quantity", "PUT", f"{SALES}/INV-1", sale(None, line(quantity="0")), "lines.0.quantity"),
 ]
@@ -725,24 +842,31 @@ async def test_discount_equal_to_quantity_times_price_is_accepted_with_zero_reve
     assert Decimal(event["lines"][0]["revenue"]) == 0
 
 
-WRITES = [("POST", PRODUCTS), ("PUT", f"{PRODUCTS}/W-1"), ("POST", LOTS), ("PATCH", f"{LOTS}/W-1/L1"),
-          ("POST", SALES), ("PUT", f"{SALES}/INV-1")]
+WRITES = [
+    ("POST", PRODUCTS),
+    ("PUT", f"{PRODUCTS}/W-1"),
+    ("POST", LOTS),
+    ("PATCH", f"{LOTS}/W-1/L1"),
+    ("POST", SALES),
+    ("PUT", f"{SALES}/INV-1"),
+]
 WRITE_IDS = ["post-product", "put-product", "post-lot", "patch-lot", "post-sale", "put-sale"]
 
 
 @pytest.mark.parametrize(("method", "path"), WRITES, ids=WRITE_IDS)
-@pytest.mark.parametrize("data", [b"this is not json", b"", b'{"sku": "W-1",', b"\xff\xfe{}"],
-                         ids=["text", "empty", "truncated", "not-utf8"])
-async def test_a_body_that_is_not_json_is_400_invalid_json_and_writes_nothing(
-        pool, api, seeded, method, path, data):
+@pytest.mark.parametrize(
+    "data", [b"this is not json", b"", b'{"sku": "W-1",', b"\xff\xfe{}"], ids=["text", "empty", "truncated", "not-utf8"]
+)
+async def test_a_body_that_is_not_json_is_400_invalid_json_and_writes_nothing(pool, api, seeded, method, path, data):
     tenant_id, headers = seeded
     async with nothing_written(pool, tenant_id):
         await expect_error(await send_raw(api, headers, method, path, data), 400, "invalid_json")
 
 
 @pytest.mark.parametrize(("method", "path"), WRITES, ids=WRITE_IDS)
-@pytest.mark.parametrize("data", ['[{"sku": "W-1", "name": "x"}]', "42", '"text"', "null"],
-                         ids=["array", "number", "string", "null"])
+@pytest.mark.parametrize(
+    "data", ['[{"sku": "W-1", "name": "x"}]', "42", '"text"', "null"], ids=["array", "number", "string", "null"]
+)
 async def test_json_that_is_not_an_object_is_422_and_writes_nothing(pool, api, seeded, method, path, data):
     tenant_id, headers = seeded
     async with nothing_written(pool, tenant_id):
@@ -761,14 +885,20 @@ NUL_TEXT = [
     ("product-name", "POST", PRODUCTS, product("N-1", name="Wid\u0000get"), "name"),
     ("lot-number", "POST", LOTS, lot(lot_number="L\u00002"), "lot_number"),
     ("sale-reference", "POST", SALES, sale("INV\u00009"), "reference"),
-    ("sale-line-description", "POST", SALES,
-     sale("INV-9", {"description": "Ship\u0000ping", "quantity": "1", "unit_price": "1"}), "lines.0.description"),
+    (
+        "sale-line-description",
+        "POST",
+        SALES,
+        sale("INV-9", {"description": "Ship\u0000ping", "quantity": "1", "unit_price": "1"}),
+        "lines.0.description",
+    ),
 ]
 
 
 @pytest.mark.parametrize(("method", "path", "body", "field"), [c[1:] for c in NUL_TEXT], ids=[c[0] for c in NUL_TEXT])
 async def test_text_with_a_nul_character_is_422_naming_the_field_and_writes_nothing(
-        pool, api, seeded, method, path, body, field):
+    pool, api, seeded, method, path, body, field
+):
     # PostgreSQL text and jsonb cannot hold U+0000; it must be refused as input, not fail as a 500.
     tenant_id, headers = seeded
     async with nothing_written(pool, tenant_id):
@@ -789,31 +919,48 @@ async def test_lot_quantity_beyond_what_the_catalog_can_store_is_422_not_stored_
     async with nothing_written(pool, tenant_id):
         response = await api.post(LOTS, json=lot(lot_number="L-HUGE", quantity="1e131072"), headers=headers)
         if response.status == 202:
-            stored = await pool.fetchval("SELECT quantity::text FROM catalog_lots WHERE tenant_id = $1 "
-                                         "AND lot_number = 'L-HUGE'", tenant_id)
+            stored = await pool.fetchval(
+                "SELECT quantity::text FROM catalog_lots WHERE tenant_id = $1 AND lot_number = 'L-HUGE'", tenant_id
+            )
             _, event = await logged(pool, (await response.json())["event_ids"][0])
-            pytest.fail(f"accepted with 202: catalog_lots.quantity is {stored} but the logged lot.received "
-                        f"says {event['quantity']}")
+            pytest.fail(
+                f"accepted with 202: catalog_lots.quantity is {stored} but the logged lot.received "
+                f"says {event['quantity']}"
+            )
         await expect_error(response, 422, "validation_failed", "quantity")
 
 
 async def test_received_at_that_cannot_be_expressed_in_utc_is_422(pool, api, seeded):
     tenant_id, headers = seeded
     async with nothing_written(pool, tenant_id):
-        response = await api.post(LOTS, json=lot(lot_number="L-LATE", received_at="9999-12-31T23:59:59-14:00"),
-                                  headers=headers)
+        response = await api.post(
+            LOTS, json=lot(lot_number="L-LATE", received_at="9999-12-31T23:59:59-14:00"), headers=headers
+        )
         await expect_error(response, 422, "validation_failed", "received_at")
 
 
 # authentication -------------------------------------------------------------------------
 
+
 def _well_formed_unknown_key() -> str:
     return f"psk_{uuid.uuid4().hex[:12]}_{'A' * 43}"
 
 
-@pytest.mark.parametrize("authorization", [
-    None, "", "Bearer", "Bearer ", "Bearer not-a-key", "Bearer psk_abc", "Bearer psk__secret",
-    "Basic dXNlcjpwYXNz", "UNKNOWN"], ids=lambda a: repr(a))
+@pytest.mark.parametrize(
+    "authorization",
+    [
+        None,
+        "",
+        "Bearer",
+        "Bearer ",
+        "Bearer not-a-key",
+        "Bearer psk_abc",
+        "Bearer psk__secret",
+        "Basic dXNlcjpwYXNz",
+        "UNKNOWN",
+    ],
+    ids=lambda a: repr(a),
+)
 async def test_missing_or_malformed_authorization_is_401(pool, api, api_tenant, authorization):
     tenant_id, _ = api_tenant
     headers = {} if authorization is None else {"Authorization": authorization}
@@ -869,11 +1016,17 @@ async def test_bearer_scheme_is_case_insensitive(api, api_tenant):
 
 # tenant isolation -----------------------------------------------------------------------
 
+
 async def test_another_tenant_cannot_read_a_product_or_lot(pool, api, api_tenant):
     _, headers_a = api_tenant
     _, headers_b = await make_api_tenant(pool, "Beta")
-    await send(api, headers_a, "POST", PRODUCTS,
-               {"sku": "W-1", "name": "Secret Widget of A", "qbo_item_id": "QBO-A-77", "standard_cost": "1.2345"})
+    await send(
+        api,
+        headers_a,
+        "POST",
+        PRODUCTS,
+        {"sku": "W-1", "name": "Secret Widget of A", "qbo_item_id": "QBO-A-77", "standard_cost": "1.2345"},
+    )
     await send(api, headers_a, "POST", LOTS, lot(quantity="4321", unit_cost="8.7654"))
 
     for path in (f"{PRODUCTS}/W-1", f"{LOTS}/W-1/L1"):
@@ -895,9 +1048,11 @@ async def test_another_tenant_cannot_correct_a_lot_or_receive_one_for_its_produc
         await expect_error(response, 422, "validation_failed", "sku")
 
 
-@pytest.mark.parametrize(("method", "path"), [
-    ("PUT", f"{SALES}/INV-1"), ("POST", f"{SALES}/INV-1/void"), ("DELETE", f"{SALES}/INV-1")],
-    ids=["edit", "void", "delete"])
+@pytest.mark.parametrize(
+    ("method", "path"),
+    [("PUT", f"{SALES}/INV-1"), ("POST", f"{SALES}/INV-1/void"), ("DELETE", f"{SALES}/INV-1")],
+    ids=["edit", "void", "delete"],
+)
 async def test_another_tenant_cannot_touch_a_sale_reference(pool, api, seeded, method, path):
     tenant_a, _ = seeded
     tenant_b, headers_b = await make_api_tenant(pool, "Beta")
@@ -915,8 +1070,10 @@ async def test_tenants_have_separate_products_with_the_same_sku(pool, api, api_t
     await send(api, headers_b, "POST", PRODUCTS, {"sku": "W-1", "name": "B's widget"})
     assert (await send(api, headers_b, "PUT", f"{PRODUCTS}/W-1", {"name": "B's widget v2"}))["version"] == 2
 
-    rows = await pool.fetch("SELECT tenant_id, name, version FROM catalog_products WHERE tenant_id = ANY($1) "
-                            "ORDER BY name", [tenant_a, tenant_b])
+    rows = await pool.fetch(
+        "SELECT tenant_id, name, version FROM catalog_products WHERE tenant_id = ANY($1) ORDER BY name",
+        [tenant_a, tenant_b],
+    )
     assert [tuple(r) for r in rows] == [(tenant_a, "A's widget", 1), (tenant_b, "B's widget v2", 2)]
     assert (await send(api, headers_a, "GET", f"{PRODUCTS}/W-1", status=200))["name"] == "A's widget"
     assert (await send(api, headers_b, "GET", f"{PRODUCTS}/W-1", status=200))["name"] == "B's widget v2"
@@ -932,6 +1089,7 @@ async def test_tenants_have_separate_sales_with_the_same_reference(pool, api, se
 
 
 # the rest of the HTTP surface ------------------------------------------------------------
+
 
 async def test_correlation_id_is_echoed_and_logged_with_the_event(pool, api, api_tenant):
     _, headers = api_tenant
@@ -981,8 +1139,11 @@ async def test_outbox_gauges_show_what_waits_while_the_broker_is_unreachable(poo
     waiting = await pool.fetchval("SELECT count(*) FROM outbox")
 
     async def reported() -> bool:
-        return (REGISTRY.get_sample_value("ingest_outbox_pending") == waiting
-                and (REGISTRY.get_sample_value("ingest_outbox_oldest_age_seconds") or 0) > 0)
+        return (
+            REGISTRY.get_sample_value("ingest_outbox_pending") == waiting
+            and (REGISTRY.get_sample_value("ingest_outbox_oldest_age_seconds") or 0) > 0
+        )
+
     await wait_for(reported, timeout=15)
     exposed = await (await ingest_offline.get("/metrics")).text()
     assert f"ingest_outbox_pending {float(waiting)}" in exposed

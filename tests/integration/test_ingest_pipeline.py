@@ -14,10 +14,10 @@ import aiohttp
 from prometheus_client import REGISTRY
 
 from services.costing.main import running_consumer
+from services.costing.rebuild import rebuild
 from services.ingest import deadletters
 from services.ingest.app import create_app
 from services.ingest.relay import OutboxRelay
-from services.costing.rebuild import rebuild
 from services.ingest.replay import Selection, replay
 from shared import broker
 from shared.events import LotReceived, parse_event
@@ -41,9 +41,17 @@ LOT = {"sku": "W-1", "lot_number": "L1", "quantity": "10", "unit_cost": "2.25", 
 
 
 def sale(reference: str, date: str, quantity: str, price: str = "5", **extra) -> dict:
-    return {"reference": reference, "type": "invoice", "date": date, "customer": "Bob",
-            "lines": [{"sku": "W-1", "quantity": quantity, "unit_price": price},
-                      {"description": "Shipping", "quantity": "1", "unit_price": "7.50"}], **extra}
+    return {
+        "reference": reference,
+        "type": "invoice",
+        "date": date,
+        "customer": "Bob",
+        "lines": [
+            {"sku": "W-1", "quantity": quantity, "unit_price": price},
+            {"description": "Shipping", "quantity": "1", "unit_price": "7.50"},
+        ],
+        **extra,
+    }
 
 
 async def post(client, headers, method: str, path: str, body=None) -> list[str]:
@@ -58,8 +66,11 @@ async def logged_events(pool, tenant_id):
 
 
 async def all_applied(pool, tenant_id) -> bool:
-    return await pool.fetchval("""SELECT count(*) = 0 FROM event_log e WHERE e.tenant_id = $1
-        AND NOT EXISTS (SELECT 1 FROM processed_events p WHERE p.event_id = e.event_id)""", tenant_id)
+    return await pool.fetchval(
+        """SELECT count(*) = 0 FROM event_log e WHERE e.tenant_id = $1
+        AND NOT EXISTS (SELECT 1 FROM processed_events p WHERE p.event_id = e.event_id)""",
+        tenant_id,
+    )
 
 
 async def write_history(client, headers) -> None:
@@ -75,8 +86,13 @@ async def write_history(client, headers) -> None:
     await post(client, headers, "POST", "/api/v1/sales", sale("INV-4", "2026-02-06", "1"))
     await post(client, headers, "DELETE", "/api/v1/sales/INV-4")
     await post(client, headers, "PATCH", "/api/v1/lots/W-1/L1", {"unit_cost": "2.50"})
-    await post(client, headers, "POST", "/api/v1/lots", {**LOT, "lot_number": "L2", "quantity": "5",
-                                                         "unit_cost": "3", "received_at": "2026-03-01T00:00:00Z"})
+    await post(
+        client,
+        headers,
+        "POST",
+        "/api/v1/lots",
+        {**LOT, "lot_number": "L2", "quantity": "5", "unit_cost": "3", "received_at": "2026-03-01T00:00:00Z"},
+    )
 
 
 async def test_manual_sale_is_costed_end_to_end(pool, ingest, api_tenant, costing_consumer):
@@ -88,28 +104,37 @@ async def test_manual_sale_is_costed_end_to_end(pool, ingest, api_tenant, costin
     row = await pool.fetchrow("SELECT revenue, cost, has_shortage FROM sales WHERE tenant_id = $1", tenant_id)
     # 10 from L1 at 2.25 = 22.50, 2 short at WAC 2.25 = 4.50; revenue 12 × 5 + 7.50 shipping
     assert (row["revenue"], row["cost"], row["has_shortage"]) == (Decimal("67.50"), Decimal("27.00"), True)
-    lines = await pool.fetch("SELECT line_no, kind, cost, shortage_qty FROM sale_lines WHERE tenant_id = $1 "
-                             "ORDER BY line_no", tenant_id)
+    lines = await pool.fetch(
+        "SELECT line_no, kind, cost, shortage_qty FROM sale_lines WHERE tenant_id = $1 ORDER BY line_no", tenant_id
+    )
     assert [(r["kind"], r["cost"], r["shortage_qty"]) for r in lines] == [
-        ("inventory", Decimal("27.00"), Decimal(2)), ("non_inventory", Decimal(0), Decimal(0))]
+        ("inventory", Decimal("27.00"), Decimal(2)),
+        ("non_inventory", Decimal(0), Decimal(0)),
+    ]
     remaining = await pool.fetchval("SELECT remaining FROM lots WHERE tenant_id = $1", tenant_id)
     assert remaining == 0
 
 
 async def test_writes_are_accepted_while_the_broker_is_unreachable_and_applied_once_after(
-        pool, database_url, broker_prefix, api_tenant, costing_consumer):
+    pool, database_url, broker_prefix, api_tenant, costing_consumer
+):
     tenant_id, headers = api_tenant
     proxy = TcpProxy("127.0.0.1", 5672)
     port = await proxy.start()
-    client = await client_for(create_app(settings_for(
-        database_url, broker_prefix, amqp_url=f"amqp://guest:guest@127.0.0.1:{port}/")))
+    client = await client_for(
+        create_app(settings_for(database_url, broker_prefix, amqp_url=f"amqp://guest:guest@127.0.0.1:{port}/"))
+    )
     try:
         await post(client, headers, "POST", "/api/v1/products", {"sku": "W-1", "name": "Widget"})
         await wait_for(lambda: all_applied(pool, tenant_id))
         proxy.cut()
         await write_history(client, headers)  # every write answered 202 with the broker gone
-        assert await pool.fetchval("SELECT count(*) FROM outbox o JOIN event_log e USING (seq) "
-                                   "WHERE e.tenant_id = $1", tenant_id) > 0
+        assert (
+            await pool.fetchval(
+                "SELECT count(*) FROM outbox o JOIN event_log e USING (seq) WHERE e.tenant_id = $1", tenant_id
+            )
+            > 0
+        )
         proxy.restore()
         await wait_for(lambda: all_applied(pool, tenant_id), timeout=60)
     finally:
@@ -122,14 +147,27 @@ async def test_writes_are_accepted_while_the_broker_is_unreachable_and_applied_o
 
 
 async def test_ingest_killed_between_the_confirm_and_the_outbox_delete_republishes_and_costing_applies_once(
-        pool, database_url, broker_prefix, topology, api_tenant, costing):
+    pool, database_url, broker_prefix, topology, api_tenant, costing
+):
     tenant_id, headers = api_tenant
     await pool.execute("DELETE FROM outbox")  # rows earlier tests left: the crash must come at this test's row
     port = _free_port()
     crashing = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "services.ingest", stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL,
-        env=dict(os.environ, DATABASE_URL=database_url, AMQP_URL=TEST_AMQP_URL, BROKER_PREFIX=broker_prefix,
-                 INGEST_PORT=str(port), LOG_LEVEL="WARNING", CRASH_POINT="after_publish_before_mark_sent"))
+        sys.executable,
+        "-m",
+        "services.ingest",
+        stdout=asyncio.subprocess.DEVNULL,
+        stderr=asyncio.subprocess.DEVNULL,
+        env=dict(
+            os.environ,
+            DATABASE_URL=database_url,
+            AMQP_URL=TEST_AMQP_URL,
+            BROKER_PREFIX=broker_prefix,
+            INGEST_PORT=str(port),
+            LOG_LEVEL="WARNING",
+            CRASH_POINT="after_publish_before_mark_sent",
+        ),
+    )
     try:
         async with aiohttp.ClientSession(f"http://127.0.0.1:{port}") as http:
             await wait_for(lambda: _answers(http), timeout=60)
@@ -155,7 +193,8 @@ async def test_ingest_killed_between_the_confirm_and_the_outbox_delete_republish
 
 
 async def test_an_unroutable_event_stays_in_the_outbox_until_the_relay_has_routed_it(
-        pool, ingest, api_tenant, topology):
+    pool, ingest, api_tenant, topology
+):
     """RELIABILITY S5: the broker returns a publish it cannot route (the queue's binding is
     gone). The relay must not count that as sent: the row stays, and the relay reconnects,
     declares its topology again (binding included) and sends it."""
@@ -172,17 +211,24 @@ async def test_an_unroutable_event_stays_in_the_outbox_until_the_relay_has_route
 
 
 async def test_a_publish_whose_confirm_never_comes_stays_in_the_outbox_and_the_relay_does_not_hang(
-        pool, database_url, broker_prefix, topology, api_tenant):
+    pool, database_url, broker_prefix, topology, api_tenant
+):
     """RELIABILITY S5: the broker connection turns into a blackhole right after the relay
     connected, so a publish's confirm never arrives. The publish times out, the row stays
     (its attempt recorded), and once the network heals the relay reconnects and sends it."""
     tenant_id, headers = api_tenant
     await pool.execute("DELETE FROM outbox")  # rows earlier tests left: this relay is to send only this test's
-    writer = await client_for(create_app(settings_for(database_url, broker_prefix,
-                                                      amqp_url="amqp://guest:guest@127.0.0.1:9/")))  # logs only
+    writer = await client_for(
+        create_app(settings_for(database_url, broker_prefix, amqp_url="amqp://guest:guest@127.0.0.1:9/"))
+    )  # logs only
     proxy = TcpProxy.to(TEST_AMQP_URL)
-    relay = OutboxRelay(pool, through(TEST_AMQP_URL, await proxy.start()), broker.Names(broker_prefix),
-                        Settings().costing_delivery_limit, publish_timeout=0.5)
+    relay = OutboxRelay(
+        pool,
+        through(TEST_AMQP_URL, await proxy.start()),
+        broker.Names(broker_prefix),
+        Settings().costing_delivery_limit,
+        publish_timeout=0.5,
+    )
     running = asyncio.create_task(relay.run())
     try:
         await wait_for(lambda: relay.connected)
@@ -203,8 +249,10 @@ async def test_a_publish_whose_confirm_never_comes_stays_in_the_outbox_and_the_r
 
 
 async def _attempted(pool, tenant_id) -> bool:
-    return await pool.fetchval("SELECT coalesce(max(o.attempts), 0) > 0 FROM outbox o JOIN event_log e USING (seq) "
-                               "WHERE e.tenant_id = $1", tenant_id)
+    return await pool.fetchval(
+        "SELECT coalesce(max(o.attempts), 0) > 0 FROM outbox o JOIN event_log e USING (seq) WHERE e.tenant_id = $1",
+        tenant_id,
+    )
 
 
 def _free_port() -> int:
@@ -230,7 +278,8 @@ async def _take_all(queue) -> list:
 
 
 async def test_replay_repairs_lost_messages_and_changes_nothing_that_was_right(
-        pool, ingest, api_tenant, database_url, broker_prefix, topology):
+    pool, ingest, api_tenant, database_url, broker_prefix, topology
+):
     tenant_id, headers = api_tenant
     await write_history(ingest, headers)
     await wait_for(lambda: _outbox_empty(pool, tenant_id))
@@ -259,7 +308,9 @@ async def test_replay_alongside_live_writes_doubles_nothing(pool, ingest, api_te
             await post(ingest, headers, "POST", "/api/v1/sales", sale(f"INV-{n}", f"2026-01-{n}", str(n % 4 + 1)))
         await post(ingest, headers, "PUT", "/api/v1/sales/INV-12", sale("INV-12", "2026-01-12", "9"))
         await post(ingest, headers, "POST", "/api/v1/sales/INV-13/void")
-        await post(ingest, headers, "POST", "/api/v1/lots", {**LOT, "lot_number": "L9", "received_at": "2026-01-11T00:00:00Z"})
+        await post(
+            ingest, headers, "POST", "/api/v1/lots", {**LOT, "lot_number": "L9", "received_at": "2026-01-11T00:00:00Z"}
+        )
 
     logged_before = len(await logged_events(pool, tenant_id))
     _, _, exchange_topology = costing_consumer
@@ -283,7 +334,8 @@ async def test_rebuild_gives_identical_state(pool, ingest, api_tenant, costing_c
     before, other_before = await project(pool, tenant_id), await project(pool, other_id)
     totals_before = await _sale_totals(pool, tenant_id)
     assert any(line.shortage_qty > 0 for line in before.lines.values()) or any(
-        s.status != "posted" for s in before.sales.values())
+        s.status != "posted" for s in before.sales.values()
+    )
 
     _, _, topology_ = costing_consumer
     await rebuild(pool, topology_.exchange, tenant_id)
@@ -296,8 +348,9 @@ async def test_rebuild_gives_identical_state(pool, ingest, api_tenant, costing_c
 async def test_dead_lettered_event_is_redriven_after_the_fix(pool, costing_consumer):
     _, _, topology = costing_consumer
     missing_tenant = uuid.uuid4()  # its products cannot be written until the tenant exists
-    event = LotReceived(tenant_id=missing_tenant, occurred_at=T0, sku="W-1", lot_number="L1", quantity=1,
-                        unit_cost=1, received_at=T0)
+    event = LotReceived(
+        tenant_id=missing_tenant, occurred_at=T0, sku="W-1", lot_number="L1", quantity=1, unit_cost=1, received_at=T0
+    )
     await broker.publish_event(topology.exchange, event)
     parked = await wait_for(lambda: _parked(topology))
     assert [p.event_id for p in parked] == [str(event.event_id)]
@@ -306,8 +359,7 @@ async def test_dead_lettered_event_is_redriven_after_the_fix(pool, costing_consu
     sent = await deadletters.redrive(topology, pool, {str(event.event_id)})
     assert len(sent) == 1
     await wait_for(lambda: event_applied(pool, event.event_id))
-    assert await pool.fetchval("SELECT redriven_at IS NOT NULL FROM dead_letters WHERE event_id = $1",
-                               event.event_id)
+    assert await pool.fetchval("SELECT redriven_at IS NOT NULL FROM dead_letters WHERE event_id = $1", event.event_id)
 
 
 async def _parked(topology):
@@ -316,13 +368,18 @@ async def _parked(topology):
 
 async def _other_tenant(pool):
     from tests.conftest import make_api_tenant
+
     return await make_api_tenant(pool, "Other")
 
 
 async def _sale_totals(pool, tenant_id):
-    return [tuple(r) for r in await pool.fetch(
-        "SELECT external_id, status, revenue, cost, has_shortage FROM sales WHERE tenant_id = $1 ORDER BY external_id",
-        tenant_id)]
+    return [
+        tuple(r)
+        for r in await pool.fetch(
+            "SELECT external_id, status, revenue, cost, has_shortage FROM sales WHERE tenant_id = $1 ORDER BY external_id",
+            tenant_id,
+        )
+    ]
 
 
 async def _outbox_empty(pool, tenant_id) -> bool:

@@ -24,7 +24,14 @@ from services.ingest.openapi import DOCUMENT
 from shared import broker
 from tests.conftest import TEST_AMQP_URL, client_for, new_tenant, settings_for
 from tests.schemathesis_support import (
-    ServerThread, assert_nothing_leaked, bearer, call_as_both, case_settings, load_schema, new_key, service_secrets,
+    ServerThread,
+    assert_nothing_leaked,
+    bearer,
+    call_as_both,
+    case_settings,
+    load_schema,
+    new_key,
+    service_secrets,
     store_key,
 )
 
@@ -48,8 +55,17 @@ class Tenant:
     def values(self) -> list[str]:
         """What only this tenant's answers may hold."""
         m = self.marker
-        return [f"Widget {m}", f"Own {m}", f"item-{m}", f"Bob {m}", f"Ann {m}", self.own_sku, f"L-{m}", f"REF-{m}",
-                self.realm]
+        return [
+            f"Widget {m}",
+            f"Own {m}",
+            f"item-{m}",
+            f"Bob {m}",
+            f"Ann {m}",
+            self.own_sku,
+            f"L-{m}",
+            f"REF-{m}",
+            self.realm,
+        ]
 
     @property
     def headers(self) -> dict:
@@ -71,16 +87,50 @@ def seed(tenant: Tenant, unit_cost: str) -> list[tuple[str, str, dict | None]]:
     return [
         ("POST", "/api/v1/products", {"sku": "W-1", "name": f"Widget {m}", "standard_cost": unit_cost}),
         ("POST", "/api/v1/products", {"sku": tenant.own_sku, "name": f"Own {m}", "qbo_item_id": f"item-{m}"}),
-        ("POST", "/api/v1/lots", {"sku": "W-1", "lot_number": "L1", "quantity": "10", "unit_cost": unit_cost,
-                                  "received_at": "2026-01-05T08:00:00Z"}),
-        ("POST", "/api/v1/lots", {"sku": tenant.own_sku, "lot_number": f"L-{m}", "quantity": "3",
-                                  "unit_cost": unit_cost, "received_at": "2026-01-06T08:00:00Z"}),
-        ("POST", "/api/v1/sales", {"reference": "INV-1", "type": "invoice", "date": "2026-02-01",
-                                   "customer": f"Bob {m}", "lines": [{"sku": "W-1", "quantity": "2",
-                                                                      "unit_price": "5"}]}),
-        ("POST", "/api/v1/sales", {"reference": f"REF-{m}", "type": "sales_receipt", "date": "2026-02-02",
-                                   "customer": f"Ann {m}", "lines": [{"sku": tenant.own_sku, "quantity": "1",
-                                                                      "unit_price": "9"}]}),
+        (
+            "POST",
+            "/api/v1/lots",
+            {
+                "sku": "W-1",
+                "lot_number": "L1",
+                "quantity": "10",
+                "unit_cost": unit_cost,
+                "received_at": "2026-01-05T08:00:00Z",
+            },
+        ),
+        (
+            "POST",
+            "/api/v1/lots",
+            {
+                "sku": tenant.own_sku,
+                "lot_number": f"L-{m}",
+                "quantity": "3",
+                "unit_cost": unit_cost,
+                "received_at": "2026-01-06T08:00:00Z",
+            },
+        ),
+        (
+            "POST",
+            "/api/v1/sales",
+            {
+                "reference": "INV-1",
+                "type": "invoice",
+                "date": "2026-02-01",
+                "customer": f"Bob {m}",
+                "lines": [{"sku": "W-1", "quantity": "2", "unit_price": "5"}],
+            },
+        ),
+        (
+            "POST",
+            "/api/v1/sales",
+            {
+                "reference": f"REF-{m}",
+                "type": "sales_receipt",
+                "date": "2026-02-02",
+                "customer": f"Ann {m}",
+                "lines": [{"sku": tenant.own_sku, "quantity": "1", "unit_price": "9"}],
+            },
+        ),
     ]
 
 
@@ -89,9 +139,12 @@ async def _tenant(pool, prefix: str, key: str) -> Tenant:
     await store_key(pool, tenant_id, prefix, key)
     tenant = Tenant(tenant_id, key, secrets.token_hex(8))
     # A QuickBooks connection (disconnected: the worker leaves it alone) with tenant-unique values.
-    await pool.execute("INSERT INTO qbo_connections (realm_id, tenant_id, access_token, refresh_token, "
-                       "access_expires_at, status) VALUES ($1, $2, '\\x00', '\\x00', now(), 'disconnected')",
-                       tenant.realm, tenant_id)
+    await pool.execute(
+        "INSERT INTO qbo_connections (realm_id, tenant_id, access_token, refresh_token, "
+        "access_expires_at, status) VALUES ($1, $2, '\\x00', '\\x00', now(), 'disconnected')",
+        tenant.realm,
+        tenant_id,
+    )
     return tenant
 
 
@@ -150,8 +203,15 @@ def test_another_tenants_objects_answer_404(ingest_url, tenants):
             ("GET", f"/api/v1/products/{sku}", None),
             ("GET", f"/api/v1/lots/{sku}/{lot}", None),
             ("PATCH", f"/api/v1/lots/{sku}/{lot}", {"quantity": "1"}),
-            ("PUT", f"/api/v1/sales/{ref}", {"type": "sales_receipt", "date": "2026-02-02",
-                                             "lines": [{"description": "x", "quantity": "1", "unit_price": "1"}]}),
+            (
+                "PUT",
+                f"/api/v1/sales/{ref}",
+                {
+                    "type": "sales_receipt",
+                    "date": "2026-02-02",
+                    "lines": [{"description": "x", "quantity": "1", "unit_price": "1"}],
+                },
+            ),
             ("POST", f"/api/v1/sales/{ref}/void", None),
             ("DELETE", f"/api/v1/sales/{ref}", None),
             ("POST", f"/api/v1/connections/quickbooks/{realm}/sync", None),
@@ -160,8 +220,12 @@ def test_another_tenants_objects_answer_404(ingest_url, tenants):
             response = requests.request(method, f"{ingest_url}{path}", json=body, headers=other.headers, timeout=10)
             assert response.status_code == 404, (method, path, response.text)
             assert_nothing_of(owner, response)
-        for path in ["/api/v1/products", "/api/v1/products/W-1", "/api/v1/lots/W-1/L1",
-                     "/api/v1/connections/quickbooks"]:
+        for path in [
+            "/api/v1/products",
+            "/api/v1/products/W-1",
+            "/api/v1/lots/W-1/L1",
+            "/api/v1/connections/quickbooks",
+        ]:
             response = requests.get(f"{ingest_url}{path}", headers=other.headers, timeout=10)
             assert response.status_code == 200, response.text
             assert_nothing_of(owner, response)

@@ -10,6 +10,7 @@ import os
 import socket
 import uuid
 from dataclasses import dataclass
+from datetime import UTC
 from urllib.parse import parse_qs, urlencode, urlsplit
 
 import aiohttp
@@ -22,9 +23,9 @@ from services.ingest.app import create_app
 from services.ingest.qbo import connect as qbo_routes
 from services.ingest.qbo import state as state_module
 from services.ingest.qbo.state import digest, make_state, new_secret
+from tests.conftest import TEST_DATABASE_URL, client_for, make_api_tenant, settings_for
 from tools.qbo_sim.app import create_app as create_sim
 from tools.qbo_sim.config import SimConfig
-from tests.conftest import TEST_DATABASE_URL, client_for, make_api_tenant, settings_for
 
 STATE_SECRET = "state-secret-" + "x" * 40
 COOKIE = qbo_routes.COOKIE
@@ -58,8 +59,9 @@ class Flow:
     async def start(self, browser, headers, json: bool = False) -> str:
         """connect: the authorize URL (the browser now holds the flow's cookie)."""
         accept = {"Accept": "application/json"} if json else {"Accept": "text/html,*/*;q=0.8"}
-        async with browser.get(f"{self.base}/oauth/quickbooks/connect", headers={**headers, **accept},
-                               allow_redirects=False) as response:
+        async with browser.get(
+            f"{self.base}/oauth/quickbooks/connect", headers={**headers, **accept}, allow_redirects=False
+        ) as response:
             if json:
                 assert response.status == 200, await response.text()
                 url = (await response.json())["authorize_url"]
@@ -88,14 +90,17 @@ class Flow:
         return await self.finish(browser, callback, json)
 
     async def link(self, realm: str):
-        return await self.pool.fetchrow("SELECT tenant_id, status, access_token, refresh_token FROM qbo_connections "
-                                        "WHERE realm_id = $1", realm)
+        return await self.pool.fetchrow(
+            "SELECT tenant_id, status, access_token, refresh_token FROM qbo_connections WHERE realm_id = $1", realm
+        )
 
     async def nonce_used(self, url: str) -> object:
         """used_at of the oauth_states row of the state in ``url`` (authorize or callback URL)."""
         state = parse_qs(urlsplit(url).query)["state"][0]
-        return await self.pool.fetchval("SELECT used_at FROM oauth_states WHERE nonce_hash = $1",
-                                        digest(state_module.read_state(state, STATE_SECRET.encode(), now=0).nonce))
+        return await self.pool.fetchval(
+            "SELECT used_at FROM oauth_states WHERE nonce_hash = $1",
+            digest(state_module.read_state(state, STATE_SECRET.encode(), now=0).nonce),
+        )
 
 
 @pytest.fixture
@@ -104,13 +109,22 @@ async def flow(pool, database_url, broker_prefix):
     sim_url = str(sim.make_url("")).rstrip("/")
     port = free_port()
     base = f"http://127.0.0.1:{port}"
-    app = create_app(settings_for(
-        database_url, broker_prefix, qbo_api_base=sim_url, qbo_oauth_token_url=f"{sim_url}/oauth2/v1/tokens/bearer",
-        qbo_oauth_revoke_url=f"{sim_url}/v2/oauth2/tokens/revoke",
-        qbo_oauth_authorize_url=f"{sim_url}/appcenter/connect/oauth2", qbo_client_id="sim-client",
-        qbo_client_secret="sim-secret", qbo_redirect_uri=f"{base}/oauth/quickbooks/callback",
-        qbo_cdc_interval_seconds=3600, oauth_state_secret=STATE_SECRET,
-        token_encryption_key=TOKEN_KEY))
+    app = create_app(
+        settings_for(
+            database_url,
+            broker_prefix,
+            qbo_api_base=sim_url,
+            qbo_oauth_token_url=f"{sim_url}/oauth2/v1/tokens/bearer",
+            qbo_oauth_revoke_url=f"{sim_url}/v2/oauth2/tokens/revoke",
+            qbo_oauth_authorize_url=f"{sim_url}/appcenter/connect/oauth2",
+            qbo_client_id="sim-client",
+            qbo_client_secret="sim-secret",
+            qbo_redirect_uri=f"{base}/oauth/quickbooks/callback",
+            qbo_cdc_interval_seconds=3600,
+            oauth_state_secret=STATE_SECRET,
+            token_encryption_key=TOKEN_KEY,
+        )
+    )
     ingest = TestClient(TestServer(app, host="127.0.0.1", port=port))
     await ingest.start_server()
     try:
@@ -276,18 +290,20 @@ async def test_connect_needs_an_api_key(flow):
 
 async def test_cookie_is_secure_behind_https(flow, api_tenant):
     _, headers = api_tenant
-    async with flow.browser() as browser:
-        async with browser.get(f"{flow.base}/oauth/quickbooks/connect", allow_redirects=False,
-                               headers={**headers, "X-Forwarded-Proto": "https"}) as response:
-            assert response.status == 302
-            assert response.cookies[COOKIE]["secure"]
+    async with flow.browser() as browser, browser.get(
+        f"{flow.base}/oauth/quickbooks/connect",
+        allow_redirects=False,
+        headers={**headers, "X-Forwarded-Proto": "https"},
+    ) as response:
+        assert response.status == 302
+        assert response.cookies[COOKIE]["secure"]
 
 
 async def test_the_callbacks_statements_hold_under_row_level_security():
     """As the service role (no superuser, no BYPASSRLS), in a database of its own: a
     tenant sees and spends only its own states, learns another tenant owns a realm only
     through qbo_realm_tenant(), and cannot take that realm over (the upsert is refused)."""
-    from datetime import datetime, timezone
+    from datetime import datetime
 
     import asyncpg
 
@@ -305,8 +321,11 @@ async def test_the_callbacks_statements_hold_under_row_level_security():
         mine, theirs = uuid.uuid4(), uuid.uuid4()
         for tenant in (mine, theirs):
             await owner.execute("INSERT INTO tenants (id, name, home_currency) VALUES ($1, 'x', 'USD')", tenant)
-        await owner.execute("INSERT INTO qbo_connections (realm_id, tenant_id, access_token, refresh_token, "
-                            "access_expires_at) VALUES ('R', $1, 'a', 'r', now())", theirs)
+        await owner.execute(
+            "INSERT INTO qbo_connections (realm_id, tenant_id, access_token, refresh_token, "
+            "access_expires_at) VALUES ('R', $1, 'a', 'r', now())",
+            theirs,
+        )
         async with tenant_transaction(pool, theirs) as conn:
             await conn.execute(qbo_routes.INSERT_STATE, b"theirs", theirs, b"browser", 2_000_000_000)
         async with tenant_transaction(pool, mine) as conn:
@@ -319,7 +338,7 @@ async def test_the_callbacks_statements_hold_under_row_level_security():
             assert await conn.fetchval(qbo_routes.REALM_TENANT, "R") == theirs
             with pytest.raises(asyncpg.InsufficientPrivilegeError):
                 async with conn.transaction():
-                    await QboRepository(conn).upsert_connection("R", mine, b"x", b"y", datetime.now(timezone.utc))
+                    await QboRepository(conn).upsert_connection("R", mine, b"x", b"y", datetime.now(UTC))
             with pytest.raises(asyncpg.InsufficientPrivilegeError):
                 async with conn.transaction():
                     await conn.execute(qbo_routes.INSERT_STATE, b"forged", theirs, b"browser", 2_000_000_000)

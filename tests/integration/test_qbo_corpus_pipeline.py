@@ -19,10 +19,18 @@ from tests.integration.test_qbo_sync import qbo  # noqa: F401  (the fixture: sim
 CORPUS = Path(__file__).resolve().parents[1] / "fixtures" / "qbo"
 CATALOG = json.loads((CORPUS / "_catalog.json").read_text())
 CENT = Decimal("0.01")
-CASES = ["invoice_discount_percent_with_shipping", "invoice_discount_amount_with_shipping",
-         "invoice_foreign_currency_eur", "invoice_bundle_printed_components",
-         "invoice_bundle_without_printed_components", "invoice_long_decimal_qty", "invoice_voided_marker_with_amounts",
-         "invoice_tax_inclusive_au", "salesreceipt_fractional_qty_subtotal", "creditmemo_return"]
+CASES = [
+    "invoice_discount_percent_with_shipping",
+    "invoice_discount_amount_with_shipping",
+    "invoice_foreign_currency_eur",
+    "invoice_bundle_printed_components",
+    "invoice_bundle_without_printed_components",
+    "invoice_long_decimal_qty",
+    "invoice_voided_marker_with_amounts",
+    "invoice_tax_inclusive_au",
+    "salesreceipt_fractional_qty_subtotal",
+    "creditmemo_return",
+]
 SALE_PATHS = {"Invoice": "invoice", "SalesReceipt": "salesreceipt", "CreditMemo": "creditmemo"}
 
 
@@ -65,8 +73,9 @@ async def _sim_items(qbo, case: dict) -> dict[str, str]:  # noqa: F811
 async def _replay(qbo, name: str) -> tuple[dict, str]:  # noqa: F811
     case = json.loads((CORPUS / f"{name}.json").read_text())
     for product in case.get("products", CATALOG["products"]):
-        response = await qbo.ingest.put(f"/api/v1/products/{product['sku']}", headers=qbo.headers,
-                                        json={"name": product["name"]})
+        response = await qbo.ingest.put(
+            f"/api/v1/products/{product['sku']}", headers=qbo.headers, json={"name": product["name"]}
+        )
         assert response.status == 202, await response.text()
     ids = await _sim_items(qbo, case)
     body = copy.deepcopy(case["body"])
@@ -82,13 +91,17 @@ async def _detail(qbo, query, sale_type: str, external_id: str, status: str, cou
     async def reached():
         sale_id = await qbo.pool.fetchval(
             "SELECT id FROM sales WHERE tenant_id = $1 AND source = 'quickbooks' AND type = $2 AND external_id = $3",
-            qbo.tenant_id, sale_type, external_id)
+            qbo.tenant_id,
+            sale_type,
+            external_id,
+        )
         if sale_id is None:
             return False
         response = await query.get(f"/api/v1/sales/{sale_id}", headers=qbo.headers)
         assert response.status == 200, await response.text()
         found.update(await response.json())
         return found["status"] == status and len(found["lines"]) == count
+
     try:
         await wait_for(reached, timeout=30)
     except AssertionError:
@@ -107,6 +120,13 @@ async def test_corpus_payload_through_the_pipeline(qbo, query, name):  # noqa: F
     detail = await _detail(qbo, query, want["sale_type"], external_id, "posted", len(want["lines"]))
     have = [(line["kind"], line["sku"], Decimal(line["quantity"]), line["revenue"]) for line in detail["lines"]]
     sign = -1 if want["sale_type"] == "credit_memo" else 1  # the costing engine books a return negative
-    expected = [(line["kind"], line["sku"], Decimal(line["quantity"]),
-                 str((sign * Decimal(line["revenue"])).quantize(CENT, ROUND_HALF_EVEN))) for line in want["lines"]]
+    expected = [
+        (
+            line["kind"],
+            line["sku"],
+            Decimal(line["quantity"]),
+            str((sign * Decimal(line["revenue"])).quantize(CENT, ROUND_HALF_EVEN)),
+        )
+        for line in want["lines"]
+    ]
     assert have == expected

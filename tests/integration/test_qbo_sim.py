@@ -8,7 +8,7 @@ import base64
 import hashlib
 import hmac
 import json
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from urllib.parse import parse_qs, urlsplit
 
@@ -16,11 +16,11 @@ import pytest
 from aiohttp import encode_basic_auth, web
 from aiohttp.test_utils import TestClient, TestServer
 
+from tests.conftest import wait_for
 from tools.qbo_sim import cli, payloads
 from tools.qbo_sim.app import create_app
 from tools.qbo_sim.config import SimConfig
 from tools.qbo_sim.demo import DEMO_REALM_ID
-from tests.conftest import wait_for
 
 VERIFIER = "sim-verifier-token"
 
@@ -67,8 +67,13 @@ async def receiver():
 
 
 def sim_config(receiver: Receiver, **overrides) -> SimConfig:
-    defaults = dict(webhook_url=receiver.url, webhook_batch_window=0.05, webhook_retry_schedule=[0.1, 0.2, 0.4],
-                    webhook_timeout=1.0, webhook_max_attempts=5)
+    defaults = dict(
+        webhook_url=receiver.url,
+        webhook_batch_window=0.05,
+        webhook_retry_schedule=[0.1, 0.2, 0.4],
+        webhook_timeout=1.0,
+        webhook_max_attempts=5,
+    )
     return SimConfig(**{**defaults, **overrides})
 
 
@@ -101,8 +106,9 @@ class Company:
         return {"Authorization": f"Bearer {self.token}", "Accept": "application/json"}
 
     async def api(self, path: str, **params):
-        return await self.client.get(f"/v3/company/{self.realm}/{path}", params={"minorversion": "75", **params},
-                                     headers=self.auth)
+        return await self.client.get(
+            f"/v3/company/{self.realm}/{path}", params={"minorversion": "75", **params}, headers=self.auth
+        )
 
     async def sale(self, body: dict, entity: str = "invoice", notify: bool = True) -> dict:
         url = f"/sim/{self.realm}/{entity}" + ("" if notify else "?notify=false")
@@ -119,13 +125,18 @@ async def new_company(client: TestClient, notify: bool = False) -> Company:
     realm = (await ok(await client.post("/sim/companies", json={"home_currency": "USD"}), 201))["realm_id"]
     suffix = "" if notify else "?notify=false"
     items = {}
-    for body in ({"name": "Widget", "sku": "W-100", "type": "Inventory", "unit_price": "12.50"},
-                 {"name": "Gadget", "sku": "G-300", "type": "Inventory", "unit_price": "40.00"},
-                 {"name": "Installation", "type": "Service", "unit_price": "75"}):
+    for body in (
+        {"name": "Widget", "sku": "W-100", "type": "Inventory", "unit_price": "12.50"},
+        {"name": "Gadget", "sku": "G-300", "type": "Inventory", "unit_price": "40.00"},
+        {"name": "Installation", "type": "Service", "unit_price": "75"},
+    ):
         item = (await ok(await client.post(f"/sim/{realm}/items{suffix}", json=body)))["Item"]
         items[body.get("sku") or body["name"]] = item["Id"]
-    kit = {"name": "Kit", "type": "Group", "components": [{"item_id": items["W-100"], "qty": "2"},
-                                                          {"item_id": items["G-300"], "qty": "1"}]}
+    kit = {
+        "name": "Kit",
+        "type": "Group",
+        "components": [{"item_id": items["W-100"], "qty": "2"}, {"item_id": items["G-300"], "qty": "1"}],
+    }
     items["KIT"] = (await ok(await client.post(f"/sim/{realm}/items{suffix}", json=kit)))["Item"]["Id"]
     token = (await ok(await client.post(f"/sim/{realm}/tokens"), 201))["access_token"]
     return Company(client, realm, token, items)
@@ -137,8 +148,12 @@ async def company(sim) -> Company:
 
 
 def invoice_body(company: Company, qty: str = "3", price: str = "12.50", **extra) -> dict:
-    return {"customer": "Bob", "txn_date": "2026-02-01",
-            "lines": [{"item_id": company.items["W-100"], "qty": qty, "unit_price": price}], **extra}
+    return {
+        "customer": "Bob",
+        "txn_date": "2026-02-01",
+        "lines": [{"item_id": company.items["W-100"], "qty": qty, "unit_price": price}],
+        **extra,
+    }
 
 
 def signature(body: bytes, token: str = VERIFIER) -> str:
@@ -147,11 +162,12 @@ def signature(body: bytes, token: str = VERIFIER) -> str:
 
 # --- webhooks -------------------------------------------------------------------------------
 def test_signature_matches_intuit_test_vector():
-    body = (b'{"eventNotifications":[{"realmId":"1269959970","dataChangeEvent":{"entities":[{"name":"Vendor",'
-            b'"id":"40","operation":"Update","lastUpdated":"2016-10-05T03:09:04.000Z"},{"name":"Customer","id":"43",'
-            b'"operation":"Create","lastUpdated":"2016-10-05T03:07:04.000Z"}]}}]}')
-    assert payloads.sign(body, "00faeec4-08d0-4996-bb37-698ae19f0149") == \
-        "6q+xGyMirJupwKTh2/WBl2NcdxzxqdIbk3sneKTxLWM="
+    body = (
+        b'{"eventNotifications":[{"realmId":"1269959970","dataChangeEvent":{"entities":[{"name":"Vendor",'
+        b'"id":"40","operation":"Update","lastUpdated":"2016-10-05T03:09:04.000Z"},{"name":"Customer","id":"43",'
+        b'"operation":"Create","lastUpdated":"2016-10-05T03:07:04.000Z"}]}}]}'
+    )
+    assert payloads.sign(body, "00faeec4-08d0-4996-bb37-698ae19f0149") == "6q+xGyMirJupwKTh2/WBl2NcdxzxqdIbk3sneKTxLWM="
 
 
 async def test_cloudevents_webhook_is_signed_and_batched(sim, company, receiver):
@@ -179,7 +195,9 @@ async def test_one_delivery_can_carry_several_realms(sim, receiver):
     await a.flush()
     assert len(receiver.received) == 1
     assert {(e["intuitaccountid"], e["type"]) for e in receiver.events()} == {
-        (a.realm, "qbo.invoice.created.v1"), (b.realm, "qbo.salesreceipt.created.v1")}
+        (a.realm, "qbo.invoice.created.v1"),
+        (b.realm, "qbo.salesreceipt.created.v1"),
+    }
 
 
 async def test_legacy_format_operations(sim, company, receiver):
@@ -187,8 +205,11 @@ async def test_legacy_format_operations(sim, company, receiver):
     inv = (await company.sale(invoice_body(company)))["Invoice"]
     await ok(await sim.post(f"/sim/{company.realm}/invoice/{inv['Id']}/void"))
     await ok(await sim.delete(f"/sim/{company.realm}/invoice/{inv['Id']}"))
-    await ok(await sim.post(f"/sim/{company.realm}/items/{company.items['G-300']}/merge",
-                            json={"into": company.items["W-100"]}))
+    await ok(
+        await sim.post(
+            f"/sim/{company.realm}/items/{company.items['G-300']}/merge", json={"into": company.items["W-100"]}
+        )
+    )
     await company.flush()
     raw, headers = receiver.received[0]
     assert headers["intuit-signature"] == signature(raw)
@@ -197,7 +218,11 @@ async def test_legacy_format_operations(sim, company, receiver):
     assert notification["realmId"] == company.realm
     entities = notification["dataChangeEvent"]["entities"]
     assert [(e["name"], e["operation"]) for e in entities] == [
-        ("Invoice", "Create"), ("Invoice", "Void"), ("Invoice", "Delete"), ("Item", "Merge")]
+        ("Invoice", "Create"),
+        ("Invoice", "Void"),
+        ("Invoice", "Delete"),
+        ("Item", "Merge"),
+    ]
     assert entities[3]["id"] == company.items["W-100"] and entities[3]["deletedId"] == company.items["G-300"]
     assert all(e["lastUpdated"].endswith("Z") for e in entities)
 
@@ -210,13 +235,21 @@ async def test_void_and_merge_cloudevent_types(sim, company, receiver):
     receipt = (await company.sale(invoice_body(company), entity="salesreceipt"))["SalesReceipt"]
     await ok(await sim.post(f"/sim/{company.realm}/salesreceipt/{receipt['Id']}", json={"customer": "Eve"}))
     await ok(await sim.post(f"/sim/{company.realm}/salesreceipt/{receipt['Id']}/void"))
-    await ok(await sim.post(f"/sim/{company.realm}/items/{company.items['G-300']}/merge",
-                            json={"into": company.items["W-100"]}))
+    await ok(
+        await sim.post(
+            f"/sim/{company.realm}/items/{company.items['G-300']}/merge", json={"into": company.items["W-100"]}
+        )
+    )
     await company.flush()
     events = receiver.events()
     assert [e["type"] for e in events] == [
-        "qbo.invoice.created.v1", "qbo.invoice.voided.v1", "qbo.salesreceipt.created.v1",
-        "qbo.salesreceipt.updated.v1", "qbo.salesreceipt.void.v1", "qbo.item.merged.v1"]
+        "qbo.invoice.created.v1",
+        "qbo.invoice.voided.v1",
+        "qbo.salesreceipt.created.v1",
+        "qbo.salesreceipt.updated.v1",
+        "qbo.salesreceipt.void.v1",
+        "qbo.item.merged.v1",
+    ]
     assert "data" not in events[3] and "datacontenttype" not in events[3]  # as on Intuit's data-objects page
     assert events[5]["data"] == {"deletedid": company.items["G-300"]}
     assert events[5]["intuitentityid"] == company.items["W-100"]
@@ -299,16 +332,22 @@ async def test_read_envelope_sync_token_and_metadata(sim, company):
     inv = read["Invoice"]
     assert set(read) == {"Invoice", "time"}
     assert inv["SyncToken"] == "0" and inv["DocNumber"] and inv["TxnDate"] == "2026-02-01"
-    assert inv["CustomerRef"]["name"] == "Bob" and inv["CurrencyRef"] == {"value": "USD",
-                                                                          "name": "United States Dollar"}
+    assert inv["CustomerRef"]["name"] == "Bob" and inv["CurrencyRef"] == {
+        "value": "USD",
+        "name": "United States Dollar",
+    }
     assert "ExchangeRate" not in inv and "PrivateNote" not in inv  # empty fields are omitted
     line = inv["Line"][0]
     assert line["Amount"] == Decimal("37.50") and line["SalesItemLineDetail"]["Qty"] == 3
     assert inv["Line"][-1]["DetailType"] == "SubTotalLineDetail"
     assert inv["TotalAmt"] == Decimal("37.50") and inv["TxnTaxDetail"]["TotalTax"] == 0
     await asyncio.sleep(1.01)
-    await ok(await sim.post(f"/sim/{company.realm}/invoice/{created['Id']}",
-                            json={"lines": [{"item_id": company.items["W-100"], "qty": "4"}]}))
+    await ok(
+        await sim.post(
+            f"/sim/{company.realm}/invoice/{created['Id']}",
+            json={"lines": [{"item_id": company.items["W-100"], "qty": "4"}]},
+        )
+    )
     updated = (await ok(await company.api(f"invoice/{created['Id']}")))["Invoice"]
     assert updated["SyncToken"] == "1"
     assert updated["MetaData"]["CreateTime"] == inv["MetaData"]["CreateTime"]
@@ -319,18 +358,33 @@ async def test_read_envelope_sync_token_and_metadata(sim, company):
 
 
 async def test_bundle_discount_description_and_tax(sim, company):
-    body = {"customer": "Ann", "tax": "TaxExcluded", "tax_rate": "0.1", "private_note": "rush",
-            "lines": [{"group_item_id": company.items["KIT"], "qty": "2"},
-                      {"description": "Thanks!"}, {"subtotal": True}, {"discount_percent": "10"}]}
+    body = {
+        "customer": "Ann",
+        "tax": "TaxExcluded",
+        "tax_rate": "0.1",
+        "private_note": "rush",
+        "lines": [
+            {"group_item_id": company.items["KIT"], "qty": "2"},
+            {"description": "Thanks!"},
+            {"subtotal": True},
+            {"discount_percent": "10"},
+        ],
+    }
     inv = (await company.sale(body))["Invoice"]
     group = inv["Line"][0]
     assert group["DetailType"] == "GroupLineDetail" and group["GroupLineDetail"]["Quantity"] == 2
     inner = group["GroupLineDetail"]["Line"]
-    assert [(line["SalesItemLineDetail"]["ItemRef"]["value"], line["SalesItemLineDetail"]["Qty"]) for line in inner] \
-        == [(company.items["W-100"], 4), (company.items["G-300"], 2)]
+    assert [
+        (line["SalesItemLineDetail"]["ItemRef"]["value"], line["SalesItemLineDetail"]["Qty"]) for line in inner
+    ] == [(company.items["W-100"], 4), (company.items["G-300"], 2)]
     assert group["Amount"] == Decimal("130.00")
-    assert inv["Line"][1] == {"Id": "4", "LineNum": 4, "Description": "Thanks!", "DetailType": "DescriptionOnly",
-                              "DescriptionLineDetail": {}}
+    assert inv["Line"][1] == {
+        "Id": "4",
+        "LineNum": 4,
+        "Description": "Thanks!",
+        "DetailType": "DescriptionOnly",
+        "DescriptionLineDetail": {},
+    }
     assert inv["Line"][2]["DetailType"] == "SubTotalLineDetail" and inv["Line"][2]["Amount"] == Decimal("130.00")
     discount = inv["Line"][3]
     assert discount["Amount"] == Decimal("13.00") and discount["DiscountLineDetail"]["PercentBased"] is True
@@ -341,8 +395,14 @@ async def test_bundle_discount_description_and_tax(sim, company):
 
 
 async def test_tax_inclusive_and_foreign_currency(sim, company):
-    body = {"customer": "Hans", "currency": "EUR", "exchange_rate": "1.1", "tax": "TaxInclusive", "tax_rate": "0.2",
-            "lines": [{"item_id": company.items["W-100"], "qty": "2", "unit_price": "12.00"}]}
+    body = {
+        "customer": "Hans",
+        "currency": "EUR",
+        "exchange_rate": "1.1",
+        "tax": "TaxInclusive",
+        "tax_rate": "0.2",
+        "lines": [{"item_id": company.items["W-100"], "qty": "2", "unit_price": "12.00"}],
+    }
     inv = (await company.sale(body))["Invoice"]
     line = inv["Line"][0]
     assert line["SalesItemLineDetail"]["TaxInclusiveAmt"] == Decimal("24.00")
@@ -355,9 +415,17 @@ async def test_tax_inclusive_and_foreign_currency(sim, company):
 
 
 async def test_void_shape(sim, company):
-    body = {"customer": "Ann", "doc_number": "INV-9", "private_note": "call first", "tax_rate": "0.05",
-            "lines": [{"item_id": company.items["W-100"], "qty": "3"},
-                      {"group_item_id": company.items["KIT"], "qty": "1"}, {"discount_amount": "5"}]}
+    body = {
+        "customer": "Ann",
+        "doc_number": "INV-9",
+        "private_note": "call first",
+        "tax_rate": "0.05",
+        "lines": [
+            {"item_id": company.items["W-100"], "qty": "3"},
+            {"group_item_id": company.items["KIT"], "qty": "1"},
+            {"discount_amount": "5"},
+        ],
+    }
     inv = (await company.sale(body))["Invoice"]
     voided = (await ok(await sim.post(f"/sim/{company.realm}/invoice/{inv['Id']}/void")))["Invoice"]
     read = (await ok(await company.api(f"invoice/{inv['Id']}")))["Invoice"]
@@ -400,14 +468,21 @@ async def test_deleted_and_unknown_read_as_fault_610(sim, company, receiver):
 async def test_item_shape_delete_and_merge(sim, company):
     widget = (await ok(await company.api(f"item/{company.items['W-100']}")))["Item"]
     assert {k: widget[k] for k in ("Name", "Sku", "Type", "UnitPrice", "Active")} == {
-        "Name": "Widget", "Sku": "W-100", "Type": "Inventory", "UnitPrice": Decimal("12.50"), "Active": True}
+        "Name": "Widget",
+        "Sku": "W-100",
+        "Type": "Inventory",
+        "UnitPrice": Decimal("12.50"),
+        "Active": True,
+    }
     kit = (await ok(await company.api(f"item/{company.items['KIT']}")))["Item"]
     assert kit["Type"] == "Group" and len(kit["ItemGroupDetail"]["ItemGroupLine"]) == 2
     inv = (await company.sale({"lines": [{"item_id": company.items["G-300"], "qty": "1"}]}))["Invoice"]
-    other = await ok(await sim.post(f"/sim/{company.realm}/items",
-                                    json={"name": "Gadget 2", "sku": "G-301", "type": "Inventory"}))
-    await ok(await sim.post(f"/sim/{company.realm}/items/{company.items['G-300']}/merge",
-                            json={"into": other["Item"]["Id"]}))
+    other = await ok(
+        await sim.post(f"/sim/{company.realm}/items", json={"name": "Gadget 2", "sku": "G-301", "type": "Inventory"})
+    )
+    await ok(
+        await sim.post(f"/sim/{company.realm}/items/{company.items['G-300']}/merge", json={"into": other["Item"]["Id"]})
+    )
     merged = (await ok(await company.api(f"item/{company.items['G-300']}")))["Item"]
     assert merged["Active"] is False
     repointed = (await ok(await company.api(f"invoice/{inv['Id']}")))["Invoice"]
@@ -422,13 +497,14 @@ async def test_cdc_envelope_with_deleted_stub_and_limits(receiver):
     client = await start(sim_config(receiver, cdc_max_objects=5))
     try:
         company = await new_company(client)
-        since = datetime.now(timezone.utc) - timedelta(seconds=1)
+        since = datetime.now(UTC) - timedelta(seconds=1)
         keep = (await company.sale(invoice_body(company)))["Invoice"]
         gone = (await company.sale(invoice_body(company)))["Invoice"]
         await ok(await client.delete(f"/sim/{company.realm}/invoice/{gone['Id']}"))
         receipt = (await company.sale(invoice_body(company), entity="salesreceipt"))["SalesReceipt"]
-        body = await ok(await company.api("cdc", entities="Invoice,SalesReceipt,CreditMemo",
-                                          changedSince=since.isoformat()))
+        body = await ok(
+            await company.api("cdc", entities="Invoice,SalesReceipt,CreditMemo", changedSince=since.isoformat())
+        )
         (cdc,) = body["CDCResponse"]
         invoices, receipts, memos = cdc["QueryResponse"]
         assert [i["Id"] for i in invoices["Invoice"]] == [keep["Id"], gone["Id"]]
@@ -441,12 +517,17 @@ async def test_cdc_envelope_with_deleted_stub_and_limits(receiver):
 
         for _ in range(4):
             await company.sale(invoice_body(company))
-        capped = await ok(await company.api("cdc", entities="Invoice,SalesReceipt,Item",
-                                            changedSince=since.isoformat()))
-        assert sum(len(v) for qr in capped["CDCResponse"][0]["QueryResponse"] for k, v in qr.items()
-                   if isinstance(v, list)) == 5
+        capped = await ok(
+            await company.api("cdc", entities="Invoice,SalesReceipt,Item", changedSince=since.isoformat())
+        )
+        assert (
+            sum(
+                len(v) for qr in capped["CDCResponse"][0]["QueryResponse"] for k, v in qr.items() if isinstance(v, list)
+            )
+            == 5
+        )
 
-        too_old = (datetime.now(timezone.utc) - timedelta(days=31)).date().isoformat()
+        too_old = (datetime.now(UTC) - timedelta(days=31)).date().isoformat()
         response = await company.api("cdc", entities="Invoice", changedSince=too_old)
         assert response.status == 400
         fault = (await response.json())["Fault"]
@@ -473,9 +554,13 @@ async def test_query_paging_and_filters(sim, company):
     fourth = pages[1]["Invoice"][0]
     await ok(await sim.post(f"/sim/{company.realm}/invoice/{fourth['Id']}", json={"customer": "Zed"}))
     watermark = pages[2]["Invoice"][0]["MetaData"]["LastUpdatedTime"]
-    changed = await ok(await company.api(
-        "query", query=f"SELECT * FROM Invoice WHERE MetaData.LastUpdatedTime > '{watermark}' "
-                       "ORDERBY MetaData.LastUpdatedTime STARTPOSITION 1 MAXRESULTS 1000"))
+    changed = await ok(
+        await company.api(
+            "query",
+            query=f"SELECT * FROM Invoice WHERE MetaData.LastUpdatedTime > '{watermark}' "
+            "ORDERBY MetaData.LastUpdatedTime STARTPOSITION 1 MAXRESULTS 1000",
+        )
+    )
     assert changed["QueryResponse"]["Invoice"][-1]["Id"] == fourth["Id"]
     count = await ok(await company.api("query", query="select count(*) from Invoice where CustomerRef = '1'"))
     assert count["QueryResponse"] == {"totalCount": 6}
@@ -500,9 +585,17 @@ async def test_query_maxresults_is_capped(receiver):
 # --- OAuth, auth faults, throttling -----------------------------------------------------------
 async def test_oauth_code_flow_and_refresh_rotation(sim):
     redirect = "https://app.example/callback"
-    response = await sim.get("/appcenter/connect/oauth2", allow_redirects=False, params={
-        "client_id": "sim-client", "response_type": "code", "scope": "com.intuit.quickbooks.accounting",
-        "redirect_uri": redirect, "state": "xyz"})
+    response = await sim.get(
+        "/appcenter/connect/oauth2",
+        allow_redirects=False,
+        params={
+            "client_id": "sim-client",
+            "response_type": "code",
+            "scope": "com.intuit.quickbooks.accounting",
+            "redirect_uri": redirect,
+            "state": "xyz",
+        },
+    )
     assert response.status == 302
     location = urlsplit(response.headers["Location"])
     params = {k: v[0] for k, v in parse_qs(location.query).items()}
@@ -511,32 +604,58 @@ async def test_oauth_code_flow_and_refresh_rotation(sim):
 
     basic = {"Authorization": encode_basic_auth("sim-client", "sim-secret"), "Accept": "application/json"}
     wrong = {"Authorization": encode_basic_auth("sim-client", "no")}
-    bad = await sim.post("/oauth2/v1/tokens/bearer", headers=wrong, data={
-        "grant_type": "authorization_code", "code": params["code"], "redirect_uri": redirect})
+    bad = await sim.post(
+        "/oauth2/v1/tokens/bearer",
+        headers=wrong,
+        data={"grant_type": "authorization_code", "code": params["code"], "redirect_uri": redirect},
+    )
     assert bad.status == 401
-    tokens = await ok(await sim.post("/oauth2/v1/tokens/bearer", headers=basic,
-                                     data={"grant_type": "authorization_code", "code": params["code"],
-                                           "redirect_uri": redirect}))
+    tokens = await ok(
+        await sim.post(
+            "/oauth2/v1/tokens/bearer",
+            headers=basic,
+            data={"grant_type": "authorization_code", "code": params["code"], "redirect_uri": redirect},
+        )
+    )
     assert tokens["token_type"] == "bearer" and tokens["expires_in"] == 3600
     assert tokens["x_refresh_token_expires_in"] > 8_000_000
-    reused = await sim.post("/oauth2/v1/tokens/bearer", headers=basic, data={
-        "grant_type": "authorization_code", "code": params["code"], "redirect_uri": redirect})
+    reused = await sim.post(
+        "/oauth2/v1/tokens/bearer",
+        headers=basic,
+        data={"grant_type": "authorization_code", "code": params["code"], "redirect_uri": redirect},
+    )
     assert reused.status == 400 and (await reused.json()) == {"error": "invalid_grant"}
 
     demo = Company(sim, DEMO_REALM_ID, tokens["access_token"], {})
     assert (await demo.api("query", query="select count(*) from Invoice")).status == 200
 
-    refreshed = await ok(await sim.post("/oauth2/v1/tokens/bearer", headers=basic, data={
-        "grant_type": "refresh_token", "refresh_token": tokens["refresh_token"]}))
+    refreshed = await ok(
+        await sim.post(
+            "/oauth2/v1/tokens/bearer",
+            headers=basic,
+            data={"grant_type": "refresh_token", "refresh_token": tokens["refresh_token"]},
+        )
+    )
     assert refreshed["refresh_token"] != tokens["refresh_token"]
-    old = await sim.post("/oauth2/v1/tokens/bearer", headers=basic, data={
-        "grant_type": "refresh_token", "refresh_token": tokens["refresh_token"]})
+    old = await sim.post(
+        "/oauth2/v1/tokens/bearer",
+        headers=basic,
+        data={"grant_type": "refresh_token", "refresh_token": tokens["refresh_token"]},
+    )
     assert old.status == 400 and (await old.json()) == {"error": "invalid_grant"}
     assert (await demo.stats())["token_refreshes"] == 2
 
     # Two refreshes racing with one token: one wins, the other gets invalid_grant (no grace period).
-    race = await asyncio.gather(*(sim.post("/oauth2/v1/tokens/bearer", headers=basic, data={
-        "grant_type": "refresh_token", "refresh_token": refreshed["refresh_token"]}) for _ in range(2)))
+    race = await asyncio.gather(
+        *(
+            sim.post(
+                "/oauth2/v1/tokens/bearer",
+                headers=basic,
+                data={"grant_type": "refresh_token", "refresh_token": refreshed["refresh_token"]},
+            )
+            for _ in range(2)
+        )
+    )
     assert sorted(r.status for r in race) == [200, 400]
     assert (await demo.stats())["token_refreshes"] == 4
     refreshed = await next(r for r in race if r.status == 200).json()
@@ -545,8 +664,11 @@ async def test_oauth_code_flow_and_refresh_rotation(sim):
     assert revoked.status == 200
     demo.token = refreshed["access_token"]
     assert (await demo.api("query", query="select count(*) from Invoice")).status == 401
-    after = await sim.post("/oauth2/v1/tokens/bearer", headers=basic, data={
-        "grant_type": "refresh_token", "refresh_token": refreshed["refresh_token"]})
+    after = await sim.post(
+        "/oauth2/v1/tokens/bearer",
+        headers=basic,
+        data={"grant_type": "refresh_token", "refresh_token": refreshed["refresh_token"]},
+    )
     assert after.status == 400
 
 
@@ -602,16 +724,36 @@ async def test_demo_company_and_cli_driver(sim, receiver):
     assert {"W-100", "W-200", "G-300"} <= {i.get("Sku") for i in items}
     assert {i["Type"] for i in items} == {"Inventory", "Service", "NonInventory", "Group"}
     base = str(sim.make_url("/"))
-    await asyncio.to_thread(cli.main, ["--sim", base, "create-invoice", "--realm", DEMO_REALM_ID, "--customer", "Bob",
-                                       "--item", "W-100", "--qty", "3", "--price", "12.50"])
+    await asyncio.to_thread(
+        cli.main,
+        [
+            "--sim",
+            base,
+            "create-invoice",
+            "--realm",
+            DEMO_REALM_ID,
+            "--customer",
+            "Bob",
+            "--item",
+            "W-100",
+            "--qty",
+            "3",
+            "--price",
+            "12.50",
+        ],
+    )
     invoices = (await ok(await sim.get(f"/sim/{DEMO_REALM_ID}/invoice")))["Invoice"]
     new = max(invoices, key=lambda i: int(i["Id"]))
     assert new["CustomerRef"]["name"] == "Bob" and new["TotalAmt"] == Decimal("37.50")
-    await asyncio.to_thread(cli.main, ["--sim", base, "edit-qty", "--realm", DEMO_REALM_ID, "--id", new["Id"],
-                                       "--line", "1", "--qty", "4"])
+    await asyncio.to_thread(
+        cli.main, ["--sim", base, "edit-qty", "--realm", DEMO_REALM_ID, "--id", new["Id"], "--line", "1", "--qty", "4"]
+    )
     await asyncio.to_thread(cli.main, ["--sim", base, "void", "--realm", DEMO_REALM_ID, "--id", new["Id"]])
     shown = await ok(await sim.get(f"/sim/{DEMO_REALM_ID}/invoice/{new['Id']}"))
     assert shown["voided"] and shown["spec"]["lines"][0]["qty"] == "4" and shown["entity"]["SyncToken"] == "2"
     await ok(await sim.post("/sim/webhooks/flush"))
     assert [e["type"] for e in receiver.events()][-3:] == [
-        "qbo.invoice.created.v1", "qbo.invoice.updated.v1", "qbo.invoice.voided.v1"]
+        "qbo.invoice.created.v1",
+        "qbo.invoice.updated.v1",
+        "qbo.invoice.voided.v1",
+    ]

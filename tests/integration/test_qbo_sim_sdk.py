@@ -26,13 +26,25 @@ from intuitlib.enums import Scopes
 from intuitlib.exceptions import AuthClientError
 from quickbooks import QuickBooks
 from quickbooks.cdc import change_data_capture
-from quickbooks.exceptions import (AuthorizationException, ObjectNotFoundException, QuickbooksException,
-                                   SevereException, UnsupportedException, ValidationException)
+from quickbooks.exceptions import (
+    AuthorizationException,
+    ObjectNotFoundException,
+    QuickbooksException,
+    SevereException,
+    UnsupportedException,
+    ValidationException,
+)
 from quickbooks.objects.base import Ref
 from quickbooks.objects.creditmemo import CreditMemo
 from quickbooks.objects.customer import Customer
-from quickbooks.objects.detailline import (DiscountLine, DiscountLineDetail, GroupLine, GroupLineDetail,
-                                           SalesItemLine, SalesItemLineDetail)
+from quickbooks.objects.detailline import (
+    DiscountLine,
+    DiscountLineDetail,
+    GroupLine,
+    GroupLineDetail,
+    SalesItemLine,
+    SalesItemLineDetail,
+)
 from quickbooks.objects.invoice import Invoice
 from quickbooks.objects.item import Item
 from quickbooks.objects.salesreceipt import SalesReceipt
@@ -70,8 +82,13 @@ def control(base: str, method: str, path: str, body: dict | None = None) -> dict
 
 
 def auth_client(base: str, **kwargs) -> AuthClient:
-    return AuthClient(kwargs.pop("client_id", CLIENT_ID), kwargs.pop("client_secret", CLIENT_SECRET), REDIRECT_URI,
-                      environment=f"{base}/.well-known/openid_configuration/", **kwargs)
+    return AuthClient(
+        kwargs.pop("client_id", CLIENT_ID),
+        kwargs.pop("client_secret", CLIENT_SECRET),
+        REDIRECT_URI,
+        environment=f"{base}/.well-known/openid_configuration/",
+        **kwargs,
+    )
 
 
 def authorize(base: str, realm: str) -> AuthClient:
@@ -120,8 +137,9 @@ async def test_oauth_code_exchange_refresh_rotation_and_revoke(sim):
         # A code is single use.
         again = auth_client(sim)
         url = again.get_authorization_url([Scopes.ACCOUNTING])
-        code = parse_qs(urlsplit(requests.get(f"{url}&realm={realm}", allow_redirects=False,
-                                              timeout=10).headers["Location"]).query)["code"][0]
+        code = parse_qs(
+            urlsplit(requests.get(f"{url}&realm={realm}", allow_redirects=False, timeout=10).headers["Location"]).query
+        )["code"][0]
         again.get_bearer_token(code, realm_id=realm)
         with pytest.raises(AuthClientError) as reused:
             again.get_bearer_token(code, realm_id=realm)
@@ -162,8 +180,10 @@ async def test_reads_query_count_and_paging(sim):
 
     def reads() -> None:
         _, qb = connect(sim, realm)
-        expected = {name: len(control(sim, "GET", f"/sim/{realm}/{name.lower()}")[name])
-                    for name in ("Invoice", "SalesReceipt", "CreditMemo")}
+        expected = {
+            name: len(control(sim, "GET", f"/sim/{realm}/{name.lower()}")[name])
+            for name in ("Invoice", "SalesReceipt", "CreditMemo")
+        }
         for cls in (Invoice, SalesReceipt, CreditMemo):
             rows = cls.all(qb=qb)
             assert len(rows) == expected[cls.qbo_object_name] == cls.count(qb=qb) > 0
@@ -204,8 +224,7 @@ async def test_reads_query_count_and_paging(sim):
         assert Invoice.filter(CustomerRef=cool.Id, qb=qb)
 
         # Bundles as QuickBooks shows them: group Amount = sum of inner lines, inner Qty unrolled.
-        bundled = [inv for inv in Invoice.all(qb=qb)
-                   for line in inv.Line if line.DetailType == "GroupLineDetail"]
+        bundled = [inv for inv in Invoice.all(qb=qb) for line in inv.Line if line.DetailType == "GroupLineDetail"]
         assert bundled
         for invoice in bundled:
             for line in invoice.Line:
@@ -290,8 +309,13 @@ async def test_writes_create_sparse_update_void_delete_with_webhooks(sim, receiv
         # Items 45.00 + 130.00 = 175.00; discount 17.50; shipping 5.00 (never discounted) → 162.50.
         assert Decimal(str(invoice.TotalAmt)) == Decimal("162.50")
         kinds = [line.DetailType for line in invoice.Line]
-        assert kinds == ["SalesItemLineDetail", "GroupLineDetail", "DiscountLineDetail", "SubTotalLineDetail",
-                         "SalesItemLineDetail"]
+        assert kinds == [
+            "SalesItemLineDetail",
+            "GroupLineDetail",
+            "DiscountLineDetail",
+            "SubTotalLineDetail",
+            "SalesItemLineDetail",
+        ]
         group_read = invoice.Line[1]
         assert Decimal(str(group_read.Amount)) == Decimal("130.00")
         assert [Decimal(str(i["SalesItemLineDetail"]["Qty"])) for i in group_read.GroupLineDetail.Line] == [4, 2]
@@ -364,12 +388,20 @@ async def test_writes_create_sparse_update_void_delete_with_webhooks(sim, receiv
         return out
 
     ids = await run(writes)
-    expected = {("qbo.customer.created.v1", ids["customer"]), ("qbo.item.created.v1", ids["item"]),
-                ("qbo.item.updated.v1", ids["item"]), ("qbo.invoice.created.v1", ids["invoice"]),
-                ("qbo.invoice.updated.v1", ids["invoice"]), ("qbo.invoice.voided.v1", ids["invoice"]),
-                ("qbo.salesreceipt.created.v1", ids["receipt"]), ("qbo.salesreceipt.voided.v1", ids["receipt"]),
-                ("qbo.creditmemo.created.v1", ids["memo"]), ("qbo.creditmemo.updated.v1", ids["memo"]),
-                ("qbo.creditmemo.deleted.v1", ids["memo"]), ("qbo.customer.updated.v1", ids["customer"])}
+    expected = {
+        ("qbo.customer.created.v1", ids["customer"]),
+        ("qbo.item.created.v1", ids["item"]),
+        ("qbo.item.updated.v1", ids["item"]),
+        ("qbo.invoice.created.v1", ids["invoice"]),
+        ("qbo.invoice.updated.v1", ids["invoice"]),
+        ("qbo.invoice.voided.v1", ids["invoice"]),
+        ("qbo.salesreceipt.created.v1", ids["receipt"]),
+        ("qbo.salesreceipt.voided.v1", ids["receipt"]),
+        ("qbo.creditmemo.created.v1", ids["memo"]),
+        ("qbo.creditmemo.updated.v1", ids["memo"]),
+        ("qbo.creditmemo.deleted.v1", ids["memo"]),
+        ("qbo.customer.updated.v1", ids["customer"]),
+    }
 
     def seen() -> set:
         return {(e["type"], e["intuitentityid"]) for e in receiver.events() if e["intuitaccountid"] == realm}
@@ -428,8 +460,7 @@ async def test_every_error_is_a_json_fault(sim):
             qb.get(f"{sim}/v3/company/{realm}/estimate/1")
         health = requests.get(f"{sim}/healthz", timeout=10)
         assert health.status_code == 200 and health.json() == {"status": "ok"}
-        for method, path in (("GET", "/nowhere"), ("DELETE", f"/v3/company/{realm}/invoice/1"),
-                             ("PUT", "/healthz")):
+        for method, path in (("GET", "/nowhere"), ("DELETE", f"/v3/company/{realm}/invoice/1"), ("PUT", "/healthz")):
             response = requests.request(method, sim + path, timeout=10)
             assert response.status_code in (404, 405)
             assert response.headers["Content-Type"].startswith("application/json")

@@ -29,8 +29,10 @@ PRODUCT_VALUES = "lines, quantity_sold, quantity_returned, revenue, cost, shorta
 DAY = "coalesce(txn_date, '-infinity'::date)"
 MONTH = f"date_trunc('month', {DAY}::timestamp)::date"
 SALE_DELTA = f"SELECT tenant_id, day, {DIMENSIONS}, sales, revenue, cost FROM sales_totals_delta"
-PRODUCT_DELTA = ("SELECT tenant_id, day, product_id, lines, quantity_sold, quantity_returned, revenue, cost, "
-                 "shortage_qty FROM product_totals_delta")
+PRODUCT_DELTA = (
+    "SELECT tenant_id, day, product_id, lines, quantity_sold, quantity_returned, revenue, cost, "
+    "shortage_qty FROM product_totals_delta"
+)
 NONZERO_SALES = "HAVING sum(sales) <> 0 OR sum(revenue) <> 0 OR sum(cost) <> 0"
 
 
@@ -72,23 +74,53 @@ GROUP BY {keys} ORDER BY {keys}"""
 
 #: (what, rollup statement, direct statement), each ordered by its keys
 GRAINS = [
-    ("sales by day", _rolled(f"day, {DIMENSIONS}", "sales_totals", SALE_DELTA, SALE_VALUES, NONZERO_SALES),
-     SALES_DIRECT.format(keys=f"day, {DIMENSIONS}", where="true")),
-    ("sales by month", _rolled(f"month, {DIMENSIONS}", "sales_totals_month", _month_delta(SALE_DELTA), SALE_VALUES,
-                               NONZERO_SALES),
-     SALES_DIRECT.format(keys=f"month, {DIMENSIONS}", where="true")),
-    ("sales of all time", _rolled(DIMENSIONS, "sales_totals_all", SALE_DELTA, SALE_VALUES, NONZERO_SALES),
-     SALES_DIRECT.format(keys=DIMENSIONS, where="true")),
-    ("sales by customer", _rolled(f"customer, {DIMENSIONS}", "customer_totals", "SELECT * FROM customer_totals_delta",
-                                  SALE_VALUES, NONZERO_SALES),
-     SALES_DIRECT.format(keys=f"customer, {DIMENSIONS}", where="customer IS NOT NULL")),
-    ("sales by sku", _rolled(f"sku, {DIMENSIONS}", "sku_totals", "SELECT * FROM sku_totals_delta", SALE_VALUES,
-                             NONZERO_SALES), SKU_DIRECT),
-    ("products by day", _rolled("day, product_id", "product_totals", PRODUCT_DELTA, PRODUCT_VALUES,
-                                "HAVING sum(lines) <> 0"), PRODUCTS_DIRECT.format(keys="day, l.product_id")),
-    ("products by month", _rolled("month, product_id", "product_totals_month", _month_delta(PRODUCT_DELTA),
-                                  PRODUCT_VALUES, "HAVING sum(lines) <> 0"),
-     PRODUCTS_DIRECT.format(keys="month, l.product_id")),
+    (
+        "sales by day",
+        _rolled(f"day, {DIMENSIONS}", "sales_totals", SALE_DELTA, SALE_VALUES, NONZERO_SALES),
+        SALES_DIRECT.format(keys=f"day, {DIMENSIONS}", where="true"),
+    ),
+    (
+        "sales by month",
+        _rolled(f"month, {DIMENSIONS}", "sales_totals_month", _month_delta(SALE_DELTA), SALE_VALUES, NONZERO_SALES),
+        SALES_DIRECT.format(keys=f"month, {DIMENSIONS}", where="true"),
+    ),
+    (
+        "sales of all time",
+        _rolled(DIMENSIONS, "sales_totals_all", SALE_DELTA, SALE_VALUES, NONZERO_SALES),
+        SALES_DIRECT.format(keys=DIMENSIONS, where="true"),
+    ),
+    (
+        "sales by customer",
+        _rolled(
+            f"customer, {DIMENSIONS}",
+            "customer_totals",
+            "SELECT * FROM customer_totals_delta",
+            SALE_VALUES,
+            NONZERO_SALES,
+        ),
+        SALES_DIRECT.format(keys=f"customer, {DIMENSIONS}", where="customer IS NOT NULL"),
+    ),
+    (
+        "sales by sku",
+        _rolled(f"sku, {DIMENSIONS}", "sku_totals", "SELECT * FROM sku_totals_delta", SALE_VALUES, NONZERO_SALES),
+        SKU_DIRECT,
+    ),
+    (
+        "products by day",
+        _rolled("day, product_id", "product_totals", PRODUCT_DELTA, PRODUCT_VALUES, "HAVING sum(lines) <> 0"),
+        PRODUCTS_DIRECT.format(keys="day, l.product_id"),
+    ),
+    (
+        "products by month",
+        _rolled(
+            "month, product_id",
+            "product_totals_month",
+            _month_delta(PRODUCT_DELTA),
+            PRODUCT_VALUES,
+            "HAVING sum(lines) <> 0",
+        ),
+        PRODUCTS_DIRECT.format(keys="month, l.product_id"),
+    ),
 ]
 
 SALE_SKUS = """
@@ -116,10 +148,12 @@ STALE_COST_KEYS = "SELECT count(*) FROM sale_cost_keys_stale WHERE tenant_id = $
 async def assert_rollups_exact(pool, tenant_id) -> None:
     async with pool.acquire() as conn, conn.transaction(isolation="repeatable_read", readonly=True):
         for what, rolled, direct in GRAINS:
-            assert [tuple(r) for r in await conn.fetch(rolled, tenant_id)] == \
-                   [tuple(r) for r in await conn.fetch(direct, tenant_id)], what
-        assert [tuple(r) for r in await conn.fetch(SALE_SKUS, tenant_id)] == \
-               [tuple(r) for r in await conn.fetch(SALE_SKUS_DIRECT, tenant_id)]
+            assert [tuple(r) for r in await conn.fetch(rolled, tenant_id)] == [
+                tuple(r) for r in await conn.fetch(direct, tenant_id)
+            ], what
+        assert [tuple(r) for r in await conn.fetch(SALE_SKUS, tenant_id)] == [
+            tuple(r) for r in await conn.fetch(SALE_SKUS_DIRECT, tenant_id)
+        ]
         assert await conn.fetch(UNNAMED_CUSTOMERS, tenant_id) == []
         assert await conn.fetch(COST_KEYS_ASTRAY, tenant_id) == []
 
@@ -199,25 +233,40 @@ async def test_sku_rollup_stays_exact_when_one_statement_fires_several_triggers(
     statement's result), skus swapped between lines, a line moved to another sale,
     lines deleted, status and amounts changed, a customer renamed."""
     tenant_id = await costed_tenant(pool, costing, seed=14, sales=16)
-    sale, other = [r["id"] for r in await pool.fetch(
-        "SELECT id FROM sales WHERE tenant_id = $1 AND status = 'posted' ORDER BY id LIMIT 2", tenant_id)]
+    sale, other = [
+        r["id"]
+        for r in await pool.fetch(
+            "SELECT id FROM sales WHERE tenant_id = $1 AND status = 'posted' ORDER BY id LIMIT 2", tenant_id
+        )
+    ]
     line = "SELECT line_no FROM sale_lines WHERE sale_id = $1 ORDER BY line_no LIMIT 1"
     first = await pool.fetchval(line, sale)
     statements = [
         # the first line becomes sku X; a new line 90 takes the first line's old sku
-        ("""INSERT INTO sale_lines (tenant_id, sale_id, line_no, sku, kind, quantity, gross_revenue, revenue)
+        (
+            """INSERT INTO sale_lines (tenant_id, sale_id, line_no, sku, kind, quantity, gross_revenue, revenue)
             SELECT tenant_id, sale_id, v.line_no, v.sku, 'unmapped', 1, 1, 1
             FROM sale_lines l, (VALUES ($2::int, 'X'), (90, (SELECT sku FROM sale_lines
                                                               WHERE sale_id = $1 AND line_no = $2))) v(line_no, sku)
             WHERE l.sale_id = $1 AND l.line_no = $2
-            ON CONFLICT (sale_id, line_no) DO UPDATE SET sku = EXCLUDED.sku""", sale, first),
-        ("UPDATE sale_lines SET sku = CASE WHEN sku = 'X' THEN 'Y' ELSE 'X' END WHERE sale_id = $1 AND $2::int > 0",
-         sale, 1),
+            ON CONFLICT (sale_id, line_no) DO UPDATE SET sku = EXCLUDED.sku""",
+            sale,
+            first,
+        ),
+        (
+            "UPDATE sale_lines SET sku = CASE WHEN sku = 'X' THEN 'Y' ELSE 'X' END WHERE sale_id = $1 AND $2::int > 0",
+            sale,
+            1,
+        ),
         ("UPDATE sale_lines SET sale_id = $2 WHERE sale_id = $1 AND line_no = 90", sale, other),
         ("UPDATE sale_lines SET sku = NULL WHERE sale_id = $1 AND line_no = $2", other, 90),
         ("UPDATE sales SET status = 'voided', revenue = revenue + 1, cost = 0 WHERE id = $1 AND $2::int > 0", sale, 1),
-        ("UPDATE sales SET customer = 'Renamed Ltd', has_shortage = NOT has_shortage WHERE id = ANY($1::bigint[])"
-         " AND $2::int > 0", [sale, other], 1),
+        (
+            "UPDATE sales SET customer = 'Renamed Ltd', has_shortage = NOT has_shortage WHERE id = ANY($1::bigint[])"
+            " AND $2::int > 0",
+            [sale, other],
+            1,
+        ),
         ("DELETE FROM sale_lines WHERE sale_id = $1 AND line_no >= $2", sale, first),
     ]
     for sql, *args in statements:
@@ -241,10 +290,15 @@ def random_filters(rnd: random.Random, first_day: date) -> dict:
         elif kind < 0.8:
             filters["to"] = b
         else:
-            filters["from"], filters["to"] = rnd.choice([(date.min, b), (a, date.max), (date.min, date.max),
-                                                         (a.replace(day=1), b)])
-    for name, choices in (("status", ["posted", "voided", "deleted"]), ("type", ["invoice", "credit_memo"]),
-                          ("source", ["manual", "quickbooks"]), ("shortage", [True, False])):
+            filters["from"], filters["to"] = rnd.choice(
+                [(date.min, b), (a, date.max), (date.min, date.max), (a.replace(day=1), b)]
+            )
+    for name, choices in (
+        ("status", ["posted", "voided", "deleted"]),
+        ("type", ["invoice", "credit_memo"]),
+        ("source", ["manual", "quickbooks"]),
+        ("shortage", [True, False]),
+    ):
         if rnd.random() < 0.25:
             filters[name] = rnd.choice(choices)
     keyed = rnd.random()

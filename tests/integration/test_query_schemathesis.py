@@ -25,7 +25,14 @@ from services.query.openapi import DOCUMENT
 from shared import broker
 from tests.conftest import client_for, event_applied, new_tenant, settings_for, wait_for
 from tests.schemathesis_support import (
-    ServerThread, assert_nothing_leaked, bearer, call_as_both, case_settings, load_schema, new_key, service_secrets,
+    ServerThread,
+    assert_nothing_leaked,
+    bearer,
+    call_as_both,
+    case_settings,
+    load_schema,
+    new_key,
+    service_secrets,
     store_key,
 )
 
@@ -47,24 +54,85 @@ def seed(m: str) -> list[tuple[str, str, dict | None]]:
     return [
         ("POST", "/api/v1/products", {"sku": "W-1", "name": f"Widget {m}"}),
         ("POST", "/api/v1/products", {"sku": f"ONLY-{m}", "name": f"Own {m}"}),
-        ("POST", "/api/v1/lots", {"sku": "W-1", "lot_number": "L1", "quantity": "10", "unit_cost": "2.25",
-                                  "received_at": "2026-01-05T08:00:00Z"}),
-        ("POST", "/api/v1/lots", {"sku": f"ONLY-{m}", "lot_number": f"L-{m}", "quantity": "2", "unit_cost": "1",
-                                  "received_at": "2026-01-05T08:00:00Z"}),
-        ("POST", "/api/v1/sales", {"reference": "INV-1", "type": "invoice", "date": "2026-02-01",
-                                   "customer": f"Bob {m}",
-                                   "lines": [{"sku": "W-1", "quantity": "12", "unit_price": "5"},
-                                             {"description": "Shipping", "quantity": "1", "unit_price": "7.50"}]}),
-        ("POST", "/api/v1/sales", {"reference": "REC-1", "type": "sales_receipt", "date": "2026-02-02",
-                                   "lines": [{"sku": "W-1", "quantity": "0.5", "unit_price": "3.333"}]}),
-        ("POST", "/api/v1/sales", {"reference": "CM-1", "type": "credit_memo", "date": "2026-02-03",
-                                   "customer": f"Ann {m}",
-                                   "lines": [{"sku": "W-1", "quantity": "1", "unit_price": "5"}]}),
-        ("POST", "/api/v1/sales", {"reference": "INV-2", "type": "invoice", "date": "2026-02-04", "customer": f"Cy {m}",
-                                   "lines": [{"description": "Consulting", "quantity": "1", "unit_price": "0"}]}),
+        (
+            "POST",
+            "/api/v1/lots",
+            {
+                "sku": "W-1",
+                "lot_number": "L1",
+                "quantity": "10",
+                "unit_cost": "2.25",
+                "received_at": "2026-01-05T08:00:00Z",
+            },
+        ),
+        (
+            "POST",
+            "/api/v1/lots",
+            {
+                "sku": f"ONLY-{m}",
+                "lot_number": f"L-{m}",
+                "quantity": "2",
+                "unit_cost": "1",
+                "received_at": "2026-01-05T08:00:00Z",
+            },
+        ),
+        (
+            "POST",
+            "/api/v1/sales",
+            {
+                "reference": "INV-1",
+                "type": "invoice",
+                "date": "2026-02-01",
+                "customer": f"Bob {m}",
+                "lines": [
+                    {"sku": "W-1", "quantity": "12", "unit_price": "5"},
+                    {"description": "Shipping", "quantity": "1", "unit_price": "7.50"},
+                ],
+            },
+        ),
+        (
+            "POST",
+            "/api/v1/sales",
+            {
+                "reference": "REC-1",
+                "type": "sales_receipt",
+                "date": "2026-02-02",
+                "lines": [{"sku": "W-1", "quantity": "0.5", "unit_price": "3.333"}],
+            },
+        ),
+        (
+            "POST",
+            "/api/v1/sales",
+            {
+                "reference": "CM-1",
+                "type": "credit_memo",
+                "date": "2026-02-03",
+                "customer": f"Ann {m}",
+                "lines": [{"sku": "W-1", "quantity": "1", "unit_price": "5"}],
+            },
+        ),
+        (
+            "POST",
+            "/api/v1/sales",
+            {
+                "reference": "INV-2",
+                "type": "invoice",
+                "date": "2026-02-04",
+                "customer": f"Cy {m}",
+                "lines": [{"description": "Consulting", "quantity": "1", "unit_price": "0"}],
+            },
+        ),
         ("POST", "/api/v1/sales/INV-2/void", None),
-        ("POST", "/api/v1/sales", {"reference": f"REF-{m}", "type": "invoice", "date": "2026-02-05",
-                                   "lines": [{"sku": f"ONLY-{m}", "quantity": "3", "unit_price": "4"}]}),
+        (
+            "POST",
+            "/api/v1/sales",
+            {
+                "reference": f"REF-{m}",
+                "type": "invoice",
+                "date": "2026-02-05",
+                "lines": [{"sku": f"ONLY-{m}", "quantity": "3", "unit_price": "4"}],
+            },
+        ),
     ]
 
 
@@ -84,8 +152,17 @@ class Tenant:
     def values(self) -> list[str]:
         """Strings only this tenant's answers may hold."""
         m = self.marker
-        return [f"Widget {m}", f"Own {m}", f"ONLY-{m}", f"L-{m}", f"Bob {m}", f"Ann {m}", f"Cy {m}", f"REF-{m}",
-                *self.event_ids]
+        return [
+            f"Widget {m}",
+            f"Own {m}",
+            f"ONLY-{m}",
+            f"L-{m}",
+            f"Bob {m}",
+            f"Ann {m}",
+            f"Cy {m}",
+            f"REF-{m}",
+            *self.event_ids,
+        ]
 
 
 def _ids(value) -> set[int]:
@@ -162,8 +239,13 @@ def test_another_tenants_objects_answer_404(query_url, tenants):
             response = requests.get(f"{query_url}{path}", headers=other.headers, timeout=10)
             assert response.status_code == 404, (path, response.text)
             assert_nothing_of(owner, response)
-        for path in ["/api/v1/sales?limit=200", "/api/v1/products/margins", "/api/v1/products/W-1/stock",
-                     "/api/v1/shortages", "/api/v1/sales?sku=W-1"]:
+        for path in [
+            "/api/v1/sales?limit=200",
+            "/api/v1/products/margins",
+            "/api/v1/products/W-1/stock",
+            "/api/v1/shortages",
+            "/api/v1/sales?sku=W-1",
+        ]:
             response = requests.get(f"{query_url}{path}", headers=other.headers, timeout=10)
             assert response.status_code == 200, response.text
             assert_nothing_of(owner, response)

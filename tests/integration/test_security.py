@@ -61,25 +61,34 @@ async def tenant_table_names(pool) -> list[str]:
 
 # 1. the catalog ---------------------------------------------------------------------------
 
+
 async def test_every_tenant_table_forces_row_level_security_and_the_service_role_is_bound(pool, database_url):
     rows = await pool.fetch(TENANT_TABLES)
     names = {r["relname"] for r in rows}
     assert {"tenants", "sales", "catalog_products", "event_log", "api_keys", "qbo_connections"} <= names
-    unprotected = [(r["relname"], r["relrowsecurity"], r["relforcerowsecurity"], r["policies"]) for r in rows
-                   if not (r["relrowsecurity"] and r["relforcerowsecurity"] and r["policies"] >= 1)]
-    assert unprotected == [], "tables with tenant data not bound by row-level security (name, enabled, forced, policies)"
+    unprotected = [
+        (r["relname"], r["relrowsecurity"], r["relforcerowsecurity"], r["policies"])
+        for r in rows
+        if not (r["relrowsecurity"] and r["relforcerowsecurity"] and r["policies"] >= 1)
+    ]
+    assert unprotected == [], (
+        "tables with tenant data not bound by row-level security (name, enabled, forced, policies)"
+    )
 
     role = URL(database_url).user
     found = await pool.fetchrow("SELECT rolsuper, rolbypassrls FROM pg_roles WHERE rolname = $1", role)
     assert found is not None, f"no role {role}"
     assert (found["rolsuper"], found["rolbypassrls"]) == (False, False)
     assert await pool.fetchval(OWNED_IN_PUBLIC, role) == 0
-    privileges = {p: await pool.fetchval("SELECT has_table_privilege($1, 'public.event_log', $2)", role, p)
-                  for p in ("SELECT", "INSERT", "UPDATE", "DELETE", "TRUNCATE")}
+    privileges = {
+        p: await pool.fetchval("SELECT has_table_privilege($1, 'public.event_log', $2)", role, p)
+        for p in ("SELECT", "INSERT", "UPDATE", "DELETE", "TRUNCATE")
+    }
     assert privileges == {"SELECT": True, "INSERT": True, "UPDATE": False, "DELETE": False, "TRUNCATE": False}
 
 
 # two tenants with the same names, made through the real APIs --------------------------------
+
 
 @dataclass
 class World:
@@ -95,19 +104,36 @@ class World:
 
     def markers_a(self) -> list[str]:
         """Text only tenant A's data holds: none of it may reach B."""
-        return ["Secret-A", "ASKU-1", "ALOT-1", "INV-A", self.realm_a, *map(str, self.sale_ids_a),
-                *map(str, self.event_ids_a)]
+        return [
+            "Secret-A",
+            "ASKU-1",
+            "ALOT-1",
+            "INV-A",
+            self.realm_a,
+            *map(str, self.sale_ids_a),
+            *map(str, self.event_ids_a),
+        ]
 
 
 def sale_body(reference: str | None, sku: str, quantity: str, customer: str) -> dict:
-    body = {"reference": reference, "type": "invoice", "date": "2026-02-01", "customer": customer,
-            "lines": [{"sku": sku, "quantity": quantity, "unit_price": "19.99"}]}
+    body = {
+        "reference": reference,
+        "type": "invoice",
+        "date": "2026-02-01",
+        "customer": customer,
+        "lines": [{"sku": sku, "quantity": quantity, "unit_price": "19.99"}],
+    }
     return {k: v for k, v in body.items() if v is not None}
 
 
 def lot_body(sku: str, lot_number: str, quantity: str, unit_cost: str) -> dict:
-    return {"sku": sku, "lot_number": lot_number, "quantity": quantity, "unit_cost": unit_cost,
-            "received_at": "2026-01-05T08:00:00+00:00"}
+    return {
+        "sku": sku,
+        "lot_number": lot_number,
+        "quantity": quantity,
+        "unit_cost": unit_cost,
+        "received_at": "2026-01-05T08:00:00+00:00",
+    }
 
 
 async def write(pool, client, headers, method: str, path: str, body=None, status: int = 202) -> list[str]:
@@ -127,26 +153,34 @@ async def world(pool, database_url):
     prefix = f"test-{uuid.uuid4().hex[:10]}"
     a, headers_a = await make_api_tenant(pool, "Secret-A Corp")
     b, headers_b = await make_api_tenant(pool, "Beta")
-    settings = settings_for(database_url, prefix, qbo_api_base="http://127.0.0.1:9", qbo_cdc_interval_seconds=3600,
-                            qbo_oauth_token_url="http://127.0.0.1:9/token", qbo_oauth_revoke_url="http://127.0.0.1:9/r")
+    settings = settings_for(
+        database_url,
+        prefix,
+        qbo_api_base="http://127.0.0.1:9",
+        qbo_cdc_interval_seconds=3600,
+        qbo_oauth_token_url="http://127.0.0.1:9/token",
+        qbo_oauth_revoke_url="http://127.0.0.1:9/r",
+    )
     ingest = await client_for(create_ingest(settings))
     query = await client_for(create_query(settings))
     try:
         async with running_consumer(settings) as (_, _, topology):
             world = World(ingest, query, a, b, headers_a, headers_b, f"realm-A-{uuid.uuid4().hex[:8]}")
             for method, path, body in (
-                    ("POST", "/api/v1/products", {"sku": "W-1", "name": "Secret-A widget"}),
-                    ("POST", "/api/v1/products", {"sku": "ASKU-1", "name": "Secret-A only"}),
-                    ("POST", "/api/v1/lots", lot_body("W-1", "L1", "10", "2.25")),
-                    ("POST", "/api/v1/lots", lot_body("ASKU-1", "ALOT-1", "5", "4.5")),
-                    ("POST", "/api/v1/sales", sale_body("INV-1", "W-1", "3", "Alice Secret-A")),
-                    ("POST", "/api/v1/sales", sale_body("INV-A", "ASKU-1", "1", "Alice Secret-A")),
-                    ("POST", "/api/v1/sales", sale_body("INV-A2", "W-1", "20", "Alice Secret-A"))):
+                ("POST", "/api/v1/products", {"sku": "W-1", "name": "Secret-A widget"}),
+                ("POST", "/api/v1/products", {"sku": "ASKU-1", "name": "Secret-A only"}),
+                ("POST", "/api/v1/lots", lot_body("W-1", "L1", "10", "2.25")),
+                ("POST", "/api/v1/lots", lot_body("ASKU-1", "ALOT-1", "5", "4.5")),
+                ("POST", "/api/v1/sales", sale_body("INV-1", "W-1", "3", "Alice Secret-A")),
+                ("POST", "/api/v1/sales", sale_body("INV-A", "ASKU-1", "1", "Alice Secret-A")),
+                ("POST", "/api/v1/sales", sale_body("INV-A2", "W-1", "20", "Alice Secret-A")),
+            ):
                 world.event_ids_a += await write(pool, ingest, headers_a, method, path, body)
             for method, path, body in (
-                    ("POST", "/api/v1/products", {"sku": "W-1", "name": "B widget"}),
-                    ("POST", "/api/v1/lots", lot_body("W-1", "L1", "7", "1.1")),
-                    ("POST", "/api/v1/sales", sale_body("INV-1", "W-1", "1", "Bob of B"))):
+                ("POST", "/api/v1/products", {"sku": "W-1", "name": "B widget"}),
+                ("POST", "/api/v1/lots", lot_body("W-1", "L1", "7", "1.1")),
+                ("POST", "/api/v1/sales", sale_body("INV-1", "W-1", "1", "Bob of B")),
+            ):
                 await write(pool, ingest, headers_b, method, path, body)
             async with pool.acquire() as conn:
                 assert await connect_quickbooks(conn, settings, a, world.realm_a, "fake-access", "fake-refresh", 3600)
@@ -160,6 +194,7 @@ async def world(pool, database_url):
 
 
 # 2. isolation by the database itself --------------------------------------------------------
+
 
 async def attempt(conn, scope: uuid.UUID | None, sql: str, *args) -> str:
     """Run one statement in a transaction scoped to ``scope`` (or to none), then roll back."""
@@ -176,8 +211,20 @@ async def attempt(conn, scope: uuid.UUID | None, sql: str, *args) -> str:
 async def test_the_service_role_sees_and_writes_nothing_outside_its_tenant(pool, database_url, world):
     tables = await tenant_table_names(pool)
     owner_counts = {t: await pool.fetchval(f'SELECT count(*) FROM "{t}"') for t in tables}
-    for table in ("tenants", "api_keys", "catalog_products", "catalog_lots", "manual_sales", "event_log", "sales",
-                  "sale_lines", "lots", "allocations", "processed_events", "qbo_connections"):
+    for table in (
+        "tenants",
+        "api_keys",
+        "catalog_products",
+        "catalog_lots",
+        "manual_sales",
+        "event_log",
+        "sales",
+        "sale_lines",
+        "lots",
+        "allocations",
+        "processed_events",
+        "qbo_connections",
+    ):
         assert owner_counts[table] > 0, f"{table}: no rows to hide, the test would prove nothing"
     conn = await asyncpg.connect(database_url)
     try:
@@ -196,11 +243,14 @@ async def test_the_service_role_sees_and_writes_nothing_outside_its_tenant(pool,
             with pytest.raises(asyncpg.InsufficientPrivilegeError, match="row-level security"):
                 await attempt(conn, scope, product, target)
         with pytest.raises(asyncpg.InsufficientPrivilegeError, match="row-level security"):
-            await attempt(conn, world.a, "INSERT INTO tenants (id, name, home_currency) VALUES ($1, 'x', 'USD')",
-                          uuid.uuid4())
+            await attempt(
+                conn, world.a, "INSERT INTO tenants (id, name, home_currency) VALUES ($1, 'x', 'USD')", uuid.uuid4()
+            )
         # B's rows cannot be changed or removed from A's scope: they are not there.
-        assert await attempt(conn, world.a, "UPDATE catalog_products SET name = 'x' WHERE tenant_id = $1",
-                             world.b) == "UPDATE 0"
+        assert (
+            await attempt(conn, world.a, "UPDATE catalog_products SET name = 'x' WHERE tenant_id = $1", world.b)
+            == "UPDATE 0"
+        )
         assert await attempt(conn, world.a, "DELETE FROM catalog_lots WHERE tenant_id = $1", world.b) == "DELETE 0"
         # A row moved to another tenant fails the check.
         with pytest.raises(asyncpg.InsufficientPrivilegeError, match="row-level security"):
@@ -210,6 +260,7 @@ async def test_the_service_role_sees_and_writes_nothing_outside_its_tenant(pool,
 
 
 # 3. a pool of one connection, alternating tenants -------------------------------------------
+
 
 class Boom(Exception):
     pass
@@ -251,18 +302,37 @@ async def test_one_pooled_connection_alternating_tenants_never_carries_a_tenant_
 
 # 4. cross-tenant over HTTP -----------------------------------------------------------------
 
-CORE_TABLES = ("catalog_products", "catalog_lots", "manual_sales", "sales", "sale_lines", "sale_versions", "lots",
-               "allocations", "event_log", "processed_events", "idempotency_keys", "api_keys", "products")
+CORE_TABLES = (
+    "catalog_products",
+    "catalog_lots",
+    "manual_sales",
+    "sales",
+    "sale_lines",
+    "sale_versions",
+    "lots",
+    "allocations",
+    "event_log",
+    "processed_events",
+    "idempotency_keys",
+    "api_keys",
+    "products",
+)
 
 
 async def snapshot(pool, tenant_id) -> dict:
     """Tenant A's rows: what no request of B may change."""
-    rows = {t: [r[0] for r in await pool.fetch(f'SELECT t::text FROM "{t}" t WHERE tenant_id = $1 ORDER BY 1',
-                                               tenant_id)] for t in CORE_TABLES}
+    rows = {
+        t: [r[0] for r in await pool.fetch(f'SELECT t::text FROM "{t}" t WHERE tenant_id = $1 ORDER BY 1', tenant_id)]
+        for t in CORE_TABLES
+    }
     rows["tenants"] = [r[0] for r in await pool.fetch("SELECT t::text FROM tenants t WHERE id = $1", tenant_id)]
-    rows["qbo_connections"] = [tuple(r) for r in await pool.fetch(
-        "SELECT realm_id, tenant_id, status, access_token, refresh_token FROM qbo_connections WHERE tenant_id = $1",
-        tenant_id)]
+    rows["qbo_connections"] = [
+        tuple(r)
+        for r in await pool.fetch(
+            "SELECT realm_id, tenant_id, status, access_token, refresh_token FROM qbo_connections WHERE tenant_id = $1",
+            tenant_id,
+        )
+    ]
     return rows
 
 
@@ -313,8 +383,12 @@ async def test_another_tenants_key_reaches_none_of_its_data(pool, world):
     wrong = [(a, m, p, s, sorted(acc)) for a, m, p, s, acc, _ in answers if s not in acc]
     assert wrong == [], "unexpected statuses (app, method, path, status, accepted)"
     # (a 404 may repeat the name it was asked about: a marker of the request itself does not count)
-    leaks = [(a, m, p, marker) for (a, m, p, _, _, text), (*_, body, _) in zip(answers, requests)
-             for marker in w.markers_a() if marker in text and marker not in p + json.dumps(body)]
+    leaks = [
+        (a, m, p, marker)
+        for (a, m, p, _, _, text), (*_, body, _) in zip(answers, requests)
+        for marker in w.markers_a()
+        if marker in text and marker not in p + json.dumps(body)
+    ]
     assert leaks == [], "A's data in B's answers"
     # PUT of a product is an upsert: at A's sku it makes B a product of its own
     response = await w.ingest.put("/api/v1/products/ASKU-1", json={"name": "B's own"}, headers=w.headers_b)
@@ -332,6 +406,7 @@ async def test_another_tenants_key_reaches_none_of_its_data(pool, world):
 
 # 5. start-up refusals ----------------------------------------------------------------------
 
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -344,11 +419,18 @@ SECRETS = ("TOKEN_ENCRYPTION_KEY", "TOKEN_ENCRYPTION_OLD_KEYS", "OAUTH_STATE_SEC
 async def start_service(module: str, env: dict, timeout: float = 45.0) -> tuple[int, str]:
     """Run ``python -m module``; its exit code and output. A service still running after
     ``timeout`` s did not refuse: it is killed and the test fails."""
-    process = await asyncio.create_subprocess_exec(sys.executable, "-m", module, cwd=ROOT, env=env,
-                                                   stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT)
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        module,
+        cwd=ROOT,
+        env=env,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
+    )
     try:
         out, _ = await asyncio.wait_for(process.communicate(), timeout)
-    except asyncio.TimeoutError:
+    except TimeoutError:
         process.kill()
         out, _ = await process.communicate()
         secret_scan.record(out.decode(errors="replace"))
@@ -363,8 +445,16 @@ def service_env(database_url: str, broker_prefix: str, **changes: str | None) ->
 
     env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "DATABASE_OWNER_URL")}
     port = str(free_port())
-    env.update(DATABASE_URL=database_url, AMQP_URL=TEST_AMQP_URL, BROKER_PREFIX=broker_prefix, LOG_FORMAT="json",
-               INGEST_PORT=port, QUERY_PORT=port, COSTING_PORT=port, PYTHONUNBUFFERED="1")
+    env.update(
+        DATABASE_URL=database_url,
+        AMQP_URL=TEST_AMQP_URL,
+        BROKER_PREFIX=broker_prefix,
+        LOG_FORMAT="json",
+        INGEST_PORT=port,
+        QUERY_PORT=port,
+        COSTING_PORT=port,
+        PYTHONUNBUFFERED="1",
+    )
     for name, value in changes.items():
         env.pop(name, None)
         if value is not None:
@@ -372,13 +462,17 @@ def service_env(database_url: str, broker_prefix: str, **changes: str | None) ->
     return env
 
 
-@pytest.mark.parametrize(("changes", "named"), [
-    ({"TOKEN_ENCRYPTION_KEY": None}, "TOKEN_ENCRYPTION_KEY"),
-    ({"OAUTH_STATE_SECRET": None}, "OAUTH_STATE_SECRET"),
-    ({"TOKEN_ENCRYPTION_KEY": "not base64!"}, "TOKEN_ENCRYPTION_KEY"),
-    ({"TOKEN_ENCRYPTION_KEY": "c2hvcnQga2V5"}, "TOKEN_ENCRYPTION_KEY"),  # base64 of 9 bytes
-    ({"OAUTH_STATE_SECRET": "short"}, "OAUTH_STATE_SECRET"),
-], ids=["no-token-key", "no-state-secret", "malformed-token-key", "short-token-key", "short-state-secret"])
+@pytest.mark.parametrize(
+    ("changes", "named"),
+    [
+        ({"TOKEN_ENCRYPTION_KEY": None}, "TOKEN_ENCRYPTION_KEY"),
+        ({"OAUTH_STATE_SECRET": None}, "OAUTH_STATE_SECRET"),
+        ({"TOKEN_ENCRYPTION_KEY": "not base64!"}, "TOKEN_ENCRYPTION_KEY"),
+        ({"TOKEN_ENCRYPTION_KEY": "c2hvcnQga2V5"}, "TOKEN_ENCRYPTION_KEY"),  # base64 of 9 bytes
+        ({"OAUTH_STATE_SECRET": "short"}, "OAUTH_STATE_SECRET"),
+    ],
+    ids=["no-token-key", "no-state-secret", "malformed-token-key", "short-token-key", "short-state-secret"],
+)
 async def test_ingest_refuses_to_start_without_its_secrets(pool, database_url, broker_prefix, changes, named):
     code, out = await start_service("services.ingest", service_env(database_url, broker_prefix, **changes))
     assert code != 0, out
@@ -396,17 +490,20 @@ async def test_services_refuse_to_start_as_a_superuser(pool, owner_database_url,
 
 # 6. one token refresh for many concurrent reads -------------------------------------------
 
+
 @pytest.mark.parametrize("expiry", ["rejected-by-quickbooks", "expired-in-the-database"])
 async def test_an_expired_token_is_refreshed_once_for_twenty_concurrent_reads(qbo, expiry):  # noqa: F811
     channel = qbo.ingest.app[QBO]
     before = await qbo.stats()
-    row_before = await qbo.pool.fetchrow("SELECT access_token, refresh_token FROM qbo_connections WHERE realm_id = $1",
-                                         qbo.realm)
+    row_before = await qbo.pool.fetchrow(
+        "SELECT access_token, refresh_token FROM qbo_connections WHERE realm_id = $1", qbo.realm
+    )
     if expiry == "rejected-by-quickbooks":  # the cached token is answered 401
         assert (await qbo.sim_call("POST", f"/sim/{qbo.realm}/tokens/expire", {}))["expired"] >= 1
     else:  # the stored expiry has passed, and the process has nothing cached (as after a restart)
-        await qbo.pool.execute("UPDATE qbo_connections SET access_expires_at = now() - interval '1 hour' "
-                               "WHERE realm_id = $1", qbo.realm)
+        await qbo.pool.execute(
+            "UPDATE qbo_connections SET access_expires_at = now() - interval '1 hour' WHERE realm_id = $1", qbo.realm
+        )
         channel.tokens._cache.clear()
     items = await asyncio.gather(*(channel.client.read(qbo.realm, "Item", qbo.items["W-1"]) for _ in range(20)))
     assert {item["Id"] for item in items} == {qbo.items["W-1"]}
@@ -415,12 +512,15 @@ async def test_an_expired_token_is_refreshed_once_for_twenty_concurrent_reads(qb
     assert after["token_refresh_failures"] == before["token_refresh_failures"]
     row_after = await qbo.pool.fetchrow(
         "SELECT access_token, refresh_token, status, access_expires_at > now() AS fresh FROM qbo_connections "
-        "WHERE realm_id = $1", qbo.realm)
+        "WHERE realm_id = $1",
+        qbo.realm,
+    )
     assert (row_after["status"], row_after["fresh"]) == ("connected", True)
     assert row_after["refresh_token"] != row_before["refresh_token"]  # the rotated refresh token is kept
 
 
 # 7. the secret scanner can fail ------------------------------------------------------------
+
 
 async def test_the_secret_scanner_finds_a_planted_key_in_logs_and_in_the_database(pool, owner_database_url):
     from shared.api_keys import create_key
@@ -436,8 +536,11 @@ async def test_the_secret_scanner_finds_a_planted_key_in_logs_and_in_the_databas
 
     # what the services log reaches the record (production's JSON lines, redaction applied)
     marker = f"scan-marker-{uuid.uuid4().hex}"
-    structlog.get_logger("security-test").info("secret_scan.probe", marker=marker, api_key="psk_000000000000_" + "s" * 43)
+    structlog.get_logger("security-test").info(
+        "secret_scan.probe", marker=marker, api_key="psk_000000000000_" + "s" * 43
+    )
     import logging
+
     logging.getLogger("security-test").warning("stdlib %s", marker + "-stdlib")
     recorded = secret_scan.log_path().read_text().splitlines()
     [probe] = [line for line in recorded if marker in line and "secret_scan.probe" in line]

@@ -31,8 +31,15 @@ async def test_rotation_re_encrypts_every_token_under_the_new_key(pool, database
     async with pool.acquire() as conn:
         for n, realm in enumerate(realms):
             tenant_id, _headers = await make_api_tenant(pool, f"Rotating {n}")
-            assert await qbo_admin.connect_quickbooks(conn, settings_for(database_url, "unused", token_encryption_key=old),
-                                                  tenant_id, realm, f"access-{n}", f"refresh-{n}", 3600)
+            assert await qbo_admin.connect_quickbooks(
+                conn,
+                settings_for(database_url, "unused", token_encryption_key=old),
+                tenant_id,
+                realm,
+                f"access-{n}",
+                f"refresh-{n}",
+                3600,
+            )
     before = {realm: await _stored(pool, realm) for realm in realms}
     rotating = settings_for(database_url, "unused", token_encryption_key=new, token_encryption_old_keys=old)
     await _check_rotation(pool, rotating, realms, before, old, new)
@@ -63,13 +70,21 @@ async def test_rotation_without_the_old_key_changes_nothing(pool, database_url):
     realm = f"rot-{uuid.uuid4().hex[:8]}"
     tenant_id, _headers = await make_api_tenant(pool, "Rotating without")
     async with pool.acquire() as conn:
-        await qbo_admin.connect_quickbooks(conn, settings_for(database_url, "unused", token_encryption_key=old),
-                                       tenant_id, realm, "access", "refresh", 3600)
+        await qbo_admin.connect_quickbooks(
+            conn,
+            settings_for(database_url, "unused", token_encryption_key=old),
+            tenant_id,
+            realm,
+            "access",
+            "refresh",
+            3600,
+        )
     before = await _stored(pool, realm)
     async with pool.acquire() as conn:
         with pytest.raises(Exception, match="no configured TOKEN_ENCRYPTION_KEY"):
-            await qbo_admin.rotate_token_key(conn, settings_for(database_url, "unused", token_encryption_key=_key()),
-                                         [realm])
+            await qbo_admin.rotate_token_key(
+                conn, settings_for(database_url, "unused", token_encryption_key=_key()), [realm]
+            )
     assert await _stored(pool, realm) == before  # one transaction: all or nothing
 
 
@@ -84,6 +99,6 @@ async def test_the_start_page_begins_the_flow_in_the_browser(pool, database_url,
         assert page.headers["Cache-Control"] == "no-store"
         assert 'src="/oauth/quickbooks/start.js"' in await page.text()
         script = await client.get("/oauth/quickbooks/start.js")
-        assert script.status == 200 and "Accept: \"application/json\"" in await script.text()
+        assert script.status == 200 and 'Accept: "application/json"' in await script.text()
     finally:
         await client.close()

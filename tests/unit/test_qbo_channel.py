@@ -17,9 +17,13 @@ from services.ingest.qbo.state import StateError, browser_matches, digest, make_
 from shared.events import SaleRemoved, SaleUpserted
 
 TENANT = uuid.uuid4()
-ITEMS = {"1": Item("1", "Widget", "W-1", "Inventory"), "2": Item("2", "Gadget", "G-2", "NonInventory"),
-         "3": Item("3", "Installation", None, "Service"), "4": Item("4", "Sprocket", "S-4", "Inventory"),
-         "5": Item("5", "Old widget", "W-OLD", "Inventory", merged_into="1")}
+ITEMS = {
+    "1": Item("1", "Widget", "W-1", "Inventory"),
+    "2": Item("2", "Gadget", "G-2", "NonInventory"),
+    "3": Item("3", "Installation", None, "Service"),
+    "4": Item("4", "Sprocket", "S-4", "Inventory"),
+    "5": Item("5", "Old widget", "W-OLD", "Inventory", merged_into="1"),
+}
 PRODUCTS = [Product("W-1", "Widget", None), Product("GADGET", "gadget", None), Product("X-9", "Other", "4")]
 MAPPER = ItemMapper(PRODUCTS, ITEMS)
 
@@ -34,16 +38,26 @@ def line(item: str, qty=None, price=None, amount=None, **extra) -> dict:
 
 
 def invoice(lines, **extra) -> dict:
-    return {"Id": "130", "SyncToken": "2", "TxnDate": "2026-02-23", "DocNumber": "1033",
-            "MetaData": {"CreateTime": "2026-02-23T13:41:59-08:00", "LastUpdatedTime": "2026-02-24T07:34:40-08:00"},
-            "CustomerRef": {"value": "10", "name": "Geeta"}, "CurrencyRef": {"value": "USD"}, "Line": lines,
-            "TotalAmt": Decimal(1), **extra}
+    return {
+        "Id": "130",
+        "SyncToken": "2",
+        "TxnDate": "2026-02-23",
+        "DocNumber": "1033",
+        "MetaData": {"CreateTime": "2026-02-23T13:41:59-08:00", "LastUpdatedTime": "2026-02-24T07:34:40-08:00"},
+        "CustomerRef": {"value": "10", "name": "Geeta"},
+        "CurrencyRef": {"value": "USD"},
+        "Line": lines,
+        "TotalAmt": Decimal(1),
+        **extra,
+    }
 
 
 def test_signature_matches_intuits_test_vector_and_rejects_tampering():
-    body = (b'{"eventNotifications":[{"realmId":"1269959970","dataChangeEvent":{"entities":[{"name":"Vendor","id":"40",'
-            b'"operation":"Update","lastUpdated":"2016-10-05T03:09:04.000Z"},{"name":"Customer","id":"43",'
-            b'"operation":"Create","lastUpdated":"2016-10-05T03:07:04.000Z"}]}}]}')
+    body = (
+        b'{"eventNotifications":[{"realmId":"1269959970","dataChangeEvent":{"entities":[{"name":"Vendor","id":"40",'
+        b'"operation":"Update","lastUpdated":"2016-10-05T03:09:04.000Z"},{"name":"Customer","id":"43",'
+        b'"operation":"Create","lastUpdated":"2016-10-05T03:07:04.000Z"}]}}]}'
+    )
     token = "00faeec4-08d0-4996-bb37-698ae19f0149"
     assert sign(body, token) == "6q+xGyMirJupwKTh2/WBl2NcdxzxqdIbk3sneKTxLWM="
     assert verify(body, "6q+xGyMirJupwKTh2/WBl2NcdxzxqdIbk3sneKTxLWM=", token)
@@ -53,33 +67,77 @@ def test_signature_matches_intuits_test_vector_and_rejects_tampering():
 
 def test_cloudevents_delivery_with_both_void_spellings_and_data_variants():
     events = [
-        {"specversion": "1.0", "id": "e1", "type": "qbo.invoice.created.v1", "time": "2026-01-01T10:00:00.123456789Z",
-         "intuitentityid": "5", "intuitaccountid": "R1"},
-        {"specversion": "1.0", "id": "e2", "type": "qbo.salesreceipt.VOID.v1", "intuitentityid": "6",
-         "intuitaccountid": "R2", "data": {}},
-        {"specversion": "1.0", "id": "e3", "type": "qbo.creditmemo.voided.v1", "intuitentityid": "7",
-         "intuitaccountid": "R1"},
-        {"specversion": "1.0", "id": "e4", "type": "qbo.item.merged.v1", "intuitentityid": "1",
-         "intuitaccountid": "R1", "data": {"deletedid": "5"}},
+        {
+            "specversion": "1.0",
+            "id": "e1",
+            "type": "qbo.invoice.created.v1",
+            "time": "2026-01-01T10:00:00.123456789Z",
+            "intuitentityid": "5",
+            "intuitaccountid": "R1",
+        },
+        {
+            "specversion": "1.0",
+            "id": "e2",
+            "type": "qbo.salesreceipt.VOID.v1",
+            "intuitentityid": "6",
+            "intuitaccountid": "R2",
+            "data": {},
+        },
+        {
+            "specversion": "1.0",
+            "id": "e3",
+            "type": "qbo.creditmemo.voided.v1",
+            "intuitentityid": "7",
+            "intuitaccountid": "R1",
+        },
+        {
+            "specversion": "1.0",
+            "id": "e4",
+            "type": "qbo.item.merged.v1",
+            "intuitentityid": "1",
+            "intuitaccountid": "R1",
+            "data": {"deletedid": "5"},
+        },
     ]
     parsed = parse_delivery(json.dumps(events).encode())
     assert [(n.realm_id, n.entity, n.entity_id, n.operation) for n in parsed] == [
-        ("R1", "Invoice", "5", "Create"), ("R2", "SalesReceipt", "6", "Void"), ("R1", "CreditMemo", "7", "Void"),
-        ("R1", "Item", "1", "Merge")]
+        ("R1", "Invoice", "5", "Create"),
+        ("R2", "SalesReceipt", "6", "Void"),
+        ("R1", "CreditMemo", "7", "Void"),
+        ("R1", "Item", "1", "Merge"),
+    ]
     assert parsed[3].deleted_id == "5" and parsed[0].dedupe_key == "ce:e1"
     assert parsed[0].occurred_at.microsecond == 123456
 
 
 def test_classic_delivery_dedupe_key_is_stable_and_lenient_about_time_formats():
-    body = {"eventNotifications": [{"realmId": "R1", "dataChangeEvent": {"entities": [
-        {"name": "Invoice", "id": "9", "operation": "update", "lastUpdated": "2015-10-05T14:42:19-0700"}]}}]}
+    body = {
+        "eventNotifications": [
+            {
+                "realmId": "R1",
+                "dataChangeEvent": {
+                    "entities": [
+                        {"name": "Invoice", "id": "9", "operation": "update", "lastUpdated": "2015-10-05T14:42:19-0700"}
+                    ]
+                },
+            }
+        ]
+    }
     first, again = parse_delivery(json.dumps(body).encode()), parse_delivery(json.dumps(body).encode())
     assert first == again and first[0].operation == "Update"
     assert first[0].occurred_at.utcoffset().total_seconds() == -7 * 3600
 
 
-@pytest.mark.parametrize("body", [b"not json", b'{"other": 1}', b'[{"id": "x"}]', b'[{"specversion": "1.0", "type": "nope"}]',
-                                  b'{"eventNotifications": [{"dataChangeEvent": {}}]}'])
+@pytest.mark.parametrize(
+    "body",
+    [
+        b"not json",
+        b'{"other": 1}',
+        b'[{"id": "x"}]',
+        b'[{"specversion": "1.0", "type": "nope"}]',
+        b'{"eventNotifications": [{"dataChangeEvent": {}}]}',
+    ],
+)
 def test_unreadable_deliveries_raise(body):
     with pytest.raises(DeliveryError):
         parse_delivery(body)
@@ -145,30 +203,44 @@ def test_item_mapping_precedence():
 
 
 def test_discount_spread_in_proportion_and_foreign_currency():
-    body = invoice([line("1", 2, 10, 20), line("3", 1, 30, 30),
-                    {"DetailType": "SubTotalLineDetail", "Amount": Decimal(50), "SubTotalLineDetail": {}},
-                    {"DetailType": "DiscountLineDetail", "Amount": Decimal(5),
-                     "DiscountLineDetail": {"PercentBased": False}}],
-                   CurrencyRef={"value": "EUR"}, ExchangeRate=Decimal("1.1"))
+    body = invoice(
+        [
+            line("1", 2, 10, 20),
+            line("3", 1, 30, 30),
+            {"DetailType": "SubTotalLineDetail", "Amount": Decimal(50), "SubTotalLineDetail": {}},
+            {"DetailType": "DiscountLineDetail", "Amount": Decimal(5), "DiscountLineDetail": {"PercentBased": False}},
+        ],
+        CurrencyRef={"value": "EUR"},
+        ExchangeRate=Decimal("1.1"),
+    )
     event = normalize.to_event(TENANT, "Invoice", body, MAPPER)
     assert isinstance(event, SaleUpserted)
     # discount 5 over 20 and 30: 2 and 3; net 18 and 27; × 1.1 = 19.8 and 29.7
     assert [(l.sku, l.kind, l.quantity, l.revenue) for l in event.lines] == [
-        ("W-1", "inventory", Decimal(2), Decimal("19.8")), (None, "service", Decimal(1), Decimal("29.7"))]
+        ("W-1", "inventory", Decimal(2), Decimal("19.8")),
+        (None, "service", Decimal(1), Decimal("29.7")),
+    ]
     assert event.version == 2_000_000 and event.txn_date.isoformat() == "2026-02-23"
     assert event.source_created_at.utcoffset().total_seconds() == -8 * 3600
     assert (event.currency, event.exchange_rate, event.customer) == ("EUR", Decimal("1.1"), "Geeta")
 
 
 def test_percent_discount_without_amount_and_remainder_on_last_line():
-    body = invoice([line("1", 1, 10, 10), line("1", 1, 10, 10), line("1", 1, 10, 10),
-                    {"DetailType": "DiscountLineDetail", "DiscountLineDetail": {"PercentBased": True,
-                                                                                "DiscountPercent": 10}}])
+    body = invoice(
+        [
+            line("1", 1, 10, 10),
+            line("1", 1, 10, 10),
+            line("1", 1, 10, 10),
+            {"DetailType": "DiscountLineDetail", "DiscountLineDetail": {"PercentBased": True, "DiscountPercent": 10}},
+        ]
+    )
     revenue = [l.revenue for l in normalize.to_event(TENANT, "Invoice", body, MAPPER).lines]
     # 10% of 30 = 3 spread 1/1/1; exact shares, sums to 27
     assert revenue == [Decimal(9), Decimal(9), Decimal(9)]
-    body = invoice([line("1", 1, 10, 10)] * 3 + [{"DetailType": "DiscountLineDetail", "Amount": Decimal(1),
-                                                   "DiscountLineDetail": {}}])
+    body = invoice(
+        [line("1", 1, 10, 10)] * 3
+        + [{"DetailType": "DiscountLineDetail", "Amount": Decimal(1), "DiscountLineDetail": {}}]
+    )
     revenue = [l.revenue for l in normalize.to_event(TENANT, "Invoice", body, MAPPER).lines]
     # 1/3 = 0.333333 (6 places) twice, the remainder 0.333334 on the last line
     assert revenue == [Decimal("9.666667"), Decimal("9.666667"), Decimal("9.666666")]
@@ -176,14 +248,28 @@ def test_percent_discount_without_amount_and_remainder_on_last_line():
 
 
 def test_bundle_lines_are_unrolled_and_text_lines_ignored():
-    group = {"DetailType": "GroupLineDetail", "Amount": Decimal(0), "GroupLineDetail": {
-        "GroupItemRef": {"value": "19"}, "Quantity": 2,
-        "Line": [line("1", 4, 5, 20), line("2", 2, 5, 10)]}}
-    body = invoice([line("1", 1, 275, 275), group,
-                    {"DetailType": "DescriptionOnly", "Description": "Thanks!", "DescriptionLineDetail": {}}])
+    group = {
+        "DetailType": "GroupLineDetail",
+        "Amount": Decimal(0),
+        "GroupLineDetail": {
+            "GroupItemRef": {"value": "19"},
+            "Quantity": 2,
+            "Line": [line("1", 4, 5, 20), line("2", 2, 5, 10)],
+        },
+    }
+    body = invoice(
+        [
+            line("1", 1, 275, 275),
+            group,
+            {"DetailType": "DescriptionOnly", "Description": "Thanks!", "DescriptionLineDetail": {}},
+        ]
+    )
     event = normalize.to_event(TENANT, "Invoice", body, MAPPER)
     assert [(l.line_no, l.sku, l.quantity, l.revenue) for l in event.lines] == [
-        (1, "W-1", Decimal(1), Decimal(275)), (2, "W-1", Decimal(4), Decimal(20)), (3, "GADGET", Decimal(2), Decimal(10))]
+        (1, "W-1", Decimal(1), Decimal(275)),
+        (2, "W-1", Decimal(4), Decimal(20)),
+        (3, "GADGET", Decimal(2), Decimal(10)),
+    ]
     assert normalize.item_ids(body) == ["1", "2"]
 
 
@@ -195,21 +281,34 @@ def test_tax_inclusive_uses_the_net_amount():
 
 
 def test_missing_quantity_and_price():
-    lines = [{"DetailType": "SalesItemLineDetail", "Amount": Decimal(30),
-              "SalesItemLineDetail": {"ItemRef": {"value": "1"}, "UnitPrice": Decimal(10)}},
-             {"DetailType": "SalesItemLineDetail", "Amount": Decimal(15), "SalesItemLineDetail": {"ItemRef": {"value": "3"}}}]
+    lines = [
+        {
+            "DetailType": "SalesItemLineDetail",
+            "Amount": Decimal(30),
+            "SalesItemLineDetail": {"ItemRef": {"value": "1"}, "UnitPrice": Decimal(10)},
+        },
+        {
+            "DetailType": "SalesItemLineDetail",
+            "Amount": Decimal(15),
+            "SalesItemLineDetail": {"ItemRef": {"value": "3"}},
+        },
+    ]
     event = normalize.to_event(TENANT, "Invoice", invoice(lines), MAPPER)
     assert [l.quantity for l in event.lines] == [Decimal(3), Decimal(1)]
 
 
 def test_void_is_a_removal_by_operation_or_by_read_back():
-    voided = invoice([{"DetailType": "SalesItemLineDetail", "Amount": 0,
-                       "SalesItemLineDetail": {"ItemRef": {"value": "1"}}}],
-                     TotalAmt=0, PrivateNote="Voided - wrong customer", SyncToken="3")
+    voided = invoice(
+        [{"DetailType": "SalesItemLineDetail", "Amount": 0, "SalesItemLineDetail": {"ItemRef": {"value": "1"}}}],
+        TotalAmt=0,
+        PrivateNote="Voided - wrong customer",
+        SyncToken="3",
+    )
     event = normalize.to_event(TENANT, "Invoice", voided, MAPPER)
     assert isinstance(event, SaleRemoved) and event.reason == "voided" and event.version == 3_000_000
-    assert isinstance(normalize.to_event(TENANT, "Invoice", invoice([line("1", 1, 1, 1)]), MAPPER, 0, "Void"),
-                      SaleRemoved)
+    assert isinstance(
+        normalize.to_event(TENANT, "Invoice", invoice([line("1", 1, 1, 1)]), MAPPER, 0, "Void"), SaleRemoved
+    )
     noted = invoice([line("1", 1, 1, 1)], PrivateNote="Void later?")  # a note alone is no void
     assert isinstance(normalize.to_event(TENANT, "Invoice", noted, MAPPER), SaleUpserted)
 
@@ -221,37 +320,65 @@ def test_remap_sequence_makes_a_newer_version_below_the_next_sync_token():
 
 # --- Issue 16 -------------------------------------------------------------------------------
 
+
 def shipping(amount) -> dict:
-    return {"DetailType": "SalesItemLineDetail", "Amount": Decimal(amount),
-            "SalesItemLineDetail": {"ItemRef": {"value": "SHIPPING_ITEM_ID"}}}
+    return {
+        "DetailType": "SalesItemLineDetail",
+        "Amount": Decimal(amount),
+        "SalesItemLineDetail": {"ItemRef": {"value": "SHIPPING_ITEM_ID"}},
+    }
 
 
 def test_issue16_1_discount_applies_to_the_items_above_it_never_to_shipping():
-    body = invoice([line("1", 3, 100, 300), line("3", 1, 45, 45),
-                    {"DetailType": "SubTotalLineDetail", "Amount": Decimal(345), "SubTotalLineDetail": {}},
-                    {"DetailType": "DiscountLineDetail", "Amount": Decimal("34.50"),
-                     "DiscountLineDetail": {"PercentBased": True, "DiscountPercent": 10}},
-                    shipping("5.00")])
+    body = invoice(
+        [
+            line("1", 3, 100, 300),
+            line("3", 1, 45, 45),
+            {"DetailType": "SubTotalLineDetail", "Amount": Decimal(345), "SubTotalLineDetail": {}},
+            {
+                "DetailType": "DiscountLineDetail",
+                "Amount": Decimal("34.50"),
+                "DiscountLineDetail": {"PercentBased": True, "DiscountPercent": 10},
+            },
+            shipping("5.00"),
+        ]
+    )
     lines = normalize.to_event(TENANT, "Invoice", body, MAPPER).lines
     # 34.50 over 300 and 45 only: 30.00 and 4.50; shipping untouched
     assert [(l.kind, l.revenue) for l in lines] == [
-        ("inventory", Decimal("270.00")), ("service", Decimal("40.50")), ("shipping", Decimal("5.00"))]
+        ("inventory", Decimal("270.00")),
+        ("service", Decimal("40.50")),
+        ("shipping", Decimal("5.00")),
+    ]
     assert sum(l.revenue for l in lines[:2]) == Decimal("310.50")
     # A percent discount without an Amount is a percentage of the lines above it, not of shipping.
     del body["Line"][3]["Amount"]
     assert [l.revenue for l in normalize.to_event(TENANT, "Invoice", body, MAPPER).lines] == [
-        Decimal("270.00"), Decimal("40.50"), Decimal("5.00")]
+        Decimal("270.00"),
+        Decimal("40.50"),
+        Decimal("5.00"),
+    ]
     # Lines below a discount are not discounted by it (only the ones above).
-    body = invoice([line("1", 1, 10, 10), {"DetailType": "DiscountLineDetail", "Amount": Decimal(1),
-                                           "DiscountLineDetail": {}}, line("3", 1, 10, 10)])
+    body = invoice(
+        [
+            line("1", 1, 10, 10),
+            {"DetailType": "DiscountLineDetail", "Amount": Decimal(1), "DiscountLineDetail": {}},
+            line("3", 1, 10, 10),
+        ]
+    )
     assert [l.revenue for l in normalize.to_event(TENANT, "Invoice", body, MAPPER).lines] == [Decimal(9), Decimal(10)]
 
 
 def test_issue16_4_quantities_beyond_six_places_are_rounded_half_even_not_rejected():
-    lines = [line("1", "1.23456789", "8.1000003", "10.00"),
-             {"DetailType": "SalesItemLineDetail", "Amount": Decimal("10.00"),
-              "SalesItemLineDetail": {"ItemRef": {"value": "1"}, "UnitPrice": Decimal(3)}},  # 3.333…
-             line("1", "0.0000025", "1", "0.01")]  # a tie: half-even rounds to 0.000002
+    lines = [
+        line("1", "1.23456789", "8.1000003", "10.00"),
+        {
+            "DetailType": "SalesItemLineDetail",
+            "Amount": Decimal("10.00"),
+            "SalesItemLineDetail": {"ItemRef": {"value": "1"}, "UnitPrice": Decimal(3)},
+        },  # 3.333…
+        line("1", "0.0000025", "1", "0.01"),
+    ]  # a tie: half-even rounds to 0.000002
     event = normalize.to_event(TENANT, "Invoice", invoice(lines), MAPPER)
     assert [l.quantity for l in event.lines] == [Decimal("1.234568"), Decimal("3.333333"), Decimal("0.000002")]
     assert [l.revenue for l in event.lines] == [Decimal("10.00"), Decimal("10.00"), Decimal("0.01")]  # from Amount
@@ -261,14 +388,17 @@ def test_issue16_5_void_operation_or_marker_is_a_void_even_with_amounts():
     body = invoice([line("1", 2, 10, 20)], TotalAmt=Decimal(20), SyncToken="4")
     assert isinstance(normalize.to_event(TENANT, "Invoice", body, MAPPER, 0, "Void"), SaleRemoved)
     marked = dict(body, status="Voided")  # CDC / XSD marker (docs/quickbooks-api.md §2.1, §2.5)
-    assert normalize.is_voided(marked) and isinstance(normalize.to_event(TENANT, "Invoice", marked, MAPPER),
-                                                      SaleRemoved)
+    assert normalize.is_voided(marked) and isinstance(
+        normalize.to_event(TENANT, "Invoice", marked, MAPPER), SaleRemoved
+    )
     assert not normalize.is_voided(body)
 
 
 def test_issue16_6_sub_item_names_match_by_leaf_or_full_name_and_shipping_reads_shipping():
-    items = {"7": Item("7", "Bolt", None, "Inventory", fully_qualified_name="Hardware:Bolt"),
-             "8": Item("8", "Nut", None, "Inventory", fully_qualified_name="Hardware:Nut")}
+    items = {
+        "7": Item("7", "Bolt", None, "Inventory", fully_qualified_name="Hardware:Bolt"),
+        "8": Item("8", "Nut", None, "Inventory", fully_qualified_name="Hardware:Nut"),
+    }
     mapper = ItemMapper([Product("B-1", "Bolt", None), Product("N-1", "hardware:nut", None)], items)
     assert mapper.map("7", "Hardware:Bolt").sku == "B-1"  # leaf name
     assert mapper.map("8", "Hardware:Nut").sku == "N-1"  # full name
@@ -283,20 +413,42 @@ def test_issue16_6_sub_item_names_match_by_leaf_or_full_name_and_shipping_reads_
 def test_issue16_3_one_unreadable_element_does_not_reject_the_delivery():
     from services.ingest.qbo.deliveries import read_delivery
 
-    events = [{"specversion": "1.0", "id": "e1", "type": "qbo.invoice.created.v1", "intuitentityid": "5",
-               "intuitaccountid": "R1"},
-              {"id": "x"},
-              {"specversion": "1.0", "id": "e3", "type": "qbo.invoice", "intuitentityid": "6", "intuitaccountid": "R1"},
-              {"specversion": "1.0", "id": "e4", "type": "qbo.invoice.updated.v1", "intuitentityid": "7",
-               "intuitaccountid": "R1"}]
+    events = [
+        {
+            "specversion": "1.0",
+            "id": "e1",
+            "type": "qbo.invoice.created.v1",
+            "intuitentityid": "5",
+            "intuitaccountid": "R1",
+        },
+        {"id": "x"},
+        {"specversion": "1.0", "id": "e3", "type": "qbo.invoice", "intuitentityid": "6", "intuitaccountid": "R1"},
+        {
+            "specversion": "1.0",
+            "id": "e4",
+            "type": "qbo.invoice.updated.v1",
+            "intuitentityid": "7",
+            "intuitaccountid": "R1",
+        },
+    ]
     delivery = read_delivery(json.dumps(events).encode())
     assert [n.entity_id for n in delivery.notifications] == ["5", "7"]
     assert [r.element for r in delivery.rejected] == ["1", "2"] and all(r.reason for r in delivery.rejected)
-    classic = {"eventNotifications": [
-        {"dataChangeEvent": {"entities": [{"name": "Invoice", "id": "1", "operation": "Create"}]}},
-        {"realmId": "R1", "dataChangeEvent": {"entities": [
-            {"name": "Invoice", "id": "2", "operation": "Create"}, {"name": "Invoice"},
-            {"name": "Invoice", "id": "3", "operation": "Void"}]}}]}
+    classic = {
+        "eventNotifications": [
+            {"dataChangeEvent": {"entities": [{"name": "Invoice", "id": "1", "operation": "Create"}]}},
+            {
+                "realmId": "R1",
+                "dataChangeEvent": {
+                    "entities": [
+                        {"name": "Invoice", "id": "2", "operation": "Create"},
+                        {"name": "Invoice"},
+                        {"name": "Invoice", "id": "3", "operation": "Void"},
+                    ]
+                },
+            },
+        ]
+    }
     delivery = read_delivery(json.dumps(classic).encode())
     assert [n.entity_id for n in delivery.notifications] == ["2", "3"]
     assert [r.element for r in delivery.rejected] == ["0", "1.entities.1"]
@@ -311,10 +463,16 @@ def test_issue16_2_a_cdc_answer_with_a_fault_is_recognised():
 
     ok = {"CDCResponse": [{"QueryResponse": [{"Invoice": []}]}], "time": "2026-01-01T00:00:00Z"}
     assert cdc_fault(ok) is None
-    envelope = {"Fault": {"Error": [{"Message": "m", "Detail": "d", "code": "10000"}], "type": "SystemFault"},
-                "time": "2026-01-01T00:00:00Z"}
-    inside = {"CDCResponse": [{"QueryResponse": [{"Invoice": []}]},
-                              {"Fault": {"Error": [{"code": "3001", "Message": "x"}], "type": "SERVICE"}}],
-              "time": "2026-01-01T00:00:00Z"}
+    envelope = {
+        "Fault": {"Error": [{"Message": "m", "Detail": "d", "code": "10000"}], "type": "SystemFault"},
+        "time": "2026-01-01T00:00:00Z",
+    }
+    inside = {
+        "CDCResponse": [
+            {"QueryResponse": [{"Invoice": []}]},
+            {"Fault": {"Error": [{"code": "3001", "Message": "x"}], "type": "SERVICE"}},
+        ],
+        "time": "2026-01-01T00:00:00Z",
+    }
     assert "10000" in cdc_fault(envelope) and "3001" in cdc_fault(inside)
     assert cdc_fault({"fault": {"error": [{"code": "3200"}]}, "cdcresponse": []})

@@ -36,9 +36,13 @@ WEBHOOKS = [p for p in CASES if "entity" not in load(p)]
 def mapper_for(case: dict) -> ItemMapper:
     items = {**(case.get("items") or CATALOG["items"]), **case.get("items_extra", {})}
     products = case.get("products", CATALOG["products"])
-    return ItemMapper([Product(p["sku"], p["name"], p.get("qbo_item_id")) for p in products],
-                      {i: Item(i, v["name"], v.get("sku"), v.get("type"),
-                               fully_qualified_name=v.get("fully_qualified_name")) for i, v in items.items()})
+    return ItemMapper(
+        [Product(p["sku"], p["name"], p.get("qbo_item_id")) for p in products],
+        {
+            i: Item(i, v["name"], v.get("sku"), v.get("type"), fully_qualified_name=v.get("fully_qualified_name"))
+            for i, v in items.items()
+        },
+    )
 
 
 def normalized(case: dict):
@@ -69,8 +73,9 @@ def test_sales_entity_normalizes_to_the_hand_computed_lines(path):
         assert event.reason == want["reason"]
         return
     have = [(line.kind, line.sku, line.quantity, line.revenue) for line in event.lines]
-    expected = [(line["kind"], line["sku"], Decimal(line["quantity"]), Decimal(line["revenue"]))
-                for line in want["lines"]]
+    expected = [
+        (line["kind"], line["sku"], Decimal(line["quantity"]), Decimal(line["revenue"])) for line in want["lines"]
+    ]
     assert have == expected
     assert [line.line_no for line in event.lines] == list(range(1, len(expected) + 1))
     if "exchange_rate" in want:
@@ -89,7 +94,16 @@ def test_webhook_body_reads_to_the_expected_notifications(path):
     assert delivery.format == want["format"]
     assert [r.element for r in delivery.rejected] == want["rejected"]
     assert all(r.reason for r in delivery.rejected)
-    have = [{"realm_id": n.realm_id, "entity": n.entity, "entity_id": n.entity_id, "operation": n.operation,
-             "occurred_at": n.occurred_at, "deleted_id": n.deleted_id} for n in delivery.notifications]
+    have = [
+        {
+            "realm_id": n.realm_id,
+            "entity": n.entity,
+            "entity_id": n.entity_id,
+            "operation": n.operation,
+            "occurred_at": n.occurred_at,
+            "deleted_id": n.deleted_id,
+        }
+        for n in delivery.notifications
+    ]
     assert have == [{**n, "occurred_at": datetime.fromisoformat(n["occurred_at"])} for n in want["notifications"]]
     assert len({n.dedupe_key for n in delivery.notifications}) == len(delivery.notifications)

@@ -5,14 +5,23 @@ from __future__ import annotations
 
 from datetime import date, timedelta
 
-from hypothesis import given, strategies as st
+from hypothesis import given
+from hypothesis import strategies as st
 
 from services.query.summaries import split
 
 # Far enough from the ends of the calendar that the window below fits.
 LOW, HIGH = date(2, 1, 1), date(9998, 12, 31)
-EDGES = [date(1, 1, 1), date(1, 1, 15), date(1, 1, 31), date(1, 2, 1), date(9999, 12, 1), date(9999, 12, 15),
-         date(9999, 12, 31), date(9999, 11, 30)]
+EDGES = [
+    date(1, 1, 1),
+    date(1, 1, 15),
+    date(1, 1, 31),
+    date(1, 2, 1),
+    date(9999, 12, 1),
+    date(9999, 12, 15),
+    date(9999, 12, 31),
+    date(9999, 11, 30),
+]
 
 
 def _days(lo: date, hi: date):
@@ -37,8 +46,11 @@ def covered(first, last, lo: date, hi: date) -> list[date]:
 
 
 def _month_end(first_of_month: date) -> date:
-    nxt = date(first_of_month.year + first_of_month.month // 12, first_of_month.month % 12 + 1, 1) \
-        if first_of_month < date(9999, 12, 1) else None
+    nxt = (
+        date(first_of_month.year + first_of_month.month // 12, first_of_month.month % 12 + 1, 1)
+        if first_of_month < date(9999, 12, 1)
+        else None
+    )
     return nxt - timedelta(days=1) if nxt else date(9999, 12, 31)
 
 
@@ -52,7 +64,8 @@ def expected(first, last, lo: date, hi: date) -> list[date]:
 def test_split_covers_each_day_of_the_range_once(start, length, bounded):
     end = start + timedelta(days=length)
     first, last = {0: (None, end), 1: (start, None), 2: (date.min, end), 3: (start, date.max)}.get(
-        bounded, (start, end))
+        bounded, (start, end)
+    )
     lo, hi = start - timedelta(days=70), end + timedelta(days=70)
     assert covered(first, last, lo, hi) == expected(first, last, lo, hi)
 

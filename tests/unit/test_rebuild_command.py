@@ -19,8 +19,18 @@ def test_rebuild_takes_a_tenant():
 
 
 def test_replay_keeps_its_filters_and_has_no_rebuild():
-    args = replay._parser().parse_args(["--tenant", str(uuid.uuid4()), "--source", "manual",
-                                        "--event-type", "sale.upserted", "--since", "2026-02-01T00:00:00+00:00"])
+    args = replay._parser().parse_args(
+        [
+            "--tenant",
+            str(uuid.uuid4()),
+            "--source",
+            "manual",
+            "--event-type",
+            "sale.upserted",
+            "--since",
+            "2026-02-01T00:00:00+00:00",
+        ]
+    )
     assert args.source == "manual" and args.event_types == ["sale.upserted"]
     with pytest.raises(SystemExit):
         replay._parser().parse_args(["--tenant", str(uuid.uuid4()), "--rebuild"])
@@ -31,5 +41,6 @@ def test_ingest_imports_nothing_from_costing():
     for path in root.rglob("*.py"):
         tree = ast.parse(path.read_text())
         modules = {n.module or "" for n in ast.walk(tree) if isinstance(n, ast.ImportFrom)} | {
-            a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names}
+            a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names
+        }
         assert not [m for m in modules if m.startswith("services.costing")], path

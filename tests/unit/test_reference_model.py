@@ -10,10 +10,10 @@ whatever the model happens to compute.
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
-from typing import Callable
 
 import pytest
 from hypothesis import given, settings
@@ -31,7 +31,7 @@ from shared.events import (
 from tests.reference_model import LineKey, LotKey, SaleKey, State, compute
 from tests.strategies import deliveries, history, retenant
 
-UTC = timezone.utc
+UTC = UTC
 OCCURRED = datetime(2024, 6, 1, tzinfo=UTC)
 QBO = "quickbooks"
 
@@ -49,7 +49,11 @@ def L(ext: str, line_no: int, sale_type: str = "invoice", source: str = QBO) -> 
 
 def line(no: int, qty: str, revenue: str, sku: str | None = "W", kind: str = "inventory") -> SaleLine:
     return SaleLine(
-        line_no=no, sku=sku, quantity=Decimal(qty), revenue=Decimal(revenue), kind=kind  # type: ignore[arg-type]
+        line_no=no,
+        sku=sku,
+        quantity=Decimal(qty),
+        revenue=Decimal(revenue),
+        kind=kind,  # type: ignore[arg-type]
     )
 
 
@@ -212,10 +216,17 @@ def fifo_across_lots(t: uuid.UUID) -> list[Step]:
             events,
             Expect(
                 lines={
-                    L("INV-1", 1): dict(kind="inventory", revenue="120", cost="26.2", shortage_qty="0",
-                                        allocations={"LOT-C": "10", "LOT-A": "2"}, flags=NONE),
-                    L("INV-1", 2): dict(cost="31.10", shortage_qty="0", allocations={"LOT-A": "3.5", "LOT-B": "4.5"},
-                                        flags=NONE),
+                    L("INV-1", 1): dict(
+                        kind="inventory",
+                        revenue="120",
+                        cost="26.2",
+                        shortage_qty="0",
+                        allocations={"LOT-C": "10", "LOT-A": "2"},
+                        flags=NONE,
+                    ),
+                    L("INV-1", 2): dict(
+                        cost="31.10", shortage_qty="0", allocations={"LOT-A": "3.5", "LOT-B": "4.5"}, flags=NONE
+                    ),
                     L("INV-2", 1): dict(cost="45", allocations={"LOT-B": "10"}, flags=NONE),
                 },
                 sales={
@@ -269,8 +280,12 @@ def shortage_at_wac(t: uuid.UUID) -> list[Step]:
             events,
             Expect(
                 lines={
-                    L("INV-1", 1): dict(cost="115.714285714286", shortage_qty="2",
-                                        allocations={"L1": "3", "L2": "4"}, flags={"shortage"}),
+                    L("INV-1", 1): dict(
+                        cost="115.714285714286",
+                        shortage_qty="2",
+                        allocations={"L1": "3", "L2": "4"},
+                        flags={"shortage"},
+                    ),
                 },
                 sales={S("INV-1"): dict(revenue="200", cost="115.714285714286")},
                 lots={("W", "L1"): dict(remaining="0"), ("W", "L2"): dict(remaining="0")},
@@ -292,18 +307,26 @@ def no_cost_basis(t: uuid.UUID) -> list[Step]:
         Step(
             [f.product(), f.sale("INV-1", "2024-02-01", line(1, "3", "30"))],
             Expect(
-                lines={L("INV-1", 1): dict(cost="0", shortage_qty="3", allocations={},
-                                           flags={"shortage", "no_cost_basis"})},
+                lines={
+                    L("INV-1", 1): dict(cost="0", shortage_qty="3", allocations={}, flags={"shortage", "no_cost_basis"})
+                },
             ),
         ),
         Step(
             [f.sale("CM-1", "2024-02-05", line(1, "1", "10"), sale_type="credit_memo")],
             Expect(
                 lines={
-                    L("INV-1", 1): dict(cost="0", shortage_qty="2", allocations={ret: "1"},
-                                        flags={"shortage", "no_cost_basis"}),
-                    L("CM-1", 1, "credit_memo"): dict(kind="inventory", revenue="-10", cost="0", shortage_qty="0",
-                                                      allocations={}, flags={"no_cost_basis"}),
+                    L("INV-1", 1): dict(
+                        cost="0", shortage_qty="2", allocations={ret: "1"}, flags={"shortage", "no_cost_basis"}
+                    ),
+                    L("CM-1", 1, "credit_memo"): dict(
+                        kind="inventory",
+                        revenue="-10",
+                        cost="0",
+                        shortage_qty="0",
+                        allocations={},
+                        flags={"no_cost_basis"},
+                    ),
                 },
                 sales={cm: dict(status="posted", revenue="-10", cost="0")},
                 lots={("W", ret): dict(quantity="1", unit_cost="0", remaining="0")},
@@ -345,14 +368,16 @@ def shortage_resolved_by_later_lot(t: uuid.UUID) -> list[Step]:
     return [
         Step(
             [f.product(), f.lot("L1", "2", "5", "2024-01-01"), f.sale("INV-1", "2024-02-01", line(1, "5", "100"))],
-            Expect(lines={L("INV-1", 1): dict(cost="25", shortage_qty="3", allocations={"L1": "2"},
-                                              flags={"shortage"})}),
+            Expect(
+                lines={L("INV-1", 1): dict(cost="25", shortage_qty="3", allocations={"L1": "2"}, flags={"shortage"})}
+            ),
         ),
         Step(
             [f.lot("L2", "10", "6", "2024-03-01")],
             Expect(
-                lines={L("INV-1", 1): dict(cost="28", shortage_qty="0", allocations={"L1": "2", "L2": "3"},
-                                           flags=NONE)},
+                lines={
+                    L("INV-1", 1): dict(cost="28", shortage_qty="0", allocations={"L1": "2", "L2": "3"}, flags=NONE)
+                },
                 lots={("W", "L1"): dict(remaining="0"), ("W", "L2"): dict(remaining="7")},
             ),
         ),
@@ -380,8 +405,15 @@ def credit_memo_return_lot_consumed(t: uuid.UUID) -> list[Step]:
             Expect(
                 lines={
                     L("INV-1", 1): dict(cost="70", allocations={"L1": "10", "L2": "5"}),
-                    L("CM-1", 1, "credit_memo"): dict(kind="inventory", quantity="2", revenue="-40", cost="-10",
-                                                      shortage_qty="0", allocations={}, flags=NONE),
+                    L("CM-1", 1, "credit_memo"): dict(
+                        kind="inventory",
+                        quantity="2",
+                        revenue="-40",
+                        cost="-10",
+                        shortage_qty="0",
+                        allocations={},
+                        flags=NONE,
+                    ),
                 },
                 sales={S("CM-1", "credit_memo"): dict(status="posted", revenue="-40", cost="-10")},
                 lots={("W", ret): dict(quantity="2", unit_cost="5", remaining="2")},
@@ -423,8 +455,15 @@ def void_restores_lots(t: uuid.UUID) -> list[Step]:
             Expect(
                 sales={S("INV-1"): dict(status="voided", version=0, revenue="0", cost="0")},
                 lines={
-                    L("INV-1", 1): dict(kind="inventory", quantity="4", revenue="0", cost="0", shortage_qty="0",
-                                        allocations={}, flags=NONE),
+                    L("INV-1", 1): dict(
+                        kind="inventory",
+                        quantity="4",
+                        revenue="0",
+                        cost="0",
+                        shortage_qty="0",
+                        allocations={},
+                        flags=NONE,
+                    ),
                     L("INV-2", 1): dict(cost="24", shortage_qty="0", allocations={"L1": "8"}, flags=NONE),
                 },
                 lots={("W", "L1"): dict(remaining="2")},
@@ -460,8 +499,16 @@ def edit_recosts(t: uuid.UUID) -> list[Step]:
             ),
         ),
         Step(
-            [f.sale("INV-1", "2024-02-01", line(1, "6", "60"), line(2, "1", "5", sku=None, kind="shipping"),
-                    version=1, created=created)],
+            [
+                f.sale(
+                    "INV-1",
+                    "2024-02-01",
+                    line(1, "6", "60"),
+                    line(2, "1", "5", sku=None, kind="shipping"),
+                    version=1,
+                    created=created,
+                )
+            ],
             Expect(
                 sales={S("INV-1"): dict(version=1, revenue="65", cost="14")},
                 lines={
@@ -496,8 +543,14 @@ def stale_version_ignored(t: uuid.UUID) -> list[Step]:
         lots={("W", "L1"): dict(remaining="8")},
     )
     return [
-        Step([f.product(), f.lot("L1", "10", "1.5", "2024-01-01"),
-              f.sale("INV-1", "2024-02-01", line(1, "2", "20"), version=2)], expect),
+        Step(
+            [
+                f.product(),
+                f.lot("L1", "10", "1.5", "2024-01-01"),
+                f.sale("INV-1", "2024-02-01", line(1, "2", "20"), version=2),
+            ],
+            expect,
+        ),
         Step([f.sale("INV-1", "2024-01-20", line(1, "5", "50"), version=1)], expect),
     ]
 
@@ -521,15 +574,17 @@ def delete_is_terminal(t: uuid.UUID) -> list[Step]:
     )
     later = Expect(
         sales={**deleted.sales, S("INV-1"): dict(status="deleted", version=5, revenue="0", cost="0")},
-        lines={L("INV-1", 1): dict(kind="inventory", quantity="4", revenue="0", cost="0", allocations={},
-                                   flags=NONE)},
+        lines={L("INV-1", 1): dict(kind="inventory", quantity="4", revenue="0", cost="0", allocations={}, flags=NONE)},
         lots=deleted.lots,
         no_lines=[ghost],
     )
     return [
         Step(
-            [f.product(), f.lot("L1", "10", "2", "2024-01-01"),
-             f.sale("INV-1", "2024-02-01", line(1, "3", "30"), version=1)],
+            [
+                f.product(),
+                f.lot("L1", "10", "2", "2024-01-01"),
+                f.sale("INV-1", "2024-02-01", line(1, "3", "30"), version=1),
+            ],
             Expect(sales={S("INV-1"): dict(status="posted", cost="6")}, lots={("W", "L1"): dict(remaining="7")}),
         ),
         Step([f.remove("INV-1", "deleted"), f.remove("GHOST", "deleted", "sales_receipt", "manual")], deleted),
@@ -549,8 +604,12 @@ def backdated_sale_recosts_later(t: uuid.UUID) -> list[Step]:
     sr_c = L("SR-C", 1, "sales_receipt", "manual")
     return [
         Step(
-            [f.product(), f.lot("L1", "5", "1", "2024-01-01"), f.lot("L2", "5", "2", "2024-01-02"),
-             f.sale("INV-B", "2024-03-01", line(1, "4", "40"), created="2024-03-01T10:00:00+00:00")],
+            [
+                f.product(),
+                f.lot("L1", "5", "1", "2024-01-01"),
+                f.lot("L2", "5", "2", "2024-01-02"),
+                f.sale("INV-B", "2024-03-01", line(1, "4", "40"), created="2024-03-01T10:00:00+00:00"),
+            ],
             Expect(lines={L("INV-B", 1): dict(cost="4", allocations={"L1": "4"})}),
         ),
         Step(
@@ -564,8 +623,16 @@ def backdated_sale_recosts_later(t: uuid.UUID) -> list[Step]:
             ),
         ),
         Step(
-            [f.sale("SR-C", "2024-03-01", line(1, "2", "20"), sale_type="sales_receipt", source="manual",
-                    created="2024-03-01T09:00:00+00:00")],
+            [
+                f.sale(
+                    "SR-C",
+                    "2024-03-01",
+                    line(1, "2", "20"),
+                    sale_type="sales_receipt",
+                    source="manual",
+                    created="2024-03-01T09:00:00+00:00",
+                )
+            ],
             Expect(
                 lines={
                     L("INV-A", 1): dict(cost="3", allocations={"L1": "3"}),
@@ -586,8 +653,11 @@ def unmapped_becomes_inventory(t: uuid.UUID) -> list[Step]:
     # Step 2: product G defined: line 1 [0,3) -> 3 * 2 = 6; line 2 [3,4) -> 1 * 2 = 2;
     #         sale cost 8; lot remaining 10 - 4 = 6; line 3 stays unmapped.
     sale = f.sale(
-        "INV-1", "2024-02-01",
-        line(1, "3", "30", sku="G"), line(2, "1", "10", sku="G", kind="unmapped"), line(3, "1", "5", sku=None),
+        "INV-1",
+        "2024-02-01",
+        line(1, "3", "30", sku="G"),
+        line(2, "1", "10", sku="G", kind="unmapped"),
+        line(3, "1", "5", sku=None),
     )
     unmapped = dict(kind="unmapped", cost="0", shortage_qty="0", allocations={}, flags={"unmapped"})
     return [
@@ -624,8 +694,13 @@ def non_inventory_lines(t: uuid.UUID) -> list[Step]:
             [
                 f.product(),
                 f.lot("L1", "5", "2", "2024-01-01"),
-                f.sale("INV-1", "2024-02-01", line(1, "2", "50", sku=None, kind="service"),
-                       line(2, "1", "7.5", kind="shipping"), line(3, "1", "12", sku=None, kind="non_inventory")),
+                f.sale(
+                    "INV-1",
+                    "2024-02-01",
+                    line(1, "2", "50", sku=None, kind="service"),
+                    line(2, "1", "7.5", kind="shipping"),
+                    line(3, "1", "12", sku=None, kind="non_inventory"),
+                ),
                 f.sale("CM-1", "2024-02-02", line(1, "1", "20", sku=None, kind="service"), sale_type="credit_memo"),
             ],
             Expect(
@@ -674,27 +749,54 @@ def worked_example(t: uuid.UUID) -> list[Step]:
     # 4. L3 5 @ 4.00 (Feb 5), WAC 70 / 25 = 2.80: B L2 7 (21) + L3 3 (12) = 33, no shortage; L3 keeps 2
     # 5. A voided: Z [0,1) L1 1 = 2; B [1,11) L1 9 (18) + L2 1 (3) = 21; L2 keeps 9, L3 5
     return [
-        Step([f.product(), f.lot("L1", "10", "2.00", "2026-01-01"), f.lot("L2", "10", "3.00", "2026-01-10"),
-              f.sale("A", "2026-02-01", line(1, "12", "120.00"))],
-             Expect(lines={L("A", 1): dict(cost="26", allocations={"L1": "10", "L2": "2"}, flags=NONE)},
-                    sales={S("A"): dict(revenue="120.00", cost="26")})),
-        Step([f.sale("B", "2026-02-03", line(1, "10", "100.00"))],
-             Expect(lines={L("B", 1): dict(cost="29", shortage_qty="2", allocations={"L2": "8"}, flags={"shortage"})})),
-        Step([f.sale("Z", "2026-01-20", line(1, "1", "10.00"))],
-             Expect(lines={L("Z", 1): dict(cost="2", allocations={"L1": "1"}),
-                           L("A", 1): dict(cost="27", allocations={"L1": "9", "L2": "3"}),
-                           L("B", 1): dict(cost="28.50", shortage_qty="3", allocations={"L2": "7"},
-                                           flags={"shortage"})})),
-        Step([f.lot("L3", "5", "4.00", "2026-02-05")],
-             Expect(lines={L("B", 1): dict(cost="33", shortage_qty="0", allocations={"L2": "7", "L3": "3"},
-                                           flags=NONE)},
-                    lots={("W", "L3"): dict(remaining="2")})),
-        Step([f.remove("A", "voided")],
-             Expect(sales={S("A"): dict(status="voided", revenue="0", cost="0")},
-                    lines={L("Z", 1): dict(cost="2", allocations={"L1": "1"}),
-                           L("B", 1): dict(cost="21", shortage_qty="0", allocations={"L1": "9", "L2": "1"})},
-                    lots={("W", "L1"): dict(remaining="0"), ("W", "L2"): dict(remaining="9"),
-                          ("W", "L3"): dict(remaining="5")})),
+        Step(
+            [
+                f.product(),
+                f.lot("L1", "10", "2.00", "2026-01-01"),
+                f.lot("L2", "10", "3.00", "2026-01-10"),
+                f.sale("A", "2026-02-01", line(1, "12", "120.00")),
+            ],
+            Expect(
+                lines={L("A", 1): dict(cost="26", allocations={"L1": "10", "L2": "2"}, flags=NONE)},
+                sales={S("A"): dict(revenue="120.00", cost="26")},
+            ),
+        ),
+        Step(
+            [f.sale("B", "2026-02-03", line(1, "10", "100.00"))],
+            Expect(lines={L("B", 1): dict(cost="29", shortage_qty="2", allocations={"L2": "8"}, flags={"shortage"})}),
+        ),
+        Step(
+            [f.sale("Z", "2026-01-20", line(1, "1", "10.00"))],
+            Expect(
+                lines={
+                    L("Z", 1): dict(cost="2", allocations={"L1": "1"}),
+                    L("A", 1): dict(cost="27", allocations={"L1": "9", "L2": "3"}),
+                    L("B", 1): dict(cost="28.50", shortage_qty="3", allocations={"L2": "7"}, flags={"shortage"}),
+                }
+            ),
+        ),
+        Step(
+            [f.lot("L3", "5", "4.00", "2026-02-05")],
+            Expect(
+                lines={L("B", 1): dict(cost="33", shortage_qty="0", allocations={"L2": "7", "L3": "3"}, flags=NONE)},
+                lots={("W", "L3"): dict(remaining="2")},
+            ),
+        ),
+        Step(
+            [f.remove("A", "voided")],
+            Expect(
+                sales={S("A"): dict(status="voided", revenue="0", cost="0")},
+                lines={
+                    L("Z", 1): dict(cost="2", allocations={"L1": "1"}),
+                    L("B", 1): dict(cost="21", shortage_qty="0", allocations={"L1": "9", "L2": "1"}),
+                },
+                lots={
+                    ("W", "L1"): dict(remaining="0"),
+                    ("W", "L2"): dict(remaining="9"),
+                    ("W", "L3"): dict(remaining="5"),
+                },
+            ),
+        ),
     ]
 
 
@@ -753,17 +855,16 @@ def test_duplicate_event_is_counted_once() -> None:
 
 def test_margin_is_revenue_minus_cost() -> None:
     f = Facts(uuid.uuid4())
-    state = compute([f.product(), f.lot("L1", "10", "2", "2024-01-01"),
-                     f.sale("INV-1", "2024-02-01", line(1, "4", "40"))])
+    state = compute(
+        [f.product(), f.lot("L1", "10", "2", "2024-01-01"), f.sale("INV-1", "2024-02-01", line(1, "4", "40"))]
+    )
     assert state.sales[S("INV-1")].margin == Decimal("32")
 
 
 def test_states_compare_by_value() -> None:
     f = Facts(uuid.uuid4())
     events = [f.product(), f.lot("L1", "10", "2.0", "2024-01-01"), f.sale("INV-1", "2024-02-01", line(1, "4", "40"))]
-    other = [
-        e.model_copy(update={"unit_cost": Decimal("2.000")}) if isinstance(e, LotReceived) else e for e in events
-    ]
+    other = [e.model_copy(update={"unit_cost": Decimal("2.000")}) if isinstance(e, LotReceived) else e for e in events]
     assert compute(events) == compute(other)
 
 

@@ -55,9 +55,13 @@ def qbo_api(handler):
                 sim.stats.add(realm, "unauthorized")
                 if verdict == "wrong_realm":
                     return faults.forbidden(f"Token is not authorized for realm {realm}")
-                return faults.unauthorized({"missing": "Authorization header missing or not Bearer",
-                                            "expired": "Token expired: access token is no longer valid",
-                                            "unknown": "Invalid bearer token"}[verdict])
+                return faults.unauthorized(
+                    {
+                        "missing": "Authorization header missing or not Bearer",
+                        "expired": "Token expired: access token is no longer valid",
+                        "unknown": "Invalid bearer token",
+                    }[verdict]
+                )
             company = sim.store.companies.get(realm)
             if company is None:
                 return faults.forbidden(f"Company {realm} not found")
@@ -112,16 +116,25 @@ async def run_query(request: web.Request, sim: Simulator, company: Company) -> w
 @qbo_api
 async def change_data_capture(request: web.Request, sim: Simulator, company: Company) -> web.Response:
     try:
-        names, since = cdc.parse_request(request.query.get("entities"), request.query.get("changedSince"), company,
-                                         sim.config.cdc_max_days)
+        names, since = cdc.parse_request(
+            request.query.get("entities"), request.query.get("changedSince"), company, sim.config.cdc_max_days
+        )
     except cdc.CdcError as exc:
         return faults.fault(exc.code, exc.message, exc.detail, sim.tz)
     if sim.api_faults.cdc_fault_next > 0:
         # docs/quickbooks-api.md §2.4a: HTTP 200 whose body is a Fault (in the envelope or inside CDCResponse).
         sim.api_faults.cdc_fault_next -= 1
-        error = {"Error": [{"Message": "An application error has occurred while processing your request",
-                            "Detail": "System Failure Error: simulated CDC failure", "code": "10000",
-                            "element": ""}], "type": "SystemFault"}
+        error = {
+            "Error": [
+                {
+                    "Message": "An application error has occurred while processing your request",
+                    "Detail": "System Failure Error: simulated CDC failure",
+                    "code": "10000",
+                    "element": "",
+                }
+            ],
+            "type": "SystemFault",
+        }
         if sim.api_faults.cdc_fault_in == "response":
             return _envelope("CDCResponse", [{"Fault": error}], sim)
         return _envelope("Fault", error, sim)
@@ -133,9 +146,14 @@ def _write_fault(exc: Exception, sim: Simulator) -> web.Response:
     if isinstance(exc, writes.WriteError):
         return faults.fault(exc.code, exc.message, exc.detail, sim.tz, element=exc.element)
     assert isinstance(exc, SimError)
-    messages = {"610": "Object Not Found", "5010": "Stale Object Error", "6240": "Duplicate Name Exists Error",
-                "2500": "Invalid Reference Id", "2020": "Required param missing, need to supply the required value "
-                "for the API", "500": "Unsupported Operation"}
+    messages = {
+        "610": "Object Not Found",
+        "5010": "Stale Object Error",
+        "6240": "Duplicate Name Exists Error",
+        "2500": "Invalid Reference Id",
+        "2020": "Required param missing, need to supply the required value for the API",
+        "500": "Unsupported Operation",
+    }
     message = messages.get(exc.code, "A business validation error has occurred while processing your request")
     detail = str(exc) if exc.code != "6000" else f"Business Validation Error: {exc}"
     return faults.fault(exc.code, message, detail, sim.tz)
@@ -147,8 +165,12 @@ def _target(company: Company, name: str, body: dict) -> Record:
         raise writes.missing("Id")
     record = company.records[name].get(str(entity_id))
     if record is None:
-        raise SimError(400, "Object Not Found : Something you're trying to use has been made inactive. Check the "
-                       "fields with accounts, customers, items, vendors or employees.", code="610")
+        raise SimError(
+            400,
+            "Object Not Found : Something you're trying to use has been made inactive. Check the "
+            "fields with accounts, customers, items, vendors or employees.",
+            code="610",
+        )
     if record.deleted:
         raise SimError(400, "Object Not Found : Another user has deleted this transaction.", code="610")
     company.check_sync_token(record, body.get("SyncToken"))
@@ -160,8 +182,7 @@ def _write(company: Company, name: str, operation: str, body: dict) -> tuple[Rec
     sales = name in SALES_ENTITIES
     if operation == "delete":
         if not sales:
-            raise SimError(400, f"Operation Delete is not supported for {name}; make it inactive instead",
-                           code="500")
+            raise SimError(400, f"Operation Delete is not supported for {name}; make it inactive instead", code="500")
         record = _target(company, name, body)
         record, changes = company.delete_txn(name, record.id)
         return record, changes, {"domain": "QBO", "status": "Deleted", "Id": record.id}
@@ -220,16 +241,21 @@ async def write_entity(request: web.Request, sim: Simulator, company: Company) -
             if not isinstance(body, dict):
                 raise ValueError("body must be a JSON object")
         except ValueError as exc:
-            response = faults.fault("2010", "Request has invalid or unsupported property",
-                                    f"Invalid request body: {exc}", sim.tz)
+            response = faults.fault(
+                "2010", "Request has invalid or unsupported property", f"Invalid request body: {exc}", sim.tz
+            )
         else:
             try:
                 record, changes, shown = _write(company, name, operation, body)
             except (writes.WriteError, SimError) as exc:
                 response = _write_fault(exc, sim)
             except ValidationError as exc:
-                response = faults.fault("2010", "Request has invalid or unsupported property",
-                                        f"Invalid request body: {exc.errors(include_url=False)}", sim.tz)
+                response = faults.fault(
+                    "2010",
+                    "Request has invalid or unsupported property",
+                    f"Invalid request body: {exc.errors(include_url=False)}",
+                    sim.tz,
+                )
             else:
                 sim.publish(changes)
                 response = _envelope(name, shown or record.render(sim.tz), sim)

@@ -10,11 +10,11 @@ from __future__ import annotations
 
 from aiohttp import web
 
+from shared.logging import get_logger
 from tools.qbo_sim import api, control, faults, oauth
 from tools.qbo_sim.config import SimConfig
 from tools.qbo_sim.demo import DEMO_REALM_ID
 from tools.qbo_sim.simulator import SIM, Simulator
-from shared.logging import get_logger
 
 log = get_logger("qbo_sim")
 
@@ -35,17 +35,33 @@ async def fault_bodies(request: web.Request, handler) -> web.StreamResponse:
         if exc.status < 400:
             raise
         if exc.status in (404, 405):
-            return faults.fault("500", "Unsupported Operation",
-                                f"Operation {request.method} {request.path} is not supported.", tz,
-                                status=exc.status, headers=exc.headers if exc.status == 405 else None)
+            return faults.fault(
+                "500",
+                "Unsupported Operation",
+                f"Operation {request.method} {request.path} is not supported.",
+                tz,
+                status=exc.status,
+                headers=exc.headers if exc.status == 405 else None,
+            )
         code = "10000" if exc.status >= 500 else "2010"
-        return faults.fault(code, exc.reason, exc.text or exc.reason, tz, status=exc.status,
-                            fault_type="SystemFault" if exc.status >= 500 else "ValidationFault")
+        return faults.fault(
+            code,
+            exc.reason,
+            exc.text or exc.reason,
+            tz,
+            status=exc.status,
+            fault_type="SystemFault" if exc.status >= 500 else "ValidationFault",
+        )
     except Exception:
         log.exception("qbo simulator request failed", method=request.method, path=request.path)
-        return faults.fault("10000", "An application error has occurred while processing your request",
-                            "System Failure Error: unexpected error in the simulator", tz, status=500,
-                            fault_type="SystemFault")
+        return faults.fault(
+            "10000",
+            "An application error has occurred while processing your request",
+            "System Failure Error: unexpected error in the simulator",
+            tz,
+            status=500,
+            fault_type="SystemFault",
+        )
 
 
 def create_app(config: SimConfig | None = None) -> web.Application:

@@ -14,8 +14,13 @@ from datetime import datetime, timedelta
 from tools.qbo_sim import timefmt
 from tools.qbo_sim.store import Company
 
-CDC_ENTITIES = {"invoice": "Invoice", "salesreceipt": "SalesReceipt", "creditmemo": "CreditMemo", "item": "Item",
-                "customer": "Customer"}
+CDC_ENTITIES = {
+    "invoice": "Invoice",
+    "salesreceipt": "SalesReceipt",
+    "creditmemo": "CreditMemo",
+    "item": "Item",
+    "customer": "Customer",
+}
 
 
 class CdcError(Exception):
@@ -24,14 +29,21 @@ class CdcError(Exception):
         self.code, self.message, self.detail = code, message, detail
 
 
-def parse_request(entities: str | None, changed_since: str | None, company: Company,
-                  max_days: int) -> tuple[list[str], datetime]:
+def parse_request(
+    entities: str | None, changed_since: str | None, company: Company, max_days: int
+) -> tuple[list[str], datetime]:
     if not entities:
-        raise CdcError("2020", "Required param missing, need to supply the required value for the API",
-                       "Required parameter entities is missing in the request")
+        raise CdcError(
+            "2020",
+            "Required param missing, need to supply the required value for the API",
+            "Required parameter entities is missing in the request",
+        )
     if not changed_since:
-        raise CdcError("2020", "Required param missing, need to supply the required value for the API",
-                       "Required parameter changedSince is missing in the request")
+        raise CdcError(
+            "2020",
+            "Required param missing, need to supply the required value for the API",
+            "Required parameter changedSince is missing in the request",
+        )
     names = []
     for raw in entities.split(","):
         name = CDC_ENTITIES.get(raw.strip().lower())
@@ -42,12 +54,15 @@ def parse_request(entities: str | None, changed_since: str | None, company: Comp
     try:
         since = timefmt.parse_datetime(changed_since, company.tz)
     except ValueError as exc:
-        raise CdcError("2010", "Request has invalid or unsupported property",
-                       f"Invalid changedSince {changed_since!r}") from exc
+        raise CdcError(
+            "2010", "Request has invalid or unsupported property", f"Invalid changedSince {changed_since!r}"
+        ) from exc
     if since < timefmt.now() - timedelta(days=max_days):
-        raise CdcError("500", "Unsupported Operation",
-                       f"Operation cdc with changedSince date {changed_since} which is older than fixed days is not "
-                       "supported.")
+        raise CdcError(
+            "500",
+            "Unsupported Operation",
+            f"Operation cdc with changedSince date {changed_since} which is older than fixed days is not supported.",
+        )
     return names, since
 
 
@@ -61,6 +76,7 @@ def changes(company: Company, names: list[str], since: datetime, max_objects: in
     responses = []
     for name in names:
         rows = by_entity[name]
-        responses.append({name: rows, "startPosition": 1, "maxResults": len(rows), "totalCount": len(rows)}
-                         if rows else {})
+        responses.append(
+            {name: rows, "startPosition": 1, "maxResults": len(rows), "totalCount": len(rows)} if rows else {}
+        )
     return [{"QueryResponse": responses}]

@@ -29,8 +29,9 @@ class Sim:
 
     def call(self, method: str, path: str, body: dict | None = None) -> dict:
         data = json.dumps(body).encode() if body is not None else None
-        request = urllib.request.Request(self.base + path, data=data, method=method,
-                                         headers={"Content-Type": "application/json"} if data else {})
+        request = urllib.request.Request(
+            self.base + path, data=data, method=method, headers={"Content-Type": "application/json"} if data else {}
+        )
         try:
             with urllib.request.urlopen(request, timeout=30) as response:
                 text = response.read()
@@ -46,8 +47,9 @@ class Sim:
         for item in items:
             if key in (item["Id"], item.get("Sku"), item["Name"]):
                 return item["Id"]
-        raise SystemExit(f"no item {key!r} in realm {realm} (known Skus: "
-                         f"{', '.join(i['Sku'] for i in items if i.get('Sku'))})")
+        raise SystemExit(
+            f"no item {key!r} in realm {realm} (known Skus: {', '.join(i['Sku'] for i in items if i.get('Sku'))})"
+        )
 
 
 def _q(args) -> str:
@@ -63,18 +65,27 @@ def _summary(entity: str, body: dict) -> str:
         elif line.get("GroupLineDetail"):
             group = line["GroupLineDetail"]
             lines.append(f"[{group['GroupItemRef']['name']} x{group.get('Quantity', '-')}]")
-    return (f"{entity:<12} id={body['Id']:<5} doc={body.get('DocNumber', ''):<6} {body.get('TxnDate', '')} "
-            f"sync={body['SyncToken']:<3} {body.get('CustomerRef', {}).get('name', ''):<22} "
-            f"total={body.get('TotalAmt')} {body.get('CurrencyRef', {}).get('value', '')} "
-            f"{'VOIDED ' if str(body.get('PrivateNote', '')).startswith('Voided') else ''}{', '.join(lines)}")
+    return (
+        f"{entity:<12} id={body['Id']:<5} doc={body.get('DocNumber', ''):<6} {body.get('TxnDate', '')} "
+        f"sync={body['SyncToken']:<3} {body.get('CustomerRef', {}).get('name', ''):<22} "
+        f"total={body.get('TotalAmt')} {body.get('CurrencyRef', {}).get('value', '')} "
+        f"{'VOIDED ' if str(body.get('PrivateNote', '')).startswith('Voided') else ''}{', '.join(lines)}"
+    )
 
 
 def run(args: argparse.Namespace) -> object:
     sim = Sim(args.sim)
     cmd = args.command
     if cmd == "create-company":
-        return sim.call("POST", "/sim/companies", {"demo": args.demo, "home_currency": args.currency,
-                                                   **({"realm_id": args.realm_id} if args.realm_id else {})})
+        return sim.call(
+            "POST",
+            "/sim/companies",
+            {
+                "demo": args.demo,
+                "home_currency": args.currency,
+                **({"realm_id": args.realm_id} if args.realm_id else {}),
+            },
+        )
     if cmd == "flush":
         return sim.call("POST", "/sim/webhooks/flush")
     if cmd == "webhooks":
@@ -111,8 +122,10 @@ def run(args: argparse.Namespace) -> object:
         return None
     if cmd == "items":
         for item in sim.call("GET", f"/sim/{realm}/items")["Item"]:
-            print(f"id={item['Id']:<4} {item['Type']:<13} sku={item.get('Sku', ''):<8} {item['Name']:<20} "
-                  f"price={item.get('UnitPrice', '')} {'active' if item['Active'] else 'inactive'}")
+            print(
+                f"id={item['Id']:<4} {item['Type']:<13} sku={item.get('Sku', ''):<8} {item['Name']:<20} "
+                f"price={item.get('UnitPrice', '')} {'active' if item['Active'] else 'inactive'}"
+            )
         return None
     if cmd == "token":
         return sim.call("POST", f"/sim/{realm}/tokens")

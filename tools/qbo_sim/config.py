@@ -51,6 +51,9 @@ class SimConfig(BaseSettings):
     query_max_results: int = 1000
 
     #: Also read from the project-wide LOG_FORMAT / LOG_LEVEL.
-    log_format: str = Field(default="json", pattern="^(json|console)$",
-                            validation_alias=AliasChoices("QBO_SIM_LOG_FORMAT", "LOG_FORMAT", "log_format"))
+    log_format: str = Field(
+        default="json",
+        pattern="^(json|console)$",
+        validation_alias=AliasChoices("QBO_SIM_LOG_FORMAT", "LOG_FORMAT", "log_format"),
+    )
     log_level: str = Field(default="INFO", validation_alias=AliasChoices("QBO_SIM_LOG_LEVEL", "LOG_LEVEL", "log_level"))

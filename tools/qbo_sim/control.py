@@ -178,17 +178,23 @@ async def show_txn(request: web.Request, sim: Simulator) -> web.Response:
     """The stored control-API spec (to edit it) and the entity, deleted ones included."""
     company = sim.company(request.match_info["realm"])
     record = company.get(ENTITY_NAMES[request.match_info["entity"]], request.match_info["id"], live=False)
-    return json_response({"spec": json.loads(record.spec.model_dump_json(exclude_unset=True)),
-                          "deleted": record.deleted, "voided": record.voided,
-                          "entity": record.stub(sim.tz) if record.deleted else record.render(sim.tz)})
+    return json_response(
+        {
+            "spec": json.loads(record.spec.model_dump_json(exclude_unset=True)),
+            "deleted": record.deleted,
+            "voided": record.voided,
+            "entity": record.stub(sim.tz) if record.deleted else record.render(sim.tz),
+        }
+    )
 
 
 @routes.post(f"/sim/{{realm}}/{SALES}/{{id}}")
 @control
 async def update_txn(request: web.Request, sim: Simulator) -> web.Response:
     company = sim.company(request.match_info["realm"])
-    record, changes = company.update_txn(ENTITY_NAMES[request.match_info["entity"]], request.match_info["id"],
-                                         await _body(request))
+    record, changes = company.update_txn(
+        ENTITY_NAMES[request.match_info["entity"]], request.match_info["id"], await _body(request)
+    )
     sim.publish(changes, _notify(request))
     return _entity(record, sim)
 
@@ -200,8 +206,9 @@ async def put_raw_txn(request: web.Request, sim: Simulator) -> web.Response:
     """A sale whose body is given verbatim (tests replaying real shapes: tests/fixtures/qbo); PUT
     replaces the body of sale ``id``. The control-API edits (``POST .../{id}``) do not apply to it."""
     company = sim.company(request.match_info["realm"])
-    record, changes = company.put_raw(ENTITY_NAMES[request.match_info["entity"]], await _body(request),
-                                      request.match_info.get("id"))
+    record, changes = company.put_raw(
+        ENTITY_NAMES[request.match_info["entity"]], await _body(request), request.match_info.get("id")
+    )
     sim.publish(changes, _notify(request))
     return _entity(record, sim)
 
@@ -230,8 +237,12 @@ async def delete_txn(request: web.Request, sim: Simulator) -> web.Response:
     company = sim.company(request.match_info["realm"])
     record, changes = company.delete_txn(ENTITY_NAMES[request.match_info["entity"]], request.match_info["id"])
     sim.publish(changes, _notify(request))
-    return json_response({record.entity: {"domain": "QBO", "status": "Deleted", "Id": record.id},
-                          "time": timefmt.response_time(timefmt.now(), sim.tz)})
+    return json_response(
+        {
+            record.entity: {"domain": "QBO", "status": "Deleted", "Id": record.id},
+            "time": timefmt.response_time(timefmt.now(), sim.tz),
+        }
+    )
 
 
 @routes.post("/sim/{realm}/bulk-invoices")
@@ -287,8 +298,16 @@ async def api_config(request: web.Request, sim: Simulator) -> web.Response:
     ``reset_window`` (forget the requests counted in the current minute), ``cdc_fault_next`` (the next
     N CDC calls answer 200 with a Fault body) and ``cdc_fault_in`` (``envelope`` | ``response``)."""
     body = await _body(request)
-    allowed = {"rate_per_minute", "max_concurrent", "latency_seconds", "fail_next", "fail_status", "reset_window",
-               "cdc_fault_next", "cdc_fault_in"}
+    allowed = {
+        "rate_per_minute",
+        "max_concurrent",
+        "latency_seconds",
+        "fail_next",
+        "fail_status",
+        "reset_window",
+        "cdc_fault_next",
+        "cdc_fault_in",
+    }
     unknown = set(body) - allowed
     if unknown:
         raise SimError(400, f"unknown options {sorted(unknown)}")
@@ -310,8 +329,14 @@ async def api_config(request: web.Request, sim: Simulator) -> web.Response:
         sim.api_faults.cdc_fault_in = body["cdc_fault_in"]
     if "cdc_fault_next" in body:
         sim.api_faults.cdc_fault_next = int(body["cdc_fault_next"])
-    return json_response({"rate_per_minute": sim.throttle.rate_per_minute,
-                          "max_concurrent": sim.throttle.max_concurrent, "latency_seconds": sim.api_faults.latency,
-                          "fail_next": sim.api_faults.fail_next, "fail_status": sim.api_faults.fail_status,
-                          "cdc_fault_next": sim.api_faults.cdc_fault_next,
-                          "cdc_fault_in": sim.api_faults.cdc_fault_in})
+    return json_response(
+        {
+            "rate_per_minute": sim.throttle.rate_per_minute,
+            "max_concurrent": sim.throttle.max_concurrent,
+            "latency_seconds": sim.api_faults.latency,
+            "fail_next": sim.api_faults.fail_next,
+            "fail_status": sim.api_faults.fail_status,
+            "cdc_fault_next": sim.api_faults.cdc_fault_next,
+            "cdc_fault_in": sim.api_faults.cdc_fault_in,
+        }
+    )

@@ -19,21 +19,48 @@ def populate(company: Company) -> Company:
     company.multicurrency = True  # it has a EUR customer
     items = {}
     for spec in (
-        ItemSpec(name="Widget", sku="W-100", type="Inventory", unit_price=Decimal("12.50"),
-                 purchase_cost=Decimal("5.00"), qty_on_hand=Decimal(200), description="Standard widget"),
-        ItemSpec(name="Widget Pro", sku="W-200", type="Inventory", unit_price=Decimal("25.00"),
-                 purchase_cost=Decimal("11.00"), qty_on_hand=Decimal(120)),
-        ItemSpec(name="Gadget", sku="G-300", type="Inventory", unit_price=Decimal("40.00"),
-                 purchase_cost=Decimal("18.25"), qty_on_hand=Decimal(60)),
+        ItemSpec(
+            name="Widget",
+            sku="W-100",
+            type="Inventory",
+            unit_price=Decimal("12.50"),
+            purchase_cost=Decimal("5.00"),
+            qty_on_hand=Decimal(200),
+            description="Standard widget",
+        ),
+        ItemSpec(
+            name="Widget Pro",
+            sku="W-200",
+            type="Inventory",
+            unit_price=Decimal("25.00"),
+            purchase_cost=Decimal("11.00"),
+            qty_on_hand=Decimal(120),
+        ),
+        ItemSpec(
+            name="Gadget",
+            sku="G-300",
+            type="Inventory",
+            unit_price=Decimal("40.00"),
+            purchase_cost=Decimal("18.25"),
+            qty_on_hand=Decimal(60),
+        ),
         ItemSpec(name="Installation", type="Service", unit_price=Decimal("75.00")),
         ItemSpec(name="Shipping", type="NonInventory", unit_price=Decimal("7.50")),
     ):
         record, _ = company.create_item(spec)
         items[spec.sku or spec.name] = record.id
-    kit, _ = company.create_item(ItemSpec(
-        name="Starter Kit", sku="KIT-1", type="Group", description="2 widgets and a gadget",
-        components=[ComponentSpec(item_id=items["W-100"], qty=Decimal(2)),
-                    ComponentSpec(item_id=items["G-300"], qty=Decimal(1))]))
+    kit, _ = company.create_item(
+        ItemSpec(
+            name="Starter Kit",
+            sku="KIT-1",
+            type="Group",
+            description="2 widgets and a gadget",
+            components=[
+                ComponentSpec(item_id=items["W-100"], qty=Decimal(2)),
+                ComponentSpec(item_id=items["G-300"], qty=Decimal(1)),
+            ],
+        )
+    )
     items["KIT-1"] = kit.id
 
     today = company.today()
@@ -44,23 +71,53 @@ def populate(company: Company) -> Company:
     sales = [
         ("Invoice", 58, CUSTOMERS[0], [line("W-100", "10"), line("Shipping", "1")], {}),
         ("SalesReceipt", 52, CUSTOMERS[3], [line("G-300", "1"), line("Installation", "1")], {}),
-        ("Invoice", 45, CUSTOMERS[1], [line("W-200", "4"), LineSpec(group_item_id=items["KIT-1"], qty=Decimal(2)),
-                                       LineSpec(description="Rush order")], {}),
-        ("Invoice", 38, CUSTOMERS[2], [line("W-100", "6", "12.00"), line("W-200", "2"),
-                                       LineSpec(subtotal=True), LineSpec(discount_percent=Decimal(10))], {}),
+        (
+            "Invoice",
+            45,
+            CUSTOMERS[1],
+            [
+                line("W-200", "4"),
+                LineSpec(group_item_id=items["KIT-1"], qty=Decimal(2)),
+                LineSpec(description="Rush order"),
+            ],
+            {},
+        ),
+        (
+            "Invoice",
+            38,
+            CUSTOMERS[2],
+            [
+                line("W-100", "6", "12.00"),
+                line("W-200", "2"),
+                LineSpec(subtotal=True),
+                LineSpec(discount_percent=Decimal(10)),
+            ],
+            {},
+        ),
         ("SalesReceipt", 31, CUSTOMERS[4], [line("W-100", "3")], {"tax_rate": Decimal("0.0825")}),
-        ("Invoice", 24, CUSTOMERS[0], [line("G-300", "2"), line("Shipping", "1")],
-         {"currency": "EUR", "exchange_rate": Decimal("1.0850")}),
+        (
+            "Invoice",
+            24,
+            CUSTOMERS[0],
+            [line("G-300", "2"), line("Shipping", "1")],
+            {"currency": "EUR", "exchange_rate": Decimal("1.0850")},
+        ),
         ("CreditMemo", 20, CUSTOMERS[0], [line("W-100", "2")], {"private_note": "Returned 2 damaged widgets"}),
-        ("Invoice", 14, CUSTOMERS[1], [LineSpec(group_item_id=items["KIT-1"], qty=Decimal(1)),
-                                       line("Installation", "2")], {}),
+        (
+            "Invoice",
+            14,
+            CUSTOMERS[1],
+            [LineSpec(group_item_id=items["KIT-1"], qty=Decimal(1)), line("Installation", "2")],
+            {},
+        ),
         ("SalesReceipt", 9, CUSTOMERS[2], [line("W-200", "1"), LineSpec(discount_amount=Decimal("5.00"))], {}),
         ("Invoice", 5, CUSTOMERS[3], [line("W-100", "3.5"), line("G-300", "1")], {}),
         ("Invoice", 2, CUSTOMERS[4], [line("W-200", "2")], {"private_note": "Customer cancelled"}),
     ]
     last = None
     for entity, days_ago, customer, lines, extra in sales:
-        last, _ = company.create_txn(entity, TxnSpec(customer=customer, txn_date=today - timedelta(days=days_ago),
-                                                     lines=lines, **extra))
+        last, _ = company.create_txn(
+            entity, TxnSpec(customer=customer, txn_date=today - timedelta(days=days_ago), lines=lines, **extra)
+        )
     company.void_txn("Invoice", last.id)  # the cancelled order
     return company

@@ -34,10 +34,10 @@ Choices where docs/quickbooks-api.md is unsure ([U]/[C3]), made once here:
 from __future__ import annotations
 
 import copy
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 from decimal import ROUND_HALF_UP, Decimal
-from typing import Callable
 
 from tools.qbo_sim.specs import SHIPPING_ITEM_ID, LineSpec, TxnSpec
 
@@ -46,17 +46,35 @@ ZERO = Decimal(0)
 PRICE_PLACES = Decimal("1e-7")
 
 #: URL segment -> entity name.
-ENTITY_NAMES = {"invoice": "Invoice", "salesreceipt": "SalesReceipt", "creditmemo": "CreditMemo", "item": "Item",
-                "customer": "Customer"}
+ENTITY_NAMES = {
+    "invoice": "Invoice",
+    "salesreceipt": "SalesReceipt",
+    "creditmemo": "CreditMemo",
+    "item": "Item",
+    "customer": "Customer",
+}
 SALES_ENTITIES = ("Invoice", "SalesReceipt", "CreditMemo")
 
 _CURRENCY_NAMES = {
-    "USD": "United States Dollar", "EUR": "Euro", "GBP": "British Pound Sterling", "CAD": "Canadian Dollar",
-    "AUD": "Australian Dollar", "JPY": "Japanese Yen", "CHF": "Swiss Franc", "MXN": "Mexican Peso",
-    "NZD": "New Zealand Dollar", "INR": "Indian Rupee", "SEK": "Swedish Krona", "DKK": "Danish Krone",
+    "USD": "United States Dollar",
+    "EUR": "Euro",
+    "GBP": "British Pound Sterling",
+    "CAD": "Canadian Dollar",
+    "AUD": "Australian Dollar",
+    "JPY": "Japanese Yen",
+    "CHF": "Swiss Franc",
+    "MXN": "Mexican Peso",
+    "NZD": "New Zealand Dollar",
+    "INR": "Indian Rupee",
+    "SEK": "Swedish Krona",
+    "DKK": "Danish Krone",
 }
-_INCOME = {"Inventory": ("79", "Sales of Product Income"), "NonInventory": ("79", "Sales of Product Income"),
-           "Service": ("1", "Services"), "Group": ("79", "Sales of Product Income")}
+_INCOME = {
+    "Inventory": ("79", "Sales of Product Income"),
+    "NonInventory": ("79", "Sales of Product Income"),
+    "Service": ("1", "Services"),
+    "Group": ("79", "Sales of Product Income"),
+}
 _DISCOUNT_ACCOUNT = {"value": "86", "name": "Discounts given"}
 
 
@@ -137,9 +155,12 @@ def item_body(item: ItemState, lookup: Callable[[str], ItemState]) -> dict:
         body["TrackQtyOnHand"] = False
     if item.type == "Group":
         body["PrintGroupedItems"] = False
-        body["ItemGroupDetail"] = {"ItemGroupLine": [
-            {"ItemRef": {**lookup(member).ref(), "type": "Item"}, "Qty": _number(qty)}
-            for member, qty in item.components]}
+        body["ItemGroupDetail"] = {
+            "ItemGroupLine": [
+                {"ItemRef": {**lookup(member).ref(), "type": "Item"}, "Qty": _number(qty)}
+                for member, qty in item.components
+            ]
+        }
     return body
 
 
@@ -199,8 +220,12 @@ class _Lines:
         detail["ItemAccountRef"] = dict(zip(("value", "name"), _INCOME[item.type]))
         detail["TaxCodeRef"] = {"value": "TAX" if self.rate > 0 else "NON"}
         self.net += amount
-        line = {"Description": spec.description or item.description or item.name, "Amount": amount,
-                "DetailType": "SalesItemLineDetail", "SalesItemLineDetail": detail}
+        line = {
+            "Description": spec.description or item.description or item.name,
+            "Amount": amount,
+            "DetailType": "SalesItemLineDetail",
+            "SalesItemLineDetail": detail,
+        }
         return line
 
     def group_line(self, spec: LineSpec) -> dict:
@@ -215,8 +240,13 @@ class _Lines:
         start = self.net
         inner = [self._ids(self.item_line(member)) for member in members]
         detail = {"GroupItemRef": group.ref(), "Quantity": _number(quantity), "Line": inner}
-        return {**head, "Description": spec.description or group.description or group.name,
-                "Amount": self.net - start, "DetailType": "GroupLineDetail", "GroupLineDetail": detail}
+        return {
+            **head,
+            "Description": spec.description or group.description or group.name,
+            "Amount": self.net - start,
+            "DetailType": "GroupLineDetail",
+            "GroupLineDetail": detail,
+        }
 
     def shipping_line(self, spec: LineSpec) -> dict:
         detail: dict = {"ItemRef": {"value": SHIPPING_ITEM_ID}}
@@ -243,8 +273,11 @@ class _Lines:
             amount = money(spec.discount_amount)
             detail = {"PercentBased": False}
         self.discount += amount
-        return {"Amount": amount, "DetailType": "DiscountLineDetail",
-                "DiscountLineDetail": {**detail, "DiscountAccountRef": dict(_DISCOUNT_ACCOUNT)}}
+        return {
+            "Amount": amount,
+            "DetailType": "DiscountLineDetail",
+            "DiscountLineDetail": {**detail, "DiscountAccountRef": dict(_DISCOUNT_ACCOUNT)},
+        }
 
     def build(self, specs: list[LineSpec]) -> list[dict]:
         lines = []
@@ -262,8 +295,11 @@ class _Lines:
                 self.saw_subtotal = True
                 lines.append({"Amount": self.net, "DetailType": "SubTotalLineDetail", "SubTotalLineDetail": {}})
             else:
-                lines.append(self._ids({"Description": spec.description, "DetailType": "DescriptionOnly",
-                                        "DescriptionLineDetail": {}}))
+                lines.append(
+                    self._ids(
+                        {"Description": spec.description, "DetailType": "DescriptionOnly", "DescriptionLineDetail": {}}
+                    )
+                )
         if not self.saw_subtotal:
             lines.append({"Amount": self.net, "DetailType": "SubTotalLineDetail", "SubTotalLineDetail": {}})
         return lines + self.shipping_lines
@@ -289,8 +325,11 @@ def build_transaction(entity: str, spec: TxnSpec, ctx: Context) -> tuple[dict, b
     total = builder.net - builder.discount + tax + builder.shipping
     txn_date = spec.txn_date or ctx.today
 
-    body: dict = {"DocNumber": ctx.doc_number, "TxnDate": txn_date.isoformat(),
-                  "CurrencyRef": {"value": currency, "name": currency_name(currency)}}
+    body: dict = {
+        "DocNumber": ctx.doc_number,
+        "TxnDate": txn_date.isoformat(),
+        "CurrencyRef": {"value": currency, "name": currency_name(currency)},
+    }
     if ctx.multicurrency or foreign:
         body["ExchangeRate"] = _number(rate)
     if spec.private_note:
@@ -299,9 +338,18 @@ def build_transaction(entity: str, spec: TxnSpec, ctx: Context) -> tuple[dict, b
     body["Line"] = lines
     tax_detail: dict = {"TotalTax": tax}
     if tax:
-        tax_detail["TaxLine"] = [{"Amount": tax, "DetailType": "TaxLineDetail", "TaxLineDetail": {
-            "TaxRateRef": {"value": "1"}, "PercentBased": True, "TaxPercent": _number(spec.tax_rate * 100),
-            "NetAmountTaxable": builder.net}}]
+        tax_detail["TaxLine"] = [
+            {
+                "Amount": tax,
+                "DetailType": "TaxLineDetail",
+                "TaxLineDetail": {
+                    "TaxRateRef": {"value": "1"},
+                    "PercentBased": True,
+                    "TaxPercent": _number(spec.tax_rate * 100),
+                    "NetAmountTaxable": builder.net,
+                },
+            }
+        ]
     body["TxnTaxDetail"] = tax_detail
     body["CustomerRef"] = dict(ctx.customer_ref)
     body["GlobalTaxCalculation"] = spec.tax
@@ -342,15 +390,28 @@ class CustomerState:
 
 def customer_body(customer: CustomerState, currency: str) -> dict:
     body: dict = {}
-    for key, value in (("GivenName", customer.given_name), ("FamilyName", customer.family_name),
-                       ("CompanyName", customer.company_name)):
+    for key, value in (
+        ("GivenName", customer.given_name),
+        ("FamilyName", customer.family_name),
+        ("CompanyName", customer.company_name),
+    ):
         if value:
             body[key] = value
-    body.update({"DisplayName": customer.display_name, "PrintOnCheckName": customer.display_name,
-                 "FullyQualifiedName": customer.display_name, "Active": customer.active, "Taxable": True,
-                 "Job": False, "BillWithParent": False, "Balance": ZERO, "BalanceWithJobs": ZERO,
-                 "CurrencyRef": {"value": currency, "name": currency_name(currency)},
-                 "PreferredDeliveryMethod": "Print"})
+    body.update(
+        {
+            "DisplayName": customer.display_name,
+            "PrintOnCheckName": customer.display_name,
+            "FullyQualifiedName": customer.display_name,
+            "Active": customer.active,
+            "Taxable": True,
+            "Job": False,
+            "BillWithParent": False,
+            "Balance": ZERO,
+            "BalanceWithJobs": ZERO,
+            "CurrencyRef": {"value": currency, "name": currency_name(currency)},
+            "PreferredDeliveryMethod": "Print",
+        }
+    )
     if customer.email:
         body["PrimaryEmailAddr"] = {"Address": customer.email}
     return body

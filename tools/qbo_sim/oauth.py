@@ -44,16 +44,30 @@ def _origin(request: web.Request) -> str:
 @routes.get("/.well-known/openid_sandbox_configuration/")
 async def discovery(request: web.Request) -> web.Response:
     base = _origin(request)
-    return json_response({
-        "issuer": base, "authorization_endpoint": f"{base}/appcenter/connect/oauth2",
-        "token_endpoint": f"{base}/oauth2/v1/tokens/bearer", "userinfo_endpoint": f"{base}/v1/openid_connect/userinfo",
-        "revocation_endpoint": f"{base}/v2/oauth2/tokens/revoke", "jwks_uri": f"{base}/op/v1/jwks",
-        "response_types_supported": ["code"], "subject_types_supported": ["public"],
-        "id_token_signing_alg_values_supported": ["RS256"],
-        "scopes_supported": ["openid", "email", "profile", "address", "phone", ACCOUNTING_SCOPE,
-                             "com.intuit.quickbooks.payment"],
-        "token_endpoint_auth_methods_supported": ["client_secret_post", "client_secret_basic"],
-        "claims_supported": ["aud", "exp", "iat", "iss", "realmid", "sub"]})
+    return json_response(
+        {
+            "issuer": base,
+            "authorization_endpoint": f"{base}/appcenter/connect/oauth2",
+            "token_endpoint": f"{base}/oauth2/v1/tokens/bearer",
+            "userinfo_endpoint": f"{base}/v1/openid_connect/userinfo",
+            "revocation_endpoint": f"{base}/v2/oauth2/tokens/revoke",
+            "jwks_uri": f"{base}/op/v1/jwks",
+            "response_types_supported": ["code"],
+            "subject_types_supported": ["public"],
+            "id_token_signing_alg_values_supported": ["RS256"],
+            "scopes_supported": [
+                "openid",
+                "email",
+                "profile",
+                "address",
+                "phone",
+                ACCOUNTING_SCOPE,
+                "com.intuit.quickbooks.payment",
+            ],
+            "token_endpoint_auth_methods_supported": ["client_secret_post", "client_secret_basic"],
+            "claims_supported": ["aud", "exp", "iat", "iss", "realmid", "sub"],
+        }
+    )
 
 
 @routes.get("/appcenter/connect/oauth2")
@@ -85,8 +99,9 @@ def _client_ok(request: web.Request, sim: Simulator) -> bool:
         login, _, password = base64.b64decode(encoded.strip(), validate=True).decode().partition(":")
     except (ValueError, UnicodeDecodeError):
         return False
-    return (hmac.compare_digest(login.encode(), sim.config.client_id.encode())
-            and hmac.compare_digest(password.encode(), sim.config.client_secret.encode()))
+    return hmac.compare_digest(login.encode(), sim.config.client_id.encode()) and hmac.compare_digest(
+        password.encode(), sim.config.client_secret.encode()
+    )
 
 
 def _error(error: str, status: int = 400) -> web.Response:

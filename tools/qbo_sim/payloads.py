@@ -46,9 +46,16 @@ def source_for(client_id: str) -> str:
 def cloudevents(events: list[Event], void_word: str, source: str) -> list[dict]:
     out = []
     for event in events:
-        body: dict = {"specversion": "1.0", "id": event.id, "source": source, "type": event_type(event, void_word),
-                      "datacontenttype": "application/json", "time": timefmt.cloudevent_time(event.time),
-                      "intuitentityid": event.entity_id, "intuitaccountid": event.realm}
+        body: dict = {
+            "specversion": "1.0",
+            "id": event.id,
+            "source": source,
+            "type": event_type(event, void_word),
+            "datacontenttype": "application/json",
+            "time": timefmt.cloudevent_time(event.time),
+            "intuitentityid": event.entity_id,
+            "intuitaccountid": event.realm,
+        }
         if event.operation == "Merge":
             body["data"] = {"deletedid": event.deleted_id}
         elif event.entity == "SalesReceipt" and event.operation == "Update":
@@ -62,13 +69,20 @@ def cloudevents(events: list[Event], void_word: str, source: str) -> list[dict]:
 def legacy(events: list[Event]) -> dict:
     by_realm: OrderedDict[str, list[dict]] = OrderedDict()
     for event in events:
-        entity = {"name": event.entity, "id": event.entity_id, "operation": event.operation,
-                  "lastUpdated": timefmt.legacy_time(event.time)}
+        entity = {
+            "name": event.entity,
+            "id": event.entity_id,
+            "operation": event.operation,
+            "lastUpdated": timefmt.legacy_time(event.time),
+        }
         if event.deleted_id is not None:
             entity["deletedId"] = event.deleted_id
         by_realm.setdefault(event.realm, []).append(entity)
-    return {"eventNotifications": [{"realmId": realm, "dataChangeEvent": {"entities": entities}}
-                                   for realm, entities in by_realm.items()]}
+    return {
+        "eventNotifications": [
+            {"realmId": realm, "dataChangeEvent": {"entities": entities}} for realm, entities in by_realm.items()
+        ]
+    }
 
 
 def encode(events: list[Event], fmt: str, void_word: str, source: str) -> bytes:

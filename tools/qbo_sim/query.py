@@ -22,10 +22,18 @@ from typing import Any
 from tools.qbo_sim import timefmt
 from tools.qbo_sim.store import Company, Record
 
-QUERYABLE = {"invoice": "Invoice", "salesreceipt": "SalesReceipt", "creditmemo": "CreditMemo", "item": "Item",
-             "customer": "Customer"}
-_TOKEN = re.compile(r"""\s*(?:(?P<str>'(?:[^'\\]|\\.|'')*')|(?P<op><=|>=|!=|<>|=|<|>)|(?P<punct>[(),*])
-                        |(?P<word>[A-Za-z_][\w.]*)|(?P<num>-?\d+(?:\.\d+)?))""", re.VERBOSE)
+QUERYABLE = {
+    "invoice": "Invoice",
+    "salesreceipt": "SalesReceipt",
+    "creditmemo": "CreditMemo",
+    "item": "Item",
+    "customer": "Customer",
+}
+_TOKEN = re.compile(
+    r"""\s*(?:(?P<str>'(?:[^'\\]|\\.|'')*')|(?P<op><=|>=|!=|<>|=|<|>)|(?P<punct>[(),*])
+                        |(?P<word>[A-Za-z_][\w.]*)|(?P<num>-?\d+(?:\.\d+)?))""",
+    re.VERBOSE,
+)
 
 
 class QueryError(Exception):
@@ -57,7 +65,7 @@ def _tokens(text: str) -> list[tuple[str, str]]:
     while pos < len(text):
         match = _TOKEN.match(text, pos)
         if not match or match.end() == pos:
-            raise QueryError(f'Encountered " {text[pos:pos + 10]!r} " at column {pos + 1}')
+            raise QueryError(f'Encountered " {text[pos : pos + 10]!r} " at column {pos + 1}')
         kind = match.lastgroup or ""
         out.append((kind, match.group(kind)))
         pos = match.end()
@@ -221,8 +229,14 @@ def _matches(actual: Any, cond: Condition, tz: timezone) -> bool:
         return re.fullmatch(pattern, str(actual), re.IGNORECASE | re.DOTALL) is not None
     other = values[0]
     try:
-        return {"=": actual == other, "!=": actual != other, "<": actual < other, ">": actual > other,
-                "<=": actual <= other, ">=": actual >= other}[cond.op]
+        return {
+            "=": actual == other,
+            "!=": actual != other,
+            "<": actual < other,
+            ">": actual > other,
+            "<=": actual <= other,
+            ">=": actual >= other,
+        }[cond.op]
     except TypeError as exc:
         raise QueryError(f"cannot compare {cond.field}", parse=False) from exc
 
@@ -244,9 +258,11 @@ def execute(company: Company, query: Query, max_cap: int) -> dict:
     if query.count:
         return {"totalCount": len(rows)}
     if query.order_by:
+
         def key(row):
             value = _field(row[0], row[1], query.order_by)
             return (value is None, value if not isinstance(value, str) else value.casefold())
+
         try:
             rows.sort(key=key, reverse=query.descending)
         except TypeError as exc:
@@ -254,7 +270,7 @@ def execute(company: Company, query: Query, max_cap: int) -> dict:
     else:
         rows.sort(key=lambda row: int(row[0].id))
     limit = min(query.max_results, max_cap)
-    page = [rendered for _, rendered in rows[query.start - 1: query.start - 1 + limit]]
+    page = [rendered for _, rendered in rows[query.start - 1 : query.start - 1 + limit]]
     if not page:
         return {}
     return {query.entity: page, "startPosition": query.start, "maxResults": len(page)}

@@ -46,8 +46,7 @@ class Simulator:
 
     def publish(self, changes: list[Change], notify: bool = True) -> None:
         if notify and changes:
-            self.webhooks.enqueue([Event(c.realm, c.entity, c.id, c.operation, c.time, c.deleted_id)
-                                   for c in changes])
+            self.webhooks.enqueue([Event(c.realm, c.entity, c.id, c.operation, c.time, c.deleted_id) for c in changes])
 
     def company(self, realm_id: str) -> Company:
         """A known company; the demo realm always exists (created with its data on first use)."""

@@ -4,8 +4,18 @@ from __future__ import annotations
 
 from collections import Counter, defaultdict
 
-KEYS = ("requests", "throttled", "token_refreshes", "token_refresh_failures", "webhooks_sent", "webhook_attempts",
-        "webhook_failures", "webhooks_dropped", "webhooks_duplicated", "unauthorized")
+KEYS = (
+    "requests",
+    "throttled",
+    "token_refreshes",
+    "token_refresh_failures",
+    "webhooks_sent",
+    "webhook_attempts",
+    "webhook_failures",
+    "webhooks_dropped",
+    "webhooks_duplicated",
+    "unauthorized",
+)
 
 
 class Stats:

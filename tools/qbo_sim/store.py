@@ -11,8 +11,17 @@ from datetime import date, datetime, timedelta, timezone
 from decimal import Decimal
 
 from tools.qbo_sim import timefmt
-from tools.qbo_sim.entities import (SALES_ENTITIES, Context, CustomerState, ItemState, SpecError, build_transaction,
-                                    customer_body, item_body, void_body)
+from tools.qbo_sim.entities import (
+    SALES_ENTITIES,
+    Context,
+    CustomerState,
+    ItemState,
+    SpecError,
+    build_transaction,
+    customer_body,
+    item_body,
+    void_body,
+)
 from tools.qbo_sim.specs import CustomerSpec, ItemPatch, ItemSpec, LineSpec, TxnSpec
 
 
@@ -48,14 +57,25 @@ class Record:
     voided: bool = False
 
     def render(self, tz: timezone) -> dict:
-        return {"domain": "QBO", "sparse": False, "Id": self.id, "SyncToken": str(self.sync_token),
-                "MetaData": {"CreateTime": timefmt.entity_time(self.create_time, tz),
-                             "LastUpdatedTime": timefmt.entity_time(self.updated_time, tz)},
-                **self.body}
+        return {
+            "domain": "QBO",
+            "sparse": False,
+            "Id": self.id,
+            "SyncToken": str(self.sync_token),
+            "MetaData": {
+                "CreateTime": timefmt.entity_time(self.create_time, tz),
+                "LastUpdatedTime": timefmt.entity_time(self.updated_time, tz),
+            },
+            **self.body,
+        }
 
     def stub(self, tz: timezone) -> dict:
-        return {"domain": "QBO", "status": "Deleted", "Id": self.id,
-                "MetaData": {"LastUpdatedTime": timefmt.entity_time(self.updated_time, tz)}}
+        return {
+            "domain": "QBO",
+            "status": "Deleted",
+            "Id": self.id,
+            "MetaData": {"LastUpdatedTime": timefmt.entity_time(self.updated_time, tz)},
+        }
 
 
 @dataclass
@@ -65,7 +85,8 @@ class Company:
     tz: timezone
     multicurrency: bool = False
     records: dict[str, dict[str, Record]] = field(
-        default_factory=lambda: {name: {} for name in (*SALES_ENTITIES, "Item", "Customer")})
+        default_factory=lambda: {name: {} for name in (*SALES_ENTITIES, "Item", "Customer")}
+    )
     #: DisplayName (case-folded) -> Customer id.
     customers: dict[str, str] = field(default_factory=dict)
     _next_customer_id: int = 1
@@ -95,8 +116,12 @@ class Company:
     def check_sync_token(self, record: Record, sync_token) -> None:
         """QBO's optimistic lock: a write must carry the current SyncToken (Fault 5010 otherwise)."""
         if sync_token is None or str(sync_token) != str(record.sync_token):
-            raise SimError(400, "Stale Object Error : You and another user were working on this at the same time. "
-                           "The other user finished before you did, so your work was not saved.", code="5010")
+            raise SimError(
+                400,
+                "Stale Object Error : You and another user were working on this at the same time. "
+                "The other user finished before you did, so your work was not saved.",
+                code="5010",
+            )
 
     def _touch(self, record: Record, body: dict | None = None) -> datetime:
         moment = self.tick()
@@ -125,8 +150,10 @@ class Company:
         return item_body(state, lambda member: self.item_state(member))
 
     def create_item(self, spec: ItemSpec) -> tuple[Record, list[Change]]:
-        if any(r.spec.name.casefold() == spec.name.casefold() and r.spec.active  # type: ignore[union-attr]
-               for r in self.records["Item"].values()):
+        if any(
+            r.spec.name.casefold() == spec.name.casefold() and r.spec.active  # type: ignore[union-attr]
+            for r in self.records["Item"].values()
+        ):
             raise SimError(400, f"Duplicate Name Exists Error: {spec.name}", code="6240")
         components = [(c.item_id, c.qty) for c in spec.components or []]
         if spec.type == "Group":
@@ -136,10 +163,18 @@ class Company:
         elif components:
             raise SpecError("components only for Type Group")
         item_id = str(self._next_item_id)
-        state = ItemState(id=item_id, name=spec.name, type=spec.type, sku=spec.sku, unit_price=spec.unit_price,
-                          purchase_cost=spec.purchase_cost, description=spec.description,
-                          qty_on_hand=spec.qty_on_hand, components=components,
-                          inv_start_date=self.today() if spec.type == "Inventory" else None)
+        state = ItemState(
+            id=item_id,
+            name=spec.name,
+            type=spec.type,
+            sku=spec.sku,
+            unit_price=spec.unit_price,
+            purchase_cost=spec.purchase_cost,
+            description=spec.description,
+            qty_on_hand=spec.qty_on_hand,
+            components=components,
+            inv_start_date=self.today() if spec.type == "Inventory" else None,
+        )
         body = self._item_body(state)
         self._next_item_id += 1
         moment = self.tick()
@@ -195,12 +230,23 @@ class Company:
         if not key:
             raise SimError(400, "DisplayName is required", code="2020")
         if key in self.customers:
-            raise SimError(400, f"Duplicate Name Exists Error: The name supplied already exists. : "
-                           f"Another customer is already using this name ({spec.display_name}).", code="6240")
+            raise SimError(
+                400,
+                f"Duplicate Name Exists Error: The name supplied already exists. : "
+                f"Another customer is already using this name ({spec.display_name}).",
+                code="6240",
+            )
         customer_id = str(self._next_customer_id)
         self._next_customer_id += 1
-        state = CustomerState(customer_id, spec.display_name.strip(), spec.given_name, spec.family_name,
-                              spec.company_name, spec.email, spec.active)
+        state = CustomerState(
+            customer_id,
+            spec.display_name.strip(),
+            spec.given_name,
+            spec.family_name,
+            spec.company_name,
+            spec.email,
+            spec.active,
+        )
         moment = self.tick()
         record = Record("Customer", customer_id, moment, moment, customer_body(state, self.home_currency), state)
         self.records["Customer"][customer_id] = record
@@ -240,8 +286,14 @@ class Company:
         return self.customer_state(customer_id).ref()
 
     def _build(self, entity: str, spec: TxnSpec, doc_number: str) -> tuple[dict, bool]:
-        ctx = Context(item=self.item_state, customer_ref=self._customer_ref(spec.customer), doc_number=doc_number,
-                      home_currency=self.home_currency, multicurrency=self.multicurrency, today=self.today())
+        ctx = Context(
+            item=self.item_state,
+            customer_ref=self._customer_ref(spec.customer),
+            doc_number=doc_number,
+            home_currency=self.home_currency,
+            multicurrency=self.multicurrency,
+            today=self.today(),
+        )
         try:
             body, foreign = build_transaction(entity, spec, ctx)
         except SpecError as exc:
@@ -317,8 +369,10 @@ class Company:
 
 
 def _uses_item(lines: list[LineSpec], item_id: str) -> bool:
-    return any(line.item_id == item_id or line.group_item_id == item_id or _uses_item(line.lines or [], item_id)
-               for line in lines)
+    return any(
+        line.item_id == item_id or line.group_item_id == item_id or _uses_item(line.lines or [], item_id)
+        for line in lines
+    )
 
 
 def _repoint(lines: list[LineSpec], old: str, new: str) -> list[LineSpec]:
@@ -340,8 +394,9 @@ class Store:
         self.tz = timefmt.parse_offset(utc_offset)
         self.companies: dict[str, Company] = {}
 
-    def create_company(self, realm_id: str | None = None, home_currency: str = "USD",
-                       multicurrency: bool = False) -> Company:
+    def create_company(
+        self, realm_id: str | None = None, home_currency: str = "USD", multicurrency: bool = False
+    ) -> Company:
         if realm_id is None:
             realm_id = "9130" + "".join(random.choices("0123456789", k=12))
             while realm_id in self.companies:

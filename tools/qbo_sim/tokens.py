@@ -97,9 +97,13 @@ class TokenStore:
         token = _access_token()
         grant.access[token] = time.time() + self.access_lifetime
         self._by_access[token] = grant
-        return {"token_type": "bearer", "access_token": token, "expires_in": self.access_lifetime,
-                "refresh_token": grant.refresh_token,
-                "x_refresh_token_expires_in": int(grant.refresh_expires - time.time())}
+        return {
+            "token_type": "bearer",
+            "access_token": token,
+            "expires_in": self.access_lifetime,
+            "refresh_token": grant.refresh_token,
+            "x_refresh_token_expires_in": int(grant.refresh_expires - time.time()),
+        }
 
     def check(self, access_token: str, realm: str) -> str:
         """``ok`` | ``unknown`` | ``expired`` | ``wrong_realm``."""

@@ -28,11 +28,11 @@ from typing import Literal
 import aiohttp
 from pydantic import BaseModel, ConfigDict, Field
 
+from shared.logging import get_logger
 from tools.qbo_sim import payloads
 from tools.qbo_sim.config import SimConfig
 from tools.qbo_sim.payloads import Event
 from tools.qbo_sim.stats import Stats
-from shared.logging import get_logger
 
 log = get_logger("qbo_sim.webhooks")
 
@@ -125,8 +125,15 @@ class WebhookSender:
                 kept.append(event)
                 continue
             self.stats.add(event.realm, "webhooks_dropped")
-            self.log.append({"dropped": event.id, "realm": event.realm, "entity": event.entity,
-                             "entity_id": event.entity_id, "operation": event.operation})
+            self.log.append(
+                {
+                    "dropped": event.id,
+                    "realm": event.realm,
+                    "entity": event.entity,
+                    "entity_id": event.entity_id,
+                    "operation": event.operation,
+                }
+            )
         if not kept:
             return
         self._pending.extend(kept)
@@ -177,8 +184,11 @@ class WebhookSender:
         body = payloads.encode(batch, faults.format, faults.void_type, self._source)
         key = self.config.verifier_token + ("-wrong" if faults.bad_signature else "")
         content_type = faults.content_type or "application/json"
-        headers = {"Content-Type": content_type, "intuit-signature": payloads.sign(body, key),
-                   "User-Agent": "Intuit-Webhooks-Simulator/1.0"}
+        headers = {
+            "Content-Type": content_type,
+            "intuit-signature": payloads.sign(body, key),
+            "User-Agent": "Intuit-Webhooks-Simulator/1.0",
+        }
         return Delivery(batch, body, faults.format, faults.url or self.config.webhook_url, headers)
 
     # --- delivery -----------------------------------------------------------------------
@@ -196,8 +206,9 @@ class WebhookSender:
                 if ok:
                     break
                 if attempt >= self.config.webhook_max_attempts:
-                    log.warning("webhook delivery abandoned", attempts=attempt,
-                                event_ids=[e.id for e in delivery.events])
+                    log.warning(
+                        "webhook delivery abandoned", attempts=attempt, event_ids=[e.id for e in delivery.events]
+                    )
                     return
                 await asyncio.sleep(schedule[min(attempt - 1, len(schedule) - 1)])
             if self.faults.duplicate and self._random.random() < self.faults.duplicate:
@@ -212,14 +223,20 @@ class WebhookSender:
         assert self._session is not None
         for realm, count in delivery.realms.items():
             self.stats.add(realm, "webhook_attempts")
-        entry: dict = {"attempt": attempt, "format": delivery.fmt, "event_ids": [e.id for e in delivery.events],
-                       "realms": sorted(delivery.realms), "duplicate": duplicate, "at": time.time()}
+        entry: dict = {
+            "attempt": attempt,
+            "format": delivery.fmt,
+            "event_ids": [e.id for e in delivery.events],
+            "realms": sorted(delivery.realms),
+            "duplicate": duplicate,
+            "at": time.time(),
+        }
         try:
             async with self._session.post(delivery.url, data=delivery.body, headers=delivery.headers) as response:
                 await response.read()
                 entry["status"] = response.status
                 ok = response.status == 200
-        except (aiohttp.ClientError, asyncio.TimeoutError, OSError) as exc:
+        except (TimeoutError, aiohttp.ClientError, OSError) as exc:
             entry["error"] = f"{type(exc).__name__}: {exc}"
             ok = False
         self.log.append(entry)

@@ -16,7 +16,7 @@ from __future__ import annotations
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
-from tools.qbo_sim.specs import (CustomerSpec, ItemPatch, ItemSpec, LineSpec, LinkedTxnSpec)
+from tools.qbo_sim.specs import CustomerSpec, ItemPatch, ItemSpec, LineSpec, LinkedTxnSpec
 from tools.qbo_sim.store import Company
 
 
@@ -29,8 +29,12 @@ class WriteError(Exception):
 
 
 def missing(field: str) -> WriteError:
-    return WriteError("2020", "Required param missing, need to supply the required value for the API",
-                      f"Required parameter {field} is missing in the request", field)
+    return WriteError(
+        "2020",
+        "Required param missing, need to supply the required value for the API",
+        f"Required parameter {field} is missing in the request",
+        field,
+    )
 
 
 def _given(value: Any) -> bool:
@@ -43,8 +47,12 @@ def _dec(value: Any, field: str) -> Decimal | None:
     try:
         number = Decimal(str(value))
     except InvalidOperation as exc:
-        raise WriteError("2010", "Request has invalid or unsupported property",
-                         f"Property Name:{field} has an invalid value {value!r}", field) from exc
+        raise WriteError(
+            "2010",
+            "Request has invalid or unsupported property",
+            f"Property Name:{field} has an invalid value {value!r}",
+            field,
+        ) from exc
     if not number.is_finite():
         raise WriteError("2010", "Request has invalid or unsupported property", f"{field} must be finite", field)
     return number
@@ -81,8 +89,12 @@ def line_spec(line: dict, tax_inclusive: bool, rate: Decimal) -> LineSpec:
         if group is None:
             raise missing("GroupItemRef")
         inner = [line_spec(member, tax_inclusive, rate) for member in detail.get("Line") or []]
-        return LineSpec(group_item_id=group, qty=_dec(detail.get("Quantity"), "Quantity"), lines=inner or None,
-                        description=description)
+        return LineSpec(
+            group_item_id=group,
+            qty=_dec(detail.get("Quantity"), "Quantity"),
+            lines=inner or None,
+            description=description,
+        )
     if kind == "DiscountLineDetail":
         detail = line.get("DiscountLineDetail") or {}
         percent = _dec(detail.get("DiscountPercent"), "DiscountPercent")
@@ -93,8 +105,9 @@ def line_spec(line: dict, tax_inclusive: bool, rate: Decimal) -> LineSpec:
         return LineSpec(subtotal=True)
     if kind == "DescriptionOnly":
         return LineSpec(description=description or "")
-    raise WriteError("2170", "Invalid Enumeration", f"Invalid Enumeration : {kind} for Line.DetailType",
-                     "Line.DetailType")
+    raise WriteError(
+        "2170", "Invalid Enumeration", f"Invalid Enumeration : {kind} for Line.DetailType", "Line.DetailType"
+    )
 
 
 def txn_fields(entity: str, body: dict, company: Company, creating: bool) -> dict:
@@ -118,8 +131,12 @@ def txn_fields(entity: str, body: dict, company: Company, creating: bool) -> dic
             fields["exchange_rate"] = rate
     if _given(body.get("GlobalTaxCalculation")):
         if body["GlobalTaxCalculation"] not in ("TaxExcluded", "TaxInclusive", "NotApplicable"):
-            raise WriteError("2170", "Invalid Enumeration",
-                             f"Invalid Enumeration : {body['GlobalTaxCalculation']}", "GlobalTaxCalculation")
+            raise WriteError(
+                "2170",
+                "Invalid Enumeration",
+                f"Invalid Enumeration : {body['GlobalTaxCalculation']}",
+                "GlobalTaxCalculation",
+            )
         fields["tax"] = body["GlobalTaxCalculation"]
     tax_detail = body.get("TxnTaxDetail")
     if isinstance(tax_detail, dict):
@@ -145,14 +162,24 @@ def txn_fields(entity: str, body: dict, company: Company, creating: bool) -> dic
             if not isinstance(link, dict) or not _given(link.get("TxnId")) or not _given(link.get("TxnType")):
                 raise missing("LinkedTxn.TxnId")
             line_id = link.get("TxnLineId")
-            links.append(LinkedTxnSpec(TxnId=str(link["TxnId"]), TxnType=str(link["TxnType"]),
-                                       TxnLineId=str(line_id) if _given(line_id) else None))
+            links.append(
+                LinkedTxnSpec(
+                    TxnId=str(link["TxnId"]),
+                    TxnType=str(link["TxnType"]),
+                    TxnLineId=str(line_id) if _given(line_id) else None,
+                )
+            )
         fields["linked_txn"] = links
     return fields
 
 
-_ITEM_FIELDS = (("Sku", "sku"), ("UnitPrice", "unit_price"), ("PurchaseCost", "purchase_cost"),
-                ("Description", "description"), ("QtyOnHand", "qty_on_hand"))
+_ITEM_FIELDS = (
+    ("Sku", "sku"),
+    ("UnitPrice", "unit_price"),
+    ("PurchaseCost", "purchase_cost"),
+    ("Description", "description"),
+    ("QtyOnHand", "qty_on_hand"),
+)
 
 
 def item_spec(body: dict) -> ItemSpec:
@@ -162,8 +189,12 @@ def item_spec(body: dict) -> ItemSpec:
     if not _given(item_type):
         raise missing("Type")
     if item_type == "Group":
-        raise WriteError("6000", "A business validation error has occurred while processing your request",
-                         "Business Validation Error: Bundles (Type Group) can only be created in QuickBooks", "Type")
+        raise WriteError(
+            "6000",
+            "A business validation error has occurred while processing your request",
+            "Business Validation Error: Bundles (Type Group) can only be created in QuickBooks",
+            "Type",
+        )
     if item_type not in ("Inventory", "NonInventory", "Service"):
         raise WriteError("2170", "Invalid Enumeration", f"Invalid Enumeration : {item_type}", "Type")
     values = {name: body[key] for key, name in _ITEM_FIELDS if _given(body.get(key))}

@@ -18,7 +18,7 @@ from services.costing.repository.sql_tail import TailPart
 from services.costing.repository.sql_totals import TotalsPart
 from shared.db import tenant_setting_sql
 
-__all__ = ["CostingRepository", "DemandKey", "RECOST_TAIL_IN_DB", "SaleKey", "STATEMENT_MODULES", "SupplyKey"]
+__all__ = ["RECOST_TAIL_IN_DB", "STATEMENT_MODULES", "CostingRepository", "DemandKey", "SaleKey", "SupplyKey"]
 
 #: The modules holding the statements (named constants), e.g. for naming them in a profile.
 STATEMENT_MODULES = (sql_sales, sql_lots, sql_tail, sql_recost_in_db, sql_totals)
@@ -33,8 +33,9 @@ STATEMENT_MODULES = (sql_sales, sql_lots, sql_tail, sql_recost_in_db, sql_totals
 # with the default, deleting a backdate's ten thousand allocations by key was planned
 # as a scan of every tenant's allocations. And the aggregates of the query service's
 # triggers over a backdate's thousands of rows get the memory not to spill (work_mem).
-PLAN_EACH_STATEMENT = ("SET LOCAL plan_cache_mode = force_custom_plan; SET LOCAL random_page_cost = 1.1; "
-                       "SET LOCAL work_mem = '64MB'")
+PLAN_EACH_STATEMENT = (
+    "SET LOCAL plan_cache_mode = force_custom_plan; SET LOCAL random_page_cost = 1.1; SET LOCAL work_mem = '64MB'"
+)
 # (No per-row foreign-key checks run under it on the hot path: lines, versions,
 # allocations and cost revisions check their references once per statement, 0010 and
 # 0015_line_reference_checks.sql.)

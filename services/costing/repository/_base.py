@@ -52,4 +52,3 @@ def _as_text(amounts: Sequence[Decimal | None]) -> list[str | None]:
     backdate sends tens of thousands, and asyncpg's binary numeric encoding of each
     costs several times the text one."""
     return [None if a is None else str(a) for a in amounts]
-

@@ -10,7 +10,6 @@ import asyncpg
 
 from services.costing.repository._base import _LOT_COLUMNS, RepositoryPart, _columns
 
-
 LOT = f"SELECT {_LOT_COLUMNS} FROM lots WHERE product_id = $1 AND lot_number = $2"
 
 LOTS_BY_NUMBER = f"""
@@ -39,7 +38,7 @@ ON CONFLICT (product_id, lot_number) DO UPDATE SET
 DELETE_LOTS = "DELETE FROM lots WHERE id = ANY($1::bigint[])"
 
 RETURN_LOTS_OF_SALES = f"""
-SELECT l.sale_id, {', '.join('r.' + c for c in _LOT_COLUMNS.split(', '))}
+SELECT l.sale_id, {", ".join("r." + c for c in _LOT_COLUMNS.split(", "))}
 FROM lots r JOIN sale_lines l ON l.id = r.return_line_id WHERE l.sale_id = ANY($1::bigint[])"""
 
 REPRICE_RETURN_LOTS = "UPDATE lots SET unit_cost = $2 WHERE product_id = $1 AND is_return AND unit_cost <> $2"
@@ -52,10 +51,29 @@ class LotsPart(RepositoryPart):
     async def lot(self, product_id: int, lot_number: str) -> asyncpg.Record | None:
         return await self.conn.fetchrow(LOT, product_id, lot_number)
 
-    async def upsert_lot(self, product_id: int, lot_number: str, is_return: bool, return_line_id: int | None,
-                         quantity: Decimal, unit_cost: Decimal, received_at: datetime, version: int | None) -> int:
-        return await self.conn.fetchval(UPSERT_LOT, self.tenant_id, product_id, lot_number, is_return, return_line_id,
-                                        quantity, unit_cost, received_at, version)
+    async def upsert_lot(
+        self,
+        product_id: int,
+        lot_number: str,
+        is_return: bool,
+        return_line_id: int | None,
+        quantity: Decimal,
+        unit_cost: Decimal,
+        received_at: datetime,
+        version: int | None,
+    ) -> int:
+        return await self.conn.fetchval(
+            UPSERT_LOT,
+            self.tenant_id,
+            product_id,
+            lot_number,
+            is_return,
+            return_line_id,
+            quantity,
+            unit_cost,
+            received_at,
+            version,
+        )
 
     async def lots_by_number(self, keys: Sequence[tuple[int, str]]) -> list[asyncpg.Record]:
         return await self.conn.fetch(LOTS_BY_NUMBER, *_columns(keys, 2)) if keys else []
@@ -74,4 +92,3 @@ class LotsPart(RepositoryPart):
 
     async def reprice_return_lots(self, product_id: int, wac: Decimal) -> None:
         await self.conn.execute(REPRICE_RETURN_LOTS, product_id, wac)
-

@@ -7,9 +7,7 @@ from decimal import Decimal
 
 import asyncpg
 
-from services.costing.repository._base import (_LINE_COLUMNS, _LINE_DEMAND_ORDER, RepositoryPart, SaleKey,
-                                               _columns)
-
+from services.costing.repository._base import _LINE_COLUMNS, _LINE_DEMAND_ORDER, RepositoryPart, SaleKey, _columns
 
 ENSURE_PRODUCTS = """
 INSERT INTO products (tenant_id, sku) SELECT $1, unnest($2::text[])
@@ -121,14 +119,24 @@ class SalesPart(RepositoryPart):
         rows = await self.conn.fetch(LOCK_PRODUCTS, self.tenant_id, sorted(set(ids)))
         return {r["id"]: r for r in rows}
 
-    async def update_product(self, product_id: int, name: str, qbo_item_id: str | None,
-                             standard_cost: Decimal | None, version: int) -> None:
+    async def update_product(
+        self, product_id: int, name: str, qbo_item_id: str | None, standard_cost: Decimal | None, version: int
+    ) -> None:
         await self.conn.execute(UPDATE_PRODUCT, product_id, name, qbo_item_id, standard_cost, version)
 
-    async def update_product_totals(self, product_id: int, received_qty: Decimal, received_value: Decimal, wac: Decimal,
-                                    has_basis: bool, demand_total: Decimal, supply_total: Decimal) -> None:
-        await self.conn.execute(UPDATE_PRODUCT_TOTALS, product_id, received_qty, received_value, wac, has_basis,
-                                demand_total, supply_total)
+    async def update_product_totals(
+        self,
+        product_id: int,
+        received_qty: Decimal,
+        received_value: Decimal,
+        wac: Decimal,
+        has_basis: bool,
+        demand_total: Decimal,
+        supply_total: Decimal,
+    ) -> None:
+        await self.conn.execute(
+            UPDATE_PRODUCT_TOTALS, product_id, received_qty, received_value, wac, has_basis, demand_total, supply_total
+        )
 
     async def map_product_lines(self, product_id: int) -> list[asyncpg.Record]:
         return await self.conn.fetch(MAP_PRODUCT_LINES, product_id)
@@ -191,4 +199,3 @@ class SalesPart(RepositoryPart):
         """(sale_id, version, event_id, event_type, applied, note) per row."""
         if rows:
             await self.conn.execute(RECORD_VERSIONS, self.tenant_id, *_columns(rows, 6))
-

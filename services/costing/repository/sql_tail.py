@@ -8,12 +8,25 @@ from decimal import Decimal
 
 import asyncpg
 
-from services.costing.repository._base import (_DEMAND_KEY, _DEMAND_KEY_AT_2, _DEMAND_KEY_AT_9, _DEMAND_ORDER,
-                                               _DEMAND_ORDER_DESC, _LINE_COLUMNS, _LINE_DEMAND_ORDER, _LOT_COLUMNS,
-                                               _SUPPLY_KEY, _SUPPLY_ORDER, _SUPPLY_ORDER_DESC, DemandKey,
-                                               RepositoryPart, SupplyKey, _as_text, _columns)
+from services.costing.repository._base import (
+    _DEMAND_KEY,
+    _DEMAND_KEY_AT_2,
+    _DEMAND_KEY_AT_9,
+    _DEMAND_ORDER,
+    _DEMAND_ORDER_DESC,
+    _LINE_COLUMNS,
+    _LINE_DEMAND_ORDER,
+    _LOT_COLUMNS,
+    _SUPPLY_KEY,
+    _SUPPLY_ORDER,
+    _SUPPLY_ORDER_DESC,
+    DemandKey,
+    RepositoryPart,
+    SupplyKey,
+    _as_text,
+    _columns,
+)
 from services.costing.repository.sql_recost_in_db import RECOST_TAIL_IN_DB
-
 
 # --- the FIFO tail -----------------------------------------------------------------
 
@@ -129,8 +142,9 @@ class TailPart(RepositoryPart):
     async def demand_predecessor_end(self, product_id: int, key: DemandKey) -> Decimal | None:
         return await self.conn.fetchval(DEMAND_PREDECESSOR_END, product_id, *key)
 
-    async def tail_lines(self, product_id: int, key: DemandKey, moved_from: DemandKey | None,
-                         limit: int | None = None) -> list[asyncpg.Record]:
+    async def tail_lines(
+        self, product_id: int, key: DemandKey, moved_from: DemandKey | None, limit: int | None = None
+    ) -> list[asyncpg.Record]:
         """The in-demand lines of a product from ``key`` on, in demand order (the first
         ``limit``); ``moves``: at or after ``moved_from``; ``lot_ids``, ``quantities``: its allocations."""
         return await self.conn.fetch(TAIL_LINES, product_id, *key, *(moved_from or (None,) * len(key)), limit)
@@ -138,15 +152,35 @@ class TailPart(RepositoryPart):
     async def demand_quantity_from(self, product_id: int, key: DemandKey) -> Decimal:
         return await self.conn.fetchval(DEMAND_QUANTITY_FROM, product_id, *key)
 
-    async def recost_tail_in_db(self, product_id: int, key: DemandKey, moved_from: DemandKey | None,
-                               moved_start: Decimal | None, supply_end: Decimal, wac: Decimal, has_basis: bool,
-                               span: tuple[Decimal, Decimal], cause: tuple[str, uuid.UUID],
-                               resummed: Iterable[int]) -> list[int] | None:
+    async def recost_tail_in_db(
+        self,
+        product_id: int,
+        key: DemandKey,
+        moved_from: DemandKey | None,
+        moved_start: Decimal | None,
+        supply_end: Decimal,
+        wac: Decimal,
+        has_basis: bool,
+        span: tuple[Decimal, Decimal],
+        cause: tuple[str, uuid.UUID],
+        resummed: Iterable[int],
+    ) -> list[int] | None:
         """Re-cost, allocate, price and write the tail from ``key`` and the totals of its
         sales but ``resummed`` (RECOST_TAIL_IN_DB); the tail's line ids."""
-        return await self.conn.fetchval(RECOST_TAIL_IN_DB, product_id, *key, *(moved_from or (None,) * len(key)),
-                                        moved_start, supply_end, wac, has_basis, *span, self.tenant_id, *cause,
-                                        sorted(resummed))
+        return await self.conn.fetchval(
+            RECOST_TAIL_IN_DB,
+            product_id,
+            *key,
+            *(moved_from or (None,) * len(key)),
+            moved_start,
+            supply_end,
+            wac,
+            has_basis,
+            *span,
+            self.tenant_id,
+            *cause,
+            sorted(resummed),
+        )
 
     async def first_line_ending_after(self, product_id: int, position: Decimal) -> DemandKey | None:
         rows = await self.conn.fetch(FIRST_LINE_ENDING_AFTER, product_id, position)
@@ -190,4 +224,3 @@ class TailPart(RepositoryPart):
 
     async def wac_dependent_lines(self, product_id: int) -> list[asyncpg.Record]:
         return await self.conn.fetch(WAC_DEPENDENT_LINES, product_id)
-

@@ -7,7 +7,6 @@ from decimal import Decimal
 
 from services.costing.repository._base import RepositoryPart, _as_text, _columns
 
-
 INSERT_REVISIONS = """
 INSERT INTO cost_revisions (tenant_id, sale_id, line_no, old_cost, new_cost, cause, event_id)
 SELECT $1, u.sale_id, u.line_no, u.old_cost, u.new_cost, u.cause, u.event_id
@@ -55,11 +54,13 @@ class TotalsPart(RepositoryPart):
         """(sale_id, line_no, old_cost, new_cost, cause, event_id) per revision."""
         if rows:
             sale_ids, line_nos, old, new, causes, event_ids = _columns(rows, 6)
-            await self.conn.execute(INSERT_REVISIONS, self.tenant_id, sale_ids, line_nos, _as_text(old), _as_text(new),
-                                    causes, event_ids)
+            await self.conn.execute(
+                INSERT_REVISIONS, self.tenant_id, sale_ids, line_nos, _as_text(old), _as_text(new), causes, event_ids
+            )
 
-    async def update_sale_totals(self, resum_ids: Iterable[int], deltas: Sequence[tuple[int, Decimal, bool]],
-                                 unlocked: Iterable[int] = ()) -> None:
+    async def update_sale_totals(
+        self, resum_ids: Iterable[int], deltas: Sequence[tuple[int, Decimal, bool]], unlocked: Iterable[int] = ()
+    ) -> None:
         """Re-sum the totals of ``resum_ids``; move others by (sale_id, cost delta, shortage
         may have changed). ``unlocked``: sales created by this transaction, which no other
         transaction can see, so they are not locked again."""
@@ -78,4 +79,3 @@ class TotalsPart(RepositoryPart):
     async def reset_tenant(self) -> None:
         for statement in RESET_TENANT:
             await self.conn.execute(statement, self.tenant_id)
-

@@ -28,10 +28,18 @@ class QboChannel:
     def build(cls, pool: asyncpg.Pool, settings: Settings, on_events) -> QboChannel:
         session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=30))
         oauth = OAuthClient(session, settings)
-        tokens = TokenStore(pool, TokenCipher(token_keys(settings.token_encryption_key, settings.token_encryption_old_keys)), oauth)
+        tokens = TokenStore(
+            pool, TokenCipher(token_keys(settings.token_encryption_key, settings.token_encryption_old_keys)), oauth
+        )
         client = QboClient(session, settings, tokens)
-        worker = NotificationWorker(pool, client, CatchUp(pool, client, settings.qbo_initial_import_days),
-                                    settings.qbo_coalesce_threshold, settings.qbo_cdc_interval_seconds, on_events)
+        worker = NotificationWorker(
+            pool,
+            client,
+            CatchUp(pool, client, settings.qbo_initial_import_days),
+            settings.qbo_coalesce_threshold,
+            settings.qbo_cdc_interval_seconds,
+            on_events,
+        )
         return cls(session, oauth, tokens, client, worker)
 
     async def close(self) -> None:

@@ -38,8 +38,12 @@ def _describe(fault) -> str:
     if not isinstance(fault, dict):
         return str(fault)[:300]
     errors = fault.get("Error") or fault.get("error") or []
-    parts = [f"{e.get('code')} {e.get('Message') or e.get('message') or ''}: "
-             f"{e.get('Detail') or e.get('detail') or ''}".strip() for e in errors if isinstance(e, dict)]
+    parts = [
+        f"{e.get('code')} {e.get('Message') or e.get('message') or ''}: "
+        f"{e.get('Detail') or e.get('detail') or ''}".strip()
+        for e in errors
+        if isinstance(e, dict)
+    ]
     return f"{fault.get('type') or 'Fault'} " + ("; ".join(parts) or "(no detail)")
 
 
@@ -71,8 +75,10 @@ class QboClient:
 
     def _limits(self, realm_id: str) -> tuple[AsyncLimiter, asyncio.Semaphore]:
         if realm_id not in self._limiters:
-            self._limiters[realm_id] = (AsyncLimiter(self.settings.qbo_rate_per_minute, 60),
-                                        asyncio.Semaphore(self.settings.qbo_max_concurrent))
+            self._limiters[realm_id] = (
+                AsyncLimiter(self.settings.qbo_rate_per_minute, 60),
+                asyncio.Semaphore(self.settings.qbo_max_concurrent),
+            )
         return self._limiters[realm_id]
 
     async def _get(self, realm_id: str, path: str, params: dict) -> tuple[int, dict]:
@@ -82,11 +88,11 @@ class QboClient:
         refreshed = False
         for attempt in range(1, self.max_attempts + 1):
             token = await self.tokens.access_token(realm_id)
-            async with concurrent, limiter:
-                async with self.session.get(url, params=params, headers={
-                        "Authorization": f"Bearer {token}", "Accept": "application/json"}) as response:
-                    status, text = response.status, await response.text()
-                    retry_after = response.headers.get("Retry-After")
+            async with concurrent, limiter, self.session.get(
+                url, params=params, headers={"Authorization": f"Bearer {token}", "Accept": "application/json"}
+            ) as response:
+                status, text = response.status, await response.text()
+                retry_after = response.headers.get("Retry-After")
             if status == 401 and not refreshed:
                 REQUESTS.labels("unauthorized").inc()
                 await self.tokens.refresh(realm_id, stale=token)
@@ -117,8 +123,9 @@ class QboClient:
 
     async def cdc(self, realm_id: str, entities: list[str], since: datetime) -> tuple[dict[str, list], str | None]:
         """Changed entities since ``since`` (≤ 30 days), by entity name, and the server time."""
-        status, body = await self._get(realm_id, "cdc", {"entities": ",".join(entities),
-                                                          "changedSince": since.isoformat()})
+        status, body = await self._get(
+            realm_id, "cdc", {"entities": ",".join(entities), "changedSince": since.isoformat()}
+        )
         if status != 200:
             raise QboError(status, json.dumps(body, default=str))
         fault = cdc_fault(body)
@@ -136,8 +143,10 @@ class QboClient:
         """All ``entity`` changed after ``since`` through the query endpoint (no 30-day limit)."""
         found, start = [], 1
         while True:
-            query = (f"select * from {entity} where MetaData.LastUpdatedTime > '{since.isoformat()}' "
-                     f"orderby MetaData.LastUpdatedTime startposition {start} maxresults {page}")
+            query = (
+                f"select * from {entity} where MetaData.LastUpdatedTime > '{since.isoformat()}' "
+                f"orderby MetaData.LastUpdatedTime startposition {start} maxresults {page}"
+            )
             status, body = await self._get(realm_id, "query", {"query": query})
             if status != 200:
                 raise QboError(status, json.dumps(body, default=str))

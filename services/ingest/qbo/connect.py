@@ -9,7 +9,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import html
 import re
 import time
@@ -61,36 +60,70 @@ REALM_ID = re.compile(r"[0-9A-Za-z_-]{1,64}")  # Intuit's are decimal digits
 
 # reason code → (status, page title, page text): every refusal the callback can answer.
 REFUSALS = {
-    "consent_denied": (400, "QuickBooks was not connected",
-                       "The connection was cancelled in QuickBooks; nothing was connected. Start again from "
-                       "Partsemble if you want to connect."),
+    "consent_denied": (
+        400,
+        "QuickBooks was not connected",
+        "The connection was cancelled in QuickBooks; nothing was connected. Start again from "
+        "Partsemble if you want to connect.",
+    ),
     "missing_state": (400, "Invalid connection link", "This link is incomplete. Start again from Partsemble."),
-    "malformed_state": (403, "Invalid connection link", "This link was not issued by Partsemble. Start again "
-                                                          "from Partsemble."),
-    "bad_signature": (403, "Invalid connection link", "This link was not issued by Partsemble. Start again "
-                                                        "from Partsemble."),
-    "expired_state": (400, "Connection link expired", "This connection attempt took too long and has expired. "
-                                                        "Start again from Partsemble."),
-    "missing_cookie": (403, "Connection started elsewhere",
-                       "This connection was not started from this browser (or its cookie was blocked). "
-                       "Start again from Partsemble in this browser."),
-    "cookie_mismatch": (403, "Connection started elsewhere",
-                        "This connection was not started from this browser. Start again from Partsemble in "
-                        "this browser."),
-    "unknown_state": (403, "Invalid connection link", "This connection attempt is unknown. Start again from "
-                                                        "Partsemble."),
-    "state_used": (400, "Connection link already used",
-                   "This connection link has already been used. Start again from Partsemble."),
-    "invalid_callback": (400, "QuickBooks was not connected",
-                         "QuickBooks did not send a valid authorization. Start again from Partsemble."),
-    "code_rejected": (400, "QuickBooks was not connected",
-                      "QuickBooks did not accept the authorization (it may have expired). Start again from "
-                      "Partsemble."),
-    "quickbooks_unavailable": (502, "QuickBooks could not be reached",
-                               "QuickBooks could not confirm the authorization just now; nothing was connected. "
-                               "Start again from Partsemble in a moment."),
-    "realm_other_tenant": (409, "Company already connected",
-                           "That company is connected to another Partsemble account; disconnect it there first."),
+    "malformed_state": (
+        403,
+        "Invalid connection link",
+        "This link was not issued by Partsemble. Start again from Partsemble.",
+    ),
+    "bad_signature": (
+        403,
+        "Invalid connection link",
+        "This link was not issued by Partsemble. Start again from Partsemble.",
+    ),
+    "expired_state": (
+        400,
+        "Connection link expired",
+        "This connection attempt took too long and has expired. Start again from Partsemble.",
+    ),
+    "missing_cookie": (
+        403,
+        "Connection started elsewhere",
+        "This connection was not started from this browser (or its cookie was blocked). "
+        "Start again from Partsemble in this browser.",
+    ),
+    "cookie_mismatch": (
+        403,
+        "Connection started elsewhere",
+        "This connection was not started from this browser. Start again from Partsemble in this browser.",
+    ),
+    "unknown_state": (
+        403,
+        "Invalid connection link",
+        "This connection attempt is unknown. Start again from Partsemble.",
+    ),
+    "state_used": (
+        400,
+        "Connection link already used",
+        "This connection link has already been used. Start again from Partsemble.",
+    ),
+    "invalid_callback": (
+        400,
+        "QuickBooks was not connected",
+        "QuickBooks did not send a valid authorization. Start again from Partsemble.",
+    ),
+    "code_rejected": (
+        400,
+        "QuickBooks was not connected",
+        "QuickBooks did not accept the authorization (it may have expired). Start again from Partsemble.",
+    ),
+    "quickbooks_unavailable": (
+        502,
+        "QuickBooks could not be reached",
+        "QuickBooks could not confirm the authorization just now; nothing was connected. "
+        "Start again from Partsemble in a moment.",
+    ),
+    "realm_other_tenant": (
+        409,
+        "Company already connected",
+        "That company is connected to another Partsemble account; disconnect it there first.",
+    ),
 }
 
 _PAGE = """<!doctype html>
@@ -128,8 +161,9 @@ def _wants_json(request: web.Request) -> bool:
 
 def _secure_cookie(request: web.Request) -> bool:
     forwarded = request.headers.get("X-Forwarded-Proto", "").split(",")[0].strip().lower()
-    return request.secure or forwarded == "https" or \
-        request.app[SETTINGS].qbo_redirect_uri.lower().startswith("https://")
+    return (
+        request.secure or forwarded == "https" or request.app[SETTINGS].qbo_redirect_uri.lower().startswith("https://")
+    )
 
 
 def _no_store(response: web.StreamResponse) -> web.StreamResponse:
@@ -144,8 +178,12 @@ def _page(request: web.Request, status: int, title: str, text: str, body: dict |
     if _wants_json(request):
         response = json_response(body, status)
     else:
-        response = web.Response(status=status, content_type="text/html", charset="utf-8",
-                                text=_PAGE.format(title=html.escape(title), text=html.escape(text)))
+        response = web.Response(
+            status=status,
+            content_type="text/html",
+            charset="utf-8",
+            text=_PAGE.format(title=html.escape(title), text=html.escape(text)),
+        )
         response.headers["Content-Security-Policy"] = "default-src 'none'"
         response.headers["X-Content-Type-Options"] = "nosniff"
     response.del_cookie(COOKIE, path=COOKIE_PATH, secure=_secure_cookie(request), httponly=True, samesite="Lax")
@@ -165,10 +203,16 @@ _STATIC = Path(__file__).with_name("static")
 async def start_page(_request: web.Request) -> web.StreamResponse:
     """A page that starts the connect flow from the browser (the API key pasted, sent as a
     header by the page's script), so the browser holds the cookie the callback checks."""
-    return _no_store(web.FileResponse(_STATIC / "connect.html", headers={
-        "Content-Security-Policy": "default-src 'none'; script-src 'self'; style-src 'unsafe-inline'; "
-                                   "connect-src 'self'; form-action 'none'; frame-ancestors 'none'",
-        "Referrer-Policy": "no-referrer"}))
+    return _no_store(
+        web.FileResponse(
+            _STATIC / "connect.html",
+            headers={
+                "Content-Security-Policy": "default-src 'none'; script-src 'self'; style-src 'unsafe-inline'; "
+                "connect-src 'self'; form-action 'none'; frame-ancestors 'none'",
+                "Referrer-Policy": "no-referrer",
+            },
+        )
+    )
 
 
 @routes.get("/oauth/quickbooks/start.js")
@@ -190,16 +234,29 @@ async def connect(request: web.Request) -> web.Response:
     async with tenant_transaction(request.app[POOL], tenant) as conn:
         await conn.execute(PURGE_STATES)
         await conn.execute(INSERT_STATE, digest(nonce), tenant, digest(browser), expires_at)
-    query = urlencode({"client_id": settings.qbo_client_id or "", "response_type": "code", "scope": SCOPE,
-                       "redirect_uri": settings.qbo_redirect_uri,
-                       "state": make_state(tenant, nonce, digest(browser), secret, expires_at)})
+    query = urlencode(
+        {
+            "client_id": settings.qbo_client_id or "",
+            "response_type": "code",
+            "scope": SCOPE,
+            "redirect_uri": settings.qbo_redirect_uri,
+            "state": make_state(tenant, nonce, digest(browser), secret, expires_at),
+        }
+    )
     url = f"{settings.qbo_oauth_authorize_url}?{query}"
     if _wants_json(request):
         response = json_response({"authorize_url": url})
     else:
         response = web.Response(status=302, headers={"Location": url})
-    response.set_cookie(COOKIE, browser, max_age=state_module.TTL, path=COOKIE_PATH, secure=_secure_cookie(request),
-                        httponly=True, samesite="Lax")
+    response.set_cookie(
+        COOKIE,
+        browser,
+        max_age=state_module.TTL,
+        path=COOKIE_PATH,
+        secure=_secure_cookie(request),
+        httponly=True,
+        samesite="Lax",
+    )
     log.info("qbo.connect.started", tenant=str(tenant))
     return _no_store(response)
 
@@ -239,7 +296,7 @@ async def callback(request: web.Request) -> web.Response:
         tokens = await qbo.oauth.exchange_code(code)
     except ReconnectRequired:
         return _refuse(request, "code_rejected", **fields)
-    except (aiohttp.ClientError, asyncio.TimeoutError, KeyError, ValueError) as exc:
+    except (TimeoutError, aiohttp.ClientError, KeyError, ValueError) as exc:
         return _refuse(request, "quickbooks_unavailable", error=type(exc).__name__, **fields)
     refusal = None
     async with tenant_transaction(pool, state.tenant_id) as conn:
@@ -261,8 +318,11 @@ async def callback(request: web.Request) -> web.Response:
         return _refuse(request, refusal, realm=realm_id, **fields)
     qbo.worker.request_sync(realm_id)
     log.info("qbo.connected", realm=realm_id, **fields)
-    return _page(request, 200, "QuickBooks connected",
-                 f"Your QuickBooks company is connected to Partsemble. Sales from the last "
-                 f"{settings.qbo_initial_import_days} days are being imported; you can close this page.",
-                 {"realm_id": realm_id, "status": "connected",
-                  "initial_import_days": settings.qbo_initial_import_days})
+    return _page(
+        request,
+        200,
+        "QuickBooks connected",
+        f"Your QuickBooks company is connected to Partsemble. Sales from the last "
+        f"{settings.qbo_initial_import_days} days are being imported; you can close this page.",
+        {"realm_id": realm_id, "status": "connected", "initial_import_days": settings.qbo_initial_import_days},
+    )

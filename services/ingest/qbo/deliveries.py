@@ -16,11 +16,24 @@ import re
 from dataclasses import dataclass
 from datetime import datetime
 
-ENTITIES = {"invoice": "Invoice", "salesreceipt": "SalesReceipt", "creditmemo": "CreditMemo", "item": "Item",
-            "refundreceipt": "RefundReceipt", "customer": "Customer"}
+ENTITIES = {
+    "invoice": "Invoice",
+    "salesreceipt": "SalesReceipt",
+    "creditmemo": "CreditMemo",
+    "item": "Item",
+    "refundreceipt": "RefundReceipt",
+    "customer": "Customer",
+}
 # CloudEvents verbs → classic operations. Intuit's void spelling is unconfirmed: accept both.
-OPERATIONS = {"created": "Create", "updated": "Update", "deleted": "Delete", "merged": "Merge", "void": "Void",
-              "voided": "Void", "emailed": "Emailed"}
+OPERATIONS = {
+    "created": "Create",
+    "updated": "Update",
+    "deleted": "Delete",
+    "merged": "Merge",
+    "void": "Void",
+    "voided": "Void",
+    "emailed": "Emailed",
+}
 _CLASSIC = {op.lower(): op for op in ("Create", "Update", "Delete", "Merge", "Void", "Emailed")}
 _TYPE = re.compile(r"^qbo\.([a-z]+)\.([a-z]+)\.v\d+$", re.IGNORECASE)
 _FRACTION = re.compile(r"(\.\d{6})\d+")
@@ -117,10 +130,14 @@ def _cloud_event(event) -> Notification:
     entity, verb = match.group(1).lower(), match.group(2).lower()
     data = event.get("data") if isinstance(event.get("data"), dict) else {}
     return Notification(
-        dedupe_key=f"ce:{event['id']}", realm_id=str(event["intuitaccountid"]),
-        entity=ENTITIES.get(entity, entity.capitalize()), entity_id=str(event["intuitentityid"]),
-        operation=OPERATIONS.get(verb, verb.capitalize()), occurred_at=parse_time(event.get("time")),
-        deleted_id=_str(data.get("deletedid", data.get("deletedId"))))
+        dedupe_key=f"ce:{event['id']}",
+        realm_id=str(event["intuitaccountid"]),
+        entity=ENTITIES.get(entity, entity.capitalize()),
+        entity_id=str(event["intuitentityid"]),
+        operation=OPERATIONS.get(verb, verb.capitalize()),
+        occurred_at=parse_time(event.get("time")),
+        deleted_id=_str(data.get("deletedid", data.get("deletedId"))),
+    )
 
 
 def _classic(element) -> tuple[list[Notification], list[tuple[int, str]]]:
@@ -130,8 +147,11 @@ def _classic(element) -> tuple[list[Notification], list[tuple[int, str]]]:
     change = element.get("dataChangeEvent") or {}
     entities = change.get("entities") if isinstance(change, dict) else None
     if not isinstance(entities, list):
-        raise DeliveryError("an eventNotifications element has no entities list") if entities else DeliveryError(
-            "an eventNotifications element has no dataChangeEvent.entities")
+        raise (
+            DeliveryError("an eventNotifications element has no entities list")
+            if entities
+            else DeliveryError("an eventNotifications element has no dataChangeEvent.entities")
+        )
     out, bad = [], []
     for j, e in enumerate(entities):
         if not isinstance(e, dict) or not e.get("name") or not e.get("id") or not e.get("operation"):
@@ -139,10 +159,17 @@ def _classic(element) -> tuple[list[Notification], list[tuple[int, str]]]:
             continue
         operation = _CLASSIC.get(str(e["operation"]).lower(), str(e["operation"]))
         key = "|".join([realm, str(e["name"]), str(e["id"]), operation, str(e.get("lastUpdated", ""))])
-        out.append(Notification(
-            dedupe_key="legacy:" + hashlib.sha256(key.encode()).hexdigest(), realm_id=realm,
-            entity=ENTITIES.get(str(e["name"]).lower(), str(e["name"])), entity_id=str(e["id"]),
-            operation=operation, occurred_at=parse_time(e.get("lastUpdated")), deleted_id=_str(e.get("deletedId"))))
+        out.append(
+            Notification(
+                dedupe_key="legacy:" + hashlib.sha256(key.encode()).hexdigest(),
+                realm_id=realm,
+                entity=ENTITIES.get(str(e["name"]).lower(), str(e["name"])),
+                entity_id=str(e["id"]),
+                operation=operation,
+                occurred_at=parse_time(e.get("lastUpdated")),
+                deleted_id=_str(e.get("deletedId")),
+            )
+        )
     return out, bad
 
 

@@ -54,8 +54,12 @@ class ItemMapper:
                 break
             item_id, item = item.merged_into, self.items[item.merged_into]
         full, leaf = names(item, item_name)
-        sku = (self._by_item_id.get(item_id) or (item and item.sku and self._by_sku.get(item.sku))
-               or (full and self._by_name.get(full.casefold())) or (leaf and self._by_name.get(leaf.casefold())))
+        sku = (
+            self._by_item_id.get(item_id)
+            or (item and item.sku and self._by_sku.get(item.sku))
+            or (full and self._by_name.get(full.casefold()))
+            or (leaf and self._by_name.get(leaf.casefold()))
+        )
         if sku:
             return Mapped(sku, "inventory")
         if item_id == SHIPPING_ITEM_ID or leaf.casefold() in ("shipping", "shipping charges"):

@@ -32,7 +32,7 @@ sales event of the costing engine.
 from __future__ import annotations
 
 import uuid
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 from decimal import ROUND_HALF_EVEN, Decimal
 
 from services.ingest.qbo.deliveries import parse_time
@@ -68,13 +68,19 @@ def is_voided(body: dict, operation: str | None = None) -> bool:
         return True
     note = str(body.get("PrivateNote") or "").lstrip().lower()
     zero = (dec(body.get("TotalAmt")) or ZERO) == 0 and all(
-        (dec(line.get("Amount")) or ZERO) == 0 for line in body.get("Line") or [])
+        (dec(line.get("Amount")) or ZERO) == 0 for line in body.get("Line") or []
+    )
     return note.startswith("void") and zero
 
 
 def item_ids(body: dict) -> list[str]:
-    return sorted({detail["ItemRef"]["value"] for detail, _ in _item_lines(body)
-                   if isinstance(detail.get("ItemRef"), dict) and detail["ItemRef"].get("value")})
+    return sorted(
+        {
+            detail["ItemRef"]["value"]
+            for detail, _ in _item_lines(body)
+            if isinstance(detail.get("ItemRef"), dict) and detail["ItemRef"].get("value")
+        }
+    )
 
 
 def _item_lines(body: dict, positions: list[int] | None = None):
@@ -103,8 +109,9 @@ def _discount_shares(body: dict, amounts: list[Decimal], shipping: list[bool], p
         if line.get("DetailType") != "DiscountLineDetail":
             continue
         detail = line.get("DiscountLineDetail") or {}
-        over = [i for i, pos in enumerate(positions) if pos < at and not shipping[i]] or \
-            [i for i in range(len(amounts)) if not shipping[i]]
+        over = [i for i, pos in enumerate(positions) if pos < at and not shipping[i]] or [
+            i for i in range(len(amounts)) if not shipping[i]
+        ]
         base = sum((amounts[i] for i in over), ZERO)
         amount = dec(line.get("Amount"))
         if amount is None and detail.get("PercentBased") and detail.get("DiscountPercent") is not None:
@@ -126,12 +133,19 @@ def _quantity(detail: dict, amount: Decimal) -> Decimal:
     return qty if qty > 0 else ZERO
 
 
-def to_event(tenant_id: uuid.UUID, entity: str, body: dict, mapper: ItemMapper, remap_seq: int = 0,
-             operation: str | None = None) -> SaleUpserted | SaleRemoved:
+def to_event(
+    tenant_id: uuid.UUID, entity: str, body: dict, mapper: ItemMapper, remap_seq: int = 0, operation: str | None = None
+) -> SaleUpserted | SaleRemoved:
     if is_voided(body, operation):
-        return SaleRemoved(tenant_id=tenant_id, occurred_at=datetime.now(timezone.utc), source="quickbooks",
-                           sale_type=SALE_TYPES[entity], external_id=str(body["Id"]), reason="voided",
-                           version=version_of(body.get("SyncToken", 0), remap_seq))
+        return SaleRemoved(
+            tenant_id=tenant_id,
+            occurred_at=datetime.now(UTC),
+            source="quickbooks",
+            sale_type=SALE_TYPES[entity],
+            external_id=str(body["Id"]),
+            reason="voided",
+            version=version_of(body.get("SyncToken", 0), remap_seq),
+        )
     return upserted(tenant_id, entity, body, mapper, remap_seq)
 
 
@@ -139,7 +153,7 @@ def upserted(tenant_id: uuid.UUID, entity: str, body: dict, mapper: ItemMapper, 
     """The entity's content as a new version (also for a voided one: its date, number and customer stay)."""
     sale_type = SALE_TYPES[entity]
     version = version_of(body.get("SyncToken", 0), remap_seq)
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     rate = dec(body.get("ExchangeRate")) or Decimal(1)
     positions: list[int] = []
     items = list(_item_lines(body, positions))
@@ -150,23 +164,45 @@ def upserted(tenant_id: uuid.UUID, entity: str, body: dict, mapper: ItemMapper, 
         for n, ((detail, line), amount, share) in enumerate(zip(items, amounts, shares), start=1):
             ref = detail.get("ItemRef") or {}
             mapped = mapper.map(ref.get("value"), ref.get("name"))
-            description = line.get("Description") or (
-                "Shipping" if mapped.kind == "shipping" else ref.get("name"))
-            lines.append(SaleLine(line_no=n, sku=mapped.sku, kind=mapped.kind, description=description,
-                                  quantity=_quantity(detail, amount), revenue=(amount - share) * rate))
+            description = line.get("Description") or ("Shipping" if mapped.kind == "shipping" else ref.get("name"))
+            lines.append(
+                SaleLine(
+                    line_no=n,
+                    sku=mapped.sku,
+                    kind=mapped.kind,
+                    description=description,
+                    quantity=_quantity(detail, amount),
+                    revenue=(amount - share) * rate,
+                )
+            )
     meta = body.get("MetaData") or {}
     created = parse_time(meta.get("CreateTime")) or parse_time(meta.get("LastUpdatedTime")) or now
     return SaleUpserted(
-        tenant_id=tenant_id, occurred_at=now, source="quickbooks", sale_type=sale_type, external_id=str(body["Id"]),
-        version=version, doc_number=body.get("DocNumber"), txn_date=date.fromisoformat(body["TxnDate"]),
-        source_created_at=created, customer=(body.get("CustomerRef") or {}).get("name"),
-        currency=(body.get("CurrencyRef") or {}).get("value"), exchange_rate=rate if rate != 1 else None,
-        lines=lines)
+        tenant_id=tenant_id,
+        occurred_at=now,
+        source="quickbooks",
+        sale_type=sale_type,
+        external_id=str(body["Id"]),
+        version=version,
+        doc_number=body.get("DocNumber"),
+        txn_date=date.fromisoformat(body["TxnDate"]),
+        source_created_at=created,
+        customer=(body.get("CustomerRef") or {}).get("name"),
+        currency=(body.get("CurrencyRef") or {}).get("value"),
+        exchange_rate=rate if rate != 1 else None,
+        lines=lines,
+    )
 
 
 def removed(tenant_id: uuid.UUID, entity: str, entity_id: str) -> SaleRemoved:
-    return SaleRemoved(tenant_id=tenant_id, occurred_at=datetime.now(timezone.utc), source="quickbooks",
-                       sale_type=SALE_TYPES[entity], external_id=entity_id, reason="deleted")
+    return SaleRemoved(
+        tenant_id=tenant_id,
+        occurred_at=datetime.now(UTC),
+        source="quickbooks",
+        sale_type=SALE_TYPES[entity],
+        external_id=entity_id,
+        reason="deleted",
+    )
 
 
 def _spread(discount: Decimal, amounts: list[Decimal], gross: Decimal) -> list[Decimal]:

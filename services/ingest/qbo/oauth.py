@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import aiohttp
 import asyncpg
@@ -43,27 +43,35 @@ class OAuthClient:
         return {"Accept": "application/json", "Authorization": basic}
 
     async def _token_call(self, form: dict) -> Tokens:
-        async with self.session.post(self.settings.qbo_oauth_token_url, data=form,
-                                     headers=self._headers()) as response:
+        async with self.session.post(self.settings.qbo_oauth_token_url, data=form, headers=self._headers()) as response:
             body = await response.json(content_type=None)
             if response.status == 400 and body.get("error") == "invalid_grant":
                 raise ReconnectRequired("invalid_grant")
             if response.status != 200:
-                raise aiohttp.ClientResponseError(response.request_info, (), status=response.status,
-                                                  message=f"token endpoint: {body.get('error', response.status)}")
-        return Tokens(body["access_token"], body["refresh_token"],
-                      datetime.now(timezone.utc) + timedelta(seconds=int(body.get("expires_in", 3600))))
+                raise aiohttp.ClientResponseError(
+                    response.request_info,
+                    (),
+                    status=response.status,
+                    message=f"token endpoint: {body.get('error', response.status)}",
+                )
+        return Tokens(
+            body["access_token"],
+            body["refresh_token"],
+            datetime.now(UTC) + timedelta(seconds=int(body.get("expires_in", 3600))),
+        )
 
     async def exchange_code(self, code: str) -> Tokens:
-        return await self._token_call({"grant_type": "authorization_code", "code": code,
-                                       "redirect_uri": self.settings.qbo_redirect_uri})
+        return await self._token_call(
+            {"grant_type": "authorization_code", "code": code, "redirect_uri": self.settings.qbo_redirect_uri}
+        )
 
     async def refresh(self, refresh_token: str) -> Tokens:
         return await self._token_call({"grant_type": "refresh_token", "refresh_token": refresh_token})
 
     async def revoke(self, token: str) -> None:
-        async with self.session.post(self.settings.qbo_oauth_revoke_url, json={"token": token},
-                                     headers=self._headers()) as response:
+        async with self.session.post(
+            self.settings.qbo_oauth_revoke_url, json={"token": token}, headers=self._headers()
+        ) as response:
             if response.status >= 400:
                 log.warning("qbo.oauth.revoke_failed", status=response.status)
 
@@ -81,14 +89,18 @@ class TokenStore:
     async def save(self, conn: asyncpg.Connection, realm_id: str, tenant_id, tokens: Tokens) -> bool:
         """Link a realm to a tenant with fresh tokens; False if the realm belongs to another tenant."""
         linked = await QboRepository(conn).upsert_connection(
-            realm_id, tenant_id, self.cipher.encrypt(tokens.access_token, realm_id),
-            self.cipher.encrypt(tokens.refresh_token, realm_id), tokens.expires_at)
+            realm_id,
+            tenant_id,
+            self.cipher.encrypt(tokens.access_token, realm_id),
+            self.cipher.encrypt(tokens.refresh_token, realm_id),
+            tokens.expires_at,
+        )
         self._cache.pop(realm_id, None)
         return linked
 
     async def access_token(self, realm_id: str) -> str:
         cached = self._cache.get(realm_id)
-        if cached and cached[1] - EARLY > datetime.now(timezone.utc):
+        if cached and cached[1] - EARLY > datetime.now(UTC):
             return cached[0]
         return await self.refresh(realm_id, stale=cached[0] if cached else None, only_if_expired=True)
 
@@ -106,7 +118,7 @@ class TokenStore:
             if row is None or row["status"] != "connected":
                 raise ReconnectRequired(f"realm {realm_id} is not connected")
             current = self.cipher.decrypt(row["access_token"], realm_id)
-            fresh_enough = row["access_expires_at"] - EARLY > datetime.now(timezone.utc)
+            fresh_enough = row["access_expires_at"] - EARLY > datetime.now(UTC)
             if fresh_enough and (only_if_expired or current != stale):
                 self._cache[realm_id] = (current, row["access_expires_at"])
                 return current
@@ -116,8 +128,12 @@ class TokenStore:
                 await repo.set_status(realm_id, "reconnect_required")
                 log.error("qbo.oauth.reconnect_required", realm=realm_id)
                 raise
-            await repo.store_tokens(realm_id, self.cipher.encrypt(tokens.access_token, realm_id),
-                                    self.cipher.encrypt(tokens.refresh_token, realm_id), tokens.expires_at)
+            await repo.store_tokens(
+                realm_id,
+                self.cipher.encrypt(tokens.access_token, realm_id),
+                self.cipher.encrypt(tokens.refresh_token, realm_id),
+                tokens.expires_at,
+            )
             log.info("qbo.oauth.refreshed", realm=realm_id)
             self._cache[realm_id] = (tokens.access_token, tokens.expires_at)
             return tokens.access_token

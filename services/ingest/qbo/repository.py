@@ -94,7 +94,9 @@ ON CONFLICT (realm_id, item_id) DO UPDATE SET name = EXCLUDED.name, sku = EXCLUD
     fully_qualified_name = EXCLUDED.fully_qualified_name,
     active = EXCLUDED.active, sync_token = EXCLUDED.sync_token,
     merged_into = coalesce(EXCLUDED.merged_into, qbo_items.merged_into), updated_at = now()"""
-MERGE_ITEM = "UPDATE qbo_items SET merged_into = $3, active = false, updated_at = now() WHERE realm_id = $1 AND item_id = $2"
+MERGE_ITEM = (
+    "UPDATE qbo_items SET merged_into = $3, active = false, updated_at = now() WHERE realm_id = $1 AND item_id = $2"
+)
 CATALOG = "SELECT sku, name, qbo_item_id FROM catalog_products WHERE tenant_id = $1"
 REALMS_OF_TENANT = "SELECT realm_id FROM qbo_connections WHERE tenant_id = $1 AND status = 'connected'"
 
@@ -103,15 +105,22 @@ class QboRepository:
     def __init__(self, conn: asyncpg.Connection):
         self.conn = conn
 
-    async def store_delivery(self, content_type: str | None, body: bytes, parse_error: str | None,
-                             notifications: Sequence[Notification]) -> list[asyncpg.Record]:
+    async def store_delivery(
+        self, content_type: str | None, body: bytes, parse_error: str | None, notifications: Sequence[Notification]
+    ) -> list[asyncpg.Record]:
         """Store the delivery (once per distinct body; a repeat bumps received_count) and its
         notifications (new ones only); returns the new notifications' (realm_id, status)."""
         delivery_id = await self.conn.fetchval(INSERT_DELIVERY, content_type, body, parse_error)
         if not notifications:
             return []
-        cols = list(zip(*[(n.dedupe_key, n.realm_id, n.entity, n.entity_id, n.operation, n.deleted_id,
-                           n.occurred_at) for n in notifications]))
+        cols = list(
+            zip(
+                *[
+                    (n.dedupe_key, n.realm_id, n.entity, n.entity_id, n.operation, n.deleted_id, n.occurred_at)
+                    for n in notifications
+                ]
+            )
+        )
         return await self.conn.fetch(INSERT_NOTIFICATIONS, delivery_id, *map(list, cols))
 
     async def connection(self, realm_id: str, lock: bool = False) -> asyncpg.Record | None:
@@ -166,11 +175,33 @@ class QboRepository:
         await self.conn.execute(ENSURE_ENTITY, realm_id, entity, entity_id)
         return await self.conn.fetchrow(LOCK_ENTITY, realm_id, entity, entity_id)
 
-    async def store_entity(self, realm_id, entity, entity_id, sync_token, remap_seq, deleted, body, item_ids,
-                           last_updated, voided: bool = False) -> None:
+    async def store_entity(
+        self,
+        realm_id,
+        entity,
+        entity_id,
+        sync_token,
+        remap_seq,
+        deleted,
+        body,
+        item_ids,
+        last_updated,
+        voided: bool = False,
+    ) -> None:
         """``voided`` only ever turns the entity's void flag on (a void is terminal)."""
-        await self.conn.execute(STORE_ENTITY, realm_id, entity, entity_id, sync_token, remap_seq, deleted, body,
-                                item_ids, last_updated, voided)
+        await self.conn.execute(
+            STORE_ENTITY,
+            realm_id,
+            entity,
+            entity_id,
+            sync_token,
+            remap_seq,
+            deleted,
+            body,
+            item_ids,
+            last_updated,
+            voided,
+        )
 
     async def sales_with_items(self, realm_id: str, item_ids: Sequence[str]) -> list[asyncpg.Record]:
         return await self.conn.fetch(SALES_WITH_ITEMS, realm_id, list(item_ids))
@@ -178,10 +209,12 @@ class QboRepository:
     async def items(self, realm_id: str) -> list[asyncpg.Record]:
         return await self.conn.fetch(ITEMS, realm_id)
 
-    async def upsert_item(self, realm_id, item_id, name, sku, item_type, active, sync_token, merged_into=None,
-                          fully_qualified_name=None) -> None:
-        await self.conn.execute(UPSERT_ITEM, realm_id, item_id, name, sku, item_type, active, sync_token, merged_into,
-                                fully_qualified_name)
+    async def upsert_item(
+        self, realm_id, item_id, name, sku, item_type, active, sync_token, merged_into=None, fully_qualified_name=None
+    ) -> None:
+        await self.conn.execute(
+            UPSERT_ITEM, realm_id, item_id, name, sku, item_type, active, sync_token, merged_into, fully_qualified_name
+        )
 
     async def merge_item(self, realm_id: str, item_id: str, into: str) -> None:
         await self.conn.execute(MERGE_ITEM, realm_id, item_id, into)

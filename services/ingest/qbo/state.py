@@ -64,14 +64,18 @@ def _mac(secret: bytes, payload: str) -> str:
     return _b64(hmac.new(secret, b"qbo-connect-state\x00" + payload.encode(), hashlib.sha256).digest())
 
 
-def make_state(tenant_id: uuid.UUID, nonce: str, browser_hash: bytes, secret: bytes,
-               expires_at: int | None = None) -> str:
+def make_state(
+    tenant_id: uuid.UUID, nonce: str, browser_hash: bytes, secret: bytes, expires_at: int | None = None
+) -> str:
     """The signed state; ``secret`` is ``shared.secrets.state_secret(OAUTH_STATE_SECRET)``."""
     if not isinstance(secret, bytes) or not secret:
         raise TypeError("the state secret is required (bytes)")
     expires = int(time.time()) + TTL if expires_at is None else expires_at
-    payload = _b64(json.dumps({"t": str(tenant_id), "n": nonce, "e": expires, "b": _b64(browser_hash)},
-                              separators=(",", ":")).encode())
+    payload = _b64(
+        json.dumps(
+            {"t": str(tenant_id), "n": nonce, "e": expires, "b": _b64(browser_hash)}, separators=(",", ":")
+        ).encode()
+    )
     return f"{payload}.{_mac(secret, payload)}"
 
 

@@ -8,7 +8,7 @@ endpoint completes it) from a stored watermark."""
 from __future__ import annotations
 
 import uuid
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import asyncpg
 
@@ -35,9 +35,10 @@ def _mapping_lock(tenant_id) -> str:
 async def load_mapper(conn: asyncpg.Connection, tenant_id, realm_id: str) -> ItemMapper:
     repo = QboRepository(conn)
     products = [Product(r["sku"], r["name"], r["qbo_item_id"]) for r in await repo.catalog(tenant_id)]
-    items = {r["item_id"]: Item(r["item_id"], r["name"], r["sku"], r["type"], r["merged_into"],
-                                r["fully_qualified_name"])
-             for r in await repo.items(realm_id)}
+    items = {
+        r["item_id"]: Item(r["item_id"], r["name"], r["sku"], r["type"], r["merged_into"], r["fully_qualified_name"])
+        for r in await repo.items(realm_id)
+    }
     return ItemMapper(products, items)
 
 
@@ -48,8 +49,15 @@ async def lock_mapping(conn: asyncpg.Connection, tenant_id, exclusive: bool) -> 
     await conn.execute(f"SELECT {fn}(hashtextextended($1, 0))", _mapping_lock(tenant_id))
 
 
-async def apply_sale(conn: asyncpg.Connection, tenant_id: uuid.UUID, realm_id: str, entity: str, entity_id: str,
-                     body: dict | None, operation: str | None = None) -> list[str]:
+async def apply_sale(
+    conn: asyncpg.Connection,
+    tenant_id: uuid.UUID,
+    realm_id: str,
+    entity: str,
+    entity_id: str,
+    body: dict | None,
+    operation: str | None = None,
+) -> list[str]:
     """Turn one sales entity (None: deleted) into its event, if newer. Call in a transaction.
 
     A void is terminal and does not depend on the read-back: ``operation == "Void"`` (a
@@ -62,8 +70,17 @@ async def apply_sale(conn: asyncpg.Connection, tenant_id: uuid.UUID, realm_id: s
     if state["deleted"]:
         return []
     if body is None:
-        await repo.store_entity(realm_id, entity, entity_id, state["sync_token"], state["remap_seq"], True,
-                                state["body"], state["item_ids"], datetime.now(timezone.utc))
+        await repo.store_entity(
+            realm_id,
+            entity,
+            entity_id,
+            state["sync_token"],
+            state["remap_seq"],
+            True,
+            state["body"],
+            state["item_ids"],
+            datetime.now(UTC),
+        )
         return await _emit(conn, tenant_id, normalize.removed(tenant_id, entity, entity_id))
     token = int(body.get("SyncToken", 0))
     voided = state["voided"] or normalize.is_voided(body, operation)
@@ -71,14 +88,39 @@ async def apply_sale(conn: asyncpg.Connection, tenant_id: uuid.UUID, realm_id: s
         if not voided or state["voided"]:
             return []
         # A Void whose read-back is not newer (stale): the void still stands.
-        await repo.store_entity(realm_id, entity, entity_id, state["sync_token"], state["remap_seq"], False,
-                                state["body"], state["item_ids"], state["last_updated"], voided=True)
-        return await _emit(conn, tenant_id, normalize.to_event(
-            tenant_id, entity, state["body"] or body, ItemMapper([], {}), state["remap_seq"], "Void"))
+        await repo.store_entity(
+            realm_id,
+            entity,
+            entity_id,
+            state["sync_token"],
+            state["remap_seq"],
+            False,
+            state["body"],
+            state["item_ids"],
+            state["last_updated"],
+            voided=True,
+        )
+        return await _emit(
+            conn,
+            tenant_id,
+            normalize.to_event(
+                tenant_id, entity, state["body"] or body, ItemMapper([], {}), state["remap_seq"], "Void"
+            ),
+        )
     mapper = await load_mapper(conn, tenant_id, realm_id)
     event = normalize.to_event(tenant_id, entity, body, mapper, 0, "Void" if voided else None)
-    await repo.store_entity(realm_id, entity, entity_id, token, 0, False, body, normalize.item_ids(body),
-                            parse_time((body.get("MetaData") or {}).get("LastUpdatedTime")), voided=voided)
+    await repo.store_entity(
+        realm_id,
+        entity,
+        entity_id,
+        token,
+        0,
+        False,
+        body,
+        normalize.item_ids(body),
+        parse_time((body.get("MetaData") or {}).get("LastUpdatedTime")),
+        voided=voided,
+    )
     ids = []
     if event.event_type == "sale.removed" and state["sync_token"] is None:
         # First seen already voided: record what QuickBooks keeps of it (date, number, customer), then the void.
@@ -86,27 +128,46 @@ async def apply_sale(conn: asyncpg.Connection, tenant_id: uuid.UUID, realm_id: s
     return ids + await _emit(conn, tenant_id, event)
 
 
-async def apply_item(conn: asyncpg.Connection, tenant_id, realm_id: str, item: dict | None, item_id: str,
-                     merged_into: str | None = None) -> list[str]:
+async def apply_item(
+    conn: asyncpg.Connection, tenant_id, realm_id: str, item: dict | None, item_id: str, merged_into: str | None = None
+) -> list[str]:
     """Keep the item cache current; re-emit the sales whose mapping it changes."""
     await lock_mapping(conn, tenant_id, exclusive=True)
     before = await load_mapper(conn, tenant_id, realm_id)
     repo = QboRepository(conn)
     if item is not None:
-        await repo.upsert_item(realm_id, str(item["Id"]), item.get("Name"), item.get("Sku"), item.get("Type"),
-                               bool(item.get("Active", True)), int(item.get("SyncToken", 0)),
-                               fully_qualified_name=item.get("FullyQualifiedName"))
+        await repo.upsert_item(
+            realm_id,
+            str(item["Id"]),
+            item.get("Name"),
+            item.get("Sku"),
+            item.get("Type"),
+            bool(item.get("Active", True)),
+            int(item.get("SyncToken", 0)),
+            fully_qualified_name=item.get("FullyQualifiedName"),
+        )
     if merged_into:
         await repo.merge_item(realm_id, item_id, merged_into)
-    return await remap(conn, tenant_id, realm_id, before, await load_mapper(conn, tenant_id, realm_id),
-                       extra_items={item_id})
+    return await remap(
+        conn, tenant_id, realm_id, before, await load_mapper(conn, tenant_id, realm_id), extra_items={item_id}
+    )
 
 
-async def remap(conn: asyncpg.Connection, tenant_id, realm_id: str, before: ItemMapper, after: ItemMapper,
-                extra_items: set[str] = frozenset()) -> list[str]:
+async def remap(
+    conn: asyncpg.Connection,
+    tenant_id,
+    realm_id: str,
+    before: ItemMapper,
+    after: ItemMapper,
+    extra_items: set[str] = frozenset(),
+) -> list[str]:
     """Re-emit every sale that names an item whose mapping differs between the two mappers."""
-    candidates = set(before.items) | set(after.items) | set(extra_items) | {
-        i for m in (before, after) for i in m.mapped_item_ids()}
+    candidates = (
+        set(before.items)
+        | set(after.items)
+        | set(extra_items)
+        | {i for m in (before, after) for i in m.mapped_item_ids()}
+    )
     changed = sorted(i for i in candidates if before.map(i) != after.map(i))
     if not changed:
         return []
@@ -117,10 +178,20 @@ async def remap(conn: asyncpg.Connection, tenant_id, realm_id: str, before: Item
         if state["deleted"] or state["body"] is None:
             continue
         seq = state["remap_seq"] + 1
-        event = normalize.to_event(tenant_id, row["entity"], state["body"], after, seq,
-                                   "Void" if state["voided"] else None)
-        await repo.store_entity(realm_id, row["entity"], row["entity_id"], state["sync_token"], seq, False,
-                                state["body"], state["item_ids"], state["last_updated"])
+        event = normalize.to_event(
+            tenant_id, row["entity"], state["body"], after, seq, "Void" if state["voided"] else None
+        )
+        await repo.store_entity(
+            realm_id,
+            row["entity"],
+            row["entity_id"],
+            state["sync_token"],
+            seq,
+            False,
+            state["body"],
+            state["item_ids"],
+            state["last_updated"],
+        )
         event_ids += await _emit(conn, tenant_id, event)
     log.info("qbo.remapped", realm=realm_id, items=changed, sales=len(event_ids))
     return event_ids
@@ -160,8 +231,9 @@ class CatchUp:
         self.client = client
         self.initial_days = initial_days
 
-    async def run(self, realm_id: str, tenant_id, since: datetime | None = None,
-                  voids: set[tuple[str, str]] = frozenset()) -> int:
+    async def run(
+        self, realm_id: str, tenant_id, since: datetime | None = None, voids: set[tuple[str, str]] = frozenset()
+    ) -> int:
         """Catch the realm up; the watermark moves only when everything was read and applied.
         A failure (QuickBooks unreachable, a Fault, even one answered with HTTP 200) is
         recorded on the connection (last_error, last_error_at, sync_failures) and raised.
@@ -172,17 +244,20 @@ class CatchUp:
             try:
                 async with tenant_transaction(self.pool, tenant_id) as conn:
                     await QboRepository(conn).sync_failed(realm_id, f"{type(exc).__name__}: {exc}")
-            except Exception:  # noqa: BLE001 - the original failure is the one to report
+            except Exception:
                 log.exception("qbo.sync_status.failed", realm=realm_id)
             raise
 
     async def _run(self, realm_id: str, tenant_id, since: datetime | None, voids) -> int:
-        now = datetime.now(timezone.utc)
+        now = datetime.now(UTC)
         if since is None:
             async with tenant_transaction(self.pool, tenant_id, readonly=True) as conn:
                 row = await QboRepository(conn).connection(realm_id)
-            since = (row["cdc_watermark"] - OVERLAP) if row and row["cdc_watermark"] else \
-                now - timedelta(days=self.initial_days)
+            since = (
+                (row["cdc_watermark"] - OVERLAP)
+                if row and row["cdc_watermark"]
+                else now - timedelta(days=self.initial_days)
+            )
         server_time = now
         if now - since < timedelta(days=30):
             changed, time_text = await self.client.cdc(realm_id, CDC_ENTITIES, since)
@@ -190,7 +265,9 @@ class CatchUp:
             if sum(len(v) for v in changed.values()) >= CDC_LIMIT:  # full: complete it with the query endpoint
                 log.info("qbo.cdc.full", realm=realm_id, since=since.isoformat())
                 for entity in CDC_ENTITIES:
-                    changed[entity] = _newest(changed[entity] + await self.client.query_changed(realm_id, entity, since))
+                    changed[entity] = _newest(
+                        changed[entity] + await self.client.query_changed(realm_id, entity, since)
+                    )
         else:  # beyond CDC's reach: the query endpoint (which does not report deletions)
             changed = {e: await self.client.query_changed(realm_id, e, since) for e in CDC_ENTITIES}
         count = await self.apply_changes(realm_id, tenant_id, changed, voids)
@@ -198,8 +275,9 @@ class CatchUp:
             await QboRepository(conn).advance_watermark(realm_id, server_time)
         return count
 
-    async def apply_changes(self, realm_id: str, tenant_id, changed: dict[str, list],
-                            voids: set[tuple[str, str]] = frozenset()) -> int:
+    async def apply_changes(
+        self, realm_id: str, tenant_id, changed: dict[str, list], voids: set[tuple[str, str]] = frozenset()
+    ) -> int:
         """Items first (so the mapping is current), then sales; CDC's deleted stubs become deletions."""
         count = 0
         for entity in CDC_ENTITIES:
@@ -209,9 +287,15 @@ class CatchUp:
                     if entity == "Item":
                         ids = await apply_item(conn, tenant_id, realm_id, None if deleted else body, str(body["Id"]))
                     else:
-                        ids = await apply_sale(conn, tenant_id, realm_id, entity, str(body["Id"]),
-                                               None if deleted else body,
-                                               "Void" if (entity, str(body["Id"])) in voids else None)
+                        ids = await apply_sale(
+                            conn,
+                            tenant_id,
+                            realm_id,
+                            entity,
+                            str(body["Id"]),
+                            None if deleted else body,
+                            "Void" if (entity, str(body["Id"])) in voids else None,
+                        )
                 count += len(ids)
         return count
 

@@ -23,8 +23,11 @@ from shared.web import POOL, ApiError, json_response
 log = get_logger("qbo.webhook")
 routes = web.RouteTableDef()
 WEBHOOKS = Counter("qbo_webhook_deliveries_total", "Webhook deliveries by outcome", ["outcome"])
-REJECTED = Counter("qbo_webhook_elements_rejected_total",
-                   "Unreadable elements of signed webhook deliveries (kept in qbo_deliveries.parse_error)", ["format"])
+REJECTED = Counter(
+    "qbo_webhook_elements_rejected_total",
+    "Unreadable elements of signed webhook deliveries (kept in qbo_deliveries.parse_error)",
+    ["format"],
+)
 
 
 @routes.post("/webhooks/quickbooks")
@@ -36,13 +39,19 @@ async def webhook(request: web.Request) -> web.Response:
     delivery = read_delivery(body)
     notifications = delivery.notifications
     async with request.app[POOL].acquire() as conn, conn.transaction():
-        stored = await QboRepository(conn).store_delivery(request.content_type, body, delivery.parse_error(),
-                                                          notifications)
+        stored = await QboRepository(conn).store_delivery(
+            request.content_type, body, delivery.parse_error(), notifications
+        )
     if delivery.rejected:
         REJECTED.labels(delivery.format).inc(len(delivery.rejected))
         WEBHOOKS.labels("partial" if notifications else "unparseable").inc()
-        log.error("qbo.webhook.unreadable_elements", rejected=len(delivery.rejected), received=len(notifications),
-                  errors=[f"{r.element}: {r.reason}" for r in delivery.rejected[:5]], size=len(body))
+        log.error(
+            "qbo.webhook.unreadable_elements",
+            rejected=len(delivery.rejected),
+            received=len(notifications),
+            errors=[f"{r.element}: {r.reason}" for r in delivery.rejected[:5]],
+            size=len(body),
+        )
     else:
         WEBHOOKS.labels("stored").inc()
     for row in stored:

@@ -34,8 +34,15 @@ CATCH_UPS = Counter("qbo_catch_ups_total", "Catch-ups (CDC) by outcome", ["outco
 
 
 class NotificationWorker:
-    def __init__(self, pool: asyncpg.Pool, client: QboClient, catch_up: CatchUp, coalesce_threshold: int,
-                 cdc_interval: float, on_events=lambda: None):
+    def __init__(
+        self,
+        pool: asyncpg.Pool,
+        client: QboClient,
+        catch_up: CatchUp,
+        coalesce_threshold: int,
+        cdc_interval: float,
+        on_events=lambda: None,
+    ):
         self.pool = pool
         self.client = client
         self.catch_up = catch_up
@@ -70,8 +77,10 @@ class NotificationWorker:
             realms = await QboRepository(conn).pending_realms()
             connections = {r["realm_id"]: r for r in await QboRepository(conn).connected_realms()}
         BACKLOG.set(sum(r["n"] for r in realms))
-        results = await asyncio.gather(*(self.handle_realm(r["realm_id"], r["n"], connections.get(r["realm_id"]))
-                                         for r in realms), return_exceptions=True)
+        results = await asyncio.gather(
+            *(self.handle_realm(r["realm_id"], r["n"], connections.get(r["realm_id"])) for r in realms),
+            return_exceptions=True,
+        )
         failures = 0
         for realm, result in zip(realms, results):
             if isinstance(result, Exception):
@@ -80,8 +89,11 @@ class NotificationWorker:
         now = time.monotonic()
         due = now - self._last_catch_up >= self.cdc_interval
         backing_off = {realm for realm, at in self._retry_at.items() if at > now}
-        wanted = {realm for realm, c in connections.items()
-                  if (due or c["cdc_watermark"] is None) and realm not in backing_off}
+        wanted = {
+            realm
+            for realm, c in connections.items()
+            if (due or c["cdc_watermark"] is None) and realm not in backing_off
+        }
         wanted |= {realm for realm, at in self._retry_at.items() if at <= now} & connections.keys()
         wanted |= self._sync_requests & connections.keys()
         self._sync_requests -= wanted
@@ -98,7 +110,7 @@ class NotificationWorker:
             CATCH_UPS.labels("reconnect_required").inc()
             log.error("qbo.catch_up.reconnect_required", realm=realm_id)
             return
-        except Exception:  # noqa: BLE001 - retried with backoff
+        except Exception:
             CATCH_UPS.labels("failed").inc()
             backoff = self._backoffs.setdefault(realm_id, Backoff(RETRY_BASE, self.cdc_interval))
             delay = backoff.next_delay()
@@ -115,7 +127,8 @@ class NotificationWorker:
     async def handle_realm(self, realm_id: str, pending: int, connection) -> None:
         async with self.pool.acquire() as conn:
             claimed = await QboRepository(conn).claim(
-                realm_id, BATCH if pending > self.coalesce_threshold else self.coalesce_threshold)
+                realm_id, BATCH if pending > self.coalesce_threshold else self.coalesce_threshold
+            )
         if not claimed:
             return
         if connection is None:
@@ -124,11 +137,12 @@ class NotificationWorker:
             return
         tenant_id = connection["tenant_id"]
         try:
-            covered = await self._by_cdc(realm_id, tenant_id, claimed) if len(claimed) > self.coalesce_threshold \
-                else set()
+            covered = (
+                await self._by_cdc(realm_id, tenant_id, claimed) if len(claimed) > self.coalesce_threshold else set()
+            )
             await self._finish(sorted(covered))
             await self._by_reads(realm_id, tenant_id, [r for r in claimed if r["id"] not in covered])
-        except Exception as exc:  # noqa: BLE001 - reconnect needed or QuickBooks unreachable: try again later
+        except Exception as exc:
             await self._retry_later([r["id"] for r in claimed], f"{type(exc).__name__}: {exc}")
             raise
         HANDLED.labels("done").inc(len(claimed))
@@ -144,8 +158,11 @@ class NotificationWorker:
 
     async def _by_cdc(self, realm_id: str, tenant_id, claimed) -> set[int]:
         """One CDC call for a pile of notifications; returns the ids it covered."""
-        since = min(r["occurred_at"] for r in claimed if r["occurred_at"]) - timedelta(minutes=2) \
-            if any(r["occurred_at"] for r in claimed) else None
+        since = (
+            min(r["occurred_at"] for r in claimed if r["occurred_at"]) - timedelta(minutes=2)
+            if any(r["occurred_at"] for r in claimed)
+            else None
+        )
         voids = {(r["entity"], r["entity_id"]) for r in claimed if r["operation"] == "Void"}
         await self.catch_up.run(realm_id, tenant_id, since, voids)
         log.info("qbo.coalesced", realm=realm_id, notifications=len(claimed))
@@ -155,15 +172,21 @@ class NotificationWorker:
         by_entity = defaultdict(list)
         for r in claimed:
             by_entity[(r["entity"], r["entity_id"])].append(r)
-        results = await asyncio.gather(*(self._one(realm_id, tenant_id, entity, entity_id, rows)
-                                         for (entity, entity_id), rows in by_entity.items()), return_exceptions=True)
+        results = await asyncio.gather(
+            *(
+                self._one(realm_id, tenant_id, entity, entity_id, rows)
+                for (entity, entity_id), rows in by_entity.items()
+            ),
+            return_exceptions=True,
+        )
         for rows, result in zip(by_entity.values(), results):
             ids = [r["id"] for r in rows]
             if isinstance(result, ReconnectRequired):
                 raise result
             if isinstance(result, Exception):
-                log.warning("qbo.notification.retry", entity=rows[0]["entity"], id=rows[0]["entity_id"],
-                            error=str(result))
+                log.warning(
+                    "qbo.notification.retry", entity=rows[0]["entity"], id=rows[0]["entity_id"], error=str(result)
+                )
                 await self._retry_later(ids, f"{type(result).__name__}: {result}")
             else:
                 await self._finish(ids, result)
@@ -174,8 +197,9 @@ class NotificationWorker:
         if entity in SALES_ENTITIES:
             body = None if "Delete" in operations else await self.client.read(realm_id, entity, entity_id)
             async with tenant_transaction(self.pool, tenant_id) as conn:
-                await apply_sale(conn, tenant_id, realm_id, entity, entity_id, body,
-                                 "Void" if "Void" in operations else None)
+                await apply_sale(
+                    conn, tenant_id, realm_id, entity, entity_id, body, "Void" if "Void" in operations else None
+                )
             return "done"
         if entity == "Item":
             merged = next((r["deleted_id"] for r in rows if r["operation"] == "Merge" and r["deleted_id"]), None)

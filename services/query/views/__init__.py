@@ -16,13 +16,29 @@ from services.query.views.events import event_status
 from services.query.views.products import Stock, product_margins, product_stock
 from services.query.views.sale_detail import SaleDetail, sale_detail
 from services.query.views.sales_list import (
-    SORT_KEYS, SalesQuery, Statement, direct_summary_sql, sales_list_statement, sales_page_sql,
+    SORT_KEYS,
+    SalesQuery,
+    Statement,
+    direct_summary_sql,
+    sales_list_statement,
+    sales_page_sql,
     sales_summary_statement,
 )
 from services.query.views.shortages import shortages
 
 __all__ = [
-    "SORT_KEYS", "SaleDetail", "SalesQuery", "Statement", "Stock", "direct_summary_sql", "event_status",
-    "product_margins", "product_stock", "sale_detail", "sales_list_statement", "sales_page_sql",
-    "sales_summary_statement", "shortages",
+    "SORT_KEYS",
+    "SaleDetail",
+    "SalesQuery",
+    "Statement",
+    "Stock",
+    "direct_summary_sql",
+    "event_status",
+    "product_margins",
+    "product_stock",
+    "sale_detail",
+    "sales_list_statement",
+    "sales_page_sql",
+    "sales_summary_statement",
+    "shortages",
 ]

@@ -11,8 +11,10 @@ import asyncpg
 
 from services.query import summaries
 
-async def product_margins(conn: asyncpg.Connection, tenant_id: uuid.UUID, first: date | None, last: date | None
-                          ) -> list[asyncpg.Record]:
+
+async def product_margins(
+    conn: asyncpg.Connection, tenant_id: uuid.UUID, first: date | None, last: date | None
+) -> list[asyncpg.Record]:
     sql, args = summaries.product_margins(tenant_id, first, last)
     return await conn.fetch(sql, *args)
 
@@ -48,6 +50,10 @@ async def product_stock(conn: asyncpg.Connection, tenant_id: uuid.UUID, sku: str
         if catalog is None:
             return None
         return Stock(catalog["sku"], catalog["name"], Decimal(0), [], Decimal(0))
-    return Stock(product["sku"], product["name"], product["wac"],
-                 await conn.fetch(PRODUCT_LOTS, tenant_id, product["id"]),
-                 await conn.fetchval(OPEN_SHORTAGE, tenant_id, product["id"]))
+    return Stock(
+        product["sku"],
+        product["name"],
+        product["wac"],
+        await conn.fetch(PRODUCT_LOTS, tenant_id, product["id"]),
+        await conn.fetchval(OPEN_SHORTAGE, tenant_id, product["id"]),
+    )

@@ -50,7 +50,10 @@ async def sale_detail(conn: asyncpg.Connection, tenant_id: uuid.UUID, sale_id: i
     sale = await conn.fetchrow(SALE, tenant_id, sale_id)
     if sale is None:
         return None
-    return SaleDetail(sale, await conn.fetch(SALE_LINES, tenant_id, sale_id),
-                      await conn.fetch(SALE_ALLOCATIONS, tenant_id, sale_id),
-                      await conn.fetch(SALE_VERSIONS, tenant_id, sale_id),
-                      await conn.fetch(SALE_COST_REVISIONS, tenant_id, sale_id))
+    return SaleDetail(
+        sale,
+        await conn.fetch(SALE_LINES, tenant_id, sale_id),
+        await conn.fetch(SALE_ALLOCATIONS, tenant_id, sale_id),
+        await conn.fetch(SALE_VERSIONS, tenant_id, sale_id),
+        await conn.fetch(SALE_COST_REVISIONS, tenant_id, sale_id),
+    )

@@ -29,8 +29,10 @@ MARGIN_PCT = "CASE WHEN s.revenue <> 0 THEN (s.revenue - s.cost) * 100 / s.reven
 
 def _margin_pct_key(t: str) -> str:
     """Margin % of the row ``t``; no revenue sorts lowest."""
-    return (f"coalesce(CASE WHEN {t}.revenue <> 0 THEN ({t}.revenue - {t}.cost) * 100 / {t}.revenue END, "
-            "'-Infinity'::numeric)")
+    return (
+        f"coalesce(CASE WHEN {t}.revenue <> 0 THEN ({t}.revenue - {t}.cost) * 100 / {t}.revenue END, "
+        "'-Infinity'::numeric)"
+    )
 
 
 @dataclass(frozen=True)
@@ -64,16 +66,20 @@ SALE_FILTERS: dict[str, str] = {
     # The names that match come from the customer_names rollup (every customer of the tenant),
     # so sales are found by name equality, an index condition under row-level security
     # (ILIKE is not leak-proof: on sales it could only filter).
-    "customer": ("s.customer ILIKE ${n}::text AND s.customer IN ("
-                 "SELECT t.customer FROM customer_names t WHERE t.tenant_id = $1 AND t.customer ILIKE ${n}::text"
-                 " UNION SELECT t.customer FROM customer_totals_delta t"
-                 " WHERE t.tenant_id = $1 AND t.customer ILIKE ${n}::text)"),
+    "customer": (
+        "s.customer ILIKE ${n}::text AND s.customer IN ("
+        "SELECT t.customer FROM customer_names t WHERE t.tenant_id = $1 AND t.customer ILIKE ${n}::text"
+        " UNION SELECT t.customer FROM customer_totals_delta t"
+        " WHERE t.tenant_id = $1 AND t.customer ILIKE ${n}::text)"
+    ),
     "status": "s.status = ${n}::text",
     "type": "s.type = ${n}::text",
     "source": "s.source = ${n}::text",
     "external_id": "s.external_id = ${n}::text",
-    "sku": ("EXISTS (SELECT 1 FROM sale_lines l WHERE l.tenant_id = s.tenant_id AND l.sku = ${n}::text"
-            " AND l.sale_id = s.id)"),
+    "sku": (
+        "EXISTS (SELECT 1 FROM sale_lines l WHERE l.tenant_id = s.tenant_id AND l.sku = ${n}::text"
+        " AND l.sale_id = s.id)"
+    ),
     "shortage": "s.has_shortage = ${n}::boolean",
     "min_margin_pct": f"{MARGIN_PCT} >= ${{n}}::numeric",
     "max_margin_pct": f"{MARGIN_PCT} <= ${{n}}::numeric",
@@ -190,6 +196,7 @@ SELECT count(*) AS count, coalesce(sum(s.revenue), 0) AS revenue, coalesce(sum(s
 FROM sales s
 WHERE {where}"""
 
+
 def _where(filters: tuple[str, ...], skip: str | None = None) -> tuple[list[str], int]:
     """``s.tenant_id = $1`` and the fragments of ``filters`` (but ``skip``) numbered from $2."""
     clauses = ["s.tenant_id = $1"]
@@ -219,18 +226,35 @@ def sales_page_sql(filters: tuple[str, ...], sort: str, order: str, after: bool)
         folded_clauses.append(f"({key.folded}, k.sale_id) {cursor}")
         n += 2
     if by_name:
-        return CUSTOMER_PAGE.format(columns=SALE_COLUMNS, key=key.expression, where="\n      AND ".join(clauses),
-                                    direction=direction, limit=n, customer=filters.index("customer") + 2)
+        return CUSTOMER_PAGE.format(
+            columns=SALE_COLUMNS,
+            key=key.expression,
+            where="\n      AND ".join(clauses),
+            direction=direction,
+            limit=n,
+            customer=filters.index("customer") + 2,
+        )
     if _sku_by_date(filters, sort):
-        return SKU_DATE_PAGE.format(columns=SALE_COLUMNS, key=key.expression, where="\n         AND ".join(clauses),
-                                    direction=direction, limit=n)
+        return SKU_DATE_PAGE.format(
+            columns=SALE_COLUMNS,
+            key=key.expression,
+            where="\n         AND ".join(clauses),
+            direction=direction,
+            limit=n,
+        )
     if key.folded:
-        return FOLDED_KEY_PAGE.format(columns=SALE_COLUMNS, key=key.expression, folded=key.folded,
-                                      where="\n         AND ".join(clauses),
-                                      where_folded="\n         AND ".join(folded_clauses),
-                                      direction=direction, limit=n)
-    return SALES_PAGE.format(columns=SALE_COLUMNS, key=key.expression, where="\n  AND ".join(clauses),
-                             direction=direction, limit=n)
+        return FOLDED_KEY_PAGE.format(
+            columns=SALE_COLUMNS,
+            key=key.expression,
+            folded=key.folded,
+            where="\n         AND ".join(clauses),
+            where_folded="\n         AND ".join(folded_clauses),
+            direction=direction,
+            limit=n,
+        )
+    return SALES_PAGE.format(
+        columns=SALE_COLUMNS, key=key.expression, where="\n  AND ".join(clauses), direction=direction, limit=n
+    )
 
 
 @lru_cache(maxsize=1024)
@@ -287,8 +311,9 @@ def sales_list_statement(tenant_id: uuid.UUID, q: SalesQuery) -> Statement:
     # their customer_totals; by date with a sku, SKU_DATE_PAGE chooses its branch as it
     # runs and the summary reads sku_totals; by a folded key with no filter, the page
     # walks that key's index and the summary is the all-time rollup.
-    generic = (q.sort == "date" and (set(names) <= {"from", "to"} or names in (("customer",), ("sku",)))) \
-        or (not names and SORT_KEYS[q.sort].folded)
+    generic = (q.sort == "date" and (set(names) <= {"from", "to"} or names in (("customer",), ("sku",)))) or (
+        not names and SORT_KEYS[q.sort].folded
+    )
     return Statement(sql, params.values, generic=bool(generic))
 
 

@@ -21,11 +21,13 @@ ORDER BY {SHORTAGE_COLUMNS}
 LIMIT $2"""
 SHORTAGES_FIRST = _SHORTAGES.format(after="")
 SHORTAGES_AFTER = _SHORTAGES.format(
-    after=f"AND {SHORTAGE_KEY} > ($3::date, $4::timestamptz, $5::text, $6::text, $7::text, $8::int)")
+    after=f"AND {SHORTAGE_KEY} > ($3::date, $4::timestamptz, $5::text, $6::text, $7::text, $8::int)"
+)
 
 
-async def shortages(conn: asyncpg.Connection, tenant_id: uuid.UUID, limit: int, after: tuple | None
-                    ) -> list[asyncpg.Record]:
+async def shortages(
+    conn: asyncpg.Connection, tenant_id: uuid.UUID, limit: int, after: tuple | None
+) -> list[asyncpg.Record]:
     """``limit + 1`` rows at most, oldest first in demand order, after the key ``after``."""
     if after is None:
         return await conn.fetch(SHORTAGES_FIRST, tenant_id, limit + 1)

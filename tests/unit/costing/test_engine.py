@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import ast
 import uuid
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 from decimal import Decimal as D
 from pathlib import Path
 
@@ -16,7 +16,7 @@ from services.costing import fifo, recost
 from services.costing.flags import FLAG_RULES, flags_sql, line_flags
 from services.costing.order import DEMAND_ORDER, demand_columns, demand_key_of, demand_params, supply_key
 
-T = datetime(2026, 1, 1, tzinfo=timezone.utc)
+T = datetime(2026, 1, 1, tzinfo=UTC)
 
 
 def cost_all(lots: list[tuple[str, D, D]], lines: list[tuple[str, D]], standard_cost: D | None = None):
@@ -34,8 +34,12 @@ def cost_all(lots: list[tuple[str, D, D]], lines: list[tuple[str, D]], standard_
     for i, (name, _) in enumerate(lines):
         res = results[i]
         cost, _ = fifo.line_cost(((a.quantity, lots[a.lot_id][2]) for a in res.allocations), res.shortage, wac)
-        out[name] = (cost, res.shortage, {lots[a.lot_id][0]: a.quantity for a in res.allocations},
-                     line_flags("inventory", res.shortage, has_basis, False, True))
+        out[name] = (
+            cost,
+            res.shortage,
+            {lots[a.lot_id][0]: a.quantity for a in res.allocations},
+            line_flags("inventory", res.shortage, has_basis, False, True),
+        )
     return out, wac
 
 
@@ -91,16 +95,18 @@ class TestRules:
         assert fifo.wac(D(4), D(10), D(99)) == (D("2.5"), True)
 
     def test_fractional_quantities(self):
-        lines, _ = cost_all([("L", D("1.5"), D("2.00")), ("M", D("0.25"), D("4.00"))],
-                            [("X", D("0.75")), ("Y", D("1.1"))])
+        lines, _ = cost_all(
+            [("L", D("1.5"), D("2.00")), ("M", D("0.25"), D("4.00"))], [("X", D("0.75")), ("Y", D("1.1"))]
+        )
         assert lines["X"][:3] == (D("1.5"), 0, {"L": D("0.75")})
         assert lines["Y"][1:3] == (D("0.1"), {"L": D("0.75"), "M": D("0.25")})
         # WAC = 4.00 / 1.75, kept to 12 places: 0.75 × 2.00 + 0.25 × 4.00 + 0.1 × 2.285714285714
         assert lines["Y"][0] == D("1.5") + D("1.00") + D("0.1") * D("2.285714285714")
 
     def test_a_line_spanning_many_lots_and_lots_spanning_many_lines(self):
-        lines, _ = cost_all([("L", D(1), D(1)), ("M", D(1), D(2)), ("N", D(4), D(3))],
-                            [("X", D(3)), ("Y", D(1)), ("Z", D(1))])
+        lines, _ = cost_all(
+            [("L", D(1), D(1)), ("M", D(1), D(2)), ("N", D(4), D(3))], [("X", D(3)), ("Y", D(1)), ("Z", D(1))]
+        )
         assert lines["X"][2] == {"L": 1, "M": 1, "N": 1}
         assert (lines["Y"][2], lines["Z"][2]) == ({"N": 1}, {"N": 1})
 
@@ -110,15 +116,29 @@ class TestRules:
 
 
 def row(**fields):
-    base = dict(id=1, sale_id=7, line_no=1, kind="inventory", quantity=D(2), in_demand=True, shortage_qty=D(0),
-                sale_type="invoice", cost=D(0), costed=False, flags=[], d_start=None, d_end=None)
+    base = dict(
+        id=1,
+        sale_id=7,
+        line_no=1,
+        kind="inventory",
+        quantity=D(2),
+        in_demand=True,
+        shortage_qty=D(0),
+        sale_type="invoice",
+        cost=D(0),
+        costed=False,
+        flags=[],
+        d_start=None,
+        d_end=None,
+    )
     return base | fields
 
 
 class TestReturnsUnmappedAndFlags:
     def test_a_credit_memo_line_is_valued_at_wac_negative(self):
-        price = recost.price_line(row(in_demand=False, sale_type="credit_memo", quantity=D(3)), [], D("2.50"), True,
-                                  posted=True)
+        price = recost.price_line(
+            row(in_demand=False, sale_type="credit_memo", quantity=D(3)), [], D("2.50"), True, posted=True
+        )
         assert (price.cost, price.flags) == (D("-7.50"), [])
 
     def test_a_return_without_cost_basis_says_so(self):
@@ -155,15 +175,18 @@ class TestReturnsUnmappedAndFlags:
 class TestOrders:
     def test_numeric_external_ids_sort_numerically_and_sale_type_breaks_the_tie(self):
         day, created = date(2026, 2, 1), T
-        keys = [demand_key_of(day, created, "quickbooks", "1000", "invoice", 1),
-                demand_key_of(day, created, "quickbooks", "101", "sales_receipt", 1),
-                demand_key_of(day, created, "quickbooks", "101", "invoice", 2),
-                demand_key_of(day, created, "quickbooks", "101", "invoice", 1)]
+        keys = [
+            demand_key_of(day, created, "quickbooks", "1000", "invoice", 1),
+            demand_key_of(day, created, "quickbooks", "101", "sales_receipt", 1),
+            demand_key_of(day, created, "quickbooks", "101", "invoice", 2),
+            demand_key_of(day, created, "quickbooks", "101", "invoice", 1),
+        ]
         assert sorted(keys) == keys[::-1]
 
     def test_the_date_comes_first(self):
-        assert demand_key_of(date(2026, 1, 20), T, "m", "9", "invoice", 1) < demand_key_of(date(2026, 2, 1), T, "a",
-                                                                                             "1", "invoice", 1)
+        assert demand_key_of(date(2026, 1, 20), T, "m", "9", "invoice", 1) < demand_key_of(
+            date(2026, 2, 1), T, "a", "1", "invoice", 1
+        )
 
     def test_sql_fragments_follow_the_one_order(self):
         assert demand_columns("l").split(", ") == [f"l.{c}" for c in DEMAND_ORDER]
@@ -173,14 +196,27 @@ class TestOrders:
 
 class TestPlanner:
     def change(self, **row_fields):
-        product = dict(id=1, received_qty=D(20), received_value=D(50), standard_cost=None, wac=D("2.5"),
-                       has_cost_basis=True, demand_total=D(22), supply_total=D(20)) | row_fields
+        product = (
+            dict(
+                id=1,
+                received_qty=D(20),
+                received_value=D(50),
+                standard_cost=None,
+                wac=D("2.5"),
+                has_cost_basis=True,
+                demand_total=D(22),
+                supply_total=D(20),
+            )
+            | row_fields
+        )
         return recost.ProductChange.of(product, ("cause", uuid.uuid4()))
 
     def test_the_earliest_touch_wins_with_its_cause(self):
         change = self.change()
-        late, early = demand_key_of(date(2026, 2, 3), T, "m", "B", "invoice", 1), \
-            demand_key_of(date(2026, 1, 20), T, "m", "Z", "invoice", 1)
+        late, early = (
+            demand_key_of(date(2026, 2, 3), T, "m", "B", "invoice", 1),
+            demand_key_of(date(2026, 1, 20), T, "m", "Z", "invoice", 1),
+        )
         change.touch_demand(late, ("B", uuid.uuid4()))
         change.touch_demand(early, ("Z", uuid.uuid4()))
         assert change.demand_from == early and change.demand_cause[0] == "Z"
@@ -196,21 +232,43 @@ class TestPlanner:
         """Z (1) lands before A (12) and B (10): the tail is laid from Z's position 0."""
         change = self.change()
         change.touch_demand(demand_key_of(date(2026, 1, 20), T, "m", "Z", "invoice", 1))
-        rows = [row(id=3, quantity=D(1), moves=True), row(id=1, quantity=D(12), d_start=D(0), d_end=D(12), moves=True),
-                row(id=2, quantity=D(10), d_start=D(12), d_end=D(22), moves=True)]
+        rows = [
+            row(id=3, quantity=D(1), moves=True),
+            row(id=1, quantity=D(12), d_start=D(0), d_end=D(12), moves=True),
+            row(id=2, quantity=D(10), d_start=D(12), d_end=D(22), moves=True),
+        ]
         lines, demand_end = recost.lay_demand(change, rows, D(0))
         assert [(l.start, l.end) for l in lines] == [(0, 1), (1, 13), (13, 23)] and demand_end == 23
-        lot_rows = [dict(id=10, quantity=D(10), unit_cost=D(2), is_return=False, s_start=D(0), s_end=D(10),
-                         remaining=D(0), received_at=T, lot_number="L1"),
-                    dict(id=11, quantity=D(10), unit_cost=D(3), is_return=False, s_start=D(10), s_end=D(20),
-                         remaining=D(0), received_at=T, lot_number="L2")]
+        lot_rows = [
+            dict(
+                id=10,
+                quantity=D(10),
+                unit_cost=D(2),
+                is_return=False,
+                s_start=D(0),
+                s_end=D(10),
+                remaining=D(0),
+                received_at=T,
+                lot_number="L1",
+            ),
+            dict(
+                id=11,
+                quantity=D(10),
+                unit_cost=D(3),
+                is_return=False,
+                s_start=D(10),
+                s_end=D(20),
+                remaining=D(0),
+                received_at=T,
+                lot_number="L2",
+            ),
+        ]
         supply = recost.lay_supply(change, lot_rows, D("2.5"), None, demand_end)
         assert supply.writes == [] and supply.supply_end == 20
         results = fifo.allocate(lines, supply.lots, supply.supply_end)
         prices = recost.price_tail(lines, results, supply.unit_costs, [r["kind"] for r in rows], D("2.5"), True)
         assert [p.cost for p in prices] == [D(2), D(27), D("28.5")]
-        deletes, inserts = recost.allocation_changes(
-            [r | {"lot_ids": None, "quantities": None} for r in rows], results)
+        deletes, inserts = recost.allocation_changes([r | {"lot_ids": None, "quantities": None} for r in rows], results)
         assert deletes == [] and sorted(inserts) == [(1, 10, 9), (1, 11, 3), (2, 11, 7), (3, 10, 1)]
 
     def test_line_writes_record_revisions_and_move_sale_totals(self):
@@ -230,13 +288,21 @@ class TestPlanner:
 
 
 ENGINE = ["fifo.py", "recost.py", "order.py", "flags.py"]
-IO = {"asyncpg", "aio_pika", "aiohttp", "services.costing.repository", "services.costing.tail", "shared.db",
-      "shared.broker"}
+IO = {
+    "asyncpg",
+    "aio_pika",
+    "aiohttp",
+    "services.costing.repository",
+    "services.costing.tail",
+    "shared.db",
+    "shared.broker",
+}
 
 
 @pytest.mark.parametrize("module", ENGINE)
 def test_engine_modules_import_no_io(module):
     tree = ast.parse((Path(fifo.__file__).parent / module).read_text())
     imported = {n.module for n in ast.walk(tree) if isinstance(n, ast.ImportFrom)} | {
-        a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names}
+        a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names
+    }
     assert not {m for m in imported if any(m == io or m.startswith(io + ".") for io in IO)}
