@@ -1,6 +1,6 @@
 # Partsemble sales tracking. On a fresh clone:
 #   make run    bootstrap (.venv, deps, PostgreSQL, RabbitMQ), migrate, start all services
-#   make test   bootstrap (.venv, deps, PostgreSQL, RabbitMQ, chromium), run pytest
+#   make test   bootstrap (.venv, deps, PostgreSQL, RabbitMQ, chromium), lint (ruff, mypy), run pytest
 #               e.g. make test PYTEST_ARGS="-k fifo -x"
 SHELL := /bin/bash
 .DEFAULT_GOAL := help
@@ -11,7 +11,7 @@ PYTEST_ARGS ?=
 # Unbuffered output so honcho/pytest show service logs as they happen.
 export PYTHONUNBUFFERED := 1
 
-.PHONY: help run test migrate secrets bootstrap bootstrap-test clean
+.PHONY: help run test lint migrate secrets bootstrap bootstrap-test clean
 
 help: ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{ printf "  make %-15s %s\n", $$1, $$2 }'
@@ -19,8 +19,13 @@ help: ## list targets
 run: bootstrap migrate ## run the whole system (Ctrl-C stops it)
 	exec scripts/run.sh
 
-test: bootstrap-test ## run the tests; pass pytest options with PYTEST_ARGS="..."
+test: bootstrap-test lint ## lint, format and types, then the tests; pass pytest options with PYTEST_ARGS="..."
 	$(PY) -m pytest $(PYTEST_ARGS)
+
+lint: bootstrap ## ruff check, ruff format --check and mypy (strict on shared/ and the costing engine)
+	.venv/bin/ruff check .
+	.venv/bin/ruff format --check .
+	.venv/bin/mypy
 
 migrate: bootstrap ## create the database if missing, apply migrations (DATABASE_OWNER_URL), set up the service role (DATABASE_URL)
 	$(PY) -m shared.migrate
