@@ -15,13 +15,15 @@ SECURITY_SCHEMES = {
 }
 
 
-def ref(name: str) -> dict:
+def ref(name: str) -> dict[str, Any]:
     return {"$ref": f"#/components/schemas/{name}"}
 
 
-def obj(properties: dict[str, Any], required: list[str] | None = None, description: str | None = None) -> dict:
+def obj(
+    properties: dict[str, Any], required: list[str] | None = None, description: str | None = None
+) -> dict[str, Any]:
     """A closed object (no undocumented fields); every property required unless ``required`` says."""
-    schema = {
+    schema: dict[str, Any] = {
         "type": "object",
         "required": list(properties) if required is None else required,
         "properties": properties,
@@ -32,16 +34,16 @@ def obj(properties: dict[str, Any], required: list[str] | None = None, descripti
     return schema
 
 
-def string(nullable: bool = False, **extra) -> dict:
+def string(nullable: bool = False, **extra: Any) -> dict[str, Any]:
     return {"type": "string", **({"nullable": True} if nullable else {}), **extra}
 
 
-def json_body(schema: dict, description: str) -> dict:
+def json_body(schema: dict[str, Any], description: str) -> dict[str, Any]:
     """A response (or body) whose content is JSON of ``schema``."""
     return {"description": description, "content": {"application/json": {"schema": schema}}}
 
 
-def path_parameter(name: str, description: str, schema: dict | None = None) -> dict:
+def path_parameter(name: str, description: str, schema: dict[str, Any] | None = None) -> dict[str, Any]:
     """A path segment; by default any non-empty string."""
     return {
         "name": name,
@@ -52,7 +54,7 @@ def path_parameter(name: str, description: str, schema: dict | None = None) -> d
     }
 
 
-def error_schema(detail_description: str | None = None) -> dict:
+def error_schema(detail_description: str | None = None) -> dict[str, Any]:
     """The body of every error answer (shared.web.error_body): ``{"error": ..., "detail": ...}``."""
     detail: dict[str, Any] = {"nullable": True}
     if detail_description:

@@ -12,9 +12,9 @@ by it (``demand_columns``, ``demand_params``) are all derived from these tuples.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from datetime import date, datetime
-from typing import Any
+from typing import Any, Protocol
 
 #: txn_date, source_created_at, source, length of external_id, external_id, sale_type, line_no
 DEMAND_ORDER: tuple[str, ...] = (
@@ -31,18 +31,25 @@ SUPPLY_ORDER: tuple[str, ...] = ("received_at", "lot_number")
 DemandKey = tuple[date, datetime, str, int, str, str, int]
 SupplyKey = tuple[datetime, str]
 
+
+class Row(Protocol):
+    """A row read from the database: an ``asyncpg.Record`` or any mapping of its columns."""
+
+    def __getitem__(self, key: str, /) -> Any: ...
+
+
 #: Columns of the order that a row does not carry but are computed from it (as the
 #: database computes its generated column).
-_DERIVED: dict[str, Callable[[Mapping[str, Any]], Any]] = {"external_id_len": lambda row: len(row["external_id"])}
+_DERIVED: dict[str, Callable[[Row], Any]] = {"external_id_len": lambda row: len(row["external_id"])}
 
 
-def demand_key(row: Mapping[str, Any]) -> DemandKey:
+def demand_key(row: Row) -> DemandKey:
     """A line's place in the demand order, from a row (or mapping) with its fields."""
-    return tuple(_DERIVED[c](row) if c in _DERIVED else row[c] for c in DEMAND_ORDER)  # type: ignore[return-value]
+    return tuple(_DERIVED[c](row) if c in _DERIVED else row[c] for c in DEMAND_ORDER)
 
 
 def demand_key_of(
-    txn_date, source_created_at, source: str, external_id: str, sale_type: str, line_no: int
+    txn_date: date, source_created_at: datetime, source: str, external_id: str, sale_type: str, line_no: int
 ) -> DemandKey:
     return demand_key(
         {
@@ -56,8 +63,8 @@ def demand_key_of(
     )
 
 
-def supply_key(row: Mapping[str, Any]) -> SupplyKey:
-    return tuple(row[c] for c in SUPPLY_ORDER)  # type: ignore[return-value]
+def supply_key(row: Row) -> SupplyKey:
+    return tuple(row[c] for c in SUPPLY_ORDER)
 
 
 # --- SQL fragments (for the repository's statements) ------------------------------

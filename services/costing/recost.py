@@ -27,15 +27,12 @@ import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
-from typing import Any
 
 from services.costing import fifo
 from services.costing.flags import line_flags
 from services.costing.order import DemandKey, SupplyKey, supply_key
+from services.costing.order import Row as Row  # re-exported: a row read from the database
 from shared.money import WIDE, ZERO, wide
-
-#: A row read from the database (a record or any mapping of its columns).
-Row = Mapping[str, Any]
 
 #: Why a line's cost changed, for its cost revision: (description, event id).
 Cause = tuple[str, uuid.UUID]
@@ -52,8 +49,15 @@ def in_database(tail_length: int) -> bool:
     return tail_length > RECOST_TAIL_IN_DB_FROM
 
 
-def earliest(a, b):
+def earliest(a: DemandKey | None, b: DemandKey | None) -> DemandKey | None:
     return b if a is None or (b is not None and b < a) else a
+
+
+def axis_start(x: Decimal | None) -> Decimal:
+    """Where a changed axis is laid out from: the caller reads it whenever that axis changed."""
+    if x is None:
+        raise ValueError("a changed axis is laid out without the position it starts from")
+    return x
 
 
 @dataclass
@@ -100,7 +104,7 @@ class ProductChange:
         True if they differ from the product's stored ones."""
         p = self.row
         self.wac, self.has_basis = fifo.wac(self.received_qty, self.received_value, self.standard_cost)
-        return self.wac != p["wac"] or self.has_basis != p["has_cost_basis"]
+        return bool(self.wac != p["wac"] or self.has_basis != p["has_cost_basis"])
 
 
 # --- the tail -----------------------------------------------------------------------
@@ -125,13 +129,15 @@ def lay_demand(
         lines.append(placed)
         if r["moves"]:
             moved.append(placed)
-    demand_end = change.row["demand_total"] if change.demand_from is None else fifo.lay_out(moved, x_d)
+    demand_end = change.row["demand_total"] if change.demand_from is None else fifo.lay_out(moved, axis_start(x_d))
     return lines, demand_end
 
 
 def long_tail_start(first: Row, x_d: Decimal | None) -> Decimal:
     """Where a tail re-costed in the database starts on the demand axis (``first``: its first line)."""
-    return x_d if first["moves"] else first["d_start"] if first["d_start"] is not None else ZERO
+    if first["moves"]:
+        return axis_start(x_d)
+    return first["d_start"] if first["d_start"] is not None else ZERO
 
 
 def supply_window(change: ProductChange, demand_end: Decimal, first_start: Decimal | None) -> tuple[Decimal, Decimal]:
@@ -165,9 +171,12 @@ def lay_supply(
         unit_costs[r["id"]] = wac if r["is_return"] else r["unit_cost"]
         if change.supply_from is not None and supply_key(r) >= change.supply_from:
             moved_lots.append(placed)
-    supply_end = change.row["supply_total"] if change.supply_from is None else fifo.lay_out(moved_lots, x_s)
-    laid = [(l.id, l.start, l.end, l.quantity - fifo.consumed(l, demand_end)) for l in lots]
-    writes = [new for new, r in zip(laid, lot_rows) if new[1:] != (r["s_start"], r["s_end"], r["remaining"])]
+    supply_end = change.row["supply_total"] if change.supply_from is None else fifo.lay_out(moved_lots, axis_start(x_s))
+    laid = [(lot.id, lot.start, lot.end, lot.quantity - fifo.consumed(lot, demand_end)) for lot in lots]
+    # One laid lot per row read.
+    writes = [
+        new for new, r in zip(laid, lot_rows, strict=True) if new[1:] != (r["s_start"], r["s_end"], r["remaining"])
+    ]
     return SupplyTail(lots, unit_costs, supply_end, writes)
 
 
@@ -180,7 +189,8 @@ def allocation_changes(
     existing = {
         (r["id"], lot_id): quantity
         for r in line_rows
-        for lot_id, quantity in zip(r["lot_ids"] or (), r["quantities"] or ())
+        # Both arrays are aggregated over the same allocations.
+        for lot_id, quantity in zip(r["lot_ids"] or (), r["quantities"] or (), strict=True)
     }
     wanted = {(line_id, a.lot_id): a.quantity for line_id, res in results.items() for a in res.allocations}
     return (
@@ -207,7 +217,7 @@ def price_tail(
 ) -> list[LinePrice]:
     """The price of each tail line (in ``lines`` order; ``kinds``: their kinds) from its allocations."""
     out = []
-    for placed, kind in zip(lines, kinds):
+    for placed, kind in zip(lines, kinds, strict=True):
         res = results[placed.id]
         cost, shortage_cost = fifo.line_cost(
             ((a.quantity, unit_costs[a.lot_id]) for a in res.allocations), res.shortage, wac
@@ -237,12 +247,16 @@ def price_line(
 # --- what to write of the re-costed lines ----------------------------------------------
 
 
+#: (id, moved, d_start, d_end, cost, shortage_qty, shortage_cost, flags as text) of a line.
+LineWrite = tuple[int, bool, Decimal | None, Decimal | None, Decimal, Decimal, Decimal, str]
+
+
 @dataclass
 class LineWrites:
     #: (id, moved, d_start, d_end, cost, shortage_qty, shortage_cost, flags as text) per line.
-    lines: list[tuple]
+    lines: list[LineWrite]
     #: (sale_id, line_no, old cost, new cost, cause, event id) per cost revision.
-    revisions: list[tuple]
+    revisions: list[tuple[int, int, Decimal, Decimal, str, uuid.UUID]]
     #: (sale_id, cost delta, whether its shortage flag may have changed) per sale not re-summed.
     deltas: list[tuple[int, Decimal, bool]]
 
@@ -253,7 +267,8 @@ def line_writes(
     """Of the lines' new prices (and positions): the lines whose position or price changed,
     a cost revision for each already-costed line whose cost changed, and how the totals of
     their sales move (except ``resummed``: sales whose totals are summed again anyway)."""
-    writes, revisions = [], []
+    writes: list[LineWrite] = []
+    revisions: list[tuple[int, int, Decimal, Decimal, str, uuid.UUID]] = []
     deltas: dict[int, tuple[Decimal, bool]] = {}
     for row, price, cause in costs:
         cost, shortage = price.cost, price.shortage
@@ -267,7 +282,7 @@ def line_writes(
         )
         if not (moved or repriced):
             continue
-        start, end = position if moved else (None, None)
+        start, end = position if moved and position is not None else (None, None)
         writes.append((row["id"], moved, start, end, cost, shortage, price.shortage_cost, ",".join(price.flags)))
         if repriced and row["sale_id"] not in resummed:
             delta, recheck = deltas.get(row["sale_id"], (ZERO, False))

@@ -17,6 +17,7 @@ from collections import defaultdict
 from dataclasses import dataclass
 from datetime import UTC, datetime, time
 from decimal import Decimal
+from typing import Any
 
 import asyncpg
 
@@ -58,7 +59,7 @@ class LineSpec:
 class SaleRewrite:
     """What one event makes of its sale: the header after it and the lines to store."""
 
-    sale: dict
+    sale: dict[str, Any]
     status: str
     specs: list[LineSpec]
     sku_ids: dict[str, int]
@@ -71,7 +72,10 @@ def sale_key(ev: SaleEvent) -> SaleKey:
 
 def event_specs(ev: SaleUpserted) -> list[LineSpec]:
     sign = -1 if ev.sale_type == "credit_memo" else 1
-    specs = [LineSpec(l.line_no, l.sku, l.description, l.kind, l.quantity, sign * l.revenue) for l in ev.lines]
+    specs = [
+        LineSpec(line.line_no, line.sku, line.description, line.kind, line.quantity, sign * line.revenue)
+        for line in ev.lines
+    ]
     if len({s.line_no for s in specs}) != len(specs):
         raise PermanentError("duplicate line_no in sale")
     return specs
@@ -80,7 +84,7 @@ def event_specs(ev: SaleUpserted) -> list[LineSpec]:
 HEADER_FIELDS = ("version", "doc_number", "txn_date", "source_created_at", "customer", "currency", "exchange_rate")
 
 
-def sale_header(ev: SaleEvent) -> tuple:
+def sale_header(ev: SaleEvent) -> tuple[Any, ...]:
     """The header an upsert gives its sale (HEADER_FIELDS); a removal gives none."""
     if isinstance(ev, SaleRemoved):
         return (None,) * len(HEADER_FIELDS)
@@ -106,7 +110,7 @@ async def apply_sale_events(repo: CostingRepository, writer: LineWriter, events:
     sale_ids, created = await repo.sale_ids(
         {sale_key(ev): (*sale_header(ev), sale_revenue(ev, specs)) for ev in events}
     )
-    sku_ids = await repo.product_ids({s.sku for ss in specs.values() for s in ss if s.candidate})
+    sku_ids = await repo.product_ids({s.sku for ss in specs.values() for s in ss if s.candidate and s.sku is not None})
     ids = list(sale_ids.values())
     # A sale created just now has no lines or lots yet, and no other transaction can see it.
     stored = [i for i in ids if i not in created]
@@ -119,7 +123,10 @@ async def apply_sale_events(repo: CostingRepository, writer: LineWriter, events:
     old_lines: dict[int, list[asyncpg.Record]] = defaultdict(list)
     for r in await repo.sale_lines(stored):
         old_lines[r["sale_id"]].append(r)
-    rewrites, headers, versions = [], [], []
+    rewrites: list[SaleRewrite] = []
+    headers: list[tuple[Any, ...]] = []
+    #: (sale_id, version, event_id, event_type, applied, note) per event.
+    versions: list[tuple[int, int | None, uuid.UUID, str, bool, str | None]] = []
     for ev in events:
         sale = sales[sale_ids[sale_key(ev)]]
         if isinstance(ev, SaleUpserted):
@@ -128,7 +135,7 @@ async def apply_sale_events(repo: CostingRepository, writer: LineWriter, events:
             versions.append((sale["id"], ev.version, ev.event_id, ev.event_type, newer, None if newer else "not newer"))
             if not newer:
                 continue
-            header = dict(sale) | dict(zip(HEADER_FIELDS, sale_header(ev)))
+            header = dict(sale) | dict(zip(HEADER_FIELDS, sale_header(ev), strict=True))
             rewrites.append(SaleRewrite(header, sale["status"], specs[ev.event_id], sku_ids, sale_cause(ev)))
             if new:
                 continue  # stored with this header when it was created
@@ -192,7 +199,12 @@ async def _rewrite_lines(
     for lot in await repo.return_lots_of_sales([i for i in ids if i not in created]):
         old_returns[lot["sale_id"]].append(lot)
 
-    gone, rows, returns, left_demand_keys, own_keys = [], [], [], [], []
+    gone: list[int] = []
+    rows: list[tuple[Any, ...]] = []
+    #: (product_id, lot_number, (sale_id, line_no), quantity, unit_cost, received_at) per return lot.
+    returns: list[tuple[int, str, tuple[int, int], Decimal, Decimal, datetime]] = []
+    left_demand_keys: list[tuple[int, int]] = []
+    own_keys: list[tuple[int, int]] = []
     for rw in rewrites:
         sale, sale_id = rw.sale, rw.sale["id"]
         posted, is_credit = rw.status == "posted", sale["type"] == "credit_memo"
@@ -207,7 +219,7 @@ async def _rewrite_lines(
         gone += [r["id"] for no, r in old_rows.items() if no not in new_line_nos]
         received_at = datetime.combine(sale["txn_date"], time(0), tzinfo=UTC) if sale["txn_date"] else None
         for spec in rw.specs:
-            product_id = rw.sku_ids.get(spec.sku) if spec.candidate else None
+            product_id = rw.sku_ids.get(spec.sku) if spec.candidate and spec.sku is not None else None
             change = changes.get(product_id) if product_id is not None else None
             defined = bool(change and change.row["defined"])
             # An inventory line naming no product (no sku) is unmapped, and says so.
@@ -238,7 +250,7 @@ async def _rewrite_lines(
                 )
             )
             old = old_rows.get(spec.line_no)
-            if in_demand:
+            if in_demand and change is not None:  # (a line in demand has its product's change)
                 change.touch_demand(
                     demand_key_of(
                         sale["txn_date"],
@@ -255,7 +267,16 @@ async def _rewrite_lines(
                 if old is not None and old["in_demand"]:
                     left_demand_keys.append((sale_id, spec.line_no))
             # A posted credit memo's inventory line puts a return lot back into supply.
-            if is_credit and posted and spec.candidate and spec.quantity > 0 and product_id is not None:
+            # (A posted sale has a date, and a product named by a line its change.)
+            if (
+                is_credit
+                and posted
+                and spec.candidate
+                and spec.quantity > 0
+                and product_id is not None
+                and change is not None
+                and received_at is not None
+            ):
                 lot_number = f"RET-{sale['source']}-{sale['external_id']}-{spec.line_no}"
                 returns.append(
                     (product_id, lot_number, (sale_id, spec.line_no), spec.quantity, change.row["wac"], received_at)
@@ -291,13 +312,15 @@ async def _rewrite_lines(
     for r in own_rows:
         groups[(r["product_id"], r["sale_id"])].append(r)
     for (pid, sale_id), group in groups.items():
-        change = changes.get(pid)
+        change = changes.get(pid) if pid is not None else None
         wac, basis = (change.wac, change.has_basis) if change else (ZERO, True)
         await price_lines(repo, writer, group, wac, basis, posted_sales, causes[sale_id])
 
 
 async def _write_return_lots(
-    repo: CostingRepository, returns: list[tuple], line_ids: dict[tuple[int, int], int]
+    repo: CostingRepository,
+    returns: list[tuple[int, str, tuple[int, int], Decimal, Decimal, datetime]],
+    line_ids: dict[tuple[int, int], int],
 ) -> None:
     """Upsert the return lots the sales' lines ask for."""
     clashing = [

@@ -4,10 +4,14 @@ what it decided. ``recost_product`` is the entry point of a handler."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
 
+import asyncpg
+
 from services.costing import fifo, recost
+from services.costing.order import DemandKey
 from services.costing.recost import Cause, LinePrice, ProductChange, Row
 from services.costing.repository import CostingRepository
 from shared.money import WIDE, ZERO
@@ -51,7 +55,7 @@ class LineWriter:
 async def price_lines(
     repo: CostingRepository,
     writer: LineWriter,
-    rows,
+    rows: Sequence[Row],
     wac: Decimal,
     has_basis: bool,
     posted_sales: set[int],
@@ -101,7 +105,8 @@ async def _recost_tail(
 ) -> tuple[Decimal, Decimal, set[int]]:
     """Re-cost the product's tail; (demand end, supply end, ids of the tail's lines)."""
     pid = change.row["id"]
-    x_d = x_s = None
+    x_d: Decimal | None = None
+    x_s: Decimal | None = None
     if change.demand_from is not None:
         x_d = await repo.demand_predecessor_end(pid, change.demand_from) or ZERO
     if change.supply_from is not None:
@@ -113,14 +118,14 @@ async def _recost_tail(
     # all come after the changed demand key anyway).
     tail_from = change.demand_from
     if supply_first:
-        tail_from = recost.earliest(tail_from, await repo.first_line_ending_after(pid, x_s))
-    line_rows = []
+        tail_from = recost.earliest(tail_from, await repo.first_line_ending_after(pid, recost.axis_start(x_s)))
+    line_rows: list[asyncpg.Record] = []
     if tail_from is not None:
         line_rows = await repo.tail_lines(pid, tail_from, change.demand_from, recost.RECOST_TAIL_IN_DB_FROM + 1)
-    if recost.in_database(len(line_rows)):
-        return await _recost_tail_in_db(
-            repo, change, writer, wac, has_basis, (x_d, x_s), tail_from, line_rows[0], cause
-        )
+        if recost.in_database(len(line_rows)):
+            return await _recost_tail_in_db(
+                repo, change, writer, wac, has_basis, (x_d, x_s), tail_from, line_rows[0], cause
+            )
 
     lines, demand_end = recost.lay_demand(change, line_rows, x_d)
     supply = await _recost_lots(repo, change, wac, x_s, demand_end, lines[0].start if lines else None)
@@ -131,9 +136,10 @@ async def _recost_tail(
     await repo.insert_allocations(inserts)
     # Lines: positions and cost, written together by the writer.
     prices = recost.price_tail(lines, results, supply.unit_costs, [r["kind"] for r in line_rows], wac, has_basis)
-    for placed, r, price in zip(lines, line_rows, prices):
+    # One placed line and one price per row read.
+    for placed, r, price in zip(lines, line_rows, prices, strict=True):
         writer.set(r, price, (placed.start, placed.end), cause)
-    return demand_end, supply.supply_end, {l.id for l in lines}
+    return demand_end, supply.supply_end, {line.id for line in lines}
 
 
 async def _recost_tail_in_db(
@@ -143,7 +149,7 @@ async def _recost_tail_in_db(
     wac: Decimal,
     has_basis: bool,
     starts: tuple[Decimal | None, Decimal | None],
-    tail_from,
+    tail_from: DemandKey,
     first: Row,
     cause: Cause,
 ) -> tuple[Decimal, Decimal, set[int]]:
@@ -153,7 +159,7 @@ async def _recost_tail_in_db(
     p, (x_d, x_s) = change.row, starts
     demand_end = p["demand_total"]
     if change.demand_from is not None:
-        demand_end = WIDE.add(x_d, await repo.demand_quantity_from(p["id"], change.demand_from))
+        demand_end = WIDE.add(recost.axis_start(x_d), await repo.demand_quantity_from(p["id"], change.demand_from))
     first_start = recost.long_tail_start(first, x_d)
     # The statement reads the lots the tail overlaps itself: only those that move or
     # whose remaining quantity changes are laid here.

@@ -44,7 +44,7 @@ MONEY_PATTERN = r"^-?[0-9]+\.[0-9]{2}$"
 QUANTITY_PATTERN = r"^-?[0-9]+(\.[0-9]+)?$"
 
 
-def _obj(properties: dict[str, Any], description: str | None = None) -> dict:
+def _obj(properties: dict[str, Any], description: str | None = None) -> dict[str, Any]:
     """A closed object, every property required."""
     return obj(properties, description=description)
 
@@ -227,11 +227,11 @@ INVALID_PARAMETER = _obj(
 # --- parameters ---------------------------------------------------------------------------
 
 
-def _query(name: str, schema: dict, description: str) -> dict:
+def _query(name: str, schema: dict[str, Any], description: str) -> dict[str, Any]:
     return {"name": name, "in": "query", "required": False, "schema": schema, "description": description}
 
 
-def _text(max_length: int = MAX_TEXT) -> dict:
+def _text(max_length: int = MAX_TEXT) -> dict[str, Any]:
     return {"type": "string", "minLength": 1, "maxLength": max_length}
 
 
@@ -246,7 +246,7 @@ CURSOR = _query("cursor", CURSOR_SCHEMA, "The `next_cursor` of the previous page
 PCT_BOUNDS = {"type": "number", "minimum": -int(MAX_PCT), "maximum": int(MAX_PCT)}
 
 
-def _path(name: str, schema: dict, description: str) -> dict:
+def _path(name: str, schema: dict[str, Any], description: str) -> dict[str, Any]:
     return path_parameter(name, description, schema)
 
 
@@ -270,16 +270,21 @@ NOT_FOUND = _json(_ref("Error"), "No such object for this tenant.")
 def _operation(
     operation_id: str,
     summary: str,
-    ok: dict,
-    parameters: list,
+    ok: dict[str, Any],
+    parameters: list[dict[str, Any]],
     *,
     not_found: bool = False,
     description: str | None = None,
-) -> dict:
+) -> dict[str, Any]:
     responses = {"200": ok, "400": BAD_PARAMETER, "401": UNAUTHORIZED}
     if not_found:
         responses["404"] = NOT_FOUND
-    operation = {"operationId": operation_id, "summary": summary, "parameters": parameters, "responses": responses}
+    operation: dict[str, Any] = {
+        "operationId": operation_id,
+        "summary": summary,
+        "parameters": parameters,
+        "responses": responses,
+    }
     if description:
         operation["description"] = description
     return {"get": operation}
