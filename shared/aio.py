@@ -8,10 +8,11 @@ import asyncio
 import contextlib
 import inspect
 import random
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
+from typing import Any
 
 
-async def wait_for_event(event: asyncio.Event, timeout: float) -> None:
+async def wait_for_event(event: asyncio.Event, timeout: float) -> None:  # noqa: ASYNC109 - a bounded wait: timing out is its normal end
     """Wait until ``event`` is set or ``timeout`` s pass, then clear it. Unlike
     ``asyncio.wait_for`` on Python 3.11, a cancellation arriving as the event is
     set is never swallowed, so a background loop always stops when cancelled."""
@@ -87,7 +88,7 @@ async def wake_loop(
 
 
 @contextlib.asynccontextmanager
-async def running(coro: Awaitable[None], name: str) -> AsyncIterator[asyncio.Task]:
+async def running(coro: Coroutine[Any, Any, None], name: str) -> AsyncIterator[asyncio.Task[None]]:
     """A background task for the life of the block (a cleanup context's resource):
     cancelled and awaited on the way out."""
     task = asyncio.create_task(coro, name=name)

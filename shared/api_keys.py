@@ -16,6 +16,7 @@ import re
 import secrets
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
@@ -148,7 +149,7 @@ class KeyUsage:
     The memo holds the keys recorded within the last interval only (older entries are
     swept), so its size is bounded by the keys in active use."""
 
-    def __init__(self, interval: float = 60.0, clock=time.monotonic):
+    def __init__(self, interval: float = 60.0, clock: Callable[[], float] = time.monotonic):
         self.interval = interval
         self._clock = clock
         self._recorded: dict[uuid.UUID, float] = {}
@@ -190,7 +191,7 @@ class RateLimiter:
     is the same as a new one, so the sweep (at most once per refill time) drops it:
     memory is bounded by the keys active within the last refill time."""
 
-    def __init__(self, per_minute: int, burst: int | None = None, clock=time.monotonic):
+    def __init__(self, per_minute: int, burst: int | None = None, clock: Callable[[], float] = time.monotonic):
         self.rate = per_minute / 60.0
         self.capacity = float(burst if burst is not None else per_minute)
         self._clock = clock

@@ -14,15 +14,20 @@ and the business key (event id) in a header.
 from __future__ import annotations
 
 import uuid
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Literal, overload
 
 import aio_pika
 from aio_pika.abc import (
     AbstractChannel,
+    AbstractConnection,
     AbstractExchange,
     AbstractIncomingMessage,
     AbstractQueue,
     AbstractRobustConnection,
+    FieldValue,
+    HeadersType,
 )
 
 from shared.events import EventBase, dump_event
@@ -58,14 +63,20 @@ class Topology:
     dead_letters: AbstractQueue
 
 
-async def connect(url: str, robust: bool = True) -> AbstractRobustConnection:
+@overload
+async def connect(url: str, robust: Literal[True] = True) -> AbstractRobustConnection: ...
+@overload
+async def connect(url: str, robust: bool) -> AbstractConnection: ...
+async def connect(url: str, robust: bool = True) -> AbstractConnection:
     """A robust connection reconnects by itself (consumers); a plain one is for
     callers that handle reconnection themselves (the outbox relay)."""
-    connect_fn = aio_pika.connect_robust if robust else aio_pika.connect
-    return await connect_fn(url, client_properties={"connection_name": "partsemble"}, timeout=10)
+    properties: dict[str, FieldValue] = {"connection_name": "partsemble"}
+    if robust:
+        return await aio_pika.connect_robust(url, client_properties=properties, timeout=10)
+    return await aio_pika.connect(url, client_properties=properties, timeout=10)
 
 
-async def open_channel(connection: AbstractRobustConnection, prefetch: int = 0) -> AbstractChannel:
+async def open_channel(connection: AbstractConnection, prefetch: int = 0) -> AbstractChannel:
     channel = await connection.channel(publisher_confirms=True, on_return_raises=True)
     if prefetch:
         await channel.set_qos(prefetch_count=prefetch)
@@ -101,9 +112,13 @@ async def delete(channel: AbstractChannel, names: Names) -> None:
 
 
 def event_message(
-    body: bytes, event_id: str, tenant_id: str, correlation_id: str | None, extra_headers: dict | None = None
+    body: bytes,
+    event_id: str,
+    tenant_id: str,
+    correlation_id: str | None,
+    extra_headers: Mapping[str, FieldValue] | None = None,
 ) -> aio_pika.Message:
-    headers = {"event_id": event_id, "tenant_id": tenant_id}
+    headers: HeadersType = {"event_id": event_id, "tenant_id": tenant_id}
     if correlation_id:
         headers["correlation_id"] = correlation_id
     headers.update(extra_headers or {})
@@ -117,7 +132,7 @@ def event_message(
     )
 
 
-def republished(message: AbstractIncomingMessage, extra_headers: dict) -> aio_pika.Message:
+def republished(message: AbstractIncomingMessage, extra_headers: Mapping[str, FieldValue]) -> aio_pika.Message:
     """A new persistent message with the body, correlation id and headers of a received
     one, without the broker's ``x-`` headers (delivery count, deaths), plus ``extra_headers``."""
     headers = {k: v for k, v in (message.headers or {}).items() if not k.startswith("x-")}
@@ -132,12 +147,19 @@ def republished(message: AbstractIncomingMessage, extra_headers: dict) -> aio_pi
 
 
 async def publish_raw(
-    exchange: AbstractExchange, routing_key: str, message: aio_pika.Message, timeout: float = 10.0
+    exchange: AbstractExchange,
+    routing_key: str,
+    message: aio_pika.Message,
+    timeout: float = 10.0,  # noqa: ASYNC109 - aio-pika's own bound on the broker's confirm
 ) -> None:
     """Publish and wait for the broker's confirm; raises if unroutable, nacked or timed out."""
     await exchange.publish(message, routing_key=routing_key, mandatory=True, timeout=timeout)
 
 
-async def publish_event(exchange: AbstractExchange, event: EventBase, timeout: float = 10.0) -> None:
+async def publish_event(
+    exchange: AbstractExchange,
+    event: EventBase,
+    timeout: float = 10.0,  # noqa: ASYNC109 - aio-pika's own bound on the broker's confirm
+) -> None:
     message = event_message(dump_event(event), str(event.event_id), str(event.tenant_id), event.correlation_id)
     await publish_raw(exchange, event.routing_key, message, timeout)

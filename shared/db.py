@@ -10,13 +10,17 @@ import random
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from decimal import Decimal
-from typing import TypeVar
+from typing import TypeAlias, TypeVar
 
 import asyncpg
+from asyncpg.pool import PoolConnectionProxy
 
 from shared.startup import check_service_role
 
 T = TypeVar("T")
+
+#: A connection of its own or one borrowed from a pool (asyncpg's proxy of the pool's connection).
+Connection: TypeAlias = asyncpg.Connection | PoolConnectionProxy
 
 
 class TransientError(Exception):
@@ -92,7 +96,8 @@ async def retry_transient(
                 raise err from exc
             if on_retry:
                 on_retry(attempt, err)
-            await asyncio.sleep(min(5.0, 0.02 * 2 ** min(attempt, 10)) * (0.5 + random.random()))
+            jitter = 0.5 + random.random()  # noqa: S311 - spreads retries in time, nothing secret
+            await asyncio.sleep(min(5.0, 0.02 * 2 ** min(attempt, 10)) * jitter)
 
 
 async def _init_connection(conn: asyncpg.Connection) -> None:
@@ -142,7 +147,7 @@ def tenant_setting_sql(tenant_id: uuid.UUID | str) -> str:
     return f"SELECT set_config('app.tenant_id', '{uuid.UUID(str(tenant_id))}', true)"
 
 
-async def set_tenant(conn: asyncpg.Connection, tenant_id: uuid.UUID | str) -> None:
+async def set_tenant(conn: Connection, tenant_id: uuid.UUID | str) -> None:
     """Scope the open transaction to ``tenant_id``: row-level security then shows and
     accepts that tenant's rows only, until the transaction ends."""
     if not conn.is_in_transaction():
@@ -153,7 +158,7 @@ async def set_tenant(conn: asyncpg.Connection, tenant_id: uuid.UUID | str) -> No
 @contextlib.asynccontextmanager
 async def tenant_transaction(
     pool: asyncpg.Pool, tenant_id: uuid.UUID | str, **transaction: object
-) -> AsyncIterator[asyncpg.Connection]:
+) -> AsyncIterator[Connection]:
     """A pooled connection in a transaction scoped to one tenant: the unit of work of
     every service. ``transaction`` passes asyncpg's options (isolation, readonly)."""
     async with pool.acquire() as conn, conn.transaction(**transaction):  # type: ignore[arg-type]
@@ -162,7 +167,7 @@ async def tenant_transaction(
 
 
 @contextlib.asynccontextmanager
-async def tenant_read(pool: asyncpg.Pool, tenant_id: uuid.UUID | str) -> AsyncIterator[asyncpg.Connection]:
+async def tenant_read(pool: asyncpg.Pool, tenant_id: uuid.UUID | str) -> AsyncIterator[Connection]:
     """A read-only repeatable-read transaction scoped to one tenant, opened and scoped in one
     round trip (the reads of the query service: three round trips a request, not four), so
     a view of several statements reads one snapshot. Ended by COMMIT, or ROLLBACK when the

@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable
 
+import aio_pika.abc
+import asyncpg
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
@@ -36,14 +38,14 @@ def add_health_routes(app: web.Application, checks: dict[str, ReadinessCheck]) -
     app.router.add_get("/metrics", metrics)
 
 
-def database_check(pool) -> ReadinessCheck:
+def database_check(pool: asyncpg.Pool) -> ReadinessCheck:
     async def check() -> None:
         await pool.fetchval("SELECT 1")
 
     return check
 
 
-def broker_check(connection) -> ReadinessCheck:
+def broker_check(connection: aio_pika.abc.AbstractConnection) -> ReadinessCheck:
     async def check() -> None:
         if connection.is_closed:
             raise ConnectionError("broker connection closed")

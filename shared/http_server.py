@@ -16,6 +16,7 @@ error_middleware) get a JSON 500 too, logged as aiohttp would.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from typing import Any
 
 from aiohttp import web
@@ -83,12 +84,9 @@ def run(app: web.Application, *, host: str, port: int, **server_kwargs: Any) -> 
         await runner.setup()
         try:
             await web.TCPSite(runner, host, port).start()
-            while True:
-                await asyncio.sleep(3600)
+            await asyncio.Event().wait()  # serve until cancelled (GracefulExit, Ctrl-C)
         finally:
             await runner.cleanup()
 
-    try:
+    with contextlib.suppress(web.GracefulExit, KeyboardInterrupt):
         asyncio.run(serve())
-    except (web.GracefulExit, KeyboardInterrupt):
-        pass

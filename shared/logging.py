@@ -8,11 +8,12 @@ import logging
 import sys
 
 import structlog
+from structlog.typing import EventDict, FilteringBoundLogger, WrappedLogger
 
 _SECRET_KEYS = {"access_token", "refresh_token", "api_key", "authorization", "password", "client_secret", "token"}
 
 
-def _redact(_logger, _name, event_dict):
+def _redact(_logger: WrappedLogger, _name: str, event_dict: EventDict) -> EventDict:
     for key in event_dict.keys() & _SECRET_KEYS:
         event_dict[key] = "[redacted]"
     return event_dict
@@ -35,5 +36,6 @@ def configure(log_format: str = "json", level: str = "INFO") -> None:
     )
 
 
-def get_logger(name: str):
-    return structlog.get_logger(name)
+def get_logger(name: str) -> FilteringBoundLogger:
+    logger: FilteringBoundLogger = structlog.get_logger(name)  # the wrapper class configure() sets
+    return logger

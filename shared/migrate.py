@@ -69,7 +69,8 @@ def renamed_records(done: set[str], renamed: dict[str, str] = RENAMED) -> list[t
 async def apply_migrations(conn: asyncpg.Connection) -> list[str]:
     """Apply the migrations not yet recorded; returns the names applied."""
     await conn.execute(
-        "CREATE TABLE IF NOT EXISTS schema_migrations (name text PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())"
+        "CREATE TABLE IF NOT EXISTS schema_migrations "
+        "(name text PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())"
     )
     applied: list[str] = []
     async with conn.transaction():

@@ -66,7 +66,8 @@ def input_decimal(value: Decimal, max_places: int = INPUT_PLACES) -> Decimal:
     if not value.is_finite():
         raise ValueError("must be a finite number")
     sign, digits, exponent = value.as_tuple()
-    assert isinstance(exponent, int)
+    if not isinstance(exponent, int):  # only NaN and infinities have a letter for exponent
+        raise ValueError("must be a finite number")
     if not any(digits):
         return Decimal(0) if not -max_places <= exponent <= 0 else Decimal((0, (0,), exponent))
     if places(value) > max_places:

@@ -10,7 +10,7 @@ import binascii
 from shared.startup import StartupError
 
 GENERATE_KEY = 'python3 -c "import os, base64; print(base64.b64encode(os.urandom(32)).decode())"'
-GENERATE_SECRET = 'python3 -c "import secrets; print(secrets.token_urlsafe(48))"'
+GENERATE_SECRET = 'python3 -c "import secrets; print(secrets.token_urlsafe(48))"'  # noqa: S105 - a command that makes one, not a secret
 MIN_STATE_SECRET = 32
 
 

@@ -53,7 +53,7 @@ class Settings(BaseSettings):
     # --- QuickBooks Online (production defaults where Intuit fixes them) ---------------
     qbo_api_base: str = "https://quickbooks.api.intuit.com"
     qbo_oauth_authorize_url: str = "https://appcenter.intuit.com/connect/oauth2"
-    qbo_oauth_token_url: str = "https://oauth.platform.intuit.com/oauth2/v1/tokens/bearer"
+    qbo_oauth_token_url: str = "https://oauth.platform.intuit.com/oauth2/v1/tokens/bearer"  # noqa: S105 - a URL, not a secret
     qbo_oauth_revoke_url: str = "https://developer.api.intuit.com/v2/oauth2/tokens/revoke"
     qbo_client_id: str | None = None
     qbo_client_secret: str | None = None

@@ -30,6 +30,8 @@ async def check_service_role(pool: asyncpg.Pool) -> None:
     """Row-level security binds the services only if their role is no superuser, has no
     BYPASSRLS and owns no table (an owner is bound only while FORCE is set)."""
     row = await pool.fetchrow(ROLE_CHECK)
+    if row is None:  # the statement reads the current role, which always exists
+        raise StartupError("the database role of DATABASE_URL cannot be read")
     problems = [
         what
         for what, bad in (

@@ -16,6 +16,7 @@ import orjson
 import structlog
 from aiohttp import web
 from aiohttp.http_exceptions import HttpProcessingError
+from aiohttp.typedefs import Handler, Middleware
 
 from shared.api_keys import KeyUsage, RateLimiter, bearer_key, lookup_key
 from shared.db import BadInputError, UnavailableError, translate
@@ -47,7 +48,7 @@ def json_response(value: Any, status: int = 200) -> web.Response:
     return web.Response(body=body, status=status, content_type="application/json")
 
 
-def error_body(error: str, detail: Any = None) -> dict:
+def error_body(error: str, detail: Any = None) -> dict[str, Any]:
     return {"error": error, "detail": detail}
 
 
@@ -61,7 +62,7 @@ def _correlation_id(given: str | None) -> str:
 
 
 @web.middleware
-async def error_middleware(request: web.Request, handler):
+async def error_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     """Every failure becomes a JSON body with a correct status; never a bare 500 page.
     Bodies carry our own words only, never a library's or the database's exception text."""
     correlation_id = _correlation_id(request.headers.get("X-Correlation-ID"))
@@ -105,7 +106,7 @@ def auth_middleware(
     settings: Settings | None = None,
     usage: KeyUsage | None = None,
     public_paths: Collection[str] = (),
-):
+) -> Middleware:
     """API-key authentication of the paths under ``protected_prefix`` (except ``public_paths``,
     such as an API's own OpenAPI document, which holds no tenant data), then the key's rate
     limit (``settings.api_rate_limit_per_minute``/``_burst``, per process; the defaults of
@@ -118,7 +119,7 @@ def auth_middleware(
     public = frozenset(public_paths)
 
     @web.middleware
-    async def middleware(request: web.Request, handler):
+    async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
         if request.path.startswith(protected_prefix) and request.path not in public:
             values = [value for name, value in request.raw_headers if name.lower() == b"authorization"]
             key = bearer_key(values[0]) if len(values) == 1 else None
