@@ -32,6 +32,7 @@ import asyncio
 import contextlib
 import time
 import uuid
+from typing import Any
 
 from aio_pika.abc import AbstractExchange, AbstractIncomingMessage
 from aio_pika.exceptions import ChannelInvalidStateError
@@ -151,7 +152,7 @@ class CostingConsumer:
         # message" is exactly the group.
         await group[-1][0].ack(multiple=True)
         self.acked.update(id(message) for message, _ in group)
-        for (message, event), new in zip(group, applied):
+        for (message, event), new in zip(group, applied, strict=True):  # one result per event
             metrics.EVENTS.labels(event.event_type, "applied" if new else "duplicate").inc()
             log.info(
                 "costing.event.applied" if new else "costing.event.duplicate",
@@ -236,14 +237,14 @@ def _channel_open(message: AbstractIncomingMessage) -> bool:
         return False
 
 
-def _uuid(value) -> uuid.UUID | None:
+def _uuid(value: object) -> uuid.UUID | None:
     try:
         return uuid.UUID(str(value)) if value else None
     except ValueError:
         return None
 
 
-def _context(message: AbstractIncomingMessage) -> dict:
+def _context(message: AbstractIncomingMessage) -> dict[str, Any]:
     headers = message.headers or {}
     return {
         "event_id": headers.get("event_id"),

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import signal
+from collections.abc import AsyncIterator
 
 from aiohttp import web
 
@@ -26,14 +27,14 @@ from shared.startup import run_guarded
 log = get_logger("costing")
 
 
-async def _pool_ctx(app: web.Application):
+async def _pool_ctx(app: web.Application) -> AsyncIterator[None]:
     settings = app[SETTINGS]
     app[POOL] = await create_service_pool(settings.database_url, settings.db_pool_min, settings.db_pool_max)
     yield
     await app[POOL].close()
 
 
-async def _broker_ctx(app: web.Application):
+async def _broker_ctx(app: web.Application) -> AsyncIterator[None]:
     """The broker connection, its channel (QoS: costing_prefetch) and the declared topology."""
     settings = app[SETTINGS]
     connection = await broker.connect(settings.amqp_url)
@@ -48,7 +49,7 @@ async def _broker_ctx(app: web.Application):
         await connection.close()
 
 
-async def _consumer_ctx(app: web.Application):
+async def _consumer_ctx(app: web.Application) -> AsyncIterator[None]:
     """The consumer's worker task and its subscription to the costing queue; on stop,
     the subscription is cancelled first (no new deliveries), then the worker."""
     settings, topology = app[SETTINGS], app[TOPOLOGY]
@@ -84,7 +85,9 @@ def create_app(settings: Settings) -> web.Application:
 
 
 @contextlib.asynccontextmanager
-async def running_consumer(settings: Settings):
+async def running_consumer(
+    settings: Settings,
+) -> AsyncIterator[tuple[CostingConsumer, web.Application, broker.Topology]]:
     """For tests: ``create_app``'s resources started, without the HTTP site; yields
     (consumer, app, topology)."""
     runner = web.AppRunner(create_app(settings))

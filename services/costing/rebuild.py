@@ -14,6 +14,9 @@ import argparse
 import sys
 import uuid
 
+import asyncpg
+from aio_pika.abc import AbstractExchange
+
 from services.costing.service import CostingService
 from services.ingest.operator import pool_and_topology, run_command
 from services.ingest.replay import Selection, replay
@@ -23,7 +26,7 @@ from shared.settings import Settings
 log = get_logger("costing.rebuild")
 
 
-async def rebuild(pool, exchange, tenant_id: uuid.UUID, show_bar: bool = False) -> int:
+async def rebuild(pool: asyncpg.Pool, exchange: AbstractExchange, tenant_id: uuid.UUID, show_bar: bool = False) -> int:
     """Reset one tenant's costing state and replay all of its events; returns the count published."""
     await CostingService(pool).reset_tenant(tenant_id)
     log.info("rebuild.reset", tenant=str(tenant_id))

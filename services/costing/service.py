@@ -11,6 +11,7 @@ Transient database errors re-run the whole transaction.
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Iterable, Sequence
 
 import asyncpg
@@ -37,17 +38,17 @@ def groups(events: Iterable[Event], limit: int) -> list[list[Event]]:
     run: list[SaleEvent] = []
     keys: set[tuple[str, str, str]] = set()
     for ev in events:
-        is_sale = isinstance(ev, (SaleUpserted, SaleRemoved))
-        if run and (not is_sale or len(run) >= limit or ev.tenant_id != run[0].tenant_id or sale_key(ev) in keys):
-            out.append(run)
+        sale = ev if isinstance(ev, (SaleUpserted, SaleRemoved)) else None
+        if run and (sale is None or len(run) >= limit or ev.tenant_id != run[0].tenant_id or sale_key(sale) in keys):
+            out.append([*run])
             run, keys = [], set()
-        if is_sale:
-            run.append(ev)
-            keys.add(sale_key(ev))
+        if sale is not None:
+            run.append(sale)
+            keys.add(sale_key(sale))
         else:
             out.append([ev])
     if run:
-        out.append(run)
+        out.append([*run])
     return out
 
 
@@ -81,8 +82,10 @@ class CostingService:
             todo = [e for e in events if e.event_id in new]
             if todo:
                 writer = LineWriter(repo, _cause(todo[0]))
-                if isinstance(todo[0], (SaleUpserted, SaleRemoved)):
-                    await apply_sale_events(repo, writer, todo)
+                if isinstance(todo[0], (SaleUpserted, SaleRemoved)):  # a group of sale events only
+                    await apply_sale_events(
+                        repo, writer, [e for e in todo if isinstance(e, (SaleUpserted, SaleRemoved))]
+                    )
                 elif isinstance(todo[0], ProductUpserted):
                     await self._product_upserted(repo, writer, todo[0])
                 else:
@@ -126,12 +129,12 @@ class CostingService:
         await repo.upsert_lot(pid, ev.lot_number, False, None, ev.quantity, ev.unit_cost, ev.received_at, ev.version)
         await recost_product(repo, change, writer)
 
-    async def reset_tenant(self, tenant_id) -> None:
+    async def reset_tenant(self, tenant_id: uuid.UUID) -> None:
         """Drop one tenant's costing state (for a rebuild by replay). Retried like an
         event: its deletes can meet the query service's folder on the same sort keys."""
         await retry_transient(lambda: self._reset_once(tenant_id), self.max_attempts, on_retry=_log_retry)
 
-    async def _reset_once(self, tenant_id) -> None:
+    async def _reset_once(self, tenant_id: uuid.UUID) -> None:
         async with tenant_transaction(self.pool, tenant_id) as conn:
             await CostingRepository(conn, tenant_id).reset_tenant()
 

@@ -6,11 +6,11 @@ from __future__ import annotations
 import uuid
 from collections.abc import Sequence
 from decimal import Decimal
-
-import asyncpg
+from typing import Any
 
 from services.costing import order
 from services.costing.order import DemandKey, SupplyKey
+from shared.db import Connection
 
 __all__ = ["DemandKey", "RepositoryPart", "SaleKey", "SupplyKey"]
 
@@ -31,20 +31,23 @@ _LINE_COLUMNS = (
     "id, sale_id, line_no, sku, product_id, description, kind, quantity, gross_revenue, revenue, cost, shortage_qty, "
     "flags, costed, candidate, in_demand, d_start, d_end, txn_date, source_created_at, source, external_id, sale_type"
 )
-_LOT_COLUMNS = "id, product_id, lot_number, is_return, return_line_id, quantity, unit_cost, received_at, version, s_start, s_end, remaining"
+_LOT_COLUMNS = (
+    "id, product_id, lot_number, is_return, return_line_id, quantity, unit_cost, received_at, version, "
+    "s_start, s_end, remaining"
+)
 
 
 class RepositoryPart:
     """Bound to one transaction's connection and its tenant."""
 
-    def __init__(self, conn: asyncpg.Connection, tenant_id: uuid.UUID):
+    def __init__(self, conn: Connection, tenant_id: uuid.UUID):
         self.conn = conn
         self.tenant_id = tenant_id
 
 
-def _columns(rows: Sequence[tuple], width: int) -> list[list]:
-    """Rows as ``width`` column lists, for unnest($n::type[], ...)."""
-    return [list(c) for c in zip(*rows)] if rows else [[] for _ in range(width)]
+def _columns(rows: Sequence[tuple[Any, ...]], width: int) -> list[list[Any]]:
+    """Rows as ``width`` column lists, for unnest($n::type[], ...); every row has ``width`` values."""
+    return [list(c) for c in zip(*rows, strict=True)] if rows else [[] for _ in range(width)]
 
 
 def _as_text(amounts: Sequence[Decimal | None]) -> list[str | None]:

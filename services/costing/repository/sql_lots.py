@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime
 from decimal import Decimal
+from typing import Any
 
 import asyncpg
 
@@ -17,7 +18,8 @@ SELECT {_LOT_COLUMNS} FROM lots JOIN unnest($1::bigint[], $2::text[]) AS k(pid, 
   ON product_id = k.pid AND lot_number = k.number"""
 
 UPSERT_LOT = """
-INSERT INTO lots (tenant_id, product_id, lot_number, is_return, return_line_id, quantity, unit_cost, received_at, version, remaining)
+INSERT INTO lots (tenant_id, product_id, lot_number, is_return, return_line_id, quantity, unit_cost, received_at,
+                  version, remaining)
 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $6)
 ON CONFLICT (product_id, lot_number) DO UPDATE SET
     quantity = EXCLUDED.quantity, unit_cost = EXCLUDED.unit_cost, received_at = EXCLUDED.received_at,
@@ -62,7 +64,7 @@ class LotsPart(RepositoryPart):
         received_at: datetime,
         version: int | None,
     ) -> int:
-        return await self.conn.fetchval(
+        lot_id: int = await self.conn.fetchval(
             UPSERT_LOT,
             self.tenant_id,
             product_id,
@@ -74,11 +76,12 @@ class LotsPart(RepositoryPart):
             received_at,
             version,
         )
+        return lot_id
 
     async def lots_by_number(self, keys: Sequence[tuple[int, str]]) -> list[asyncpg.Record]:
         return await self.conn.fetch(LOTS_BY_NUMBER, *_columns(keys, 2)) if keys else []
 
-    async def upsert_return_lots(self, rows: Sequence[tuple]) -> None:
+    async def upsert_return_lots(self, rows: Sequence[tuple[Any, ...]]) -> None:
         """(product_id, lot_number, line_id, quantity, unit_cost, received_at) per return lot."""
         if rows:
             await self.conn.execute(UPSERT_RETURN_LOTS, self.tenant_id, *_columns(rows, 6))

@@ -15,7 +15,8 @@ from services.costing.repository._base import _DEMAND_KEY_AT_2, _DEMAND_KEY_AT_9
 # through both and compares them line for line.
 
 # The parameters after the two demand keys ($2-$8, $9-$15) are numbered for keys of 7 columns.
-assert len(DEMAND_ORDER) == 7, "renumber RECOST_TAIL_IN_DB's parameters after the demand keys"
+if len(DEMAND_ORDER) != 7:
+    raise RuntimeError("renumber RECOST_TAIL_IN_DB's parameters after the demand keys")
 
 # The flags of a re-costed tail line (posted, not a return): flags.FLAG_RULES as SQL.
 _NEW_FLAGS = flags_sql(kind="l.kind", shortage="c.shortage", has_basis="$19")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from decimal import Decimal
+from typing import Any
 
 import asyncpg
 
@@ -142,7 +143,9 @@ class SalesPart(RepositoryPart):
         return await self.conn.fetch(MAP_PRODUCT_LINES, product_id)
 
     # sales ---------------------------------------------------------------------
-    async def sale_ids(self, headers: dict[SaleKey, tuple]) -> tuple[dict[SaleKey, int], dict[int, asyncpg.Record]]:
+    async def sale_ids(
+        self, headers: dict[SaleKey, tuple[Any, ...]]
+    ) -> tuple[dict[SaleKey, int], dict[int, asyncpg.Record]]:
         """Ids of the sales ``(source, type, external_id)``, and the rows of those created
         now, from ``headers``: (version, doc_number, txn_date, source_created_at, customer,
         currency, exchange_rate, revenue) of a sale to create (a removal's all None but
@@ -175,12 +178,12 @@ class SalesPart(RepositoryPart):
         ids = list(set(sale_ids))
         return {r["id"] for r in await self.conn.fetch(POSTED_SALES, ids)} if ids else set()
 
-    async def update_sale_headers(self, rows: Sequence[tuple]) -> None:
+    async def update_sale_headers(self, rows: Sequence[tuple[Any, ...]]) -> None:
         """(id, version, doc_number, txn_date, source_created_at, customer, currency, exchange_rate, status)."""
         if rows:
             await self.conn.execute(UPDATE_SALE_HEADERS, *_columns(rows, 9))
 
-    async def upsert_lines(self, rows: Sequence[tuple]) -> dict[tuple[int, int], int]:
+    async def upsert_lines(self, rows: Sequence[tuple[Any, ...]]) -> dict[tuple[int, int], int]:
         """Lines as UPSERT_LINES' columns after tenant_id; their ids by (sale_id, line_no)."""
         if not rows:
             return {}
@@ -195,7 +198,7 @@ class SalesPart(RepositoryPart):
         if line_ids:
             await self.conn.execute(DELETE_ALLOCATIONS_OF_LINES, list(line_ids))
 
-    async def record_versions(self, rows: Sequence[tuple]) -> None:
+    async def record_versions(self, rows: Sequence[tuple[Any, ...]]) -> None:
         """(sale_id, version, event_id, event_type, applied, note) per row."""
         if rows:
             await self.conn.execute(RECORD_VERSIONS, self.tenant_id, *_columns(rows, 6))

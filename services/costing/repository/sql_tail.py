@@ -5,6 +5,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Iterable, Sequence
 from decimal import Decimal
+from typing import Any
 
 import asyncpg
 
@@ -140,7 +141,8 @@ class TailPart(RepositoryPart):
 
     # FIFO tail -----------------------------------------------------------------
     async def demand_predecessor_end(self, product_id: int, key: DemandKey) -> Decimal | None:
-        return await self.conn.fetchval(DEMAND_PREDECESSOR_END, product_id, *key)
+        end: Decimal | None = await self.conn.fetchval(DEMAND_PREDECESSOR_END, product_id, *key)
+        return end
 
     async def tail_lines(
         self, product_id: int, key: DemandKey, moved_from: DemandKey | None, limit: int | None = None
@@ -150,7 +152,8 @@ class TailPart(RepositoryPart):
         return await self.conn.fetch(TAIL_LINES, product_id, *key, *(moved_from or (None,) * len(key)), limit)
 
     async def demand_quantity_from(self, product_id: int, key: DemandKey) -> Decimal:
-        return await self.conn.fetchval(DEMAND_QUANTITY_FROM, product_id, *key)
+        quantity: Decimal = await self.conn.fetchval(DEMAND_QUANTITY_FROM, product_id, *key)
+        return quantity
 
     async def recost_tail_in_db(
         self,
@@ -167,7 +170,7 @@ class TailPart(RepositoryPart):
     ) -> list[int] | None:
         """Re-cost, allocate, price and write the tail from ``key`` and the totals of its
         sales but ``resummed`` (RECOST_TAIL_IN_DB); the tail's line ids."""
-        return await self.conn.fetchval(
+        line_ids: list[int] | None = await self.conn.fetchval(
             RECOST_TAIL_IN_DB,
             product_id,
             *key,
@@ -181,13 +184,15 @@ class TailPart(RepositoryPart):
             *cause,
             sorted(resummed),
         )
+        return line_ids
 
     async def first_line_ending_after(self, product_id: int, position: Decimal) -> DemandKey | None:
         rows = await self.conn.fetch(FIRST_LINE_ENDING_AFTER, product_id, position)
         return min((tuple(r) for r in rows), default=None)
 
     async def supply_predecessor_end(self, product_id: int, key: SupplyKey) -> Decimal | None:
-        return await self.conn.fetchval(SUPPLY_PREDECESSOR_END, product_id, *key)
+        end: Decimal | None = await self.conn.fetchval(SUPPLY_PREDECESSOR_END, product_id, *key)
+        return end
 
     async def tail_lots(self, product_id: int, key: SupplyKey | None, lo: Decimal, hi: Decimal) -> list[asyncpg.Record]:
         if key is None:
@@ -212,7 +217,7 @@ class TailPart(RepositoryPart):
             line_ids, lot_ids, quantities = _columns(rows, 3)
             await self.conn.execute(INSERT_ALLOCATIONS, self.tenant_id, line_ids, lot_ids, _as_text(quantities))
 
-    async def write_lines(self, rows: Sequence[tuple]) -> None:
+    async def write_lines(self, rows: Sequence[tuple[Any, ...]]) -> None:
         """(id, moved, d_start, d_end, cost, shortage_qty, shortage_cost, flags) per line."""
         if rows:
             ids, moved, *amounts, flags = _columns(rows, 8)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from decimal import Decimal
+from typing import Any
 
 from services.costing.repository._base import RepositoryPart, _as_text, _columns
 
@@ -50,7 +51,7 @@ RESET_TENANT = [
 class TotalsPart(RepositoryPart):
     """Cost revisions, sale totals, the reset of a tenant."""
 
-    async def insert_revisions(self, rows: Sequence[tuple]) -> None:
+    async def insert_revisions(self, rows: Sequence[tuple[Any, ...]]) -> None:
         """(sale_id, line_no, old_cost, new_cost, cause, event_id) per revision."""
         if rows:
             sale_ids, line_nos, old, new, causes, event_ids = _columns(rows, 6)
