@@ -5,6 +5,9 @@ database alone."""
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+
+import asyncpg
 from aiohttp import web
 from yarl import URL
 
@@ -36,13 +39,13 @@ def query_dsn(database_url: str, generic: bool = False) -> str:
     return str(URL(database_url).update_query(plan_cache_mode=mode, application_name="partsemble-query"))
 
 
-async def _nothing_to_reset(_conn) -> None:
+async def _nothing_to_reset(_conn: asyncpg.Connection) -> None:
     """A released connection of this service keeps no session state (no SET, LISTEN,
     cursors or session advisory locks; asyncpg still rolls back an open transaction),
     so it skips asyncpg's reset query: one round trip less per request."""
 
 
-async def _pool_ctx(app: web.Application):
+async def _pool_ctx(app: web.Application) -> AsyncIterator[None]:
     """Connections that plan every statement for its values."""
     settings = app[SETTINGS]
     app[POOL] = await create_service_pool(
@@ -52,7 +55,7 @@ async def _pool_ctx(app: web.Application):
     await app[POOL].close()
 
 
-async def _generic_pool_ctx(app: web.Application):
+async def _generic_pool_ctx(app: web.Application) -> AsyncIterator[None]:
     """Connections whose prepared statements run generic plans (views.Statement.generic)."""
     settings = app[SETTINGS]
     app[GENERIC_POOL] = await create_service_pool(
@@ -65,7 +68,7 @@ async def _generic_pool_ctx(app: web.Application):
     await app[GENERIC_POOL].close()
 
 
-async def _folding_ctx(app: web.Application):
+async def _folding_ctx(app: web.Application) -> AsyncIterator[None]:
     """Folds the rollup deltas written by the triggers into their base tables."""
     async with rollups.folding(app[POOL]):
         yield

@@ -3,6 +3,7 @@
 import time
 
 from aiohttp import web
+from aiohttp.typedefs import Handler
 from prometheus_client import Counter, Histogram
 
 REQUESTS = Histogram(
@@ -18,7 +19,7 @@ ROLLUP_DELTAS_FOLDED = Counter(
 
 
 @web.middleware
-async def metrics_middleware(request: web.Request, handler):
+async def metrics_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     """Inside the error middleware: errors are counted with their final status."""
     started = time.perf_counter()
     status = 500

@@ -9,8 +9,9 @@ import uuid
 from collections.abc import Mapping
 from datetime import UTC, date, datetime
 from decimal import Decimal
-from typing import Any
+from typing import Any, overload
 
+import asyncpg
 from multidict import MultiMapping
 
 from services.query import cursor as cursors
@@ -43,6 +44,10 @@ def invalid(parameter: str, problem: str) -> ApiError:
     return ApiError(400, "invalid_parameter", {"parameter": parameter, "problem": problem})
 
 
+#: ``date`` under a name Query's own ``date`` method does not hide.
+Day = date
+
+
 class Query:
     """The query string of one request, read one parameter at a time."""
 
@@ -63,6 +68,10 @@ class Query:
             return None
         return checked_text(name, value, max_length)
 
+    @overload
+    def choice(self, name: str, choices: tuple[str, ...], default: str) -> str: ...
+    @overload
+    def choice(self, name: str, choices: tuple[str, ...], default: None = None) -> str | None: ...
     def choice(self, name: str, choices: tuple[str, ...], default: str | None = None) -> str | None:
         value = self.raw(name)
         if value is None:
@@ -82,7 +91,7 @@ class Query:
         except ValueError as exc:
             raise invalid(name, "a date YYYY-MM-DD") from exc
 
-    def date_range(self) -> tuple[date | None, date | None]:
+    def date_range(self) -> tuple[Day | None, Day | None]:
         first, last = self.date("from"), self.date("to")
         if first is not None and last is not None and first > last:
             raise invalid("from", "must not be after to")
@@ -248,7 +257,7 @@ def page_args(query: MultiMapping[str]) -> tuple[int, str | None]:
     return q.limit(), q.raw("cursor")
 
 
-def shortages_cursor(row: Mapping[str, Any]) -> str:
+def shortages_cursor(row: asyncpg.Record | Mapping[str, Any]) -> str:
     return cursors.encode(
         {
             "kind": "shortages",
@@ -264,7 +273,7 @@ def shortages_cursor(row: Mapping[str, Any]) -> str:
     )
 
 
-def decode_shortages_cursor(raw: str) -> tuple:
+def decode_shortages_cursor(raw: str) -> tuple[date, datetime, str, str, str, int]:
     problem = cursors.invalid_cursor()
     try:
         payload = cursors.decode(raw)

@@ -13,8 +13,16 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from decimal import ROUND_HALF_EVEN, Decimal
+from typing import Any
 
+import asyncpg
+
+from services.query.views.products import Stock
+from services.query.views.sale_detail import SaleDetail
 from shared.money import WIDE, ZERO, wide
+
+#: A JSON object, ready for shared.web.json_response.
+Json = dict[str, Any]
 
 HUNDRED = Decimal(100)
 CENT = Decimal("0.01")  # the minor unit: money and margin % are shown to 2 places
@@ -40,7 +48,7 @@ def margin_pct(margin: Decimal, revenue: Decimal) -> str | None:
     return money(WIDE.divide(WIDE.multiply(margin, HUNDRED), revenue))
 
 
-def totals(revenue: Decimal, cost: Decimal) -> dict:
+def totals(revenue: Decimal, cost: Decimal) -> Json:
     margin = WIDE.subtract(revenue, cost)
     return {
         "revenue": money(revenue),
@@ -50,7 +58,7 @@ def totals(revenue: Decimal, cost: Decimal) -> dict:
     }
 
 
-def sale_item(r) -> dict:
+def sale_item(r: asyncpg.Record) -> Json:
     return {
         "id": r["id"],
         "source": r["source"],
@@ -66,7 +74,7 @@ def sale_item(r) -> dict:
     }
 
 
-def summary(count: int, revenue: Decimal, cost: Decimal) -> dict:
+def summary(count: int, revenue: Decimal, cost: Decimal) -> Json:
     return {
         "count": count,
         "revenue": money(revenue),
@@ -75,7 +83,7 @@ def summary(count: int, revenue: Decimal, cost: Decimal) -> dict:
     }
 
 
-def allocation(r) -> dict:
+def allocation(r: asyncpg.Record) -> Json:
     cost = WIDE.multiply(r["quantity"], r["unit_cost"])
     return {
         "lot_number": r["lot_number"],
@@ -86,7 +94,7 @@ def allocation(r) -> dict:
     }
 
 
-def line(r, allocations: Iterable) -> dict:
+def line(r: asyncpg.Record, allocations: Iterable[asyncpg.Record]) -> Json:
     return {
         "line_no": r["line_no"],
         "sku": r["sku"],
@@ -104,7 +112,7 @@ def line(r, allocations: Iterable) -> dict:
 QBO_VERSION_STRIDE = 1_000_000  # services/ingest/qbo/normalize.py: SyncToken × 1,000,000 + re-map
 
 
-def version(r, source: str | None = None) -> dict:
+def version(r: asyncpg.Record, source: str | None = None) -> Json:
     """A version as its source numbers it: for QuickBooks the SyncToken (``version``) and the
     re-map counter (``remap``: re-normalizations of that SyncToken after a mapping change),
     not the internal ordering key SyncToken × 1,000,000 + re-map; other sources: as sent,
@@ -123,7 +131,7 @@ def version(r, source: str | None = None) -> dict:
     }
 
 
-def cost_revision(r) -> dict:
+def cost_revision(r: asyncpg.Record) -> Json:
     return {
         "line_no": r["line_no"],
         "old_cost": money(r["old_cost"]),
@@ -134,8 +142,8 @@ def cost_revision(r) -> dict:
     }
 
 
-def sale_detail(detail) -> dict:
-    by_line: dict[int, list] = {}
+def sale_detail(detail: SaleDetail) -> Json:
+    by_line: dict[int, list[asyncpg.Record]] = {}
     for a in detail.allocations:
         by_line.setdefault(a["line_id"], []).append(a)
     return {
@@ -146,7 +154,7 @@ def sale_detail(detail) -> dict:
     }
 
 
-def product_margin(r) -> dict:
+def product_margin(r: asyncpg.Record) -> Json:
     return {
         "sku": r["sku"],
         "name": r["name"],
@@ -157,7 +165,7 @@ def product_margin(r) -> dict:
     }
 
 
-def lot(r) -> dict:
+def lot(r: asyncpg.Record) -> Json:
     return {
         "lot_number": r["lot_number"],
         "received_at": r["received_at"],
@@ -168,7 +176,7 @@ def lot(r) -> dict:
     }
 
 
-def stock(s) -> dict:
+def stock(s: Stock) -> Json:
     with wide():
         on_hand = sum((r["remaining"] for r in s.lots), ZERO)
     return {
@@ -181,7 +189,7 @@ def stock(s) -> dict:
     }
 
 
-def shortage(r) -> dict:
+def shortage(r: asyncpg.Record) -> Json:
     return {
         "sale_id": r["sale_id"],
         "external_id": r["external_id"],

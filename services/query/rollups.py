@@ -187,6 +187,6 @@ async def keep_folding(pool: asyncpg.Pool, interval: float = 1.0) -> None:
         await asyncio.sleep(interval)
 
 
-def folding(pool: asyncpg.Pool, interval: float = 1.0) -> contextlib.AbstractAsyncContextManager[asyncio.Task]:
+def folding(pool: asyncpg.Pool, interval: float = 1.0) -> contextlib.AbstractAsyncContextManager[asyncio.Task[None]]:
     """Keep folding in the background for the life of the block."""
     return running(keep_folding(pool, interval), name="rollup-folder")

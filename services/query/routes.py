@@ -8,7 +8,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Awaitable, Callable
 from decimal import Decimal
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import asyncpg
 from aiohttp import web
@@ -23,7 +23,7 @@ routes = web.RouteTableDef()
 T = TypeVar("T")
 
 
-async def _read(pool: asyncpg.Pool, view: Callable[..., Awaitable[T]], tenant_id: uuid.UUID, *args) -> T:
+async def _read(pool: asyncpg.Pool, view: Callable[..., Awaitable[T]], tenant_id: uuid.UUID, *args: Any) -> T:
     """Run a read view in a read-only transaction scoped to the tenant (row-level security)."""
     async with tenant_read(pool, tenant_id) as conn:
         return await view(conn, tenant_id, *args)
@@ -69,8 +69,8 @@ async def get_sale(request: web.Request) -> web.Response:
     return json_response(presenters.sale_detail(detail))
 
 
-def _margin_sort_key(sort: str):
-    def key(r) -> Decimal | None:
+def _margin_sort_key(sort: str) -> Callable[[asyncpg.Record], Decimal | None]:
+    def key(r: asyncpg.Record) -> Decimal | None:
         if sort == "margin":
             return WIDE.subtract(r["revenue"], r["cost"])
         if sort == "margin_pct":
@@ -79,7 +79,8 @@ def _margin_sort_key(sort: str):
                 if r["revenue"] != 0
                 else None
             )
-        return r[sort]
+        value: Decimal | None = r[sort]  # a column of the margins view
+        return value
 
     return key
 
@@ -91,9 +92,9 @@ async def product_margins(request: web.Request) -> web.Response:
     rows = await _read(request.app[GENERIC_POOL], views.product_margins, request[TENANT], first, last)
     key = _margin_sort_key(sort)
     keyed = [(key(r), r) for r in sorted(rows, key=lambda r: r["sku"])]  # ties: by sku
-    valued = sorted((kr for kr in keyed if kr[0] is not None), key=lambda kr: kr[0], reverse=order == "desc")
-    unvalued = [kr for kr in keyed if kr[0] is None]  # no margin % without revenue: always last
-    return json_response({"items": [presenters.product_margin(r) for _, r in valued + unvalued]})
+    valued = sorted(((k, r) for k, r in keyed if k is not None), key=lambda kr: kr[0], reverse=order == "desc")
+    unvalued = [r for k, r in keyed if k is None]  # no margin % without revenue: always last
+    return json_response({"items": [presenters.product_margin(r) for r in [*(r for _, r in valued), *unvalued]]})
 
 
 @routes.get("/api/v1/products/{sku}/stock")

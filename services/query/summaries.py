@@ -14,6 +14,7 @@ sums the matching sales themselves (views/sales_list.py), which is exact too, ju
 from __future__ import annotations
 
 import calendar
+import uuid
 from dataclasses import dataclass
 from datetime import date, timedelta
 from typing import Any
@@ -49,7 +50,8 @@ def split(first: date | None, last: date | None) -> Span:
     first = None if first == date.min else first
     last = None if last == date.max else last
     whole = Span(None, ((first, last),))
-    m_first = m_last = None
+    m_first: date | None = None
+    m_last: date | None = None
     if first is not None:
         if first.day == 1:
             m_first = first
@@ -66,10 +68,11 @@ def split(first: date | None, last: date | None) -> Span:
             m_last = _month_start(_month_start(last) - ONE_DAY)
     if m_first is not None and m_last is not None and m_first > m_last:
         return whole
-    days = []
-    if m_first is not None and first < m_first:
+    days: list[tuple[date | None, date | None]] = []
+    # (a month bound is set only where its side of the range is)
+    if m_first is not None and first is not None and first < m_first:
         days.append((first, m_first - ONE_DAY))
-    if m_last is not None and last > _month_end(m_last):
+    if m_last is not None and last is not None and last > _month_end(m_last):
         days.append((_month_end(m_last) + ONE_DAY, last))
     return Span((m_first, m_last), tuple(days))
 
@@ -187,7 +190,7 @@ FROM (
 JOIN products p ON p.id = m.product_id"""
 
 
-def product_margins(tenant_id, first: date | None, last: date | None) -> tuple[str, list[Any]]:
+def product_margins(tenant_id: uuid.UUID, first: date | None, last: date | None) -> tuple[str, list[Any]]:
     """Inventory lines of posted sales dated first..last, per product: one row per
     product and month, plus the edge days and the unfolded deltas."""
     params = Params(tenant_id)

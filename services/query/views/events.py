@@ -6,6 +6,8 @@ import uuid
 
 import asyncpg
 
+from shared.db import Connection
+
 EVENT_STATUS = """
 SELECT EXISTS (SELECT 1 FROM processed_events p WHERE p.event_id = $2 AND p.tenant_id = $1) AS applied,
        (SELECT d.reason FROM dead_letters d
@@ -14,5 +16,8 @@ SELECT EXISTS (SELECT 1 FROM processed_events p WHERE p.event_id = $2 AND p.tena
        OR EXISTS (SELECT 1 FROM dead_letters d WHERE d.event_id = $2 AND d.tenant_id = $1) AS known"""
 
 
-async def event_status(conn: asyncpg.Connection, tenant_id: uuid.UUID, event_id: uuid.UUID) -> asyncpg.Record:
-    return await conn.fetchrow(EVENT_STATUS, tenant_id, event_id)
+async def event_status(conn: Connection, tenant_id: uuid.UUID, event_id: uuid.UUID) -> asyncpg.Record:
+    row = await conn.fetchrow(EVENT_STATUS, tenant_id, event_id)
+    if row is None:  # a SELECT of expressions: always one row
+        raise RuntimeError("EVENT_STATUS returned no row")
+    return row

@@ -10,10 +10,11 @@ from decimal import Decimal
 import asyncpg
 
 from services.query import summaries
+from shared.db import Connection
 
 
 async def product_margins(
-    conn: asyncpg.Connection, tenant_id: uuid.UUID, first: date | None, last: date | None
+    conn: Connection, tenant_id: uuid.UUID, first: date | None, last: date | None
 ) -> list[asyncpg.Record]:
     sql, args = summaries.product_margins(tenant_id, first, last)
     return await conn.fetch(sql, *args)
@@ -42,7 +43,7 @@ class Stock:
     open_shortage: Decimal
 
 
-async def product_stock(conn: asyncpg.Connection, tenant_id: uuid.UUID, sku: str) -> Stock | None:
+async def product_stock(conn: Connection, tenant_id: uuid.UUID, sku: str) -> Stock | None:
     """The product's stock, read from one snapshot (the caller's repeatable-read transaction)."""
     product = await conn.fetchrow(PRODUCT, tenant_id, sku)
     if product is None:

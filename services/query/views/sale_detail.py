@@ -9,6 +9,7 @@ from dataclasses import dataclass
 import asyncpg
 
 from services.query.views.sales_list import SALE_COLUMNS
+from shared.db import Connection
 
 SALE = f"SELECT {SALE_COLUMNS} FROM sales s WHERE s.tenant_id = $1 AND s.id = $2"
 
@@ -44,7 +45,7 @@ class SaleDetail:
     revisions: list[asyncpg.Record]
 
 
-async def sale_detail(conn: asyncpg.Connection, tenant_id: uuid.UUID, sale_id: int) -> SaleDetail | None:
+async def sale_detail(conn: Connection, tenant_id: uuid.UUID, sale_id: int) -> SaleDetail | None:
     """One sale with its lines, allocations and history, read from one snapshot (the caller's
     repeatable-read transaction: routes.tenant_read)."""
     sale = await conn.fetchrow(SALE, tenant_id, sale_id)

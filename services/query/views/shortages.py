@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import uuid
+from datetime import date, datetime
 
 import asyncpg
+
+from shared.db import Connection
 
 SHORTAGE_COLUMNS = "l.txn_date, l.source_created_at, l.source, l.external_id, l.sale_type, l.line_no"
 SHORTAGE_KEY = f"({SHORTAGE_COLUMNS})"
@@ -26,7 +29,7 @@ SHORTAGES_AFTER = _SHORTAGES.format(
 
 
 async def shortages(
-    conn: asyncpg.Connection, tenant_id: uuid.UUID, limit: int, after: tuple | None
+    conn: Connection, tenant_id: uuid.UUID, limit: int, after: tuple[date, datetime, str, str, str, int] | None
 ) -> list[asyncpg.Record]:
     """``limit + 1`` rows at most, oldest first in demand order, after the key ``after``."""
     if after is None:
