@@ -161,7 +161,7 @@ async def tenant_transaction(
 ) -> AsyncIterator[Connection]:
     """A pooled connection in a transaction scoped to one tenant: the unit of work of
     every service. ``transaction`` passes asyncpg's options (isolation, readonly)."""
-    async with pool.acquire() as conn, conn.transaction(**transaction):  # type: ignore[arg-type]
+    async with pool.acquire() as conn, conn.transaction(**transaction):  # type: ignore[arg-type]  # asyncpg options as given
         await set_tenant(conn, tenant_id)
         yield conn
 

@@ -125,7 +125,7 @@ class LotReceived(EventBase):
 class LotCorrected(LotReceived):
     """A lot's quantity and/or unit cost was corrected: the lot's full new state."""
 
-    event_type: Literal["lot.corrected"] = "lot.corrected"  # type: ignore[assignment]
+    event_type: Literal["lot.corrected"] = "lot.corrected"  # type: ignore[assignment]  # its own discriminator value
 
 
 Event = Annotated[

@@ -144,8 +144,8 @@ def auth_middleware(
             await usage.touch(request.app[POOL], match)
         return await handler(request)
 
-    middleware.limiter = limiter  # type: ignore[attr-defined]
-    middleware.usage = usage  # type: ignore[attr-defined]
+    middleware.limiter = limiter  # type: ignore[attr-defined]  # read by tests and operators
+    middleware.usage = usage  # type: ignore[attr-defined]  # read by tests and operators
     return middleware
 
 
