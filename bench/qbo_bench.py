@@ -265,7 +265,7 @@ async def start_system(session: aiohttp.ClientSession, pool: asyncpg.Pool, cfg: 
     sim_url, ingest_url = f"http://127.0.0.1:{sim_port}", f"http://127.0.0.1:{ingest_port}"
     prefix = f"bench-qbo-{uuid.uuid4().hex[:8]}"
     logs = [
-        open(logdir / name, "wb")
+        await asyncio.to_thread(open, logdir / name, "wb")  # closed by stop_system
         for name in ("sim.log", "ingest.log", *(f"costing-{i}.log" for i in range(cfg.consumers)))
     ]
     sim = await spawn(
@@ -348,7 +348,7 @@ async def ingest_call(session: aiohttp.ClientSession, system: System, method: st
             raise BenchError(f"ingest {method} {path}: {response.status} {await response.text()}")
 
 
-async def wait_until(what: str, predicate, timeout: float = 60) -> None:
+async def wait_until(what: str, predicate, timeout: float = 60) -> None:  # noqa: ASYNC109 - a polling deadline that ends in a BenchError naming what was awaited
     deadline = time.monotonic() + timeout
     while not await predicate():
         if time.monotonic() > deadline:
@@ -491,7 +491,7 @@ async def run_burst(
     system: System,
     company: Company,
     count: int,
-    timeout: float,
+    max_wait: float,
     probe_rate: float,
     meter_cpu: bool,
     spread_days: int = 0,
@@ -556,7 +556,7 @@ async def run_burst(
                 break
             if sample != last:
                 last, last_change = sample, now
-            if now - started > timeout or now - last_change > 60:
+            if now - started > max_wait or now - last_change > 60:
                 log(f"   stopped waiting after {now - started:.0f} s: {sample[3]:,} of {count:,} costed")
                 break
             if any(p.returncode is not None for p in system.processes):

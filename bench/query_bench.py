@@ -27,7 +27,6 @@ import os
 import platform
 import random
 import socket
-import subprocess
 import sys
 import time
 import uuid
@@ -436,12 +435,12 @@ def free_port() -> int:
 async def query_service():
     port = free_port()
     env = subprocess_environment(DATABASE_URL, QUERY_PORT=port, LOG_LEVEL="WARNING")
-    proc = subprocess.Popen([sys.executable, "-m", "services.query"], cwd=ROOT, env=env)
+    proc = await asyncio.create_subprocess_exec(sys.executable, "-m", "services.query", cwd=ROOT, env=env)
     base = f"http://127.0.0.1:{port}"
     try:
         async with aiohttp.ClientSession() as session:
             for _ in range(300):
-                if proc.poll() is not None:
+                if proc.returncode is not None:
                     raise RuntimeError(f"the query service exited with {proc.returncode}")
                 with contextlib.suppress(aiohttp.ClientError):
                     async with session.get(f"{base}/readyz") as r:
@@ -452,12 +451,13 @@ async def query_service():
                 raise RuntimeError("the query service did not become ready")
         yield base, proc
     finally:
-        proc.terminate()
+        with contextlib.suppress(ProcessLookupError):
+            proc.terminate()
         try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
+            await asyncio.wait_for(proc.wait(), 10)
+        except TimeoutError:
             proc.kill()
-            proc.wait()
+            await proc.wait()
 
 
 @dataclass
