@@ -1183,7 +1183,7 @@ def render(
             "asyncpg round trips (server time + network + decoding).",
         ]
         for p in profiles:
-            out += [""] + p.lines()
+            out += ["", *p.lines()]
     return "\n".join(out) + "\n"
 
 

@@ -514,7 +514,8 @@ async def backend_pids(conn: asyncpg.Connection) -> list[int]:
     return [
         r[0]
         for r in await conn.fetch(
-            "SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND application_name = 'partsemble-query'"
+            "SELECT pid FROM pg_stat_activity "
+            "WHERE datname = current_database() AND application_name = 'partsemble-query'"
         )
     ]
 
@@ -712,8 +713,9 @@ def render(
         "on the machine, so the figures are noisier than on an idle one).",
         "",
         f"Data: {loaded.sales:,} sales, {loaded.lines:,} sale lines, {loaded.allocations:,} allocations in "
-        f"{OTHER_TENANTS + 1} tenants: the measured tenant has {loaded.big_sales:,} sales (≈{loaded.lines / loaded.sales:.1f} "
-        f"lines each, {CUSTOMERS} customers, {PRODUCTS} skus, 3 years {D0} … {date.fromordinal(D0.toordinal() + DAYS - 1)}, "
+        f"{OTHER_TENANTS + 1} tenants: the measured tenant has {loaded.big_sales:,} sales "
+        f"(≈{loaded.lines / loaded.sales:.1f} lines each, {CUSTOMERS} customers, {PRODUCTS} skus, "
+        f"3 years {D0} … {date.fromordinal(D0.toordinal() + DAYS - 1)}, "
         "2 % voided, 0.5 % deleted, 5 % credit memos, ~3 % of inventory lines short, allocations to 1–2 monthly lots); "
         f"{OTHER_TENANTS} other tenants {OTHER_SALES:,} sales each. **Load time {loaded.seconds:.0f} s** "
         "(set-based `INSERT … SELECT` from staged `generate_series` rows, in chunks of 250,000 sales, through every "

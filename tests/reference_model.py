@@ -358,7 +358,7 @@ def diff_states(expected: State, actual: State, limit: int = 40) -> str:
                 ]
                 out.append(f"{part}{key}: " + "; ".join(changed))
     if len(out) > limit:
-        out = out[:limit] + [f"... and {len(out) - limit} more"]
+        out = [*out[:limit], f"... and {len(out) - limit} more"]
     return "\n".join(out)
 
 

@@ -8,6 +8,7 @@ as a superuser, one token refresh for many concurrent reads, and the secret scan
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import os
 import socket
@@ -141,7 +142,7 @@ async def write(pool, client, headers, method: str, path: str, body=None, status
     assert response.status == status, await response.text()
     event_ids = (await response.json()).get("event_ids", [])
     for event_id in event_ids:
-        await wait_for(lambda: event_applied(pool, event_id))
+        await wait_for(functools.partial(event_applied, pool, event_id))
     return event_ids
 
 
@@ -395,7 +396,7 @@ async def test_another_tenants_key_reaches_none_of_its_data(pool, world):
     assert response.status == 202, await response.text()
     b_events += (await response.json())["event_ids"]
     for event_id in b_events:
-        await wait_for(lambda: event_applied(pool, event_id))
+        await wait_for(functools.partial(event_applied, pool, event_id))
     assert await snapshot(pool, w.a) == before, "a request with B's key changed A's rows"
     # and A still sees its own
     response = await w.query.get(f"/api/v1/sales/{sale_a}", headers=w.headers_a)
