@@ -283,7 +283,7 @@ async def e2e_run(
         (e.routing_key, broker.event_message(dump_event(e), str(e.event_id), str(e.tenant_id), None)) for e in events
     ]
 
-    logfile = open(logdir / f"consumers-{consumers}.log", "wb")
+    logfile = await asyncio.to_thread(open, logdir / f"consumers-{consumers}.log", "wb")  # closed in the finally below
     processes = [await spawn_consumer(prefix, logfile) for _ in range(consumers)]
     try:
         deadline = time.monotonic() + 60
@@ -725,7 +725,7 @@ async def compare_builds(pool: asyncpg.Pool, engine_tenant: uuid.UUID, sql_tenan
     for name in a:
         if len(a[name]) != len(b[name]):
             raise BenchError(f"bulk history differs from the engine's: {name}: {len(a[name])} vs {len(b[name])} rows")
-        for ra, rb in zip(a[name], b[name]):
+        for ra, rb in zip(a[name], b[name], strict=True):
             if ra != rb:
                 raise BenchError(f"bulk history differs from the engine's in {name}:\n engine {ra}\n bulk   {rb}")
             compared += len(ra)
@@ -992,8 +992,8 @@ async def explain(query: str, args: tuple, tenant: uuid.UUID) -> list[str]:
     finally:
         await conn.close()
     plan = [r[0] for r in rows]
-    keep = [l for l in plan if not l.strip().startswith(("Worker ", "Planning Time"))]
-    return [l if len(l) <= 160 else l[:157] + "..." for l in keep[:14]]
+    keep = [line for line in plan if not line.strip().startswith(("Worker ", "Planning Time"))]
+    return [line if len(line) <= 160 else line[:157] + "..." for line in keep[:14]]
 
 
 async def profile_apply(label: str, warmup: list, events: list) -> Profile:
@@ -1183,7 +1183,7 @@ def render(
             "asyncpg round trips (server time + network + decoding).",
         ]
         for p in profiles:
-            out += [""] + p.lines()
+            out += ["", *p.lines()]
     return "\n".join(out) + "\n"
 
 
@@ -1342,7 +1342,7 @@ async def run(cfg: Config, write: bool) -> int:
         results["recost_rate"] = cfg.backdate_tail / results["backdate_s"]
         results["model_runs"] = models
         results["model_s"] = statistics.median(models)
-        results["pair_ratios"] = [a / b for a, b in zip(runs, models)]
+        results["pair_ratios"] = [a / b for a, b in zip(runs, models, strict=True)]
         results["cpu_probes"] = probes
         checks.append(
             f"Backdated sale, each of the {cfg.backdate_runs} histories: all {cfg.backdate_tail:,} later "

@@ -146,20 +146,20 @@ async def spawn(
 async def profile_window(process: asyncio.subprocess.Process, path: Path, coro) -> tuple[object, Path]:
     """Profile ``process`` (spawned with ``profile_to=path``) while ``coro`` runs; returns
     (its result, the profile's file), once the profile is on disk under a name of its own."""
-    path.unlink(missing_ok=True)
+    await asyncio.to_thread(path.unlink, missing_ok=True)
     process.send_signal(signal.SIGUSR1)
     try:
         result = await coro
     finally:
         process.send_signal(signal.SIGUSR2)
         for _ in range(200):
-            if path.exists():
+            if await asyncio.to_thread(path.exists):
                 break
             await asyncio.sleep(0.05)
-    if not path.exists():
+    if not await asyncio.to_thread(path.exists):
         raise BenchError(f"the profiled process {process.pid} wrote no profile to {path}")
     saved = path.with_name(f"{path.stem}-{uuid.uuid4().hex[:6]}.prof")
-    path.rename(saved)
+    await asyncio.to_thread(path.rename, saved)
     return result, saved
 
 
@@ -184,15 +184,15 @@ async def wait_http(
         await asyncio.sleep(0.1)
 
 
-async def stop_processes(processes: list[asyncio.subprocess.Process], timeout: float = 20) -> None:
-    """SIGTERM each (they shut down cleanly), SIGKILL after ``timeout``; only our own children."""
+async def stop_processes(processes: list[asyncio.subprocess.Process], grace: float = 20) -> None:
+    """SIGTERM each (they shut down cleanly), SIGKILL after ``grace`` s; only our own children."""
     for p in processes:
         if p.returncode is None:
             with contextlib.suppress(ProcessLookupError):
                 p.send_signal(signal.SIGTERM)
     for p in processes:
         try:
-            await asyncio.wait_for(p.wait(), timeout)
+            await asyncio.wait_for(p.wait(), grace)
         except TimeoutError:
             with contextlib.suppress(ProcessLookupError):
                 p.kill()
@@ -558,7 +558,7 @@ async def http_phase(
     profiled), wait for its relay to empty the outbox, stop it."""
     port = free_port()
     logpath = logdir / f"ingest-{name}.log"
-    logfile = open(logpath, "wb")
+    logfile = await asyncio.to_thread(open, logpath, "wb")  # closed in the finally below
     prof = logdir / f"ingest-{name}.prof" if profile else None
     extra = {"DB_POOL_MAX": str(pool_max)} if pool_max else {}
     env = service_env(DATABASE_URL=SERVICE_URL, AMQP_URL=AMQP_URL, BROKER_PREFIX=prefix, INGEST_PORT=port, **extra)
@@ -598,11 +598,21 @@ async def http_phase(
     return out
 
 
+def _pgbench_latencies(pglog: Path) -> list[float]:
+    """The per-transaction latencies (s) of pgbench's ``--log`` files, sorted."""
+    return sorted(
+        int(parts[2]) / 1e6
+        for path in pglog.glob("tx*")
+        for parts in (line.split() for line in path.read_text().splitlines())
+        if len(parts) >= 3
+    )
+
+
 async def run_pgbench(
     pool: asyncpg.Pool, tenant: uuid.UUID, sale_json: str, event_json: str, clients: int, seconds: int, logdir: Path
 ) -> dict:
     binary = shutil.which("pgbench") or "/usr/lib/postgresql/15/bin/pgbench"
-    if not os.path.exists(binary):
+    if not await asyncio.to_thread(os.path.exists, binary):
         raise BenchError("pgbench not found: apt-get install -y postgresql-client")
     url = URL(SERVICE_URL)  # as the service connects: the script scopes each transaction to the tenant
     database = url.path.lstrip("/")
@@ -671,12 +681,7 @@ async def run_pgbench(
     rows = await pool.fetchval("SELECT count(*) FROM manual_sales WHERE tenant_id = $1", tenant) - before
     logged = await pool.fetchval("SELECT count(*) FROM event_log WHERE tenant_id = $1", tenant) - logged_before
     transactions = int(done.group(1))
-    latencies = sorted(
-        int(parts[2]) / 1e6
-        for path in pglog.glob("tx*")
-        for parts in (line.split() for line in path.read_text().splitlines())
-        if len(parts) >= 3
-    )
+    latencies = await asyncio.to_thread(_pgbench_latencies, pglog)
     if rows != transactions or logged != transactions or abs(len(latencies) - transactions) > clients:
         raise BenchError(
             f"pgbench did not do its work: {transactions} transactions, {rows} sale rows, "

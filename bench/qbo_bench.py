@@ -86,6 +86,7 @@ from bench.ingest_bench import (
 )
 from shared import broker
 from shared.logging import configure
+from tools.qbo_sim.config import SimConfig
 
 # The owner's URL (drop, migrate, set-up, inspection); the ingest service and the costing
 # consumers connect as the service role (bench/common.py service_url).
@@ -265,7 +266,7 @@ async def start_system(session: aiohttp.ClientSession, pool: asyncpg.Pool, cfg: 
     sim_url, ingest_url = f"http://127.0.0.1:{sim_port}", f"http://127.0.0.1:{ingest_port}"
     prefix = f"bench-qbo-{uuid.uuid4().hex[:8]}"
     logs = [
-        open(logdir / name, "wb")
+        await asyncio.to_thread(open, logdir / name, "wb")  # closed by stop_system
         for name in ("sim.log", "ingest.log", *(f"costing-{i}.log" for i in range(cfg.consumers)))
     ]
     sim = await spawn(
@@ -289,8 +290,9 @@ async def start_system(session: aiohttp.ClientSession, pool: asyncpg.Pool, cfg: 
             QBO_OAUTH_AUTHORIZE_URL=f"{sim_url}/appcenter/connect/oauth2",
             QBO_OAUTH_TOKEN_URL=f"{sim_url}/oauth2/v1/tokens/bearer",
             QBO_OAUTH_REVOKE_URL=f"{sim_url}/v2/oauth2/tokens/revoke",
-            QBO_CLIENT_ID="sim-client",
-            QBO_CLIENT_SECRET="sim-secret",
+            # the simulator's own defaults (it runs with them: see its environment above)
+            QBO_CLIENT_ID=SimConfig.model_fields["client_id"].default,
+            QBO_CLIENT_SECRET=SimConfig.model_fields["client_secret"].default,
             QBO_WEBHOOK_VERIFIER_TOKEN=VERIFIER,
         ),
         logs[1],
@@ -348,7 +350,7 @@ async def ingest_call(session: aiohttp.ClientSession, system: System, method: st
             raise BenchError(f"ingest {method} {path}: {response.status} {await response.text()}")
 
 
-async def wait_until(what: str, predicate, timeout: float = 60) -> None:
+async def wait_until(what: str, predicate, timeout: float = 60) -> None:  # noqa: ASYNC109 - a polling deadline that ends in a BenchError naming what was awaited
     deadline = time.monotonic() + timeout
     while not await predicate():
         if time.monotonic() > deadline:
@@ -491,7 +493,7 @@ async def run_burst(
     system: System,
     company: Company,
     count: int,
-    timeout: float,
+    max_wait: float,
     probe_rate: float,
     meter_cpu: bool,
     spread_days: int = 0,
@@ -556,7 +558,7 @@ async def run_burst(
                 break
             if sample != last:
                 last, last_change = sample, now
-            if now - started > timeout or now - last_change > 60:
+            if now - started > max_wait or now - last_change > 60:
                 log(f"   stopped waiting after {now - started:.0f} s: {sample[3]:,} of {count:,} costed")
                 break
             if any(p.returncode is not None for p in system.processes):
@@ -597,7 +599,8 @@ async def analyse_burst(pool, company: Company, b: Burst, ids: list[str], expect
     notes = {
         r["entity_id"]: r
         for r in await pool.fetch(
-            "SELECT entity_id, occurred_at, created_at FROM qbo_notifications WHERE realm_id = $1 AND entity = 'Invoice' "
+            "SELECT entity_id, occurred_at, created_at FROM qbo_notifications "
+            "WHERE realm_id = $1 AND entity = 'Invoice' "
             "AND operation = 'Create' AND entity_id = ANY($2::text[])",
             company.realm,
             ids,
@@ -616,7 +619,8 @@ async def analyse_burst(pool, company: Company, b: Burst, ids: list[str], expect
         for r in await pool.fetch(
             "SELECT s.external_id, s.status, s.revenue, s.cost, s.txn_date, s.source_created_at, "
             "bool_and(l.costed) AS costed, count(l.id) AS lines "
-            "FROM sales s LEFT JOIN sale_lines l ON l.sale_id = s.id WHERE s.tenant_id = $1 AND s.source = 'quickbooks' "
+            "FROM sales s LEFT JOIN sale_lines l ON l.sale_id = s.id "
+            "WHERE s.tenant_id = $1 AND s.source = 'quickbooks' "
             "AND s.type = 'invoice' GROUP BY s.id",
             company.tenant,
         )
@@ -963,7 +967,8 @@ def miss_summary(b: Burst, ib: Burst | None) -> list[str]:
         text += (
             "; and sales were costed out of demand order: "
             f"each sale sorted before up to {max(b.tails):,} (on average "
-            f"{sum(b.tails) / len(b.tails):,.0f}) already-costed ones, and the engine re-lays that whole tail inside the locked transaction "
+            f"{sum(b.tails) / len(b.tails):,.0f}) already-costed ones, "
+            "and the engine re-lays that whole tail inside the locked transaction "
             "(`_recost_tail` and `fifo.allocate` in the costing profile below)"
         )
     out.append(text + f"; {rates}.")
@@ -1035,7 +1040,8 @@ def render(cfg: Config, machine: dict, r: dict, checks: list[str], elapsed: floa
             "Time from the bulk call until every invoice of the burst was costed",
             f"{all_costed(b):.1f} s"
             if b.complete
-            else f"not finished: {b.costed:,} of {b.count:,} costed when the bench stopped waiting after {b.poll_end:.0f} s",
+            else f"not finished: {b.costed:,} of {b.count:,} costed "
+            f"when the bench stopped waiting after {b.poll_end:.0f} s",
             "≤ 60 s",
             verdict(b.complete and all_costed(b) <= TARGET_ALL_COSTED),
         ),
@@ -1134,7 +1140,7 @@ def render(cfg: Config, machine: dict, r: dict, checks: list[str], elapsed: floa
     if r["profiles"] or "inorder" in r:
         out += ["", "### Where the time goes (a target was missed)", ""]
         if not b.complete or all_costed(b) > TARGET_ALL_COSTED:
-            out += miss_summary(b, r.get("inorder")) + [""]
+            out += [*miss_summary(b, r.get("inorder")), ""]
         for prof in r["profiles"]:
             out += [f"**{prof['label']}.**"]
             for name, path, groups, _n, _unit in prof["parts"]:

@@ -27,7 +27,6 @@ import os
 import platform
 import random
 import socket
-import subprocess
 import sys
 import time
 import uuid
@@ -436,12 +435,12 @@ def free_port() -> int:
 async def query_service():
     port = free_port()
     env = subprocess_environment(DATABASE_URL, QUERY_PORT=port, LOG_LEVEL="WARNING")
-    proc = subprocess.Popen([sys.executable, "-m", "services.query"], cwd=ROOT, env=env)
+    proc = await asyncio.create_subprocess_exec(sys.executable, "-m", "services.query", cwd=ROOT, env=env)
     base = f"http://127.0.0.1:{port}"
     try:
         async with aiohttp.ClientSession() as session:
             for _ in range(300):
-                if proc.poll() is not None:
+                if proc.returncode is not None:
                     raise RuntimeError(f"the query service exited with {proc.returncode}")
                 with contextlib.suppress(aiohttp.ClientError):
                     async with session.get(f"{base}/readyz") as r:
@@ -452,12 +451,13 @@ async def query_service():
                 raise RuntimeError("the query service did not become ready")
         yield base, proc
     finally:
-        proc.terminate()
+        with contextlib.suppress(ProcessLookupError):
+            proc.terminate()
         try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
+            await asyncio.wait_for(proc.wait(), 10)
+        except TimeoutError:
             proc.kill()
-            proc.wait()
+            await proc.wait()
 
 
 @dataclass
@@ -514,7 +514,8 @@ async def backend_pids(conn: asyncpg.Connection) -> list[int]:
     return [
         r[0]
         for r in await conn.fetch(
-            "SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND application_name = 'partsemble-query'"
+            "SELECT pid FROM pg_stat_activity "
+            "WHERE datname = current_database() AND application_name = 'partsemble-query'"
         )
     ]
 
@@ -712,8 +713,9 @@ def render(
         "on the machine, so the figures are noisier than on an idle one).",
         "",
         f"Data: {loaded.sales:,} sales, {loaded.lines:,} sale lines, {loaded.allocations:,} allocations in "
-        f"{OTHER_TENANTS + 1} tenants: the measured tenant has {loaded.big_sales:,} sales (≈{loaded.lines / loaded.sales:.1f} "
-        f"lines each, {CUSTOMERS} customers, {PRODUCTS} skus, 3 years {D0} … {date.fromordinal(D0.toordinal() + DAYS - 1)}, "
+        f"{OTHER_TENANTS + 1} tenants: the measured tenant has {loaded.big_sales:,} sales "
+        f"(≈{loaded.lines / loaded.sales:.1f} lines each, {CUSTOMERS} customers, {PRODUCTS} skus, "
+        f"3 years {D0} … {date.fromordinal(D0.toordinal() + DAYS - 1)}, "
         "2 % voided, 0.5 % deleted, 5 % credit memos, ~3 % of inventory lines short, allocations to 1–2 monthly lots); "
         f"{OTHER_TENANTS} other tenants {OTHER_SALES:,} sales each. **Load time {loaded.seconds:.0f} s** "
         "(set-based `INSERT … SELECT` from staged `generate_series` rows, in chunks of 250,000 sales, through every "

@@ -120,7 +120,7 @@ async def topology(amqp, broker_prefix):
     yield topo  # deleted with the rest of the prefix's objects by `broker_prefix`
 
 
-async def wait_for(predicate, timeout: float = 30.0, interval: float = 0.05):
+async def wait_for(predicate, timeout: float = 30.0, interval: float = 0.05):  # noqa: ASYNC109 - polling deadline; fails the test with AssertionError, not a cancellation
     """Poll a predicate (plain or async) until it returns a truthy value; fail after ``timeout`` s."""
     import asyncio
     import inspect

@@ -7,7 +7,8 @@ SELECT lot.lot_number, lot.quantity, lot.remaining, coalesce(sum(a.quantity), 0)
 FROM lots lot LEFT JOIN allocations a ON a.lot_id = lot.id
 WHERE lot.tenant_id = $1
 GROUP BY lot.id
-HAVING lot.remaining < 0 OR lot.remaining > lot.quantity OR lot.quantity - lot.remaining <> coalesce(sum(a.quantity), 0)"""
+HAVING lot.remaining < 0 OR lot.remaining > lot.quantity
+    OR lot.quantity - lot.remaining <> coalesce(sum(a.quantity), 0)"""
 
 LINE_BALANCE = """
 SELECT l.id, l.quantity, l.cost, l.shortage_qty, l.shortage_cost,

@@ -11,7 +11,8 @@ LINES = """
 SELECT s.source, s.type, s.external_id, l.id, l.line_no, l.kind, l.quantity, l.revenue, l.cost, l.shortage_qty, l.flags
 FROM sale_lines l JOIN sales s ON s.id = l.sale_id WHERE l.tenant_id = $1"""
 ALLOCATIONS = """
-SELECT a.line_id, lot.lot_number, a.quantity FROM allocations a JOIN lots lot ON lot.id = a.lot_id WHERE a.tenant_id = $1"""
+SELECT a.line_id, lot.lot_number, a.quantity
+FROM allocations a JOIN lots lot ON lot.id = a.lot_id WHERE a.tenant_id = $1"""
 LOTS = """
 SELECT p.sku, lot.lot_number, lot.quantity, lot.unit_cost, lot.remaining
 FROM lots lot JOIN products p ON p.id = lot.product_id WHERE lot.tenant_id = $1"""

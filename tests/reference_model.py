@@ -224,7 +224,7 @@ def compute(events: Iterable[Event]) -> State:
     shortages: dict[LineKey, Decimal] = {}
     consumed: dict[LotKey, Decimal] = defaultdict(lambda: ZERO)
     for sku in products:
-        supply = sorted((lot for lot in all_lots if lot.sku == sku), key=lambda l: (l.received_at, l.lot_number))
+        supply = sorted((lot for lot in all_lots if lot.sku == sku), key=lambda lot: (lot.received_at, lot.lot_number))
         demand: list[_DemandLine] = []
         for key, sale in content.items():
             if sale is None or status[key] != POSTED or sale.sale_type not in DEMAND_SALE_TYPES:
@@ -358,7 +358,7 @@ def diff_states(expected: State, actual: State, limit: int = 40) -> str:
                 ]
                 out.append(f"{part}{key}: " + "; ".join(changed))
     if len(out) > limit:
-        out = out[:limit] + [f"... and {len(out) - limit} more"]
+        out = [*out[:limit], f"... and {len(out) - limit} more"]
     return "\n".join(out)
 
 

@@ -74,7 +74,7 @@ async def new_key(pool, tenant_id, expires_at=None):
 async def test_expired_key_is_401_on_both_services(pool, both, api_tenant):
     tenant_id, _ = api_tenant
     key = await new_key(pool, tenant_id, datetime.now(UTC) - timedelta(seconds=1))
-    for client, path in zip(both, (INGEST_GET, QUERY_GET)):
+    for client, path in zip(both, (INGEST_GET, QUERY_GET), strict=True):
         body = await expect_401(await client.get(path, headers=bearer(key.key)))
         assert str(tenant_id) not in json.dumps(body)
 
@@ -82,22 +82,22 @@ async def test_expired_key_is_401_on_both_services(pool, both, api_tenant):
 async def test_key_with_future_expiry_works_until_it_expires(pool, both, api_tenant):
     tenant_id, _ = api_tenant
     key = await new_key(pool, tenant_id, datetime.now(UTC) + timedelta(days=1))
-    for client, path in zip(both, (INGEST_GET, QUERY_GET)):
+    for client, path in zip(both, (INGEST_GET, QUERY_GET), strict=True):
         response = await client.get(path, headers=bearer(key.key))
         assert response.status == 200, await response.text()
     await pool.execute("UPDATE api_keys SET expires_at = now() - interval '1 second' WHERE id = $1", key.id)
-    for client, path in zip(both, (INGEST_GET, QUERY_GET)):
+    for client, path in zip(both, (INGEST_GET, QUERY_GET), strict=True):
         await expect_401(await client.get(path, headers=bearer(key.key)))
 
 
 async def test_revoked_key_is_401_on_both_services(pool, both, api_tenant):
     tenant_id, _ = api_tenant
     key = await new_key(pool, tenant_id)
-    for client, path in zip(both, (INGEST_GET, QUERY_GET)):
+    for client, path in zip(both, (INGEST_GET, QUERY_GET), strict=True):
         assert (await client.get(path, headers=bearer(key.key))).status == 200
     async with pool.acquire() as conn:
         assert await revoke_key(conn, str(key.id))
-    for client, path in zip(both, (INGEST_GET, QUERY_GET)):
+    for client, path in zip(both, (INGEST_GET, QUERY_GET), strict=True):
         await expect_401(await client.get(path, headers=bearer(key.key)))
 
 
@@ -177,7 +177,7 @@ async def test_rate_limit_per_key_on_both_services(pool, database_url, broker_pr
     tenant_id, headers = await make_api_tenant(pool)
     second = await new_key(pool, tenant_id)
     async with apps(database_url, broker_prefix, api_rate_limit_per_minute=3) as clients:
-        for client, path in zip(clients, (INGEST_GET, QUERY_GET)):
+        for client, path in zip(clients, (INGEST_GET, QUERY_GET), strict=True):
             for _ in range(3):
                 response = await client.get(path, headers=headers)
                 assert response.status == 200, await response.text()
@@ -247,7 +247,7 @@ async def raw_get(client, path: str, header_lines: list[bytes]) -> tuple[int, di
 async def test_undecodable_authorization_is_401_json(both, api_tenant, value):
     _, headers = api_tenant
     with capture_logs() as logs:
-        for client, path in zip(both, (INGEST_GET, QUERY_GET)):
+        for client, path in zip(both, (INGEST_GET, QUERY_GET), strict=True):
             status, body = await raw_get(client, path, [b"Authorization: " + value])
             assert status == 401 and body["error"] == "unauthorized", body
             # A valid key followed by a stray byte is no key either.
@@ -260,7 +260,7 @@ async def test_undecodable_authorization_is_401_json(both, api_tenant, value):
 async def test_a_valid_key_over_raw_bytes_works_and_two_authorization_headers_do_not(both, api_tenant):
     _, headers = api_tenant
     line = b"Authorization: " + headers["Authorization"].encode()
-    for client, path in zip(both, (INGEST_GET, QUERY_GET)):
+    for client, path in zip(both, (INGEST_GET, QUERY_GET), strict=True):
         assert (await raw_get(client, path, [line]))[0] == 200
         assert (await raw_get(client, path, [line, line]))[0] == 401
 

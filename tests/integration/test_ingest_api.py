@@ -534,7 +534,7 @@ async def test_line_with_an_unknown_sku_is_accepted_as_inventory(pool, api, api_
 async def test_put_sale_logs_version_2_with_the_first_versions_source_created_at(pool, api, seeded):
     tenant_id, headers = seeded
     before = await sale_row(pool, tenant_id, "INV-1")
-    first_event = [e for e in await log_of(pool, tenant_id) if e["event_type"] == "sale.upserted"][0]
+    first_event = next(e for e in await log_of(pool, tenant_id) if e["event_type"] == "sale.upserted")
 
     answer = await send(
         api, headers, "PUT", f"{SALES}/INV-1", sale(None, line(quantity="1"), shipping("9"), customer="Carol")

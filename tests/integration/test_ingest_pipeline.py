@@ -376,7 +376,8 @@ async def _sale_totals(pool, tenant_id):
     return [
         tuple(r)
         for r in await pool.fetch(
-            "SELECT external_id, status, revenue, cost, has_shortage FROM sales WHERE tenant_id = $1 ORDER BY external_id",
+            "SELECT external_id, status, revenue, cost, has_shortage FROM sales "
+            "WHERE tenant_id = $1 ORDER BY external_id",
             tenant_id,
         )
     ]

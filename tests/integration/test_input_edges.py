@@ -75,7 +75,7 @@ SALE_WITH_RATE = (
     '"exchange_rate": @, "lines": [{"sku": "W-1", "quantity": "1", "unit_price": "1"}]}'
 )
 LOT = (
-    '{"sku": "W-1", "lot_number": "L2", "quantity": "1", "unit_cost": "1", "@F": @, "received_at": "%s"}' % RECEIVED_AT
+    f'{{"sku": "W-1", "lot_number": "L2", "quantity": "1", "unit_cost": "1", "@F": @, "received_at": "{RECEIVED_AT}"}}'
 )
 PRODUCT = '{"sku": "P-9", "name": "Nine", "standard_cost": @}'
 
@@ -489,7 +489,7 @@ async def test_an_unparseable_webhook_replayed_is_stored_once(pool, app):
 async def test_a_malformed_chunked_body_is_400_json(database_url, broker_prefix, pool):
     _, auth = await make_api_tenant(pool)
     async with served(create_app(ingest_settings(database_url, broker_prefix))) as port:
-        status, headers, body = await raw_request(
+        status, _, body = await raw_request(
             port,
             b"POST /api/v1/products HTTP/1.1\r\nHost: x\r\nAuthorization: "
             + auth["Authorization"].encode()

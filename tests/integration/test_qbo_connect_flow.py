@@ -179,7 +179,7 @@ async def test_the_same_tenant_may_reconnect_its_company(flow, api_tenant):
 
 
 async def test_a_state_links_once(flow, api_tenant):
-    tenant, headers = api_tenant
+    _, headers = api_tenant
     realm = await flow.new_realm()
     async with flow.browser() as browser:
         callback = await flow.consent(browser, await flow.start(browser, headers), realm)
@@ -231,9 +231,9 @@ async def test_an_expired_state_links_nothing(flow, api_tenant, monkeypatch):
 
 
 async def test_a_forged_state_links_nothing(flow, api_tenant, pool):
-    tenant, headers = api_tenant
+    _, headers = api_tenant
     victim_realm = await flow.new_realm()
-    other, other_headers = await make_api_tenant(pool, "Other")
+    other, _ = await make_api_tenant(pool, "Other")
     async with flow.browser() as browser:
         callback = await flow.consent(browser, await flow.start(browser, headers), victim_realm)
         state = parse_qs(urlsplit(callback).query)["state"][0]
@@ -282,19 +282,24 @@ async def test_denied_consent_links_nothing_and_echoes_nothing(flow, api_tenant)
 
 
 async def test_connect_needs_an_api_key(flow):
-    async with flow.browser() as browser:
-        async with browser.get(f"{flow.base}/oauth/quickbooks/connect", allow_redirects=False) as response:
-            assert response.status == 401
-            assert COOKIE not in response.cookies
+    async with (
+        flow.browser() as browser,
+        browser.get(f"{flow.base}/oauth/quickbooks/connect", allow_redirects=False) as response,
+    ):
+        assert response.status == 401
+        assert COOKIE not in response.cookies
 
 
 async def test_cookie_is_secure_behind_https(flow, api_tenant):
     _, headers = api_tenant
-    async with flow.browser() as browser, browser.get(
-        f"{flow.base}/oauth/quickbooks/connect",
-        allow_redirects=False,
-        headers={**headers, "X-Forwarded-Proto": "https"},
-    ) as response:
+    async with (
+        flow.browser() as browser,
+        browser.get(
+            f"{flow.base}/oauth/quickbooks/connect",
+            allow_redirects=False,
+            headers={**headers, "X-Forwarded-Proto": "https"},
+        ) as response,
+    ):
         assert response.status == 302
         assert response.cookies[COOKIE]["secure"]
 

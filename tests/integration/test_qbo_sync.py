@@ -58,7 +58,13 @@ class Qbo:
         )
 
     async def expect(
-        self, sale_type: str, external_id: str, status: str, revenue: str, cost: str, timeout: float = 30
+        self,
+        sale_type: str,
+        external_id: str,
+        status: str,
+        revenue: str,
+        cost: str,
+        timeout: float = 30,  # noqa: ASYNC109 - polling deadline for wait_for; fails with the row it last saw
     ) -> None:
         want = (status, Decimal(revenue), Decimal(cost))
 

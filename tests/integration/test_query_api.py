@@ -6,6 +6,7 @@ deleted sales, event status, bad parameters, tenant isolation and auth."""
 from __future__ import annotations
 
 import base64
+import functools
 import json
 import uuid
 from dataclasses import dataclass
@@ -109,7 +110,7 @@ async def _post(client, headers, method: str, path: str, body=None) -> list[str]
 async def _apply(pool, client, headers, method, path, body=None) -> list[str]:
     event_ids = await _post(client, headers, method, path, body)
     for event_id in event_ids:
-        await wait_for(lambda: event_applied(pool, event_id))
+        await wait_for(functools.partial(event_applied, pool, event_id))
     return event_ids
 
 
@@ -406,7 +407,7 @@ async def test_sort_orders_by_hand(query, data):
     assert set(revenue_asc[1:5]) == {"INV-3", "INV-4", "INV-7", "QB-9"}
     pct_desc = [i["external_id"] for i in await sales(query, data, sort="margin_pct", order="desc", limit="2")]
     three_sixties = sorted(["INV-1", "INV-2", "CM-1"], key=lambda e: data.ids[e], reverse=True)
-    assert pct_desc[:5] == three_sixties + ["INV-6", "REC-1"]
+    assert pct_desc[:5] == [*three_sixties, "INV-6", "REC-1"]
     assert set(pct_desc[-4:]) == {"INV-3", "INV-4", "INV-7", "QB-9"}  # no margin % sorts lowest
     cost_desc = [i["external_id"] for i in await sales(query, data, sort="cost", order="desc", limit="50")]
     assert cost_desc[:3] == ["INV-1", "INV-2", "INV-6"]

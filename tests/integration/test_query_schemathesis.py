@@ -10,6 +10,7 @@ and that answer must hold nothing of the first tenant's (values, sale ids, event
 
 from __future__ import annotations
 
+import functools
 import json
 import secrets
 import uuid
@@ -191,7 +192,7 @@ async def _seeded(pool, ingest, prefix: str, key: str) -> Tenant:
         assert response.status == 202, await response.text()
         tenant.event_ids += (await response.json())["event_ids"]
     for event_id in tenant.event_ids:
-        await wait_for(lambda: event_applied(pool, event_id))
+        await wait_for(functools.partial(event_applied, pool, event_id))
     tenant.sale_ids = {r["id"] for r in await pool.fetch("SELECT id FROM sales WHERE tenant_id = $1", tenant.id)}
     return tenant
 

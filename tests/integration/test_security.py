@@ -8,6 +8,7 @@ as a superuser, one token refresh for many concurrent reads, and the secret scan
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import os
 import socket
@@ -141,7 +142,7 @@ async def write(pool, client, headers, method: str, path: str, body=None, status
     assert response.status == status, await response.text()
     event_ids = (await response.json()).get("event_ids", [])
     for event_id in event_ids:
-        await wait_for(lambda: event_applied(pool, event_id))
+        await wait_for(functools.partial(event_applied, pool, event_id))
     return event_ids
 
 
@@ -385,7 +386,7 @@ async def test_another_tenants_key_reaches_none_of_its_data(pool, world):
     # (a 404 may repeat the name it was asked about: a marker of the request itself does not count)
     leaks = [
         (a, m, p, marker)
-        for (a, m, p, _, _, text), (*_, body, _) in zip(answers, requests)
+        for (a, m, p, _, _, text), (*_, body, _) in zip(answers, requests, strict=True)
         for marker in w.markers_a()
         if marker in text and marker not in p + json.dumps(body)
     ]
@@ -395,7 +396,7 @@ async def test_another_tenants_key_reaches_none_of_its_data(pool, world):
     assert response.status == 202, await response.text()
     b_events += (await response.json())["event_ids"]
     for event_id in b_events:
-        await wait_for(lambda: event_applied(pool, event_id))
+        await wait_for(functools.partial(event_applied, pool, event_id))
     assert await snapshot(pool, w.a) == before, "a request with B's key changed A's rows"
     # and A still sees its own
     response = await w.query.get(f"/api/v1/sales/{sale_a}", headers=w.headers_a)
@@ -416,9 +417,13 @@ def free_port() -> int:
 SECRETS = ("TOKEN_ENCRYPTION_KEY", "TOKEN_ENCRYPTION_OLD_KEYS", "OAUTH_STATE_SECRET")
 
 
-async def start_service(module: str, env: dict, timeout: float = 45.0) -> tuple[int, str]:
+#: A service that refuses to start exits within this many seconds.
+REFUSE_WITHIN = 45.0
+
+
+async def start_service(module: str, env: dict) -> tuple[int, str]:
     """Run ``python -m module``; its exit code and output. A service still running after
-    ``timeout`` s did not refuse: it is killed and the test fails."""
+    ``REFUSE_WITHIN`` s did not refuse: it is killed and the test fails."""
     process = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
@@ -429,12 +434,14 @@ async def start_service(module: str, env: dict, timeout: float = 45.0) -> tuple[
         stderr=asyncio.subprocess.STDOUT,
     )
     try:
-        out, _ = await asyncio.wait_for(process.communicate(), timeout)
+        out, _ = await asyncio.wait_for(process.communicate(), REFUSE_WITHIN)
     except TimeoutError:
         process.kill()
         out, _ = await process.communicate()
         secret_scan.record(out.decode(errors="replace"))
-        pytest.fail(f"{module} was still running after {timeout}s: it did not refuse to start\n{out.decode()[-2000:]}")
+        pytest.fail(
+            f"{module} was still running after {REFUSE_WITHIN}s: it did not refuse to start\n{out.decode()[-2000:]}"
+        )
     text = out.decode(errors="replace")
     secret_scan.record(text)
     return process.returncode, text

@@ -216,7 +216,7 @@ def test_discount_spread_in_proportion_and_foreign_currency():
     event = normalize.to_event(TENANT, "Invoice", body, MAPPER)
     assert isinstance(event, SaleUpserted)
     # discount 5 over 20 and 30: 2 and 3; net 18 and 27; × 1.1 = 19.8 and 29.7
-    assert [(l.sku, l.kind, l.quantity, l.revenue) for l in event.lines] == [
+    assert [(sale_line.sku, sale_line.kind, sale_line.quantity, sale_line.revenue) for sale_line in event.lines] == [
         ("W-1", "inventory", Decimal(2), Decimal("19.8")),
         (None, "service", Decimal(1), Decimal("29.7")),
     ]
@@ -234,14 +234,14 @@ def test_percent_discount_without_amount_and_remainder_on_last_line():
             {"DetailType": "DiscountLineDetail", "DiscountLineDetail": {"PercentBased": True, "DiscountPercent": 10}},
         ]
     )
-    revenue = [l.revenue for l in normalize.to_event(TENANT, "Invoice", body, MAPPER).lines]
+    revenue = [sale_line.revenue for sale_line in normalize.to_event(TENANT, "Invoice", body, MAPPER).lines]
     # 10% of 30 = 3 spread 1/1/1; exact shares, sums to 27
     assert revenue == [Decimal(9), Decimal(9), Decimal(9)]
     body = invoice(
         [line("1", 1, 10, 10)] * 3
         + [{"DetailType": "DiscountLineDetail", "Amount": Decimal(1), "DiscountLineDetail": {}}]
     )
-    revenue = [l.revenue for l in normalize.to_event(TENANT, "Invoice", body, MAPPER).lines]
+    revenue = [sale_line.revenue for sale_line in normalize.to_event(TENANT, "Invoice", body, MAPPER).lines]
     # 1/3 = 0.333333 (6 places) twice, the remainder 0.333334 on the last line
     assert revenue == [Decimal("9.666667"), Decimal("9.666667"), Decimal("9.666666")]
     assert sum(revenue) == Decimal(29)
@@ -265,7 +265,7 @@ def test_bundle_lines_are_unrolled_and_text_lines_ignored():
         ]
     )
     event = normalize.to_event(TENANT, "Invoice", body, MAPPER)
-    assert [(l.line_no, l.sku, l.quantity, l.revenue) for l in event.lines] == [
+    assert [(sale_line.line_no, sale_line.sku, sale_line.quantity, sale_line.revenue) for sale_line in event.lines] == [
         (1, "W-1", Decimal(1), Decimal(275)),
         (2, "W-1", Decimal(4), Decimal(20)),
         (3, "GADGET", Decimal(2), Decimal(10)),
@@ -294,7 +294,7 @@ def test_missing_quantity_and_price():
         },
     ]
     event = normalize.to_event(TENANT, "Invoice", invoice(lines), MAPPER)
-    assert [l.quantity for l in event.lines] == [Decimal(3), Decimal(1)]
+    assert [sale_line.quantity for sale_line in event.lines] == [Decimal(3), Decimal(1)]
 
 
 def test_void_is_a_removal_by_operation_or_by_read_back():
@@ -345,15 +345,15 @@ def test_issue16_1_discount_applies_to_the_items_above_it_never_to_shipping():
     )
     lines = normalize.to_event(TENANT, "Invoice", body, MAPPER).lines
     # 34.50 over 300 and 45 only: 30.00 and 4.50; shipping untouched
-    assert [(l.kind, l.revenue) for l in lines] == [
+    assert [(sale_line.kind, sale_line.revenue) for sale_line in lines] == [
         ("inventory", Decimal("270.00")),
         ("service", Decimal("40.50")),
         ("shipping", Decimal("5.00")),
     ]
-    assert sum(l.revenue for l in lines[:2]) == Decimal("310.50")
+    assert sum(sale_line.revenue for sale_line in lines[:2]) == Decimal("310.50")
     # A percent discount without an Amount is a percentage of the lines above it, not of shipping.
     del body["Line"][3]["Amount"]
-    assert [l.revenue for l in normalize.to_event(TENANT, "Invoice", body, MAPPER).lines] == [
+    assert [sale_line.revenue for sale_line in normalize.to_event(TENANT, "Invoice", body, MAPPER).lines] == [
         Decimal("270.00"),
         Decimal("40.50"),
         Decimal("5.00"),
@@ -366,7 +366,10 @@ def test_issue16_1_discount_applies_to_the_items_above_it_never_to_shipping():
             line("3", 1, 10, 10),
         ]
     )
-    assert [l.revenue for l in normalize.to_event(TENANT, "Invoice", body, MAPPER).lines] == [Decimal(9), Decimal(10)]
+    assert [sale_line.revenue for sale_line in normalize.to_event(TENANT, "Invoice", body, MAPPER).lines] == [
+        Decimal(9),
+        Decimal(10),
+    ]
 
 
 def test_issue16_4_quantities_beyond_six_places_are_rounded_half_even_not_rejected():
@@ -380,8 +383,16 @@ def test_issue16_4_quantities_beyond_six_places_are_rounded_half_even_not_reject
         line("1", "0.0000025", "1", "0.01"),
     ]  # a tie: half-even rounds to 0.000002
     event = normalize.to_event(TENANT, "Invoice", invoice(lines), MAPPER)
-    assert [l.quantity for l in event.lines] == [Decimal("1.234568"), Decimal("3.333333"), Decimal("0.000002")]
-    assert [l.revenue for l in event.lines] == [Decimal("10.00"), Decimal("10.00"), Decimal("0.01")]  # from Amount
+    assert [sale_line.quantity for sale_line in event.lines] == [
+        Decimal("1.234568"),
+        Decimal("3.333333"),
+        Decimal("0.000002"),
+    ]
+    assert [sale_line.revenue for sale_line in event.lines] == [
+        Decimal("10.00"),
+        Decimal("10.00"),
+        Decimal("0.01"),
+    ]  # from Amount
 
 
 def test_issue16_5_void_operation_or_marker_is_a_void_even_with_amounts():

@@ -900,7 +900,7 @@ def test_model_invariants(data: st.DataObject) -> None:
             assert ("shortage" in line_state.flags) == (line_state.shortage_qty > 0)
         for lot_number, qty in line_state.allocations.items():
             taken[lot_number] = taken.get(lot_number, Decimal(0)) + qty
-    for (sku, lot_number), lot in state.lots.items():
+    for (_, lot_number), lot in state.lots.items():
         assert lot.quantity - lot.remaining == taken.get(lot_number, Decimal(0))
     for key, sale in state.sales.items():
         own = [v for k, v in state.lines.items() if k[:3] == key]

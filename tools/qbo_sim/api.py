@@ -14,6 +14,8 @@ from __future__ import annotations
 import asyncio
 import functools
 import uuid
+from collections.abc import Awaitable, Callable
+from typing import Any
 
 from aiohttp import web
 from pydantic import ValidationError
@@ -34,7 +36,10 @@ def _bearer(request: web.Request) -> str | None:
     return token.strip() if scheme.lower() == "bearer" and token.strip() else None
 
 
-def qbo_api(handler):
+ApiHandler = Callable[[web.Request, Simulator, Company], Awaitable[web.StreamResponse]]
+
+
+def qbo_api(handler: ApiHandler) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
     @functools.wraps(handler)
     async def wrapper(request: web.Request) -> web.StreamResponse:
         sim = request.app[SIM]
@@ -74,7 +79,7 @@ def qbo_api(handler):
     return wrapper
 
 
-def _envelope(key: str, value, sim: Simulator) -> web.Response:
+def _envelope(key: str, value: Any, sim: Simulator) -> web.Response:
     return json_response({key: value, "time": timefmt.response_time(timefmt.now(), sim.tz)})
 
 
@@ -142,10 +147,9 @@ async def change_data_capture(request: web.Request, sim: Simulator, company: Com
 
 
 # --- writes ---------------------------------------------------------------------------------
-def _write_fault(exc: Exception, sim: Simulator) -> web.Response:
+def _write_fault(exc: writes.WriteError | SimError, sim: Simulator) -> web.Response:
     if isinstance(exc, writes.WriteError):
         return faults.fault(exc.code, exc.message, exc.detail, sim.tz, element=exc.element)
-    assert isinstance(exc, SimError)
     messages = {
         "610": "Object Not Found",
         "5010": "Stale Object Error",
@@ -159,7 +163,7 @@ def _write_fault(exc: Exception, sim: Simulator) -> web.Response:
     return faults.fault(exc.code, message, detail, sim.tz)
 
 
-def _target(company: Company, name: str, body: dict) -> Record:
+def _target(company: Company, name: str, body: dict[str, Any]) -> Record:
     entity_id = body.get("Id")
     if entity_id in (None, ""):
         raise writes.missing("Id")
@@ -177,7 +181,9 @@ def _target(company: Company, name: str, body: dict) -> Record:
     return record
 
 
-def _write(company: Company, name: str, operation: str, body: dict) -> tuple[Record, list[Change], dict | None]:
+def _write(
+    company: Company, name: str, operation: str, body: dict[str, Any]
+) -> tuple[Record, list[Change], dict[str, Any] | None]:
     """Apply one write; returns the record, its changes and (delete only) the response entity."""
     sales = name in SALES_ENTITIES
     if operation == "delete":
@@ -226,8 +232,8 @@ def _write(company: Company, name: str, operation: str, body: dict) -> tuple[Rec
 async def write_entity(request: web.Request, sim: Simulator, company: Company) -> web.Response:
     name = ENTITY_NAMES[request.match_info["entity"]]
     request_id = request.query.get("requestid")
-    key = (company.realm_id, request_id)
-    if request_id and key in sim.request_ids:
+    key = (company.realm_id, request_id) if request_id else None
+    if key is not None and key in sim.request_ids:
         status, text = sim.request_ids[key]
         return web.Response(text=text, status=status, content_type="application/json")
     operation = request.query.get("operation", "").lower()
@@ -259,6 +265,6 @@ async def write_entity(request: web.Request, sim: Simulator, company: Company) -
             else:
                 sim.publish(changes)
                 response = _envelope(name, shown or record.render(sim.tz), sim)
-    if request_id:
+    if key is not None:
         sim.request_ids[key] = (response.status, response.text or "")
     return response

@@ -8,7 +8,10 @@ unexpected exception 500) is a JSON ``Fault`` body (docs/quickbooks-api.md §2.7
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+
 from aiohttp import web
+from aiohttp.typedefs import Handler
 
 from shared.logging import get_logger
 from tools.qbo_sim import api, control, faults, oauth
@@ -19,7 +22,7 @@ from tools.qbo_sim.simulator import SIM, Simulator
 log = get_logger("qbo_sim")
 
 
-async def _webhooks_ctx(app: web.Application):
+async def _webhooks_ctx(app: web.Application) -> AsyncIterator[None]:
     sender = app[SIM].webhooks
     await sender.start()
     yield
@@ -27,7 +30,7 @@ async def _webhooks_ctx(app: web.Application):
 
 
 @web.middleware
-async def fault_bodies(request: web.Request, handler) -> web.StreamResponse:
+async def fault_bodies(request: web.Request, handler: Handler) -> web.StreamResponse:
     tz = request.app[SIM].tz
     try:
         return await handler(request)

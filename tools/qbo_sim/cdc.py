@@ -10,6 +10,7 @@ supported"); its code is not documented, so ``500`` (Unsupported Operation) is u
 from __future__ import annotations
 
 from datetime import datetime, timedelta
+from typing import Any
 
 from tools.qbo_sim import timefmt
 from tools.qbo_sim.store import Company
@@ -66,11 +67,11 @@ def parse_request(
     return names, since
 
 
-def changes(company: Company, names: list[str], since: datetime, max_objects: int) -> list[dict]:
+def changes(company: Company, names: list[str], since: datetime, max_objects: int) -> list[dict[str, Any]]:
     found = [record for name in names for record in company.records[name].values() if record.updated_time >= since]
     found.sort(key=lambda record: record.updated_time)
     found = found[:max_objects]
-    by_entity: dict[str, list[dict]] = {name: [] for name in names}
+    by_entity: dict[str, list[dict[str, Any]]] = {name: [] for name in names}
     for record in found:
         by_entity[record.entity].append(record.stub(company.tz) if record.deleted else record.render(company.tz))
     responses = []

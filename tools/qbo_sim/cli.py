@@ -19,21 +19,24 @@ import json
 import sys
 import urllib.error
 import urllib.request
+from typing import Any
 
 from tools.qbo_sim.demo import DEMO_REALM_ID
 
 
 class Sim:
     def __init__(self, base: str):
+        if not base.startswith(("http://", "https://")):
+            raise SystemExit(f"the simulator URL must be http:// or https://, not {base!r}")
         self.base = base.rstrip("/")
 
-    def call(self, method: str, path: str, body: dict | None = None) -> dict:
+    def call(self, method: str, path: str, body: dict[str, Any] | None = None) -> dict[str, Any]:
         data = json.dumps(body).encode() if body is not None else None
-        request = urllib.request.Request(
+        request = urllib.request.Request(  # noqa: S310 - self.base is checked to be http(s) in __init__
             self.base + path, data=data, method=method, headers={"Content-Type": "application/json"} if data else {}
         )
         try:
-            with urllib.request.urlopen(request, timeout=30) as response:
+            with urllib.request.urlopen(request, timeout=30) as response:  # noqa: S310 - http(s) only, see __init__
                 text = response.read()
         except urllib.error.HTTPError as exc:
             raise SystemExit(f"{method} {path} -> HTTP {exc.code}: {exc.read().decode(errors='replace')}") from exc
@@ -46,17 +49,17 @@ class Sim:
         items = self.call("GET", f"/sim/{realm}/items")["Item"]
         for item in items:
             if key in (item["Id"], item.get("Sku"), item["Name"]):
-                return item["Id"]
+                return str(item["Id"])
         raise SystemExit(
             f"no item {key!r} in realm {realm} (known Skus: {', '.join(i['Sku'] for i in items if i.get('Sku'))})"
         )
 
 
-def _q(args) -> str:
+def _q(args: argparse.Namespace) -> str:
     return "?notify=false" if getattr(args, "quiet_webhook", False) else ""
 
 
-def _summary(entity: str, body: dict) -> str:
+def _summary(entity: str, body: dict[str, Any]) -> str:
     lines = []
     for line in body.get("Line", []):
         detail = line.get("SalesItemLineDetail")

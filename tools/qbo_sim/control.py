@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import functools
 import json
+from collections.abc import Awaitable, Callable
 from datetime import timedelta
+from typing import Any
 
 from aiohttp import web
 from pydantic import ValidationError
@@ -25,7 +27,10 @@ routes = web.RouteTableDef()
 SALES = "{entity:invoice|salesreceipt|creditmemo}"
 
 
-def control(handler):
+ControlHandler = Callable[[web.Request, Simulator], Awaitable[web.StreamResponse]]
+
+
+def control(handler: ControlHandler) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
     @functools.wraps(handler)
     async def wrapper(request: web.Request) -> web.StreamResponse:
         try:
@@ -40,7 +45,7 @@ def control(handler):
     return wrapper
 
 
-async def _body(request: web.Request) -> dict:
+async def _body(request: web.Request) -> dict[str, Any]:
     if not request.can_read_body:
         return {}
     body = await request.json()
@@ -180,7 +185,7 @@ async def show_txn(request: web.Request, sim: Simulator) -> web.Response:
     record = company.get(ENTITY_NAMES[request.match_info["entity"]], request.match_info["id"], live=False)
     return json_response(
         {
-            "spec": json.loads(record.spec.model_dump_json(exclude_unset=True)),
+            "spec": json.loads(record.txn_spec.model_dump_json(exclude_unset=True)),
             "deleted": record.deleted,
             "voided": record.voided,
             "entity": record.stub(sim.tz) if record.deleted else record.render(sim.tz),

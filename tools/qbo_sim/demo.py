@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 from decimal import Decimal
+from typing import Any
 
 from tools.qbo_sim.specs import ComponentSpec, ItemSpec, LineSpec, TxnSpec
 from tools.qbo_sim.store import Company
@@ -68,7 +69,7 @@ def populate(company: Company) -> Company:
     def line(key: str, qty: str, price: str | None = None) -> LineSpec:
         return LineSpec(item_id=items[key], qty=Decimal(qty), unit_price=Decimal(price) if price else None)
 
-    sales = [
+    sales: list[tuple[str, int, str, list[LineSpec], dict[str, Any]]] = [
         ("Invoice", 58, CUSTOMERS[0], [line("W-100", "10"), line("Shipping", "1")], {}),
         ("SalesReceipt", 52, CUSTOMERS[3], [line("G-300", "1"), line("Installation", "1")], {}),
         (
@@ -114,10 +115,11 @@ def populate(company: Company) -> Company:
         ("Invoice", 5, CUSTOMERS[3], [line("W-100", "3.5"), line("G-300", "1")], {}),
         ("Invoice", 2, CUSTOMERS[4], [line("W-200", "2")], {"private_note": "Customer cancelled"}),
     ]
-    last = None
-    for entity, days_ago, customer, lines, extra in sales:
-        last, _ = company.create_txn(
+    created = [
+        company.create_txn(
             entity, TxnSpec(customer=customer, txn_date=today - timedelta(days=days_ago), lines=lines, **extra)
-        )
-    company.void_txn("Invoice", last.id)  # the cancelled order
+        )[0]
+        for entity, days_ago, customer, lines, extra in sales
+    ]
+    company.void_txn("Invoice", created[-1].id)  # the cancelled order
     return company

@@ -38,6 +38,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 from decimal import ROUND_HALF_UP, Decimal
+from typing import Any
 
 from tools.qbo_sim.specs import SHIPPING_ITEM_ID, LineSpec, TxnSpec
 
@@ -123,12 +124,12 @@ class ItemState:
     def display_name(self) -> str:
         return f"{self.name} (deleted)" if self.deleted_suffix else self.name
 
-    def ref(self) -> dict:
+    def ref(self) -> dict[str, Any]:
         return {"value": self.id, "name": self.display_name}
 
 
-def item_body(item: ItemState, lookup: Callable[[str], ItemState]) -> dict:
-    body: dict = {"Name": item.display_name}
+def item_body(item: ItemState, lookup: Callable[[str], ItemState]) -> dict[str, Any]:
+    body: dict[str, Any] = {"Name": item.display_name}
     if item.description:
         body["Description"] = item.description
     body["Active"] = item.active
@@ -169,7 +170,7 @@ class Context:
     """What a sale needs from its company."""
 
     item: Callable[[str | None, str | None], ItemState]  # (item_id, sku) -> item, SpecError if unknown
-    customer_ref: dict
+    customer_ref: dict[str, Any]
     doc_number: str
     home_currency: str
     multicurrency: bool
@@ -186,38 +187,41 @@ class _Lines:
         self.tax_inclusive_tax = ZERO
         self.discount = ZERO
         self.shipping = ZERO
-        self.shipping_lines: list[dict] = []
+        self.shipping_lines: list[dict[str, Any]] = []
         self.saw_subtotal = False
 
-    def _ids(self, line: dict) -> dict:
+    def _ids(self, line: dict[str, Any]) -> dict[str, Any]:
         line_id = self.next_id
         self.next_id += 1
         return {"Id": str(line_id), "LineNum": line_id, **line}
 
-    def item_line(self, spec: LineSpec) -> dict:
+    def item_line(self, spec: LineSpec) -> dict[str, Any]:
         item = self.ctx.item(spec.item_id, spec.sku)
         if item.type == "Group":
             raise SpecError(f"item {item.id} is a bundle; use group_item_id")
-        detail: dict = {"ItemRef": item.ref()}
-        priced = spec.amount is None or spec.qty is not None or spec.unit_price is not None
-        if priced:
+        detail: dict[str, Any] = {"ItemRef": item.ref()}
+        # Priced (Qty and UnitPrice on the line) unless only an amount is given.
+        qty: Decimal | None = None
+        price: Decimal | None = None
+        if spec.amount is None or spec.qty is not None or spec.unit_price is not None:
             qty = spec.qty if spec.qty is not None else Decimal(1)
             price = spec.unit_price if spec.unit_price is not None else (item.unit_price or ZERO)
             entered = money(qty * price) if spec.amount is None else money(spec.amount)
         else:
-            qty = price = None
             entered = money(spec.amount)
         if self.mode == "TaxInclusive":
             amount = money(entered / (1 + self.rate))
             detail["TaxInclusiveAmt"] = entered
             self.tax_inclusive_tax += entered - amount
-            price = (price / (1 + self.rate)).quantize(PRICE_PLACES, rounding=ROUND_HALF_UP) if priced else None
+            if price is not None:
+                price = (price / (1 + self.rate)).quantize(PRICE_PLACES, rounding=ROUND_HALF_UP)
         else:
             amount = entered
-        if priced:
+        if qty is not None and price is not None:
             detail["UnitPrice"] = _number(price)
             detail["Qty"] = _number(qty)
-        detail["ItemAccountRef"] = dict(zip(("value", "name"), _INCOME[item.type]))
+        account_id, account_name = _INCOME[item.type]
+        detail["ItemAccountRef"] = {"value": account_id, "name": account_name}
         detail["TaxCodeRef"] = {"value": "TAX" if self.rate > 0 else "NON"}
         self.net += amount
         line = {
@@ -228,7 +232,7 @@ class _Lines:
         }
         return line
 
-    def group_line(self, spec: LineSpec) -> dict:
+    def group_line(self, spec: LineSpec) -> dict[str, Any]:
         group = self.ctx.item(spec.group_item_id, None)
         if group.type != "Group":
             raise SpecError(f"item {group.id} is not a bundle (Type {group.type})")
@@ -248,8 +252,8 @@ class _Lines:
             "GroupLineDetail": detail,
         }
 
-    def shipping_line(self, spec: LineSpec) -> dict:
-        detail: dict = {"ItemRef": {"value": SHIPPING_ITEM_ID}}
+    def shipping_line(self, spec: LineSpec) -> dict[str, Any]:
+        detail: dict[str, Any] = {"ItemRef": {"value": SHIPPING_ITEM_ID}}
         if spec.amount is not None:
             amount = money(spec.amount)
         else:
@@ -265,13 +269,15 @@ class _Lines:
             line = {"Description": spec.description, **line}
         return line
 
-    def discount_line(self, spec: LineSpec) -> dict:
+    def discount_line(self, spec: LineSpec) -> dict[str, Any]:
         if spec.discount_percent is not None:
             amount = money(self.net * spec.discount_percent / 100)
             detail = {"PercentBased": True, "DiscountPercent": _number(spec.discount_percent)}
-        else:
+        elif spec.discount_amount is not None:
             amount = money(spec.discount_amount)
             detail = {"PercentBased": False}
+        else:
+            raise SpecError("a discount line needs discount_percent or discount_amount")
         self.discount += amount
         return {
             "Amount": amount,
@@ -279,7 +285,7 @@ class _Lines:
             "DiscountLineDetail": {**detail, "DiscountAccountRef": dict(_DISCOUNT_ACCOUNT)},
         }
 
-    def build(self, specs: list[LineSpec]) -> list[dict]:
+    def build(self, specs: list[LineSpec]) -> list[dict[str, Any]]:
         lines = []
         for spec in specs:
             kind = spec.kind
@@ -310,13 +316,15 @@ class _Lines:
         return money(self.net * self.rate)
 
 
-def build_transaction(entity: str, spec: TxnSpec, ctx: Context) -> tuple[dict, bool]:
+def build_transaction(entity: str, spec: TxnSpec, ctx: Context) -> tuple[dict[str, Any], bool]:
     """The body of a sale and whether it is in a foreign currency."""
     currency = (spec.currency or ctx.home_currency).upper()
     foreign = currency != ctx.home_currency
-    if foreign and spec.exchange_rate is None:
-        raise SpecError(f"exchange_rate is required for {currency} in a {ctx.home_currency} company")
-    rate = spec.exchange_rate if foreign else Decimal(1)
+    rate = Decimal(1)
+    if foreign:
+        if spec.exchange_rate is None:
+            raise SpecError(f"exchange_rate is required for {currency} in a {ctx.home_currency} company")
+        rate = spec.exchange_rate
     if spec.tax == "TaxInclusive" and spec.tax_rate <= -1:
         raise SpecError("tax_rate must be greater than -1")
     builder = _Lines(spec, ctx)
@@ -325,7 +333,7 @@ def build_transaction(entity: str, spec: TxnSpec, ctx: Context) -> tuple[dict, b
     total = builder.net - builder.discount + tax + builder.shipping
     txn_date = spec.txn_date or ctx.today
 
-    body: dict = {
+    body: dict[str, Any] = {
         "DocNumber": ctx.doc_number,
         "TxnDate": txn_date.isoformat(),
         "CurrencyRef": {"value": currency, "name": currency_name(currency)},
@@ -336,7 +344,7 @@ def build_transaction(entity: str, spec: TxnSpec, ctx: Context) -> tuple[dict, b
         body["PrivateNote"] = spec.private_note
     body["LinkedTxn"] = [link.model_dump(exclude_none=True) for link in spec.linked_txn]
     body["Line"] = lines
-    tax_detail: dict = {"TotalTax": tax}
+    tax_detail: dict[str, Any] = {"TotalTax": tax}
     if tax:
         tax_detail["TaxLine"] = [
             {
@@ -384,12 +392,12 @@ class CustomerState:
     email: str | None = None
     active: bool = True
 
-    def ref(self) -> dict:
+    def ref(self) -> dict[str, Any]:
         return {"value": self.id, "name": self.display_name}
 
 
-def customer_body(customer: CustomerState, currency: str) -> dict:
-    body: dict = {}
+def customer_body(customer: CustomerState, currency: str) -> dict[str, Any]:
+    body: dict[str, Any] = {}
     for key, value in (
         ("GivenName", customer.given_name),
         ("FamilyName", customer.family_name),
@@ -417,7 +425,7 @@ def customer_body(customer: CustomerState, currency: str) -> dict:
     return body
 
 
-def _void_line(line: dict) -> None:
+def _void_line(line: dict[str, Any]) -> None:
     if "Amount" in line:
         line["Amount"] = ZERO
     detail = line.get("SalesItemLineDetail")
@@ -433,7 +441,7 @@ def _void_line(line: dict) -> None:
             _void_line(inner)
 
 
-def void_body(body: dict) -> dict:
+def void_body(body: dict[str, Any]) -> dict[str, Any]:
     voided = copy.deepcopy(body)
     for line in voided.get("Line", []):
         _void_line(line)

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Mapping
 from datetime import timezone
+from typing import Any
 from xml.sax.saxutils import escape
 
 from aiohttp import web
@@ -20,7 +22,7 @@ def fault(
     status: int = 400,
     fault_type: str = "ValidationFault",
     element: str = "",
-    headers=None,
+    headers: Mapping[str, str] | None = None,
 ) -> web.Response:
     """The normal entity-endpoint envelope: ``{"Fault":{"Error":[…],"type":…},"time":…}``."""
     body = {
@@ -58,7 +60,7 @@ def query_validation_error(detail: str, tz: timezone) -> web.Response:
 
 def gateway_fault(status: int, code: str, message: str, detail: str, fault_type: str) -> web.Response:
     """The lower-case gateway envelope of 401/403 (docs/quickbooks-api.md §4.4)."""
-    body = {
+    body: dict[str, Any] = {
         "warnings": None,
         "intuitObject": None,
         "fault": {"error": [{"message": message, "detail": detail, "code": code, "element": None}], "type": fault_type},

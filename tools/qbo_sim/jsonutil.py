@@ -7,12 +7,13 @@ it digit for digit (``12.50`` stays ``12.50``), never through a float.
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from decimal import Decimal
 from typing import Any
 
 from aiohttp import web
 
-_str = json.encoder.encode_basestring_ascii  # type: ignore[attr-defined]
+_str = json.encoder.encode_basestring_ascii
 
 
 def _number(value: Decimal) -> str:
@@ -69,5 +70,5 @@ def loads(text: str | bytes) -> Any:
     return json.loads(text, parse_float=Decimal)
 
 
-def json_response(value: Any, status: int = 200, headers: dict | None = None) -> web.Response:
+def json_response(value: Any, status: int = 200, headers: Mapping[str, str] | None = None) -> web.Response:
     return web.Response(text=dumps(value), status=status, content_type="application/json", headers=headers)

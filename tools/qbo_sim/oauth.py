@@ -16,6 +16,7 @@ from __future__ import annotations
 import base64
 import hmac
 import time
+from typing import Any
 from urllib.parse import urlencode, urlsplit, urlunsplit
 
 from aiohttp import web
@@ -28,7 +29,7 @@ routes = web.RouteTableDef()
 ACCOUNTING_SCOPE = "com.intuit.quickbooks.accounting"
 
 
-def _redirect(uri: str, params: dict) -> web.HTTPFound:
+def _redirect(uri: str, params: dict[str, Any]) -> web.HTTPFound:
     parts = urlsplit(uri)
     query = "&".join(filter(None, [parts.query, urlencode(params)]))
     return web.HTTPFound(urlunsplit(parts._replace(query=query)))
@@ -117,7 +118,10 @@ async def token(request: web.Request) -> web.Response:
     grant_type = form.get("grant_type")
     try:
         if grant_type == "authorization_code":
-            grant, body = sim.tokens.exchange_code(str(form.get("code", "")), form.get("redirect_uri"))
+            redirect_uri = form.get("redirect_uri")
+            grant, body = sim.tokens.exchange_code(
+                str(form.get("code", "")), str(redirect_uri) if redirect_uri is not None else None
+            )
         elif grant_type == "refresh_token":
             grant, body = sim.tokens.refresh(str(form.get("refresh_token", "")))
             sim.stats.add(grant.realm, "token_refreshes")

@@ -16,6 +16,7 @@ import uuid
 from collections import OrderedDict
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 
 from tools.qbo_sim import timefmt
 
@@ -43,10 +44,10 @@ def source_for(client_id: str) -> str:
     return f"intuit.{digest}"
 
 
-def cloudevents(events: list[Event], void_word: str, source: str) -> list[dict]:
+def cloudevents(events: list[Event], void_word: str, source: str) -> list[dict[str, Any]]:
     out = []
     for event in events:
-        body: dict = {
+        body: dict[str, Any] = {
             "specversion": "1.0",
             "id": event.id,
             "source": source,
@@ -66,8 +67,8 @@ def cloudevents(events: list[Event], void_word: str, source: str) -> list[dict]:
     return out
 
 
-def legacy(events: list[Event]) -> dict:
-    by_realm: OrderedDict[str, list[dict]] = OrderedDict()
+def legacy(events: list[Event]) -> dict[str, Any]:
+    by_realm: OrderedDict[str, list[dict[str, Any]]] = OrderedDict()
     for event in events:
         entity = {
             "name": event.entity,

@@ -97,7 +97,7 @@ class _Parser:
         return False
 
     def expect(self, value: str) -> None:
-        kind, text = self.take()
+        _, text = self.take()
         if text.upper() != value:
             raise QueryError(f'Encountered " {text} " expected {value}')
 
@@ -182,7 +182,7 @@ def parse(text: str) -> Query:
     return _Parser(text).parse()
 
 
-def _field(record: Record, rendered: dict, path: str) -> Any:
+def _field(record: Record, rendered: dict[str, Any], path: str) -> Any:
     lowered = path.lower()
     if lowered == "metadata.lastupdatedtime":
         return record.updated_time
@@ -229,7 +229,7 @@ def _matches(actual: Any, cond: Condition, tz: timezone) -> bool:
         return re.fullmatch(pattern, str(actual), re.IGNORECASE | re.DOTALL) is not None
     other = values[0]
     try:
-        return {
+        result: bool = {
             "=": actual == other,
             "!=": actual != other,
             "<": actual < other,
@@ -239,11 +239,12 @@ def _matches(actual: Any, cond: Condition, tz: timezone) -> bool:
         }[cond.op]
     except TypeError as exc:
         raise QueryError(f"cannot compare {cond.field}", parse=False) from exc
+    return result
 
 
-def execute(company: Company, query: Query, max_cap: int) -> dict:
+def execute(company: Company, query: Query, max_cap: int) -> dict[str, Any]:
     tz = company.tz
-    rows = []
+    rows: list[tuple[Record, dict[str, Any]]] = []
     names_active = any(cond.field.lower() == "active" for cond in query.where)
     for record in company.live(query.entity):
         rendered = record.render(tz)
@@ -258,9 +259,10 @@ def execute(company: Company, query: Query, max_cap: int) -> dict:
     if query.count:
         return {"totalCount": len(rows)}
     if query.order_by:
+        order_by = query.order_by
 
-        def key(row):
-            value = _field(row[0], row[1], query.order_by)
+        def key(row: tuple[Record, dict[str, Any]]) -> tuple[bool, Any]:
+            value = _field(row[0], row[1], order_by)
             return (value is None, value if not isinstance(value, str) else value.casefold())
 
         try:

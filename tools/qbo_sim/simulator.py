@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import timezone
 
 from aiohttp import web
 
@@ -41,7 +42,7 @@ class Simulator:
         self.request_ids: dict[tuple[str, str], tuple[int, str]] = {}
 
     @property
-    def tz(self):
+    def tz(self) -> timezone:
         return self.store.tz
 
     def publish(self, changes: list[Change], notify: bool = True) -> None:

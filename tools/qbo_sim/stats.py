@@ -20,7 +20,7 @@ KEYS = (
 
 class Stats:
     def __init__(self) -> None:
-        self._counts: defaultdict[str, Counter] = defaultdict(Counter)
+        self._counts: defaultdict[str, Counter[str]] = defaultdict(Counter)
 
     def add(self, realm: str, key: str, amount: int = 1) -> None:
         self._counts[realm][key] += amount

@@ -9,6 +9,7 @@ import random
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta, timezone
 from decimal import Decimal
+from typing import Any
 
 from tools.qbo_sim import timefmt
 from tools.qbo_sim.entities import (
@@ -50,13 +51,20 @@ class Record:
     id: str
     create_time: datetime
     updated_time: datetime
-    body: dict
+    body: dict[str, Any]
     spec: TxnSpec | ItemState | CustomerState
     sync_token: int = 0
     deleted: bool = False
     voided: bool = False
 
-    def render(self, tz: timezone) -> dict:
+    @property
+    def txn_spec(self) -> TxnSpec:
+        """The spec of a sales form (every sales record keeps a ``TxnSpec``)."""
+        if not isinstance(self.spec, TxnSpec):
+            raise TypeError(f"{self.entity} {self.id} is not a sales form")
+        return self.spec
+
+    def render(self, tz: timezone) -> dict[str, Any]:
         return {
             "domain": "QBO",
             "sparse": False,
@@ -69,7 +77,7 @@ class Record:
             **self.body,
         }
 
-    def stub(self, tz: timezone) -> dict:
+    def stub(self, tz: timezone) -> dict[str, Any]:
         return {
             "domain": "QBO",
             "status": "Deleted",
@@ -113,7 +121,7 @@ class Company:
             raise SimError(404, f"{entity} {entity_id} not found in realm {self.realm_id}")
         return record
 
-    def check_sync_token(self, record: Record, sync_token) -> None:
+    def check_sync_token(self, record: Record, sync_token: object) -> None:
         """QBO's optimistic lock: a write must carry the current SyncToken (Fault 5010 otherwise)."""
         if sync_token is None or str(sync_token) != str(record.sync_token):
             raise SimError(
@@ -123,7 +131,7 @@ class Company:
                 code="5010",
             )
 
-    def _touch(self, record: Record, body: dict | None = None) -> datetime:
+    def _touch(self, record: Record, body: dict[str, Any] | None = None) -> datetime:
         moment = self.tick()
         record.sync_token += 1
         record.updated_time = moment
@@ -146,7 +154,7 @@ class Company:
                 return record.spec  # type: ignore[return-value]
         raise SpecError(f"no active item with Sku {sku!r}")
 
-    def _item_body(self, state: ItemState) -> dict:
+    def _item_body(self, state: ItemState) -> dict[str, Any]:
         return item_body(state, lambda member: self.item_state(member))
 
     def create_item(self, spec: ItemSpec) -> tuple[Record, list[Change]]:
@@ -216,9 +224,9 @@ class Company:
         self._touch(record, self._item_body(state))
         for entity in SALES_ENTITIES:
             for txn in self.records[entity].values():
-                if txn.deleted or not _uses_item(txn.spec.lines, item_id):  # type: ignore[union-attr]
+                if txn.deleted or not _uses_item(txn.txn_spec.lines, item_id):
                     continue
-                txn.spec = txn.spec.model_copy(update={"lines": _repoint(txn.spec.lines, item_id, into)})
+                txn.spec = txn.txn_spec.model_copy(update={"lines": _repoint(txn.txn_spec.lines, item_id, into)})
                 body, _ = self._build(entity, txn.spec, txn.body["DocNumber"])
                 self._touch(txn, void_body(body) if txn.voided else body)
         moment = self._touch(survivor)
@@ -253,7 +261,7 @@ class Company:
         self.customers[key] = customer_id
         return record, [self._change(record, "Create")]
 
-    def update_customer(self, customer_id: str, changes: dict) -> tuple[Record, list[Change]]:
+    def update_customer(self, customer_id: str, changes: dict[str, Any]) -> tuple[Record, list[Change]]:
         record = self.get("Customer", customer_id)
         state: CustomerState = record.spec  # type: ignore[assignment]
         if "display_name" in changes:
@@ -277,7 +285,7 @@ class Company:
         return record.spec  # type: ignore[return-value]
 
     # --- sales forms ----------------------------------------------------------------------
-    def _customer_ref(self, name: str) -> dict:
+    def _customer_ref(self, name: str) -> dict[str, Any]:
         """The customer called ``name``, created on first use (control-API sales name their customer)."""
         customer_id = self.customers.get(name.strip().casefold())
         if customer_id is None:
@@ -285,7 +293,7 @@ class Company:
             customer_id = record.id
         return self.customer_state(customer_id).ref()
 
-    def _build(self, entity: str, spec: TxnSpec, doc_number: str) -> tuple[dict, bool]:
+    def _build(self, entity: str, spec: TxnSpec, doc_number: str) -> tuple[dict[str, Any], bool]:
         ctx = Context(
             item=self.item_state,
             customer_ref=self._customer_ref(spec.customer),
@@ -316,19 +324,21 @@ class Company:
         self.records[entity][txn_id] = record
         return record, [self._change(record, "Create")]
 
-    def update_txn(self, entity: str, txn_id: str, patch: dict, replace: bool = False) -> tuple[Record, list[Change]]:
+    def update_txn(
+        self, entity: str, txn_id: str, patch: dict[str, Any], replace: bool = False
+    ) -> tuple[Record, list[Change]]:
         """``patch`` over the stored spec (sparse update); ``replace``: ``patch`` is the whole new spec."""
         record = self.get(entity, txn_id)
         if record.voided:
             raise SimError(400, "a voided transaction cannot be edited")
-        base = {} if replace else record.spec.model_dump(exclude_unset=True)
+        base = {} if replace else record.txn_spec.model_dump(exclude_unset=True)
         spec = TxnSpec.model_validate({**base, **patch})
         body, _ = self._build(entity, spec, spec.doc_number or record.body["DocNumber"])
         record.spec = spec
         self._touch(record, body)
         return record, [self._change(record, "Update")]
 
-    def put_raw(self, entity: str, body: dict, txn_id: str | None = None) -> tuple[Record, list[Change]]:
+    def put_raw(self, entity: str, body: dict[str, Any], txn_id: str | None = None) -> tuple[Record, list[Change]]:
         """Store a sales entity body exactly as given (a fixture of a real shape); the simulator
         keeps ``Id``, ``SyncToken`` and ``MetaData`` to itself. With ``txn_id`` it replaces that
         sale's body (an Update), otherwise it adds a new sale (a Create)."""
@@ -378,7 +388,7 @@ def _uses_item(lines: list[LineSpec], item_id: str) -> bool:
 def _repoint(lines: list[LineSpec], old: str, new: str) -> list[LineSpec]:
     out = []
     for line in lines:
-        update: dict = {}
+        update: dict[str, Any] = {}
         if line.item_id == old:
             update["item_id"] = new
         if line.group_item_id == old:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import secrets
 import time
 from dataclasses import dataclass, field
+from typing import Any
 
 AUTH_CODE_LIFETIME = 300
 HARD_LIFETIME = 5 * 365 * 86400  # 5-year hard maximum per authorization
@@ -65,7 +66,7 @@ class TokenStore:
         self._codes[code] = Code(realm, redirect_uri, time.time() + AUTH_CODE_LIFETIME)
         return code
 
-    def exchange_code(self, code: str, redirect_uri: str | None) -> tuple[Grant, dict]:
+    def exchange_code(self, code: str, redirect_uri: str | None) -> tuple[Grant, dict[str, Any]]:
         found = self._codes.pop(code, None)  # single use
         if found is None or found.expires < time.time():
             raise OAuthError("invalid_grant")
@@ -73,14 +74,14 @@ class TokenStore:
             raise OAuthError("invalid_grant")
         return self.mint(found.realm)
 
-    def mint(self, realm: str) -> tuple[Grant, dict]:
+    def mint(self, realm: str) -> tuple[Grant, dict[str, Any]]:
         now = time.time()
         grant = Grant(realm, _refresh_token(), now + self.refresh_lifetime, now + HARD_LIFETIME)
         self._grants.append(grant)
         self._by_refresh[grant.refresh_token] = grant
         return grant, self._response(grant)
 
-    def refresh(self, refresh_token: str) -> tuple[Grant, dict]:
+    def refresh(self, refresh_token: str) -> tuple[Grant, dict[str, Any]]:
         grant = self._by_refresh.get(refresh_token)
         now = time.time()
         if grant is None or grant.revoked or grant.refresh_expires < now or grant.hard_expires < now:
@@ -93,7 +94,7 @@ class TokenStore:
         self._by_refresh[grant.refresh_token] = grant
         return grant, self._response(grant)
 
-    def _response(self, grant: Grant) -> dict:
+    def _response(self, grant: Grant) -> dict[str, Any]:
         token = _access_token()
         grant.access[token] = time.time() + self.access_lifetime
         self._by_access[token] = grant

@@ -23,7 +23,7 @@ import random
 import time
 from collections import Counter, deque
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 import aiohttp
 from pydantic import BaseModel, ConfigDict, Field
@@ -64,7 +64,7 @@ class Delivery:
     headers: dict[str, str]
 
     @property
-    def realms(self) -> Counter:
+    def realms(self) -> Counter[str]:
         return Counter(event.realm for event in self.events)
 
 
@@ -73,14 +73,14 @@ class WebhookSender:
         self.config = config
         self.stats = stats
         self.faults = WebhookFaults(format=config.webhook_format, void_type=config.void_type)
-        self.log: deque[dict] = deque(maxlen=1000)
+        self.log: deque[dict[str, Any]] = deque(maxlen=1000)
         self._random = random.Random()
         self._pending: list[Event] = []
         self._wake = asyncio.Event()
         self._lock = asyncio.Lock()
         self._timer: asyncio.TimerHandle | None = None
-        self._tasks: set[asyncio.Task] = set()
-        self._worker: asyncio.Task | None = None
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._worker: asyncio.Task[None] | None = None
         self._session: aiohttp.ClientSession | None = None
         self._source = payloads.source_for(config.client_id)
 
@@ -102,7 +102,7 @@ class WebhookSender:
             await self._session.close()
 
     # --- configuration ------------------------------------------------------------------
-    def configure(self, changes: dict) -> WebhookFaults:
+    def configure(self, changes: dict[str, Any]) -> WebhookFaults:
         merged = WebhookFaults.model_validate({**self.faults.model_dump(), **changes})
         self.faults = merged
         if "seed" in changes and merged.seed is not None:
@@ -220,10 +220,11 @@ class WebhookSender:
                 first.set_result(False)
 
     async def _post(self, delivery: Delivery, attempt: int, duplicate: bool = False) -> bool:
-        assert self._session is not None
-        for realm, count in delivery.realms.items():
+        if self._session is None:
+            raise RuntimeError("the webhook sender is not started")
+        for realm in delivery.realms:
             self.stats.add(realm, "webhook_attempts")
-        entry: dict = {
+        entry: dict[str, Any] = {
             "attempt": attempt,
             "format": delivery.fmt,
             "event_ids": [e.id for e in delivery.events],

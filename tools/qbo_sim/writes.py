@@ -64,7 +64,7 @@ def _ref(value: Any) -> str | None:
     return None
 
 
-def line_spec(line: dict, tax_inclusive: bool, rate: Decimal) -> LineSpec:
+def line_spec(line: dict[str, Any], tax_inclusive: bool, rate: Decimal) -> LineSpec:
     if not isinstance(line, dict):
         raise WriteError("2010", "Request has invalid or unsupported property", "Line must be an object", "Line")
     kind = line.get("DetailType")
@@ -110,9 +110,9 @@ def line_spec(line: dict, tax_inclusive: bool, rate: Decimal) -> LineSpec:
     )
 
 
-def txn_fields(entity: str, body: dict, company: Company, creating: bool) -> dict:
+def txn_fields(entity: str, body: dict[str, Any], company: Company, creating: bool) -> dict[str, Any]:
     """The TxnSpec fields a sales-form body gives (only those present)."""
-    fields: dict = {}
+    fields: dict[str, Any] = {}
     customer = _ref(body.get("CustomerRef"))
     if customer is not None:
         fields["customer"] = company.customer_state(customer).display_name
@@ -182,7 +182,7 @@ _ITEM_FIELDS = (
 )
 
 
-def item_spec(body: dict) -> ItemSpec:
+def item_spec(body: dict[str, Any]) -> ItemSpec:
     if not _given(body.get("Name")):
         raise missing("Name")
     item_type = body.get("Type")
@@ -201,8 +201,8 @@ def item_spec(body: dict) -> ItemSpec:
     return ItemSpec(name=str(body["Name"]), type=item_type, **values)
 
 
-def item_patch(body: dict, current_name: str) -> ItemPatch:
-    values: dict = {name: body[key] for key, name in _ITEM_FIELDS if key in body}
+def item_patch(body: dict[str, Any], current_name: str) -> ItemPatch:
+    values: dict[str, Any] = {name: body[key] for key, name in _ITEM_FIELDS if key in body}
     for key in ("Sku", "Description"):
         if key in values and values[key] == "":
             values[key] = None
@@ -213,22 +213,22 @@ def item_patch(body: dict, current_name: str) -> ItemPatch:
     return ItemPatch(**values)
 
 
-def _display_name(body: dict) -> str | None:
+def _display_name(body: dict[str, Any]) -> str | None:
     if _given(body.get("DisplayName")):
         return str(body["DisplayName"])
     names = " ".join(str(body[k]) for k in ("GivenName", "FamilyName") if _given(body.get(k)))
     return names or (str(body["CompanyName"]) if _given(body.get("CompanyName")) else None)
 
 
-def customer_spec(body: dict) -> CustomerSpec:
+def customer_spec(body: dict[str, Any]) -> CustomerSpec:
     name = _display_name(body)
     if name is None:
         raise missing("DisplayName")
     return CustomerSpec(display_name=name, **customer_changes(body))
 
 
-def customer_changes(body: dict) -> dict:
-    changes: dict = {}
+def customer_changes(body: dict[str, Any]) -> dict[str, Any]:
+    changes: dict[str, Any] = {}
     for key, name in (("GivenName", "given_name"), ("FamilyName", "family_name"), ("CompanyName", "company_name")):
         if key in body:
             changes[name] = body[key] or None

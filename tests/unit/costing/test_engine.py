@@ -238,7 +238,7 @@ class TestPlanner:
             row(id=2, quantity=D(10), d_start=D(12), d_end=D(22), moves=True),
         ]
         lines, demand_end = recost.lay_demand(change, rows, D(0))
-        assert [(l.start, l.end) for l in lines] == [(0, 1), (1, 13), (13, 23)] and demand_end == 23
+        assert [(line.start, line.end) for line in lines] == [(0, 1), (1, 13), (13, 23)] and demand_end == 23
         lot_rows = [
             dict(
                 id=10,
