@@ -23,7 +23,6 @@ import sys
 import uuid
 from collections.abc import Iterable
 from datetime import UTC, datetime
-from typing import Any
 
 import asyncpg
 
