@@ -8,9 +8,10 @@
         --access-token … --refresh-token … --expires-in <seconds>
     python -m services.ingest.admin rotate-token-key   (after moving the old key to TOKEN_ENCRYPTION_OLD_KEYS)
 
-Operators' commands connect as the schema owner (DATABASE_OWNER_URL). A new key is printed once and never again; only its hash is stored. A key without an
-expiry never expires; an expired one is refused like a revoked one. "Last used" is
-recorded by the services at most once a minute per key.
+Operators' commands connect as the schema owner (DATABASE_OWNER_URL). A new key is
+printed once and never again; only its hash is stored. A key without an expiry never
+expires; an expired one is refused like a revoked one. "Last used" is recorded by the
+services at most once a minute per key.
 """
 
 from __future__ import annotations
@@ -20,12 +21,13 @@ import asyncio
 import json
 import sys
 import uuid
+from collections.abc import Iterable
 from datetime import UTC, datetime
 
 import asyncpg
 
 from services.ingest.qbo import admin as qbo_admin
-from services.ingest.qbo.admin import connect_quickbooks  # noqa: F401 - kept importable from here (demo, tests)
+from services.ingest.qbo.admin import connect_quickbooks as connect_quickbooks  # re-exported for tests
 from services.ingest.schemas import _currency
 from shared.api_keys import create_key, expiry_in_days, list_keys, revoke_key
 from shared.db import set_tenant
@@ -47,7 +49,7 @@ async def create_tenant(
     return tenant_id, key.key
 
 
-def key_rows(records) -> list[dict]:
+def key_rows(records: Iterable[asyncpg.Record]) -> list[dict[str, str | None]]:
     """``list_keys`` rows as JSON-ready dicts (times ISO 8601, None when unset)."""
 
     def iso(value: datetime | None) -> str | None:
@@ -66,7 +68,7 @@ def key_rows(records) -> list[dict]:
     ]
 
 
-def format_keys(rows: list[dict], now: datetime | None = None) -> str:
+def format_keys(rows: list[dict[str, str | None]], now: datetime | None = None) -> str:
     """One line per key: id, prefix, created, expires, last used, revoked."""
     now = now or datetime.now(UTC)
     lines = []
@@ -133,12 +135,12 @@ async def run(args: argparse.Namespace, settings: Settings) -> int:
                 f"tenant {tenant_id} created\nAPI key (shown once, keep it safe): {key}",
             )
         elif args.command == "create-key":
-            key = await create_key(conn, args.tenant, expiry_in_days(getattr(args, "expires_in_days", None)))
-            expires = key.expires_at.isoformat() if key.expires_at else None
+            new = await create_key(conn, args.tenant, expiry_in_days(getattr(args, "expires_in_days", None)))
+            expires = new.expires_at.isoformat() if new.expires_at else None
             _print(
                 args.json,
-                {"tenant_id": str(args.tenant), "key_id": str(key.id), "api_key": key.key, "expires_at": expires},
-                f"API key {key.id} (shown once): {key.key}\nexpires: {expires or 'never'}",
+                {"tenant_id": str(args.tenant), "key_id": str(new.id), "api_key": new.key, "expires_at": expires},
+                f"API key {new.id} (shown once): {new.key}\nexpires: {expires or 'never'}",
             )
         elif args.command == "list-keys":
             rows = key_rows(await list_keys(conn, args.tenant))
@@ -155,7 +157,7 @@ async def run(args: argparse.Namespace, settings: Settings) -> int:
         await conn.close()
 
 
-def _print(as_json: bool, data, text: str) -> None:
+def _print(as_json: bool, data: object, text: str) -> None:
     print(json.dumps(data) if as_json else text)
 
 

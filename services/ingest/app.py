@@ -5,6 +5,8 @@ the QuickBooks channel: this module alone imports both and plugs the channel in.
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+
 from aiohttp import web
 
 from services.ingest.app_keys import RELAY, SERVICE, SETTINGS
@@ -28,14 +30,14 @@ from shared.web import POOL, auth_middleware, error_middleware
 PUBLIC_PATHS = frozenset({DOCUMENT_PATH})
 
 
-async def _pool_ctx(app: web.Application):
+async def _pool_ctx(app: web.Application) -> AsyncIterator[None]:
     settings = app[SETTINGS]
     app[POOL] = await create_service_pool(settings.database_url, settings.db_pool_min, settings.db_pool_max)
     yield
     await app[POOL].close()
 
 
-async def _relay_ctx(app: web.Application):
+async def _relay_ctx(app: web.Application) -> AsyncIterator[None]:
     settings = app[SETTINGS]
     relay = OutboxRelay(
         app[POOL],
@@ -52,7 +54,7 @@ async def _relay_ctx(app: web.Application):
     await relay.close()
 
 
-async def _qbo_ctx(app: web.Application):
+async def _qbo_ctx(app: web.Application) -> AsyncIterator[None]:
     channel = QboChannel.build(app[POOL], app[SETTINGS], on_events=app[RELAY].notify)
     app[QBO] = channel
     async with running(channel.worker.run(), name="qbo-worker"):

@@ -16,7 +16,8 @@ import json
 import sys
 from dataclasses import dataclass
 
-from aio_pika.abc import AbstractIncomingMessage
+import asyncpg
+from aio_pika.abc import AbstractIncomingMessage, AbstractQueue
 
 from services.ingest.operator import pool_and_topology, run_command
 from shared import broker
@@ -35,17 +36,18 @@ class Parked:
 
 def _parked(message: AbstractIncomingMessage) -> Parked:
     headers = message.headers or {}
+    event_id = headers.get("event_id")
     return Parked(
-        headers.get("event_id") or None,
+        str(event_id) if event_id else None,
         str(headers.get("x-original-routing-key") or message.routing_key),
         str(headers.get("x-error", "(dead-lettered by the broker: delivery limit)")),
         message.body.decode(errors="replace")[:500],
     )
 
 
-async def _drain(queue) -> list[AbstractIncomingMessage]:
+async def _drain(queue: AbstractQueue) -> list[AbstractIncomingMessage]:
     """Take every message currently in the queue, unacknowledged."""
-    messages = []
+    messages: list[AbstractIncomingMessage] = []
     while (message := await queue.get(no_ack=False, fail=False)) is not None:
         messages.append(message)
     return messages
@@ -60,7 +62,7 @@ async def list_parked(topology: broker.Topology) -> list[Parked]:
             await message.nack(requeue=True)
 
 
-async def redrive(topology: broker.Topology, pool, event_ids: set[str] | None) -> list[Parked]:
+async def redrive(topology: broker.Topology, pool: asyncpg.Pool, event_ids: set[str] | None) -> list[Parked]:
     """Re-publish the parked messages (all when ``event_ids`` is None); returns those sent."""
     sent: list[Parked] = []
     messages = await _drain(topology.dead_letters)

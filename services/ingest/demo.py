@@ -15,14 +15,17 @@ import asyncio
 import os
 import secrets
 import signal
+import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import aiohttp
 import asyncpg
 
-from services.ingest.admin import connect_quickbooks, create_tenant
+from services.ingest.admin import create_tenant
+from services.ingest.qbo.admin import connect_quickbooks
 from shared.api_keys import create_key
 from shared.logging import configure, get_logger
 from shared.migrate import migrate
@@ -55,7 +58,7 @@ async def _wait(session: aiohttp.ClientSession, url: str, what: str, seconds: fl
         await asyncio.sleep(0.5)
 
 
-async def _authorize(session: aiohttp.ClientSession, settings: Settings, realm_id: str) -> dict:
+async def _authorize(session: aiohttp.ClientSession, settings: Settings, realm_id: str) -> dict[str, Any]:
     """Connect the company as an app does: the OAuth 2.0 authorization-code grant against the
     configured QuickBooks endpoints (the simulator's consent is automatic; ``realm`` picks the
     company the user would pick), then the code exchange with HTTP Basic client authentication."""
@@ -80,20 +83,30 @@ async def _authorize(session: aiohttp.ClientSession, settings: Settings, realm_i
     ) as response:
         if response.status != 200:
             raise SystemExit(f"demo: the code exchange failed: HTTP {response.status} {await response.text()}")
-        return await response.json()
+        tokens: dict[str, Any] = await response.json()
+        return tokens
 
 
-async def _tenant_and_key(conn: asyncpg.Connection) -> tuple:
-    tenant_id = await conn.fetchval("SELECT id FROM tenants WHERE name = $1 ORDER BY created_at LIMIT 1", TENANT_NAME)
-    if tenant_id is None:
-        tenant_id, key = await create_tenant(conn, TENANT_NAME, "USD")
-    elif KEY_FILE.exists():
-        key = KEY_FILE.read_text().strip()
-    else:
-        key = (await create_key(conn, tenant_id)).key
+def _read_key() -> str | None:
+    return KEY_FILE.read_text().strip() if KEY_FILE.exists() else None
+
+
+def _write_key(key: str) -> None:
     KEY_FILE.parent.mkdir(exist_ok=True)
     KEY_FILE.write_text(key + "\n")
     os.chmod(KEY_FILE, 0o600)
+
+
+async def _tenant_and_key(conn: asyncpg.Connection) -> tuple[uuid.UUID, str]:
+    tenant_id: uuid.UUID | None = await conn.fetchval(
+        "SELECT id FROM tenants WHERE name = $1 ORDER BY created_at LIMIT 1", TENANT_NAME
+    )
+    if tenant_id is None:
+        tenant_id, key = await create_tenant(conn, TENANT_NAME, "USD")
+    else:
+        stored = await asyncio.to_thread(_read_key)
+        key = stored if stored is not None else (await create_key(conn, tenant_id)).key
+    await asyncio.to_thread(_write_key, key)
     return tenant_id, key
 
 

@@ -1,4 +1,6 @@
-"""``python -m services.ingest``: serve the ingest API on INGEST_PORT (8081) (migrations: ``python -m shared.migrate``)."""
+"""``python -m services.ingest``: serve the ingest API on INGEST_PORT (8081).
+
+Migrations: ``python -m shared.migrate``."""
 
 from services.ingest.app import create_app
 from shared.http_server import run

@@ -46,7 +46,7 @@ IDEMPOTENCY_KEY_MAX = 200
 # --- request bodies from the pydantic models ---------------------------------------------
 
 
-def _amount(bound: dict) -> dict:
+def _amount(bound: dict[str, Any]) -> dict[str, Any]:
     """pydantic renders a constrained Decimal as anyOf number|string with a bare gt/ge."""
     number: dict[str, Any] = {"type": "number"}
     if "gt" in bound:
@@ -62,7 +62,7 @@ def _amount(bound: dict) -> dict:
     }
 
 
-def _is_amount(schema: dict) -> bool:
+def _is_amount(schema: dict[str, Any]) -> bool:
     variants = schema.get("anyOf")
     return (
         isinstance(variants, list)
@@ -96,9 +96,9 @@ def _to_openapi30(schema: Any) -> Any:
     return {k: (_to_openapi30(v) if k != "required" else v) for k, v in schema.items()}
 
 
-def _body_schemas(*models: type[BaseModel]) -> dict[str, dict]:
+def _body_schemas(*models: type[BaseModel]) -> dict[str, dict[str, Any]]:
     """Component schemas of the models (and the models they use), OpenAPI 3.0."""
-    schemas: dict[str, dict] = {}
+    schemas: dict[str, dict[str, Any]] = {}
     for model in models:
         generated = copy.deepcopy(model.model_json_schema(ref_template="#/components/schemas/{model}"))
         for name, sub in generated.get("$defs", {}).items():
@@ -200,7 +200,7 @@ IDEMPOTENCY_KEY = {
 }
 
 
-def _error(description: str) -> dict:
+def _error(description: str) -> dict[str, Any]:
     return _json(_ref("Error"), description)
 
 
@@ -217,7 +217,7 @@ ERRORS = {
 }
 
 
-def _accepted(properties: dict[str, Any], description: str) -> dict:
+def _accepted(properties: dict[str, Any], description: str) -> dict[str, Any]:
     return _json(_obj({"event_ids": EVENT_IDS, **properties}), description)
 
 
@@ -225,11 +225,11 @@ def _write(
     operation_id: str,
     summary: str,
     body: str | None,
-    accepted: dict,
+    accepted: dict[str, Any],
     errors: str,
-    parameters: list | None = None,
+    parameters: list[dict[str, Any]] | None = None,
     description: str | None = None,
-) -> dict:
+) -> dict[str, Any]:
     operation: dict[str, Any] = {
         "operationId": operation_id,
         "summary": summary,
@@ -243,7 +243,9 @@ def _write(
     return operation
 
 
-def _read(operation_id: str, summary: str, ok: dict, errors: str, parameters: list | None = None) -> dict:
+def _read(
+    operation_id: str, summary: str, ok: dict[str, Any], errors: str, parameters: list[dict[str, Any]] | None = None
+) -> dict[str, Any]:
     return {
         "operationId": operation_id,
         "summary": summary,
@@ -252,7 +254,9 @@ def _read(operation_id: str, summary: str, ok: dict, errors: str, parameters: li
     }
 
 
-def _connection_action(operation_id: str, summary: str, code: str, status: str, description: str, errors: str) -> dict:
+def _connection_action(
+    operation_id: str, summary: str, code: str, status: str, description: str, errors: str
+) -> dict[str, Any]:
     """A POST on one QuickBooks connection, answered with its realm id and new status."""
     ok = _json(_obj({"realm_id": {"type": "string"}, "status": {"type": "string", "enum": [status]}}), description)
     return {

@@ -10,7 +10,8 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Callable, Coroutine
+from typing import Any
 
 import asyncpg
 
@@ -39,7 +40,7 @@ async def pool_and_topology(settings: Settings) -> AsyncIterator[tuple[asyncpg.P
 
 def run_command(
     parser: argparse.ArgumentParser,
-    run: Callable[[argparse.Namespace, Settings], Awaitable[int]],
+    run: Callable[[argparse.Namespace, Settings], Coroutine[Any, Any, int]],
     argv: list[str] | None,
 ) -> int:
     settings = Settings()

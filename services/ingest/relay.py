@@ -53,7 +53,7 @@ class OutboxRelay:
         self.report_every = 5.0
         self._reported_at = float("-inf")
         self.connection: aio_pika.abc.AbstractRobustConnection | None = None
-        self._exchange = None
+        self._exchange: aio_pika.abc.AbstractExchange | None = None
 
     def notify(self) -> None:
         self.wake.set()
@@ -62,7 +62,7 @@ class OutboxRelay:
     def connected(self) -> bool:
         return self.connection is not None and not self.connection.is_closed
 
-    async def _ensure_exchange(self):
+    async def _ensure_exchange(self) -> aio_pika.abc.AbstractExchange:
         """The exchange on a live connection; a fresh connection after any failure."""
         if self._exchange is None or not self.connected:
             await self._drop_connection()
@@ -117,8 +117,9 @@ class OutboxRelay:
                 return 0
             exchange = await self._ensure_exchange()
             results = await asyncio.gather(*(self._publish(exchange, r) for r in rows), return_exceptions=True)
-            sent = [r["seq"] for r, res in zip(rows, results) if res is None]
-            failed = [(r["seq"], res) for r, res in zip(rows, results) if res is not None]
+            # gather returns one result per row.
+            sent = [r["seq"] for r, res in zip(rows, results, strict=True) if res is None]
+            failed = [(r["seq"], res) for r, res in zip(rows, results, strict=True) if res is not None]
             crash_if("after_publish_before_mark_sent", self.crash_point)
             await outbox.sent(sent)
             if failed:
@@ -129,7 +130,7 @@ class OutboxRelay:
             raise failed[0][1]
         return len(sent)
 
-    async def _publish(self, exchange, row) -> None:
+    async def _publish(self, exchange: aio_pika.abc.AbstractExchange, row: asyncpg.Record) -> None:
         message = broker.event_message(
             bytes(row["body"]), str(row["event_id"]), str(row["tenant_id"]), row["correlation_id"]
         )

@@ -19,7 +19,9 @@ import uuid
 from dataclasses import dataclass
 from datetime import datetime
 
-from tqdm import tqdm
+import asyncpg
+from aio_pika.abc import AbstractExchange
+from tqdm import tqdm  # type: ignore[import-untyped]  # tqdm has no type hints; types-tqdm is not a dependency
 
 from services.ingest.operator import pool_and_topology, run_command
 from services.ingest.repository import OutboxRepository
@@ -40,11 +42,11 @@ class Selection:
     source: str | None = None
     event_types: list[str] | None = None
 
-    def args(self):
+    def args(self) -> tuple[uuid.UUID | None, datetime | None, datetime | None, str | None, list[str] | None]:
         return self.tenant_id, self.since, self.until, self.source, self.event_types
 
 
-async def replay(pool, exchange, selection: Selection, show_bar: bool = False) -> int:
+async def replay(pool: asyncpg.Pool, exchange: AbstractExchange, selection: Selection, show_bar: bool = False) -> int:
     """Publish the selected log rows in log order, each confirmed; returns the count."""
     async with pool.acquire() as conn:
         total = await OutboxRepository(conn).log_count(*selection.args())

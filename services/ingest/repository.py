@@ -4,14 +4,23 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
+from datetime import datetime
+from decimal import Decimal
+from typing import Any, TypeAlias
 
 import asyncpg
+from asyncpg.pool import PoolConnectionProxy
 
 from shared.events import EventBase, dump_event
 
+#: A connection opened directly or acquired from a pool (asyncpg types the two apart).
+Conn: TypeAlias = "asyncpg.Connection[asyncpg.Record] | PoolConnectionProxy[asyncpg.Record]"
+
 TENANT = "SELECT id, name, home_currency FROM tenants WHERE id = $1"
 
-PRODUCT = "SELECT sku, name, qbo_item_id, standard_cost, version, created_at, updated_at FROM catalog_products WHERE tenant_id = $1 AND sku = $2"
+PRODUCT = """
+SELECT sku, name, qbo_item_id, standard_cost, version, created_at, updated_at FROM catalog_products
+WHERE tenant_id = $1 AND sku = $2"""
 PRODUCTS = """
 SELECT sku, name, qbo_item_id, standard_cost, version, created_at, updated_at FROM catalog_products
 WHERE tenant_id = $1 AND sku > $2 ORDER BY sku LIMIT $3"""
@@ -36,7 +45,8 @@ UPDATE_LOT = """
 UPDATE catalog_lots SET quantity = $4, unit_cost = $5, version = version + 1, updated_at = now()
 WHERE tenant_id = $1 AND sku = $2 AND lot_number = $3 RETURNING version"""
 
-SALE = "SELECT reference, type, status, version, entered_at, body FROM manual_sales WHERE tenant_id = $1 AND reference = $2"
+SALE = """
+SELECT reference, type, status, version, entered_at, body FROM manual_sales WHERE tenant_id = $1 AND reference = $2"""
 LOCK_SALE = SALE + " FOR UPDATE"
 INSERT_SALE = """
 INSERT INTO manual_sales (tenant_id, reference, type, version, entered_at, body) VALUES ($1, $2, $3, 1, now(), $4)
@@ -84,7 +94,7 @@ WHERE ($1::uuid IS NULL OR tenant_id = $1) AND ($2::timestamptz IS NULL OR recor
 
 
 class IngestRepository:
-    def __init__(self, conn: asyncpg.Connection, tenant_id: uuid.UUID | None = None):
+    def __init__(self, conn: Conn, tenant_id: uuid.UUID):
         self.conn = conn
         self.tenant_id = tenant_id
 
@@ -98,35 +108,53 @@ class IngestRepository:
     async def products(self, after: str, limit: int) -> list[asyncpg.Record]:
         return await self.conn.fetch(PRODUCTS, self.tenant_id, after, limit)
 
-    async def insert_product(self, sku, name, qbo_item_id, standard_cost) -> int | None:
-        return await self.conn.fetchval(INSERT_PRODUCT, self.tenant_id, sku, name, qbo_item_id, standard_cost)
+    async def insert_product(
+        self, sku: str, name: str, qbo_item_id: str | None, standard_cost: Decimal | None
+    ) -> int | None:
+        version: int | None = await self.conn.fetchval(
+            INSERT_PRODUCT, self.tenant_id, sku, name, qbo_item_id, standard_cost
+        )
+        return version
 
     async def lock_product(self, sku: str) -> int | None:
-        return await self.conn.fetchval(LOCK_PRODUCT, self.tenant_id, sku)
+        version: int | None = await self.conn.fetchval(LOCK_PRODUCT, self.tenant_id, sku)
+        return version
 
-    async def update_product(self, sku, name, qbo_item_id, standard_cost) -> int:
-        return await self.conn.fetchval(UPDATE_PRODUCT, self.tenant_id, sku, name, qbo_item_id, standard_cost)
+    async def update_product(self, sku: str, name: str, qbo_item_id: str | None, standard_cost: Decimal | None) -> int:
+        version: int = await self.conn.fetchval(UPDATE_PRODUCT, self.tenant_id, sku, name, qbo_item_id, standard_cost)
+        return version
 
     async def lot(self, sku: str, lot_number: str, lock: bool = False) -> asyncpg.Record | None:
         return await self.conn.fetchrow(LOCK_LOT if lock else LOT, self.tenant_id, sku, lot_number)
 
-    async def insert_lot(self, sku, lot_number, quantity, unit_cost, received_at) -> int | None:
-        return await self.conn.fetchval(INSERT_LOT, self.tenant_id, sku, lot_number, quantity, unit_cost, received_at)
+    async def insert_lot(
+        self, sku: str, lot_number: str, quantity: Decimal, unit_cost: Decimal, received_at: datetime
+    ) -> int | None:
+        version: int | None = await self.conn.fetchval(
+            INSERT_LOT, self.tenant_id, sku, lot_number, quantity, unit_cost, received_at
+        )
+        return version
 
-    async def update_lot(self, sku, lot_number, quantity, unit_cost) -> int:
-        return await self.conn.fetchval(UPDATE_LOT, self.tenant_id, sku, lot_number, quantity, unit_cost)
+    async def update_lot(self, sku: str, lot_number: str, quantity: Decimal, unit_cost: Decimal) -> int:
+        version: int = await self.conn.fetchval(UPDATE_LOT, self.tenant_id, sku, lot_number, quantity, unit_cost)
+        return version
 
     async def sale(self, reference: str, lock: bool = False) -> asyncpg.Record | None:
         return await self.conn.fetchrow(LOCK_SALE if lock else SALE, self.tenant_id, reference)
 
-    async def insert_sale(self, reference: str, sale_type: str, body: dict) -> asyncpg.Record | None:
+    async def insert_sale(self, reference: str, sale_type: str, body: dict[str, Any]) -> asyncpg.Record | None:
         return await self.conn.fetchrow(INSERT_SALE, self.tenant_id, reference, sale_type, body)
 
-    async def update_sale(self, reference: str, body: dict) -> asyncpg.Record:
-        return await self.conn.fetchrow(UPDATE_SALE, self.tenant_id, reference, body)
+    async def update_sale(self, reference: str, body: dict[str, Any]) -> asyncpg.Record:
+        """Call with the sale locked (``sale(reference, lock=True)`` found it)."""
+        row = await self.conn.fetchrow(UPDATE_SALE, self.tenant_id, reference, body)
+        if row is None:
+            raise LookupError(f"no sale {reference!r} to update")
+        return row
 
     async def update_sale_status(self, reference: str, status: str) -> int:
-        return await self.conn.fetchval(UPDATE_SALE_STATUS, self.tenant_id, reference, status)
+        version: int = await self.conn.fetchval(UPDATE_SALE_STATUS, self.tenant_id, reference, status)
+        return version
 
     # event log -----------------------------------------------------------------
     async def append(self, event: EventBase, source: str) -> None:
@@ -134,7 +162,7 @@ class IngestRepository:
             APPEND_EVENT,
             event.event_id,
             event.tenant_id,
-            event.event_type,
+            event.routing_key,  # the event_type
             source,
             event.occurred_at,
             event.correlation_id,
@@ -144,7 +172,9 @@ class IngestRepository:
     async def idempotent_response(self, key: str) -> asyncpg.Record | None:
         return await self.conn.fetchrow(IDEMPOTENT_RESPONSE, self.tenant_id, key)
 
-    async def save_idempotent_response(self, key: str, request_hash: bytes, status: int, response: dict) -> bool:
+    async def save_idempotent_response(
+        self, key: str, request_hash: bytes, status: int, response: dict[str, Any]
+    ) -> bool:
         return (
             await self.conn.fetchval(SAVE_IDEMPOTENT_RESPONSE, self.tenant_id, key, request_hash, status, response)
             is not None
@@ -152,7 +182,7 @@ class IngestRepository:
 
 
 class OutboxRepository:
-    def __init__(self, conn: asyncpg.Connection):
+    def __init__(self, conn: Conn):
         self.conn = conn
 
     async def claim(self, limit: int) -> list[asyncpg.Record]:
@@ -167,10 +197,30 @@ class OutboxRepository:
             await self.conn.execute(OUTBOX_FAILED, list(seqs), error[:1000])
 
     async def stats(self) -> asyncpg.Record:
-        return await self.conn.fetchrow(OUTBOX_STATS)
+        row = await self.conn.fetchrow(OUTBOX_STATS)
+        if row is None:  # an aggregate without GROUP BY always returns a row
+            raise LookupError("outbox stats returned no row")
+        return row
 
-    async def log_range(self, after_seq: int, tenant_id, since, until, source, event_types, limit: int):
+    async def log_range(
+        self,
+        after_seq: int,
+        tenant_id: uuid.UUID | None,
+        since: datetime | None,
+        until: datetime | None,
+        source: str | None,
+        event_types: list[str] | None,
+        limit: int,
+    ) -> list[asyncpg.Record]:
         return await self.conn.fetch(LOG_RANGE, after_seq, tenant_id, since, until, source, event_types, limit)
 
-    async def log_count(self, tenant_id, since, until, source, event_types) -> int:
-        return await self.conn.fetchval(LOG_COUNT, tenant_id, since, until, source, event_types)
+    async def log_count(
+        self,
+        tenant_id: uuid.UUID | None,
+        since: datetime | None,
+        until: datetime | None,
+        source: str | None,
+        event_types: list[str] | None,
+    ) -> int:
+        count: int = await self.conn.fetchval(LOG_COUNT, tenant_id, since, until, source, event_types)
+        return count

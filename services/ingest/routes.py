@@ -7,8 +7,10 @@ import hashlib
 from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
+import asyncpg
 from aiohttp import web
 from pydantic import BaseModel, ValidationError
+from pydantic_core import ErrorDetails
 
 from services.ingest import openapi
 from services.ingest import service as uc
@@ -28,7 +30,7 @@ T = TypeVar("T")
 _VALIDATOR_ERRORS = {"value_error", "assertion_error"}
 
 
-def _problem(error: dict) -> str:
+def _problem(error: ErrorDetails) -> str:
     """pydantic's own message for its type and constraint errors; for a validator's
     error, our ValueError text ('Value error, ' dropped) and never another exception's."""
     if error["type"] in _VALIDATOR_ERRORS:
@@ -39,14 +41,14 @@ def _problem(error: dict) -> str:
     return error["msg"]
 
 
-def validation_detail(exc: ValidationError) -> list[dict]:
+def validation_detail(exc: ValidationError) -> list[dict[str, str]]:
     return [
         {"field": ".".join(map(str, e["loc"])) or "body", "problem": _problem(e)}
         for e in exc.errors(include_url=False, include_input=False)
     ]
 
 
-def parse(model: type[M], data) -> M:
+def parse(model: type[M], data: object) -> M:
     if not isinstance(data, dict):
         raise ApiError(422, "validation_failed", [{"field": "body", "problem": "a JSON object is expected"}])
     try:
@@ -85,7 +87,7 @@ async def _read(request: web.Request, read: Callable[[IngestRepository], Awaitab
 
 
 async def _read_one(
-    request: web.Request, read: Callable[[IngestRepository], Awaitable[T | None]], missing: str
+    request: web.Request, read: Callable[[IngestRepository], Awaitable[asyncpg.Record | None]], missing: str
 ) -> web.Response:
     """One stored object as JSON; 404 (``missing``) when there is none."""
     row = await _read(request, read)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from datetime import UTC, date, datetime
 from decimal import Decimal
-from typing import Annotated, Literal
+from typing import Annotated, Literal, Self
 
 import pycountry
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
@@ -68,7 +68,7 @@ class LotBody(_Body):
     received_at: Timestamp
 
     @model_validator(mode="after")
-    def _not_a_return_lot(self):
+    def _not_a_return_lot(self) -> Self:
         if self.lot_number.upper().startswith(RETURN_LOT_PREFIX):
             raise ValueError(f"lot numbers starting with {RETURN_LOT_PREFIX!r} are reserved for credit memo returns")
         return self
@@ -79,7 +79,7 @@ class LotPatchBody(_Body):
     unit_cost: NonNegative | None = None
 
     @model_validator(mode="after")
-    def _something(self):
+    def _something(self) -> Self:
         if self.quantity is None and self.unit_cost is None:
             raise ValueError("give quantity and/or unit_cost")
         return self
@@ -93,7 +93,7 @@ class SaleLineBody(_Body):
     discount: NonNegative | None = None
 
     @model_validator(mode="after")
-    def _identified(self):
+    def _identified(self) -> Self:
         if self.sku is None and not self.description:
             raise ValueError("a line needs a sku or a description")
         if self.discount is not None:

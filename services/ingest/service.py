@@ -9,20 +9,21 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
-from typing import Protocol, TypeVar
+from typing import Any, Literal, Protocol, TypeVar
 
 import asyncpg
 import structlog
 
-from services.ingest.repository import IngestRepository
+from services.ingest.repository import Conn, IngestRepository
 from services.ingest.schemas import LotBody, LotPatchBody, ProductBody, SaleBody
 from shared.db import tenant_transaction
 from shared.events import EventBase, LotCorrected, LotReceived, ProductUpserted, SaleLine, SaleRemoved, SaleUpserted
 from shared.money import wide
 from shared.web import ApiError
 
-Operation = Callable[[IngestRepository], Awaitable[dict]]
+Operation = Callable[[IngestRepository], Awaitable[dict[str, Any]]]
 T = TypeVar("T")
+RemovalReason = Literal["voided", "deleted"]
 
 
 class CatalogListener(Protocol):
@@ -32,7 +33,7 @@ class CatalogListener(Protocol):
     provide listeners; the composition root hands them to ``IngestService``."""
 
     async def around_catalog_change(
-        self, conn: asyncpg.Connection, tenant_id: uuid.UUID, change: Callable[[], Awaitable[T]]
+        self, conn: Conn, tenant_id: uuid.UUID, change: Callable[[], Awaitable[T]]
     ) -> T: ...
 
 
@@ -42,7 +43,7 @@ class CatalogChange:
 
     operation: Operation
 
-    async def __call__(self, repo: IngestRepository) -> dict:
+    async def __call__(self, repo: IngestRepository) -> dict[str, Any]:
         return await self.operation(repo)
 
 
@@ -63,7 +64,7 @@ class IngestService:
 
     async def write(
         self, tenant_id: uuid.UUID, idempotency_key: str | None, request_hash: bytes, operation: Operation
-    ) -> tuple[int, dict]:
+    ) -> tuple[int, dict[str, Any]]:
         """Run a write once per Idempotency-Key: a retry gets the first answer again."""
         async with tenant_transaction(self.pool, tenant_id) as conn:
             repo = IngestRepository(conn, tenant_id)
@@ -83,21 +84,23 @@ class IngestService:
         self.on_commit()
         return 202, response
 
-    async def _run(self, repo: IngestRepository, operation: Operation) -> dict:
+    async def _run(self, repo: IngestRepository, operation: Operation) -> dict[str, Any]:
         """The operation; a catalog change inside every catalog listener (the first outermost)."""
         if not isinstance(operation, CatalogChange):
             return await operation(repo)
 
-        def around(listener: CatalogListener, inner: Callable[[], Awaitable[dict]]) -> Callable[[], Awaitable[dict]]:
+        def around(
+            listener: CatalogListener, inner: Callable[[], Awaitable[dict[str, Any]]]
+        ) -> Callable[[], Awaitable[dict[str, Any]]]:
             return lambda: listener.around_catalog_change(repo.conn, repo.tenant_id, inner)
 
-        run: Callable[[], Awaitable[dict]] = lambda: operation(repo)  # noqa: E731
+        run: Callable[[], Awaitable[dict[str, Any]]] = lambda: operation(repo)  # noqa: E731
         for listener in reversed(self.catalog_listeners):
             run = around(listener, run)
         return await run()
 
 
-def _replayed(prior: asyncpg.Record, request_hash: bytes) -> tuple[int, dict]:
+def _replayed(prior: asyncpg.Record, request_hash: bytes) -> tuple[int, dict[str, Any]]:
     if bytes(prior["request_hash"]) != request_hash:
         raise ApiError(422, "idempotency_key_reused", "this Idempotency-Key was used for a different request")
     return prior["status"], prior["response"]
@@ -116,7 +119,7 @@ async def _emit(repo: IngestRepository, *events: EventBase) -> list[str]:
 
 def create_product(body: ProductBody) -> Operation:
     @CatalogChange
-    async def op(repo: IngestRepository) -> dict:
+    async def op(repo: IngestRepository) -> dict[str, Any]:
         if body.sku is None:
             raise ApiError(422, "validation_failed", [{"field": "sku", "problem": "Field required"}])
         if await repo.insert_product(body.sku, body.name, body.qbo_item_id, body.standard_cost) is None:
@@ -130,11 +133,14 @@ def create_product(body: ProductBody) -> Operation:
 
 def put_product(sku: str, body: ProductBody) -> Operation:
     @CatalogChange
-    async def op(repo: IngestRepository) -> dict:
+    async def op(repo: IngestRepository) -> dict[str, Any]:
         if body.sku is not None and body.sku != sku:
             raise ApiError(422, "validation_failed", [{"field": "sku", "problem": "differs from the sku in the path"}])
         if await repo.lock_product(sku) is None:
-            version = await repo.insert_product(sku, body.name, body.qbo_item_id, body.standard_cost)
+            created = await repo.insert_product(sku, body.name, body.qbo_item_id, body.standard_cost)
+            if created is None:  # another request created it after the lock found none
+                raise ApiError(409, "conflict", f"product {sku!r} was created concurrently; retry")
+            version = created
         else:
             version = await repo.update_product(sku, body.name, body.qbo_item_id, body.standard_cost)
         return {
@@ -162,7 +168,7 @@ def _product_event(repo: IngestRepository, sku: str, body: ProductBody, version:
 
 
 def receive_lot(body: LotBody) -> Operation:
-    async def op(repo: IngestRepository) -> dict:
+    async def op(repo: IngestRepository) -> dict[str, Any]:
         if await repo.product(body.sku) is None:
             raise ApiError(422, "validation_failed", [{"field": "sku", "problem": f"unknown product {body.sku!r}"}])
         if await repo.insert_lot(body.sku, body.lot_number, body.quantity, body.unit_cost, body.received_at) is None:
@@ -183,7 +189,7 @@ def receive_lot(body: LotBody) -> Operation:
 
 
 def correct_lot(sku: str, lot_number: str, body: LotPatchBody) -> Operation:
-    async def op(repo: IngestRepository) -> dict:
+    async def op(repo: IngestRepository) -> dict[str, Any]:
         lot = await repo.lot(sku, lot_number, lock=True)
         if lot is None:
             raise ApiError(404, "not_found", f"no lot {lot_number!r} of {sku!r}")
@@ -209,7 +215,7 @@ def correct_lot(sku: str, lot_number: str, body: LotPatchBody) -> Operation:
 
 
 def create_sale(body: SaleBody) -> Operation:
-    async def op(repo: IngestRepository) -> dict:
+    async def op(repo: IngestRepository) -> dict[str, Any]:
         if body.reference is None:
             raise ApiError(422, "validation_failed", [{"field": "reference", "problem": "Field required"}])
         rate = await _home_rate(repo, body)
@@ -223,7 +229,7 @@ def create_sale(body: SaleBody) -> Operation:
 
 
 def edit_sale(reference: str, body: SaleBody) -> Operation:
-    async def op(repo: IngestRepository) -> dict:
+    async def op(repo: IngestRepository) -> dict[str, Any]:
         if body.reference is not None and body.reference != reference:
             raise ApiError(422, "validation_failed", [{"field": "reference", "problem": "differs from the path"}])
         current = await _posted_sale(repo, reference)
@@ -246,8 +252,8 @@ def edit_sale(reference: str, body: SaleBody) -> Operation:
     return op
 
 
-def remove_sale(reference: str, reason: str) -> Operation:
-    async def op(repo: IngestRepository) -> dict:
+def remove_sale(reference: str, reason: RemovalReason) -> Operation:
+    async def op(repo: IngestRepository) -> dict[str, Any]:
         current = await repo.sale(reference, lock=True)
         if current is None:
             raise ApiError(404, "not_found", f"no sale with reference {reference!r}")
@@ -279,6 +285,8 @@ async def _posted_sale(repo: IngestRepository, reference: str) -> asyncpg.Record
 
 async def _home_rate(repo: IngestRepository, body: SaleBody) -> Decimal:
     tenant = await repo.tenant()
+    if tenant is None:  # the request's tenant was authenticated in this transaction
+        raise LookupError(f"no tenant {repo.tenant_id}")
     try:
         return body.home_rate(tenant["home_currency"].strip())
     except ValueError as exc:

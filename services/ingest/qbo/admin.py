@@ -16,7 +16,7 @@ from shared.secrets import token_keys
 from shared.settings import Settings
 
 
-def add_commands(commands) -> None:
+def add_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Add the channel's subcommands to the operators' command line."""
     p = commands.add_parser("connect-quickbooks", help="link a QuickBooks company to a tenant with tokens")
     p.add_argument("--tenant", required=True, type=uuid.UUID)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import aiohttp
@@ -25,7 +26,7 @@ class QboChannel:
     worker: NotificationWorker
 
     @classmethod
-    def build(cls, pool: asyncpg.Pool, settings: Settings, on_events) -> QboChannel:
+    def build(cls, pool: asyncpg.Pool, settings: Settings, on_events: Callable[[], None]) -> QboChannel:
         session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=30))
         oauth = OAuthClient(session, settings)
         tokens = TokenStore(

@@ -9,6 +9,7 @@ import json
 import random
 from datetime import datetime
 from decimal import Decimal
+from typing import Any
 
 import aiohttp
 from aiolimiter import AsyncLimiter
@@ -34,7 +35,7 @@ class QboFault(QboError):
     """QuickBooks answered (even with HTTP 200) with a ``Fault`` instead of data."""
 
 
-def _describe(fault) -> str:
+def _describe(fault: object) -> str:
     if not isinstance(fault, dict):
         return str(fault)[:300]
     errors = fault.get("Error") or fault.get("error") or []
@@ -47,7 +48,7 @@ def _describe(fault) -> str:
     return f"{fault.get('type') or 'Fault'} " + ("; ".join(parts) or "(no detail)")
 
 
-def cdc_fault(body) -> str | None:
+def cdc_fault(body: object) -> str | None:
     """The Fault a CDC answer carries, in the envelope (``Fault``, or the gateway's
     lower-case ``fault``) or inside a ``CDCResponse`` element; None if there is none.
     Such an answer holds no changes for its window (docs/quickbooks-api.md §2.4a)."""
@@ -81,16 +82,21 @@ class QboClient:
             )
         return self._limiters[realm_id]
 
-    async def _get(self, realm_id: str, path: str, params: dict) -> tuple[int, dict]:
+    async def _get(self, realm_id: str, path: str, params: dict[str, str]) -> tuple[int, Any]:
+        """(HTTP status, the decoded JSON answer)."""
         url = f"{self.settings.qbo_api_base.rstrip('/')}/v3/company/{realm_id}/{path}"
         params = {**params, "minorversion": MINOR_VERSION}
         limiter, concurrent = self._limits(realm_id)
         refreshed = False
         for attempt in range(1, self.max_attempts + 1):
             token = await self.tokens.access_token(realm_id)
-            async with concurrent, limiter, self.session.get(
-                url, params=params, headers={"Authorization": f"Bearer {token}", "Accept": "application/json"}
-            ) as response:
+            async with (
+                concurrent,
+                limiter,
+                self.session.get(
+                    url, params=params, headers={"Authorization": f"Bearer {token}", "Accept": "application/json"}
+                ) as response,
+            ):
                 status, text = response.status, await response.text()
                 retry_after = response.headers.get("Retry-After")
             if status == 401 and not refreshed:
@@ -102,7 +108,7 @@ class QboClient:
                 REQUESTS.labels("throttled" if status == 429 else "server_error").inc()
                 delay = float(retry_after) if retry_after and retry_after.isdigit() else min(30.0, 0.5 * 2**attempt)
                 log.warning("qbo.api.backoff", status=status, realm=realm_id, delay=delay)
-                await asyncio.sleep(delay * (0.75 + random.random() / 2))
+                await asyncio.sleep(delay * (0.75 + random.random() / 2))  # noqa: S311 - backoff jitter, not a secret
                 continue
             REQUESTS.labels("ok" if status == 200 else str(status)).inc()
             try:
@@ -111,17 +117,20 @@ class QboClient:
                 raise QboError(status, text) from exc
         raise QboError(status, text)
 
-    async def read(self, realm_id: str, entity: str, entity_id: str) -> dict | None:
+    async def read(self, realm_id: str, entity: str, entity_id: str) -> dict[str, Any] | None:
         """The entity, or None when QuickBooks says it does not exist (Fault 610: deleted)."""
         status, body = await self._get(realm_id, f"{PATHS[entity]}/{entity_id}", {})
         if status == 200:
-            return body[entity]
+            found: dict[str, Any] = body[entity]
+            return found
         errors = (body.get("Fault") or {}).get("Error") or []
         if any(str(e.get("code")) == "610" for e in errors):
             return None
         raise QboError(status, json.dumps(body, default=str))
 
-    async def cdc(self, realm_id: str, entities: list[str], since: datetime) -> tuple[dict[str, list], str | None]:
+    async def cdc(
+        self, realm_id: str, entities: list[str], since: datetime
+    ) -> tuple[dict[str, list[dict[str, Any]]], str | None]:
         """Changed entities since ``since`` (≤ 30 days), by entity name, and the server time."""
         status, body = await self._get(
             realm_id, "cdc", {"entities": ",".join(entities), "changedSince": since.isoformat()}
@@ -132,16 +141,19 @@ class QboClient:
         if fault is not None:  # 200 with a Fault: no changes known for this window
             REQUESTS.labels("fault").inc()
             raise QboFault(status, f"CDC fault: {fault}")
-        changed: dict[str, list] = {name: [] for name in entities}
+        changed: dict[str, list[dict[str, Any]]] = {name: [] for name in entities}
         for response in body.get("CDCResponse") or []:
             for query in response.get("QueryResponse") or []:
                 for name in entities:
                     changed[name].extend(query.get(name) or [])
         return changed, body.get("time")
 
-    async def query_changed(self, realm_id: str, entity: str, since: datetime, page: int = 1000) -> list[dict]:
+    async def query_changed(
+        self, realm_id: str, entity: str, since: datetime, page: int = 1000
+    ) -> list[dict[str, Any]]:
         """All ``entity`` changed after ``since`` through the query endpoint (no 30-day limit)."""
-        found, start = [], 1
+        found: list[dict[str, Any]] = []
+        start = 1
         while True:
             query = (
                 f"select * from {entity} where MetaData.LastUpdatedTime > '{since.isoformat()}' "

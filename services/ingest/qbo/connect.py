@@ -13,6 +13,7 @@ import html
 import re
 import time
 from pathlib import Path
+from typing import Any, TypeVar
 from urllib.parse import urlencode
 
 import aiohttp
@@ -166,13 +167,16 @@ def _secure_cookie(request: web.Request) -> bool:
     )
 
 
-def _no_store(response: web.StreamResponse) -> web.StreamResponse:
+_Response = TypeVar("_Response", bound=web.StreamResponse)
+
+
+def _no_store(response: _Response) -> _Response:
     response.headers["Cache-Control"] = "no-store"
     response.headers["Referrer-Policy"] = "no-referrer"
     return response
 
 
-def _page(request: web.Request, status: int, title: str, text: str, body: dict | None = None) -> web.Response:
+def _page(request: web.Request, status: int, title: str, text: str, body: dict[str, Any] | None = None) -> web.Response:
     """The callback's answer: a small HTML page (JSON for a client that prefers it); the
     flow's cookie is cleared either way (a state is good for one attempt)."""
     if _wants_json(request):
@@ -190,7 +194,7 @@ def _page(request: web.Request, status: int, title: str, text: str, body: dict |
     return _no_store(response)
 
 
-def _refuse(request: web.Request, reason: str, **fields) -> web.Response:
+def _refuse(request: web.Request, reason: str, **fields: object) -> web.Response:
     status, title, text = REFUSALS[reason]
     log.warning("qbo.connect.refused", reason=reason, status=status, **fields)
     return _page(request, status, title, text, error_body(reason, text))

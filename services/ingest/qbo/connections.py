@@ -3,6 +3,7 @@ list, sync now, disconnect."""
 
 from __future__ import annotations
 
+import asyncpg
 from aiohttp import web
 
 from services.ingest.qbo.app_keys import QBO
@@ -16,7 +17,7 @@ log = get_logger("qbo.connections")
 routes = web.RouteTableDef()
 
 
-async def _own_connection(request: web.Request):
+async def _own_connection(request: web.Request) -> asyncpg.Record:
     realm_id = request.match_info["realm_id"]
     row = None
     if realm_id.isprintable():  # a realm id the database could not even store names no connection

@@ -61,7 +61,7 @@ class Notification:
     deleted_id: str | None = None
 
 
-def parse_time(value) -> datetime | None:
+def parse_time(value: object) -> datetime | None:
     """Lenient ISO 8601: 'Z', offsets with or without a colon, nanoseconds."""
     if not isinstance(value, str) or not value:
         return None
@@ -121,14 +121,15 @@ def parse_delivery(body: bytes) -> list[Notification]:
     return delivery.notifications
 
 
-def _cloud_event(event) -> Notification:
+def _cloud_event(event: object) -> Notification:
     if not isinstance(event, dict) or "specversion" not in event or "type" not in event:
         raise DeliveryError("a CloudEvents element lacks specversion or type")
     match = _TYPE.match(str(event["type"]))
     if not match or not event.get("id") or not event.get("intuitaccountid") or not event.get("intuitentityid"):
         raise DeliveryError(f"unreadable CloudEvent: type={event.get('type')!r}")
     entity, verb = match.group(1).lower(), match.group(2).lower()
-    data = event.get("data") if isinstance(event.get("data"), dict) else {}
+    raw_data = event.get("data")
+    data = raw_data if isinstance(raw_data, dict) else {}
     return Notification(
         dedupe_key=f"ce:{event['id']}",
         realm_id=str(event["intuitaccountid"]),
@@ -140,7 +141,7 @@ def _cloud_event(event) -> Notification:
     )
 
 
-def _classic(element) -> tuple[list[Notification], list[tuple[int, str]]]:
+def _classic(element: object) -> tuple[list[Notification], list[tuple[int, str]]]:
     if not isinstance(element, dict) or "realmId" not in element:
         raise DeliveryError("an eventNotifications element lacks realmId")
     realm = str(element["realmId"])
@@ -152,7 +153,8 @@ def _classic(element) -> tuple[list[Notification], list[tuple[int, str]]]:
             if entities
             else DeliveryError("an eventNotifications element has no dataChangeEvent.entities")
         )
-    out, bad = [], []
+    out: list[Notification] = []
+    bad: list[tuple[int, str]] = []
     for j, e in enumerate(entities):
         if not isinstance(e, dict) or not e.get("name") or not e.get("id") or not e.get("operation"):
             bad.append((j, "an entity change lacks name, id or operation"))
@@ -173,5 +175,5 @@ def _classic(element) -> tuple[list[Notification], list[tuple[int, str]]]:
     return out, bad
 
 
-def _str(value) -> str | None:
+def _str(value: object) -> str | None:
     return None if value is None else str(value)

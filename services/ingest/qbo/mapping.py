@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from shared.events import LineKind
+
 SHIPPING_ITEM_ID = "SHIPPING_ITEM_ID"  # QuickBooks' built-in shipping line
 
 
@@ -33,7 +35,7 @@ class Product:
 @dataclass(frozen=True)
 class Mapped:
     sku: str | None
-    kind: str  # inventory | unmapped | non_inventory | service | shipping
+    kind: LineKind  # inventory | unmapped | non_inventory | service | shipping
 
 
 class ItemMapper:
@@ -55,7 +57,7 @@ class ItemMapper:
             item_id, item = item.merged_into, self.items[item.merged_into]
         full, leaf = names(item, item_name)
         sku = (
-            self._by_item_id.get(item_id)
+            (item_id and self._by_item_id.get(item_id))
             or (item and item.sku and self._by_sku.get(item.sku))
             or (full and self._by_name.get(full.casefold()))
             or (leaf and self._by_name.get(leaf.casefold()))

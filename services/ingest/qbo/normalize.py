@@ -32,21 +32,23 @@ sales event of the costing engine.
 from __future__ import annotations
 
 import uuid
+from collections.abc import Iterator
 from datetime import UTC, date, datetime
 from decimal import ROUND_HALF_EVEN, Decimal
+from typing import Any
 
 from services.ingest.qbo.deliveries import parse_time
 from services.ingest.qbo.mapping import SHIPPING_ITEM_ID, ItemMapper
-from shared.events import SaleLine, SaleRemoved, SaleUpserted
+from shared.events import SaleLine, SaleRemoved, SaleType, SaleUpserted
 from shared.money import ZERO, wide
 
-SALE_TYPES = {"Invoice": "invoice", "SalesReceipt": "sales_receipt", "CreditMemo": "credit_memo"}
+SALE_TYPES: dict[str, SaleType] = {"Invoice": "invoice", "SalesReceipt": "sales_receipt", "CreditMemo": "credit_memo"}
 VERSION_STRIDE = 1_000_000
 _SHARE = Decimal("0.000001")
 QTY_PLACES = Decimal("0.000001")  # the engine's quantity precision (shared.money.INPUT_PLACES)
 
 
-def version_of(sync_token, remap_seq: int = 0) -> int:
+def version_of(sync_token: str | int, remap_seq: int = 0) -> int:
     return int(sync_token) * VERSION_STRIDE + remap_seq
 
 
@@ -57,11 +59,11 @@ def split_version(version: int | None) -> tuple[int | None, int | None]:
     return divmod(int(version), VERSION_STRIDE)
 
 
-def dec(value) -> Decimal | None:
+def dec(value: object) -> Decimal | None:
     return None if value is None else Decimal(str(value))
 
 
-def is_voided(body: dict, operation: str | None = None) -> bool:
+def is_voided(body: dict[str, Any], operation: str | None = None) -> bool:
     """Void: the webhook (or a stored void) says so, the entity carries the ``Voided``
     status marker, or the read-back has a 'Void…' note and zero amounts."""
     if operation == "Void" or str(body.get("status") or "").lower() == "voided":
@@ -73,7 +75,7 @@ def is_voided(body: dict, operation: str | None = None) -> bool:
     return note.startswith("void") and zero
 
 
-def item_ids(body: dict) -> list[str]:
+def item_ids(body: dict[str, Any]) -> list[str]:
     return sorted(
         {
             detail["ItemRef"]["value"]
@@ -83,26 +85,32 @@ def item_ids(body: dict) -> list[str]:
     )
 
 
-def _item_lines(body: dict, positions: list[int] | None = None):
+def _item_lines(
+    body: dict[str, Any], positions: list[int] | None = None
+) -> Iterator[tuple[dict[str, Any], dict[str, Any]]]:
     """(SalesItemLineDetail, line) pairs, bundles unrolled, in document order (``positions``
     receives each one's top-level line index)."""
     for at, line in enumerate(body.get("Line") or []):
         kind = line.get("DetailType")
         if kind == "SalesItemLineDetail":
-            positions is not None and positions.append(at)
+            if positions is not None:
+                positions.append(at)
             yield line.get("SalesItemLineDetail") or {}, line
         elif kind == "GroupLineDetail":
             for inner in (line.get("GroupLineDetail") or {}).get("Line") or []:
                 if inner.get("DetailType") == "SalesItemLineDetail":
-                    positions is not None and positions.append(at)
+                    if positions is not None:
+                        positions.append(at)
                     yield inner.get("SalesItemLineDetail") or {}, inner
 
 
-def _is_shipping(detail: dict) -> bool:
+def _is_shipping(detail: dict[str, Any]) -> bool:
     return (detail.get("ItemRef") or {}).get("value") == SHIPPING_ITEM_ID
 
 
-def _discount_shares(body: dict, amounts: list[Decimal], shipping: list[bool], positions: list[int]) -> list[Decimal]:
+def _discount_shares(
+    body: dict[str, Any], amounts: list[Decimal], shipping: list[bool], positions: list[int]
+) -> list[Decimal]:
     """Each item line's share of the document's discounts (see the module docstring)."""
     shares = [ZERO] * len(amounts)
     for at, line in enumerate(body.get("Line") or []):
@@ -114,27 +122,31 @@ def _discount_shares(body: dict, amounts: list[Decimal], shipping: list[bool], p
         ]
         base = sum((amounts[i] for i in over), ZERO)
         amount = dec(line.get("Amount"))
-        if amount is None and detail.get("PercentBased") and detail.get("DiscountPercent") is not None:
-            amount = base * dec(detail["DiscountPercent"]) / 100
-        for i, share in zip(over, _spread(abs(amount or ZERO), [amounts[i] for i in over], base)):
+        percent = dec(detail.get("DiscountPercent"))
+        if amount is None and detail.get("PercentBased") and percent is not None:
+            amount = base * percent / 100
+        # _spread returns one share per amount it is given.
+        for i, share in zip(over, _spread(abs(amount or ZERO), [amounts[i] for i in over], base), strict=True):
             shares[i] += share
     return shares
 
 
-def _quantity(detail: dict, amount: Decimal) -> Decimal:
+def _quantity(detail: dict[str, Any], amount: Decimal) -> Decimal:
     qty, price = dec(detail.get("Qty")), dec(detail.get("UnitPrice"))
     if qty is None:
-        if price:
-            qty = amount / price
-        else:
-            qty = Decimal(1) if amount else ZERO
+        qty = amount / price if price else Decimal(1) if amount else ZERO
     qty = qty.quantize(QTY_PLACES, rounding=ROUND_HALF_EVEN)
     # A negative quantity (a return keyed on an invoice) moves no stock here; its revenue still counts.
     return qty if qty > 0 else ZERO
 
 
 def to_event(
-    tenant_id: uuid.UUID, entity: str, body: dict, mapper: ItemMapper, remap_seq: int = 0, operation: str | None = None
+    tenant_id: uuid.UUID,
+    entity: str,
+    body: dict[str, Any],
+    mapper: ItemMapper,
+    remap_seq: int = 0,
+    operation: str | None = None,
 ) -> SaleUpserted | SaleRemoved:
     if is_voided(body, operation):
         return SaleRemoved(
@@ -149,7 +161,9 @@ def to_event(
     return upserted(tenant_id, entity, body, mapper, remap_seq)
 
 
-def upserted(tenant_id: uuid.UUID, entity: str, body: dict, mapper: ItemMapper, remap_seq: int = 0) -> SaleUpserted:
+def upserted(
+    tenant_id: uuid.UUID, entity: str, body: dict[str, Any], mapper: ItemMapper, remap_seq: int = 0
+) -> SaleUpserted:
     """The entity's content as a new version (also for a voided one: its date, number and customer stay)."""
     sale_type = SALE_TYPES[entity]
     version = version_of(body.get("SyncToken", 0), remap_seq)
@@ -161,7 +175,7 @@ def upserted(tenant_id: uuid.UUID, entity: str, body: dict, mapper: ItemMapper, 
     with wide():
         shares = _discount_shares(body, amounts, [_is_shipping(d) for d, _ in items], positions)
         lines = []
-        for n, ((detail, line), amount, share) in enumerate(zip(items, amounts, shares), start=1):
+        for n, ((detail, line), amount, share) in enumerate(zip(items, amounts, shares, strict=True), start=1):
             ref = detail.get("ItemRef") or {}
             mapped = mapper.map(ref.get("value"), ref.get("name"))
             description = line.get("Description") or ("Shipping" if mapped.kind == "shipping" else ref.get("name"))
@@ -209,4 +223,4 @@ def _spread(discount: Decimal, amounts: list[Decimal], gross: Decimal) -> list[D
     if not discount or not gross or not amounts:
         return [ZERO] * len(amounts)
     shares = [(discount * a / gross).quantize(_SHARE, rounding=ROUND_HALF_EVEN) for a in amounts[:-1]]
-    return shares + [discount - sum(shares, ZERO)]
+    return [*shares, discount - sum(shares, ZERO)]

@@ -4,6 +4,7 @@ refresh token always stored), revoke. Tokens are encrypted at rest and never log
 from __future__ import annotations
 
 import asyncio
+import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
@@ -12,6 +13,7 @@ import asyncpg
 
 from services.ingest.qbo.repository import QboRepository
 from services.ingest.qbo.tokens_crypto import TokenCipher
+from services.ingest.repository import Conn
 from shared.db import set_tenant
 from shared.logging import get_logger
 from shared.settings import Settings
@@ -38,11 +40,11 @@ class OAuthClient:
         self.session = session
         self.settings = settings
 
-    def _headers(self) -> dict:
+    def _headers(self) -> dict[str, str]:
         basic = aiohttp.encode_basic_auth(self.settings.qbo_client_id or "", self.settings.qbo_client_secret or "")
         return {"Accept": "application/json", "Authorization": basic}
 
-    async def _token_call(self, form: dict) -> Tokens:
+    async def _token_call(self, form: dict[str, str]) -> Tokens:
         async with self.session.post(self.settings.qbo_oauth_token_url, data=form, headers=self._headers()) as response:
             body = await response.json(content_type=None)
             if response.status == 400 and body.get("error") == "invalid_grant":
@@ -86,7 +88,7 @@ class TokenStore:
         self._cache: dict[str, tuple[str, datetime]] = {}
         self._locks: dict[str, asyncio.Lock] = {}
 
-    async def save(self, conn: asyncpg.Connection, realm_id: str, tenant_id, tokens: Tokens) -> bool:
+    async def save(self, conn: Conn, realm_id: str, tenant_id: uuid.UUID, tokens: Tokens) -> bool:
         """Link a realm to a tenant with fresh tokens; False if the realm belongs to another tenant."""
         linked = await QboRepository(conn).upsert_connection(
             realm_id,
@@ -113,7 +115,8 @@ class TokenStore:
             owner = await repo.realm_tenant(realm_id)
             if owner is None:
                 raise ReconnectRequired(f"realm {realm_id} is not connected")
-            await set_tenant(conn, owner["tenant_id"])
+            # shared.db.set_tenant is typed for asyncpg.Connection; a pool's connection proxy behaves as one.
+            await set_tenant(conn, owner["tenant_id"])  # type: ignore[arg-type]
             row = await repo.connection(realm_id, lock=True)
             if row is None or row["status"] != "connected":
                 raise ReconnectRequired(f"realm {realm_id} is not connected")

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Sequence
 from datetime import datetime
+from typing import Any
 
 import asyncpg
 
 from services.ingest.qbo.deliveries import Notification
+from services.ingest.repository import Conn
 
 # A body is stored once (0019_webhook_delivery_dedupe.sql): a retry or replay of the same
 # bytes only counts.
@@ -102,7 +105,7 @@ REALMS_OF_TENANT = "SELECT realm_id FROM qbo_connections WHERE tenant_id = $1 AN
 
 
 class QboRepository:
-    def __init__(self, conn: asyncpg.Connection):
+    def __init__(self, conn: Conn):
         self.conn = conn
 
     async def store_delivery(
@@ -118,7 +121,8 @@ class QboRepository:
                 *[
                     (n.dedupe_key, n.realm_id, n.entity, n.entity_id, n.operation, n.deleted_id, n.occurred_at)
                     for n in notifications
-                ]
+                ],
+                strict=True,  # transposes rows of 7 columns
             )
         )
         return await self.conn.fetch(INSERT_NOTIFICATIONS, delivery_id, *map(list, cols))
@@ -126,7 +130,7 @@ class QboRepository:
     async def connection(self, realm_id: str, lock: bool = False) -> asyncpg.Record | None:
         return await self.conn.fetchrow(LOCK_CONNECTION if lock else CONNECTION, realm_id)
 
-    async def connections_of(self, tenant_id) -> list[asyncpg.Record]:
+    async def connections_of(self, tenant_id: uuid.UUID) -> list[asyncpg.Record]:
         return await self.conn.fetch(CONNECTIONS_OF_TENANT, tenant_id)
 
     async def connected_realms(self) -> list[asyncpg.Record]:
@@ -137,10 +141,12 @@ class QboRepository:
         """The tenant a realm is linked to (any status), whoever asks."""
         return await self.conn.fetchrow(REALM_TENANT, realm_id)
 
-    async def realms_of(self, tenant_id) -> list[str]:
+    async def realms_of(self, tenant_id: uuid.UUID) -> list[str]:
         return [r["realm_id"] for r in await self.conn.fetch(REALMS_OF_TENANT, tenant_id)]
 
-    async def upsert_connection(self, realm_id, tenant_id, access: bytes, refresh: bytes, expires_at) -> bool:
+    async def upsert_connection(
+        self, realm_id: str, tenant_id: uuid.UUID, access: bytes, refresh: bytes, expires_at: datetime
+    ) -> bool:
         return await self.conn.fetchval(UPSERT_CONNECTION, realm_id, tenant_id, access, refresh, expires_at) is not None
 
     async def store_tokens(self, realm_id: str, access: bytes, refresh: bytes, expires_at: datetime) -> None:
@@ -173,19 +179,22 @@ class QboRepository:
 
     async def lock_entity(self, realm_id: str, entity: str, entity_id: str) -> asyncpg.Record:
         await self.conn.execute(ENSURE_ENTITY, realm_id, entity, entity_id)
-        return await self.conn.fetchrow(LOCK_ENTITY, realm_id, entity, entity_id)
+        row = await self.conn.fetchrow(LOCK_ENTITY, realm_id, entity, entity_id)
+        if row is None:  # ENSURE_ENTITY just made sure it exists
+            raise LookupError(f"no {entity} {entity_id} in realm {realm_id}")
+        return row
 
     async def store_entity(
         self,
-        realm_id,
-        entity,
-        entity_id,
-        sync_token,
-        remap_seq,
-        deleted,
-        body,
-        item_ids,
-        last_updated,
+        realm_id: str,
+        entity: str,
+        entity_id: str,
+        sync_token: int | None,
+        remap_seq: int,
+        deleted: bool,
+        body: dict[str, Any] | None,
+        item_ids: Sequence[str] | None,
+        last_updated: datetime | None,
         voided: bool = False,
     ) -> None:
         """``voided`` only ever turns the entity's void flag on (a void is terminal)."""
@@ -210,7 +219,16 @@ class QboRepository:
         return await self.conn.fetch(ITEMS, realm_id)
 
     async def upsert_item(
-        self, realm_id, item_id, name, sku, item_type, active, sync_token, merged_into=None, fully_qualified_name=None
+        self,
+        realm_id: str,
+        item_id: str,
+        name: str | None,
+        sku: str | None,
+        item_type: str | None,
+        active: bool,
+        sync_token: int,
+        merged_into: str | None = None,
+        fully_qualified_name: str | None = None,
     ) -> None:
         await self.conn.execute(
             UPSERT_ITEM, realm_id, item_id, name, sku, item_type, active, sync_token, merged_into, fully_qualified_name
@@ -219,5 +237,5 @@ class QboRepository:
     async def merge_item(self, realm_id: str, item_id: str, into: str) -> None:
         await self.conn.execute(MERGE_ITEM, realm_id, item_id, into)
 
-    async def catalog(self, tenant_id) -> list[asyncpg.Record]:
+    async def catalog(self, tenant_id: uuid.UUID) -> list[asyncpg.Record]:
         return await self.conn.fetch(CATALOG, tenant_id)

@@ -102,4 +102,6 @@ def read_state(state: str | None, secret: bytes, now: float | None = None) -> St
 
 def browser_matches(state: State, cookie: str | None) -> bool:
     """Whether the callback's browser holds the secret the state was bound to."""
-    return bool(cookie) and hmac.compare_digest(digest(cookie), state.browser_hash)
+    if not cookie:
+        return False
+    return hmac.compare_digest(digest(cookie), state.browser_hash)

@@ -8,7 +8,10 @@ endpoint completes it) from a stored watermark."""
 from __future__ import annotations
 
 import uuid
+from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Set as AbstractSet
 from datetime import UTC, datetime, timedelta
+from typing import Any, TypeVar
 
 import asyncpg
 
@@ -17,8 +20,9 @@ from services.ingest.qbo.client import QboClient
 from services.ingest.qbo.deliveries import parse_time
 from services.ingest.qbo.mapping import Item, ItemMapper, Product
 from services.ingest.qbo.repository import QboRepository
-from services.ingest.repository import IngestRepository
+from services.ingest.repository import Conn, IngestRepository
 from shared.db import tenant_transaction
+from shared.events import EventBase
 from shared.logging import get_logger
 
 log = get_logger("qbo.sync")
@@ -26,13 +30,14 @@ SALES_ENTITIES = ("Invoice", "SalesReceipt", "CreditMemo")
 CDC_ENTITIES = ["Item", *SALES_ENTITIES]
 CDC_LIMIT = 1000
 OVERLAP = timedelta(minutes=5)  # re-read a little before the watermark: clocks and commit delays
+T = TypeVar("T")
 
 
-def _mapping_lock(tenant_id) -> str:
+def _mapping_lock(tenant_id: uuid.UUID) -> str:
     return f"qbo-mapping:{tenant_id}"
 
 
-async def load_mapper(conn: asyncpg.Connection, tenant_id, realm_id: str) -> ItemMapper:
+async def load_mapper(conn: Conn, tenant_id: uuid.UUID, realm_id: str) -> ItemMapper:
     repo = QboRepository(conn)
     products = [Product(r["sku"], r["name"], r["qbo_item_id"]) for r in await repo.catalog(tenant_id)]
     items = {
@@ -42,7 +47,7 @@ async def load_mapper(conn: asyncpg.Connection, tenant_id, realm_id: str) -> Ite
     return ItemMapper(products, items)
 
 
-async def lock_mapping(conn: asyncpg.Connection, tenant_id, exclusive: bool) -> None:
+async def lock_mapping(conn: Conn, tenant_id: uuid.UUID, exclusive: bool) -> None:
     """Sales read the mapping under a shared lock; changes of it take the exclusive
     lock, so a re-map never misses a sale being turned into an event meanwhile."""
     fn = "pg_advisory_xact_lock" if exclusive else "pg_advisory_xact_lock_shared"
@@ -50,12 +55,12 @@ async def lock_mapping(conn: asyncpg.Connection, tenant_id, exclusive: bool) -> 
 
 
 async def apply_sale(
-    conn: asyncpg.Connection,
+    conn: Conn,
     tenant_id: uuid.UUID,
     realm_id: str,
     entity: str,
     entity_id: str,
-    body: dict | None,
+    body: dict[str, Any] | None,
     operation: str | None = None,
 ) -> list[str]:
     """Turn one sales entity (None: deleted) into its event, if newer. Call in a transaction.
@@ -121,7 +126,7 @@ async def apply_sale(
         parse_time((body.get("MetaData") or {}).get("LastUpdatedTime")),
         voided=voided,
     )
-    ids = []
+    ids: list[str] = []
     if event.event_type == "sale.removed" and state["sync_token"] is None:
         # First seen already voided: record what QuickBooks keeps of it (date, number, customer), then the void.
         ids += await _emit(conn, tenant_id, normalize.upserted(tenant_id, entity, body, mapper))
@@ -129,7 +134,12 @@ async def apply_sale(
 
 
 async def apply_item(
-    conn: asyncpg.Connection, tenant_id, realm_id: str, item: dict | None, item_id: str, merged_into: str | None = None
+    conn: Conn,
+    tenant_id: uuid.UUID,
+    realm_id: str,
+    item: dict[str, Any] | None,
+    item_id: str,
+    merged_into: str | None = None,
 ) -> list[str]:
     """Keep the item cache current; re-emit the sales whose mapping it changes."""
     await lock_mapping(conn, tenant_id, exclusive=True)
@@ -154,12 +164,12 @@ async def apply_item(
 
 
 async def remap(
-    conn: asyncpg.Connection,
-    tenant_id,
+    conn: Conn,
+    tenant_id: uuid.UUID,
     realm_id: str,
     before: ItemMapper,
     after: ItemMapper,
-    extra_items: set[str] = frozenset(),
+    extra_items: AbstractSet[str] = frozenset(),
 ) -> list[str]:
     """Re-emit every sale that names an item whose mapping differs between the two mappers."""
     candidates = (
@@ -172,7 +182,7 @@ async def remap(
     if not changed:
         return []
     repo = QboRepository(conn)
-    event_ids = []
+    event_ids: list[str] = []
     for row in await repo.sales_with_items(realm_id, changed):
         state = await repo.lock_entity(realm_id, row["entity"], row["entity_id"])
         if state["deleted"] or state["body"] is None:
@@ -197,7 +207,7 @@ async def remap(
     return event_ids
 
 
-async def remap_tenant(conn: asyncpg.Connection, tenant_id, change) -> list[str]:
+async def remap_tenant(conn: Conn, tenant_id: uuid.UUID, change: Callable[[Conn], Awaitable[T]]) -> T:
     """Run a catalog change (``change(conn)``) and re-emit the QuickBooks sales it re-maps."""
     realms = await QboRepository(conn).realms_of(tenant_id)
     if not realms:
@@ -214,11 +224,11 @@ class RemapOnCatalogChange:
     """The QuickBooks channel's catalog listener (``services.ingest.service.CatalogListener``):
     a catalog change may re-map QuickBooks items, so it re-emits the sales it affects."""
 
-    async def around_catalog_change(self, conn: asyncpg.Connection, tenant_id, change):
+    async def around_catalog_change(self, conn: Conn, tenant_id: uuid.UUID, change: Callable[[], Awaitable[T]]) -> T:
         return await remap_tenant(conn, tenant_id, lambda _conn: change())
 
 
-async def _emit(conn: asyncpg.Connection, tenant_id, event) -> list[str]:
+async def _emit(conn: Conn, tenant_id: uuid.UUID, event: EventBase) -> list[str]:
     await IngestRepository(conn, tenant_id).append(event, "quickbooks")
     return [str(event.event_id)]
 
@@ -232,7 +242,11 @@ class CatchUp:
         self.initial_days = initial_days
 
     async def run(
-        self, realm_id: str, tenant_id, since: datetime | None = None, voids: set[tuple[str, str]] = frozenset()
+        self,
+        realm_id: str,
+        tenant_id: uuid.UUID,
+        since: datetime | None = None,
+        voids: AbstractSet[tuple[str, str]] = frozenset(),
     ) -> int:
         """Catch the realm up; the watermark moves only when everything was read and applied.
         A failure (QuickBooks unreachable, a Fault, even one answered with HTTP 200) is
@@ -248,7 +262,9 @@ class CatchUp:
                 log.exception("qbo.sync_status.failed", realm=realm_id)
             raise
 
-    async def _run(self, realm_id: str, tenant_id, since: datetime | None, voids) -> int:
+    async def _run(
+        self, realm_id: str, tenant_id: uuid.UUID, since: datetime | None, voids: AbstractSet[tuple[str, str]]
+    ) -> int:
         now = datetime.now(UTC)
         if since is None:
             async with tenant_transaction(self.pool, tenant_id, readonly=True) as conn:
@@ -276,7 +292,11 @@ class CatchUp:
         return count
 
     async def apply_changes(
-        self, realm_id: str, tenant_id, changed: dict[str, list], voids: set[tuple[str, str]] = frozenset()
+        self,
+        realm_id: str,
+        tenant_id: uuid.UUID,
+        changed: dict[str, list[dict[str, Any]]],
+        voids: AbstractSet[tuple[str, str]] = frozenset(),
     ) -> int:
         """Items first (so the mapping is current), then sales; CDC's deleted stubs become deletions."""
         count = 0
@@ -300,8 +320,8 @@ class CatchUp:
         return count
 
 
-def _newest(bodies: list[dict]) -> list[dict]:
-    by_id: dict[str, dict] = {}
+def _newest(bodies: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
+    by_id: dict[str, dict[str, Any]] = {}
     for body in bodies:
         current = by_id.get(str(body["Id"]))
         if current is None or int(body.get("SyncToken", -1)) > int(current.get("SyncToken", -1)):

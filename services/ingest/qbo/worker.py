@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import asyncio
 import time
+import uuid
 from collections import defaultdict
+from collections.abc import Callable, Sequence
 from datetime import timedelta
 
 import asyncpg
@@ -41,7 +43,7 @@ class NotificationWorker:
         catch_up: CatchUp,
         coalesce_threshold: int,
         cdc_interval: float,
-        on_events=lambda: None,
+        on_events: Callable[[], None] = lambda: None,
     ):
         self.pool = pool
         self.client = client
@@ -82,7 +84,7 @@ class NotificationWorker:
             return_exceptions=True,
         )
         failures = 0
-        for realm, result in zip(realms, results):
+        for realm, result in zip(realms, results, strict=True):  # gather: one result per realm
             if isinstance(result, Exception):
                 failures += 1
                 log.warning("qbo.worker.realm_failed", realm=realm["realm_id"], error=str(result))
@@ -103,7 +105,7 @@ class NotificationWorker:
             await self._catch_up(realm, connections[realm]["tenant_id"])
         return len(realms) > failures  # only failures: wait before trying again
 
-    async def _catch_up(self, realm_id: str, tenant_id) -> None:
+    async def _catch_up(self, realm_id: str, tenant_id: uuid.UUID) -> None:
         try:
             count = await self.catch_up.run(realm_id, tenant_id)
         except ReconnectRequired:
@@ -124,7 +126,7 @@ class NotificationWorker:
             self.on_events()
         log.info("qbo.catch_up.done", realm=realm_id, events=count)
 
-    async def handle_realm(self, realm_id: str, pending: int, connection) -> None:
+    async def handle_realm(self, realm_id: str, pending: int, connection: asyncpg.Record | None) -> None:
         async with self.pool.acquire() as conn:
             claimed = await QboRepository(conn).claim(
                 realm_id, BATCH if pending > self.coalesce_threshold else self.coalesce_threshold
@@ -148,15 +150,15 @@ class NotificationWorker:
         HANDLED.labels("done").inc(len(claimed))
         self.on_events()
 
-    async def _finish(self, ids, status: str = "done", error: str | None = None) -> None:
+    async def _finish(self, ids: Sequence[int], status: str = "done", error: str | None = None) -> None:
         async with self.pool.acquire() as conn:
             await QboRepository(conn).finish(ids, status, error)
 
-    async def _retry_later(self, ids, error: str) -> None:
+    async def _retry_later(self, ids: Sequence[int], error: str) -> None:
         async with self.pool.acquire() as conn:
             await QboRepository(conn).retry_later(ids, error, MAX_ATTEMPTS)
 
-    async def _by_cdc(self, realm_id: str, tenant_id, claimed) -> set[int]:
+    async def _by_cdc(self, realm_id: str, tenant_id: uuid.UUID, claimed: list[asyncpg.Record]) -> set[int]:
         """One CDC call for a pile of notifications; returns the ids it covered."""
         since = (
             min(r["occurred_at"] for r in claimed if r["occurred_at"]) - timedelta(minutes=2)
@@ -168,8 +170,8 @@ class NotificationWorker:
         log.info("qbo.coalesced", realm=realm_id, notifications=len(claimed))
         return {r["id"] for r in claimed if r["entity"] in (*SALES_ENTITIES, "Item") and r["operation"] != "Merge"}
 
-    async def _by_reads(self, realm_id: str, tenant_id, claimed) -> None:
-        by_entity = defaultdict(list)
+    async def _by_reads(self, realm_id: str, tenant_id: uuid.UUID, claimed: list[asyncpg.Record]) -> None:
+        by_entity: defaultdict[tuple[str, str], list[asyncpg.Record]] = defaultdict(list)
         for r in claimed:
             by_entity[(r["entity"], r["entity_id"])].append(r)
         results = await asyncio.gather(
@@ -179,11 +181,11 @@ class NotificationWorker:
             ),
             return_exceptions=True,
         )
-        for rows, result in zip(by_entity.values(), results):
+        for rows, result in zip(by_entity.values(), results, strict=True):  # gather: one result per entity
             ids = [r["id"] for r in rows]
             if isinstance(result, ReconnectRequired):
                 raise result
-            if isinstance(result, Exception):
+            if isinstance(result, BaseException):
                 log.warning(
                     "qbo.notification.retry", entity=rows[0]["entity"], id=rows[0]["entity_id"], error=str(result)
                 )
@@ -191,7 +193,9 @@ class NotificationWorker:
             else:
                 await self._finish(ids, result)
 
-    async def _one(self, realm_id: str, tenant_id, entity: str, entity_id: str, rows) -> str:
+    async def _one(
+        self, realm_id: str, tenant_id: uuid.UUID, entity: str, entity_id: str, rows: list[asyncpg.Record]
+    ) -> str:
         """Read one entity (once, however many notifications name it) and apply it."""
         operations = {r["operation"] for r in rows}
         if entity in SALES_ENTITIES:
