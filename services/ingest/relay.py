@@ -52,7 +52,7 @@ class OutboxRelay:
         #: Seconds between refreshes of the outbox gauges (also while the broker is down).
         self.report_every = 5.0
         self._reported_at = float("-inf")
-        self.connection: aio_pika.abc.AbstractRobustConnection | None = None
+        self.connection: aio_pika.abc.AbstractConnection | None = None
         self._exchange: aio_pika.abc.AbstractExchange | None = None
 
     def notify(self) -> None:

@@ -6,15 +6,12 @@ import uuid
 from collections.abc import Sequence
 from datetime import datetime
 from decimal import Decimal
-from typing import Any, TypeAlias
+from typing import Any
 
 import asyncpg
-from asyncpg.pool import PoolConnectionProxy
 
+from shared.db import Connection
 from shared.events import EventBase, dump_event
-
-#: A connection opened directly or acquired from a pool (asyncpg types the two apart).
-Conn: TypeAlias = "asyncpg.Connection[asyncpg.Record] | PoolConnectionProxy[asyncpg.Record]"
 
 TENANT = "SELECT id, name, home_currency FROM tenants WHERE id = $1"
 
@@ -94,7 +91,7 @@ WHERE ($1::uuid IS NULL OR tenant_id = $1) AND ($2::timestamptz IS NULL OR recor
 
 
 class IngestRepository:
-    def __init__(self, conn: Conn, tenant_id: uuid.UUID):
+    def __init__(self, conn: Connection, tenant_id: uuid.UUID):
         self.conn = conn
         self.tenant_id = tenant_id
 
@@ -182,7 +179,7 @@ class IngestRepository:
 
 
 class OutboxRepository:
-    def __init__(self, conn: Conn):
+    def __init__(self, conn: Connection):
         self.conn = conn
 
     async def claim(self, limit: int) -> list[asyncpg.Record]:

@@ -14,9 +14,9 @@ from typing import Any, Literal, Protocol, TypeVar
 import asyncpg
 import structlog
 
-from services.ingest.repository import Conn, IngestRepository
+from services.ingest.repository import IngestRepository
 from services.ingest.schemas import LotBody, LotPatchBody, ProductBody, SaleBody
-from shared.db import tenant_transaction
+from shared.db import Connection, tenant_transaction
 from shared.events import EventBase, LotCorrected, LotReceived, ProductUpserted, SaleLine, SaleRemoved, SaleUpserted
 from shared.money import wide
 from shared.web import ApiError
@@ -33,7 +33,7 @@ class CatalogListener(Protocol):
     provide listeners; the composition root hands them to ``IngestService``."""
 
     async def around_catalog_change(
-        self, conn: Conn, tenant_id: uuid.UUID, change: Callable[[], Awaitable[T]]
+        self, conn: Connection, tenant_id: uuid.UUID, change: Callable[[], Awaitable[T]]
     ) -> T: ...
 
 

@@ -13,8 +13,7 @@ import asyncpg
 
 from services.ingest.qbo.repository import QboRepository
 from services.ingest.qbo.tokens_crypto import TokenCipher
-from services.ingest.repository import Conn
-from shared.db import set_tenant
+from shared.db import Connection, set_tenant
 from shared.logging import get_logger
 from shared.settings import Settings
 
@@ -88,7 +87,7 @@ class TokenStore:
         self._cache: dict[str, tuple[str, datetime]] = {}
         self._locks: dict[str, asyncio.Lock] = {}
 
-    async def save(self, conn: Conn, realm_id: str, tenant_id: uuid.UUID, tokens: Tokens) -> bool:
+    async def save(self, conn: Connection, realm_id: str, tenant_id: uuid.UUID, tokens: Tokens) -> bool:
         """Link a realm to a tenant with fresh tokens; False if the realm belongs to another tenant."""
         linked = await QboRepository(conn).upsert_connection(
             realm_id,
@@ -115,8 +114,7 @@ class TokenStore:
             owner = await repo.realm_tenant(realm_id)
             if owner is None:
                 raise ReconnectRequired(f"realm {realm_id} is not connected")
-            # shared.db.set_tenant is typed for asyncpg.Connection; a pool's connection proxy behaves as one.
-            await set_tenant(conn, owner["tenant_id"])  # type: ignore[arg-type]
+            await set_tenant(conn, owner["tenant_id"])
             row = await repo.connection(realm_id, lock=True)
             if row is None or row["status"] != "connected":
                 raise ReconnectRequired(f"realm {realm_id} is not connected")

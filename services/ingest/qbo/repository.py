@@ -10,7 +10,7 @@ from typing import Any
 import asyncpg
 
 from services.ingest.qbo.deliveries import Notification
-from services.ingest.repository import Conn
+from shared.db import Connection
 
 # A body is stored once (0019_webhook_delivery_dedupe.sql): a retry or replay of the same
 # bytes only counts.
@@ -105,7 +105,7 @@ REALMS_OF_TENANT = "SELECT realm_id FROM qbo_connections WHERE tenant_id = $1 AN
 
 
 class QboRepository:
-    def __init__(self, conn: Conn):
+    def __init__(self, conn: Connection):
         self.conn = conn
 
     async def store_delivery(

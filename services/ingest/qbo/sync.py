@@ -20,8 +20,8 @@ from services.ingest.qbo.client import QboClient
 from services.ingest.qbo.deliveries import parse_time
 from services.ingest.qbo.mapping import Item, ItemMapper, Product
 from services.ingest.qbo.repository import QboRepository
-from services.ingest.repository import Conn, IngestRepository
-from shared.db import tenant_transaction
+from services.ingest.repository import IngestRepository
+from shared.db import Connection, tenant_transaction
 from shared.events import EventBase
 from shared.logging import get_logger
 
@@ -37,7 +37,7 @@ def _mapping_lock(tenant_id: uuid.UUID) -> str:
     return f"qbo-mapping:{tenant_id}"
 
 
-async def load_mapper(conn: Conn, tenant_id: uuid.UUID, realm_id: str) -> ItemMapper:
+async def load_mapper(conn: Connection, tenant_id: uuid.UUID, realm_id: str) -> ItemMapper:
     repo = QboRepository(conn)
     products = [Product(r["sku"], r["name"], r["qbo_item_id"]) for r in await repo.catalog(tenant_id)]
     items = {
@@ -47,7 +47,7 @@ async def load_mapper(conn: Conn, tenant_id: uuid.UUID, realm_id: str) -> ItemMa
     return ItemMapper(products, items)
 
 
-async def lock_mapping(conn: Conn, tenant_id: uuid.UUID, exclusive: bool) -> None:
+async def lock_mapping(conn: Connection, tenant_id: uuid.UUID, exclusive: bool) -> None:
     """Sales read the mapping under a shared lock; changes of it take the exclusive
     lock, so a re-map never misses a sale being turned into an event meanwhile."""
     fn = "pg_advisory_xact_lock" if exclusive else "pg_advisory_xact_lock_shared"
@@ -55,7 +55,7 @@ async def lock_mapping(conn: Conn, tenant_id: uuid.UUID, exclusive: bool) -> Non
 
 
 async def apply_sale(
-    conn: Conn,
+    conn: Connection,
     tenant_id: uuid.UUID,
     realm_id: str,
     entity: str,
@@ -134,7 +134,7 @@ async def apply_sale(
 
 
 async def apply_item(
-    conn: Conn,
+    conn: Connection,
     tenant_id: uuid.UUID,
     realm_id: str,
     item: dict[str, Any] | None,
@@ -164,7 +164,7 @@ async def apply_item(
 
 
 async def remap(
-    conn: Conn,
+    conn: Connection,
     tenant_id: uuid.UUID,
     realm_id: str,
     before: ItemMapper,
@@ -207,7 +207,7 @@ async def remap(
     return event_ids
 
 
-async def remap_tenant(conn: Conn, tenant_id: uuid.UUID, change: Callable[[Conn], Awaitable[T]]) -> T:
+async def remap_tenant(conn: Connection, tenant_id: uuid.UUID, change: Callable[[Connection], Awaitable[T]]) -> T:
     """Run a catalog change (``change(conn)``) and re-emit the QuickBooks sales it re-maps."""
     realms = await QboRepository(conn).realms_of(tenant_id)
     if not realms:
@@ -224,11 +224,13 @@ class RemapOnCatalogChange:
     """The QuickBooks channel's catalog listener (``services.ingest.service.CatalogListener``):
     a catalog change may re-map QuickBooks items, so it re-emits the sales it affects."""
 
-    async def around_catalog_change(self, conn: Conn, tenant_id: uuid.UUID, change: Callable[[], Awaitable[T]]) -> T:
+    async def around_catalog_change(
+        self, conn: Connection, tenant_id: uuid.UUID, change: Callable[[], Awaitable[T]]
+    ) -> T:
         return await remap_tenant(conn, tenant_id, lambda _conn: change())
 
 
-async def _emit(conn: Conn, tenant_id: uuid.UUID, event: EventBase) -> list[str]:
+async def _emit(conn: Connection, tenant_id: uuid.UUID, event: EventBase) -> list[str]:
     await IngestRepository(conn, tenant_id).append(event, "quickbooks")
     return [str(event.event_id)]
 
