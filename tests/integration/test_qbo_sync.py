@@ -179,6 +179,9 @@ async def qbo(pool, database_url, broker_prefix, api_tenant, costing_consumer):
     finally:
         await ingest.close()
         await sim.close()
+        # The simulator is gone: its realm must not stay connected, or every later ingest app's
+        # catch-up would keep calling it (and logging the failures into other tests' output).
+        await pool.execute("UPDATE qbo_connections SET status = 'disconnected' WHERE tenant_id = $1", tenant_id)
 
 
 async def test_invoice_created_edited_voided_and_deleted(qbo):
