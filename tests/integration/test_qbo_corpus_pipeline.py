@@ -115,11 +115,7 @@ async def _detail(
         response = await query.get(f"/api/v1/sales/{sale_id}", headers=qbo.headers)
         assert response.status == 200, await response.text()
         found.update(await response.json())
-        return (
-            found["status"] == status
-            and len(found["lines"]) == count
-            and (want is None or _lines(found) == want)
-        )
+        return found["status"] == status and len(found["lines"]) == count and (want is None or _lines(found) == want)
 
     try:
         await wait_for(reached, timeout=30)
