@@ -1,4 +1,4 @@
-"""The orders of the FIFO axes (shared/DESIGN.md §2), written once; no I/O.
+"""The orders of the FIFO axes (docs/costing.md §2), written once; no I/O.
 
 Demand: a product's lines in ``DEMAND_ORDER``, the columns of ``sale_lines`` (and of
 its index ``sale_lines_demand_order``, migration 0006). External ids compare length

@@ -1,6 +1,6 @@
 """The FIFO engine without a database: fifo.py, the planner (recost.py), the orders
 (order.py) and the flags rule (flags.py), called directly, on every rule of the costing
-doc (shared/DESIGN.md §2, README "Costing rules") and its worked example."""
+doc (docs/costing.md §2, §6) and its worked example."""
 
 from __future__ import annotations
 
