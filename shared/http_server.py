@@ -16,7 +16,6 @@ error_middleware) get a JSON 500 too, logged as aiohttp would.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from typing import Any
 
 from aiohttp import web
@@ -76,17 +75,9 @@ class AppRunner(web.AppRunner):
         return server
 
 
-def run(app: web.Application, *, host: str, port: int, **server_kwargs: Any) -> None:
-    """web.run_app's job with our AppRunner: serve until SIGINT/SIGTERM, then clean up."""
+def run(app: web.Application, *, host: str, port: int, grace: float = 30.0, **server_kwargs: Any) -> None:
+    """Serve until SIGINT/SIGTERM, then shut down gracefully within ``grace`` seconds
+    (``shared.shutdown``; a second signal forces)."""
+    from shared.shutdown import serve  # shared.shutdown builds on this module's AppRunner
 
-    async def serve() -> None:
-        runner = AppRunner(app, handle_signals=True, access_log=None, **server_kwargs)
-        await runner.setup()
-        try:
-            await web.TCPSite(runner, host, port).start()
-            await asyncio.Event().wait()  # serve until cancelled (GracefulExit, Ctrl-C)
-        finally:
-            await runner.cleanup()
-
-    with contextlib.suppress(web.GracefulExit, KeyboardInterrupt):
-        asyncio.run(serve())
+    asyncio.run(serve(app, host, port, grace, **server_kwargs))

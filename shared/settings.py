@@ -78,5 +78,13 @@ class Settings(BaseSettings):
     #: service refuses to start without it.
     oauth_state_secret: str | None = None
 
+    #: Seconds a service may take to shut down after SIGTERM/SIGINT (stop taking work, finish
+    #: or hand back what is in flight, close connections); beyond it, or on a second signal,
+    #: it exits at once.
+    shutdown_grace_seconds: float = Field(default=30.0, gt=0)
+    #: Seconds between the costing service's readings of its queues on the broker (consumers,
+    #: ready messages, dead-letter depth: its /metrics gauges).
+    costing_broker_stats_seconds: float = Field(default=15.0, gt=0)
+
     #: Env-gated fault hooks for crash tests; never set in production.
     crash_point: str | None = None

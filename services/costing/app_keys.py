@@ -14,3 +14,6 @@ BROKER = web.AppKey("broker", AbstractRobustConnection)
 CHANNEL = web.AppKey("channel", AbstractChannel)
 TOPOLOGY = web.AppKey("topology", broker.Topology)
 CONSUMER = web.AppKey("consumer", CostingConsumer)
+CONSUMER_TAG = web.AppKey("consumer_tag", str)
+#: The broker's latest counts per queue name: (consumers, ready messages).
+BROKER_STATS = web.AppKey("broker_stats", dict[str, tuple[int, int]])

@@ -83,30 +83,71 @@ class CostingConsumer:
         #: Messages of the current batch settled by a group's single acknowledgement (aio-pika
         #: marks only the message that carried it as processed).
         self.acked: set[int] = set()
+        #: Set by ``stop``: no new batch is taken.
+        self.stopping = False
+        #: Clear while a batch is being applied.
+        self.idle = asyncio.Event()
+        self.idle.set()
+        #: Messages of the batch being applied.
+        self.in_hand = 0
 
     async def receive(self, message: AbstractIncomingMessage) -> None:
         """The broker's callback: hand the message to the worker."""
         self.arrived.put_nowait(message)
 
+    @property
+    def unsettled(self) -> int:
+        """Messages delivered to this consumer and not yet settled: those waiting and the
+        batch being applied (the ``costing_unacknowledged_messages`` gauge)."""
+        return self.arrived.qsize() + self.in_hand
+
     async def run(self) -> None:
         """The worker: apply what has arrived, batch after batch, until cancelled. A batch
         that breaks off (the broker connection lost mid-ack, a bug) is logged and its
         unsettled messages are requeued; the worker goes on with the next one."""
-        while True:
+        while not self.stopping:
             batch = [await self.arrived.get()]
-            while len(batch) < self.batch_size and not self.arrived.empty():
-                batch.append(self.arrived.get_nowait())
-            if not (batch := _held(batch)):
-                continue
-            self.acked.clear()
+            # No await between the get and here: ``stop`` sees the worker busy from now on.
+            self.idle.clear()
             try:
-                await self.handle(batch)
-            except Exception:
-                log.exception("costing.batch_failed", messages=len(batch))
-                for message in batch:
-                    if not self._settled(message):
-                        with contextlib.suppress(Exception):  # a closed channel requeues them anyway
-                            await message.nack(requeue=True)
+                await self._run_batch(batch)
+            finally:
+                self.in_hand = 0
+                self.idle.set()
+
+    async def _run_batch(self, batch: list[AbstractIncomingMessage]) -> None:
+        while len(batch) < self.batch_size and not self.arrived.empty():
+            batch.append(self.arrived.get_nowait())
+        self.in_hand = len(batch)
+        if not (batch := _held(batch)):
+            return
+        self.acked.clear()
+        try:
+            await self.handle(batch)
+        except Exception:
+            log.exception("costing.batch_failed", messages=len(batch))
+            for message in batch:
+                if not self._settled(message):
+                    with contextlib.suppress(Exception):  # a closed channel requeues them anyway
+                        await message.nack(requeue=True)
+
+    async def stop(self, worker: asyncio.Task[None]) -> None:
+        """Graceful stop (the subscription is cancelled first, by the caller): the batch in
+        hand is applied and acknowledged, never cancelled mid-transaction; the messages
+        delivered but not started are handed back to the end of the queue as fresh
+        messages (so a shutdown costs them no delivery of the queue's limit), then the
+        worker is cancelled while it waits. The caller bounds the wait (SHUTDOWN_GRACE_SECONDS)."""
+        self.stopping = True
+        await self.idle.wait()
+        worker.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await worker
+        held = _held(self._take_arrived())
+        try:
+            await self.requeue(held)
+        except Exception as exc:  # the broker is gone: closing the channel returns them anyway
+            log.warning("costing.hand_back_failed", error=f"{type(exc).__name__}: {exc}", messages=len(held))
+        log.info("costing.consumer_stopped", handed_back=len(held))
 
     async def handle(self, messages: list[AbstractIncomingMessage]) -> None:
         items: list[Item] = []

@@ -24,6 +24,7 @@ from services.costing.sales import PermanentError, SaleEvent, apply_sale_events,
 from services.costing.tail import LineWriter, recost_product
 from shared.db import UnavailableError, retry_transient, tenant_transaction
 from shared.events import Event, LotReceived, ProductUpserted, SaleRemoved, SaleUpserted
+from shared.faults import crash_if
 from shared.logging import get_logger
 
 log = get_logger("costing.service")
@@ -53,10 +54,18 @@ def groups(events: Iterable[Event], limit: int) -> list[list[Event]]:
 
 
 class CostingService:
-    def __init__(self, pool: asyncpg.Pool, max_attempts: int = 8, outage_retry_seconds: float = 300.0):
+    def __init__(
+        self,
+        pool: asyncpg.Pool,
+        max_attempts: int = 8,
+        outage_retry_seconds: float = 300.0,
+        crash_point: str | None = None,
+    ):
         self.pool = pool
         self.max_attempts = max_attempts
         self.outage_retry_seconds = outage_retry_seconds
+        #: A named crash point of the fault tests (shared/faults.py); None in production.
+        self.crash_point = crash_point
 
     async def apply(self, event: Event) -> bool:
         """Apply an event once; False if it had been applied already."""
@@ -91,6 +100,7 @@ class CostingService:
                 else:
                     await self._lot_changed(repo, writer, todo[0])
                 await writer.flush()
+            crash_if("before_commit", self.crash_point)  # effects and inbox rows written, not committed
             return [e.event_id in new for e in events]
 
     # products and lots -----------------------------------------------------------

@@ -5,6 +5,7 @@ the QuickBooks channel: this module alone imports both and plugs the channel in.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 
 from aiohttp import web
@@ -49,9 +50,12 @@ async def _relay_ctx(app: web.Application) -> AsyncIterator[None]:
     app[RELAY] = relay
     # The QuickBooks channel listens to catalog changes (it re-emits the sales they re-map).
     app[SERVICE] = IngestService(app[POOL], on_commit=relay.notify, catalog_listeners=[RemapOnCatalogChange()])
-    async with running(relay.run(), name="outbox-relay"):
+    task = asyncio.create_task(relay.run(), name="outbox-relay")
+    try:
         yield
-    await relay.close()
+    finally:
+        await relay.stop(task)  # the batch in hand is published and marked sent first
+        await relay.close()
 
 
 async def _qbo_ctx(app: web.Application) -> AsyncIterator[None]:

@@ -14,4 +14,11 @@ def main() -> None:
     configure(settings.log_format, settings.log_level)
     # shared.http_server.run, not web.run_app: a malformed request (a header over the limit) is
     # answered as JSON and its bytes (an API key) never logged.
-    run_guarded(lambda: run(create_app(settings), host=settings.bind_host, port=settings.ingest_port))
+    run_guarded(
+        lambda: run(
+            create_app(settings),
+            host=settings.bind_host,
+            port=settings.ingest_port,
+            grace=settings.shutdown_grace_seconds,
+        )
+    )

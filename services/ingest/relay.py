@@ -54,6 +54,11 @@ class OutboxRelay:
         self._reported_at = float("-inf")
         self.connection: aio_pika.abc.AbstractConnection | None = None
         self._exchange: aio_pika.abc.AbstractExchange | None = None
+        #: Set by ``stop``: no new batch is claimed.
+        self.stopping = False
+        #: Clear while a step (a batch claimed, published, marked sent) is under way.
+        self._idle = asyncio.Event()
+        self._idle.set()
 
     def notify(self) -> None:
         self.wake.set()
@@ -83,9 +88,29 @@ class OutboxRelay:
         await wake_loop(self._step, self.wake, idle_timeout=1.0, backoff=Backoff(0.1, 5.0), on_error=self._unavailable)
 
     async def _step(self) -> bool:
-        await self._report()
-        await self._ensure_exchange()
-        return await self.publish_pending() > 0
+        if self.stopping:
+            return False
+        self._idle.clear()
+        try:
+            await self._report()
+            await self._ensure_exchange()
+            return await self.publish_pending() > 0
+        finally:
+            self._idle.set()
+
+    async def stop(self, task: asyncio.Task[None]) -> None:
+        """Graceful stop of the ``run`` task: the batch being published is finished (its
+        confirmed rows deleted, the rest kept), then the loop is cancelled while it waits.
+        The caller bounds the wait (SHUTDOWN_GRACE_SECONDS); cancelling mid-batch instead
+        rolls the claim back and republishes its confirmed rows later (duplicates the
+        costing inbox absorbs)."""
+        self.stopping = True
+        self.wake.set()
+        await self._idle.wait()
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        log.info("relay.stopped")
 
     async def _unavailable(self, exc: Exception, retry_in: float) -> None:
         """Broker or database down: keep the rows, drop the connection, retry."""
