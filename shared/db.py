@@ -24,7 +24,7 @@ Connection: TypeAlias = asyncpg.Connection | PoolConnectionProxy
 
 
 class TransientError(Exception):
-    """Worth retrying: deadlock, serialization failure, lock timeout."""
+    """Worth retrying: deadlock, serialization failure, lock or statement timeout."""
 
 
 class UnavailableError(TransientError):
@@ -39,7 +39,9 @@ class BadInputError(Exception):
     """The database refused a value (a text it cannot store, a number out of range)."""
 
 
-_CONTENTION_SQLSTATES = {"40001", "40P01", "55P03"}
+# 57014: a statement cancelled (statement_timeout under load, pg_cancel_backend): worth a few
+# attempts like contention, then dead-lettered with the reason (docs/reliability.md S8).
+_CONTENTION_SQLSTATES = {"40001", "40P01", "55P03", "57014"}
 _UNAVAILABLE_SQLSTATES = {"57P01", "57P02", "57P03", "08000", "08003", "08006", "53300"}
 # Data exceptions (class 22): a value the database cannot store; the caller's input is at fault.
 _BAD_INPUT_CLASS = "22"

@@ -211,3 +211,12 @@ async def event_applied(pool, event_id) -> bool:
     return (
         await pool.fetchval("SELECT true FROM processed_events WHERE event_id = $1", uuid.UUID(str(event_id))) or False
     )
+
+
+def pytest_addoption(parser) -> None:
+    parser.addoption(
+        "--fault-mode",
+        choices=("ci", "soak"),
+        default=os.environ.get("FAULT_MODE", "soak" if os.environ.get("FAULT_SOAK") == "1" else "ci"),
+        help="tests/faults/: 'ci' (short, fixed seeds; the default) or 'soak' (longer, random seeds)",
+    )

@@ -1,12 +1,22 @@
-"""A small TCP proxy on loopback for fault tests, with two of toxiproxy's toxics: "down"
-(refuse new connections and cut the open ones, so a client sees the server vanish while
-the real server keeps running for everyone else) and "timeout" (a blackhole: connections
-stay open but nothing gets through, so a client waits for answers that never come)."""
+"""A small TCP proxy on loopback for fault tests (tests/faults/), with toxiproxy's toxics:
+
+* down (``cut``/``restore``): refuse new connections and cut the open ones, so a client sees
+  the server vanish while the real server keeps running for everyone else;
+* blackhole (``blackhole``/``heal``): connections stay open but nothing gets through, so a
+  client waits for answers that never come;
+* reset (``reset``): abort the open connections once (TCP RST), new ones pass;
+* latency and jitter (``delay``): each chunk waits ``latency`` + up to ``jitter`` seconds,
+  in order, in both directions;
+* slicer (``slice``): each chunk is written in slices of a few bytes with a pause between,
+  so every protocol frame arrives in pieces.
+
+``clear`` removes latency and slicing. ``connections`` and ``resets`` count what happened."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import random
 from urllib.parse import urlsplit
 
 
@@ -18,6 +28,13 @@ class TcpProxy:
         self._writers: set[asyncio.StreamWriter] = set()
         self.up = True
         self.blackholed = False
+        self.latency = 0.0
+        self.jitter = 0.0
+        self.slice_size = 0
+        self.slice_pause = 0.0
+        self._rng = random.Random(0)
+        self.connections = 0
+        self.resets = 0
 
     @classmethod
     def to(cls, url: str) -> TcpProxy:
@@ -46,6 +63,25 @@ class TcpProxy:
     def restore(self) -> None:
         self.up = True
 
+    def reset(self) -> None:
+        """Abort every open connection once (a reset); the proxy stays up."""
+        self.resets += len(self._writers) // 2
+        self.cut()
+        self.restore()
+
+    def delay(self, latency: float, jitter: float = 0.0, seed: int = 0) -> None:
+        """Add ``latency`` s, plus up to ``jitter`` s drawn from a seeded generator, to every chunk."""
+        self.latency, self.jitter, self._rng = latency, jitter, random.Random(seed)
+
+    def slice(self, size: int, pause: float) -> None:
+        """Write every chunk in slices of ``size`` bytes, ``pause`` s apart."""
+        self.slice_size, self.slice_pause = size, pause
+
+    def clear(self) -> None:
+        """No latency, no slicing."""
+        self.latency = self.jitter = self.slice_pause = 0.0
+        self.slice_size = 0
+
     def blackhole(self) -> None:
         """Swallow every byte from now on, in both directions, on every connection."""
         self.blackholed = True
@@ -65,6 +101,7 @@ class TcpProxy:
         except OSError:
             writer.transport.abort()
             return
+        self.connections += 1
         self._writers.update({writer, up_writer})
         try:
             await asyncio.gather(self._pipe(reader, up_writer), self._pipe(up_reader, writer))
@@ -77,6 +114,14 @@ class TcpProxy:
         with contextlib.suppress(ConnectionError, OSError):
             while data := await reader.read(65536):
                 if self.blackholed:
+                    continue
+                if self.latency or self.jitter:
+                    await asyncio.sleep(self.latency + self.jitter * self._rng.random())
+                if self.slice_size:
+                    for start in range(0, len(data), self.slice_size):
+                        writer.write(data[start : start + self.slice_size])
+                        await writer.drain()
+                        await asyncio.sleep(self.slice_pause)
                     continue
                 writer.write(data)
                 await writer.drain()

@@ -1,18 +1,17 @@
-"""The costing consumer on the real broker: outcomes, crash safety, parallel consumers."""
+"""The costing consumer on the real broker: outcomes and acknowledgements. Crashes and
+parallel consumer processes are fault scenarios: tests/faults/."""
 
 from __future__ import annotations
 
 import asyncio
-import os
 import random
-import sys
 
 import aio_pika
 import pytest
 
 from services.costing.main import running_consumer
 from shared import broker
-from tests.conftest import TEST_AMQP_URL, queue_counts, settings_for, wait_for
+from tests.conftest import queue_counts, settings_for, wait_for
 from tests.histories import history
 from tests.invariants import assert_invariants, violations
 from tests.projection import project
@@ -178,110 +177,13 @@ async def test_a_group_is_acknowledged_in_one_frame_and_nothing_stays_unacknowle
         await wait_for(lambda: _count_is(pool, tenant_id, len(setup) + len(events)))
     # Closing the consumer's connection requeues any message left unacknowledged.
     await asyncio.sleep(0.5)
-    assert await _queue_empty(topology)
+    assert (await queue_counts(topology)).message_count == 0
     assert all(multiple for _, multiple in acks)
     assert len(acks) < len(events)
 
 
 async def _count_is(pool, tenant_id, n):
     return await processed(pool, tenant_id) == n
-
-
-def _spawn(database_url: str, prefix: str, **env) -> asyncio.subprocess.Process:
-    environment = dict(
-        os.environ,
-        DATABASE_URL=database_url,
-        AMQP_URL=TEST_AMQP_URL,
-        BROKER_PREFIX=prefix,
-        COSTING_PORT="0",
-        LOG_LEVEL="WARNING",
-        **env,
-    )
-    return asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "services.costing",
-        env=environment,
-        stdout=asyncio.subprocess.DEVNULL,
-        stderr=asyncio.subprocess.DEVNULL,
-    )
-
-
-async def test_consumer_killed_after_commit_before_ack_leaves_no_double_effect(
-    pool, database_url, tenant_id, topology, broker_prefix
-):
-    events = history(tenant_id, seed=2, sales=8)
-    await publish_all(topology, events[:1])
-    crashing = await _spawn(database_url, broker_prefix, CRASH_POINT="after_commit_before_ack")
-    assert await asyncio.wait_for(crashing.wait(), 60) == 137  # died holding an unacked, committed message
-    assert await processed(pool, tenant_id) == 1
-    await publish_all(topology, events[1:])
-    await _finish_with_a_healthy_consumer(pool, database_url, tenant_id, topology, broker_prefix, len(events))
-    assert await project(pool, tenant_id) == compute(events)
-    assert_invariants(await violations(pool, tenant_id))
-
-
-async def test_consumers_killed_at_random_moments_leave_no_partial_or_double_effect(
-    pool, database_url, tenant_id, topology, broker_prefix
-):
-    """RELIABILITY S3, I9: SIGKILL at whatever the consumer is doing (mid-transaction,
-    between commit and ack, idle), three times; a fresh consumer finishes the stream."""
-    events = history(tenant_id, seed=31, sales=400)
-    await publish_all(topology, events)
-    rnd = random.Random(31)
-    progress = []
-    for _ in range(3):  # fewer kills than the queue's delivery limit (5): each returns what was held
-        victim = await _spawn(database_url, broker_prefix, COSTING_BATCH_SIZE="1")
-        start = await processed(pool, tenant_id)
-        await wait_for(lambda start=start: _count_above(pool, tenant_id, start), timeout=60)  # at work ...
-        await asyncio.sleep(rnd.uniform(0, 0.1))  # ... somewhere in it
-        victim.kill()
-        await victim.wait()
-        progress.append(await processed(pool, tenant_id))
-    assert progress[-1] < len(events)  # every kill came mid-stream
-    await _finish_with_a_healthy_consumer(pool, database_url, tenant_id, topology, broker_prefix, len(events))
-    assert await topology.dead_letters.get(fail=False, no_ack=True) is None
-    assert_invariants(await violations(pool, tenant_id))
-    assert await project(pool, tenant_id) == compute(events)
-
-
-async def _finish_with_a_healthy_consumer(pool, database_url, tenant_id, topology, broker_prefix, events: int):
-    """Run one healthy consumer process until all ``events`` are applied and the queue is empty."""
-    healthy = await _spawn(database_url, broker_prefix)
-    try:
-        await wait_for(lambda: _count_is(pool, tenant_id, events), timeout=60)
-        await wait_for(lambda: _queue_empty(topology), timeout=30)
-    finally:
-        healthy.terminate()
-        await healthy.wait()
-
-
-async def _count_above(pool, tenant_id, count: int) -> bool:
-    return await processed(pool, tenant_id) > count
-
-
-async def _queue_empty(topology) -> bool:
-    return (await queue_counts(topology)).message_count == 0
-
-
-async def test_parallel_consumer_processes_give_the_reference_result(
-    pool, database_url, tenant_id, topology, broker_prefix
-):
-    events = history(tenant_id, seed=3, sales=80)
-    deliveries = events + random.Random(3).sample(events, 20)  # with duplicates
-    random.Random(4).shuffle(deliveries)
-    consumers = [await _spawn(database_url, broker_prefix) for _ in range(3)]
-    try:
-        await publish_all(topology, deliveries)
-        await wait_for(lambda: _count_is(pool, tenant_id, len(events)), timeout=120)
-        await wait_for(lambda: _queue_empty(topology), timeout=30)
-    finally:
-        for process in consumers:
-            process.terminate()
-        for process in consumers:
-            await process.wait()
-    assert_invariants(await violations(pool, tenant_id))
-    assert await project(pool, tenant_id) == compute(events)
 
 
 @pytest.mark.usefixtures("tail_recost")
