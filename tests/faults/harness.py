@@ -179,7 +179,11 @@ class ScratchCluster:
         with (self.data / "postgresql.conf").open("a") as conf:
             conf.write(
                 f"port = {self.port}\nlisten_addresses = '127.0.0.1'\nunix_socket_directories = '{self.dir}'\n"
-                "fsync = off\nsynchronous_commit = off\nfull_page_writes = off\nshared_buffers = 32MB\n"
+                # A commit must survive the server process dying (an immediate stop): it is in the
+                # WAL written to the OS before COMMIT returns. synchronous_commit = off would let
+                # PostgreSQL lose the last commits it had acknowledged (the consumer acks after
+                # them). fsync = off only risks an operating-system crash, which no test makes.
+                "fsync = off\nsynchronous_commit = on\nfull_page_writes = off\nshared_buffers = 32MB\n"
                 "max_connections = 60\n"
             )
 

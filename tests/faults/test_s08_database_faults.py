@@ -63,12 +63,6 @@ async def test_statement_timeouts_are_retried_not_parked(scratch, scratch_pool, 
     await check(scratch_pool, harness.history, "S8 statement_timeout", seed=81)
 
 
-@pytest.mark.xfail(
-    reason="open finding (issue 19): after pg_ctl -m immediate stop and start, the costing consumer's retries "
-    "stop after a few refused connects and it applies nothing more within 60 s (a connect or pool acquire "
-    "without a bound?); the test times out",
-    strict=False,
-)
 async def test_an_immediate_postgresql_stop_mid_stream_loses_and_doubles_nothing(scratch, scratch_pool, harness, mode):
     cluster, owner_url, service_url = scratch
     tenant_id = await new_tenant(scratch_pool)
