@@ -44,12 +44,12 @@ def cors_middleware(origins: Collection[str], credentialed_paths: Collection[str
         if origin is None or origin not in allowed:
             return await handler(request)
         if request.method == "OPTIONS" and "Access-Control-Request-Method" in request.headers:
-            response = web.Response(status=204)
-            response.headers["Access-Control-Allow-Methods"] = ALLOWED_METHODS
-            response.headers["Access-Control-Allow-Headers"] = ALLOWED_HEADERS
-            response.headers["Access-Control-Max-Age"] = MAX_AGE
-            decorate(response, origin, request.path)
-            return response
+            preflight = web.Response(status=204)
+            preflight.headers["Access-Control-Allow-Methods"] = ALLOWED_METHODS
+            preflight.headers["Access-Control-Allow-Headers"] = ALLOWED_HEADERS
+            preflight.headers["Access-Control-Max-Age"] = MAX_AGE
+            decorate(preflight, origin, request.path)
+            return preflight
         try:
             response = await handler(request)
         except web.HTTPException as exc:  # a redirect raised past the error middleware
