@@ -30,42 +30,57 @@ DROP POLICY IF EXISTS tenant_isolation ON shortage_records;
 CREATE POLICY tenant_isolation ON shortage_records USING (tenant_id = app_current_tenant())
     WITH CHECK (tenant_id = app_current_tenant());
 
-CREATE OR REPLACE FUNCTION shortages_lines_written() RETURNS trigger LANGUAGE plpgsql AS $$
+-- One function per operation: a statement naming a transition table the trigger lacks
+-- (old_rows on INSERT, new_rows on DELETE) cannot be planned.
+CREATE OR REPLACE FUNCTION shortages_lines_updated() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
-    IF TG_OP IN ('UPDATE', 'DELETE') THEN
-        -- short before, not short now (or gone)
-        UPDATE shortage_records r SET resolved_at = now()
-        FROM old_rows o
-        WHERE o.in_demand AND o.shortage_qty > 0 AND r.sale_id = o.sale_id AND r.line_no = o.line_no
-          AND r.resolved_at IS NULL
-          AND (TG_OP = 'DELETE' OR NOT EXISTS (
-                SELECT 1 FROM new_rows n WHERE n.id = o.id AND n.in_demand AND n.shortage_qty > 0));
-    END IF;
-    IF TG_OP IN ('UPDATE', 'INSERT') THEN
-        -- short now: opened, or its figures moved
-        INSERT INTO shortage_records AS r (tenant_id, sale_id, line_no, product_id, sku, quantity_short, shortage_cost)
-        SELECT n.tenant_id, n.sale_id, n.line_no, n.product_id, n.sku, n.shortage_qty, n.shortage_cost
-        FROM new_rows n
-        WHERE n.in_demand AND n.shortage_qty > 0
-          AND (TG_OP = 'INSERT' OR NOT EXISTS (
-                SELECT 1 FROM old_rows o WHERE o.id = n.id AND o.in_demand AND o.shortage_qty = n.shortage_qty
-                  AND o.shortage_cost = n.shortage_cost AND o.product_id IS NOT DISTINCT FROM n.product_id))
-        ON CONFLICT (sale_id, line_no) WHERE resolved_at IS NULL DO UPDATE
-            SET quantity_short = EXCLUDED.quantity_short, shortage_cost = EXCLUDED.shortage_cost,
-                product_id = EXCLUDED.product_id, sku = EXCLUDED.sku;
-    END IF;
+    -- short before, not short now
+    UPDATE shortage_records r SET resolved_at = now()
+    FROM old_rows o JOIN new_rows n ON n.id = o.id
+    WHERE o.in_demand AND o.shortage_qty > 0 AND NOT (n.in_demand AND n.shortage_qty > 0)
+      AND r.sale_id = o.sale_id AND r.line_no = o.line_no AND r.resolved_at IS NULL;
+    -- short now: opened, or its figures moved
+    INSERT INTO shortage_records AS r (tenant_id, sale_id, line_no, product_id, sku, quantity_short, shortage_cost)
+    SELECT n.tenant_id, n.sale_id, n.line_no, n.product_id, n.sku, n.shortage_qty, n.shortage_cost
+    FROM new_rows n JOIN old_rows o ON o.id = n.id
+    WHERE n.in_demand AND n.shortage_qty > 0
+      AND NOT (o.in_demand AND o.shortage_qty = n.shortage_qty AND o.shortage_cost = n.shortage_cost
+               AND o.product_id IS NOT DISTINCT FROM n.product_id)
+    ON CONFLICT (sale_id, line_no) WHERE resolved_at IS NULL DO UPDATE
+        SET quantity_short = EXCLUDED.quantity_short, shortage_cost = EXCLUDED.shortage_cost,
+            product_id = EXCLUDED.product_id, sku = EXCLUDED.sku;
+    RETURN NULL;
+END $$;
+
+CREATE OR REPLACE FUNCTION shortages_lines_inserted() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    INSERT INTO shortage_records AS r (tenant_id, sale_id, line_no, product_id, sku, quantity_short, shortage_cost)
+    SELECT n.tenant_id, n.sale_id, n.line_no, n.product_id, n.sku, n.shortage_qty, n.shortage_cost
+    FROM new_rows n WHERE n.in_demand AND n.shortage_qty > 0
+    ON CONFLICT (sale_id, line_no) WHERE resolved_at IS NULL DO UPDATE
+        SET quantity_short = EXCLUDED.quantity_short, shortage_cost = EXCLUDED.shortage_cost,
+            product_id = EXCLUDED.product_id, sku = EXCLUDED.sku;
+    RETURN NULL;
+END $$;
+
+CREATE OR REPLACE FUNCTION shortages_lines_deleted() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    UPDATE shortage_records r SET resolved_at = now()
+    FROM old_rows o
+    WHERE o.in_demand AND o.shortage_qty > 0 AND r.sale_id = o.sale_id AND r.line_no = o.line_no
+      AND r.resolved_at IS NULL;
     RETURN NULL;
 END $$;
 
 DROP TRIGGER IF EXISTS shortages_lines_inserted ON sale_lines;
 CREATE TRIGGER shortages_lines_inserted AFTER INSERT ON sale_lines REFERENCING NEW TABLE AS new_rows
-    FOR EACH STATEMENT EXECUTE FUNCTION shortages_lines_written();
+    FOR EACH STATEMENT EXECUTE FUNCTION shortages_lines_inserted();
 DROP TRIGGER IF EXISTS shortages_lines_updated ON sale_lines;
 CREATE TRIGGER shortages_lines_updated AFTER UPDATE ON sale_lines REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows
-    FOR EACH STATEMENT EXECUTE FUNCTION shortages_lines_written();
+    FOR EACH STATEMENT EXECUTE FUNCTION shortages_lines_updated();
 DROP TRIGGER IF EXISTS shortages_lines_deleted ON sale_lines;
 CREATE TRIGGER shortages_lines_deleted AFTER DELETE ON sale_lines REFERENCING OLD TABLE AS old_rows
-    FOR EACH STATEMENT EXECUTE FUNCTION shortages_lines_written();
+    FOR EACH STATEMENT EXECUTE FUNCTION shortages_lines_deleted();
 
 -- The shortages open now, since now (their beginning was not recorded before this migration).
 INSERT INTO shortage_records (tenant_id, sale_id, line_no, product_id, sku, quantity_short, shortage_cost)
