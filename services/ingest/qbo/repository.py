@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 import asyncpg
@@ -198,7 +198,7 @@ class QboRepository:
     async def run(self, run_id: uuid.UUID, realm_id: str) -> asyncpg.Record | None:
         return await self.conn.fetchrow(RUN, run_id, realm_id)
 
-    async def running(self, realm_id: str, within: str = "15 minutes") -> bool:
+    async def running(self, realm_id: str, within: timedelta = timedelta(minutes=15)) -> bool:
         return bool(await self.conn.fetchval(RUNNING, realm_id, within))
 
     async def sale_ids(self, keys: Sequence[tuple[str, str, str]]) -> dict[str, int]:
