@@ -6,6 +6,8 @@ set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
 export LOG_FORMAT="${LOG_FORMAT:-console}"
+# The Sales tab (query, :8082) writes through the ingest API (:8081).
+export CORS_ALLOWED_ORIGINS="${CORS_ALLOWED_ORIGINS:-http://127.0.0.1:8082,http://localhost:8082}"
 # Per-installation secrets (created once by scripts/secrets.sh); values already in the
 # environment win.
 bash scripts/secrets.sh var/secrets.env

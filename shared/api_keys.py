@@ -27,7 +27,7 @@ from shared.logging import get_logger
 
 log = get_logger("api_keys")
 
-FIND_KEY = "SELECT id, tenant_id, key_hash, expires_at FROM api_key_lookup($1)"
+FIND_KEY = "SELECT id, tenant_id, key_hash, expires_at, sales_tracking FROM api_key_lookup($1)"
 INSERT_KEY = "INSERT INTO api_keys (id, tenant_id, prefix, key_hash) VALUES ($1, $2, $3, $4)"
 INSERT_EXPIRING_KEY = "INSERT INTO api_keys (id, tenant_id, prefix, key_hash, expires_at) VALUES ($1, $2, $3, $4, $5)"
 LIST_KEYS = """
@@ -56,10 +56,13 @@ class NewKey:
 
 @dataclass(frozen=True)
 class KeyMatch:
-    """A live key that authenticated: its id (for rate limits and usage) and tenant."""
+    """A live key that authenticated: its id (for rate limits and usage), tenant, and whether
+    that tenant is entitled to sales tracking (Advanced plan, receiving enabled; read with
+    the key, 0023_tenant_plans.sql, so the check costs no query of its own)."""
 
     id: uuid.UUID
     tenant_id: uuid.UUID
+    sales_tracking: bool = True
 
 
 def _hash(key: str) -> bytes:
@@ -114,7 +117,7 @@ async def lookup_key(pool: asyncpg.Pool, key: str) -> KeyMatch | None:
     row = await pool.fetchrow(FIND_KEY, prefix)
     if row is None or not hmac.compare_digest(row["key_hash"], _hash(key)):
         return None
-    return KeyMatch(row["id"], row["tenant_id"])
+    return KeyMatch(row["id"], row["tenant_id"], row["sales_tracking"])
 
 
 async def tenant_for_key(pool: asyncpg.Pool, key: str) -> uuid.UUID | None:

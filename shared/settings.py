@@ -26,6 +26,10 @@ class Settings(BaseSettings):
     log_format: str = Field(default="json", pattern="^(json|console)$")
     log_level: str = "INFO"
 
+    #: Origins (comma-separated) whose pages may call the ingest API from a browser (CORS):
+    #: the Sales tab served by the query service. Empty: no CORS headers at all.
+    cors_allowed_origins: str = ""
+
     #: Largest request body the HTTP services accept (bytes).
     max_body_bytes: int = 1_048_576
 

@@ -27,6 +27,8 @@ log = get_logger("http")
 
 POOL = web.AppKey("pool", asyncpg.Pool)
 TENANT = web.RequestKey("tenant", uuid.UUID)
+#: Whether the request's tenant is entitled to sales tracking (shared/plans.py).
+SALES_TRACKING = web.RequestKey("sales_tracking", bool)
 
 
 class ApiError(Exception):
@@ -140,6 +142,7 @@ def auth_middleware(
                 response.headers["Retry-After"] = str(retry_after)
                 return response
             request[TENANT] = match.tenant_id
+            request[SALES_TRACKING] = match.sales_tracking
             structlog.contextvars.bind_contextvars(tenant=str(match.tenant_id))
             await usage.touch(request.app[POOL], match)
         return await handler(request)

@@ -94,6 +94,9 @@ class State:
     sales: dict[SaleKey, SaleState] = field(default_factory=dict)
     lines: dict[LineKey, LineState] = field(default_factory=dict)
     lots: dict[LotKey, LotState] = field(default_factory=dict)
+    #: Quantity on hand per sku: received + returned - sold (lines in demand); negative while
+    #: short. What the stock ledger sums to. Not compared (the projection has no such part).
+    on_hand: dict[str, Decimal] = field(default_factory=dict, compare=False)
 
 
 # --------------------------------------------------------------------------- helpers
@@ -223,6 +226,10 @@ def compute(events: Iterable[Event]) -> State:
     allocations: dict[LineKey, dict[str, Decimal]] = {}
     shortages: dict[LineKey, Decimal] = {}
     consumed: dict[LotKey, Decimal] = defaultdict(lambda: ZERO)
+    on_hand: dict[str, Decimal] = defaultdict(lambda: ZERO)
+    with wide():
+        for lot in all_lots:
+            on_hand[lot.sku] += lot.quantity
     for sku in products:
         supply = sorted((lot for lot in all_lots if lot.sku == sku), key=lambda lot: (lot.received_at, lot.lot_number))
         demand: list[_DemandLine] = []
@@ -243,6 +250,8 @@ def compute(events: Iterable[Event]) -> State:
                         line.line_no,
                     )
                     demand.append(_DemandLine((*key, line.line_no), order, line.quantity))
+                    with wide():
+                        on_hand[sku] -= line.quantity
         demand.sort(key=lambda d: d.order)
 
         with wide():
@@ -323,7 +332,7 @@ def compute(events: Iterable[Event]) -> State:
         for lot in all_lots:
             lot_key = (lot.sku, lot.lot_number)
             lots[lot_key] = LotState(lot.quantity, lot.unit_cost, lot.quantity - consumed[lot_key])
-    return State(sales=sales, lines=lines, lots=lots)
+    return State(sales=sales, lines=lines, lots=lots, on_hand=dict(on_hand))
 
 
 # --------------------------------------------------------------------------- diff

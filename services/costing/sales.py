@@ -21,6 +21,7 @@ from typing import Any
 
 import asyncpg
 
+from services.costing import ledger
 from services.costing.order import demand_key, demand_key_of, supply_key
 from services.costing.recost import Cause, ProductChange
 from services.costing.repository import CostingRepository, SaleKey
@@ -205,10 +206,19 @@ async def _rewrite_lines(
     returns: list[tuple[int, str, tuple[int, int], Decimal, Decimal, datetime]] = []
     left_demand_keys: list[tuple[int, int]] = []
     own_keys: list[tuple[int, int]] = []
+    moves: list[ledger.Move] = []
     for rw in rewrites:
         sale, sale_id = rw.sale, rw.sale["id"]
         posted, is_credit = rw.status == "posted", sale["type"] == "credit_memo"
         old_rows = {r["line_no"]: r for r in old_lines[sale_id]}
+        # The stock ledger: each line's demand and return lot before and after (ledger.sale_moves).
+        demand: dict[int, tuple[ledger.Demand, ledger.Demand]] = {
+            no: ((r["product_id"], r["quantity"], r["txn_date"]), None) for no, r in old_rows.items() if r["in_demand"]
+        }
+        returned: dict[int, tuple[ledger.Return, ledger.Return]] = {}
+        for lot in old_returns[sale_id]:
+            no = int(lot["lot_number"].rsplit("-", 1)[1])
+            returned[no] = ((lot["product_id"], lot["lot_number"], lot["quantity"], lot["received_at"]), None)
         for r in old_rows.values():
             if r["in_demand"]:
                 changes[r["product_id"]].touch_demand(demand_key(r), rw.cause)
@@ -250,6 +260,11 @@ async def _rewrite_lines(
                 )
             )
             old = old_rows.get(spec.line_no)
+            if in_demand and product_id is not None:
+                demand[spec.line_no] = (
+                    demand.get(spec.line_no, (None, None))[0],
+                    (product_id, spec.quantity, sale["txn_date"]),
+                )
             if in_demand and change is not None:  # (a line in demand has its product's change)
                 change.touch_demand(
                     demand_key_of(
@@ -281,7 +296,12 @@ async def _rewrite_lines(
                 returns.append(
                     (product_id, lot_number, (sale_id, spec.line_no), spec.quantity, change.row["wac"], received_at)
                 )
+                returned[spec.line_no] = (
+                    returned.get(spec.line_no, (None, None))[0],
+                    (product_id, lot_number, spec.quantity, received_at),
+                )
                 change.touch_supply((received_at, lot_number), rw.cause)
+        moves += ledger.sale_moves(sale_id, demand, returned, rw.cause[1])
 
     # Return lots no line asks for any more go; the lines that consumed them re-cost (their
     # allocations go with the lot, leaving a gap in the supply the tail must cover).
@@ -299,6 +319,7 @@ async def _rewrite_lines(
     await _write_return_lots(repo, returns, line_ids)
     await repo.delete_lots(list(doomed))
     await repo.delete_allocations_of([line_ids[k] for k in left_demand_keys])
+    await repo.insert_moves(moves)
     # These sales' totals are re-summed at the end, so a re-cost need not move them.
     writer.sale_ids.update(ids)
     writer.created.update(created)

@@ -16,7 +16,7 @@ from collections.abc import Iterable, Sequence
 
 import asyncpg
 
-from services.costing import metrics
+from services.costing import ledger, metrics
 from services.costing.order import demand_key, supply_key
 from services.costing.recost import Cause, ProductChange
 from services.costing.repository import CostingRepository
@@ -113,11 +113,13 @@ class CostingService:
         change = ProductChange.of(row, _cause(ev))
         change.standard_cost = ev.standard_cost
         if not row["defined"]:
-            for r in await repo.map_product_lines(pid):
+            mapped = await repo.map_product_lines(pid)
+            for r in mapped:
                 if r["in_demand"]:
                     change.touch_demand(demand_key(r))
                 else:
                     change.reprice_line_ids.add(r["id"])
+            await repo.insert_moves(ledger.mapped_moves(mapped, pid, ev.event_id))
         await recost_product(repo, change, writer)
 
     async def _lot_changed(self, repo: CostingRepository, writer: LineWriter, ev: LotReceived) -> None:
@@ -137,6 +139,10 @@ class CostingService:
         change.received_value += ev.quantity * ev.unit_cost
         change.touch_supply((ev.received_at, ev.lot_number))
         await repo.upsert_lot(pid, ev.lot_number, False, None, ev.quantity, ev.unit_cost, ev.received_at, ev.version)
+        old_quantity = old["quantity"] if old is not None else None
+        await repo.insert_moves(
+            [ledger.lot_move(pid, ev.lot_number, old_quantity, ev.quantity, ev.received_at, ev.event_id)]
+        )
         await recost_product(repo, change, writer)
 
     async def reset_tenant(self, tenant_id: uuid.UUID) -> None:

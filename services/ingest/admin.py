@@ -1,6 +1,8 @@
 """Operators' command line: tenants and API keys (and, later, QuickBooks realms).
 
-    python -m services.ingest.admin create-tenant "Acme Widgets" --home-currency USD [--key-expires-in-days N] [--json]
+    python -m services.ingest.admin create-tenant "Acme Widgets" --home-currency USD [--key-expires-in-days N] \
+        [--plan starter|standard|advanced] [--receiving-enabled | --no-receiving-enabled] [--json]
+    python -m services.ingest.admin update-tenant <tenant_id> [--plan …] [--receiving-enabled | --no-receiving-enabled]
     python -m services.ingest.admin create-key --tenant <tenant_id> [--expires-in-days N] [--json]
     python -m services.ingest.admin list-keys --tenant <tenant_id> [--json]   (created, expires, last used, revoked)
     python -m services.ingest.admin revoke-key <key_id or prefix>
@@ -32,21 +34,40 @@ from services.ingest.schemas import _currency
 from shared.api_keys import create_key, expiry_in_days, list_keys, revoke_key
 from shared.db import set_tenant
 from shared.migrate import migrate
+from shared.plans import PLANS, entitled
 from shared.settings import Settings
 
-INSERT_TENANT = "INSERT INTO tenants (id, name, home_currency) VALUES ($1, $2, $3)"
+INSERT_TENANT = "INSERT INTO tenants (id, name, home_currency, plan, receiving_enabled) VALUES ($1, $2, $3, $4, $5)"
+UPDATE_TENANT = """
+UPDATE tenants SET plan = coalesce($2, plan), receiving_enabled = coalesce($3, receiving_enabled) WHERE id = $1
+RETURNING id, name, plan, receiving_enabled"""
 
 
 async def create_tenant(
-    conn: asyncpg.Connection, name: str, home_currency: str, key_expires_at: datetime | None = None
+    conn: asyncpg.Connection,
+    name: str,
+    home_currency: str,
+    key_expires_at: datetime | None = None,
+    plan: str = "advanced",
+    receiving_enabled: bool = True,
 ) -> tuple[uuid.UUID, str]:
     """A new tenant and its first API key (``key_expires_at``: None never expires)."""
     tenant_id = uuid.uuid4()
     async with conn.transaction():
         await set_tenant(conn, tenant_id)  # row-level security: the new tenant's rows only
-        await conn.execute(INSERT_TENANT, tenant_id, name, home_currency)
+        await conn.execute(INSERT_TENANT, tenant_id, name, home_currency, plan, receiving_enabled)
         key = await create_key(conn, tenant_id, key_expires_at)
     return tenant_id, key.key
+
+
+async def update_tenant(
+    conn: asyncpg.Connection, tenant_id: uuid.UUID, plan: str | None = None, receiving_enabled: bool | None = None
+) -> asyncpg.Record | None:
+    """Change a tenant's plan and/or receiving (None: unchanged); never deletes anything.
+    The services see the change on the tenant's next request (read with the API key)."""
+    async with conn.transaction():
+        await set_tenant(conn, tenant_id)
+        return await conn.fetchrow(UPDATE_TENANT, tenant_id, plan, receiving_enabled)
 
 
 def key_rows(records: Iterable[asyncpg.Record]) -> list[dict[str, str | None]]:
@@ -101,6 +122,18 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("name")
     p.add_argument("--home-currency", default="USD", type=_currency_arg)
     p.add_argument("--key-expires-in-days", type=_days, default=None, help="the first key expires (default: never)")
+    p.add_argument("--plan", choices=PLANS, default="advanced", help="the plan (default: advanced)")
+    p.add_argument(
+        "--receiving-enabled",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="receiving is enabled (default: on)",
+    )
+    p.add_argument("--json", action="store_true")
+    p = commands.add_parser("update-tenant", help="change a tenant's plan or receiving (sales tracking needs both)")
+    p.add_argument("tenant", type=uuid.UUID)
+    p.add_argument("--plan", choices=PLANS, default=None)
+    p.add_argument("--receiving-enabled", action=argparse.BooleanOptionalAction, default=None)
     p.add_argument("--json", action="store_true")
     for name in ("create-key", "list-keys"):
         p = commands.add_parser(name)
@@ -127,12 +160,35 @@ async def run(args: argparse.Namespace, settings: Settings) -> int:
     try:
         if args.command == "create-tenant":
             tenant_id, key = await create_tenant(
-                conn, args.name, args.home_currency, expiry_in_days(getattr(args, "key_expires_in_days", None))
+                conn,
+                args.name,
+                args.home_currency,
+                expiry_in_days(getattr(args, "key_expires_in_days", None)),
+                args.plan,
+                args.receiving_enabled,
             )
             _print(
                 args.json,
                 {"tenant_id": str(tenant_id), "api_key": key},
                 f"tenant {tenant_id} created\nAPI key (shown once, keep it safe): {key}",
+            )
+        elif args.command == "update-tenant":
+            row = await update_tenant(conn, args.tenant, args.plan, args.receiving_enabled)
+            if row is None:
+                print(f"no tenant {args.tenant}", file=sys.stderr)
+                return 1
+            data = {
+                "tenant_id": str(row["id"]),
+                "plan": row["plan"],
+                "receiving_enabled": row["receiving_enabled"],
+                "sales_tracking": entitled(row["plan"], row["receiving_enabled"]),
+            }
+            on = "on" if data["sales_tracking"] else "off (needs the Advanced plan and receiving enabled)"
+            _print(
+                args.json,
+                data,
+                f"tenant {row['id']}: plan {row['plan']}, receiving "
+                f"{'enabled' if row['receiving_enabled'] else 'disabled'}, sales tracking {on}",
             )
         elif args.command == "create-key":
             new = await create_key(conn, args.tenant, expiry_in_days(getattr(args, "expires_in_days", None)))

@@ -20,15 +20,26 @@ from services.ingest.routes import routes
 from services.ingest.service import IngestService
 from shared import broker
 from shared.aio import running
+from shared.cors import cors_middleware, parse_origins
 from shared.db import create_service_pool
 from shared.health import add_health_routes, database_check
 from shared.openapi import DOCUMENT_PATH
+from shared.plans import TENANT_PATH, sales_tracking_gate, tenant_info
 from shared.secrets import state_secret, token_keys
 from shared.settings import Settings
 from shared.web import POOL, auth_middleware, error_middleware
 
 #: Served without an API key: the API's description holds no tenant data.
 PUBLIC_PATHS = frozenset({DOCUMENT_PATH})
+#: The connect flow's path: its cookie binds the browser, so a CORS request may carry it.
+CREDENTIALED_PATHS = frozenset({connect.CONNECT_PATH})
+
+
+def is_sales_tracking(request: web.Request) -> bool:
+    """The ingest endpoints of sales tracking (shared/plans.py): manual sales and the
+    QuickBooks connections (the connect flow checks the entitlement itself)."""
+    path = request.path
+    return path == "/api/v1/sales" or path.startswith(("/api/v1/sales/", "/api/v1/connections/"))
 
 
 async def _pool_ctx(app: web.Application) -> AsyncIterator[None]:
@@ -71,12 +82,18 @@ def create_app(settings: Settings) -> web.Application:
     token_keys(settings.token_encryption_key, settings.token_encryption_old_keys)
     state_secret(settings.oauth_state_secret)
     app = web.Application(
-        middlewares=[error_middleware, auth_middleware(settings=settings, public_paths=PUBLIC_PATHS)],
+        middlewares=[
+            cors_middleware(parse_origins(settings.cors_allowed_origins), CREDENTIALED_PATHS),
+            error_middleware,
+            auth_middleware(settings=settings, public_paths=PUBLIC_PATHS),
+            sales_tracking_gate(is_sales_tracking),
+        ],
         client_max_size=settings.max_body_bytes,
     )
     app[SETTINGS] = settings
     app.cleanup_ctx.extend([_pool_ctx, _relay_ctx, _qbo_ctx])
     app.router.add_routes(routes)
+    app.router.add_get(TENANT_PATH, tenant_info)
     for qbo_routes in (webhook.routes, connect.routes, connections.routes):
         app.router.add_routes(qbo_routes)
 

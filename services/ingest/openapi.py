@@ -166,9 +166,15 @@ CONNECTION = _obj(
         ),
         "last_error": _string(
             nullable=True,
-            description="Why the last catch-up failed (e.g. a CDC answered with a "
-            "Fault); null once a catch-up succeeds again.",
+            description="Why the last catch-up failed, in plain words (no library text); null once a "
+            "catch-up succeeds again.",
         ),
+        "state": {
+            "type": "string",
+            "enum": ["active", "syncing", "needs_reconnect", "disconnected"],
+            "description": "In plain words: syncing while a catch-up runs (or the first import has not "
+            "completed), needs_reconnect when QuickBooks refused the tokens.",
+        },
         "last_error_at": _string(
             nullable=True, format="date-time", description="When a catch-up last failed (kept after a later success)."
         ),
@@ -204,11 +210,49 @@ def _error(description: str) -> dict[str, Any]:
     return _json(_ref("Error"), description)
 
 
+UUID_STRING = _string(format="uuid")
+SALE_REF = _obj(
+    {
+        "id": {"type": "integer", "format": "int64", "nullable": True,
+               "description": "The query API's sale id; null until the sale is costed."},
+        "entity": {"type": "string", "enum": ["Invoice", "SalesReceipt", "CreditMemo"]},
+        "qbo_id": {"type": "string", "description": "The QuickBooks id (the sale's external_id)."},
+        "type": {"type": "string", "enum": ["invoice", "sales_receipt", "credit_memo"]},
+    }
+)  # fmt: skip
+SYNC_RUN = _obj(
+    {
+        "sync_id": UUID_STRING,
+        "realm_id": {"type": "string"},
+        "status": {"type": "string", "enum": ["running", "done", "failed"]},
+        "started_at": DATE_TIME,
+        "finished_at": _string(nullable=True, format="date-time"),
+        "created": {"type": "array", "items": SALE_REF},
+        "updated": {"type": "array", "items": SALE_REF},
+        "voided": {"type": "array", "items": SALE_REF},
+        "deleted": {"type": "array", "items": SALE_REF},
+        "skipped": {"type": "integer", "minimum": 0, "description": "Not newer than what was already applied."},
+        "failed": {"type": "integer", "minimum": 0},
+    }
+)
+TENANT = _obj(
+    {
+        "name": {"type": "string"},
+        "home_currency": {"type": "string"},
+        "plan": {"type": "string", "enum": ["starter", "standard", "advanced"]},
+        "receiving_enabled": {"type": "boolean"},
+        "sales_tracking": {"type": "boolean"},
+    }
+)
 ERRORS = {
     "400": _error("The body is not JSON (invalid_json), or a malformed parameter or Idempotency-Key."),
     "401": _error("No valid API key (Authorization: Bearer <key>)."),
     "404": _error("No such object for this tenant (another tenant's objects answer 404 too)."),
     "409": _error("Conflicts with the object's state: it exists already, or it is voided/deleted."),
+    "403": _error(
+        "sales_tracking_unavailable: sales tracking needs the Advanced plan and receiving enabled "
+        "(GET /api/v1/tenant says which is missing)."
+    ),
     "413": _error("The body is larger than the service's limit."),
     "422": _error(
         "The body fails validation (validation_failed, detail: [{field, problem}]), or the "
@@ -255,10 +299,19 @@ def _read(
 
 
 def _connection_action(
-    operation_id: str, summary: str, code: str, status: str, description: str, errors: str
+    operation_id: str,
+    summary: str,
+    code: str,
+    status: str,
+    description: str,
+    errors: str,
+    extra: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """A POST on one QuickBooks connection, answered with its realm id and new status."""
-    ok = _json(_obj({"realm_id": {"type": "string"}, "status": {"type": "string", "enum": [status]}}), description)
+    ok = _json(
+        _obj({"realm_id": {"type": "string"}, "status": {"type": "string", "enum": [status]}, **(extra or {})}),
+        description,
+    )
     return {
         "operationId": operation_id,
         "summary": summary,
@@ -358,7 +411,7 @@ DOCUMENT: dict[str, Any] = document(
                 "Enter a manual sale (reference required)",
                 "SaleBody",
                 SALE_ACCEPTED,
-                "400 401 409 413 422",
+                "400 401 403 409 413 422",
             ),
         },
         "/api/v1/sales/{reference}": {
@@ -367,16 +420,16 @@ DOCUMENT: dict[str, Any] = document(
                 "Replace a posted manual sale (same type)",
                 "SaleBody",
                 SALE_ACCEPTED,
-                "400 401 404 409 413 422",
+                "400 401 403 404 409 413 422",
                 [REFERENCE],
             ),
             "delete": _write(
-                "deleteSale", "Delete a manual sale", None, SALE_REMOVED, "400 401 404 409 413 422", [REFERENCE]
+                "deleteSale", "Delete a manual sale", None, SALE_REMOVED, "400 401 403 404 409 413 422", [REFERENCE]
             ),
         },
         "/api/v1/sales/{reference}/void": {
             "post": _write(
-                "voidSale", "Void a manual sale", None, SALE_REMOVED, "400 401 404 409 413 422", [REFERENCE]
+                "voidSale", "Void a manual sale", None, SALE_REMOVED, "400 401 403 404 409 413 422", [REFERENCE]
             ),
         },
         "/api/v1/connections/quickbooks": {
@@ -384,7 +437,7 @@ DOCUMENT: dict[str, Any] = document(
                 "listConnections",
                 "The tenant's QuickBooks connections",
                 _json(_obj({"items": {"type": "array", "items": _ref("Connection")}}), "The connections."),
-                "401",
+                "401 403",
             ),
         },
         "/api/v1/connections/quickbooks/{realm_id}/sync": {
@@ -393,8 +446,26 @@ DOCUMENT: dict[str, Any] = document(
                 "Catch up with QuickBooks now",
                 "202",
                 "sync_requested",
-                "The sync is requested.",
-                "401 404 409",
+                "The sync is requested; its summary: GET …/syncs/{sync_id}.",
+                "401 403 404 409",
+                {"sync_id": UUID_STRING},
+            ),
+        },
+        "/api/v1/connections/quickbooks/{realm_id}/syncs/{sync_id}": {
+            "get": _read(
+                "getSyncRun",
+                "What a sync now did",
+                _json(SYNC_RUN, "The run: running until its catch-up ends."),
+                "401 403 404",
+                [REALM_ID, {"name": "sync_id", "in": "path", "required": True, "schema": UUID_STRING}],
+            ),
+        },
+        "/api/v1/tenant": {
+            "get": _read(
+                "getTenant",
+                "The API key's tenant: plan, receiving, sales tracking",
+                _json(TENANT, "The tenant."),
+                "401",
             ),
         },
         "/api/v1/connections/quickbooks/{realm_id}/disconnect": {
@@ -404,7 +475,7 @@ DOCUMENT: dict[str, Any] = document(
                 "200",
                 "disconnected",
                 "Disconnected.",
-                "401 404",
+                "401 403 404",
             ),
         },
     },

@@ -19,11 +19,21 @@ from services.query.sales_tab import add_sales_tab
 from shared.db import create_service_pool
 from shared.health import add_health_routes, database_check
 from shared.openapi import DOCUMENT_PATH
+from shared.plans import TENANT_PATH, sales_tracking_gate, tenant_info
 from shared.settings import Settings
 from shared.web import POOL, auth_middleware, error_middleware
 
 #: Served without an API key: the API's description holds no tenant data.
 PUBLIC_PATHS = frozenset({DOCUMENT_PATH})
+#: Always allowed with a valid key, whatever the plan.
+UNGATED_PATHS = frozenset({DOCUMENT_PATH, TENANT_PATH})
+
+
+def is_sales_tracking(request: web.Request) -> bool:
+    """Every query endpoint but the tenant and the OpenAPI document is sales tracking."""
+    return request.path.startswith("/api/v1/") and request.path not in UNGATED_PATHS
+
+
 #: HTTP server limits (aiohttp request handler arguments). A request line may be long:
 #: several text filters of up to 200 characters, percent-encoded, and a cursor.
 SERVER_LIMITS = {"max_line_size": 65536}
@@ -79,12 +89,14 @@ def create_app(settings: Settings) -> web.Application:
         middlewares=[
             error_middleware,
             auth_middleware(settings=settings, public_paths=PUBLIC_PATHS),
+            sales_tracking_gate(is_sales_tracking),
             metrics_middleware,
         ],
         client_max_size=settings.max_body_bytes,
     )
     app[SETTINGS] = settings
     app.cleanup_ctx.extend([_pool_ctx, _generic_pool_ctx, _folding_ctx])
+    app.router.add_get(TENANT_PATH, tenant_info)
     app.router.add_routes(routes)
     add_sales_tab(app)
     add_health_routes(app, {"database": lambda: database_check(app[POOL])()})

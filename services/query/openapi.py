@@ -179,6 +179,7 @@ LOT = _obj(
         "remaining": QUANTITY,
         "unit_cost": MONEY,
         "is_return": {"type": "boolean"},
+        "status": {"type": "string", "enum": ["available", "depleted"]},
     }
 )
 
@@ -200,10 +201,59 @@ SHORTAGE = _obj(
         "type": {"type": "string", "enum": list(SALE_TYPES)},
         "date": _string(format="date"),
         "customer": _string(nullable=True),
+        "sale": _obj(
+            {
+                "id": {"type": "integer", "format": "int64", "minimum": 1},
+                "type": {"type": "string", "enum": list(SALE_TYPES)},
+                "external_id": {"type": "string"},
+                "date": _string(format="date"),
+            }
+        ),
         "line_no": {"type": "integer", "minimum": 1},
         "sku": {"type": "string"},
         "shortage_quantity": QUANTITY,
+        "quantity_short": QUANTITY,
+        "wac_estimate": _ref("Money"),
         "shortage_cost": MONEY,
+        "status": {"type": "string", "enum": ["open", "resolved"]},
+        "since": _string(
+            nullable=True, format="date-time", description="When the shortage was first recorded (null: before 0025)."
+        ),
+        "resolved_at": _string(nullable=True, format="date-time", description="When it was resolved; null while open."),
+    }
+)
+
+STOCK_MOVE = _obj(
+    {
+        "date": DATE_TIME,
+        "kind": {"type": "string", "enum": ["RECEIPT", "CORRECTION", "SALE", "SALE_REVERSAL", "RETURN"]},
+        "quantity": QUANTITY,
+        "lot_number": _string(nullable=True),
+        "sale": {
+            "type": "object",
+            "nullable": True,
+            "required": ["id", "type", "external_id"],
+            "additionalProperties": False,
+            "properties": {
+                "id": {"type": "integer", "format": "int64", "minimum": 1},
+                "type": {"type": "string", "enum": list(SALE_TYPES)},
+                "external_id": {"type": "string"},
+            },
+        },
+        "line_no": {"type": "integer", "nullable": True},
+        "on_hand": QUANTITY,
+    },
+    "A change of the product's quantity on hand; `on_hand` is the running quantity after it "
+    "(received + returned - sold; negative while sales are short).",
+)
+
+TENANT = _obj(
+    {
+        "name": {"type": "string"},
+        "home_currency": {"type": "string"},
+        "plan": {"type": "string", "enum": ["starter", "standard", "advanced"]},
+        "receiving_enabled": {"type": "boolean"},
+        "sales_tracking": {"type": "boolean", "description": "Advanced plan and receiving enabled."},
     }
 )
 
@@ -267,6 +317,25 @@ UNAUTHORIZED = _json(_ref("Error"), "No valid API key (Authorization: Bearer <ke
 NOT_FOUND = _json(_ref("Error"), "No such object for this tenant.")
 
 
+FORBIDDEN = _json(
+    _ref("Error"),
+    "`sales_tracking_unavailable`: the tenant is not on the Advanced plan with receiving enabled.",
+)
+FORMAT = _query(
+    "format",
+    {"type": "string", "enum": ["json", "csv"], "default": "json"},
+    "`csv`: every matching row (no paging; `limit` and `cursor` ignored) as a streamed CSV attachment "
+    "with a header row, same filters and order.",
+)
+
+
+def _with_csv(response: dict[str, Any]) -> dict[str, Any]:
+    return {
+        **response,
+        "content": {**response["content"], "text/csv": {"schema": {"type": "string"}}},
+    }
+
+
 def _operation(
     operation_id: str,
     summary: str,
@@ -275,8 +344,11 @@ def _operation(
     *,
     not_found: bool = False,
     description: str | None = None,
+    gated: bool = True,
 ) -> dict[str, Any]:
     responses = {"200": ok, "400": BAD_PARAMETER, "401": UNAUTHORIZED}
+    if gated:
+        responses["403"] = FORBIDDEN
     if not_found:
         responses["404"] = NOT_FOUND
     operation: dict[str, Any] = {
@@ -300,7 +372,7 @@ DOCUMENT: dict[str, Any] = document(
         "/api/v1/sales": _operation(
             "listSales",
             "Sales, filtered, sorted, keyset-paginated, with totals of the whole filtered set",
-            _json(_ref("SalesPage"), "A page of sales."),
+            _with_csv(_json(_ref("SalesPage"), "A page of sales (or, format=csv, every matching sale).")),
             [
                 DATE_FROM,
                 DATE_TO,
@@ -330,6 +402,7 @@ DOCUMENT: dict[str, Any] = document(
                 _query(
                     "cursor", CURSOR_SCHEMA, "The `next_cursor` of the previous page, with the same sort and order."
                 ),
+                FORMAT,
             ],
         ),
         "/api/v1/sales/{id}": _operation(
@@ -342,7 +415,9 @@ DOCUMENT: dict[str, Any] = document(
         "/api/v1/products/margins": _operation(
             "productMargins",
             "Margins per product over posted sales in a date range",
-            _json(_obj({"items": {"type": "array", "items": _ref("ProductMargin")}}), "One item per product sold."),
+            _with_csv(
+                _json(_obj({"items": {"type": "array", "items": _ref("ProductMargin")}}), "One item per product sold.")
+            ),
             [
                 DATE_FROM,
                 DATE_TO,
@@ -352,25 +427,55 @@ DOCUMENT: dict[str, Any] = document(
                     "Sort key; ties by sku. Products without revenue come last when sorting by margin_pct.",
                 ),
                 ORDER,
+                FORMAT,
             ],
             description="Inventory lines only: invoices and sales receipts count as sold, credit memos as "
             "returned (negative revenue and cost).",
         ),
         "/api/v1/products/{sku}/stock": _operation(
             "productStock",
-            "On-hand stock of a product: lots with quantity left, WAC, open shortage",
+            "Stock of a product: every lot (received, remaining, available or depleted), on hand, WAC, open shortage",
             _json(_ref("Stock"), "The product's stock."),
             [_path("sku", _text(), "Product sku.")],
             not_found=True,
         ),
+        "/api/v1/products/{sku}/transactions": _operation(
+            "productTransactions",
+            "The product's stock transactions (receipts, corrections, sales, reversals, returns), oldest first",
+            _with_csv(
+                _json(
+                    _obj(
+                        {"items": {"type": "array", "items": _ref("StockMove")}, "next_cursor": _string(nullable=True)}
+                    ),
+                    "A page of moves by (date, id), each with the quantity on hand after it.",
+                )
+            ),
+            [_path("sku", _text(), "Product sku."), LIMIT, CURSOR, FORMAT],
+            not_found=True,
+        ),
         "/api/v1/shortages": _operation(
             "listShortages",
-            "Lines of posted sales not covered by lots, oldest first (demand order)",
+            "Shortages: open ones (lines of posted sales not covered by lots, demand order), or resolved/all",
             _json(
                 _obj({"items": {"type": "array", "items": _ref("Shortage")}, "next_cursor": _string(nullable=True)}),
-                "A page of short lines.",
+                "A page of shortages.",
             ),
-            [LIMIT, CURSOR],
+            [
+                _query(
+                    "status",
+                    {"type": "string", "enum": ["open", "resolved", "all"], "default": "open"},
+                    "open: short now, in demand order; resolved or all: by when first recorded (since), then id.",
+                ),
+                LIMIT,
+                CURSOR,
+            ],
+        ),
+        "/api/v1/tenant": _operation(
+            "getTenant",
+            "The API key's tenant: name, home currency, plan, receiving, whether sales tracking is on",
+            _json(_ref("Tenant"), "The tenant."),
+            [],
+            gated=False,
         ),
         "/api/v1/events/{event_id}": _operation(
             "eventStatus",
@@ -400,6 +505,8 @@ DOCUMENT: dict[str, Any] = document(
         "Lot": LOT,
         "Stock": STOCK,
         "Shortage": SHORTAGE,
+        "StockMove": STOCK_MOVE,
+        "Tenant": TENANT,
         "EventStatus": EVENT_STATUS,
         "Error": ERROR,
         "InvalidParameter": INVALID_PARAMETER,

@@ -302,6 +302,48 @@ def decode_shortages_cursor(raw: str) -> tuple[date, datetime, str, str, str, in
     return day, moment, source, external_id, sale_type, line_no
 
 
+SHORTAGE_STATUSES = ("open", "resolved", "all")
+FORMATS = ("json", "csv")
+
+
+def output_format(query: MultiMapping[str]) -> str:
+    """``format=json`` (default) or ``csv`` (every matching row, streamed)."""
+    return Query(query).choice("format", FORMATS, "json")
+
+
+def shortage_status(query: MultiMapping[str]) -> str:
+    return Query(query).choice("status", SHORTAGE_STATUSES, "open")
+
+
+def _moment(text: Any) -> datetime | None:
+    if not _valid_text(text) or len(text) > 64:
+        return None
+    try:
+        moment = datetime.fromisoformat(text)
+        return moment if moment.tzinfo is not None and moment.astimezone(UTC) is not None else None
+    except (ValueError, OverflowError):
+        return None
+
+
+def keyset_cursor(kind: str, at: datetime, row_id: int) -> str:
+    """A cursor of a list ordered by (a timestamp, id): shortage records, stock moves."""
+    return cursors.encode({"kind": kind, "key": [at.isoformat(), row_id]})
+
+
+def decode_keyset_cursor(raw: str, kind: str) -> tuple[datetime, int]:
+    try:
+        payload = cursors.decode(raw)
+    except cursors.CursorError as exc:
+        raise cursors.invalid_cursor() from exc
+    key = payload.get("key")
+    if set(payload) != {"kind", "key"} or payload["kind"] != kind or not isinstance(key, list) or len(key) != 2:
+        raise cursors.invalid_cursor()
+    moment = _moment(key[0])
+    if moment is None or not _valid_int(key[1], MAX_BIGINT):
+        raise cursors.invalid_cursor()
+    return moment, key[1]
+
+
 # --- product margins ---------------------------------------------------------------------
 
 

@@ -173,6 +173,7 @@ def lot(r: asyncpg.Record) -> Json:
         "remaining": quantity(r["remaining"]),
         "unit_cost": money(r["unit_cost"]),
         "is_return": r["is_return"],
+        "status": "available" if r["remaining"] > 0 else "depleted",
     }
 
 
@@ -190,14 +191,38 @@ def stock(s: Stock) -> Json:
 
 
 def shortage(r: asyncpg.Record) -> Json:
+    """A shortage: its sale, line and figures; ``wac_estimate`` is the cost per unit it is
+    valued at (the product's WAC when it was costed: shortage cost / quantity short)."""
+    short = r["shortage_qty"]
     return {
         "sale_id": r["sale_id"],
         "external_id": r["external_id"],
         "type": r["type"],
         "date": r["txn_date"],
         "customer": r["customer"],
+        "sale": {"id": r["sale_id"], "type": r["type"], "external_id": r["external_id"], "date": r["txn_date"]},
         "line_no": r["line_no"],
         "sku": r["sku"],
-        "shortage_quantity": quantity(r["shortage_qty"]),
+        "shortage_quantity": quantity(short),
+        "quantity_short": quantity(short),
+        "wac_estimate": money(WIDE.divide(r["shortage_cost"], short)) if short else money(ZERO),
         "shortage_cost": money(r["shortage_cost"]),
+        "status": "open" if r["resolved_at"] is None else "resolved",
+        "since": r["opened_at"],
+        "resolved_at": r["resolved_at"],
+    }
+
+
+def stock_move(r: asyncpg.Record) -> Json:
+    sale = None
+    if r["sale_id"] is not None:
+        sale = {"id": r["sale_id"], "type": r["sale_type"], "external_id": r["sale_external_id"]}
+    return {
+        "date": r["moved_at"],
+        "kind": r["kind"],
+        "quantity": quantity(r["quantity"]),
+        "lot_number": r["lot_number"],
+        "sale": sale,
+        "line_no": r["line_no"],
+        "on_hand": quantity(r["on_hand"]),
     }

@@ -5,6 +5,7 @@ OpenAPI document (app.PUBLIC_PATHS)."""
 
 from __future__ import annotations
 
+import dataclasses
 import uuid
 from collections.abc import Awaitable, Callable
 from decimal import Decimal
@@ -13,7 +14,7 @@ from typing import Any, TypeVar
 import asyncpg
 from aiohttp import web
 
-from services.query import openapi, params, presenters, views
+from services.query import csv_export, openapi, params, presenters, views
 from services.query.app_keys import GENERIC_POOL
 from shared.db import tenant_read
 from shared.money import WIDE
@@ -42,9 +43,37 @@ async def openapi_document(_request: web.Request) -> web.Response:
     return json_response(openapi.DOCUMENT)
 
 
+#: Columns of the CSV exports, in order (the JSON items' fields).
+SALES_CSV = (
+    "id", "source", "type", "external_id", "doc_number", "date", "customer", "revenue", "cost", "margin",
+    "margin_pct", "status", "shortage", "updated_at",
+)  # fmt: skip
+MARGINS_CSV = (
+    "sku", "name", "quantity_sold", "quantity_returned", "revenue", "cost", "margin", "margin_pct",
+    "shortage_quantity",
+)  # fmt: skip
+MOVES_CSV = ("date", "kind", "quantity", "lot_number", "sale", "sale_type", "sale_external_id", "line_no", "on_hand")
+#: No page limit for an export: every matching row.
+EXPORT_LIMIT = 2**62
+
+
 @routes.get("/api/v1/sales")
-async def list_sales(request: web.Request) -> web.Response:
+async def list_sales(request: web.Request) -> web.StreamResponse:
+    csv = params.output_format(request.query) == "csv"
     q = params.sales_query(request.query)
+    if csv:
+        # The list's own statement, every row (its summary column is ignored).
+        statement = views.sales_list_statement(request[TENANT], dataclasses.replace(q, limit=EXPORT_LIMIT))
+        return await csv_export.stream_query(
+            request,
+            _pool(request, statement),
+            request[TENANT],
+            "sales.csv",
+            SALES_CSV,
+            f"SELECT * FROM ({statement.sql}) x WHERE x.id IS NOT NULL",
+            statement.args,
+            presenters.sale_item,
+        )
     statement = views.sales_list_statement(request[TENANT], q)
     async with tenant_read(_pool(request, statement), request[TENANT]) as conn:
         rows = await conn.fetch(statement.sql, *statement.args)
@@ -86,7 +115,8 @@ def _margin_sort_key(sort: str) -> Callable[[asyncpg.Record], Decimal | None]:
 
 
 @routes.get("/api/v1/products/margins")
-async def product_margins(request: web.Request) -> web.Response:
+async def product_margins(request: web.Request) -> web.StreamResponse:
+    csv = params.output_format(request.query) == "csv"
     first, last, sort, order = params.margins_args(request.query)
     # sums of rollup ranges by primary key: the same plans for any range
     rows = await _read(request.app[GENERIC_POOL], views.product_margins, request[TENANT], first, last)
@@ -94,7 +124,10 @@ async def product_margins(request: web.Request) -> web.Response:
     keyed = [(key(r), r) for r in sorted(rows, key=lambda r: r["sku"])]  # ties: by sku
     valued = sorted(((k, r) for k, r in keyed if k is not None), key=lambda kr: kr[0], reverse=order == "desc")
     unvalued = [r for k, r in keyed if k is None]  # no margin % without revenue: always last
-    return json_response({"items": [presenters.product_margin(r) for r in [*(r for _, r in valued), *unvalued]]})
+    items = [presenters.product_margin(r) for r in [*(r for _, r in valued), *unvalued]]
+    if csv:  # one row per product, summed from the rollups: already in hand
+        return await csv_export.stream_rows(request, "product-margins.csv", MARGINS_CSV, items)
+    return json_response({"items": items})
 
 
 @routes.get("/api/v1/products/{sku}/stock")
@@ -106,9 +139,53 @@ async def product_stock(request: web.Request) -> web.Response:
     return json_response(presenters.stock(stock))
 
 
+@routes.get("/api/v1/products/{sku}/transactions")
+async def product_transactions(request: web.Request) -> web.StreamResponse:
+    """The product's stock ledger, oldest first, with the quantity on hand after each move."""
+    sku = params.checked_text("sku", request.match_info["sku"])
+    csv = params.output_format(request.query) == "csv"
+    limit, raw_cursor = params.page_args(request.query)
+    after = params.decode_keyset_cursor(raw_cursor, "moves") if raw_cursor is not None and not csv else None
+    pool, tenant = request.app[POOL], request[TENANT]
+    async with tenant_read(pool, tenant) as conn:
+        pid = await views.product_id(conn, tenant, sku)
+        rows = await views.stock_moves(conn, tenant, pid, limit, after) if pid and not csv else []
+    if pid is False:
+        raise _not_found(f"product {sku!r}")
+    if csv:
+
+        def row(r: asyncpg.Record) -> dict[str, Any]:
+            return {**presenters.stock_move(r), "sale": r["sale_id"], "sale_type": r["sale_type"],
+                    "sale_external_id": r["sale_external_id"]}  # fmt: skip
+
+        return await csv_export.stream_query(
+            request, pool, tenant, f"transactions-{_safe(sku)}.csv", MOVES_CSV, views.MOVES_ALL,
+            [tenant, pid or 0], row,
+        )  # fmt: skip
+    items = rows[:limit]
+    next_cursor = params.keyset_cursor("moves", items[-1]["moved_at"], items[-1]["id"]) if len(rows) > limit else None
+    return json_response({"items": [presenters.stock_move(r) for r in items], "next_cursor": next_cursor})
+
+
+def _safe(name: str) -> str:
+    """A sku as part of a file name (letters, digits, '-', '_', '.')."""
+    return "".join(c if c.isascii() and (c.isalnum() or c in "-_.") else "_" for c in name)[:80]
+
+
 @routes.get("/api/v1/shortages")
 async def list_shortages(request: web.Request) -> web.Response:
+    status = params.shortage_status(request.query)
     limit, raw_cursor = params.page_args(request.query)
+    if status != "open":
+        after_record = params.decode_keyset_cursor(raw_cursor, "shortage_records") if raw_cursor is not None else None
+        records = await _read(request.app[POOL], views.shortage_records, request[TENANT], status, limit, after_record)
+        page = records[:limit]
+        next_record = (
+            params.keyset_cursor("shortage_records", page[-1]["opened_at"], page[-1]["record_id"])
+            if len(records) > limit
+            else None
+        )
+        return json_response({"items": [presenters.shortage(r) for r in page], "next_cursor": next_record})
     after = params.decode_shortages_cursor(raw_cursor) if raw_cursor is not None else None
     rows = await _read(request.app[POOL], views.shortages, request[TENANT], limit, after)
     items = rows[:limit]

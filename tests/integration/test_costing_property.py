@@ -33,6 +33,20 @@ async def _new_tenant(pool) -> uuid.UUID:
     return tenant_id
 
 
+LEDGER_SUMS = """
+SELECT p.sku, sum(m.quantity) AS on_hand FROM stock_moves m JOIN products p ON p.id = m.product_id
+WHERE m.tenant_id = $1 GROUP BY p.sku"""
+
+
+async def assert_ledger_sums(pool, tenant_id, expected) -> None:
+    """The stock ledger sums, per product, to the reference model's on hand (received -
+    sold + returned), whatever order the facts were delivered in."""
+    sums = {r["sku"]: r["on_hand"] for r in await pool.fetch(LEDGER_SUMS, tenant_id)}
+    want = {sku: qty for sku, qty in expected.on_hand.items() if qty != 0}
+    got = {sku: qty for sku, qty in sums.items() if qty != 0}
+    assert got == want, f"stock ledger sums {got}, reference on hand {want}"
+
+
 async def _deliver(costing, events: list[Event], group_limit: int = 1) -> None:
     """Deliver in order, in groups of up to ``group_limit`` events as the consumer cuts
     them; an event counts as applied exactly on the first delivery of its event_id."""
@@ -60,6 +74,7 @@ async def test_engine_equals_full_recomputation(pool, costing, data) -> None:
         + "\n--- expected state:\n"
         + describe(expected)
     )
+    await assert_ledger_sums(pool, tenant_id, expected)
 
 
 @PROPERTY
@@ -73,6 +88,7 @@ async def test_applying_in_groups_equals_full_recomputation(pool, costing, data)
     expected = compute(facts)
     actual = await project(pool, tenant_id)
     assert actual == expected, "grouped engine differs from the reference model:\n" + diff_states(expected, actual)
+    await assert_ledger_sums(pool, tenant_id, expected)
 
 
 @settings(PROPERTY, max_examples=12)
@@ -87,6 +103,7 @@ async def test_long_histories_equal_full_recomputation(pool, costing, data) -> N
     expected = compute(facts)
     actual = await project(pool, tenant_id)
     assert actual == expected, "engine differs from the reference model:\n" + diff_states(expected, actual)
+    await assert_ledger_sums(pool, tenant_id, expected)
 
 
 @PROPERTY
@@ -122,3 +139,4 @@ async def test_long_shuffled_histories_equal_full_recomputation(pool, costing, s
     await _deliver(costing, delivered + rest)
     actual = await project(pool, tenant_id)
     assert actual == compute(events), diff_states(compute(events), actual)
+    await assert_ledger_sums(pool, tenant_id, compute(events))

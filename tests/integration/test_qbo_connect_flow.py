@@ -332,9 +332,9 @@ async def test_the_callbacks_statements_hold_under_row_level_security():
             theirs,
         )
         async with tenant_transaction(pool, theirs) as conn:
-            await conn.execute(qbo_routes.INSERT_STATE, b"theirs", theirs, b"browser", 2_000_000_000)
+            await conn.execute(qbo_routes.INSERT_STATE, b"theirs", theirs, b"browser", 2_000_000_000, None)
         async with tenant_transaction(pool, mine) as conn:
-            await conn.execute(qbo_routes.INSERT_STATE, b"mine", mine, b"browser", 2_000_000_000)
+            await conn.execute(qbo_routes.INSERT_STATE, b"mine", mine, b"browser", 2_000_000_000, None)
             assert await conn.fetchval("SELECT count(*) FROM oauth_states") == 1
             assert await conn.fetchval("SELECT count(*) FROM qbo_connections") == 0
             assert await conn.fetchval(qbo_routes.CONSUME_STATE, b"theirs", b"browser") is None
@@ -346,7 +346,7 @@ async def test_the_callbacks_statements_hold_under_row_level_security():
                     await QboRepository(conn).upsert_connection("R", mine, b"x", b"y", datetime.now(UTC))
             with pytest.raises(asyncpg.InsufficientPrivilegeError):
                 async with conn.transaction():
-                    await conn.execute(qbo_routes.INSERT_STATE, b"forged", theirs, b"browser", 2_000_000_000)
+                    await conn.execute(qbo_routes.INSERT_STATE, b"forged", theirs, b"browser", 2_000_000_000, None)
         assert await owner.fetchval("SELECT tenant_id FROM qbo_connections WHERE realm_id = 'R'") == theirs
         assert await owner.fetchval("SELECT used_at FROM oauth_states WHERE nonce_hash = 'theirs'") is None
     finally:

@@ -622,8 +622,10 @@ async def test_product_margins_sort_both_ways(query, data, sort, asc):
 
 async def test_product_stock(query, data):
     widget = await get(query, data.headers, "/api/v1/products/W-1/stock")
-    # L1 is used up; INV-1 and INV-6 are 5 short.
-    assert widget == {"sku": "W-1", "name": "Widget", "on_hand": "0", "wac": "2.25", "open_shortage": "5", "lots": []}
+    # L1 is used up (listed as depleted); INV-1 and INV-6 are 5 short.
+    assert {k: v for k, v in widget.items() if k != "lots"} == {
+        "sku": "W-1", "name": "Widget", "on_hand": "0", "wac": "2.25", "open_shortage": "5"}  # fmt: skip
+    assert [(lot["lot_number"], lot["remaining"], lot["status"]) for lot in widget["lots"]] == [("L1", "0", "depleted")]
     gadget = await get(query, data.headers, "/api/v1/products/G-2/stock")
     assert gadget == {
         "sku": "G-2",
@@ -639,6 +641,7 @@ async def test_product_stock(query, data):
                 "remaining": "1",
                 "unit_cost": "4.00",
                 "is_return": False,
+                "status": "available",
             },
             {
                 "lot_number": "RET-manual-CM-1-1",
@@ -647,6 +650,7 @@ async def test_product_stock(query, data):
                 "remaining": "1",
                 "unit_cost": "4.00",
                 "is_return": True,
+                "status": "available",
             },
         ],
     }
@@ -660,7 +664,9 @@ async def test_shortages_oldest_first_paginated(query, data):
     first = await get(query, data.headers, "/api/v1/shortages", limit="1")
     second = await get(query, data.headers, "/api/v1/shortages", limit="1", cursor=first["next_cursor"])
     assert second["next_cursor"] is None
-    assert first["items"] + second["items"] == [
+    assert all(item["status"] == "open" and item["since"] and item["resolved_at"] is None for item in first["items"])
+    new_fields = ("sale", "quantity_short", "wac_estimate", "status", "since", "resolved_at")
+    assert [{k: v for k, v in item.items() if k not in new_fields} for item in first["items"] + second["items"]] == [
         {
             "sale_id": data.ids["INV-1"],
             "external_id": "INV-1",

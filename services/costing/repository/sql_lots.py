@@ -43,6 +43,12 @@ RETURN_LOTS_OF_SALES = f"""
 SELECT l.sale_id, {", ".join("r." + c for c in _LOT_COLUMNS.split(", "))}
 FROM lots r JOIN sale_lines l ON l.id = r.return_line_id WHERE l.sale_id = ANY($1::bigint[])"""
 
+INSERT_MOVES = """
+INSERT INTO stock_moves (tenant_id, product_id, moved_at, kind, quantity, lot_number, sale_id, line_no, event_id)
+SELECT $1, m.product_id, m.moved_at, m.kind, m.quantity, m.lot_number, m.sale_id, m.line_no, m.event_id
+FROM unnest($2::bigint[], $3::timestamptz[], $4::text[], $5::numeric[], $6::text[], $7::bigint[], $8::int[],
+            $9::uuid[]) AS m(product_id, moved_at, kind, quantity, lot_number, sale_id, line_no, event_id)"""
+
 REPRICE_RETURN_LOTS = "UPDATE lots SET unit_cost = $2 WHERE product_id = $1 AND is_return AND unit_cost <> $2"
 
 
@@ -92,6 +98,11 @@ class LotsPart(RepositoryPart):
 
     async def return_lots_of_sales(self, sale_ids: Sequence[int]) -> list[asyncpg.Record]:
         return await self.conn.fetch(RETURN_LOTS_OF_SALES, list(sale_ids)) if sale_ids else []
+
+    async def insert_moves(self, rows: Sequence[tuple[Any, ...]]) -> None:
+        """The stock ledger's rows (``services.costing.ledger.Move``), in one statement."""
+        if rows:
+            await self.conn.execute(INSERT_MOVES, self.tenant_id, *_columns(rows, 8))
 
     async def reprice_return_lots(self, product_id: int, wac: Decimal) -> None:
         await self.conn.execute(REPRICE_RETURN_LOTS, product_id, wac)

@@ -102,7 +102,7 @@ UPDATE sale_lines l SET kind = 'inventory',
        in_demand = (s.status = 'posted' AND s.type <> 'credit_memo' AND l.quantity > 0)
 FROM sales s
 WHERE l.product_id = $1 AND l.candidate AND l.kind = 'unmapped' AND s.id = l.sale_id
-RETURNING l.id, l.in_demand, {_LINE_DEMAND_ORDER}"""
+RETURNING l.id, l.in_demand, l.sale_id, l.quantity, {_LINE_DEMAND_ORDER}"""
 
 
 class SalesPart(RepositoryPart):

@@ -12,6 +12,7 @@ from __future__ import annotations
 import html
 import re
 import time
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any, TypeVar
 from urllib.parse import urlencode
@@ -25,9 +26,10 @@ from services.ingest.qbo import state as state_module
 from services.ingest.qbo.app_keys import QBO
 from services.ingest.qbo.oauth import ReconnectRequired
 from services.ingest.qbo.state import StateError, browser_matches, digest, make_state, new_secret, read_state
-from shared.api_keys import bearer_key, tenant_for_key
+from shared.api_keys import bearer_key, lookup_key
 from shared.db import tenant_transaction
 from shared.logging import get_logger
+from shared.plans import unavailable
 from shared.secrets import state_secret
 from shared.web import POOL, ApiError, error_body, json_response
 
@@ -44,6 +46,9 @@ SCOPE = "com.intuit.quickbooks.accounting"
 
 COOKIE = "partsemble_qbo_connect"
 COOKIE_PATH = "/oauth/quickbooks"
+CONNECT_PATH = "/oauth/quickbooks/connect"
+#: How far back the initial sync may start (``?since=``): CDC's reach.
+MAX_SINCE_DAYS = 30
 log = get_logger("qbo.connect")
 
 STATE_NONCE_OPEN = """
@@ -52,9 +57,12 @@ WHERE nonce_hash = $1 AND browser_hash = $2"""
 CONSUME_STATE = """
 UPDATE oauth_states SET used_at = now()
 WHERE nonce_hash = $1 AND browser_hash = $2 AND used_at IS NULL AND expires_at > now()
-RETURNING tenant_id"""
+RETURNING tenant_id, initial_since"""
 INSERT_STATE = """
-INSERT INTO oauth_states (nonce_hash, tenant_id, browser_hash, expires_at) VALUES ($1, $2, $3, to_timestamp($4))"""
+INSERT INTO oauth_states (nonce_hash, tenant_id, browser_hash, expires_at, initial_since)
+VALUES ($1, $2, $3, to_timestamp($4), $5)"""
+#: The initial sync starts at the date asked for (the catch-up reads from the watermark).
+SET_INITIAL_WATERMARK = "UPDATE qbo_connections SET cdc_watermark = $2, updated_at = now() WHERE realm_id = $1"
 PURGE_STATES = "DELETE FROM oauth_states WHERE expires_at < now() - interval '1 day'"
 REALM_TENANT = "SELECT tenant_id FROM qbo_realm_tenant($1)"
 REALM_ID = re.compile(r"[0-9A-Za-z_-]{1,64}")  # Intuit's are decimal digits
@@ -224,20 +232,44 @@ async def start_script(_request: web.Request) -> web.StreamResponse:
     return web.FileResponse(_STATIC / "start.js", headers={"Content-Type": "text/javascript"})
 
 
-@routes.get("/oauth/quickbooks/connect")
+def initial_since(request: web.Request) -> datetime | None:
+    """``?since=YYYY-MM-DD``: where the initial sync starts (start of that day, UTC); at most
+    ``MAX_SINCE_DAYS`` days back (CDC's reach) and not in the future. Absent: the default
+    (``QBO_INITIAL_IMPORT_DAYS`` for a new connection, where it left off for a reconnection)."""
+    values = request.query.getall("since", [])
+    if not values:
+        return None
+    problem = f"a date YYYY-MM-DD within the last {MAX_SINCE_DAYS} days"
+    if len(values) > 1:
+        raise ApiError(400, "invalid_parameter", {"parameter": "since", "problem": "given more than once"})
+    try:
+        day = date.fromisoformat(values[0]) if re.fullmatch(r"\d{4}-\d{2}-\d{2}", values[0]) else None
+    except ValueError:
+        day = None
+    today = datetime.now(UTC).date()
+    if day is None or day > today or day < today - timedelta(days=MAX_SINCE_DAYS):
+        raise ApiError(400, "invalid_parameter", {"parameter": "since", "problem": problem})
+    return datetime.combine(day, datetime.min.time(), tzinfo=UTC)
+
+
+@routes.get(CONNECT_PATH)
 async def connect(request: web.Request) -> web.Response:
     settings = request.app[SETTINGS]
     secret = state_secret(settings.oauth_state_secret)
     values = [value for name, value in request.raw_headers if name.lower() == b"authorization"]
     key = bearer_key(values[0]) if len(values) == 1 else None  # as auth_middleware reads it
-    tenant = await tenant_for_key(request.app[POOL], key) if key is not None else None
-    if tenant is None:
+    match = await lookup_key(request.app[POOL], key) if key is not None else None
+    if match is None:
         raise ApiError(401, "unauthorized", "a valid API key is required: Authorization: Bearer <key>")
+    if not match.sales_tracking:
+        raise unavailable()
+    tenant = match.tenant_id
+    since = initial_since(request)
     nonce, browser = new_secret(), new_secret()
     expires_at = int(time.time()) + state_module.TTL
     async with tenant_transaction(request.app[POOL], tenant) as conn:
         await conn.execute(PURGE_STATES)
-        await conn.execute(INSERT_STATE, digest(nonce), tenant, digest(browser), expires_at)
+        await conn.execute(INSERT_STATE, digest(nonce), tenant, digest(browser), expires_at, since)
     query = urlencode(
         {
             "client_id": settings.qbo_client_id or "",
@@ -304,7 +336,8 @@ async def callback(request: web.Request) -> web.Response:
         return _refuse(request, "quickbooks_unavailable", error=type(exc).__name__, **fields)
     refusal = None
     async with tenant_transaction(pool, state.tenant_id) as conn:
-        if await conn.fetchval(CONSUME_STATE, nonce_hash, state.browser_hash) is None:
+        consumed = await conn.fetchrow(CONSUME_STATE, nonce_hash, state.browser_hash)
+        if consumed is None:
             refusal = "state_used"  # consumed (or expired) since the check above
         else:
             owner = await conn.fetchval(REALM_TENANT, realm_id)
@@ -318,6 +351,8 @@ async def callback(request: web.Request) -> web.Response:
                     linked = False
                 if not linked:
                     refusal = "realm_other_tenant"
+                elif consumed["initial_since"] is not None:
+                    await conn.execute(SET_INITIAL_WATERMARK, realm_id, consumed["initial_since"])
     if refusal:
         return _refuse(request, refusal, realm=realm_id, **fields)
     qbo.worker.request_sync(realm_id)

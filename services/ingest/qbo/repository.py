@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 import asyncpg
@@ -38,7 +38,7 @@ SELECT realm_id, status, access_expires_at, cdc_watermark, last_synced_at, last_
        token_refreshes, created_at, updated_at
 FROM qbo_connections WHERE tenant_id = $1 ORDER BY realm_id"""
 # Across tenants: through SECURITY DEFINER functions (0017_row_level_security.sql).
-CONNECTED_REALMS = "SELECT realm_id, tenant_id, cdc_watermark FROM qbo_connected_realms()"
+CONNECTED_REALMS = "SELECT realm_id, tenant_id, cdc_watermark, sales_tracking FROM qbo_connected_realms()"
 REALM_TENANT = "SELECT tenant_id, status FROM qbo_realm_tenant($1)"
 UPSERT_CONNECTION = """
 INSERT INTO qbo_connections (realm_id, tenant_id, access_token, refresh_token, access_expires_at, status)
@@ -100,6 +100,20 @@ ON CONFLICT (realm_id, item_id) DO UPDATE SET name = EXCLUDED.name, sku = EXCLUD
 MERGE_ITEM = (
     "UPDATE qbo_items SET merged_into = $3, active = false, updated_at = now() WHERE realm_id = $1 AND item_id = $2"
 )
+# "Sync now" runs (0026_qbo_sync_runs.sql).
+START_RUN = "INSERT INTO qbo_sync_runs (id, tenant_id, realm_id) VALUES ($1, $2, $3)"
+FINISH_RUNS = """
+UPDATE qbo_sync_runs SET status = $2, finished_at = now(), created = $3, updated = $4, voided = $5, deleted = $6,
+       skipped = $7, failed = $8, error = $9
+WHERE id = ANY($1::uuid[]) AND status = 'running'"""
+RUN = "SELECT * FROM qbo_sync_runs WHERE id = $1 AND realm_id = $2"
+RUNNING = """
+SELECT true FROM qbo_sync_runs WHERE realm_id = $1 AND status = 'running' AND started_at > now() - $2::interval"""
+# The query API's ids of QuickBooks sales ('Entity:Id' → sale id), where costed already.
+SALE_IDS = """
+SELECT k.key, s.id FROM unnest($1::text[], $2::text[], $3::text[]) AS k(key, type, external_id)
+JOIN sales s ON s.tenant_id = app_current_tenant() AND s.source = 'quickbooks' AND s.type = k.type
+            AND s.external_id = k.external_id"""
 CATALOG = "SELECT sku, name, qbo_item_id FROM catalog_products WHERE tenant_id = $1"
 REALMS_OF_TENANT = "SELECT realm_id FROM qbo_connections WHERE tenant_id = $1 AND status = 'connected'"
 
@@ -162,6 +176,37 @@ class QboRepository:
     async def sync_failed(self, realm_id: str, error: str) -> int:
         """A failed catch-up (the watermark stays); returns the consecutive failures."""
         return await self.conn.fetchval(SYNC_FAILED, realm_id, error[:1000]) or 0
+
+    async def start_run(self, run_id: uuid.UUID, tenant_id: uuid.UUID, realm_id: str) -> None:
+        await self.conn.execute(START_RUN, run_id, tenant_id, realm_id)
+
+    async def finish_runs(self, run_ids: Sequence[uuid.UUID], status: str, report: Any, error: str | None) -> None:
+        """``report``: a sync.SyncReport (what the catch-up did)."""
+        await self.conn.execute(
+            FINISH_RUNS,
+            list(run_ids),
+            status,
+            report.created,
+            report.updated,
+            report.voided,
+            report.deleted,
+            report.skipped,
+            report.failed,
+            error,
+        )
+
+    async def run(self, run_id: uuid.UUID, realm_id: str) -> asyncpg.Record | None:
+        return await self.conn.fetchrow(RUN, run_id, realm_id)
+
+    async def running(self, realm_id: str, within: timedelta = timedelta(minutes=15)) -> bool:
+        return bool(await self.conn.fetchval(RUNNING, realm_id, within))
+
+    async def sale_ids(self, keys: Sequence[tuple[str, str, str]]) -> dict[str, int]:
+        """(key, sale type, external id) → the query API's id of each costed sale."""
+        if not keys:
+            return {}
+        rows = await self.conn.fetch(SALE_IDS, *map(list, zip(*keys, strict=True)))
+        return {r["key"]: r["id"] for r in rows}
 
     async def pending_realms(self) -> list[asyncpg.Record]:
         return await self.conn.fetch(PENDING_REALMS)

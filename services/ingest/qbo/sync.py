@@ -10,6 +10,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Awaitable, Callable, Iterable
 from collections.abc import Set as AbstractSet
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
@@ -31,6 +32,33 @@ CDC_ENTITIES = ["Item", *SALES_ENTITIES]
 CDC_LIMIT = 1000
 OVERLAP = timedelta(minutes=5)  # re-read a little before the watermark: clocks and commit delays
 T = TypeVar("T")
+
+
+@dataclass
+class SyncReport:
+    """What one catch-up did to the sales it read (a "sync now" run shows it):
+    'Entity:Id' of each sale created, updated, voided or deleted; how many were skipped
+    (not newer than what was already turned into events) and failed."""
+
+    created: list[str] = field(default_factory=list)
+    updated: list[str] = field(default_factory=list)
+    voided: list[str] = field(default_factory=list)
+    deleted: list[str] = field(default_factory=list)
+    skipped: int = 0
+    failed: int = 0
+
+    def add(self, outcome: str, entity: str, entity_id: str) -> None:
+        if outcome == "skipped":
+            self.skipped += 1
+        else:
+            getattr(self, outcome).append(f"{entity}:{entity_id}")
+
+
+Outcome = Callable[[str], None]
+
+
+def _ignore(_outcome: str) -> None:
+    pass
 
 
 def _mapping_lock(tenant_id: uuid.UUID) -> str:
@@ -62,8 +90,10 @@ async def apply_sale(
     entity_id: str,
     body: dict[str, Any] | None,
     operation: str | None = None,
+    outcome: Outcome = _ignore,
 ) -> list[str]:
     """Turn one sales entity (None: deleted) into its event, if newer. Call in a transaction.
+    ``outcome`` is told what became of it: created, updated, voided, deleted or skipped.
 
     A void is terminal and does not depend on the read-back: ``operation == "Void"`` (a
     webhook, or a CDC pass covering one), the entity's ``Voided`` marker, or a zeroed
@@ -73,8 +103,10 @@ async def apply_sale(
     repo = QboRepository(conn)
     state = await repo.lock_entity(realm_id, entity, entity_id)
     if state["deleted"]:
+        outcome("skipped")
         return []
     if body is None:
+        outcome("deleted")
         await repo.store_entity(
             realm_id,
             entity,
@@ -91,8 +123,10 @@ async def apply_sale(
     voided = state["voided"] or normalize.is_voided(body, operation)
     if state["sync_token"] is not None and token <= state["sync_token"]:
         if not voided or state["voided"]:
+            outcome("skipped")
             return []
         # A Void whose read-back is not newer (stale): the void still stands.
+        outcome("voided")
         await repo.store_entity(
             realm_id,
             entity,
@@ -112,6 +146,7 @@ async def apply_sale(
                 tenant_id, entity, state["body"] or body, ItemMapper([], {}), state["remap_seq"], "Void"
             ),
         )
+    outcome("voided" if voided else "created" if state["sync_token"] is None else "updated")
     mapper = await load_mapper(conn, tenant_id, realm_id)
     event = normalize.to_event(tenant_id, entity, body, mapper, 0, "Void" if voided else None)
     await repo.store_entity(
@@ -249,13 +284,15 @@ class CatchUp:
         tenant_id: uuid.UUID,
         since: datetime | None = None,
         voids: AbstractSet[tuple[str, str]] = frozenset(),
+        report: SyncReport | None = None,
     ) -> int:
         """Catch the realm up; the watermark moves only when everything was read and applied.
+        ``report``: filled in with what became of each sale read.
         A failure (QuickBooks unreachable, a Fault, even one answered with HTTP 200) is
         recorded on the connection (last_error, last_error_at, sync_failures) and raised.
         ``voids``: (entity, id) pairs a Void notification names (passed on to apply_sale)."""
         try:
-            return await self._run(realm_id, tenant_id, since, voids)
+            return await self._run(realm_id, tenant_id, since, voids, report or SyncReport())
         except Exception as exc:
             try:
                 async with tenant_transaction(self.pool, tenant_id) as conn:
@@ -265,7 +302,12 @@ class CatchUp:
             raise
 
     async def _run(
-        self, realm_id: str, tenant_id: uuid.UUID, since: datetime | None, voids: AbstractSet[tuple[str, str]]
+        self,
+        realm_id: str,
+        tenant_id: uuid.UUID,
+        since: datetime | None,
+        voids: AbstractSet[tuple[str, str]],
+        report: SyncReport,
     ) -> int:
         now = datetime.now(UTC)
         if since is None:
@@ -288,7 +330,7 @@ class CatchUp:
                     )
         else:  # beyond CDC's reach: the query endpoint (which does not report deletions)
             changed = {e: await self.client.query_changed(realm_id, e, since) for e in CDC_ENTITIES}
-        count = await self.apply_changes(realm_id, tenant_id, changed, voids)
+        count = await self.apply_changes(realm_id, tenant_id, changed, voids, report)
         async with tenant_transaction(self.pool, tenant_id) as conn:
             await QboRepository(conn).advance_watermark(realm_id, server_time)
         return count
@@ -299,25 +341,38 @@ class CatchUp:
         tenant_id: uuid.UUID,
         changed: dict[str, list[dict[str, Any]]],
         voids: AbstractSet[tuple[str, str]] = frozenset(),
+        report: SyncReport | None = None,
     ) -> int:
-        """Items first (so the mapping is current), then sales; CDC's deleted stubs become deletions."""
+        """Items first (so the mapping is current), then sales; CDC's deleted stubs become deletions.
+        A sale that fails counts in ``report.failed`` and stops the catch-up (raised)."""
+        report = report if report is not None else SyncReport()
         count = 0
         for entity in CDC_ENTITIES:
             for body in changed.get(entity) or []:
                 deleted = str(body.get("status", "")).lower() == "deleted"
-                async with tenant_transaction(self.pool, tenant_id) as conn:
-                    if entity == "Item":
-                        ids = await apply_item(conn, tenant_id, realm_id, None if deleted else body, str(body["Id"]))
-                    else:
-                        ids = await apply_sale(
-                            conn,
-                            tenant_id,
-                            realm_id,
-                            entity,
-                            str(body["Id"]),
-                            None if deleted else body,
-                            "Void" if (entity, str(body["Id"])) in voids else None,
-                        )
+                entity_id = str(body["Id"])
+                outcomes: list[str] = []
+                try:
+                    async with tenant_transaction(self.pool, tenant_id) as conn:
+                        if entity == "Item":
+                            ids = await apply_item(conn, tenant_id, realm_id, None if deleted else body, entity_id)
+                        else:
+                            ids = await apply_sale(
+                                conn,
+                                tenant_id,
+                                realm_id,
+                                entity,
+                                entity_id,
+                                None if deleted else body,
+                                "Void" if (entity, entity_id) in voids else None,
+                                outcome=outcomes.append,
+                            )
+                except Exception:
+                    if entity != "Item":
+                        report.failed += 1
+                    raise
+                for outcome in outcomes:  # only once committed
+                    report.add(outcome, entity, entity_id)
                 count += len(ids)
         return count
 

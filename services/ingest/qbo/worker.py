@@ -21,7 +21,7 @@ from prometheus_client import Counter, Gauge
 from services.ingest.qbo.client import QboClient
 from services.ingest.qbo.oauth import ReconnectRequired
 from services.ingest.qbo.repository import QboRepository
-from services.ingest.qbo.sync import SALES_ENTITIES, CatchUp, apply_item, apply_sale
+from services.ingest.qbo.sync import SALES_ENTITIES, CatchUp, SyncReport, apply_item, apply_sale
 from shared.aio import Backoff, wake_loop
 from shared.db import tenant_transaction
 from shared.logging import get_logger
@@ -53,6 +53,12 @@ class NotificationWorker:
         self.on_events = on_events
         self.wake = asyncio.Event()
         self._sync_requests: set[str] = set()
+        self._runs: dict[str, list[uuid.UUID]] = defaultdict(list)  # realm → "sync now" runs waiting
+        #: Realms of tenants not entitled to sales tracking at the last pass (their
+        #: notifications stay pending, their catch-up waits until the tenant is entitled).
+        self._waiting: set[str] = set()
+        #: Realms being caught up right now (a connection shows ``syncing``).
+        self.syncing: set[str] = set()
         self._last_catch_up = 0.0
         self._retry_at: dict[str, float] = {}  # realm → when its failed catch-up is tried again
         self._backoffs: dict[str, Backoff] = {}  # realm → the backoff of its failing catch-ups
@@ -60,8 +66,11 @@ class NotificationWorker:
     def notify(self) -> None:
         self.wake.set()
 
-    def request_sync(self, realm_id: str) -> None:
+    def request_sync(self, realm_id: str, run_id: uuid.UUID | None = None) -> None:
+        """Catch the realm up at the next pass; ``run_id``: the "sync now" run it fills in."""
         self._sync_requests.add(realm_id)
+        if run_id is not None:
+            self._runs[realm_id].append(run_id)
         self.wake.set()
 
     async def run(self) -> None:
@@ -79,6 +88,13 @@ class NotificationWorker:
             realms = await QboRepository(conn).pending_realms()
             connections = {r["realm_id"]: r for r in await QboRepository(conn).connected_realms()}
         BACKLOG.set(sum(r["n"] for r in realms))
+        # A tenant not entitled to sales tracking: its notifications stay pending and its
+        # catch-up waits; both resume at the first pass after it is entitled (nothing lost).
+        entitled = {realm for realm, c in connections.items() if c["sales_tracking"]}
+        waiting = connections.keys() - entitled
+        resumed = self._waiting - waiting
+        self._waiting = set(waiting)
+        realms = [r for r in realms if r["realm_id"] not in waiting]
         results = await asyncio.gather(
             *(self.handle_realm(r["realm_id"], r["n"], connections.get(r["realm_id"])) for r in realms),
             return_exceptions=True,
@@ -98,6 +114,8 @@ class NotificationWorker:
         }
         wanted |= {realm for realm, at in self._retry_at.items() if at <= now} & connections.keys()
         wanted |= self._sync_requests & connections.keys()
+        wanted |= resumed & connections.keys()
+        wanted -= waiting
         self._sync_requests -= wanted
         if due:
             self._last_catch_up = time.monotonic()
@@ -106,25 +124,44 @@ class NotificationWorker:
         return len(realms) > failures  # only failures: wait before trying again
 
     async def _catch_up(self, realm_id: str, tenant_id: uuid.UUID) -> None:
+        runs = self._runs.pop(realm_id, [])
+        report = SyncReport()
+        self.syncing.add(realm_id)
         try:
-            count = await self.catch_up.run(realm_id, tenant_id)
+            count = await self.catch_up.run(realm_id, tenant_id, report=report)
         except ReconnectRequired:
             CATCH_UPS.labels("reconnect_required").inc()
             log.error("qbo.catch_up.reconnect_required", realm=realm_id)
+            await self._finish_runs(tenant_id, runs, "failed", report, "reconnect_required")
             return
-        except Exception:
+        except Exception as exc:
+            await self._finish_runs(tenant_id, runs, "failed", report, type(exc).__name__)
             CATCH_UPS.labels("failed").inc()
             backoff = self._backoffs.setdefault(realm_id, Backoff(RETRY_BASE, self.cdc_interval))
             delay = backoff.next_delay()
             self._retry_at[realm_id] = time.monotonic() + delay
             log.exception("qbo.catch_up.failed", realm=realm_id, failures=backoff.failures, retry_in=delay)
             return
+        finally:
+            self.syncing.discard(realm_id)
+        await self._finish_runs(tenant_id, runs, "done", report, None)
         CATCH_UPS.labels("done").inc()
         self._backoffs.pop(realm_id, None)
         self._retry_at.pop(realm_id, None)
         if count:
             self.on_events()
         log.info("qbo.catch_up.done", realm=realm_id, events=count)
+
+    async def _finish_runs(
+        self, tenant_id: uuid.UUID, runs: list[uuid.UUID], status: str, report: SyncReport, error: str | None
+    ) -> None:
+        if not runs:
+            return
+        try:
+            async with tenant_transaction(self.pool, tenant_id) as conn:
+                await QboRepository(conn).finish_runs(runs, status, report, error)
+        except Exception:
+            log.exception("qbo.sync_run.not_recorded", runs=[str(r) for r in runs])
 
     async def handle_realm(self, realm_id: str, pending: int, connection: asyncpg.Record | None) -> None:
         async with self.pool.acquire() as conn:

@@ -6,7 +6,8 @@ statement is scoped by ``tenant_id``. One module per concern:
 * ``sales_list``: the filtered, sorted, paginated list and its summary;
 * ``sale_detail``: one sale with its lines, allocations and history;
 * ``products``: margins per product and a product's stock;
-* ``shortages``: short lines in demand order;
+* ``shortages``: short lines in demand order, and the shortage records (open/resolved);
+* ``stock_moves``: a product's stock transactions (the ledger) with the running on hand;
 * ``events``: an event's status.
 
 The names the routes, params, tests and benchmarks use are importable from here.
@@ -24,9 +25,11 @@ from services.query.views.sales_list import (
     sales_page_sql,
     sales_summary_statement,
 )
-from services.query.views.shortages import shortages
+from services.query.views.shortages import shortage_records, shortages
+from services.query.views.stock_moves import MOVES_ALL, product_id, stock_moves
 
 __all__ = [
+    "MOVES_ALL",
     "SORT_KEYS",
     "SaleDetail",
     "SalesQuery",
@@ -34,11 +37,14 @@ __all__ = [
     "Stock",
     "direct_summary_sql",
     "event_status",
+    "product_id",
     "product_margins",
     "product_stock",
     "sale_detail",
     "sales_list_statement",
     "sales_page_sql",
     "sales_summary_statement",
+    "shortage_records",
     "shortages",
+    "stock_moves",
 ]

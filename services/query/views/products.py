@@ -26,7 +26,7 @@ CATALOG_PRODUCT = "SELECT c.sku, c.name FROM catalog_products c WHERE c.tenant_i
 
 PRODUCT_LOTS = """
 SELECT lot.lot_number, lot.received_at, lot.quantity, lot.remaining, lot.unit_cost, lot.is_return
-FROM lots lot WHERE lot.tenant_id = $1 AND lot.product_id = $2 AND lot.remaining > 0
+FROM lots lot WHERE lot.tenant_id = $1 AND lot.product_id = $2
 ORDER BY lot.received_at, lot.lot_number"""
 
 OPEN_SHORTAGE = """
