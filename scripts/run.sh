@@ -6,6 +6,9 @@ set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
 export LOG_FORMAT="${LOG_FORMAT:-console}"
+# The Sales tab (query, :8082) calls the ingest API (:8081) from the browser.
+export INGEST_PUBLIC_URL="${INGEST_PUBLIC_URL:-http://127.0.0.1:${INGEST_PORT:-8081}}"
+export CORS_ALLOWED_ORIGINS="${CORS_ALLOWED_ORIGINS:-http://127.0.0.1:${QUERY_PORT:-8082},http://localhost:${QUERY_PORT:-8082}}"
 # Per-installation secrets (created once by scripts/secrets.sh); values already in the
 # environment win.
 bash scripts/secrets.sh var/secrets.env
