@@ -1,7 +1,7 @@
 // Shortages: lines sold beyond the stock received, open (costed at WAC until a lot arrives)
-// or resolved, with their CSV.
+// or resolved (the API has no CSV of them).
 
-import { downloadCsv, query, queryUrl, showError } from "./api.js";
+import { query, showError } from "./api.js";
 import { $, cell, el, nodeCell } from "./dom.js";
 import { money, qty, timestamp, typeLabel } from "./format.js";
 import { update } from "./urlstate.js";
@@ -11,7 +11,6 @@ const state = { status: null, cursor: null, previous: [], next: null, request: 0
 export async function show(search) {
   const status = ["open", "resolved", "all"].includes(search.get("status")) ? search.get("status") : "open";
   $("#shortage-filters").elements.status.value = status;
-  $("#shortages-csv").href = queryUrl("api/v1/shortages", { status, format: "csv" }).toString();
   if (status !== state.status) Object.assign(state, { status, cursor: null, previous: [] });
   await load();
 }
@@ -71,9 +70,5 @@ export function wire() {
     if (!state.previous.length) return;
     state.cursor = state.previous.pop();
     load();
-  });
-  $("#shortages-csv").addEventListener("click", (event) => {
-    event.preventDefault();
-    downloadCsv($("#shortages-csv").href, "shortages.csv").catch(showError);
   });
 }
