@@ -108,9 +108,7 @@ async def test_create_edit_and_void_a_manual_sale_through_the_form(pool, costing
         await page.fill(f"{line} [data-field='quantity']", "5")
         await page.click("#sale-save")
         await page.wait_for_selector("#sale-dialog", state="hidden", timeout=60_000)
-        await page.wait_for_function(
-            "document.querySelector(\"#detail-facts [data-col='cost']\").textContent === '$10.00'"
-        )
+        await page.wait_for_selector("#detail-facts [data-col='cost']:text-is('$10.00')")
         assert "Edited (version 2)" in await page.text_content("#detail-history")
 
         # Void: the lots come back, the quantity is struck through.
@@ -199,7 +197,7 @@ async def test_stock_transactions_shortages_and_csv_agree_with_the_api(pool, cos
         for status in ("open", "resolved", "all"):
             await page.goto(tab.url + f"?view=shortages&status={status}")
             await page.wait_for_selector("#shortages-table:not([aria-busy])", state="attached")
-            await page.wait_for_function("!document.querySelector('#shortages-table').hasAttribute('aria-busy')")
+            await page.wait_for_selector(f"#view-shortages:not([hidden]) #shortages-page:text-is('Page 1')")
             api = await tab.api("/api/v1/shortages", status=status, limit=50)
             shown = await page.eval_on_selector_all(
                 "#shortages-table tbody tr",
