@@ -6,9 +6,6 @@ set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
 export LOG_FORMAT="${LOG_FORMAT:-console}"
-# The Sales tab (query, :8082) calls the ingest API (:8081) from the browser.
-export INGEST_PUBLIC_URL="${INGEST_PUBLIC_URL:-http://127.0.0.1:${INGEST_PORT:-8081}}"
-export CORS_ALLOWED_ORIGINS="${CORS_ALLOWED_ORIGINS:-http://127.0.0.1:${QUERY_PORT:-8082},http://localhost:${QUERY_PORT:-8082}}"
 # Per-installation secrets (created once by scripts/secrets.sh); values already in the
 # environment win.
 bash scripts/secrets.sh var/secrets.env
@@ -16,6 +13,8 @@ while IFS='=' read -r name value; do
     [[ -z "$name" || "$name" == \#* ]] && continue
     [[ -n "${!name:-}" ]] || export "$name=$value"
 done < var/secrets.env
+# The Sales tab (query) sends manual sales and QuickBooks requests to the ingest API from the browser.
+export INGEST_PUBLIC_URL="${INGEST_PUBLIC_URL:-http://127.0.0.1:${INGEST_PORT:-8081}}"
 if [[ -z "${QBO_CLIENT_ID:-}" ]]; then
     sim="http://127.0.0.1:${QBO_SIM_PORT:-8090}"
     export QBO_API_BASE="$sim" \

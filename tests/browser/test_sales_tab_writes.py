@@ -113,9 +113,7 @@ async def test_create_edit_and_void_a_manual_sale_through_the_form(pool, costing
 
         # Void: the lots come back, the quantity is struck through.
         await page.click("#sale-void")
-        await page.wait_for_function(
-            "document.querySelector('#detail-facts [data-col=status]').textContent.includes('voided')"
-        )
+        await page.wait_for_selector("#detail-facts [data-col='status'] .badge-voided")
         assert await page.text_content("#detail-lines tr.line [data-col='quantity'] s") == "5"
         assert await page.text_content("#detail-facts [data-col='cost']") == "$0.00"
         stock = await tab.api("/api/v1/products/W-1/stock")
@@ -197,7 +195,7 @@ async def test_stock_transactions_shortages_and_csv_agree_with_the_api(pool, cos
         for status in ("open", "resolved", "all"):
             await page.goto(tab.url + f"?view=shortages&status={status}")
             await page.wait_for_selector("#shortages-table:not([aria-busy])", state="attached")
-            await page.wait_for_selector(f"#view-shortages:not([hidden]) #shortages-page:text-is('Page 1')")
+            await page.wait_for_selector("#view-shortages:not([hidden]) #shortages-page:text-is('Page 1')")
             api = await tab.api("/api/v1/shortages", status=status, limit=50)
             shown = await page.eval_on_selector_all(
                 "#shortages-table tbody tr",
