@@ -87,8 +87,9 @@ async function start() {
     await loadConfig();
     const tenant = await loadTenant();
     if (tenant && tenant.sales_tracking === false) {
-      // The API's own words on what is missing (the 403 of a sales-tracking endpoint).
-      await query("api/v1/sales", { limit: 1 }).then(() => gate(null), gate);
+      const missing = [tenant.plan !== "advanced" ? `this account is on the ${tenant.plan} plan` : null,
+        tenant.receiving_enabled === false ? "receiving is turned off" : null].filter(Boolean).join(" and ");
+      gate({ detail: `Sales tracking needs the Advanced plan with receiving turned on${missing ? `; ${missing}` : ""}.` });
       return;
     }
     document.body.dataset.ready = "true";
