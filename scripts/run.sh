@@ -9,7 +9,9 @@ export LOG_FORMAT="${LOG_FORMAT:-console}"
 # Per-installation secrets (created once by scripts/secrets.sh); values already in the
 # environment win.
 bash scripts/secrets.sh var/secrets.env
-while IFS='=' read -r name value; do
+while IFS= read -r line; do
+    # Split at the first "=" only: `IFS='=' read` would drop a base64 key's trailing "=".
+    name="${line%%=*}" value="${line#*=}"
     [[ -z "$name" || "$name" == \#* ]] && continue
     [[ -n "${!name:-}" ]] || export "$name=$value"
 done < var/secrets.env

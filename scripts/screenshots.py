@@ -58,7 +58,8 @@ def _stack():
             time.sleep(1)
         yield
     finally:
-        os.killpg(process.pid, signal.SIGINT)
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGINT)
         process.wait(timeout=60)
 
 
