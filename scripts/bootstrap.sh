@@ -83,6 +83,23 @@ ensure_chromium() {
     log "WARNING: could not install chromium (apt-get install -y chromium failed, see $APT_LOG): browser tests will fail"
 }
 
+# Step 6 (test only): axe-core, injected into the Sales tab by the browser tests (accessibility).
+AXE_VERSION="4.14.1"
+ensure_axe() {
+    local dir="tests/browser/node"
+    if [[ -f "$dir/node_modules/axe-core/axe.min.js" ]] \
+        && grep -q "\"version\": \"$AXE_VERSION\"" "$dir/node_modules/axe-core/package.json"; then
+        return 0
+    fi
+    if ! command -v npm >/dev/null; then
+        log "WARNING: npm is missing: the accessibility check of the browser tests will fail; install nodejs and npm"
+        return 0
+    fi
+    log "installing axe-core $AXE_VERSION into $dir (npm)"
+    npm install --prefix "$dir" --no-save --no-audit --no-fund --loglevel=error "axe-core@$AXE_VERSION" >&2 \
+        || log "WARNING: npm install axe-core@$AXE_VERSION failed: the accessibility check will fail"
+}
+
 main() {
     local mode="${1:-run}"
     [[ "$mode" == run || "$mode" == test ]] || die "usage: $0 run|test"
@@ -92,6 +109,7 @@ main() {
     ensure_infra "$mode"
     if [[ "$mode" == test ]]; then
         ensure_chromium
+        ensure_axe
     fi
 }
 

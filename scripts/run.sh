@@ -11,10 +11,14 @@ export CORS_ALLOWED_ORIGINS="${CORS_ALLOWED_ORIGINS:-http://127.0.0.1:8082,http:
 # Per-installation secrets (created once by scripts/secrets.sh); values already in the
 # environment win.
 bash scripts/secrets.sh var/secrets.env
-while IFS='=' read -r name value; do
+while IFS= read -r line; do
+    # Split at the first "=" only: `IFS='=' read` would drop a base64 key's trailing "=".
+    name="${line%%=*}" value="${line#*=}"
     [[ -z "$name" || "$name" == \#* ]] && continue
     [[ -n "${!name:-}" ]] || export "$name=$value"
 done < var/secrets.env
+# The Sales tab (query) sends manual sales and QuickBooks requests to the ingest API from the browser.
+export INGEST_PUBLIC_URL="${INGEST_PUBLIC_URL:-http://127.0.0.1:${INGEST_PORT:-8081}}"
 if [[ -z "${QBO_CLIENT_ID:-}" ]]; then
     sim="http://127.0.0.1:${QBO_SIM_PORT:-8090}"
     export QBO_API_BASE="$sim" \

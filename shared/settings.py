@@ -22,6 +22,9 @@ class Settings(BaseSettings):
     query_port: int = 8082
     costing_port: int = 8083
     bind_host: str = "127.0.0.1"
+    #: The ingest service's origin as a browser reaches it: the Sales tab (query service) sends
+    #: manual sales and QuickBooks connection requests there (GET /sales/config.json).
+    ingest_public_url: str = "http://127.0.0.1:8081"
 
     log_format: str = Field(default="json", pattern="^(json|console)$")
     log_level: str = "INFO"
