@@ -7,10 +7,13 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
 export LOG_FORMAT="${LOG_FORMAT:-console}"
 # Per-installation secrets (created once by scripts/secrets.sh); values already in the
-# environment win.
+# environment win. The database and broker passwords are docker compose's: `make run` uses the
+# local servers' URLs as they are.
 bash scripts/secrets.sh var/secrets.env
+compose_only=" POSTGRES_PASSWORD DATABASE_PASSWORD REPLICATION_PASSWORD AMQP_PASSWORD RABBITMQ_ERLANG_COOKIE "
 while IFS='=' read -r name value; do
     [[ -z "$name" || "$name" == \#* ]] && continue
+    [[ "$compose_only" == *" $name "* ]] && continue
     [[ -n "${!name:-}" ]] || export "$name=$value"
 done < var/secrets.env
 if [[ -z "${QBO_CLIENT_ID:-}" ]]; then
