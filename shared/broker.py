@@ -2,7 +2,7 @@
 
 * ``<prefix>.events``: durable topic exchange; routing key = event type.
 * ``<prefix>.costing``: durable quorum queue bound to it with ``#``; an explicit
-  delivery limit (RabbitMQ 3.10 sets none), dead-lettering at-least-once to
+  delivery limit (RabbitMQ 3.10 sets none, 4.x defaults to 20: ours applies on both), dead-lettering at-least-once to
 * ``<prefix>.dlx`` → ``<prefix>.costing.dlq``: where messages the consumer gives
   up on are parked, with the reason in the ``x-error`` header.
 
