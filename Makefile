@@ -11,7 +11,7 @@ PYTEST_ARGS ?=
 # Unbuffered output so honcho/pytest show service logs as they happen.
 export PYTHONUNBUFFERED := 1
 
-.PHONY: help run test lint migrate secrets bootstrap bootstrap-test clean
+.PHONY: help run test lint migrate secrets compose-up bootstrap bootstrap-test clean
 
 help: ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{ printf "  make %-15s %s\n", $$1, $$2 }'
@@ -30,8 +30,11 @@ lint: bootstrap ## ruff check, ruff format --check and mypy (strict on shared/ a
 migrate: bootstrap ## create the database if missing, apply migrations (DATABASE_OWNER_URL), set up the service role (DATABASE_URL)
 	$(PY) -m shared.migrate
 
-secrets: ## create var/secrets.env (mode 0600) once: TOKEN_ENCRYPTION_KEY, OAUTH_STATE_SECRET, simulator verifier token
+secrets: ## create var/secrets.env (mode 0600) once: app keys, simulator verifier token, compose's database and broker passwords
 	@bash scripts/secrets.sh var/secrets.env
+
+compose-up: secrets ## the whole system under Docker Compose (deploy/README.md); COMPOSE_ARGS="--profile cluster" for the cluster
+	docker compose --env-file var/secrets.env $(COMPOSE_ARGS) up --build
 
 bootstrap: ## .venv + pinned deps + PostgreSQL/RabbitMQ for DATABASE_URL
 	@bash scripts/bootstrap.sh run

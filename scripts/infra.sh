@@ -6,7 +6,7 @@
 #
 # For each server: if it already answers, return at once (no sleeps). Otherwise start
 # the machine's own server if one is installed (and the URL points at it), else
-# `docker compose up -d` the matching compose service when a Docker engine answers,
+# `docker compose -f deploy/compose.dev-infra.yml up -d` the matching service when a Docker engine answers,
 # then wait a bounded time. If nothing works, print ONE line saying what to install
 # and exit 1. No database is created or touched here.
 #
@@ -126,7 +126,7 @@ await_rabbitmq_app() {
 start_docker_service() {
     local name="$1" check="$2" host="$3" port="$4"
     log "starting '$name' with ${COMPOSE[*]}"
-    "${COMPOSE[@]}" up -d "$name" >&2 || return 1
+    "${COMPOSE[@]}" -f deploy/compose.dev-infra.yml up -d "$name" >&2 || return 1
     wait_until "$check" "$host" "$port"
 }
 
@@ -148,7 +148,7 @@ ensure_postgres() {
         # Docker: compose publishes PostgreSQL on 5432 only.
         if [[ "$port" == 5432 ]] && docker_available; then
             start_docker_service postgres pg_up "$host" "$port" && return 0
-            die "PostgreSQL was started with Docker but $(addr "$host" "$port") is still not reachable after ${WAIT_SECONDS} s: see '${COMPOSE[*]} logs postgres'"
+            die "PostgreSQL was started with Docker but $(addr "$host" "$port") is still not reachable after ${WAIT_SECONDS} s: see '${COMPOSE[*]} -f deploy/compose.dev-infra.yml logs postgres'"
         fi
         if command -v pg_lsclusters >/dev/null && [[ "${PARTSEMBLE_NO_LOCAL_START:-}" != 1 ]]; then
             die "PostgreSQL is not reachable at $(addr "$host" "$port"), no local cluster is set up on port $port (see pg_lsclusters) and Docker is not available: use the port of a local cluster in the database URL, or install Docker"
@@ -175,7 +175,7 @@ ensure_rabbitmq() {
         # Docker: compose publishes AMQP on 5672 only.
         if [[ "$port" == 5672 ]] && docker_available; then
             start_docker_service rabbitmq amqp_up "$host" "$port" && return 0
-            die "RabbitMQ was started with Docker but $(addr "$host" "$port") is still not reachable after ${WAIT_SECONDS} s: see '${COMPOSE[*]} logs rabbitmq'"
+            die "RabbitMQ was started with Docker but $(addr "$host" "$port") is still not reachable after ${WAIT_SECONDS} s: see '${COMPOSE[*]} -f deploy/compose.dev-infra.yml logs rabbitmq'"
         fi
         if command -v rabbitmq-server >/dev/null && [[ "${PARTSEMBLE_NO_LOCAL_START:-}" != 1 ]]; then
             die "RabbitMQ is not reachable at $(addr "$host" "$port"), the local server listens on ${RABBITMQ_NODE_PORT:-5672} instead and Docker is not available: use port ${RABBITMQ_NODE_PORT:-5672} in AMQP_URL, or install Docker"

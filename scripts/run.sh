@@ -9,12 +9,15 @@ export LOG_FORMAT="${LOG_FORMAT:-console}"
 # The Sales tab (query, :8082) writes through the ingest API (:8081).
 export CORS_ALLOWED_ORIGINS="${CORS_ALLOWED_ORIGINS:-http://127.0.0.1:8082,http://localhost:8082}"
 # Per-installation secrets (created once by scripts/secrets.sh); values already in the
-# environment win.
+# environment win. The database and broker passwords are docker compose's: `make run` uses the
+# local servers' URLs as they are.
 bash scripts/secrets.sh var/secrets.env
+compose_only=" POSTGRES_PASSWORD DATABASE_PASSWORD REPLICATION_PASSWORD AMQP_PASSWORD RABBITMQ_ERLANG_COOKIE "
 while IFS= read -r line; do
     # Split at the first "=" only: `IFS='=' read` would drop a base64 key's trailing "=".
     name="${line%%=*}" value="${line#*=}"
     [[ -z "$name" || "$name" == \#* ]] && continue
+    [[ "$compose_only" == *" $name "* ]] && continue
     [[ -n "${!name:-}" ]] || export "$name=$value"
 done < var/secrets.env
 # The Sales tab (query) sends manual sales and QuickBooks requests to the ingest API from the browser.

@@ -2,21 +2,27 @@
 
 * ``<prefix>.events``: durable topic exchange; routing key = event type.
 * ``<prefix>.costing``: durable quorum queue bound to it with ``#``; an explicit
-  delivery limit (RabbitMQ 3.10 sets none), dead-lettering at-least-once to
+  delivery limit (RabbitMQ 3.10 sets none, 4.x defaults to 20: ours applies on both), dead-lettering at-least-once to
 * ``<prefix>.dlx`` → ``<prefix>.costing.dlq``: where messages the consumer gives
   up on are parked, with the reason in the ``x-error`` header.
 
 Publishing uses publisher confirms, ``mandatory`` (an unroutable message raises)
 and a timeout; messages are persistent with a fresh ``message_id`` per attempt
 and the business key (event id) in a header.
+
+A broker URL may list every node of a cluster, comma-separated (AMQP_URL): a connection
+goes to the first node that answers and, when that node is lost, round the list to the
+next (the quorum queues live on every node; tests/integration/test_rabbitmq_cluster.py).
 """
 
 from __future__ import annotations
 
+import asyncio
+import itertools
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Literal, overload
+from typing import Any, Literal, overload
 
 import aio_pika
 from aio_pika.abc import (
@@ -29,8 +35,11 @@ from aio_pika.abc import (
     FieldValue,
     HeadersType,
 )
+from aio_pika.robust_connection import RobustConnection
+from yarl import URL
 
 from shared.events import EventBase, dump_event
+from shared.settings import url_list
 
 
 @dataclass(frozen=True)
@@ -63,17 +72,83 @@ class Topology:
     dead_letters: AbstractQueue
 
 
+class RoundRobinConnection(RobustConnection):
+    """A robust connection to one of several nodes (``URLS``, set on a subclass per list,
+    see ``connect``). aio-pika reads ``url`` once per connection attempt (and once in
+    ``__init__``); here each read is the next node of the list, so the attempts after a
+    node is lost go round the others."""
+
+    URLS: tuple[URL, ...] = ()
+
+    def __init__(self, url: Any, *args: Any, **kwargs: Any):
+        self._urls = list(self.URLS) or [URL(str(url))]
+        self._turn = itertools.cycle(range(len(self._urls)))
+        self._current = self._urls[0]
+        super().__init__(url, *args, **kwargs)
+        self._turn = itertools.cycle(range(len(self._urls)))  # __init__ read one: the first attempt is the first node
+
+    @property
+    def url(self) -> URL:
+        self._current = self._urls[next(self._turn)]
+        return self._current
+
+    @url.setter
+    def url(self, value: URL) -> None:  # aio-pika sets it in __init__ and on update_secret
+        if value.password is not None:
+            self._urls = [u.with_password(value.password) for u in self._urls]
+
+    def __str__(self) -> str:
+        url = self._current
+        return str(url.with_password("******") if url.password else url)
+
+
+async def _answers(url: str) -> bool:
+    """True if the node's AMQP port accepts a TCP connection (within 2 s)."""
+    parsed = URL(url)
+    try:
+        _, writer = await asyncio.wait_for(asyncio.open_connection(parsed.host, parsed.port or 5672), 2)
+    except (OSError, TimeoutError):
+        return False
+    writer.close()
+    return True
+
+
+async def _from_a_live_node(urls: list[str]) -> list[str]:
+    """The list turned so that a node that answers comes first (else unchanged)."""
+    for n, url in enumerate(urls):
+        if await _answers(url):
+            return urls[n:] + urls[:n]
+    return urls
+
+
+#: Where a plain connection starts in the list: the next node each time (after a failure).
+_plain_turn = itertools.count()
+
+
 @overload
 async def connect(url: str, robust: Literal[True] = True) -> AbstractRobustConnection: ...
 @overload
 async def connect(url: str, robust: bool) -> AbstractConnection: ...
 async def connect(url: str, robust: bool = True) -> AbstractConnection:
     """A robust connection reconnects by itself (consumers); a plain one is for
-    callers that handle reconnection themselves (the outbox relay)."""
+    callers that handle reconnection themselves (the outbox relay). ``url``: one broker
+    URL or several, comma-separated (the nodes of a cluster)."""
     properties: dict[str, FieldValue] = {"connection_name": "partsemble"}
+    urls = url_list(url)
     if robust:
-        return await aio_pika.connect_robust(url, client_properties=properties, timeout=10)
-    return await aio_pika.connect(url, client_properties=properties, timeout=10)
+        if len(urls) == 1:
+            return await aio_pika.connect_robust(urls[0], client_properties=properties, timeout=10)
+        urls = await _from_a_live_node(urls)
+        nodes = type("RoundRobinConnection", (RoundRobinConnection,), {"URLS": tuple(URL(u) for u in urls)})
+        return await aio_pika.connect_robust(urls[0], client_properties=properties, timeout=10, connection_class=nodes)
+    error: Exception | None = None
+    start = next(_plain_turn) % len(urls)
+    for candidate in urls[start:] + urls[:start]:
+        try:
+            return await aio_pika.connect(candidate, client_properties=properties, timeout=10)
+        except Exception as exc:  # the next node
+            error = exc
+    raise error or ConnectionError("no broker URL")
 
 
 async def open_channel(connection: AbstractConnection, prefetch: int = 0) -> AbstractChannel:

@@ -1,12 +1,42 @@
 """Settings from environment variables (pydantic-settings). One object per process,
 created in each service's composition root and passed down; never a module global."""
 
-from pydantic import Field
+from pydantic import AliasChoices, Field, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+from yarl import URL
+
+
+def with_password(urls: str, password: str | None) -> str:
+    """``urls`` (one URL, or several separated by commas) with ``password`` put into each
+    one that names a user but no password; unchanged without a password."""
+    if not password:
+        return urls
+    out = []
+    for text in (u.strip() for u in urls.split(",")):
+        url = URL(text)
+        out.append(str(url.with_password(password)) if url.user and url.password is None else text)
+    return ",".join(out)
+
+
+def url_list(urls: str) -> list[str]:
+    """The URLs of a comma-separated setting (AMQP_URL may name every node of a cluster)."""
+    return [u.strip() for u in urls.split(",") if u.strip()]
 
 
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_file=None, extra="ignore", frozen=True)
+
+    # Passwords kept apart from the URLs (docker compose: var/secrets.env holds the passwords,
+    # docker-compose.yml the URLs). Each one is put into its URLs that name a user but no
+    # password; a URL's own password wins. None has a default.
+    #: The service role's password (DATABASE_URL, QUERY_DATABASE_URL).
+    database_password: str | None = None
+    #: The schema owner's password (DATABASE_OWNER_URL); POSTGRES_PASSWORD is the official image's name.
+    database_owner_password: str | None = Field(
+        default=None, validation_alias=AliasChoices("DATABASE_OWNER_PASSWORD", "POSTGRES_PASSWORD")
+    )
+    #: The broker user's password (every URL of AMQP_URL).
+    amqp_password: str | None = None
 
     #: What the services connect with: a role that is no superuser, has no BYPASSRLS and owns
     #: nothing, so row-level security applies to every statement (docs/security.md).
@@ -14,6 +44,12 @@ class Settings(BaseSettings):
     #: The schema owner: ``python -m shared.migrate`` and the operator commands use it; it
     #: creates the role of DATABASE_URL if missing and grants it what the services need.
     database_owner_url: str = "postgresql://postgres@127.0.0.1:5432/partsemble"
+    #: Where the query service reads (a streaming replica of DATABASE_URL's database, as the
+    #: service role); unset: DATABASE_URL. What must read its own writes still goes to the
+    #: primary: API-key checks, the event-status endpoint, the rollup folder (docs/operations.md).
+    query_database_url: str | None = None
+    #: One broker URL, or every node of a cluster separated by commas: connections go to the
+    #: first that answers and, when it is lost, to the next (shared/broker.py).
     amqp_url: str = "amqp://guest:guest@127.0.0.1:5672/"
     #: Names of the broker objects; tests set their own prefix.
     broker_prefix: str = "partsemble"
@@ -92,6 +128,21 @@ class Settings(BaseSettings):
     #: Seconds between the costing service's readings of its queues on the broker (consumers,
     #: ready messages, dead-letter depth: its /metrics gauges).
     costing_broker_stats_seconds: float = Field(default=15.0, gt=0)
+
+    @field_validator("database_url", "query_database_url")
+    @classmethod
+    def _service_password(cls, value: str | None, info: ValidationInfo) -> str | None:
+        return None if value is None else with_password(value, info.data.get("database_password"))
+
+    @field_validator("database_owner_url")
+    @classmethod
+    def _owner_password(cls, value: str, info: ValidationInfo) -> str:
+        return with_password(value, info.data.get("database_owner_password"))
+
+    @field_validator("amqp_url")
+    @classmethod
+    def _amqp_password(cls, value: str, info: ValidationInfo) -> str:
+        return with_password(value, info.data.get("amqp_password"))
 
     #: Env-gated fault hooks for crash tests; never set in production.
     crash_point: str | None = None

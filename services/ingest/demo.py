@@ -110,9 +110,9 @@ async def _tenant_and_key(conn: asyncpg.Connection) -> tuple[uuid.UUID, str]:
     return tenant_id, key
 
 
-async def setup(settings: Settings, sim_url: str) -> str:
+async def setup(settings: Settings, sim_url: str, ingest_url: str | None = None) -> str:
     await migrate(settings.database_owner_url, settings.database_url)
-    ingest_url = f"http://127.0.0.1:{settings.ingest_port}"
+    ingest_url = ingest_url or f"http://127.0.0.1:{settings.ingest_port}"
     async with aiohttp.ClientSession() as session:
         await _wait(session, f"{sim_url}/sim/health", "the QuickBooks simulator")
         await _wait(session, f"{ingest_url}/healthz", "the ingest service")
@@ -165,7 +165,7 @@ async def setup(settings: Settings, sim_url: str) -> str:
 async def main_async(args: argparse.Namespace) -> None:
     settings = Settings()
     configure(settings.log_format, settings.log_level)
-    key = await setup(settings, args.sim)
+    key = await setup(settings, args.sim, args.ingest)
     print(
         f"\n  Demo company ready.\n  API key: {key}  (also in {KEY_FILE})\n"
         f"  Sales tab: http://127.0.0.1:{settings.query_port}/sales\n"
@@ -182,6 +182,7 @@ async def main_async(args: argparse.Namespace) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m services.ingest.demo", description=__doc__.split("\n")[0])
     parser.add_argument("--sim", default=f"http://127.0.0.1:{os.environ.get('QBO_SIM_PORT', '8090')}")
+    parser.add_argument("--ingest", help="the ingest service's URL (default http://127.0.0.1:INGEST_PORT)")
     parser.add_argument("--stay", action="store_true", help="keep running after the setup (for honcho)")
     asyncio.run(main_async(parser.parse_args()))
 

@@ -4,7 +4,7 @@ import time
 
 from aiohttp import web
 from aiohttp.typedefs import Handler
-from prometheus_client import Counter, Histogram
+from prometheus_client import Counter, Gauge, Histogram
 
 REQUESTS = Histogram(
     "query_request_seconds",
@@ -16,6 +16,12 @@ REQUESTS = Histogram(
 ROLLUP_DELTAS_FOLDED = Counter(
     "query_rollup_deltas_folded_total", "Rollup deltas and stale sort keys folded into their base tables"
 )
+
+REPLICA_LAG_SECONDS = Gauge(
+    "query_replica_lag_seconds",
+    "How far the replica of QUERY_DATABASE_URL is behind: seconds since its last replayed commit (0 when caught up)",
+)
+REPLICA_LAG_BYTES = Gauge("query_replica_lag_bytes", "WAL the replica has received but not replayed yet (bytes)")
 
 
 @web.middleware

@@ -15,7 +15,7 @@ import asyncpg
 from aiohttp import web
 
 from services.query import csv_export, openapi, params, presenters, views
-from services.query.app_keys import GENERIC_POOL
+from services.query.app_keys import READ_GENERIC_POOL, READ_POOL
 from shared.db import tenant_read
 from shared.money import WIDE
 from shared.web import POOL, TENANT, ApiError, json_response
@@ -31,7 +31,7 @@ async def _read(pool: asyncpg.Pool, view: Callable[..., Awaitable[T]], tenant_id
 
 
 def _pool(request: web.Request, statement: views.Statement) -> asyncpg.Pool:
-    return request.app[GENERIC_POOL if statement.generic else POOL]
+    return request.app[READ_GENERIC_POOL if statement.generic else READ_POOL]
 
 
 def _not_found(what: str) -> ApiError:
@@ -92,7 +92,7 @@ async def list_sales(request: web.Request) -> web.StreamResponse:
 async def get_sale(request: web.Request) -> web.Response:
     sale_id = params.path_id(request.match_info["id"])
     # five primary-key and sale_id lookups: the same plans for any sale
-    detail = await _read(request.app[GENERIC_POOL], views.sale_detail, request[TENANT], sale_id)
+    detail = await _read(request.app[READ_GENERIC_POOL], views.sale_detail, request[TENANT], sale_id)
     if detail is None:
         raise _not_found(f"sale {sale_id}")
     return json_response(presenters.sale_detail(detail))
@@ -119,7 +119,7 @@ async def product_margins(request: web.Request) -> web.StreamResponse:
     csv = params.output_format(request.query) == "csv"
     first, last, sort, order = params.margins_args(request.query)
     # sums of rollup ranges by primary key: the same plans for any range
-    rows = await _read(request.app[GENERIC_POOL], views.product_margins, request[TENANT], first, last)
+    rows = await _read(request.app[READ_GENERIC_POOL], views.product_margins, request[TENANT], first, last)
     key = _margin_sort_key(sort)
     keyed = [(key(r), r) for r in sorted(rows, key=lambda r: r["sku"])]  # ties: by sku
     valued = sorted(((k, r) for k, r in keyed if k is not None), key=lambda kr: kr[0], reverse=order == "desc")
@@ -133,7 +133,7 @@ async def product_margins(request: web.Request) -> web.StreamResponse:
 @routes.get("/api/v1/products/{sku}/stock")
 async def product_stock(request: web.Request) -> web.Response:
     sku = params.checked_text("sku", request.match_info["sku"])
-    stock = await _read(request.app[POOL], views.product_stock, request[TENANT], sku)
+    stock = await _read(request.app[READ_POOL], views.product_stock, request[TENANT], sku)
     if stock is None:
         raise _not_found(f"product {sku!r}")
     return json_response(presenters.stock(stock))
@@ -146,7 +146,7 @@ async def product_transactions(request: web.Request) -> web.StreamResponse:
     csv = params.output_format(request.query) == "csv"
     limit, raw_cursor = params.page_args(request.query)
     after = params.decode_keyset_cursor(raw_cursor, "moves") if raw_cursor is not None and not csv else None
-    pool, tenant = request.app[POOL], request[TENANT]
+    pool, tenant = request.app[READ_POOL], request[TENANT]
     async with tenant_read(pool, tenant) as conn:
         pid = await views.product_id(conn, tenant, sku)
         rows = await views.stock_moves(conn, tenant, pid, limit, after) if pid and not csv else []
@@ -178,7 +178,9 @@ async def list_shortages(request: web.Request) -> web.Response:
     limit, raw_cursor = params.page_args(request.query)
     if status != "open":
         after_record = params.decode_keyset_cursor(raw_cursor, "shortage_records") if raw_cursor is not None else None
-        records = await _read(request.app[POOL], views.shortage_records, request[TENANT], status, limit, after_record)
+        records = await _read(
+            request.app[READ_POOL], views.shortage_records, request[TENANT], status, limit, after_record
+        )
         page = records[:limit]
         next_record = (
             params.keyset_cursor("shortage_records", page[-1]["opened_at"], page[-1]["record_id"])
@@ -187,7 +189,7 @@ async def list_shortages(request: web.Request) -> web.Response:
         )
         return json_response({"items": [presenters.shortage(r) for r in page], "next_cursor": next_record})
     after = params.decode_shortages_cursor(raw_cursor) if raw_cursor is not None else None
-    rows = await _read(request.app[POOL], views.shortages, request[TENANT], limit, after)
+    rows = await _read(request.app[READ_POOL], views.shortages, request[TENANT], limit, after)
     items = rows[:limit]
     next_cursor = params.shortages_cursor(items[-1]) if len(rows) > limit else None
     return json_response({"items": [presenters.shortage(r) for r in items], "next_cursor": next_cursor})
@@ -196,6 +198,7 @@ async def list_shortages(request: web.Request) -> web.Response:
 @routes.get("/api/v1/events/{event_id}")
 async def event_status(request: web.Request) -> web.Response:
     event_id: uuid.UUID = params.path_uuid(request.match_info["event_id"], "event_id")
+    # The primary: a client asks right after its write, which a replica may not show yet.
     row = await _read(request.app[POOL], views.event_status, request[TENANT], event_id)
     if row["applied"]:
         status, error = "applied", None

@@ -4,11 +4,19 @@ changed entity (deduplicated, in parallel within Intuit's limits); when they pil
 up, one CDC call covers them all. Periodically, and on demand, every connected
 realm is caught up with CDC from its watermark, which heals lost webhooks. A failed
 catch-up (the watermark stays) is retried with exponential backoff (1 s, 2 s, 4 s …,
-at most the catch-up interval); the connection shows the failure (last_error)."""
+at most the catch-up interval); the connection shows the failure (last_error).
+
+Several ingest processes share the work: notifications are claimed with SKIP LOCKED, and
+a realm is caught up by one process at a time (a session advisory lock per realm, taken
+with ``pg_try_advisory_lock``: a process that does not get it skips the realm). A periodic
+catch-up is also skipped when another process completed one less than 0.9 intervals ago
+(``last_synced_at``), so N processes make about one periodic catch-up per realm and
+interval, not N (docs/operations.md, "Running several processes")."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 import uuid
 from collections import defaultdict
@@ -33,6 +41,10 @@ MAX_ATTEMPTS = 10
 BATCH = 5000
 RETRY_BASE = 1.0  # seconds before the first retry of a failed catch-up, doubled per failure
 CATCH_UPS = Counter("qbo_catch_ups_total", "Catch-ups (CDC) by outcome", ["outcome"])
+#: Advisory lock key of a realm's catch-up: one process at a time per realm.
+CATCH_UP_LOCK = "partsemble.qbo.catch_up:"
+#: A periodic catch-up is skipped if any process completed one within this share of the interval.
+RECENT_SHARE = 0.9
 
 
 class NotificationWorker:
@@ -107,23 +119,51 @@ class NotificationWorker:
         now = time.monotonic()
         due = now - self._last_catch_up >= self.cdc_interval
         backing_off = {realm for realm, at in self._retry_at.items() if at > now}
-        wanted = {
-            realm
-            for realm, c in connections.items()
-            if (due or c["cdc_watermark"] is None) and realm not in backing_off
-        }
-        wanted |= {realm for realm, at in self._retry_at.items() if at <= now} & connections.keys()
-        wanted |= self._sync_requests & connections.keys()
-        wanted |= resumed & connections.keys()
-        wanted -= waiting
-        self._sync_requests -= wanted
+        first = {realm for realm, c in connections.items() if c["cdc_watermark"] is None and realm not in backing_off}
+        retries = {realm for realm, at in self._retry_at.items() if at <= now} & connections.keys()
+        requested = self._sync_requests & connections.keys()
+        periodic = set(connections) - backing_off if due else set()
+        # A tenant not entitled waits (its requests stay until it is); one entitled again resumes now.
+        first, retries, requested, periodic = (group - waiting for group in (first, retries, requested, periodic))
+        urgent = first | retries | requested | (resumed & connections.keys())
+        self._sync_requests -= requested
         if due:
             self._last_catch_up = time.monotonic()
-        for realm in sorted(wanted):
-            await self._catch_up(realm, connections[realm]["tenant_id"])
+        for realm_id in sorted(urgent | periodic):
+            await self._catch_up(realm_id, connections[realm_id]["tenant_id"], skip_if_recent=realm_id not in urgent)
         return len(realms) > failures  # only failures: wait before trying again
 
-    async def _catch_up(self, realm_id: str, tenant_id: uuid.UUID) -> None:
+    async def _catch_up(self, realm_id: str, tenant_id: uuid.UUID, skip_if_recent: bool = False) -> None:
+        """Catch the realm up unless another process is doing so (its advisory lock is held)
+        or, with ``skip_if_recent``, did so less than RECENT_SHARE of an interval ago."""
+        async with self.pool.acquire() as lock_conn:
+            key = CATCH_UP_LOCK + realm_id
+            if not await lock_conn.fetchval("SELECT pg_try_advisory_lock(hashtextextended($1, 0))", key):
+                CATCH_UPS.labels("elsewhere").inc()
+                if self._runs.get(realm_id):  # a Sync now of ours waits for the next pass
+                    self._sync_requests.add(realm_id)
+                return
+            try:
+                if skip_if_recent and await self._synced_recently(realm_id, tenant_id):
+                    CATCH_UPS.labels("recent").inc()
+                    return
+                await self._catch_up_now(realm_id, tenant_id)
+            finally:
+                with contextlib.suppress(Exception):  # a lost connection has released it already
+                    await lock_conn.execute("SELECT pg_advisory_unlock(hashtextextended($1, 0))", key)
+
+    async def _synced_recently(self, realm_id: str, tenant_id: uuid.UUID) -> bool:
+        async with tenant_transaction(self.pool, tenant_id, readonly=True) as conn:
+            return bool(
+                await conn.fetchval(
+                    "SELECT last_synced_at > now() - make_interval(secs => $2) FROM qbo_connections"
+                    " WHERE realm_id = $1",
+                    realm_id,
+                    self.cdc_interval * RECENT_SHARE,
+                )
+            )
+
+    async def _catch_up_now(self, realm_id: str, tenant_id: uuid.UUID) -> None:
         runs = self._runs.pop(realm_id, [])
         report = SyncReport()
         self.syncing.add(realm_id)
