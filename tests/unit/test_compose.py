@@ -240,8 +240,9 @@ def _compose_command() -> list[str] | None:
     return None
 
 
-@pytest.mark.skipif(_compose_command() is None, reason="no docker compose here (a client without the plugin)")
+@pytest.mark.docker
 def test_docker_compose_accepts_the_file(tmp_path, secrets_env):
+    assert _compose_command() is not None, "--with-docker needs docker compose (the plugin or docker-compose)"
     env_file = tmp_path / "secrets.env"
     env_file.write_text("".join(f"{k}={v}\n" for k, v in secrets_env.items()))
     command = [*(_compose_command() or []), "--env-file", str(env_file), "--profile", "cluster", "config", "--quiet"]
