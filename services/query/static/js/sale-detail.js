@@ -78,7 +78,9 @@ function render(sale, stock) {
     fact("Date", sale.date, { col: "date" }),
     fact("Customer", sale.customer, { col: "customer" }),
     fact("Source", sale.source === "quickbooks" ? "QuickBooks" : "entered by hand", { col: "source" }),
-    fact("Document no.", sale.external_id, { col: "external_id" }),
+    // A QuickBooks sale's external id is QuickBooks' own id (the document number is in the title);
+    // a manual sale's is the reference it was entered with.
+    fact(sale.source === "quickbooks" ? "QuickBooks id" : "Reference", sale.external_id, { col: "external_id" }),
     fact("Status", status, { col: "status" }),
     fact("Updated", timestamp(sale.updated_at), { col: "updated_at" }),
     fact("Revenue", money(sale.revenue), { num: true, col: "revenue" }),
