@@ -104,7 +104,12 @@ async def list_orgs(request: web.Request, sim: Simulator) -> web.Response:
 async def mint_tokens(request: web.Request, sim: Simulator) -> web.Response:
     org = sim.org(request.match_info["tenant"])
     body = await _body(request)
-    scopes = body.get("scopes") or ["openid", "offline_access", "accounting.transactions.read", "accounting.settings.read"]
+    scopes = body.get("scopes") or [
+        "openid",
+        "offline_access",
+        "accounting.transactions.read",
+        "accounting.settings.read",
+    ]
     grant, tokens = sim.tokens.mint({org.tenant_id: org.name}, list(scopes))
     connection = grant.connections[org.tenant_id]
     return json_response({**tokens, "tenant_id": org.tenant_id, "connection_id": connection.id}, status=201)

@@ -167,5 +167,9 @@ def paging(query: Mapping[str, str], default_size: int, max_size: int) -> tuple[
 
 
 def pagination(page: int, size: int, count: int) -> dict[str, int]:
-    return {"page": page, "pageSize": size, "pageCount": max(1, math.ceil(count / size)) if count else 0,
-            "itemCount": count}
+    return {
+        "page": page,
+        "pageSize": size,
+        "pageCount": max(1, math.ceil(count / size)) if count else 0,
+        "itemCount": count,
+    }

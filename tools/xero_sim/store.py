@@ -97,9 +97,9 @@ class Org:
         doc_type = spec.type or DEFAULT_TYPE[kind]
         if doc_type not in TYPES[kind]:
             raise SimError(400, f"{kind} Type must be one of {', '.join(TYPES[kind])}")
-        if kind != "Invoice" or doc_type != "ACCREC":
-            if any(line.discount_rate is not None or line.discount_amount is not None for line in spec.lines):
-                raise SimError(400, "discounts are supported only on ACCREC invoices")
+        discounted = any(line.discount_rate is not None or line.discount_amount is not None for line in spec.lines)
+        if discounted and (kind != "Invoice" or doc_type != "ACCREC"):
+            raise SimError(400, "discounts are supported only on ACCREC invoices")
         currency = (spec.currency_code or self.base_currency).upper()
         if currency == self.base_currency:
             rate = Decimal(1)
@@ -159,7 +159,7 @@ class Org:
         if doc.status == "PAID" and ("lines" in changes or "currency_rate" in changes):
             raise SimError(400, "a PAID document cannot change its total; remove the payment first")
         merged = DocSpec.model_validate({**doc.spec.model_dump(), **changes, "type": doc.type, "status": doc.status})
-        doc_type, currency, rate = self._validate(kind, merged)
+        _, currency, rate = self._validate(kind, merged)
         if new_status is not None and new_status != doc.status:
             self._check_move(doc, new_status)
             doc.status = new_status
