@@ -206,6 +206,7 @@ def _bearer(request: web.Request) -> str | None:
 
 
 @routes.get("/connections")
+@routes.get("/Connections")  # xero-python spells it so; Xero matches paths case-insensitively
 async def connections(request: web.Request) -> web.Response:
     sim = request.app[SIM]
     grant, verdict = sim.tokens.grant_for_access(_bearer(request) or "")
@@ -217,6 +218,7 @@ async def connections(request: web.Request) -> web.Response:
 
 
 @routes.delete("/connections/{id}")
+@routes.delete("/Connections/{id}")
 async def disconnect(request: web.Request) -> web.Response:
     sim = request.app[SIM]
     grant, verdict = sim.tokens.grant_for_access(_bearer(request) or "")
