@@ -23,7 +23,7 @@ yields an object with these members (``QuickBooksHarness`` is the reference):
 * ``await expire_access_token()``, ``await token_refreshes() -> int`` (refreshes the
   provider's token endpoint answered);
 * ``await throttle_next(n)``: the next ``n`` API calls are answered 429;
-  ``await throttled() -> int``: how many 429 the simulator has answered.
+  ``await throttled() -> int``: how many 429 our client has met.
 """
 
 from __future__ import annotations
@@ -34,6 +34,7 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
+from prometheus_client import REGISTRY
 
 from services.ingest.qbo.signature import sign
 from tests.conftest import wait_for
@@ -97,7 +98,8 @@ class QuickBooksHarness:
         await self.env.sim_call("POST", "/sim/api/config", {"fail_next": n, "fail_status": 429})
 
     async def throttled(self) -> int:
-        return int((await self.env.stats())["throttled"])
+        """429s our client met (its counter: the simulator's stats count only its own throttle)."""
+        return int(REGISTRY.get_sample_value("qbo_api_requests_total", {"outcome": "throttled"}) or 0)
 
 
 @pytest.fixture
