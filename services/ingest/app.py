@@ -43,9 +43,11 @@ CREDENTIALED_PATHS = frozenset({connect.CONNECT_PATH})
 
 def is_sales_tracking(request: web.Request) -> bool:
     """The ingest endpoints of sales tracking (shared/plans.py): manual sales and the
-    QuickBooks connections (the connect flow checks the entitlement itself)."""
+    channel connections of every provider (the connect flow checks the entitlement itself)."""
     path = request.path
-    return path == "/api/v1/sales" or path.startswith(("/api/v1/sales/", "/api/v1/connections/"))
+    return path in ("/api/v1/sales", "/api/v1/connections") or path.startswith(
+        ("/api/v1/sales/", "/api/v1/connections/")
+    )
 
 
 async def _pool_ctx(app: web.Application) -> AsyncIterator[None]:
