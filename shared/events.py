@@ -18,7 +18,7 @@ from shared.money import input_decimal
 
 SCHEMA_VERSION: Final = 1
 
-Source = Literal["quickbooks", "manual"]
+Source = Literal["quickbooks", "xero", "manual"]
 SaleType = Literal["invoice", "sales_receipt", "credit_memo"]
 LineKind = Literal["inventory", "non_inventory", "service", "shipping", "unmapped"]
 

@@ -9,6 +9,7 @@
     python -m services.ingest.admin connect-quickbooks --tenant <tenant_id> --realm <realm_id> \
         --access-token … --refresh-token … --expires-in <seconds>
     python -m services.ingest.admin rotate-token-key   (after moving the old key to TOKEN_ENCRYPTION_OLD_KEYS)
+    python -m services.ingest.admin list-connections [--tenant <tenant_id>] [--provider quickbooks|xero] [--json]
 
 Operators' commands connect as the schema owner (DATABASE_OWNER_URL). A new key is
 printed once and never again; only its hash is stored. A key without an expiry never
@@ -28,6 +29,7 @@ from datetime import UTC, datetime
 
 import asyncpg
 
+from services.ingest.channels import admin as channels_admin
 from services.ingest.qbo import admin as qbo_admin
 from services.ingest.qbo.admin import connect_quickbooks as connect_quickbooks  # re-exported for tests
 from services.ingest.schemas import _currency
@@ -144,6 +146,7 @@ def _parser() -> argparse.ArgumentParser:
     p = commands.add_parser("revoke-key")
     p.add_argument("key", help="key id or prefix")
     qbo_admin.add_commands(commands)
+    channels_admin.add_commands(commands)
     return parser
 
 
@@ -206,6 +209,8 @@ async def run(args: argparse.Namespace, settings: Settings) -> int:
                 print(f"no live key {args.key!r}", file=sys.stderr)
                 return 1
             print(f"revoked {args.key}")
+        elif args.command in channels_admin.COMMANDS:
+            return await channels_admin.run_command(args, conn)
         else:
             return await qbo_admin.run_command(args, conn, settings)
         return 0

@@ -1,20 +1,26 @@
 """Composition root of the ingest service: ``create_app(settings)`` wires the pool,
-the outbox relay, the QuickBooks channel and the routes; each resource has one
-cleanup context. Ingest's core (routes, service, repository, relay) knows nothing of
-the QuickBooks channel: this module alone imports both and plugs the channel in."""
+the outbox relay, the sales channels and the routes; each resource has one cleanup
+context. Ingest's core (routes, service, repository, relay) knows nothing of the
+channels: this module alone imports both and plugs each provider into the one channel
+pipeline (``services/ingest/channels``, docs/channels.md). To add a provider: build its
+``Channel`` in ``_channels_ctx`` and add its routes in ``create_app``."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import AsyncIterator
 
 from aiohttp import web
 
 from services.ingest.app_keys import RELAY, SERVICE, SETTINGS
+from services.ingest.channels import connections as channel_connections
+from services.ingest.channels.channel import CHANNELS, Channels
+from services.ingest.channels.sync import RemapOnCatalogChange
 from services.ingest.qbo import connect, connections, webhook
 from services.ingest.qbo.app_keys import QBO
 from services.ingest.qbo.channel import QboChannel
-from services.ingest.qbo.sync import RemapOnCatalogChange
+from services.ingest.qbo.provider import QuickBooksProvider
 from services.ingest.relay import OutboxRelay
 from services.ingest.routes import routes
 from services.ingest.service import IngestService
@@ -37,9 +43,11 @@ CREDENTIALED_PATHS = frozenset({connect.CONNECT_PATH})
 
 def is_sales_tracking(request: web.Request) -> bool:
     """The ingest endpoints of sales tracking (shared/plans.py): manual sales and the
-    QuickBooks connections (the connect flow checks the entitlement itself)."""
+    channel connections of every provider (the connect flow checks the entitlement itself)."""
     path = request.path
-    return path == "/api/v1/sales" or path.startswith(("/api/v1/sales/", "/api/v1/connections/"))
+    return path in ("/api/v1/sales", "/api/v1/connections") or path.startswith(
+        ("/api/v1/sales/", "/api/v1/connections/")
+    )
 
 
 async def _pool_ctx(app: web.Application) -> AsyncIterator[None]:
@@ -59,8 +67,9 @@ async def _relay_ctx(app: web.Application) -> AsyncIterator[None]:
         crash_point=settings.crash_point,
     )
     app[RELAY] = relay
-    # The QuickBooks channel listens to catalog changes (it re-emits the sales they re-map).
-    app[SERVICE] = IngestService(app[POOL], on_commit=relay.notify, catalog_listeners=[RemapOnCatalogChange()])
+    # The channels listen to catalog changes (they re-emit the sales they re-map), every provider's.
+    listener = RemapOnCatalogChange([QuickBooksProvider(settings)])
+    app[SERVICE] = IngestService(app[POOL], on_commit=relay.notify, catalog_listeners=[listener])
     task = asyncio.create_task(relay.run(), name="outbox-relay")
     try:
         yield
@@ -69,12 +78,19 @@ async def _relay_ctx(app: web.Application) -> AsyncIterator[None]:
         await relay.close()
 
 
-async def _qbo_ctx(app: web.Application) -> AsyncIterator[None]:
-    channel = QboChannel.build(app[POOL], app[SETTINGS], on_events=app[RELAY].notify)
-    app[QBO] = channel
-    async with running(channel.worker.run(), name="qbo-worker"):
-        yield
-    await channel.close()
+async def _channels_ctx(app: web.Application) -> AsyncIterator[None]:
+    qbo = QboChannel.build(app[POOL], app[SETTINGS], on_events=app[RELAY].notify)
+    app[QBO] = qbo
+    channels = app[CHANNELS]
+    channels.add(qbo)
+    try:
+        async with contextlib.AsyncExitStack() as workers:
+            for channel in channels:
+                await workers.enter_async_context(running(channel.worker.run(), name=f"{channel.provider.key}-worker"))
+            yield
+    finally:
+        for channel in channels:
+            await channel.close()
 
 
 def create_app(settings: Settings) -> web.Application:
@@ -91,10 +107,17 @@ def create_app(settings: Settings) -> web.Application:
         client_max_size=settings.max_body_bytes,
     )
     app[SETTINGS] = settings
-    app.cleanup_ctx.extend([_pool_ctx, _relay_ctx, _qbo_ctx])
+    app[CHANNELS] = Channels()
+    app.cleanup_ctx.extend([_pool_ctx, _relay_ctx, _channels_ctx])
     app.router.add_routes(routes)
     app.router.add_get(TENANT_PATH, tenant_info)
-    for qbo_routes in (webhook.routes, connect.routes, connections.routes):
+    app.router.add_routes(channel_connections.routes)  # GET /api/v1/connections: every provider's
+    for qbo_routes in (
+        webhook.routes,
+        connect.routes,
+        connect.flow_routes(settings.qbo_redirect_uri),
+        connections.routes,
+    ):
         app.router.add_routes(qbo_routes)
 
     async def broker_ready() -> None:

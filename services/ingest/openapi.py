@@ -188,6 +188,12 @@ CONNECTION = _obj(
         "updated_at": DATE_TIME,
     }
 )
+CHANNEL_CONNECTION = _obj(
+    {
+        "provider": {"type": "string", "enum": ["quickbooks", "xero"], "description": "The sales channel."},
+        **CONNECTION["properties"],
+    }
+)
 ERROR = error_schema("A message, or for validation_failed a list of {field, problem}.")
 
 # --- parameters and responses -----------------------------------------------------------
@@ -432,6 +438,14 @@ DOCUMENT: dict[str, Any] = document(
                 "voidSale", "Void a manual sale", None, SALE_REMOVED, "400 401 403 404 409 413 422", [REFERENCE]
             ),
         },
+        "/api/v1/connections": {
+            "get": _read(
+                "listAllConnections",
+                "The tenant's connections of every sales channel (QuickBooks, Xero)",
+                _json(_obj({"items": {"type": "array", "items": _ref("ChannelConnection")}}), "The connections."),
+                "401 403",
+            ),
+        },
         "/api/v1/connections/quickbooks": {
             "get": _read(
                 "listConnections",
@@ -485,6 +499,7 @@ DOCUMENT: dict[str, Any] = document(
         "Product": PRODUCT,
         "Lot": LOT,
         "Connection": CONNECTION,
+        "ChannelConnection": CHANNEL_CONNECTION,
         "Error": ERROR,
     },
 )

@@ -29,7 +29,7 @@ DEFAULT_LIMIT, MAX_LIMIT = 50, 500
 
 SALE_STATUSES = ("posted", "voided", "deleted")
 SALE_TYPES = ("invoice", "sales_receipt", "credit_memo")
-SOURCES = ("quickbooks", "manual")
+SOURCES = ("quickbooks", "xero", "manual")
 ORDERS = ("asc", "desc")
 SALE_SORTS = tuple(SORT_KEYS)
 MARGIN_SORTS = ("margin", "margin_pct", "revenue", "cost", "quantity_sold")

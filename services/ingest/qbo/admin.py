@@ -67,18 +67,20 @@ async def connect_quickbooks(
 
 
 CONNECTIONS_TO_ROTATE = """
-SELECT realm_id, access_token, refresh_token FROM qbo_connections
-WHERE $1::text[] IS NULL OR realm_id = ANY($1::text[]) ORDER BY realm_id FOR UPDATE"""
-REWRITE_TOKENS = "UPDATE qbo_connections SET access_token = $2, refresh_token = $3 WHERE realm_id = $1"
+SELECT provider, realm_id, access_token, refresh_token FROM qbo_connections
+WHERE $1::text[] IS NULL OR realm_id = ANY($1::text[]) ORDER BY provider, realm_id FOR UPDATE"""
+REWRITE_TOKENS = (
+    "UPDATE qbo_connections SET access_token = $2, refresh_token = $3 WHERE realm_id = $1 AND provider = $4"
+)
 
 
 async def rotate_token_key(
     conn: asyncpg.Connection, settings: Settings, realms: list[str] | None = None
 ) -> tuple[int, int]:
-    """Re-encrypt every realm's tokens (or those of ``realms``) under the current TOKEN_ENCRYPTION_KEY, in one
-    transaction (rows locked, so a concurrent refresh waits and then writes under the new
-    key too). Returns (rewritten, already current). A token no configured key decrypts
-    stops the rotation with nothing changed."""
+    """Re-encrypt every connection's tokens, of every provider (or those of ``realms``), under
+    the current TOKEN_ENCRYPTION_KEY, in one transaction (rows locked, so a concurrent refresh
+    waits and then writes under the new key too). Returns (rewritten, already current). A token
+    no configured key decrypts stops the rotation with nothing changed."""
     cipher = TokenCipher(token_keys(settings.token_encryption_key, settings.token_encryption_old_keys))
     rewritten = current = 0
     async with conn.transaction():
@@ -92,6 +94,7 @@ async def rotate_token_key(
                 realm,
                 cipher.encrypt(cipher.decrypt(row["access_token"], realm), realm),
                 cipher.encrypt(cipher.decrypt(row["refresh_token"], realm), realm),
+                row["provider"],
             )
             rewritten += 1
     return rewritten, current

@@ -13,8 +13,8 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from dataclasses import dataclass
-from datetime import datetime
+
+from services.ingest.channels.provider import ChangeNotification, ParsedDelivery, Rejected, parse_time
 
 ENTITIES = {
     "invoice": "Invoice",
@@ -36,53 +36,14 @@ OPERATIONS = {
 }
 _CLASSIC = {op.lower(): op for op in ("Create", "Update", "Delete", "Merge", "Void", "Emailed")}
 _TYPE = re.compile(r"^qbo\.([a-z]+)\.([a-z]+)\.v\d+$", re.IGNORECASE)
-_FRACTION = re.compile(r"(\.\d{6})\d+")
-_OFFSET = re.compile(r"([+-]\d{2})(\d{2})$")
 
 
 class DeliveryError(ValueError):
     """A signed body we cannot read; kept raw for inspection."""
 
 
-@dataclass(frozen=True)
-class Rejected:
-    element: str | None  # None: the whole body
-    reason: str
-
-
-@dataclass(frozen=True)
-class Notification:
-    dedupe_key: str
-    realm_id: str
-    entity: str
-    entity_id: str
-    operation: str
-    occurred_at: datetime | None
-    deleted_id: str | None = None
-
-
-def parse_time(value: object) -> datetime | None:
-    """Lenient ISO 8601: 'Z', offsets with or without a colon, nanoseconds."""
-    if not isinstance(value, str) or not value:
-        return None
-    text = _FRACTION.sub(r"\1", value.strip()).replace("Z", "+00:00")
-    text = _OFFSET.sub(r"\1:\2", text)
-    try:
-        return datetime.fromisoformat(text)
-    except ValueError:
-        return None
-
-
-@dataclass(frozen=True)
-class Delivery:
-    format: str  # cloudevents | classic | unreadable
-    notifications: list[Notification]
-    rejected: list[Rejected]
-
-    def parse_error(self) -> str | None:
-        if not self.rejected:
-            return None
-        return json.dumps([{"element": r.element, "reason": r.reason} for r in self.rejected])
+Notification = ChangeNotification
+Delivery = ParsedDelivery
 
 
 def read_delivery(body: bytes) -> Delivery:
@@ -177,3 +138,6 @@ def _classic(element: object) -> tuple[list[Notification], list[tuple[int, str]]
 
 def _str(value: object) -> str | None:
     return None if value is None else str(value)
+
+
+__all__ = ["Delivery", "DeliveryError", "Notification", "Rejected", "parse_delivery", "parse_time", "read_delivery"]

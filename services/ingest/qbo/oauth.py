@@ -1,35 +1,25 @@
-"""OAuth 2.0 with Intuit: code exchange, refresh (single flight per realm, newest
-refresh token always stored), revoke. Tokens are encrypted at rest and never logged."""
+"""OAuth 2.0 with Intuit: authorize URL, code exchange, refresh, revoke, realm discovery
+(the callback's ``realmId``). The pipeline's TokenStore (``services.ingest.channels.tokens``)
+keeps the tokens: encrypted at rest, refreshed once for concurrent callers, never logged."""
 
 from __future__ import annotations
 
-import asyncio
-import uuid
-from dataclasses import dataclass
+import re
+from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
+from urllib.parse import urlencode
 
 import aiohttp
-import asyncpg
 
-from services.ingest.qbo.repository import QboRepository
-from services.ingest.qbo.tokens_crypto import TokenCipher
-from shared.db import Connection, set_tenant
+from services.ingest.channels.provider import ReconnectRequired, Tokens
+from services.ingest.channels.tokens import EARLY, TokenStore
 from shared.logging import get_logger
 from shared.settings import Settings
 
 log = get_logger("qbo.oauth")
-EARLY = timedelta(seconds=60)  # refresh this long before the access token expires
-
-
-class ReconnectRequired(Exception):
-    """The realm's refresh token is no longer accepted: a person must reconnect."""
-
-
-@dataclass(frozen=True)
-class Tokens:
-    access_token: str
-    refresh_token: str
-    expires_at: datetime
+SCOPE = "com.intuit.quickbooks.accounting"
+REALM_ID = re.compile(r"[0-9A-Za-z_-]{1,64}")  # Intuit's are decimal digits
+__all__ = ["EARLY", "OAuthClient", "ReconnectRequired", "TokenStore", "Tokens"]
 
 
 class OAuthClient:
@@ -38,6 +28,28 @@ class OAuthClient:
     def __init__(self, session: aiohttp.ClientSession, settings: Settings):
         self.session = session
         self.settings = settings
+
+    def authorize_url(self, state: str) -> str:
+        query = urlencode(
+            {
+                "client_id": self.settings.qbo_client_id or "",
+                "response_type": "code",
+                "scope": SCOPE,
+                "redirect_uri": self.settings.qbo_redirect_uri,
+                "state": state,
+            }
+        )
+        return f"{self.settings.qbo_oauth_authorize_url}?{query}"
+
+    def validate_callback(self, query: Mapping[str, str]) -> bool:
+        realm_id = query.get("realmId")
+        return bool(realm_id and REALM_ID.fullmatch(realm_id))
+
+    async def accounts(self, query: Mapping[str, str], tokens: Tokens) -> list[str]:
+        """The realm the consent linked: Intuit names it in the callback (``realmId``)."""
+        if not self.validate_callback(query):
+            raise ValueError("no valid realmId")
+        return [query["realmId"]]
 
     def _headers(self) -> dict[str, str]:
         basic = aiohttp.encode_basic_auth(self.settings.qbo_client_id or "", self.settings.qbo_client_secret or "")
@@ -75,66 +87,3 @@ class OAuthClient:
         ) as response:
             if response.status >= 400:
                 log.warning("qbo.oauth.revoke_failed", status=response.status)
-
-
-class TokenStore:
-    """Access tokens per realm: cached, refreshed when (nearly) expired or rejected."""
-
-    def __init__(self, pool: asyncpg.Pool, cipher: TokenCipher, oauth: OAuthClient):
-        self.pool = pool
-        self.cipher = cipher
-        self.oauth = oauth
-        self._cache: dict[str, tuple[str, datetime]] = {}
-        self._locks: dict[str, asyncio.Lock] = {}
-
-    async def save(self, conn: Connection, realm_id: str, tenant_id: uuid.UUID, tokens: Tokens) -> bool:
-        """Link a realm to a tenant with fresh tokens; False if the realm belongs to another tenant."""
-        linked = await QboRepository(conn).upsert_connection(
-            realm_id,
-            tenant_id,
-            self.cipher.encrypt(tokens.access_token, realm_id),
-            self.cipher.encrypt(tokens.refresh_token, realm_id),
-            tokens.expires_at,
-        )
-        self._cache.pop(realm_id, None)
-        return linked
-
-    async def access_token(self, realm_id: str) -> str:
-        cached = self._cache.get(realm_id)
-        if cached and cached[1] - EARLY > datetime.now(UTC):
-            return cached[0]
-        return await self.refresh(realm_id, stale=cached[0] if cached else None, only_if_expired=True)
-
-    async def refresh(self, realm_id: str, stale: str | None, only_if_expired: bool = False) -> str:
-        """Refresh once however many callers ask at once: the row lock makes the other
-        callers (and processes) wait, then they find the new token and use it."""
-        lock = self._locks.setdefault(realm_id, asyncio.Lock())
-        async with lock, self.pool.acquire() as conn, conn.transaction():
-            repo = QboRepository(conn)
-            owner = await repo.realm_tenant(realm_id)
-            if owner is None:
-                raise ReconnectRequired(f"realm {realm_id} is not connected")
-            await set_tenant(conn, owner["tenant_id"])
-            row = await repo.connection(realm_id, lock=True)
-            if row is None or row["status"] != "connected":
-                raise ReconnectRequired(f"realm {realm_id} is not connected")
-            current = self.cipher.decrypt(row["access_token"], realm_id)
-            fresh_enough = row["access_expires_at"] - EARLY > datetime.now(UTC)
-            if fresh_enough and (only_if_expired or current != stale):
-                self._cache[realm_id] = (current, row["access_expires_at"])
-                return current
-            try:
-                tokens = await self.oauth.refresh(self.cipher.decrypt(row["refresh_token"], realm_id))
-            except ReconnectRequired:
-                await repo.set_status(realm_id, "reconnect_required")
-                log.error("qbo.oauth.reconnect_required", realm=realm_id)
-                raise
-            await repo.store_tokens(
-                realm_id,
-                self.cipher.encrypt(tokens.access_token, realm_id),
-                self.cipher.encrypt(tokens.refresh_token, realm_id),
-                tokens.expires_at,
-            )
-            log.info("qbo.oauth.refreshed", realm=realm_id)
-            self._cache[realm_id] = (tokens.access_token, tokens.expires_at)
-            return tokens.access_token
