@@ -789,7 +789,7 @@ def _b64(value) -> str:
         ("/api/v1/sales", {"cursor": "x" * 5000}, "cursor"),
         ("/api/v1/sales", {"status": "open"}, "status"),
         ("/api/v1/sales", {"type": "bill"}, "type"),
-        ("/api/v1/sales", {"source": "xero"}, "source"),
+        ("/api/v1/sales", {"source": "shopify"}, "source"),
         ("/api/v1/sales", {"sort": "customer"}, "sort"),
         ("/api/v1/sales", {"order": "up"}, "order"),
         ("/api/v1/sales", {"shortage": "yes"}, "shortage"),
