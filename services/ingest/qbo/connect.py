@@ -334,7 +334,7 @@ async def callback(request: web.Request) -> web.Response:
         return _refuse(request, "code_rejected", **fields)
     except (TimeoutError, aiohttp.ClientError, KeyError, ValueError) as exc:
         return _refuse(request, "quickbooks_unavailable", error=type(exc).__name__, **fields)
-    refusal = None
+    refusal, owner = None, None
     async with tenant_transaction(pool, state.tenant_id) as conn:
         consumed = await conn.fetchrow(CONSUME_STATE, nonce_hash, state.browser_hash)
         if consumed is None:
@@ -357,11 +357,23 @@ async def callback(request: web.Request) -> web.Response:
         return _refuse(request, refusal, realm=realm_id, **fields)
     qbo.worker.request_sync(realm_id)
     log.info("qbo.connected", realm=realm_id, **fields)
+    since = consumed["initial_since"] if consumed is not None else None
+    if since is not None:  # the date asked for, not the default
+        importing = f"Sales changed since {since.date().isoformat()} are being imported"
+    elif owner is not None:  # a reconnection continues where the connection left off
+        importing = "Sales changed since the last sync are being imported"
+    else:
+        importing = f"Sales from the last {settings.qbo_initial_import_days} days are being imported"
     return _page(
         request,
         200,
         "QuickBooks connected",
-        f"Your QuickBooks company is connected to Partsemble. Sales from the last "
-        f"{settings.qbo_initial_import_days} days are being imported; you can close this page.",
-        {"realm_id": realm_id, "status": "connected", "initial_import_days": settings.qbo_initial_import_days},
+        f"Your QuickBooks company is connected to Partsemble. {importing}; you can close this page "
+        "and go back to Partsemble.",
+        {
+            "realm_id": realm_id,
+            "status": "connected",
+            "initial_import_days": settings.qbo_initial_import_days,
+            "since": since.date().isoformat() if since is not None else None,
+        },
     )

@@ -47,6 +47,14 @@ def plain_error(error: str | None) -> str | None:
     return "The last sync did not complete; it is retried automatically."
 
 
+def run_error(error: str | None) -> str | None:
+    """Why a "sync now" run failed, in plain words (the run stores a reason code or the
+    exception's type)."""
+    if not error:
+        return None
+    return plain_error("ReconnectRequired" if error == "reconnect_required" else error)
+
+
 def state(row: asyncpg.Record, syncing: bool) -> str:
     """active | syncing | needs_reconnect | disconnected."""
     if row["status"] == "disconnected":
@@ -103,7 +111,7 @@ def _sale_ref(name: str, ids: dict[str, int]) -> dict[str, Any]:
 @routes.get("/api/v1/connections/quickbooks/{realm_id}/syncs/{sync_id}")
 async def sync_run(request: web.Request) -> web.Response:
     """What a "sync now" did: each sale as {id (the query API's, null until costed),
-    entity, qbo_id, type}, and how many were skipped and failed."""
+    entity, qbo_id, type}, how many were skipped and failed, and why it failed."""
     row = await _own_connection(request)
     try:
         run_id = uuid.UUID(request.match_info["sync_id"]) if len(request.match_info["sync_id"]) <= 45 else None
@@ -128,6 +136,7 @@ async def sync_run(request: web.Request) -> web.Response:
             **{k: [_sale_ref(n, ids) for n in run[k]] for k in kinds},
             "skipped": run["skipped"],
             "failed": run["failed"],
+            "error": run_error(run["error"]),
         }
     )
 
