@@ -114,9 +114,7 @@ def _consent_page(sim: Simulator, q: Any) -> web.Response:
     comes back here with ``realm`` (or ``deny=1``) and the request's own parameters."""
     from tools.qbo_sim.demo import DEMO_REALM_ID
 
-    realms = [*sim.store.companies]
-    if DEMO_REALM_ID not in realms:
-        realms.append(DEMO_REALM_ID)
+    realms = [DEMO_REALM_ID, *(r for r in sim.store.companies if r != DEMO_REALM_ID)]
     keep = ("client_id", "response_type", "scope", "redirect_uri", "state")
     hidden = "".join(
         f'<input type="hidden" name="{name}" value="{html.escape(q[name])}">' for name in keep if name in q
