@@ -239,6 +239,7 @@ SYNC_RUN = _obj(
         "deleted": {"type": "array", "items": SALE_REF},
         "skipped": {"type": "integer", "minimum": 0, "description": "Not newer than what was already applied."},
         "failed": {"type": "integer", "minimum": 0},
+        "error": _string(nullable=True, description="Why the sync failed, in plain words; null unless failed."),
     }
 )
 TENANT = _obj(

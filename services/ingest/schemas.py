@@ -28,6 +28,9 @@ def _no_nul(value: str) -> str:
 Positive = Annotated[Amount, Field(gt=0)]
 Text = Annotated[str, Field(min_length=1, max_length=200), AfterValidator(_no_nul)]
 LongText = Annotated[str, Field(max_length=1000), AfterValidator(_no_nul)]
+#: The manual sale form's Notes (its textarea's maxlength).
+NOTES_MAX = 2000
+Notes = Annotated[str, Field(max_length=NOTES_MAX), AfterValidator(_no_nul)]
 RETURN_LOT_PREFIX = "RET-"
 
 
@@ -112,6 +115,8 @@ class SaleBody(_Body):
     currency: Currency | None = None
     exchange_rate: Positive | None = None
     lines: Annotated[list[SaleLineBody], Field(min_length=1, max_length=500)]
+    #: Free text kept with the sale (manual_sales.body), shown in the sale's detail; not costed.
+    notes: Notes | None = None
 
     def home_rate(self, home_currency: str) -> Decimal:
         """Home-currency units per unit of the sale's currency (QuickBooks' ExchangeRate)."""

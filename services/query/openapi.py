@@ -140,6 +140,7 @@ COST_REVISION = _obj(
 SALE_DETAIL = _obj(
     {
         **SALE_ITEM_PROPERTIES,
+        "notes": _string(nullable=True, description="A manual sale's notes, as last entered; null for other sources."),
         "lines": {"type": "array", "items": _ref("SaleLine")},
         "versions": {"type": "array", "items": _ref("SaleVersion")},
         "cost_revisions": {"type": "array", "items": _ref("CostRevision")},

@@ -148,6 +148,7 @@ def sale_detail(detail: SaleDetail) -> Json:
         by_line.setdefault(a["line_id"], []).append(a)
     return {
         **sale_item(detail.sale),
+        "notes": detail.sale["notes"],
         "lines": [line(r, by_line.get(r["id"], [])) for r in detail.lines],
         "versions": [version(r, detail.sale["source"]) for r in detail.versions],
         "cost_revisions": [cost_revision(r) for r in detail.revisions],

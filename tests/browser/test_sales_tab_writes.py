@@ -25,6 +25,7 @@ async def _write(tab, pool, writes) -> None:
         await wait_for(lambda event_id=event_id: event_applied(pool, event_id), timeout=60)
 
 
+NOTES = "Ship by Friday.\nGate code <b>42</b> & ring twice"
 LOTS = [
     ("POST", "/api/v1/products", {"sku": "W-1", "name": "Widget"}),
     ("POST", "/api/v1/lots", {"sku": "W-1", "lot_number": "L1", "quantity": "10", "unit_cost": "2.00",
@@ -73,6 +74,7 @@ async def test_create_edit_and_void_a_manual_sale_through_the_form(pool, costing
         await page.fill(f"{form} input[name='date']", "2026-02-01")
         await page.fill(f"{form} input[name='reference']", "M-1001")
         await page.fill(f"{form} input[name='customer']", "Bob")
+        await page.fill(f"{form} textarea[name='notes']", NOTES)
         await page.fill(f"{form} input[name='currency']", "ZZZ")
         await page.fill(f"{form} input[name='exchange_rate']", "1.1")
         line = "#form-lines tbody tr:first-child"
@@ -102,15 +104,22 @@ async def test_create_edit_and_void_a_manual_sale_through_the_form(pool, costing
         lots = await page.eval_on_selector_all("#detail-lines tr.alloc", "rs => rs.map(r => r.cells[0].textContent)")
         assert lots == ["L1", "L2"]
         assert await page.locator(f"#sales-rows tr[data-id='{sale_id}']").count() == 1
+        # The notes are kept with the sale and shown in its detail, as typed (text, not markup).
+        assert (await tab.api(f"/api/v1/sales/{sale_id}"))["notes"] == NOTES
+        assert await page.text_content("#detail-facts [data-col='notes']") == NOTES
+        assert await page.locator("#detail-facts [data-col='notes'] b").count() == 0
 
         # Edit: 5 instead of 12 → 5 from L1 = 10.00; the history says it was edited.
         await page.click("#sale-edit")
         assert await page.input_value(f"{line} [data-field='quantity']") == "12"
+        assert await page.input_value(f"{form} textarea[name='notes']") == NOTES
+        await page.fill(f"{form} textarea[name='notes']", "Partial shipment")
         await page.fill(f"{line} [data-field='quantity']", "5")
         await page.click("#sale-save")
         await page.wait_for_selector("#sale-dialog", state="hidden", timeout=60_000)
         await page.wait_for_selector("#detail-facts [data-col='cost']:text-is('$10.00')")
         assert "Edited (version 2)" in await page.text_content("#detail-history")
+        assert await page.text_content("#detail-facts [data-col='notes']") == "Partial shipment"
 
         # Void: the lots come back, the quantity is struck through.
         await page.click("#sale-void")

@@ -640,6 +640,20 @@ async def test_put_sale_with_a_different_reference_in_the_body_is_422(pool, api,
         await expect_error(response, 422, "validation_failed", "reference")
 
 
+async def test_a_sales_notes_are_kept_with_it_and_bounded(pool, api, seeded):
+    tenant_id, headers = seeded
+    response = await api.post(SALES, json=sale("INV-N", notes="Ship by Friday\nring twice"), headers=headers)
+    assert response.status == 202, await response.text()
+    assert (await sale_row(pool, tenant_id, "INV-N"))["body"]["notes"] == "Ship by Friday\nring twice"
+    response = await api.put(f"{SALES}/INV-N", json=sale(None, notes="changed"), headers=headers)
+    assert response.status == 202, await response.text()
+    assert (await sale_row(pool, tenant_id, "INV-N"))["body"]["notes"] == "changed"
+    async with nothing_written(pool, tenant_id):
+        for notes in ("x" * 2001, "a\x00b"):
+            response = await api.put(f"{SALES}/INV-N", json=sale(None, notes=notes), headers=headers)
+            await expect_error(response, 422, "validation_failed", "notes")
+
+
 # idempotency ----------------------------------------------------------------------------
 
 

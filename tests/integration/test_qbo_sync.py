@@ -567,3 +567,26 @@ async def test_issue16_7_versions_show_the_sync_token_and_the_remap_counter(qbo,
     finally:
         await query.close()
     assert [(v["version"], v["remap"]) for v in versions] == [(0, 0), (1, 0), (1, 1)]
+
+
+async def test_a_revoked_grant_marks_the_connection_for_reconnecting(qbo):
+    """invalid_grant on refresh: the connection's status is reconnect_required (committed, not
+    rolled back with the refusal), its last error says so, and Sync now is refused (409)."""
+    await qbo.sim_call("POST", f"/sim/{qbo.realm}/tokens/revoke")
+    response = await qbo.ingest.post(f"/api/v1/connections/quickbooks/{qbo.realm}/sync", headers=qbo.headers)
+    assert response.status == 202, await response.text()
+    sync_id = (await response.json())["sync_id"]
+
+    async def failed():
+        run = await qbo.ingest.get(f"/api/v1/connections/quickbooks/{qbo.realm}/syncs/{sync_id}", headers=qbo.headers)
+        body = await run.json()
+        return body if body["status"] == "failed" else None
+
+    run = await wait_for(failed)
+    assert run["error"] == "QuickBooks no longer accepts this connection: connect the company again."
+    status = await qbo.pool.fetchval("SELECT status FROM qbo_connections WHERE realm_id = $1", qbo.realm)
+    assert status == "reconnect_required"
+    items = (await (await qbo.ingest.get("/api/v1/connections/quickbooks", headers=qbo.headers)).json())["items"]
+    assert (items[0]["state"], items[0]["last_error"]) == ("needs_reconnect", run["error"])
+    again = await qbo.ingest.post(f"/api/v1/connections/quickbooks/{qbo.realm}/sync", headers=qbo.headers)
+    assert again.status == 409

@@ -103,6 +103,15 @@ async def expire_tokens(request: web.Request, sim: Simulator) -> web.Response:
     return json_response({"expired": count})
 
 
+@routes.post("/sim/{realm}/tokens/revoke")
+@control
+async def revoke_tokens(request: web.Request, sim: Simulator) -> web.Response:
+    """Revoke every grant of the realm, as a user disconnecting the app in QuickBooks does: its
+    access tokens answer 401 and its refresh tokens ``invalid_grant`` from now on."""
+    company = sim.company(request.match_info["realm"])
+    return json_response({"revoked": sim.tokens.revoke_realm(company.realm_id)})
+
+
 @routes.get("/sim/{realm}/stats")
 @control
 async def stats(request: web.Request, sim: Simulator) -> web.Response:

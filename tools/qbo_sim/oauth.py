@@ -1,8 +1,10 @@
 """OAuth 2.0 endpoints as Intuit serves them (docs/quickbooks-api.md §4), all on the simulator's origin:
 
-- ``GET /appcenter/connect/oauth2`` — consent is automatic: 302 to ``redirect_uri`` with ``code``,
-  ``state`` and ``realmId`` (query ``realm`` picks the company, created empty if new; default the
-  demo company). ``deny=1`` answers ``error=access_denied`` instead.
+- ``GET /appcenter/connect/oauth2`` — a browser (``Accept: text/html``) that names no company
+  gets Intuit's consent page: pick the company, then Connect or Cancel. Given ``realm`` (the
+  company, created empty if new), or not asking for HTML (a script: the demo company), consent is
+  automatic: 302 to ``redirect_uri`` with ``code``, ``state`` and ``realmId``. ``deny=1`` answers
+  ``error=access_denied`` instead.
 - ``POST /oauth2/v1/tokens/bearer`` — HTTP Basic client auth, form body; ``authorization_code``
   and ``refresh_token`` grants; rotating refresh tokens; ``{"error":"invalid_grant"}`` 400.
 - ``POST /v2/oauth2/tokens/revoke`` — JSON ``{"token": …}``; revokes the whole grant.
@@ -15,6 +17,7 @@ from __future__ import annotations
 
 import base64
 import hmac
+import html
 import time
 from typing import Any
 from urllib.parse import urlencode, urlsplit, urlunsplit
@@ -87,9 +90,47 @@ async def authorize(request: web.Request) -> web.Response:
         raise _redirect(redirect_uri, {"error": "invalid_scope", **state})
     if q.get("deny") in ("1", "true"):
         raise _redirect(redirect_uri, {"error": "access_denied", **state})
+    if "realm" not in q and "text/html" in request.headers.get("Accept", ""):
+        return _consent_page(sim, q)
     company = sim.company_or_demo(q.get("realm"))
     code = sim.tokens.issue_code(company.realm_id, redirect_uri)
     raise _redirect(redirect_uri, {"code": code, **state, "realmId": company.realm_id})
+
+
+_CONSENT = """<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>Connect to QuickBooks (simulator)</title></head>
+<body><main><h1>Partsemble wants to connect to your QuickBooks company</h1>
+<form method="get" action="/appcenter/connect/oauth2">{hidden}
+<label for="realm">Company</label> <select id="realm" name="realm">{options}</select>
+<p>Partsemble will be able to read your sales forms and items.</p>
+<button type="submit" id="approve">Connect</button>
+<button type="submit" id="deny" name="deny" value="1">Cancel</button>
+</form></main></body></html>
+"""
+
+
+def _consent_page(sim: Simulator, q: Any) -> web.Response:
+    """What Intuit shows the signed-in user: which company, and Connect or Cancel. The form
+    comes back here with ``realm`` (or ``deny=1``) and the request's own parameters."""
+    from tools.qbo_sim.demo import DEMO_REALM_ID
+
+    realms = [DEMO_REALM_ID, *(r for r in sim.store.companies if r != DEMO_REALM_ID)]
+    keep = ("client_id", "response_type", "scope", "redirect_uri", "state")
+    hidden = "".join(
+        f'<input type="hidden" name="{name}" value="{html.escape(q[name])}">' for name in keep if name in q
+    )
+    options = "".join(
+        f'<option value="{html.escape(r)}">{"Demo company " if r == DEMO_REALM_ID else "Company "}'
+        f"{html.escape(r)}</option>"
+        for r in realms
+    )
+    response = web.Response(
+        content_type="text/html", charset="utf-8", text=_CONSENT.format(hidden=hidden, options=options)
+    )
+    # No form-action: it would also govern the redirect to the app's callback (another origin).
+    response.headers["Content-Security-Policy"] = "default-src 'none'"
+    response.headers["Cache-Control"] = "no-store"
+    return response
 
 
 def _client_ok(request: web.Request, sim: Simulator) -> bool:

@@ -127,6 +127,16 @@ class TokenStore:
                 grant.refresh_expires = 0
         return count
 
+    def revoke_realm(self, realm: str) -> int:
+        """Revoke every grant of the realm (the user disconnected the app in QuickBooks)."""
+        count = 0
+        for grant in self._grants:
+            if grant.realm == realm and not grant.revoked:
+                grant.revoked = True
+                self._by_refresh.pop(grant.refresh_token, None)
+                count += 1
+        return count
+
     def revoke(self, token: str) -> bool:
         grant = self._by_refresh.get(token) or self._by_access.get(token)
         if grant is None:

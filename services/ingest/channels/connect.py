@@ -345,7 +345,7 @@ def connect_routes(flow: Flow) -> web.RouteTableDef:
             return flow.refuse(request, flow.unavailable, error=type(exc).__name__, **fields)
         if not accounts:
             return flow.refuse(request, "invalid_callback", **fields)
-        refusal, refused = None, None
+        refusal, refused, reconnected = None, None, False
         async with tenant_transaction(pool, state.tenant_id) as conn:
             consumed = await conn.fetchrow(CONSUME_STATE, nonce_hash, state.browser_hash)
             if consumed is None:
@@ -356,6 +356,7 @@ def connect_routes(flow: Flow) -> web.RouteTableDef:
                 if owner is not None and owner != state.tenant_id:
                     refusal, refused = "realm_other_tenant", account  # the state stays consumed
                     break
+                reconnected = reconnected or owner is not None
                 try:
                     async with conn.transaction():  # a savepoint: a lost race for a new account refuses
                         linked = await channel.tokens.save(conn, account, state.tenant_id, tokens)
@@ -373,13 +374,25 @@ def connect_routes(flow: Flow) -> web.RouteTableDef:
             log.info(f"{key}.connected", realm=account, **fields)
         days = provider.initial_import_days
         label, noun = provider.label, provider.account_noun
+        since = consumed["initial_since"] if consumed is not None else None
+        if since is not None:  # the date asked for, not the default
+            importing = f"Sales changed since {since.date().isoformat()} are being imported"
+        elif reconnected:  # a reconnection continues where the connection left off
+            importing = "Sales changed since the last sync are being imported"
+        else:
+            importing = f"Sales from the last {days} days are being imported"
         return flow.page(
             request,
             200,
             f"{label} connected",
-            f"Your {label} {noun} is connected to Partsemble. Sales from the last "
-            f"{days} days are being imported; you can close this page.",
-            {"realm_id": accounts[0], "status": "connected", "initial_import_days": days},
+            f"Your {label} {noun} is connected to Partsemble. {importing}; you can close this page "
+            "and go back to Partsemble.",
+            {
+                "realm_id": accounts[0],
+                "status": "connected",
+                "initial_import_days": days,
+                "since": since.date().isoformat() if since is not None else None,
+            },
         )
 
     return routes

@@ -37,6 +37,14 @@ def plain_error(provider: SalesChannelProvider, error: str | None) -> str | None
     return "The last sync did not complete; it is retried automatically."
 
 
+def run_error(provider: SalesChannelProvider, error: str | None) -> str | None:
+    """Why a "sync now" run failed, in plain words (the run stores a reason code or the
+    exception's type)."""
+    if not error:
+        return None
+    return plain_error(provider, "ReconnectRequired" if error == "reconnect_required" else error)
+
+
 def state(row: asyncpg.Record, syncing: bool) -> str:
     """active | syncing | needs_reconnect | disconnected."""
     if row["status"] == "disconnected":
@@ -120,7 +128,7 @@ def connection_routes(provider: SalesChannelProvider) -> web.RouteTableDef:
     @routes.get(base + "/{realm_id}/syncs/{sync_id}")
     async def sync_run(request: web.Request) -> web.Response:
         """What a "sync now" did: each sale as {id (the query API's, null until costed),
-        entity, qbo_id, type}, and how many were skipped and failed."""
+        entity, qbo_id, type}, how many were skipped and failed, and why it failed."""
         row = await _own_connection(request)
         try:
             run_id = uuid.UUID(request.match_info["sync_id"]) if len(request.match_info["sync_id"]) <= 45 else None
@@ -145,6 +153,7 @@ def connection_routes(provider: SalesChannelProvider) -> web.RouteTableDef:
                 **{k: [_sale_ref(n, ids) for n in run[k]] for k in kinds},
                 "skipped": run["skipped"],
                 "failed": run["failed"],
+                "error": run_error(provider, run["error"]),
             }
         )
 

@@ -61,7 +61,16 @@ class TokenStore:
         """Refresh once however many callers ask at once: the row lock makes the other
         callers (and processes) wait, then they find the new token and use it."""
         lock = self._locks.setdefault(realm_id, asyncio.Lock())
-        async with lock, self.pool.acquire() as conn, conn.transaction():
+        async with lock:
+            token = await self._refresh_locked(realm_id, stale, only_if_expired)
+        if token is None:  # refused: the status change is committed, then the callers learn it
+            raise ReconnectRequired("invalid_grant")
+        return token
+
+    async def _refresh_locked(self, realm_id: str, stale: str | None, only_if_expired: bool) -> str | None:
+        """The refresh under the account's row lock; None when the provider refused the refresh
+        token (the connection is then marked ``reconnect_required`` in this committed transaction)."""
+        async with self.pool.acquire() as conn, conn.transaction():
             repo = ChannelRepository(conn, self.provider)
             owner = await repo.realm_tenant(realm_id)
             if owner is None:
@@ -78,9 +87,11 @@ class TokenStore:
             try:
                 tokens = await self.oauth.refresh(self.cipher.decrypt(row["refresh_token"], realm_id))
             except ReconnectRequired:
+                # Not raised from here: that would roll the status back with the transaction.
                 await repo.set_status(realm_id, "reconnect_required")
+                self._cache.pop(realm_id, None)
                 log.error(f"{self.key}.oauth.reconnect_required", realm=realm_id)
-                raise
+                return None
             await repo.store_tokens(
                 realm_id,
                 self.cipher.encrypt(tokens.access_token, realm_id),

@@ -11,7 +11,13 @@ import asyncpg
 from services.query.views.sales_list import SALE_COLUMNS
 from shared.db import Connection
 
-SALE = f"SELECT {SALE_COLUMNS} FROM sales s WHERE s.tenant_id = $1 AND s.id = $2"
+# A manual sale's notes live with its request body in ingest's manual_sales (one primary-key
+# lookup); QuickBooks sales have none.
+SALE = f"""
+SELECT {SALE_COLUMNS},
+       (SELECT m.body->>'notes' FROM manual_sales m
+        WHERE s.source = 'manual' AND m.tenant_id = s.tenant_id AND m.reference = s.external_id) AS notes
+FROM sales s WHERE s.tenant_id = $1 AND s.id = $2"""
 
 SALE_LINES = """
 SELECT l.id, l.line_no, l.sku, l.description, l.kind, l.quantity, l.revenue, l.cost, l.shortage_qty,

@@ -13,13 +13,18 @@ const STATES = {
   needs_reconnect: ["Needs reconnecting", "shortage"],
   disconnected: ["Disconnected", "voided-plain"],
 };
+const ENTITIES = { Invoice: "Invoice", SalesReceipt: "Sales receipt", CreditMemo: "Credit memo" };
+const REFRESH_MS = 1500; // while a company syncs, its state is read again this often
 const summaries = new Map(); // realm → the last Sync now's summary node
 let request = 0;
+let refresh = null;
 
-/** The stored error as a bookkeeper can act on it. */
+/** The error as a bookkeeper can act on it: the ingest API gives it in plain words already
+ * (kept as is); a bare code or exception name is put into words here. */
 export function errorInWords(error) {
   if (!error) return null;
   const text = String(error);
+  if (/^QuickBooks |^The last sync /.test(text)) return text;
   if (/invalid_grant|reconnect|revoked|refresh token|unauthori[sz]ed|401/i.test(text)) {
     return "QuickBooks no longer accepts Partsemble's access (it was revoked or expired). Reconnect to resume syncing.";
   }
@@ -51,6 +56,11 @@ async function load() {
     const items = body.items || [];
     list.replaceChildren(...items.map(card));
     $("#connections-empty").hidden = items.length > 0;
+    // A first import (or a sync) is running: show when it is done without a reload.
+    clearTimeout(refresh);
+    if (items.some((c) => stateOf(c) === "syncing")) {
+      refresh = setTimeout(() => { if (!$("#view-connections").hidden) load(); }, REFRESH_MS);
+    }
   } catch (error) {
     if (mine === request) showError(error);
   } finally {
@@ -101,11 +111,18 @@ async function syncNow(realm, node) {
       box.replaceChildren(el("p", { text: "Sync requested." }));
       return;
     }
+    const runPath = `${path}/syncs/${encodeURIComponent(started.sync_id)}`;
     let run;
     for (;;) {
-      run = await ingest("GET", `${path}/syncs/${encodeURIComponent(started.sync_id)}`);
+      run = await ingest("GET", runPath);
       if (run.status !== "running") break;
-      await new Promise((resolve) => setTimeout(resolve, 500));
+      await sleep(500);
+    }
+    // The sales it read are costed shortly after: until then they have no id to link to.
+    for (let tries = 0; tries < 60 && uncosted(run); tries += 1) {
+      box.replaceChildren(...summary(run));
+      await sleep(500);
+      run = await ingest("GET", runPath);
     }
     box.replaceChildren(...summary(run));
     box.dataset.status = run.status;
@@ -118,15 +135,26 @@ async function syncNow(realm, node) {
   }
 }
 
+const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
+const SALE_GROUPS = ["created", "updated", "voided", "deleted"];
+const uncosted = (run) => SALE_GROUPS.some((name) => (run[name] || []).some((ref) => ref.id === null));
+
+/** A sale the sync read: a link to its detail once costed (the query API's id), its
+ * QuickBooks name meanwhile. */
+function saleRef(ref) {
+  const text = `${ENTITIES[ref.entity] || ref.entity} ${ref.qbo_id}`;
+  if (ref.id === null || ref.id === undefined) {
+    return el("span", { cls: "pending", text: `${text} (being costed)`, data: { qbo: ref.qbo_id } });
+  }
+  return el("a", { text, attrs: { href: `?sale=${encodeURIComponent(ref.id)}` }, data: { qbo: ref.qbo_id, id: ref.id } });
+}
+
 function summary(run) {
-  const sales = (name, ids) => {
-    const list = Array.isArray(ids) ? ids : [];
+  const sales = (name, refs) => {
+    const list = Array.isArray(refs) ? refs : [];
     return el("div", { cls: "sync-group", data: { group: name } }, [
       el("dt", { text: `${name[0].toUpperCase()}${name.slice(1)}` }),
-      el("dd", {}, [
-        el("span", { cls: "count", text: String(list.length) }),
-        ...list.map((id) => el("a", { text: `#${id}`, attrs: { href: `?sale=${encodeURIComponent(id)}` } })),
-      ]),
+      el("dd", {}, [el("span", { cls: "count", text: String(list.length) }), ...list.map(saleRef)]),
     ]);
   };
   const count = (value) => (Array.isArray(value) ? value.length : qty(value ?? 0));
@@ -134,23 +162,23 @@ function summary(run) {
     el("p", { cls: run.status === "failed" ? "error" : "ok", text: run.status === "failed"
       ? `The sync failed${run.error ? `: ${errorInWords(run.error)}` : "."}` : "Sync finished." }),
     el("dl", { cls: "sync-counts" }, [
-      ...["created", "updated", "voided", "deleted"].map((name) => sales(name, run[name])),
+      ...SALE_GROUPS.map((name) => sales(name, run[name])),
       el("div", { data: { group: "skipped" } }, [el("dt", { text: "Skipped" }), el("dd", { cls: "count", text: String(count(run.skipped)) })]),
       el("div", { data: { group: "failed" } }, [el("dt", { text: "Failed" }), el("dd", { cls: "count", text: String(count(run.failed)) })]),
     ]),
   ];
 }
 
+/** To Intuit's consent page. A new connection starts its first import at the date chosen; a
+ * reconnection (``realm``) carries on from where the connection left off (no date). */
 async function connect(realm) {
-  const since = $("#connect-since").value || daysAgo(30);
   try {
-    const params = new URLSearchParams({ since });
+    const params = new URLSearchParams(realm ? {} : { since: $("#connect-since").value || daysAgo(30) });
     const answer = await ingest("GET", `oauth/quickbooks/connect?${params}`, undefined, { credentials: "include" });
     window.location.assign(answer.authorize_url);
   } catch (error) {
     showError(error);
   }
-  return realm;
 }
 
 async function disconnect(realm) {

@@ -87,6 +87,7 @@ function render(sale, stock) {
     fact("Cost", money(sale.cost), { num: true, col: "cost" }),
     fact("Margin", money(sale.margin), { num: true, col: "margin" }),
     fact("Margin %", marginPct(sale), { num: true, col: "margin_pct" }),
+    ...(sale.notes ? [fact("Notes", sale.notes, { col: "notes" })] : []),
   );
   const rows = [];
   for (const line of sale.lines || []) rows.push(...lineRows(sale, line, stock[line.sku]));

@@ -220,7 +220,7 @@ export function openEdit(sale) {
     return { sku: line.sku || "", description: line.description || "", quantity: line.quantity, unit_price: price };
   });
   openDialog(`Edit ${sale.external_id}`, { reference: sale.external_id, type: sale.type, date: sale.date,
-    customer: sale.customer || "" }, lineValues);
+    customer: sale.customer || "", notes: sale.notes || "" }, lineValues);
 }
 
 export function wire() {
