@@ -75,7 +75,7 @@ def test_webhook_fixtures_verify_and_parse() -> None:
             {"INVOICE": "Invoice", "CREDITNOTE": "CreditNote"}[e["category"]],
             e["resource_id"],
             e["event_type"].capitalize(),
-            e["occurred_at"],
+            datetime.fromisoformat(e["occurred_at"]),
         )
         for e in two["expected"]["notifications"]
     ]
