@@ -22,12 +22,12 @@ from services.ingest.qbo.app_keys import QBO
 from services.ingest.qbo.channel import QboChannel
 from services.ingest.qbo.provider import QuickBooksProvider
 from services.ingest.relay import OutboxRelay
+from services.ingest.routes import routes
+from services.ingest.service import IngestService
 from services.ingest.xero.app_keys import XERO
 from services.ingest.xero.channel import XeroChannel
 from services.ingest.xero.provider import XeroProvider
 from services.ingest.xero.routes import xero_routes
-from services.ingest.routes import routes
-from services.ingest.service import IngestService
 from shared import broker
 from shared.aio import running
 from shared.cors import cors_middleware, parse_origins

@@ -168,11 +168,23 @@ async def xero(request, pool, database_url, broker_prefix, api_tenant, costing_c
             ("/api/v1/products", {"sku": "W-1", "name": "Widget"}),
             (
                 "/api/v1/lots",
-                {"sku": "W-1", "lot_number": "L1", "quantity": "10", "unit_cost": "2", "received_at": "2026-01-01T00:00:00Z"},
+                {
+                    "sku": "W-1",
+                    "lot_number": "L1",
+                    "quantity": "10",
+                    "unit_cost": "2",
+                    "received_at": "2026-01-01T00:00:00Z",
+                },
             ),
             (
                 "/api/v1/lots",
-                {"sku": "W-1", "lot_number": "L2", "quantity": "10", "unit_cost": "3", "received_at": "2026-01-10T00:00:00Z"},
+                {
+                    "sku": "W-1",
+                    "lot_number": "L2",
+                    "quantity": "10",
+                    "unit_cost": "3",
+                    "received_at": "2026-01-10T00:00:00Z",
+                },
             ),
         ):
             response = await env.ingest.post(path, json=body, headers=env.headers)
@@ -214,13 +226,14 @@ async def test_xero_documents_end_to_end_equal_the_reference_model(xero):
     await xero.expect("invoice", inv, "posted", "35", "6")  # 3 from L1 at 2.00
     # Inclusive, 10 % line discount: 2 × 23.00 × 0.90 = 41.40 incl. 15 % tax 5.40 → 36.00.
     incl = await xero.doc(
-        "invoices", [w("W-1", 2, 23, discount_rate="10", tax_rate="15")], line_amount_types="Inclusive", date="2026-02-02"
+        "invoices",
+        [w("W-1", 2, 23, discount_rate="10", tax_rate="15")],
+        line_amount_types="Inclusive",
+        date="2026-02-02",
     )
     await xero.expect("invoice", incl, "posted", "36", "4")
     # USD at CurrencyRate 0.8 (USD per NZD): 2 × 40 = 80 USD → 100 NZD.
-    usd = await xero.doc(
-        "invoices", [w("W-1", 2, 40)], currency_code="USD", currency_rate="0.8", date="2026-02-03"
-    )
+    usd = await xero.doc("invoices", [w("W-1", 2, 40)], currency_code="USD", currency_rate="0.8", date="2026-02-03")
     await xero.expect("invoice", usd, "posted", "100", "4")
     # A DRAFT is no sale, a bill neither; approving the draft makes it one.
     draft = await xero.doc("invoices", [w("W-1", 1, 10)], status="DRAFT", date="2026-02-04")
@@ -240,9 +253,10 @@ async def test_xero_documents_end_to_end_equal_the_reference_model(xero):
     await xero.sim_call("POST", f"/sim/{xero.org}/invoices/{usd}/void")
     await xero.expect("invoice", usd, "voided", "0", "0")
     assert await xero.sale("invoice", bill) is None
-    assert await xero.pool.fetchval(
-        "SELECT count(*) FROM sales WHERE tenant_id = $1 AND source = 'xero'", xero.tenant_id
-    ) == 6
+    assert (
+        await xero.pool.fetchval("SELECT count(*) FROM sales WHERE tenant_id = $1 AND source = 'xero'", xero.tenant_id)
+        == 6
+    )
 
     async def settled():
         return await project(xero.pool, xero.tenant_id) == compute(await events_of(xero.pool, xero.tenant_id))

@@ -53,7 +53,9 @@ def test_an_explicit_xero_item_code_maps_to_its_product_and_versions_follow_upda
     case = load(FIXTURES / "invoice_exclusive.json")
     body = case["body"]
     provider = XeroProvider()
-    event = provider.to_event(TENANT, "Invoice", body, provider.mapper([Product("WIDGET", "Widget", "W-100")], {}), 2, None)
+    event = provider.to_event(
+        TENANT, "Invoice", body, provider.mapper([Product("WIDGET", "Widget", "W-100")], {}), 2, None
+    )
     assert event.lines[0].sku == "WIDGET"
     assert event.version == provider.version(body) * normalize.VERSION_STRIDE + 2
     edited = {**body, "UpdatedDateUTC": "/Date(1893456000000+0000)/"}

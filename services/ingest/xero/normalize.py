@@ -29,14 +29,18 @@ import uuid
 from collections.abc import Mapping
 from datetime import UTC, date, datetime
 from decimal import ROUND_HALF_EVEN, Decimal, Inexact, localcontext
-from typing import Any
+from typing import Any, Final
 
 from services.ingest.channels.mapping import Item, ItemMapper, Mapped, Product
 from shared.events import SaleLine, SaleRemoved, SaleType, SaleUpserted
 from shared.money import ZERO, wide
 
-SOURCE = "xero"
-SALE_TYPES: dict[str, SaleType] = {"Invoice": "invoice", "CreditNote": "credit_memo", "BankTransaction": "sales_receipt"}
+SOURCE: Final = "xero"
+SALE_TYPES: dict[str, SaleType] = {
+    "Invoice": "invoice",
+    "CreditNote": "credit_memo",
+    "BankTransaction": "sales_receipt",
+}
 ID_FIELDS = {"Invoice": "InvoiceID", "CreditNote": "CreditNoteID", "BankTransaction": "BankTransactionID"}
 NUMBER_FIELDS = {"Invoice": "InvoiceNumber", "CreditNote": "CreditNoteNumber", "BankTransaction": "Reference"}
 #: The document types that are sales, per entity.
