@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # `make run`: every service under honcho. Without real QuickBooks credentials
 # (QBO_CLIENT_ID unset) the ingest service talks to the local QuickBooks
-# simulator, which starts with a demo company that the `demo` process connects.
+# simulator, which starts with a demo company; without real Xero credentials
+# (XERO_CLIENT_ID unset) to the local Xero simulator, with a demo organisation.
+# The `demo` process connects whichever simulators run.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
@@ -22,6 +24,7 @@ while IFS= read -r line; do
 done < var/secrets.env
 # The Sales tab (query) sends manual sales and QuickBooks requests to the ingest API from the browser.
 export INGEST_PUBLIC_URL="${INGEST_PUBLIC_URL:-http://127.0.0.1:${INGEST_PORT:-8081}}"
+processes="ingest costing query"
 if [[ -z "${QBO_CLIENT_ID:-}" ]]; then
     sim="http://127.0.0.1:${QBO_SIM_PORT:-8090}"
     export QBO_API_BASE="$sim" \
@@ -31,7 +34,28 @@ if [[ -z "${QBO_CLIENT_ID:-}" ]]; then
            QBO_CLIENT_ID=sim-client QBO_CLIENT_SECRET=sim-secret \
            QBO_WEBHOOK_VERIFIER_TOKEN="$QBO_SIM_VERIFIER_TOKEN" \
            QBO_CDC_INTERVAL_SECONDS="${QBO_CDC_INTERVAL_SECONDS:-60}"
+    processes="$processes qbo-sim"
     echo "run: no QBO_CLIENT_ID set: using the local QuickBooks simulator at $sim with a demo company" >&2
-    exec .venv/bin/python -m honcho start -f Procfile
+else
+    export DEMO_QUICKBOOKS=0
 fi
-exec .venv/bin/python -m honcho start -f Procfile ingest costing query
+if [[ -z "${XERO_CLIENT_ID:-}" ]]; then
+    xsim="http://127.0.0.1:${XERO_SIM_PORT:-8091}"
+    # The simulator signs its webhooks with this key and POSTs them to the ingest service.
+    export XERO_SIM_WEBHOOK_KEY="${XERO_SIM_WEBHOOK_KEY:-sim-xero-webhook-key}" \
+           XERO_SIM_WEBHOOK_URL="${XERO_SIM_WEBHOOK_URL:-http://127.0.0.1:${INGEST_PORT:-8081}/webhooks/xero}"
+    export XERO_API_BASE="$xsim" XERO_IDENTITY_BASE="$xsim" \
+           XERO_OAUTH_AUTHORIZE_URL="$xsim/identity/connect/authorize" \
+           XERO_CLIENT_ID=SIMXEROCLIENTID0000000000000000 XERO_CLIENT_SECRET=sim-xero-secret \
+           XERO_WEBHOOK_KEY="$XERO_SIM_WEBHOOK_KEY" \
+           XERO_SYNC_INTERVAL_SECONDS="${XERO_SYNC_INTERVAL_SECONDS:-60}"
+    processes="$processes xero-sim"
+    echo "run: no XERO_CLIENT_ID set: using the local Xero simulator at $xsim with a demo organisation" >&2
+else
+    export DEMO_XERO=0
+fi
+if [[ "$processes" == *-sim* ]]; then
+    processes="$processes demo"
+fi
+# shellcheck disable=SC2086 # the process names are words
+exec .venv/bin/python -m honcho start -f Procfile $processes

@@ -111,6 +111,31 @@ class Settings(BaseSettings):
     qbo_max_concurrent: int = 10
     #: Pending notifications of one realm above which the worker reads by CDC instead of one GET each.
     qbo_coalesce_threshold: int = 20
+    # --- Xero (production defaults where Xero fixes them; docs/xero.md) ------------------
+    xero_api_base: str = "https://api.xero.com"
+    xero_identity_base: str = "https://identity.xero.com"
+    xero_oauth_authorize_url: str = "https://login.xero.com/identity/connect/authorize"
+    #: Token and revocation endpoints; unset → ``<XERO_IDENTITY_BASE>/connect/token`` and ``/connect/revocation``.
+    xero_oauth_token_url: str | None = None
+    xero_oauth_revoke_url: str | None = None
+    xero_client_id: str | None = None
+    xero_client_secret: str | None = None
+    #: The app's webhook key (developer.xero.com → Webhooks); unset → every webhook is refused (401).
+    xero_webhook_key: str | None = None
+    xero_redirect_uri: str = "http://127.0.0.1:8081/oauth/xero/callback"
+    #: Space-separated OAuth scopes; apps created from 2 March 2026 need the granular ones (docs/xero.md §1).
+    xero_scopes: str = "openid offline_access accounting.transactions.read accounting.settings.read"
+    #: Days of history imported when an organisation connects.
+    xero_initial_import_days: int = Field(default=30, ge=0, le=365)
+    #: Seconds between periodic If-Modified-Since catch-ups (bank transactions arrive only so).
+    xero_sync_interval_seconds: float = 300.0
+    #: Xero's per-organisation limits (60 calls a minute, 5 in flight), honoured by our client.
+    xero_rate_per_minute: int = 60
+    xero_max_concurrent: int = 5
+    #: A 429 whose Retry-After is longer than this fails the call (the catch-up retries later).
+    xero_max_retry_after_seconds: float = 60.0
+    #: Pending notifications of one organisation above which the worker catches up instead.
+    xero_coalesce_threshold: int = 20
     #: 32-byte key, base64, that encrypts OAuth tokens at rest (AES-GCM). No default: the
     #: ingest service refuses to start without it (shared/secrets.py).
     token_encryption_key: str | None = None

@@ -24,6 +24,10 @@ from services.ingest.qbo.provider import QuickBooksProvider
 from services.ingest.relay import OutboxRelay
 from services.ingest.routes import routes
 from services.ingest.service import IngestService
+from services.ingest.xero.app_keys import XERO
+from services.ingest.xero.channel import XeroChannel
+from services.ingest.xero.provider import XeroProvider
+from services.ingest.xero.routes import xero_routes
 from shared import broker
 from shared.aio import running
 from shared.cors import cors_middleware, parse_origins
@@ -38,7 +42,7 @@ from shared.web import POOL, auth_middleware, error_middleware
 #: Served without an API key: the API's description holds no tenant data.
 PUBLIC_PATHS = frozenset({DOCUMENT_PATH})
 #: The connect flow's path: its cookie binds the browser, so a CORS request may carry it.
-CREDENTIALED_PATHS = frozenset({connect.CONNECT_PATH})
+CREDENTIALED_PATHS = frozenset({connect.CONNECT_PATH, "/oauth/xero/connect"})
 
 
 def is_sales_tracking(request: web.Request) -> bool:
@@ -68,7 +72,7 @@ async def _relay_ctx(app: web.Application) -> AsyncIterator[None]:
     )
     app[RELAY] = relay
     # The channels listen to catalog changes (they re-emit the sales they re-map), every provider's.
-    listener = RemapOnCatalogChange([QuickBooksProvider(settings)])
+    listener = RemapOnCatalogChange([QuickBooksProvider(settings), XeroProvider(settings)])
     app[SERVICE] = IngestService(app[POOL], on_commit=relay.notify, catalog_listeners=[listener])
     task = asyncio.create_task(relay.run(), name="outbox-relay")
     try:
@@ -81,8 +85,11 @@ async def _relay_ctx(app: web.Application) -> AsyncIterator[None]:
 async def _channels_ctx(app: web.Application) -> AsyncIterator[None]:
     qbo = QboChannel.build(app[POOL], app[SETTINGS], on_events=app[RELAY].notify)
     app[QBO] = qbo
+    xero = XeroChannel.build(app[POOL], app[SETTINGS], on_events=app[RELAY].notify)
+    app[XERO] = xero
     channels = app[CHANNELS]
     channels.add(qbo)
+    channels.add(xero)
     try:
         async with contextlib.AsyncExitStack() as workers:
             for channel in channels:
@@ -119,6 +126,8 @@ def create_app(settings: Settings) -> web.Application:
         connections.routes,
     ):
         app.router.add_routes(qbo_routes)
+    for routes_ in xero_routes(settings.xero_redirect_uri):
+        app.router.add_routes(routes_)
 
     async def broker_ready() -> None:
         if not app[RELAY].connected:

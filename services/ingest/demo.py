@@ -1,11 +1,15 @@
 """``python -m services.ingest.demo``: the demo company of ``make run``.
 
-With the QuickBooks simulator running: creates the tenant "Demo Manufacturing"
+With the QuickBooks and/or Xero simulators running: creates the tenant "Demo Manufacturing"
 (its API key is written to ``var/demo-api-key``), its finished goods and lots
-through the ingest API, and connects the simulator's demo company the way an app
-does (OAuth authorization code, then the code exchange at the token endpoint);
-the ingest service then imports, costs and shows its sales. Idempotent; it then stays up
-(honcho ends every process when one exits) until stopped.
+through the ingest API, and connects the QuickBooks simulator's demo company and a Xero
+demo organisation (base USD, items W-100 and W-200, a few invoices and a cash sale) the way
+an app does (OAuth authorization code, then the code exchange at the token endpoint; Xero's
+organisation from ``GET /connections``); the ingest service then imports, costs and shows
+the sales of both, each under its source. ``--no-quickbooks`` / ``--no-xero`` (or
+``DEMO_QUICKBOOKS=0`` / ``DEMO_XERO=0``, as ``make run`` sets them when real credentials are
+configured) skip one. Idempotent; it then stays up (honcho ends every process when one
+exits) until stopped.
 """
 
 from __future__ import annotations
@@ -26,6 +30,8 @@ import asyncpg
 
 from services.ingest.admin import create_tenant
 from services.ingest.qbo.admin import connect_quickbooks
+from services.ingest.xero.admin import connect_xero
+from services.ingest.xero.oauth import auth_event_id, token_url
 from shared.api_keys import create_key
 from shared.logging import configure, get_logger
 from shared.migrate import migrate
@@ -35,6 +41,8 @@ log = get_logger("demo")
 TENANT_NAME = "Demo Manufacturing"
 KEY_FILE = Path("var/demo-api-key")
 DEMO_REALM_ID = "9130350000000001"
+#: The Xero simulator's organisation of the demo (base USD like the demo tenant).
+DEMO_XERO_ORG = "6f1d2e3c-4b5a-4c7d-8e9f-0a1b2c3d4e5f"
 PRODUCTS = [("W-100", "Widget", "4.90"), ("W-200", "Widget Pro", "10.75"), ("G-300", "Gadget", "18.00")]
 LOTS = [
     ("W-100", "W100-A", "20", "4.80", 90),
@@ -87,6 +95,40 @@ async def _authorize(session: aiohttp.ClientSession, settings: Settings, realm_i
         return tokens
 
 
+async def _authorize_xero(session: aiohttp.ClientSession, settings: Settings, org: str) -> tuple[dict[str, Any], str]:
+    """Connect the organisation as an app does: consent (the simulator's ``sim_consent=allow``
+    stands for the person's click, ``tenant`` for the organisation ticked), the code exchange
+    (HTTP Basic), then ``GET /connections`` for the organisation the consent linked."""
+    if not (settings.xero_client_id and settings.xero_client_secret):
+        raise SystemExit("demo: XERO_CLIENT_ID and XERO_CLIENT_SECRET are required")
+    params = {
+        "response_type": "code",
+        "client_id": settings.xero_client_id,
+        "redirect_uri": settings.xero_redirect_uri,
+        "scope": settings.xero_scopes,
+        "state": secrets.token_urlsafe(16),
+        "sim_consent": "allow",
+        "tenant": org,
+    }
+    async with session.get(settings.xero_oauth_authorize_url, params=params, allow_redirects=False) as response:
+        callback = parse_qs(urlsplit(response.headers.get("Location", "")).query)
+    if response.status != 302 or callback.get("state") != [params["state"]] or "code" not in callback:
+        raise SystemExit(f"demo: the Xero consent did not return a code (HTTP {response.status})")
+    auth = aiohttp.BasicAuth(settings.xero_client_id, settings.xero_client_secret)
+    form = {"grant_type": "authorization_code", "code": callback["code"][0], "redirect_uri": settings.xero_redirect_uri}
+    async with session.post(token_url(settings), data=form, auth=auth, headers={"Accept": "application/json"}) as r:
+        if r.status != 200:
+            raise SystemExit(f"demo: the Xero code exchange failed: HTTP {r.status}")
+        tokens: dict[str, Any] = await r.json()
+    bearer = {"Authorization": f"Bearer {tokens['access_token']}", "Accept": "application/json"}
+    query = {"authEventId": auth_event_id(tokens["access_token"]) or ""}
+    async with session.get(f"{settings.xero_api_base.rstrip('/')}/connections", params=query, headers=bearer) as r:
+        tenants = [c["tenantId"] for c in await r.json()]
+    if org not in tenants:
+        raise SystemExit("demo: GET /connections does not list the demo organisation")
+    return tokens, org
+
+
 def _read_key() -> str | None:
     return KEY_FILE.read_text().strip() if KEY_FILE.exists() else None
 
@@ -110,11 +152,20 @@ async def _tenant_and_key(conn: asyncpg.Connection) -> tuple[uuid.UUID, str]:
     return tenant_id, key
 
 
-async def setup(settings: Settings, sim_url: str, ingest_url: str | None = None) -> str:
+async def setup(
+    settings: Settings,
+    sim_url: str | None,
+    ingest_url: str | None = None,
+    xero_sim_url: str | None = None,
+) -> str:
+    """``sim_url``/``xero_sim_url`` None: that simulator is not running (its channel is skipped)."""
     await migrate(settings.database_owner_url, settings.database_url)
     ingest_url = ingest_url or f"http://127.0.0.1:{settings.ingest_port}"
     async with aiohttp.ClientSession() as session:
-        await _wait(session, f"{sim_url}/sim/health", "the QuickBooks simulator")
+        if sim_url:
+            await _wait(session, f"{sim_url}/sim/health", "the QuickBooks simulator")
+        if xero_sim_url:
+            await _wait(session, f"{xero_sim_url}/sim/health", "the Xero simulator")
         await _wait(session, f"{ingest_url}/healthz", "the ingest service")
         conn = await asyncpg.connect(settings.database_owner_url)  # creates the demo tenant: the owner
         try:
@@ -139,37 +190,75 @@ async def setup(settings: Settings, sim_url: str, ingest_url: str | None = None)
                         "received_at": (now - timedelta(days=days)).isoformat(),
                     },
                 )
-            async with session.get(f"{sim_url}/sim/companies") as response:
-                realms = (await response.json())["realm_ids"]
-            if DEMO_REALM_ID not in realms:
-                await session.post(f"{sim_url}/sim/companies", json={"realm_id": DEMO_REALM_ID, "demo": True})
-            connected = await conn.fetchval(
-                "SELECT status = 'connected' FROM qbo_connections WHERE realm_id = $1", DEMO_REALM_ID
-            )
-            if not connected:
-                tokens = await _authorize(session, settings, DEMO_REALM_ID)
-                await connect_quickbooks(
-                    conn,
-                    settings,
-                    tenant_id,
-                    DEMO_REALM_ID,
-                    tokens["access_token"],
-                    tokens["refresh_token"],
-                    int(tokens["expires_in"]),
-                )
+            if sim_url:
+                await _connect_quickbooks(session, conn, settings, sim_url, tenant_id)
+            if xero_sim_url:
+                await _connect_xero(session, conn, settings, xero_sim_url, tenant_id)
         finally:
             await conn.close()
     return key
 
 
+async def _connect_xero(
+    session: aiohttp.ClientSession, conn: asyncpg.Connection, settings: Settings, sim_url: str, tenant_id: uuid.UUID
+) -> None:
+    async with session.get(f"{sim_url}/sim/orgs") as response:
+        orgs = [o["tenant_id"] for o in await response.json()]
+    if DEMO_XERO_ORG not in orgs:
+        await session.post(
+            f"{sim_url}/sim/orgs",
+            json={
+                "tenant_id": DEMO_XERO_ORG,
+                "name": "Demo Manufacturing (Xero)",
+                "base_currency": "USD",
+                "demo": True,
+            },
+        )
+    connected = await conn.fetchval(
+        "SELECT status = 'connected' FROM qbo_connections WHERE provider = 'xero' AND realm_id = $1", DEMO_XERO_ORG
+    )
+    if not connected:
+        tokens, org = await _authorize_xero(session, settings, DEMO_XERO_ORG)
+        await connect_xero(
+            conn, settings, tenant_id, org, tokens["access_token"], tokens["refresh_token"], int(tokens["expires_in"])
+        )
+
+
+async def _connect_quickbooks(
+    session: aiohttp.ClientSession, conn: asyncpg.Connection, settings: Settings, sim_url: str, tenant_id: uuid.UUID
+) -> None:
+    async with session.get(f"{sim_url}/sim/companies") as response:
+        realms = (await response.json())["realm_ids"]
+    if DEMO_REALM_ID not in realms:
+        await session.post(f"{sim_url}/sim/companies", json={"realm_id": DEMO_REALM_ID, "demo": True})
+    connected = await conn.fetchval(
+        "SELECT status = 'connected' FROM qbo_connections WHERE provider = 'quickbooks' AND realm_id = $1",
+        DEMO_REALM_ID,
+    )
+    if not connected:
+        tokens = await _authorize(session, settings, DEMO_REALM_ID)
+        await connect_quickbooks(
+            conn,
+            settings,
+            tenant_id,
+            DEMO_REALM_ID,
+            tokens["access_token"],
+            tokens["refresh_token"],
+            int(tokens["expires_in"]),
+        )
+
+
 async def main_async(args: argparse.Namespace) -> None:
     settings = Settings()
     configure(settings.log_format, settings.log_level)
-    key = await setup(settings, args.sim, args.ingest)
+    qbo = None if args.no_quickbooks or os.environ.get("DEMO_QUICKBOOKS") == "0" else args.sim
+    xero = None if args.no_xero or os.environ.get("DEMO_XERO") == "0" else args.xero_sim
+    key = await setup(settings, qbo, args.ingest, xero)
     print(
         f"\n  Demo company ready.\n  API key: {key}  (also in {KEY_FILE})\n"
         f"  Sales tab: http://127.0.0.1:{settings.query_port}/sales\n"
-        f"  Drive QuickBooks: .venv/bin/python -m tools.qbo_sim.cli --help\n",
+        f"  Drive QuickBooks: .venv/bin/python -m tools.qbo_sim.cli --help\n"
+        f"  Drive Xero: .venv/bin/python -m tools.xero_sim.cli --tenant {DEMO_XERO_ORG} --help\n",
         flush=True,
     )
     if args.stay:
@@ -182,6 +271,9 @@ async def main_async(args: argparse.Namespace) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m services.ingest.demo", description=__doc__.split("\n")[0])
     parser.add_argument("--sim", default=f"http://127.0.0.1:{os.environ.get('QBO_SIM_PORT', '8090')}")
+    parser.add_argument("--xero-sim", default=f"http://127.0.0.1:{os.environ.get('XERO_SIM_PORT', '8091')}")
+    parser.add_argument("--no-quickbooks", action="store_true", help="do not connect the QuickBooks simulator")
+    parser.add_argument("--no-xero", action="store_true", help="do not connect the Xero simulator")
     parser.add_argument("--ingest", help="the ingest service's URL (default http://127.0.0.1:INGEST_PORT)")
     parser.add_argument("--stay", action="store_true", help="keep running after the setup (for honcho)")
     asyncio.run(main_async(parser.parse_args()))

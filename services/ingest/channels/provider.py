@@ -82,6 +82,8 @@ class ParsedDelivery:
     format: str  # the provider's name of the body's format (a metric label), or "unreadable"
     notifications: list[ChangeNotification]
     rejected: list[Rejected]
+    #: A signed handshake carrying no changes (Xero's intent to receive): answered, not stored.
+    handshake: bool = False
 
     def parse_error(self) -> str | None:
         if not self.rejected:
@@ -213,6 +215,11 @@ class SalesChannelProvider(Protocol):
     def last_updated(self, body: Mapping[str, Any]) -> datetime | None: ...
 
     def is_voided(self, body: Mapping[str, Any], operation: str | None) -> bool: ...
+
+    def is_sale(self, entity: str, body: Mapping[str, Any]) -> bool:
+        """Whether a document of a sales entity is a sale at all (Xero: not a DRAFT invoice or
+        a bill); one that is not is skipped without being recorded (a later version may be)."""
+        ...
 
     def item_ids(self, body: Mapping[str, Any]) -> list[str]:
         """The items a sale's lines name (a change of their mapping re-emits the sale)."""

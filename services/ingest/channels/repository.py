@@ -127,7 +127,10 @@ SELECT k.key, s.id FROM unnest($1::text[], $2::text[], $3::text[]) AS k(key, typ
 JOIN sales s ON s.tenant_id = app_current_tenant() AND s.source = $4 AND s.type = k.type
             AND s.external_id = k.external_id"""
 # The product's explicit item id of the provider (a column of catalog_products per provider).
-CATALOG = {"quickbooks": "SELECT sku, name, qbo_item_id AS item_id FROM catalog_products WHERE tenant_id = $1"}
+CATALOG = {
+    "quickbooks": "SELECT sku, name, qbo_item_id AS item_id FROM catalog_products WHERE tenant_id = $1",
+    "xero": "SELECT sku, name, xero_item_code AS item_id FROM catalog_products WHERE tenant_id = $1",
+}
 REALMS_OF_TENANT = """
 SELECT realm_id FROM qbo_connections WHERE tenant_id = $1 AND provider = $2 AND status = 'connected'"""
 

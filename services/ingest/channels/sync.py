@@ -97,6 +97,9 @@ async def apply_sale(
     webhook, or a CDC pass covering one), the entity's ``Voided`` marker, or a zeroed
     read-back marks the entity voided for good. A Void whose read-back is not newer than
     what was already turned into events (a stale read) still removes the sale."""
+    if body is not None and not provider.is_sale(entity, body):
+        outcome("skipped")  # not a sale (yet): nothing recorded, a later version may be one
+        return []
     await lock_mapping(conn, tenant_id, exclusive=False)
     repo = ChannelRepository(conn, provider.name)
     state = await repo.lock_entity(realm_id, entity, entity_id)

@@ -43,8 +43,12 @@ def _metrics(key: str) -> _Metrics:
     return _METRICS[key]
 
 
-def webhook_routes(provider: SalesChannelProvider, signature_header: str) -> web.RouteTableDef:
-    """The provider's webhook route (``signature_header``: named in the 401 answer)."""
+def webhook_routes(
+    provider: SalesChannelProvider, signature_header: str, empty_answers: bool = False
+) -> web.RouteTableDef:
+    """The provider's webhook route (``signature_header``: named in the 401 answer).
+    ``empty_answers``: every answer has an empty body (Xero: 200 or 401, nothing else). A signed
+    handshake (``ParsedDelivery.handshake``, Xero's intent to receive) is answered 200, not stored."""
     routes = web.RouteTableDef()
     name, key = provider.name, provider.key
     log = get_logger(f"{key}.webhook")
@@ -56,8 +60,14 @@ def webhook_routes(provider: SalesChannelProvider, signature_header: str) -> web
         body = await request.read()
         if not channel.provider.verify_webhook(body, request.headers):
             metrics.deliveries.labels("bad_signature").inc()
+            if empty_answers:
+                return web.Response(status=401)
             raise ApiError(401, "bad_signature", f"missing or wrong {signature_header}")
         delivery = channel.provider.parse_webhook(body)
+        if delivery.handshake:
+            metrics.deliveries.labels("handshake").inc()
+            log.info(f"{key}.webhook.handshake")
+            return web.Response(status=200) if empty_answers else json_response({"received": 0, "new": 0})
         notifications = delivery.notifications
         async with request.app[POOL].acquire() as conn, conn.transaction():
             stored = await ChannelRepository(conn, name).store_delivery(
@@ -80,6 +90,8 @@ def webhook_routes(provider: SalesChannelProvider, signature_header: str) -> web
                 log.warning(f"{key}.webhook.unknown_realm", realm=row["realm_id"])
         if any(row["status"] == "pending" for row in stored):
             channel.worker.notify()
+        if empty_answers:
+            return web.Response(status=200)
         return json_response({"received": len(notifications), "new": len(stored), "rejected": len(delivery.rejected)})
 
     return routes

@@ -104,6 +104,9 @@ class QuickBooksProvider:
     def is_voided(self, body: Mapping[str, Any], operation: str | None) -> bool:
         return normalize.is_voided(dict(body), operation)
 
+    def is_sale(self, entity: str, body: Mapping[str, Any]) -> bool:
+        return True  # every Invoice, SalesReceipt and CreditMemo is a sale
+
     def item_ids(self, body: Mapping[str, Any]) -> list[str]:
         return normalize.item_ids(dict(body))
 

@@ -1,6 +1,7 @@
-// QuickBooks connections (ingest API): connect (Intuit's consent, then back here), each
-// company's state, last successful sync and last error in plain words, Sync now with a
-// summary when it finishes, reconnect and disconnect.
+// Sales-channel connections of every provider (ingest API: GET /api/v1/connections):
+// connect (the provider's consent, then back here), each company's or organisation's state,
+// last successful sync and last error in plain words, Sync now with a summary when it
+// finishes, reconnect and disconnect.
 
 import { ApiError, ingest, showError } from "./api.js";
 import { $, badge, el, fact } from "./dom.js";
@@ -13,24 +14,32 @@ const STATES = {
   needs_reconnect: ["Needs reconnecting", "shortage"],
   disconnected: ["Disconnected", "voided-plain"],
 };
-const ENTITIES = { Invoice: "Invoice", SalesReceipt: "Sales receipt", CreditMemo: "Credit memo" };
-const REFRESH_MS = 1500; // while a company syncs, its state is read again this often
-const summaries = new Map(); // realm → the last Sync now's summary node
+const PROVIDERS = {
+  quickbooks: { label: "QuickBooks", noun: "company", maxDays: 30 },
+  xero: { label: "Xero", noun: "organisation", maxDays: 30 },
+};
+const providerOf = (name) => PROVIDERS[name] || { label: name, noun: "account", maxDays: 30 };
+const ENTITIES = {
+  Invoice: "Invoice", SalesReceipt: "Sales receipt", CreditMemo: "Credit memo",
+  CreditNote: "Credit note", BankTransaction: "Cash sale",
+};
+const REFRESH_MS = 1500; // while an account syncs, its state is read again this often
+const summaries = new Map(); // provider/realm → the last Sync now's summary node
 let request = 0;
 let refresh = null;
 
 /** The error as a bookkeeper can act on it: the ingest API gives it in plain words already
  * (kept as is); a bare code or exception name is put into words here. */
-export function errorInWords(error) {
+export function errorInWords(error, label = "QuickBooks") {
   if (!error) return null;
   const text = String(error);
-  if (/^QuickBooks |^The last sync /.test(text)) return text;
+  if (/^(QuickBooks|Xero) |^The last sync /.test(text)) return text;
   if (/invalid_grant|reconnect|revoked|refresh token|unauthori[sz]ed|401/i.test(text)) {
-    return "QuickBooks no longer accepts Partsemble's access (it was revoked or expired). Reconnect to resume syncing.";
+    return `${label} no longer accepts Partsemble's access (it was revoked or expired). Reconnect to resume syncing.`;
   }
-  if (/429|throttl|rate limit|too many/i.test(text)) return "QuickBooks asked us to slow down. The sync will try again by itself shortly.";
+  if (/429|throttl|rate limit|too many|limit .*used up/i.test(text)) return `${label} asked us to slow down. The sync will try again by itself shortly.`;
   if (/timeout|timed out|unavailable|5\d\d|connection|reset|refused/i.test(text)) {
-    return "QuickBooks could not be reached. The sync will try again by itself.";
+    return `${label} could not be reached. The sync will try again by itself.`;
   }
   return `The last sync failed: ${text}`;
 }
@@ -50,7 +59,7 @@ async function load() {
   const list = $("#connections");
   list.setAttribute("aria-busy", "true");
   try {
-    const body = await ingest("GET", "api/v1/connections/quickbooks");
+    const body = await ingest("GET", "api/v1/connections");
     if (mine !== request) return;
     showError(null);
     const items = body.items || [];
@@ -69,6 +78,9 @@ async function load() {
 }
 
 function card(c) {
+  const provider = c.provider || "quickbooks";
+  const { label: providerLabel, noun } = providerOf(provider);
+  const key = `${provider}/${c.realm_id}`;
   const state = stateOf(c);
   const [label, kind] = STATES[state] || [state, "flag"];
   const buttons = [];
@@ -81,30 +93,31 @@ function card(c) {
   if (state !== "disconnected") {
     buttons.push(el("button", { text: "Disconnect", cls: "secondary disconnect", attrs: { type: "button" } }));
   }
-  const node = el("li", { cls: `connection state-${state}`, data: { realm: c.realm_id, state } }, [
+  const node = el("li", { cls: `connection state-${state}`, data: { realm: c.realm_id, provider, state } }, [
     el("div", { cls: "connection-head" }, [
-      el("h3", { text: `Company ${c.realm_id}` }), badge(label, kind),
+      el("h3", { text: `${providerLabel} ${noun} ${c.realm_id}` }), badge(label, kind),
     ]),
     el("dl", { cls: "facts" }, [
       fact("Last successful sync", c.last_synced_at ? timestamp(c.last_synced_at) : "not yet", { col: "last_synced_at" }),
-      fact("Last error", errorInWords(c.last_error) || "none", { col: "last_error" }),
+      fact("Last error", errorInWords(c.last_error, providerLabel) || "none", { col: "last_error" }),
     ]),
     el("div", { cls: "connection-actions" }, buttons),
-    summaries.get(c.realm_id) || el("div", { cls: "sync-summary", attrs: { "aria-live": "polite" }, data: { realm: c.realm_id } }),
+    summaries.get(key) || el("div", { cls: "sync-summary", attrs: { "aria-live": "polite" }, data: { realm: c.realm_id } }),
   ]);
-  node.querySelector(".sync")?.addEventListener("click", () => syncNow(c.realm_id, node));
-  node.querySelector(".reconnect")?.addEventListener("click", () => connect(c.realm_id));
-  node.querySelector(".disconnect")?.addEventListener("click", () => disconnect(c.realm_id));
+  node.querySelector(".sync")?.addEventListener("click", () => syncNow(provider, c.realm_id, node));
+  node.querySelector(".reconnect")?.addEventListener("click", () => connect(provider, c.realm_id));
+  node.querySelector(".disconnect")?.addEventListener("click", () => disconnect(provider, c.realm_id));
   return node;
 }
 
-async function syncNow(realm, node) {
+async function syncNow(provider, realm, node) {
+  const { label, noun } = providerOf(provider);
   const button = node.querySelector(".sync");
   const box = node.querySelector(".sync-summary");
-  summaries.set(realm, box);
+  summaries.set(`${provider}/${realm}`, box);
   button.disabled = true;
-  box.replaceChildren(el("p", { cls: "muted", text: "Syncing with QuickBooks…" }));
-  const path = `api/v1/connections/quickbooks/${encodeURIComponent(realm)}`;
+  box.replaceChildren(el("p", { cls: "muted", text: `Syncing with ${label}…` }));
+  const path = `api/v1/connections/${encodeURIComponent(provider)}/${encodeURIComponent(realm)}`;
   try {
     const started = await ingest("POST", `${path}/sync`);
     if (!started.sync_id) {
@@ -124,11 +137,11 @@ async function syncNow(realm, node) {
       await sleep(500);
       run = await ingest("GET", runPath);
     }
-    box.replaceChildren(...summary(run));
+    box.replaceChildren(...summary(run, label));
     box.dataset.status = run.status;
   } catch (error) {
     box.replaceChildren(el("p", { cls: "error", text: error instanceof ApiError && error.status === 409
-      ? "This company cannot sync now: reconnect it first." : `The sync could not run: ${error.message}` }));
+      ? `This ${noun} cannot sync now: reconnect it first.` : `The sync could not run: ${error.message}` }));
   } finally {
     button.disabled = false;
     load();
@@ -139,17 +152,18 @@ const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
 const SALE_GROUPS = ["created", "updated", "voided", "deleted"];
 const uncosted = (run) => SALE_GROUPS.some((name) => (run[name] || []).some((ref) => ref.id === null));
 
-/** A sale the sync read: a link to its detail once costed (the query API's id), its
- * QuickBooks name meanwhile. */
+/** A sale the sync read: a link to its detail once costed (the query API's id), the
+ * provider's own name for it meanwhile. */
 function saleRef(ref) {
-  const text = `${ENTITIES[ref.entity] || ref.entity} ${ref.qbo_id}`;
+  const theirs = ref.qbo_id ?? ref.external_id;
+  const text = `${ENTITIES[ref.entity] || ref.entity} ${theirs}`;
   if (ref.id === null || ref.id === undefined) {
-    return el("span", { cls: "pending", text: `${text} (being costed)`, data: { qbo: ref.qbo_id } });
+    return el("span", { cls: "pending", text: `${text} (being costed)`, data: { qbo: theirs } });
   }
-  return el("a", { text, attrs: { href: `?sale=${encodeURIComponent(ref.id)}` }, data: { qbo: ref.qbo_id, id: ref.id } });
+  return el("a", { text, attrs: { href: `?sale=${encodeURIComponent(ref.id)}` }, data: { qbo: theirs, id: ref.id } });
 }
 
-function summary(run) {
+function summary(run, label) {
   const sales = (name, refs) => {
     const list = Array.isArray(refs) ? refs : [];
     return el("div", { cls: "sync-group", data: { group: name } }, [
@@ -160,7 +174,7 @@ function summary(run) {
   const count = (value) => (Array.isArray(value) ? value.length : qty(value ?? 0));
   return [
     el("p", { cls: run.status === "failed" ? "error" : "ok", text: run.status === "failed"
-      ? `The sync failed${run.error ? `: ${errorInWords(run.error)}` : "."}` : "Sync finished." }),
+      ? `The sync failed${run.error ? `: ${errorInWords(run.error, label)}` : "."}` : "Sync finished." }),
     el("dl", { cls: "sync-counts" }, [
       ...SALE_GROUPS.map((name) => sales(name, run[name])),
       el("div", { data: { group: "skipped" } }, [el("dt", { text: "Skipped" }), el("dd", { cls: "count", text: String(count(run.skipped)) })]),
@@ -169,37 +183,39 @@ function summary(run) {
   ];
 }
 
-/** To Intuit's consent page. A new connection starts its first import at the date chosen; a
- * reconnection (``realm``) carries on from where the connection left off (no date). */
-async function connect(realm) {
+/** To the provider's consent page. A new connection starts its first import at the date
+ * chosen; a reconnection (``realm``) carries on from where the connection left off (no date). */
+async function connect(provider, realm = null) {
   try {
     const params = new URLSearchParams(realm ? {} : { since: $("#connect-since").value || daysAgo(30) });
-    const answer = await ingest("GET", `oauth/quickbooks/connect?${params}`, undefined, { credentials: "include" });
+    const answer = await ingest("GET", `oauth/${encodeURIComponent(provider)}/connect?${params}`, undefined, { credentials: "include" });
     window.location.assign(answer.authorize_url);
   } catch (error) {
     showError(error);
   }
 }
 
-async function disconnect(realm) {
-  if (!window.confirm(`Disconnect QuickBooks company ${realm}? Sales already imported stay; new ones stop arriving.`)) return;
+async function disconnect(provider, realm) {
+  const { label, noun } = providerOf(provider);
+  if (!window.confirm(`Disconnect ${label} ${noun} ${realm}? Sales already imported stay; new ones stop arriving.`)) return;
   try {
-    await ingest("POST", `api/v1/connections/quickbooks/${encodeURIComponent(realm)}/disconnect`);
+    await ingest("POST", `api/v1/connections/${encodeURIComponent(provider)}/${encodeURIComponent(realm)}/disconnect`);
   } catch (error) {
     showError(error);
   }
-  summaries.delete(realm);
+  summaries.delete(`${provider}/${realm}`);
   load();
 }
 
 export function wire() {
   $("#connect-form").addEventListener("submit", (event) => {
     event.preventDefault();
+    const provider = event.submitter?.dataset.provider || "quickbooks";
     const since = $("#connect-since");
     if (since.value < since.min || since.value > since.max) {
-      showError(new Error(`Choose a date from ${since.min} to ${since.max}: QuickBooks keeps 30 days of changes.`));
+      showError(new Error(`Choose a date from ${since.min} to ${since.max}: the first import reaches back at most 30 days.`));
       return;
     }
-    connect(null);
+    connect(provider);
   });
 }

@@ -1,0 +1,1 @@
+"""Xero as a sales channel (issue 22, docs/channels.md, docs/xero.md)."""
