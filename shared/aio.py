@@ -11,6 +11,15 @@ import random
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
 from typing import Any
 
+#: Jitter from a generator of our own, not the random module's shared one: a test framework
+#: (hypothesis) owns that state while it runs, and nothing here needs to share it.
+_JITTER = random.Random()  # noqa: S311 - spreads retry delays, nothing secret
+
+
+def random_fraction() -> float:
+    """A float in [0, 1) for spreading retry delays (not for anything secret)."""
+    return _JITTER.random()
+
 
 async def wait_for_event(event: asyncio.Event, timeout: float) -> None:  # noqa: ASYNC109 - a bounded wait: timing out is its normal end
     """Wait until ``event`` is set or ``timeout`` s pass, then clear it. Unlike
@@ -34,12 +43,12 @@ class Backoff:
         cap: float,
         factor: float = 2.0,
         jitter: float = 0.0,
-        rng: Callable[[], float] = random.random,
+        rng: Callable[[], float] | None = None,
     ):
         if first <= 0 or cap <= 0 or factor < 1 or not 0 <= jitter <= 1:
             raise ValueError("Backoff needs first > 0, cap > 0, factor >= 1 and 0 <= jitter <= 1")
         self.first, self.cap, self.factor, self.jitter = first, cap, factor, jitter
-        self._rng = rng
+        self._rng = rng or random_fraction
         #: Failures since the last reset.
         self.failures = 0
 

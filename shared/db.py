@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import random
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from decimal import Decimal
@@ -15,9 +14,11 @@ from typing import TypeAlias, TypeVar
 import asyncpg
 from asyncpg.pool import PoolConnectionProxy
 
+from shared.aio import random_fraction
 from shared.startup import check_service_role
 
 T = TypeVar("T")
+
 
 #: A connection of its own or one borrowed from a pool (asyncpg's proxy of the pool's connection).
 Connection: TypeAlias = asyncpg.Connection | PoolConnectionProxy
@@ -98,7 +99,7 @@ async def retry_transient(
                 raise err from exc
             if on_retry:
                 on_retry(attempt, err)
-            jitter = 0.5 + random.random()  # noqa: S311 - spreads retries in time, nothing secret
+            jitter = 0.5 + random_fraction()
             await asyncio.sleep(min(5.0, 0.02 * 2 ** min(attempt, 10)) * jitter)
 
 

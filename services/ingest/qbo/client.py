@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import random
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
@@ -16,6 +15,7 @@ from aiolimiter import AsyncLimiter
 from prometheus_client import Counter
 
 from services.ingest.qbo.oauth import TokenStore
+from shared.aio import random_fraction
 from shared.logging import get_logger
 from shared.settings import Settings
 
@@ -108,7 +108,7 @@ class QboClient:
                 REQUESTS.labels("throttled" if status == 429 else "server_error").inc()
                 delay = float(retry_after) if retry_after and retry_after.isdigit() else min(30.0, 0.5 * 2**attempt)
                 log.warning("qbo.api.backoff", status=status, realm=realm_id, delay=delay)
-                await asyncio.sleep(delay * (0.75 + random.random() / 2))  # noqa: S311 - backoff jitter, not a secret
+                await asyncio.sleep(delay * (0.75 + random_fraction() / 2))
                 continue
             REQUESTS.labels("ok" if status == 200 else str(status)).inc()
             try:

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import random
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
@@ -23,6 +22,7 @@ from aiolimiter import AsyncLimiter
 from prometheus_client import Counter
 
 from services.ingest.channels.tokens import TokenStore
+from shared.aio import random_fraction
 from shared.logging import get_logger
 from shared.settings import Settings
 
@@ -104,7 +104,7 @@ class XeroClient:
                     raise XeroRateLimited(problem or "unknown", wait)
                 delay = wait if wait is not None else min(30.0, 0.25 * 2**attempt)
                 log.warning("xero.api.backoff", status=status, tenant=tenant, problem=problem or None, delay=delay)
-                await asyncio.sleep(delay * (1 + random.random() / 4))  # noqa: S311 - backoff jitter, not a secret
+                await asyncio.sleep(delay * (1 + random_fraction() / 4))
                 continue
             REQUESTS.labels("ok" if status == 200 else str(status)).inc()
             if status == 404:
