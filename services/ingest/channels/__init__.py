@@ -1,0 +1,1 @@
+"""The sales-channel pipeline shared by every provider (docs/channels.md)."""
