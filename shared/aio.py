@@ -9,7 +9,19 @@ import contextlib
 import inspect
 import random
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
-from typing import Any
+from typing import Any, TypeVar
+
+import uvloop
+
+T = TypeVar("T")
+
+
+def run(coro: Coroutine[Any, Any, T]) -> T:
+    """``asyncio.run`` on uvloop's event loop (libuv): the services' loops spend a third of
+    their CPU in asyncio's own machinery (bench/RESULTS.md, ingest profile), which uvloop
+    does in C."""
+    with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+        return runner.run(coro)
 
 
 async def wait_for_event(event: asyncio.Event, timeout: float) -> None:  # noqa: ASYNC109 - a bounded wait: timing out is its normal end

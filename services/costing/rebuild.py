@@ -156,11 +156,12 @@ async def rebuild_in_process(
     stats = RebuildStats()
     started = time.monotonic()
     service = CostingService(pool)
+    # No ANALYZE here: the statistics taken before the reset describe the state being
+    # rebuilt (the ones of tables emptied by the reset would plan for empty tables).
     await service.reset_tenant(tenant_id)
-    await analyze(pool)
     log.info("rebuild.reset", tenant=str(tenant_id))
     stats.phases["reset"] = time.monotonic() - started
-    next_analyze = 10_000
+    next_analyze = 50_000
 
     async with pool.acquire() as reader, reader.transaction(isolation="repeatable_read", readonly=False):
         await set_tenant(reader, tenant_id)
