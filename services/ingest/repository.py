@@ -180,9 +180,8 @@ class IngestRepository:
 
     async def lock_idempotency_key(self, key: str) -> asyncpg.Record | None:
         """Lock the key for this transaction, then its stored answer (None: none yet)."""
-        return await self.conn.fetchrow(
-            LOCK_IDEMPOTENCY_KEY, self.tenant_id, key, f"idempotency:{self.tenant_id}:{key}"
-        )
+        await self.conn.execute(LOCK_IDEMPOTENCY_KEY, f"idempotency:{self.tenant_id}:{key}")
+        return await self.idempotent_response(key)
 
     async def idempotent_response(self, key: str) -> asyncpg.Record | None:
         return await self.conn.fetchrow(IDEMPOTENT_RESPONSE, self.tenant_id, key)
