@@ -7,7 +7,8 @@ Both reset the tenant's costing state first and reach the same state the live en
 holds (costing is idempotent and order-independent; tests/integration/
 test_costing_rebuild.py compares the canonical projections).
 
-The default path applies the log in process, without the broker, knowing every fact up
+The default path plans the order of application once (session temp tables), then
+applies the log in process, without the broker, knowing every fact up
 front: products, then lots, then each sale's strongest removal, then each sale's latest
 version in demand order, in groups of ``--batch`` sales per transaction (the engine's
 group apply). In demand order every sale lands at the end of its products' demand axis,
@@ -69,38 +70,41 @@ COSTING_TABLES = (
 
 _SALE_KEY = "j->>'source', j->>'sale_type', j->>'external_id'"
 _BODY = "FROM event_log e, LATERAL (SELECT convert_from(e.body, 'UTF8')::jsonb AS j) b WHERE e.tenant_id = $1"
-# Each sale's latest version (the highest version, the last logged among equals) with its demand key.
-LATEST_UPSERTS = f"""
-CREATE TEMP TABLE rebuild_upserts ON COMMIT DROP AS
-SELECT DISTINCT ON ({_SALE_KEY}) e.seq, (j->>'txn_date')::date AS txn_date,
-       (j->>'source_created_at')::timestamptz AS source_created_at, j->>'source' AS source,
-       j->>'external_id' AS external_id, j->>'sale_type' AS sale_type
-{_BODY} AND e.event_type = 'sale.upserted'
-ORDER BY {_SALE_KEY}, (j->>'version')::bigint DESC, e.seq DESC"""
+# The plan, made once at the start in session temp tables (n: the order of application), then
+# read in short keyset-paged statements: no snapshot is held while the rebuild writes (a
+# snapshot held for minutes keeps every old version of the product and lot rows the engine
+# updates group after group, and each probe of them walks longer and longer chains).
+# Each sale's latest version (the highest version, the last logged among equals), in demand
+# order (services/costing/order.py, DEMAND_ORDER; line_no aside).
+PLAN_UPSERTS = f"""
+CREATE TEMP TABLE rebuild_upserts AS
+SELECT row_number() OVER (ORDER BY txn_date, source_created_at, source, length(external_id), external_id, sale_type)
+       AS n, seq
+FROM (SELECT DISTINCT ON ({_SALE_KEY}) e.seq, (j->>'txn_date')::date AS txn_date,
+             (j->>'source_created_at')::timestamptz AS source_created_at, j->>'source' AS source,
+             j->>'external_id' AS external_id, j->>'sale_type' AS sale_type
+      {_BODY} AND e.event_type = 'sale.upserted'
+      ORDER BY {_SALE_KEY}, (j->>'version')::bigint DESC, e.seq DESC) latest"""
 # Each sale's strongest removal (deleted over voided, the first logged among equals).
-STRONGEST_REMOVALS = f"""
-CREATE TEMP TABLE rebuild_removals ON COMMIT DROP AS
-SELECT DISTINCT ON ({_SALE_KEY}) e.seq
-{_BODY} AND e.event_type = 'sale.removed'
-ORDER BY {_SALE_KEY}, (j->>'reason' = 'deleted') DESC, e.seq"""
-CHOSEN_INDEX = "CREATE INDEX ON rebuild_upserts (seq); CREATE INDEX ON rebuild_removals (seq)"
-COUNTS = """
-SELECT (SELECT count(*) FROM event_log WHERE tenant_id = $1) AS events,
-       (SELECT count(*) FROM rebuild_upserts) AS upserts, (SELECT count(*) FROM rebuild_removals) AS removals"""
-CATALOG = """
-SELECT body FROM event_log WHERE tenant_id = $1 AND event_type IN ('product.upserted', 'lot.received', 'lot.corrected')
-ORDER BY event_type <> 'product.upserted', seq"""
-REMOVALS = "SELECT e.body FROM rebuild_removals r JOIN event_log e USING (seq) ORDER BY e.seq"
-# The demand order (services/costing/order.py, DEMAND_ORDER), line_no aside.
-UPSERTS_IN_DEMAND_ORDER = """
-SELECT e.body FROM rebuild_upserts r JOIN event_log e USING (seq)
-ORDER BY r.txn_date, r.source_created_at, r.source, length(r.external_id), r.external_id, r.sale_type"""
-THE_REST = """
-SELECT e.body FROM event_log e
+PLAN_REMOVALS = f"""
+CREATE TEMP TABLE rebuild_removals AS
+SELECT row_number() OVER (ORDER BY seq) AS n, seq
+FROM (SELECT DISTINCT ON ({_SALE_KEY}) e.seq {_BODY} AND e.event_type = 'sale.removed'
+      ORDER BY {_SALE_KEY}, (j->>'reason' = 'deleted') DESC, e.seq) strongest"""
+# Products, then lots, in log order.
+PLAN_CATALOG = """
+CREATE TEMP TABLE rebuild_catalog AS
+SELECT row_number() OVER (ORDER BY event_type <> 'product.upserted', seq) AS n, seq FROM event_log
+WHERE tenant_id = $1 AND event_type IN ('product.upserted', 'lot.received', 'lot.corrected')"""
+# The other sale events (older versions, weaker removals), in log order.
+PLAN_REST = """
+CREATE TEMP TABLE rebuild_rest AS
+SELECT row_number() OVER (ORDER BY e.seq) AS n, e.seq FROM event_log e
 WHERE e.tenant_id = $1 AND e.event_type IN ('sale.upserted', 'sale.removed')
   AND NOT EXISTS (SELECT FROM rebuild_upserts r WHERE r.seq = e.seq)
-  AND NOT EXISTS (SELECT FROM rebuild_removals r WHERE r.seq = e.seq)
-ORDER BY e.seq"""
+  AND NOT EXISTS (SELECT FROM rebuild_removals r WHERE r.seq = e.seq)"""
+PLAN_TABLES = ("rebuild_catalog", "rebuild_removals", "rebuild_upserts", "rebuild_rest")
+PAGE = "SELECT r.n, e.body FROM {table} r JOIN event_log e USING (seq) WHERE r.n > $1 ORDER BY r.n LIMIT $2"
 
 
 @dataclass
@@ -163,36 +167,30 @@ async def rebuild_in_process(
     stats.phases["reset"] = time.monotonic() - started
     next_analyze = 50_000
 
-    async with pool.acquire() as reader, reader.transaction(isolation="repeatable_read", readonly=False):
-        await set_tenant(reader, tenant_id)
+    async with pool.acquire() as reader:
         t = time.monotonic()
-        await reader.execute(LATEST_UPSERTS.replace("$1", f"'{tenant_id}'::uuid"))
-        await reader.execute(STRONGEST_REMOVALS.replace("$1", f"'{tenant_id}'::uuid"))
-        await reader.execute(CHOSEN_INDEX)
-        counts = await reader.fetchrow(COUNTS, tenant_id)
-        if counts is None:  # an aggregate without GROUP BY always returns a row
-            raise LookupError("no counts")
-        stats.events = counts["events"]
+        await _plan(reader, tenant_id)
+        stats.events = sum([await _count(reader, table) for table in PLAN_TABLES])
         stats.phases["plan"] = time.monotonic() - t
         log.info(
             "rebuild.planned",
-            events=counts["events"],
-            sales=counts["upserts"],
-            removals=counts["removals"],
+            events=stats.events,
+            sales=await _count(reader, "rebuild_upserts"),
+            removals=await _count(reader, "rebuild_removals"),
             seconds=round(stats.phases["plan"], 1),
         )
         progress = _Progress(stats.events, show_bar)
         try:
-            phases: list[tuple[str, str, tuple[object, ...], int]] = [
-                ("catalog", CATALOG, (tenant_id,), 1),
-                ("removals", REMOVALS, (), batch),
-                ("sales", UPSERTS_IN_DEMAND_ORDER, (), batch),
-                ("rest", THE_REST, (tenant_id,), batch),
+            phases = [
+                ("catalog", "rebuild_catalog", 1),
+                ("removals", "rebuild_removals", batch),
+                ("sales", "rebuild_upserts", batch),
+                ("rest", "rebuild_rest", batch),
             ]
-            for phase, query, args, size in phases:
+            for phase, table, size in phases:
                 on_phase(phase)
                 t = time.monotonic()
-                async for events in _batches(reader, query, args, size, stats):
+                async for events in _batches(reader, table, size, stats):
                     for group in groups(events, size):
                         await _apply(service, group, stats)
                         progress.update(len(group), phase)
@@ -205,6 +203,8 @@ async def rebuild_in_process(
                 log.info("rebuild.phase_done", phase=phase, seconds=round(stats.phases[phase], 1))
         finally:
             progress.close()
+            for table in PLAN_TABLES:
+                await reader.execute(f"DROP TABLE IF EXISTS {table}")
     t = time.monotonic()
     await analyze(pool)
     stats.phases["analyze"] = time.monotonic() - t
@@ -221,29 +221,49 @@ async def rebuild_in_process(
     return stats
 
 
-async def _batches(
-    reader: Connection, query: str, args: tuple[object, ...], size: int, stats: RebuildStats
-) -> AsyncIterator[list[Event]]:
-    """The query's events, parsed, ``size`` at a time; the next batch is read and parsed
-    while the caller applies the current one."""
-    cursor = reader.cursor(query, *args, prefetch=FETCH)
+async def _plan(reader: Connection, tenant_id: uuid.UUID) -> None:
+    """The order of application, in the reader session's temp tables (one transaction)."""
+    literal = f"'{uuid.UUID(str(tenant_id))}'::uuid"  # a canonical UUID: safe as a literal
+    async with reader.transaction():
+        await set_tenant(reader, tenant_id)
+        for table in PLAN_TABLES:
+            await reader.execute(f"DROP TABLE IF EXISTS {table}")
+        for statement in (PLAN_CATALOG, PLAN_REMOVALS, PLAN_UPSERTS, PLAN_REST):
+            await reader.execute(statement.replace("$1", literal))
+        for table in PLAN_TABLES:
+            await reader.execute(f"CREATE UNIQUE INDEX ON {table} (n); ANALYZE {table}")
+
+
+async def _count(reader: Connection, table: str) -> int:
+    count: int = await reader.fetchval(f"SELECT count(*) FROM {table}")
+    return count
+
+
+async def _batches(reader: Connection, table: str, size: int, stats: RebuildStats) -> AsyncIterator[list[Event]]:
+    """The plan table's events, parsed, ``size`` at a time, read in pages of FETCH rows (each
+    its own short statement); the next batch is read and parsed while the caller applies
+    the current one."""
     queue: asyncio.Queue[list[Event] | None] = asyncio.Queue(maxsize=2)
+    page = PAGE.format(table=table)
 
     async def produce() -> None:
         chunk: list[Event] = []
-        async for row in cursor:
-            try:
-                chunk.append(parse_event(bytes(row["body"])))
-            except ValidationError as exc:  # the live consumer dead-letters it too
-                stats.failed += 1
-                log.error("rebuild.invalid_event", error=str(exc)[:500])
-                continue
-            if len(chunk) >= size:
-                await queue.put(chunk)
-                chunk = []
-        await queue.put(chunk or None)
+        last = 0
+        while rows := await reader.fetch(page, last, FETCH):
+            last = rows[-1]["n"]
+            for row in rows:
+                try:
+                    chunk.append(parse_event(bytes(row["body"])))
+                except ValidationError as exc:  # the live consumer dead-letters it too
+                    stats.failed += 1
+                    log.error("rebuild.invalid_event", error=str(exc)[:500])
+                    continue
+                if len(chunk) >= size:
+                    await queue.put(chunk)
+                    chunk = []
         if chunk:
-            await queue.put(None)
+            await queue.put(chunk)
+        await queue.put(None)
 
     producer = asyncio.create_task(produce())
     try:

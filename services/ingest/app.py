@@ -10,7 +10,9 @@ from collections.abc import AsyncIterator
 
 from aiohttp import web
 
-from services.ingest.app_keys import RELAY, SERVICE, SETTINGS
+from services.ingest import service as uc
+from services.ingest.app_keys import GROUP_COMMIT, RELAY, SERVICE, SETTINGS
+from services.ingest.group_commit import SaleGroupCommit
 from services.ingest.qbo import connect, connections, webhook
 from services.ingest.qbo.app_keys import QBO
 from services.ingest.qbo.channel import QboChannel
@@ -60,7 +62,12 @@ async def _relay_ctx(app: web.Application) -> AsyncIterator[None]:
     )
     app[RELAY] = relay
     # The QuickBooks channel listens to catalog changes (it re-emits the sales they re-map).
-    app[SERVICE] = IngestService(app[POOL], on_commit=relay.notify, catalog_listeners=[RemapOnCatalogChange()])
+    service = IngestService(app[POOL], on_commit=relay.notify, catalog_listeners=[RemapOnCatalogChange()])
+    app[SERVICE] = service
+    # New sales without an Idempotency-Key: concurrent ones of a tenant share a transaction.
+    app[GROUP_COMMIT] = SaleGroupCommit(
+        service, lambda tenant, body: service.write(tenant, None, b"", uc.create_sale(body))
+    )
     task = asyncio.create_task(relay.run(), name="outbox-relay")
     try:
         yield
