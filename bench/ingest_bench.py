@@ -53,6 +53,8 @@ from yarl import URL
 from bench.common import (
     load_average,
     machine_info,
+    note_peak_rss,
+    peak_rss_text,
     percentile,
     recreate_bench_database,
     service_secrets,
@@ -188,6 +190,7 @@ async def stop_processes(processes: list[asyncio.subprocess.Process], grace: flo
     """SIGTERM each (they shut down cleanly), SIGKILL after ``grace`` s; only our own children."""
     for p in processes:
         if p.returncode is None:
+            note_peak_rss(p.pid)
             with contextlib.suppress(ProcessLookupError):
                 p.send_signal(signal.SIGTERM)
     for p in processes:
@@ -948,6 +951,8 @@ def render(cfg: Config, machine: dict, r: dict, checks: list[str], elapsed: floa
         "| # | Figure | Value |",
         "|---|---|---:|",
         *[f"| {a} | {b} | {c} |" for a, b, c in diag],
+        "",
+        peak_rss_text(),
         "",
         f"The ingest service ran as its own process (`python -m services.ingest`, one event loop, default "
         f"settings: DB pool {settings.db_pool_min}–{settings.db_pool_max}) with its outbox relay publishing to "

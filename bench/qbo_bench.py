@@ -54,7 +54,7 @@ from pathlib import Path
 import aiohttp
 import asyncpg
 
-from bench.common import recreate_bench_database, service_settings, service_url
+from bench.common import peak_rss_text, recreate_bench_database, service_settings, service_url
 from bench.ingest_bench import (
     AMQP_URL,
     PG_NAME,
@@ -1066,6 +1066,7 @@ def render(cfg: Config, machine: dict, r: dict, checks: list[str], elapsed: floa
         "",
         "Diagnostics (no target):",
         "",
+        peak_rss_text(),
         f"- 1a in more detail: max {ms(res.latencies[-1])}; from each delivery's *scheduled* time (adds the load "
         f"generator's own lateness) p50 {ms(percentile(res.from_schedule, 50))}, p99 "
         f"{ms(percentile(res.from_schedule, 99))}. The ingest process used "
