@@ -51,6 +51,7 @@ import asyncpg
 from yarl import URL
 
 from bench.common import (
+    PEAK_RSS_MIB,
     load_average,
     machine_info,
     note_peak_rss,
@@ -458,15 +459,6 @@ def machine_line(machine: dict[str, str], load_after: str) -> str:
     )
 
 
-def peak_rss_mib(pid: int) -> float:
-    """A live process's peak resident set (VmHWM), MiB; 0 when it is gone."""
-    with contextlib.suppress(OSError):
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) / 1024
-    return 0.0
-
-
 def verdict(ok: bool) -> str:
     return "PASS" if ok else "**FAIL**"
 
@@ -602,7 +594,6 @@ async def http_phase(
                 await asyncio.sleep(0.05)
             out["relay_lag"] = time.perf_counter() - started
     finally:
-        out["peak_rss_mib"] = peak_rss_mib(process.pid)
         await stop_processes([process])
         logfile.close()
     for what in ("warmup", "load"):
@@ -911,7 +902,11 @@ def render(cfg: Config, machine: dict, r: dict, checks: list[str], elapsed: floa
             "**Ratio accepted writes/s ÷ pgbench tps**, same run; target ≥ 0.5",
             f"**{http.rate / pg['tps']:.3f}** ({verdict(http.rate / pg['tps'] >= 0.5)})",
         ),
-        ("2d", "Peak RSS of the ingest service (VmHWM at the end of run 1)", f"{r.get('peak_rss_mib', 0):,.0f} MiB"),
+        (
+            "2d",
+            "Peak RSS of the ingest service (VmHWM, all runs)",
+            f"{PEAK_RSS_MIB.get('services.ingest', 0):,.0f} MiB",
+        ),
     ]
     diag = [
         (
