@@ -182,7 +182,12 @@ def note_peak_rss(pid: int) -> None:
     """Record a live child's peak RSS under the module it runs (``python -m <module>``)."""
     with contextlib.suppress(OSError, ValueError):
         args = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
-        name = args[args.index(b"-m") + 1].decode() if b"-m" in args else Path(args[0].decode()).name
+        if b"-m" in args:
+            name = args[args.index(b"-m") + 1].decode()
+        elif b"-c" in args:  # the benches' profiled wrapper: python -c <code> <profile path> <module>
+            name = args[-2].decode() if args[-1] == b"" else args[-1].decode()
+        else:
+            name = Path(args[0].decode()).name
         for line in Path(f"/proc/{pid}/status").read_text().splitlines():
             if line.startswith("VmHWM:"):
                 PEAK_RSS_MIB[name] = max(PEAK_RSS_MIB.get(name, 0.0), int(line.split()[1]) / 1024)
