@@ -171,3 +171,32 @@ def write_section(heading: str, marker: str, content: str) -> None:
         else:
             text = text.rstrip("\n") + f"\n\n{heading}\n\n{block}\n"
     RESULTS.write_text(text.rstrip("\n") + "\n")
+
+
+#: The peak resident set (VmHWM, MiB) of each kind of process a bench started, by module
+#: (``services.costing``…), noted just before it is stopped (``note_peak_rss``).
+PEAK_RSS_MIB: dict[str, float] = {}
+
+
+def note_peak_rss(pid: int) -> None:
+    """Record a live child's peak RSS under the module it runs (``python -m <module>``)."""
+    with contextlib.suppress(OSError, ValueError):
+        args = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+        if b"-m" in args:
+            name = args[args.index(b"-m") + 1].decode()
+        elif b"-c" in args:  # the benches' profiled wrapper: python -c <code> <profile path> <module>
+            name = args[-2].decode() if args[-1] == b"" else args[-1].decode()
+        else:
+            name = Path(args[0].decode()).name
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                PEAK_RSS_MIB[name] = max(PEAK_RSS_MIB.get(name, 0.0), int(line.split()[1]) / 1024)
+
+
+def peak_rss_text() -> str:
+    """``- Peak RSS …`` line for a bench's diagnostics: every process it started, and itself."""
+    import resource
+
+    own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    parts = [f"`{name}` {mib:,.0f} MiB" for name, mib in sorted(PEAK_RSS_MIB.items())]
+    return f"- Peak RSS (VmHWM) of each process: {', '.join([*parts, f'the bench process {own:,.0f} MiB'])}."

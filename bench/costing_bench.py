@@ -52,6 +52,8 @@ from bench.common import (
     cpu_probe_ms,
     load_average,
     machine_info,
+    note_peak_rss,
+    peak_rss_text,
     recreate_bench_database,
     service_url,
     subprocess_environment,
@@ -224,6 +226,7 @@ def spawn_consumer(prefix: str, logfile) -> asyncio.subprocess.Process:
 async def stop_processes(processes: list[asyncio.subprocess.Process]) -> None:
     for p in processes:
         if p.returncode is None:
+            note_peak_rss(p.pid)
             p.send_signal(signal.SIGTERM)
     for p in processes:
         try:
@@ -1154,6 +1157,7 @@ def render(
         "",
         "Diagnostics (no target):",
         "",
+        peak_rss_text(),
         f"- Publishing alone (confirmed, 256 in flight): {e1.sales / e1.publish_seconds:,.0f} msg/s "
         f"(run 1a), {e2.sales / e2.publish_seconds:,.0f} msg/s (run 1b).",
         f"- The same 2-line sales applied by one in-process caller, no broker (`CostingService.apply` in a loop, "

@@ -42,6 +42,8 @@ from yarl import URL
 from bench.common import (
     load_average,
     migrate_bench_database,
+    note_peak_rss,
+    peak_rss_text,
     percentile,
     recreate_bench_database,
     service_url,
@@ -451,6 +453,7 @@ async def query_service():
                 raise RuntimeError("the query service did not become ready")
         yield base, proc
     finally:
+        note_peak_rss(proc.pid)
         with contextlib.suppress(ProcessLookupError):
             proc.terminate()
         try:
@@ -797,7 +800,7 @@ def reading(results: list[Result]) -> str:
             queued.append(r)
         else:
             slow.append(r)
-    lines = ["Reading:"]
+    lines = [peak_rss_text(), "", "Reading:"]
     if queued:
         lines.append(
             "- "

@@ -9,7 +9,20 @@ import contextlib
 import inspect
 import random
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
-from typing import Any
+from typing import Any, TypeVar
+
+import uvloop
+
+T = TypeVar("T")
+
+
+def run(coro: Coroutine[Any, Any, T]) -> T:
+    """``asyncio.run`` on uvloop's event loop (libuv): the services' loops spend a third of
+    their CPU in asyncio's own machinery (bench/RESULTS.md, ingest profile), which uvloop
+    does in C."""
+    with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+        return runner.run(coro)
+
 
 #: Jitter from a generator of our own, not the random module's shared one: a test framework
 #: (hypothesis) owns that state while it runs, and nothing here needs to share it.

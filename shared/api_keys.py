@@ -120,6 +120,59 @@ async def lookup_key(pool: asyncpg.Pool, key: str) -> KeyMatch | None:
     return KeyMatch(row["id"], row["tenant_id"], row["sales_tracking"])
 
 
+class KeyCache:
+    """The live keys this process authenticated within the last ``ttl`` seconds (by prefix,
+    with the hash and expiry they were read with), so a busy client's requests skip the
+    lookup round trip. Only keys of entitled tenants are kept. A cached key is checked
+    again by every unit of work of the request, in its first statement (``shared.db.
+    CACHED_KEY``, ``api_key_check``): a revoked key or a downgraded tenant is refused at
+    once, and the entry dropped (``evict``). Memory: the keys used within ``ttl``."""
+
+    def __init__(self, ttl: float = 1.0, clock: Callable[[], float] = time.monotonic):
+        self.ttl = ttl
+        self._clock = clock
+        self._entries: dict[str, tuple[float, bytes, datetime | None, KeyMatch]] = {}
+        self._swept = clock()
+        #: Lookups that went to the database (tests and metrics).
+        self.misses = 0
+
+    async def lookup(self, pool: asyncpg.Pool, key: str) -> tuple[KeyMatch | None, bool]:
+        """(the live key matching ``key`` or None, whether it came from the cache)."""
+        prefix = _prefix(key)
+        if prefix is None:
+            return None, False
+        now = self._clock()
+        entry = self._entries.get(prefix)
+        if entry is not None and now - entry[0] < self.ttl:
+            _, key_hash, expires_at, match = entry
+            if hmac.compare_digest(key_hash, _hash(key)) and (expires_at is None or expires_at > datetime.now(UTC)):
+                return match, True
+        self.misses += 1
+        row = await pool.fetchrow(FIND_KEY, prefix)
+        if row is None or not hmac.compare_digest(row["key_hash"], _hash(key)):
+            self._entries.pop(prefix, None)
+            return None, False
+        match = KeyMatch(row["id"], row["tenant_id"], row["sales_tracking"])
+        if match.sales_tracking and self.ttl > 0:
+            self._sweep(now)
+            self._entries[prefix] = (now, row["key_hash"], row["expires_at"], match)
+        else:
+            self._entries.pop(prefix, None)
+        return match, False
+
+    def evict(self, key: str) -> None:
+        prefix = _prefix(key)
+        if prefix is not None:
+            self._entries.pop(prefix, None)
+
+    def _sweep(self, now: float) -> None:
+        if now - self._swept < self.ttl:
+            return
+        self._swept = now
+        for prefix in [p for p, e in self._entries.items() if now - e[0] >= self.ttl]:
+            del self._entries[prefix]
+
+
 async def tenant_for_key(pool: asyncpg.Pool, key: str) -> uuid.UUID | None:
     """The tenant of a live key, or None (unknown, malformed, revoked or expired)."""
     match = await lookup_key(pool, key)

@@ -8,6 +8,7 @@ import contextlib
 import json
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
+from contextvars import ContextVar
 from decimal import Decimal
 from typing import TypeAlias, TypeVar
 
@@ -143,11 +144,22 @@ async def create_pool(
 # --- Tenant scope (row-level security, shared/migrations/0017_row_level_security.sql) -------
 
 
+#: The API key a request authenticated with from the HTTP services' key cache (set by
+#: ``shared.web.auth_middleware`` for the request's task; None elsewhere): every unit of
+#: work the request opens checks it is still live in its first statement.
+CACHED_KEY: ContextVar[uuid.UUID | None] = ContextVar("cached_key", default=None)
+
+
 def tenant_setting_sql(tenant_id: uuid.UUID | str) -> str:
     """The statement that scopes the current transaction to one tenant, as text, for a
     caller that sends it together with other statements in one round trip. The value is
-    a canonical UUID (``uuid.UUID`` refuses anything else), so it is safe as a literal."""
-    return f"SELECT set_config('app.tenant_id', '{uuid.UUID(str(tenant_id))}', true)"
+    a canonical UUID (``uuid.UUID`` refuses anything else), so it is safe as a literal.
+    In a request authenticated from the key cache it also checks, in the same statement,
+    that the key is still live and its tenant entitled (``api_key_check``, migration 0027:
+    SQLSTATE 28000 otherwise), so a revocation takes effect at once."""
+    scope = f"SELECT set_config('app.tenant_id', '{uuid.UUID(str(tenant_id))}', true)"
+    key = CACHED_KEY.get()
+    return scope if key is None else f"{scope}, api_key_check('{uuid.UUID(str(key))}')"
 
 
 async def set_tenant(conn: Connection, tenant_id: uuid.UUID | str) -> None:
@@ -167,6 +179,24 @@ async def tenant_transaction(
     async with pool.acquire() as conn, conn.transaction(**transaction):  # type: ignore[arg-type]  # asyncpg options as given
         await set_tenant(conn, tenant_id)
         yield conn
+
+
+@contextlib.asynccontextmanager
+async def tenant_write(pool: asyncpg.Pool, tenant_id: uuid.UUID | str) -> AsyncIterator[Connection]:
+    """A read-write transaction scoped to one tenant, opened and scoped in one round trip
+    (``tenant_transaction`` takes two): the ingest API's writes. Ended by COMMIT, or
+    ROLLBACK when the body raised. The body must not open ``conn.transaction()`` (asyncpg
+    refuses it inside a transaction it did not start)."""
+    async with pool.acquire() as conn:
+        await conn.execute(f"BEGIN; {tenant_setting_sql(tenant_id)}")
+        try:
+            yield conn
+        except BaseException:
+            if not conn.is_closed():
+                with contextlib.suppress(Exception):
+                    await conn.execute("ROLLBACK")
+            raise
+        await conn.execute("COMMIT")
 
 
 @contextlib.asynccontextmanager

@@ -15,7 +15,6 @@ error_middleware) get a JSON 500 too, logged as aiohttp would.
 
 from __future__ import annotations
 
-import asyncio
 from typing import Any
 
 from aiohttp import web
@@ -78,6 +77,7 @@ class AppRunner(web.AppRunner):
 def run(app: web.Application, *, host: str, port: int, grace: float = 30.0, **server_kwargs: Any) -> None:
     """Serve until SIGINT/SIGTERM, then shut down gracefully within ``grace`` seconds
     (``shared.shutdown``; a second signal forces)."""
+    from shared.aio import run as run_loop
     from shared.shutdown import serve  # shared.shutdown builds on this module's AppRunner
 
-    asyncio.run(serve(app, host, port, grace, **server_kwargs))
+    run_loop(serve(app, host, port, grace, **server_kwargs))

@@ -80,6 +80,10 @@ class Settings(BaseSettings):
     #: Requests a key may make at once (the token bucket's size); unset: a minute's worth
     #: (``api_rate_limit_per_minute``). Refilled at ``api_rate_limit_per_minute`` / 60 per second.
     api_rate_limit_burst: int | None = Field(default=None, ge=1)
+    #: Seconds an authenticated API key is reused without the lookup round trip (shared.api_keys.
+    #: KeyCache; 0 disables it). A revocation still takes effect at once: each unit of work
+    #: of a request authenticated from the cache checks the key first (migration 0027).
+    api_key_cache_seconds: float = Field(default=1.0, ge=0, le=1.0)
 
     db_pool_min: int = 1
     db_pool_max: int = 10

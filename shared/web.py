@@ -18,8 +18,8 @@ from aiohttp import web
 from aiohttp.http_exceptions import HttpProcessingError
 from aiohttp.typedefs import Handler, Middleware
 
-from shared.api_keys import KeyUsage, RateLimiter, bearer_key, lookup_key
-from shared.db import BadInputError, UnavailableError, translate
+from shared.api_keys import KeyCache, KeyUsage, RateLimiter, bearer_key, lookup_key
+from shared.db import CACHED_KEY, BadInputError, UnavailableError, translate
 from shared.logging import get_logger
 from shared.settings import Settings
 
@@ -108,31 +108,40 @@ def auth_middleware(
     settings: Settings | None = None,
     usage: KeyUsage | None = None,
     public_paths: Collection[str] = (),
+    cache: KeyCache | None = None,
 ) -> Middleware:
     """API-key authentication of the paths under ``protected_prefix`` (except ``public_paths``,
     such as an API's own OpenAPI document, which holds no tenant data), then the key's rate
     limit (``settings.api_rate_limit_per_minute``/``_burst``, per process; the defaults of
     Settings when none are given) and the record of its last use (at most once a minute,
     KeyUsage). The Authorization header is read from its raw bytes: a value that is not
-    ASCII, malformed or unknown is a 401 like a missing one, and is never logged."""
+    ASCII, malformed or unknown is a 401 like a missing one, and is never logged.
+
+    Keys are cached for ``settings.api_key_cache_seconds`` (KeyCache): a request whose key
+    came from the cache has every unit of work check it first (``shared.db.CACHED_KEY``);
+    when that check fails (revoked, expired, tenant no longer entitled: nothing was
+    written), the entry is dropped and the request authenticated again from the database:
+    401 for a dead key, else it runs again with the tenant's current entitlement."""
     settings = settings or Settings()
     limiter = RateLimiter(settings.api_rate_limit_per_minute, settings.api_rate_limit_burst)
     usage = usage or KeyUsage()
+    cache = cache or KeyCache(settings.api_key_cache_seconds)
     public = frozenset(public_paths)
+    refused = ApiError(
+        401,
+        "unauthorized",
+        "a valid API key is required: Authorization: Bearer <key> "
+        "(this one is missing, malformed, unknown, expired or revoked)",
+    )
 
     @web.middleware
     async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
         if request.path.startswith(protected_prefix) and request.path not in public:
             values = [value for name, value in request.raw_headers if name.lower() == b"authorization"]
             key = bearer_key(values[0]) if len(values) == 1 else None
-            match = await lookup_key(request.app[POOL], key) if key is not None else None
-            if match is None:
-                raise ApiError(
-                    401,
-                    "unauthorized",
-                    "a valid API key is required: Authorization: Bearer <key> "
-                    "(this one is missing, malformed, unknown, expired or revoked)",
-                )
+            match, cached = await cache.lookup(request.app[POOL], key) if key is not None else (None, False)
+            if match is None or key is None:
+                raise refused
             wait = limiter.acquire(match.id)
             if wait > 0:
                 retry_after = max(1, math.ceil(wait))
@@ -145,8 +154,21 @@ def auth_middleware(
             request[SALES_TRACKING] = match.sales_tracking
             structlog.contextvars.bind_contextvars(tenant=str(match.tenant_id))
             await usage.touch(request.app[POOL], match)
+            if cached:
+                token = CACHED_KEY.set(match.id)
+                try:
+                    return await handler(request)
+                except asyncpg.InvalidAuthorizationSpecificationError:
+                    cache.evict(key)  # revoked, expired or downgraded since it was cached
+                finally:
+                    CACHED_KEY.reset(token)
+                match = await lookup_key(request.app[POOL], key)
+                if match is None:
+                    raise refused from None
+                request[SALES_TRACKING] = match.sales_tracking
         return await handler(request)
 
+    middleware.cache = cache  # type: ignore[attr-defined]  # read by tests and operators
     middleware.limiter = limiter  # type: ignore[attr-defined]  # read by tests and operators
     middleware.usage = usage  # type: ignore[attr-defined]  # read by tests and operators
     return middleware

@@ -30,8 +30,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import time
 import uuid
+from collections import Counter
+from collections.abc import Callable
 from typing import Any
 
 from aio_pika.abc import AbstractExchange, AbstractIncomingMessage
@@ -52,6 +55,41 @@ RECORD_DEAD_LETTER = """
 INSERT INTO dead_letters (event_id, tenant_id, routing_key, reason, body) VALUES ($1, $2, $3, $4, $5)"""
 
 Item = tuple[AbstractIncomingMessage, Event]
+
+
+#: Seconds between two INFO summaries of the consumer's work (per-event lines are DEBUG).
+PROGRESS_EVERY = 10.0
+
+
+class Progress:
+    """Counts of what the consumer did (applied, duplicates, dead-lettered, requeued),
+    logged at INFO at most every ``every`` seconds, then reset: a busy consumer writes one
+    line per interval, not one per event."""
+
+    def __init__(self, every: float = PROGRESS_EVERY, clock: Callable[[], float] = time.monotonic):
+        self.every = every
+        self._clock = clock
+        self._since = clock()
+        self.counts: Counter[str] = Counter()
+
+    def count(self, what: str, n: int = 1) -> None:
+        self.counts[what] += n
+
+    def report(self, force: bool = False) -> None:
+        now = self._clock()
+        if not force and now - self._since < self.every:
+            return
+        if self.counts:
+            log.info(
+                "costing.progress",
+                seconds=round(now - self._since, 1),
+                applied=self.counts["applied"],
+                duplicates=self.counts["duplicates"],
+                dead_lettered=self.counts["dead_lettered"],
+                requeued=self.counts["requeued"],
+            )
+        self.counts.clear()
+        self._since = now
 
 
 class _DatabaseGone(Exception):
@@ -90,6 +128,8 @@ class CostingConsumer:
         self.idle.set()
         #: Messages of the batch being applied.
         self.in_hand = 0
+        #: Per-event lines go to DEBUG; INFO gets a summary every PROGRESS_EVERY seconds.
+        self.progress = Progress()
 
     async def receive(self, message: AbstractIncomingMessage) -> None:
         """The broker's callback: hand the message to the worker."""
@@ -147,6 +187,7 @@ class CostingConsumer:
             await self.requeue(held)
         except Exception as exc:  # the broker is gone: closing the channel returns them anyway
             log.warning("costing.hand_back_failed", error=f"{type(exc).__name__}: {exc}", messages=len(held))
+        self.progress.report(force=True)
         log.info("costing.consumer_stopped", handed_back=len(held))
 
     async def handle(self, messages: list[AbstractIncomingMessage]) -> None:
@@ -188,6 +229,7 @@ class CostingConsumer:
                 await self.dead_letter(message, f"failed: {type(exc).__name__}: {exc}")
             return
         crash_if("after_commit_before_ack", self.crash_point)
+        debug = log.is_enabled_for(logging.DEBUG)
         # One frame acknowledges the group: messages are applied in delivery order, and all
         # delivered before the group are settled already, so "up to and including its last
         # message" is exactly the group.
@@ -195,11 +237,14 @@ class CostingConsumer:
         self.acked.update(id(message) for message, _ in group)
         for (message, event), new in zip(group, applied, strict=True):  # one result per event
             metrics.EVENTS.labels(event.event_type, "applied" if new else "duplicate").inc()
-            log.info(
-                "costing.event.applied" if new else "costing.event.duplicate",
-                event_type=event.event_type,
-                **_context(message),
-            )
+            self.progress.count("applied" if new else "duplicates")
+            if debug:
+                log.debug(
+                    "costing.event.applied" if new else "costing.event.duplicate",
+                    event_type=event.event_type,
+                    **_context(message),
+                )
+        self.progress.report()
         metrics.DURATION.observe(time.perf_counter() - started)
         metrics.GROUP_SIZE.observe(len(group))
 
@@ -215,6 +260,7 @@ class CostingConsumer:
             await message.ack()
             self.acked.add(id(message))
             metrics.EVENTS.labels(routing_key, "requeued").inc()
+            self.progress.count("requeued")
 
     def _settled(self, message: AbstractIncomingMessage) -> bool:
         """Acked or parked already, by itself or by its group's single acknowledgement."""
@@ -254,6 +300,8 @@ class CostingConsumer:
             log.exception("costing.dead_letter_record_failed")
         await message.ack()
         metrics.DEAD_LETTERED.labels(reason.split(":", 1)[0]).inc()
+        self.progress.count("dead_lettered")
+        self.progress.report()
         log.error("costing.event.dead_lettered", reason=reason, **_context(message))
 
 

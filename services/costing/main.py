@@ -18,6 +18,7 @@ from services.costing.consumer import CostingConsumer
 from services.costing.runtime import tune_garbage_collector
 from services.costing.service import CostingService
 from shared import broker, shutdown
+from shared.aio import run as run_loop
 from shared.aio import running
 from shared.db import create_service_pool
 from shared.health import ReadinessCheck, add_health_routes, broker_check, database_check
@@ -187,4 +188,4 @@ async def serve(settings: Settings) -> None:
 def main() -> None:
     settings = Settings()
     configure(settings.log_format, settings.log_level)
-    run_guarded(lambda: asyncio.run(serve(settings)))
+    run_guarded(lambda: run_loop(serve(settings)))

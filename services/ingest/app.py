@@ -13,10 +13,12 @@ from collections.abc import AsyncIterator
 
 from aiohttp import web
 
-from services.ingest.app_keys import RELAY, SERVICE, SETTINGS
+from services.ingest import service as uc
+from services.ingest.app_keys import GROUP_COMMIT, RELAY, SERVICE, SETTINGS
 from services.ingest.channels import connections as channel_connections
 from services.ingest.channels.channel import CHANNELS, Channels
 from services.ingest.channels.sync import RemapOnCatalogChange
+from services.ingest.group_commit import SaleGroupCommit
 from services.ingest.qbo import connect, connections, webhook
 from services.ingest.qbo.app_keys import QBO
 from services.ingest.qbo.channel import QboChannel
@@ -73,7 +75,12 @@ async def _relay_ctx(app: web.Application) -> AsyncIterator[None]:
     app[RELAY] = relay
     # The channels listen to catalog changes (they re-emit the sales they re-map), every provider's.
     listener = RemapOnCatalogChange([QuickBooksProvider(settings), XeroProvider(settings)])
-    app[SERVICE] = IngestService(app[POOL], on_commit=relay.notify, catalog_listeners=[listener])
+    service = IngestService(app[POOL], on_commit=relay.notify, catalog_listeners=[listener])
+    app[SERVICE] = service
+    # New sales without an Idempotency-Key: concurrent ones of a tenant share a transaction.
+    app[GROUP_COMMIT] = SaleGroupCommit(
+        service, lambda tenant, body: service.write(tenant, None, b"", uc.create_sale(body))
+    )
     task = asyncio.create_task(relay.run(), name="outbox-relay")
     try:
         yield

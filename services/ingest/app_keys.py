@@ -3,6 +3,7 @@ key in its package)."""
 
 from aiohttp import web
 
+from services.ingest.group_commit import SaleGroupCommit
 from services.ingest.relay import OutboxRelay
 from services.ingest.service import IngestService
 from shared.settings import Settings
@@ -10,3 +11,4 @@ from shared.settings import Settings
 SETTINGS = web.AppKey("settings", Settings)
 SERVICE = web.AppKey("service", IngestService)
 RELAY = web.AppKey("relay", OutboxRelay)
+GROUP_COMMIT = web.AppKey("group_commit", SaleGroupCommit)

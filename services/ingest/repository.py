@@ -45,9 +45,13 @@ WHERE tenant_id = $1 AND sku = $2 AND lot_number = $3 RETURNING version"""
 SALE = """
 SELECT reference, type, status, version, entered_at, body FROM manual_sales WHERE tenant_id = $1 AND reference = $2"""
 LOCK_SALE = SALE + " FOR UPDATE"
+# The new sale (no row when its reference exists: version NULL) and the tenant's home
+# currency (the event's exchange rate), in one round trip.
 INSERT_SALE = """
-INSERT INTO manual_sales (tenant_id, reference, type, version, entered_at, body) VALUES ($1, $2, $3, 1, now(), $4)
-ON CONFLICT (tenant_id, reference) DO NOTHING RETURNING version, entered_at"""
+WITH inserted AS (
+    INSERT INTO manual_sales (tenant_id, reference, type, version, entered_at, body) VALUES ($1, $2, $3, 1, now(), $4)
+    ON CONFLICT (tenant_id, reference) DO NOTHING RETURNING version, entered_at)
+SELECT t.home_currency, i.version, i.entered_at FROM tenants t LEFT JOIN inserted i ON true WHERE t.id = $1"""
 UPDATE_SALE = """
 UPDATE manual_sales SET body = $3, version = version + 1, updated_at = now() WHERE tenant_id = $1 AND reference = $2
 RETURNING version, entered_at"""
@@ -63,6 +67,10 @@ WITH logged AS (
 INSERT INTO outbox (seq) SELECT seq FROM logged"""
 
 IDEMPOTENT_RESPONSE = "SELECT request_hash, status, response FROM idempotency_keys WHERE tenant_id = $1 AND key = $2"
+# Requests with the same key run one after the other: the transaction's advisory lock on
+# the key. (Not in one statement with the read of its answer: that statement's snapshot
+# would be taken before the lock is granted, and miss the answer the holder committed.)
+LOCK_IDEMPOTENCY_KEY = "SELECT pg_advisory_xact_lock(hashtextextended($1, 0))"
 SAVE_IDEMPOTENT_RESPONSE = """
 INSERT INTO idempotency_keys (tenant_id, key, request_hash, status, response) VALUES ($1, $2, $3, $4, $5)
 ON CONFLICT (tenant_id, key) DO NOTHING RETURNING key"""
@@ -139,8 +147,12 @@ class IngestRepository:
     async def sale(self, reference: str, lock: bool = False) -> asyncpg.Record | None:
         return await self.conn.fetchrow(LOCK_SALE if lock else SALE, self.tenant_id, reference)
 
-    async def insert_sale(self, reference: str, sale_type: str, body: dict[str, Any]) -> asyncpg.Record | None:
-        return await self.conn.fetchrow(INSERT_SALE, self.tenant_id, reference, sale_type, body)
+    async def insert_sale(self, reference: str, sale_type: str, body: dict[str, Any]) -> asyncpg.Record:
+        """(home_currency, version, entered_at): version and entered_at NULL when the reference exists."""
+        row = await self.conn.fetchrow(INSERT_SALE, self.tenant_id, reference, sale_type, body)
+        if row is None:  # the request's tenant was authenticated in this transaction
+            raise LookupError(f"no tenant {self.tenant_id}")
+        return row
 
     async def update_sale(self, reference: str, body: dict[str, Any]) -> asyncpg.Record:
         """Call with the sale locked (``sale(reference, lock=True)`` found it)."""
@@ -165,6 +177,11 @@ class IngestRepository:
             event.correlation_id,
             dump_event(event),
         )
+
+    async def lock_idempotency_key(self, key: str) -> asyncpg.Record | None:
+        """Lock the key for this transaction, then its stored answer (None: none yet)."""
+        await self.conn.execute(LOCK_IDEMPOTENCY_KEY, f"idempotency:{self.tenant_id}:{key}")
+        return await self.idempotent_response(key)
 
     async def idempotent_response(self, key: str) -> asyncpg.Record | None:
         return await self.conn.fetchrow(IDEMPOTENT_RESPONSE, self.tenant_id, key)

@@ -14,7 +14,7 @@ from pydantic_core import ErrorDetails
 
 from services.ingest import openapi
 from services.ingest import service as uc
-from services.ingest.app_keys import SERVICE
+from services.ingest.app_keys import GROUP_COMMIT, SERVICE
 from services.ingest.repository import IngestRepository
 from services.ingest.schemas import LotBody, LotPatchBody, ProductBody, SaleBody
 from shared.db import tenant_transaction
@@ -163,6 +163,10 @@ async def get_lot(request: web.Request) -> web.Response:
 
 @routes.post("/api/v1/sales")
 async def post_sale(request: web.Request) -> web.Response:
+    if "Idempotency-Key" not in request.headers:  # group commit (services/ingest/group_commit.py)
+        body = await _body(request, SaleBody)
+        status, response = await request.app[GROUP_COMMIT].create_sale(request[TENANT], body)
+        return json_response(response, status)
     return await _write(request, uc.create_sale(await _body(request, SaleBody)))
 
 

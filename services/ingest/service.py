@@ -16,7 +16,7 @@ import structlog
 
 from services.ingest.repository import IngestRepository
 from services.ingest.schemas import LotBody, LotPatchBody, ProductBody, SaleBody
-from shared.db import Connection, tenant_transaction
+from shared.db import Connection, tenant_write
 from shared.events import EventBase, LotCorrected, LotReceived, ProductUpserted, SaleLine, SaleRemoved, SaleUpserted
 from shared.money import wide
 from shared.web import ApiError
@@ -66,16 +66,12 @@ class IngestService:
         self, tenant_id: uuid.UUID, idempotency_key: str | None, request_hash: bytes, operation: Operation
     ) -> tuple[int, dict[str, Any]]:
         """Run a write once per Idempotency-Key: a retry gets the first answer again."""
-        async with tenant_transaction(self.pool, tenant_id) as conn:
+        async with tenant_write(self.pool, tenant_id) as conn:
             repo = IngestRepository(conn, tenant_id)
             if idempotency_key:
                 # Why: requests with the same key run one after the other, so an overlapping
-                # retry waits for the first and then finds its answer.
-                await conn.execute(
-                    "SELECT pg_advisory_xact_lock(hashtextextended($1, 0))",
-                    f"idempotency:{tenant_id}:{idempotency_key}",
-                )
-                prior = await repo.idempotent_response(idempotency_key)
+                # retry waits for the first and then finds its answer (lock and read: one statement).
+                prior = await repo.lock_idempotency_key(idempotency_key)
                 if prior is not None:
                     return _replayed(prior, request_hash)
             response = await self._run(repo, operation)
@@ -218,9 +214,11 @@ def create_sale(body: SaleBody) -> Operation:
     async def op(repo: IngestRepository) -> dict[str, Any]:
         if body.reference is None:
             raise ApiError(422, "validation_failed", [{"field": "reference", "problem": "Field required"}])
-        rate = await _home_rate(repo, body)
+        # One round trip: the sale inserted (unless its reference exists) and the tenant's home
+        # currency. A refused exchange rate (422, checked first) rolls the insert back.
         row = await repo.insert_sale(body.reference, body.type, body.model_dump(mode="json"))
-        if row is None:
+        rate = _rate(body, row["home_currency"])
+        if row["version"] is None:
             raise ApiError(409, "conflict", f"a sale with reference {body.reference!r} exists")
         event = _sale_event(repo, body.reference, body, rate, row["version"], row["entered_at"])
         return {"event_ids": await _emit(repo, event), "reference": body.reference, "version": row["version"]}
@@ -285,10 +283,14 @@ async def _posted_sale(repo: IngestRepository, reference: str) -> asyncpg.Record
 
 async def _home_rate(repo: IngestRepository, body: SaleBody) -> Decimal:
     tenant = await repo.tenant()
-    if tenant is None:  # the request's tenant was authenticated in this transaction
-        raise LookupError(f"no tenant {repo.tenant_id}")
+    return _rate(body, tenant["home_currency"] if tenant is not None else None)
+
+
+def _rate(body: SaleBody, home_currency: str | None) -> Decimal:
+    if home_currency is None:  # the request's tenant was authenticated in this transaction
+        raise LookupError("the request's tenant does not exist")
     try:
-        return body.home_rate(tenant["home_currency"].strip())
+        return body.home_rate(home_currency.strip())
     except ValueError as exc:
         raise ApiError(422, "validation_failed", [{"field": "exchange_rate", "problem": str(exc)}]) from exc
 

@@ -29,7 +29,10 @@ _NEW_FLAGS = flags_sql(kind="l.kind", shortage="c.shortage", has_basis="$19")
 # $25 the sales whose totals LineWriter.flush re-sums (not moved here).
 # Allocations come from one merge of both axes: between two consecutive starts (of a
 # line or a lot), the line and the lot are the last ones started, since both axes are
-# contiguous and their positions grow with their orders.
+# contiguous and their positions grow with their orders. The tail's lines and lots are
+# reached by their rank (array subscripts), never by joining CTEs: on tables never
+# analyzed the planner expects one row from each and would nest those joins (N² for a
+# tail of N lines: 10,000 lines took seconds; bench/plans_bench.py).
 # The totals of the sales whose lines it re-costed move here too, their rows locked in id
 # order first (LineWriter.flush then re-sums the transaction's rewritten sales, and moves
 # those of tails re-costed in Python). Returns the tail's line ids.
@@ -57,16 +60,26 @@ WITH tail AS MATERIALIZED (
           UNION ALL
           SELECT s_start, NULL, NULL, n, s_end FROM supply) starts
     WINDOW o AS (ORDER BY at)
+), ids AS MATERIALIZED (  -- lines and lots by their rank n (dense from 1): subscripts, not joins
+    SELECT (SELECT array_agg(id ORDER BY n) FROM tail) AS line_ids,
+           (SELECT array_agg(id ORDER BY n) FROM supply) AS lot_ids,
+           (SELECT array_agg(unit_cost ORDER BY n) FROM supply) AS unit_costs
 ), wanted AS MATERIALIZED (  -- a line and a lot overlap in exactly one segment
-    SELECT t.n, t.id AS line_id, s.id AS lot_id, s.unit_cost, least(g.next_at, g.line_end, g.lot_end) - g.at AS quantity
-    FROM segments g JOIN supply s ON s.n = g.lot_n JOIN tail t ON t.n = g.line_n
+    SELECT g.line_n AS n, i.line_ids[g.line_n] AS line_id, i.lot_ids[g.lot_n] AS lot_id,
+           i.unit_costs[g.lot_n] AS unit_cost, least(g.next_at, g.line_end, g.lot_end) - g.at AS quantity
+    FROM segments g CROSS JOIN ids i
     WHERE g.at < g.line_end AND g.at < g.lot_end AND (g.next_at > g.at OR g.next_at IS NULL)
+), line_values AS MATERIALIZED (  -- each tail line's allocated value, by its rank n
+    SELECT array_agg(value ORDER BY n) AS value
+    FROM (SELECT n, sum(value) AS value
+          FROM (SELECT n, 0 AS value FROM tail UNION ALL SELECT n, quantity * unit_cost FROM wanted) u
+          GROUP BY n) v
 ), priced AS MATERIALIZED (
-    SELECT l.*, c.shortage, coalesce(v.value, 0) + c.shortage * $18 AS new_cost, c.shortage * $18 AS shortage_cost,
+    SELECT l.*, c.shortage, v.value[l.n] + c.shortage * $18 AS new_cost, c.shortage * $18 AS shortage_cost,
            {_NEW_FLAGS} AS new_flags
     FROM tail l
     CROSS JOIN LATERAL (SELECT greatest(l.new_end - greatest(l.new_start, $17), 0) AS shortage) c
-    LEFT JOIN (SELECT n, sum(quantity * unit_cost) AS value FROM wanted GROUP BY n) v ON v.n = l.n
+    CROSS JOIN line_values v
 ), repriced AS MATERIALIZED (
     SELECT * FROM priced p
     WHERE NOT (p.costed AND p.cost = p.new_cost AND p.shortage_qty = p.shortage AND p.flags = p.new_flags)
