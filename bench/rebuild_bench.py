@@ -353,16 +353,29 @@ async def replay_last_day(tenant_id: uuid.UUID, workdir: Path) -> tuple[int, flo
                 connection = await aio_pika.connect(AMQP_URL)
             await asyncio.sleep(0.2)
         async with asyncpg.create_pool(DATABASE_URL, min_size=1, max_size=1) as pool:
-            since = await pool.fetchval(
-                "SELECT max(recorded_at) - interval '1 day' FROM event_log WHERE tenant_id = $1", tenant_id
-            )
+            # The last day of sales (the log's own last hours hold only the late-logged few).
+            since = datetime.combine(START + timedelta(days=DAYS - 1), datetime.min.time(), tzinfo=UTC)
+            until = since + timedelta(days=1)
             count = await pool.fetchval(
-                "SELECT count(*) FROM event_log WHERE tenant_id = $1 AND recorded_at >= $2", tenant_id, since
+                "SELECT count(*) FROM event_log WHERE tenant_id = $1 AND recorded_at >= $2 AND recorded_at < $3",
+                tenant_id,
+                since,
+                until,
             )
         replay_env = dict(env, DATABASE_OWNER_URL=DATABASE_URL)
         started = time.monotonic()
         subprocess.run(
-            [sys.executable, "-m", "services.ingest.replay", "--tenant", str(tenant_id), "--since", since.isoformat()],
+            [
+                sys.executable,
+                "-m",
+                "services.ingest.replay",
+                "--tenant",
+                str(tenant_id),
+                "--since",
+                since.isoformat(),
+                "--until",
+                until.isoformat(),
+            ],
             cwd=str(ROOT),
             env=replay_env,
             check=True,

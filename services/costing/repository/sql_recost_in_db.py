@@ -29,10 +29,11 @@ _NEW_FLAGS = flags_sql(kind="l.kind", shortage="c.shortage", has_basis="$19")
 # $25 the sales whose totals LineWriter.flush re-sums (not moved here).
 # Allocations come from one merge of both axes: between two consecutive starts (of a
 # line or a lot), the line and the lot are the last ones started, since both axes are
-# contiguous and their positions grow with their orders. The tail's lines and lots are
-# reached by their rank (array subscripts), never by joining CTEs: on tables never
-# analyzed the planner expects one row from each and would nest those joins (N² for a
-# tail of N lines: 10,000 lines took seconds; bench/plans_bench.py).
+# contiguous and their positions grow with their orders. The segments reach their line and
+# lot by rank (subscripts of bigint arrays: O(1)), not by joining CTEs: on tables never
+# analyzed the planner expects one row from each CTE and nested those joins (N² for a tail
+# of N lines; bench/plans_bench.py). (A line's value still joins ``wanted`` by rank: a numeric
+# array's subscript walks the array, N² again, measured 1.5× slower on analyzed tables.)
 # The totals of the sales whose lines it re-costed move here too, their rows locked in id
 # order first (LineWriter.flush then re-sums the transaction's rewritten sales, and moves
 # those of tails re-costed in Python). Returns the tail's line ids.
@@ -69,17 +70,12 @@ WITH tail AS MATERIALIZED (
            i.unit_costs[g.lot_n] AS unit_cost, least(g.next_at, g.line_end, g.lot_end) - g.at AS quantity
     FROM segments g CROSS JOIN ids i
     WHERE g.at < g.line_end AND g.at < g.lot_end AND (g.next_at > g.at OR g.next_at IS NULL)
-), line_values AS MATERIALIZED (  -- each tail line's allocated value, by its rank n
-    SELECT array_agg(value ORDER BY n) AS value
-    FROM (SELECT n, sum(value) AS value
-          FROM (SELECT n, 0 AS value FROM tail UNION ALL SELECT n, quantity * unit_cost FROM wanted) u
-          GROUP BY n) v
 ), priced AS MATERIALIZED (
-    SELECT l.*, c.shortage, v.value[l.n] + c.shortage * $18 AS new_cost, c.shortage * $18 AS shortage_cost,
+    SELECT l.*, c.shortage, coalesce(v.value, 0) + c.shortage * $18 AS new_cost, c.shortage * $18 AS shortage_cost,
            {_NEW_FLAGS} AS new_flags
     FROM tail l
     CROSS JOIN LATERAL (SELECT greatest(l.new_end - greatest(l.new_start, $17), 0) AS shortage) c
-    CROSS JOIN line_values v
+    LEFT JOIN (SELECT n, sum(quantity * unit_cost) AS value FROM wanted GROUP BY n) v ON v.n = l.n
 ), repriced AS MATERIALIZED (
     SELECT * FROM priced p
     WHERE NOT (p.costed AND p.cost = p.new_cost AND p.shortage_qty = p.shortage AND p.flags = p.new_flags)
