@@ -200,3 +200,26 @@ def peak_rss_text() -> str:
     own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     parts = [f"`{name}` {mib:,.0f} MiB" for name, mib in sorted(PEAK_RSS_MIB.items())]
     return f"- Peak RSS (VmHWM) of each process: {', '.join([*parts, f'the bench process {own:,.0f} MiB'])}."
+
+
+def ensure_tool(command: str, package: str) -> str:
+    """The path of ``command``; if the machine lacks it, install Debian's ``package`` with
+    apt-get (as the benches' pgbench comes from postgresql-client). Exits with a clear
+    message where that is not possible."""
+    import shutil
+    import subprocess
+    import sys
+
+    found = shutil.which(command)
+    if found:
+        return found
+    print(f"bench: {command} is missing; installing Debian's {package} with apt-get", flush=True)
+    result = subprocess.run(
+        ["apt-get", "install", "-y", "--no-install-recommends", package],
+        capture_output=True,
+        check=False,
+    )
+    found = shutil.which(command)
+    if result.returncode != 0 or not found:
+        sys.exit(f"bench: could not install {package} (apt-get exit {result.returncode}); see bench/README.md")
+    return found

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import inspect
 import random
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
@@ -14,6 +15,20 @@ from typing import Any, TypeVar
 import uvloop
 
 T = TypeVar("T")
+
+
+def quiet_garbage_collector() -> None:
+    """Once a service has started: move everything it allocated so far (modules, the app,
+    pools, caches) out of the cyclic garbage collector's reach, and collect the young
+    generations less often. A full collection otherwise walks every object the process
+    holds, a pause that every request in flight waits for (the ingest bench's p99)."""
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(*GC_THRESHOLDS)
+
+
+#: The cyclic collector's thresholds after start-up (CPython's defaults: 700, 10, 10).
+GC_THRESHOLDS = (10_000, 20, 20)
 
 
 def run(coro: Coroutine[Any, Any, T]) -> T:

@@ -70,7 +70,9 @@ def input_decimal(value: Decimal, max_places: int = INPUT_PLACES) -> Decimal:
         raise ValueError("must be a finite number")
     if not any(digits):
         return Decimal(0) if not -max_places <= exponent <= 0 else Decimal((0, (0,), exponent))
-    if places(value) > max_places:
+    # Written with at most max_places places (the usual case), it has at most that many
+    # significant ones: places() need not count the trailing zeros.
+    if exponent < -max_places and places(value) > max_places:
         raise ValueError(f"at most {max_places} decimal places")
     if value.adjusted() >= INPUT_INTEGER_DIGITS:
         raise ValueError(f"must be less than {INPUT_LIMIT:,} in absolute value")

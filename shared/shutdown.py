@@ -21,6 +21,7 @@ from typing import Any
 
 from aiohttp import web
 
+from shared.aio import quiet_garbage_collector
 from shared.http_server import AppRunner
 from shared.logging import get_logger
 
@@ -63,6 +64,7 @@ async def serve(
     await runner.setup()
     try:
         await web.TCPSite(runner, host, port).start()
+        quiet_garbage_collector()
         if on_started is not None:
             on_started(runner)
         await stop.wait()
