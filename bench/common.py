@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import dataclasses
 import functools
 import math
 import os
@@ -223,3 +224,73 @@ def ensure_tool(command: str, package: str) -> str:
     if result.returncode != 0 or not found:
         sys.exit(f"bench: could not install {package} (apt-get exit {result.returncode}); see bench/README.md")
     return found
+
+
+WRK_SCRIPT = Path(__file__).resolve().parent / "wrk_load.lua"
+
+
+@dataclasses.dataclass(frozen=True)
+class WrkRun:
+    """One wrk run (bench/wrk_load.lua): answers as expected / other statuses, duration,
+    latency percentiles (seconds) and the CPU seconds wrk used."""
+
+    answered: int
+    statuses: dict[int, int]
+    seconds: float
+    p50: float
+    p99: float
+    cpu: float
+
+
+async def run_wrk(
+    url: str, key: str, clients: int, seconds: float, expect: int, paths: list[str] | None = None, prefix: str = "R-"
+) -> WrkRun:
+    """A closed loop of ``clients`` keep-alive connections on 2 threads (like pgbench's
+    ``-j 2``) for ``seconds`` (whole seconds, at least 1): wrk, a load generator in C, so the
+    clients take about as little of the shared CPUs as pgbench's do. With ``paths``, GETs
+    of them in turn; else POSTs of new manual sales. wrk stops at the deadline with up to
+    one request per connection in flight (unanswered, not counted)."""
+    import asyncio
+    import json
+    import tempfile
+
+    wrk = ensure_tool("wrk", "wrk")
+    env = dict(os.environ, WRK_AUTH=f"Bearer {key}", WRK_EXPECT=str(expect), WRK_PREFIX=prefix)
+    with tempfile.NamedTemporaryFile("w", suffix=".paths", delete=True) as listing:
+        if paths is not None:
+            listing.write("\n".join(paths) + "\n")
+            listing.flush()
+            env["WRK_PATHS"] = listing.name
+        before = os.times()
+        process = await asyncio.create_subprocess_exec(
+            wrk,
+            "-t2",
+            f"-c{clients}",
+            f"-d{max(1, round(seconds))}s",
+            "--timeout=60s",
+            f"--script={WRK_SCRIPT}",
+            url,
+            env=env,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+        )
+        out, err = await process.communicate()
+        after = os.times()
+    if process.returncode != 0:
+        raise RuntimeError(f"wrk failed ({process.returncode}): {err.decode(errors='replace')[-500:]}")
+    summary = json.loads(out.decode().strip().splitlines()[-1])
+    errors = {k: summary[k] for k in ("connect_errors", "read_errors", "write_errors", "timeouts") if summary[k]}
+    if errors:
+        raise RuntimeError(f"wrk: socket errors {errors}")
+    statuses = {expect: summary["requests"] - summary["unexpected"]}
+    for status in summary["statuses"].split():
+        statuses[int(status)] = statuses.get(int(status), 0) + 1
+    cpu = (after.children_user + after.children_system) - (before.children_user + before.children_system)
+    return WrkRun(
+        statuses[expect],
+        statuses,
+        summary["duration_us"] / 1e6,
+        summary["p50_us"] / 1e6,
+        summary["p99_us"] / 1e6,
+        cpu,
+    )

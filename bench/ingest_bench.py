@@ -53,13 +53,13 @@ from yarl import URL
 
 from bench.common import (
     PEAK_RSS_MIB,
-    ensure_tool,
     load_average,
     machine_info,
     note_peak_rss,
     peak_rss_text,
     percentile,
     recreate_bench_database,
+    run_wrk,
     service_secrets,
     service_url,
     write_section,
@@ -71,9 +71,6 @@ ROOT = Path(__file__).resolve().parent.parent
 BENCH_DIR = Path(__file__).resolve().parent
 RESULTS = BENCH_DIR / "RESULTS.md"
 PGBENCH_SCRIPT = BENCH_DIR / "pgbench_ingest.sql"
-WRK_SCRIPT = BENCH_DIR / "wrk_sales.lua"
-#: The load generator: wrk when the machine has it (``--client python`` for the Python one).
-WRK = "wrk"
 
 # The owner's URL (drop, migrate, set-up, inspection); the ingest service and the pgbench
 # baseline connect as the service role (bench/common.py service_url).
@@ -560,40 +557,14 @@ async def closed_loop(
 
 
 async def wrk_loop(url: str, key: str, clients: int, seconds: float, prefix: str) -> LoadResult:
-    """The same closed loop driven by wrk (bench/wrk_sales.lua; 2 threads like pgbench's
-    ``-j 2``): a load generator in C, so the clients take about as little of the shared CPUs
-    as pgbench's do. wrk stops at the deadline with up to one request per connection in
-    flight; those may still be written (``abandoned_max``)."""
-    env = dict(os.environ, WRK_AUTH=f"Bearer {key}", WRK_PREFIX=prefix)
-    process = await asyncio.create_subprocess_exec(
-        WRK,
-        "-t2",
-        f"-c{clients}",
-        f"-d{max(1, round(seconds))}s",
-        "--timeout=60s",
-        f"--script={WRK_SCRIPT}",
-        url,
-        env=env,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
-    out, err = await process.communicate()
-    if process.returncode != 0:
-        raise BenchError(f"wrk failed ({process.returncode}): {err.decode(errors='replace')[-500:]}")
-    summary = json.loads(out.decode().strip().splitlines()[-1])
-    errors = {k: summary[k] for k in ("connect_errors", "read_errors", "write_errors", "timeouts") if summary[k]}
-    if errors:
-        raise BenchError(f"wrk: socket errors {errors}")
-    statuses = {202: summary["requests"] - summary["not_202"]}
-    for status in summary["statuses"].split():
-        statuses[int(status)] = statuses.get(int(status), 0) + 1
-    return LoadResult(
-        summary["duration_us"] / 1e6,
-        statuses[202],
-        statuses,
-        {50: summary["p50_us"] / 1e6, 99: summary["p99_us"] / 1e6},
-        abandoned_max=clients,
-    )
+    """The same closed loop driven by wrk (bench/common.py ``run_wrk``). Up to one request
+    per connection is in flight when wrk stops; the service may still write those
+    (``abandoned_max``)."""
+    try:
+        run = await run_wrk(url, key, clients, seconds, 202, prefix=prefix)
+    except RuntimeError as exc:
+        raise BenchError(str(exc)) from exc
+    return LoadResult(run.seconds, run.answered, run.statuses, {50: run.p50, 99: run.p99}, abandoned_max=clients)
 
 
 async def http_phase(
@@ -1088,13 +1059,11 @@ def main() -> None:
         "--client",
         choices=("wrk", "python"),
         default="wrk",
-        help="load generator: wrk (C, default; installed with apt-get if missing) or aiohttp in the bench process",
+        help="load generator: wrk (C, default; apt-get installs it if missing) or aiohttp in the bench process",
     )
     args = parser.parse_args()
     cfg = dataclasses.replace(QUICK if args.quick else FULL, client=args.client)
     try:
-        if cfg.client == "wrk":
-            ensure_tool("wrk", "wrk")
         sys.exit(asyncio.run(run(cfg, not args.no_write, not args.no_profile)))
     except BenchError as exc:
         print(f"ingest bench: {exc}", file=sys.stderr)

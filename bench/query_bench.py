@@ -40,12 +40,14 @@ import asyncpg
 from yarl import URL
 
 from bench.common import (
+    WrkRun,
     load_average,
     migrate_bench_database,
     note_peak_rss,
     peak_rss_text,
     percentile,
     recreate_bench_database,
+    run_wrk,
     service_url,
     subprocess_environment,
     write_section,
@@ -483,18 +485,23 @@ class Result:
     db_cpu: float = 0.0  # CPU seconds of its PostgreSQL backends
     client_cpu: float = 0.0  # CPU seconds of the load generator (this process)
     single_p50: float = float("nan")  # p50 with one client alone (no queueing)
+    wrk: WrkRun | None = None  # the run's figures when wrk drove it (latencies then stays empty)
+
+    @property
+    def count(self) -> int:
+        return self.wrk.answered if self.wrk is not None else len(self.latencies)
 
     @property
     def p50(self) -> float:
-        return percentile(self.latencies, 50)
+        return self.wrk.p50 * 1000 if self.wrk is not None else percentile(self.latencies, 50)
 
     @property
     def p99(self) -> float:
-        return percentile(self.latencies, 99)
+        return self.wrk.p99 * 1000 if self.wrk is not None else percentile(self.latencies, 99)
 
     @property
     def rate(self) -> float:
-        return len(self.latencies) / self.seconds
+        return self.count / self.seconds
 
     @property
     def passed(self) -> bool:
@@ -570,6 +577,30 @@ async def drive(
     db_cpu = sum(proc_cpu(p) - db0.get(p, 0.0) for p in pids)
     await asyncio.gather(*tasks)
     return Result(sc, latencies, elapsed, errors, svc1 - svc0, db_cpu, me1 - me0)
+
+
+#: Paths wrk cycles through per scenario (drawn from the scenario's own generator).
+WRK_PATHS = 20_000
+
+
+async def drive_wrk(
+    base: str, key: str, sc: Scenario, seconds: float, warmup: float, service_pid: int, db: asyncpg.Connection
+) -> Result:
+    """``drive`` with wrk as the load generator (bench/common.py ``run_wrk``): CLIENTS
+    connections GET the scenario's paths (WRK_PATHS of them, drawn from ``sc.next_url``
+    beforehand) in turn; a warm-up run, then the measured one, metered as ``drive`` does,
+    the load generator's CPU being wrk's."""
+    paths = [sc.next_url() for _ in range(WRK_PATHS)]
+    await run_wrk(base + "/", key, CLIENTS, warmup, 200, paths)
+    pids = await backend_pids(db)
+    db0 = {p: proc_cpu(p) for p in pids}
+    svc0 = proc_cpu(service_pid)
+    run = await run_wrk(base + "/", key, CLIENTS, seconds, 200, paths)
+    svc1 = proc_cpu(service_pid)
+    pids = await backend_pids(db)
+    db_cpu = sum(proc_cpu(p) - db0.get(p, 0.0) for p in pids)
+    errors = sum(n for status, n in run.statuses.items() if status != 200)
+    return Result(sc, [], run.seconds, errors, svc1 - svc0, db_cpu, run.cpu, wrk=run)
 
 
 async def get_json(session, base, headers, path) -> dict:
@@ -725,7 +756,9 @@ def render(
         "index, foreign key and rollup trigger; then folding the rollup deltas and `VACUUM ANALYZE`):",
         ", ".join(f"{n} {s:.0f} s" for n, s in loaded.steps) + ".",
         "",
-        f"Requests: {CLIENTS} concurrent keep-alive aiohttp clients, {args.seconds:g} s per scenario after "
+        f"Requests: {CLIENTS} concurrent keep-alive clients ("
+        + ("wrk, 2 threads, bench/wrk_load.lua" if args.client == "wrk" else "aiohttp, in the bench process")
+        + f"), {args.seconds:g} s per scenario after "
         f"{args.warmup:g} s of warm-up, client-side latency over loopback, all answers 200.",
         "",
         "| Scenario | p50 | p99 | req/s | Target (p99) | Result |",
@@ -747,7 +780,7 @@ def render(
         "|---|---:|---:|---:|---:|---:|",
     ]
     for r in results:
-        n = max(1, len(r.latencies))
+        n = max(1, r.count)
         total = (r.service_cpu + r.db_cpu + r.client_cpu) / n * 1000
         cap = (os.cpu_count() or 1) * 1000 / total if total else float("nan")
         out.append(
@@ -1050,13 +1083,16 @@ async def run(args) -> int:
             load_before = load_average()
             db = await asyncpg.connect(DATABASE_URL)
             for sc in scenarios:
-                r = await drive(session, base, headers, sc, args.seconds, args.warmup, CLIENTS, _proc.pid, db)
+                if args.client == "wrk":
+                    r = await drive_wrk(base, loaded.big_key, sc, args.seconds, args.warmup, _proc.pid, db)
+                else:
+                    r = await drive(session, base, headers, sc, args.seconds, args.warmup, CLIENTS, _proc.pid, db)
                 if r.errors:
                     problems.append(f"{sc.key}: {r.errors} answers were not 200")
                 results.append(r)
                 log(
                     f"{sc.title}: p50 {r.p50:.1f} ms, p99 {r.p99:.1f} ms, {r.rate:,.0f} req/s "
-                    f"({len(r.latencies):,} requests) target < {sc.target_ms:.0f} ms "
+                    f"({r.count:,} requests) target < {sc.target_ms:.0f} ms "
                     f"{'PASS' if r.passed else 'FAIL'}"
                 )
             load_after = load_average()
@@ -1069,7 +1105,7 @@ async def run(args) -> int:
         if not r.passed and r.scenario.kind in ("list", "margins"):
             explains[r.scenario.title] = await explain(loaded, r.scenario)
             print(explains[r.scenario.title])
-    checks.append(f"all {sum(len(r.latencies) for r in results):,} measured requests answered 200")
+    checks.append(f"all {sum(r.count for r in results):,} measured requests answered 200")
     if problems:
         for p in problems:
             log(f"CHECK FAILED: {p}")
@@ -1093,6 +1129,12 @@ def main() -> None:
         action="store_true",
         help="reuse the data a previous run loaded (migrated to the current schema) instead of "
         "loading anew; for iterating, never for recorded figures (implies --no-write)",
+    )
+    parser.add_argument(
+        "--client",
+        choices=("wrk", "python"),
+        default="wrk",
+        help="load generator: wrk (C, default; apt-get installs it if missing) or aiohttp in the bench process",
     )
     args = parser.parse_args()
     args.no_write = args.no_write or args.reuse
