@@ -55,20 +55,20 @@ WITH tail AS MATERIALIZED (
     FROM lots lot WHERE lot.product_id = $1 AND lot.s_end > $20 AND lot.s_start < $21 AND lot.s_end > lot.s_start
 ), segments AS (
     SELECT at, lead(at) OVER o AS next_at, max(line_n) OVER o AS line_n, max(line_end) OVER o AS line_end,
-           max(lot_n) OVER o AS lot_n, max(lot_end) OVER o AS lot_end
-    FROM (SELECT new_start AS at, n AS line_n, new_end AS line_end, NULL::bigint AS lot_n, NULL::numeric AS lot_end
+           max(lot_n) OVER o AS lot_n, max(lot_end) OVER o AS lot_end, lot_cost
+    FROM (SELECT new_start AS at, n AS line_n, new_end AS line_end, NULL::bigint AS lot_n, NULL::numeric AS lot_end,
+                 NULL::numeric AS lot_cost
           FROM tail
           UNION ALL
-          SELECT s_start, NULL, NULL, n, s_end FROM supply) starts
+          SELECT s_start, NULL, NULL, n, s_end, unit_cost FROM supply) starts
     WINDOW o AS (ORDER BY at)
 ), ids AS MATERIALIZED (  -- lines and lots by their rank n (dense from 1): subscripts, not joins
     SELECT (SELECT array_agg(id ORDER BY n) FROM tail) AS line_ids,
-           (SELECT array_agg(id ORDER BY n) FROM supply) AS lot_ids,
-           (SELECT array_agg(unit_cost ORDER BY n) FROM supply) AS unit_costs
+           (SELECT array_agg(id ORDER BY n) FROM supply) AS lot_ids
 ), wanted AS MATERIALIZED (  -- a line and a lot overlap in exactly one segment
     SELECT g.line_n AS n, i.line_ids[g.line_n] AS line_id, i.lot_ids[g.lot_n] AS lot_id,
-           i.unit_costs[g.lot_n] AS unit_cost, least(g.next_at, g.line_end, g.lot_end) - g.at AS quantity
-    FROM segments g CROSS JOIN ids i
+           g.unit_cost, least(g.next_at, g.line_end, g.lot_end) - g.at AS quantity
+    FROM (SELECT *, max(lot_cost) OVER (PARTITION BY lot_n) AS unit_cost FROM segments) g CROSS JOIN ids i
     WHERE g.at < g.line_end AND g.at < g.lot_end AND (g.next_at > g.at OR g.next_at IS NULL)
 ), priced AS MATERIALIZED (
     SELECT l.*, c.shortage, coalesce(v.value, 0) + c.shortage * $18 AS new_cost, c.shortage * $18 AS shortage_cost,
