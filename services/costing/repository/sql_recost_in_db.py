@@ -55,30 +55,29 @@ WITH tail AS MATERIALIZED (
     FROM lots lot WHERE lot.product_id = $1 AND lot.s_end > $20 AND lot.s_start < $21 AND lot.s_end > lot.s_start
 ), segments AS (
     SELECT at, lead(at) OVER o AS next_at, max(line_n) OVER o AS line_n, max(line_end) OVER o AS line_end,
-           max(lot_n) OVER o AS lot_n, max(lot_end) OVER o AS lot_end
-    FROM (SELECT new_start AS at, n AS line_n, new_end AS line_end, NULL::bigint AS lot_n, NULL::numeric AS lot_end
+           max(lot_n) OVER o AS lot_n, max(lot_end) OVER o AS lot_end, lot_cost
+    FROM (SELECT new_start AS at, n AS line_n, new_end AS line_end, NULL::bigint AS lot_n, NULL::numeric AS lot_end,
+                 NULL::numeric AS lot_cost
           FROM tail
           UNION ALL
-          SELECT s_start, NULL, NULL, n, s_end FROM supply) starts
+          SELECT s_start, NULL, NULL, n, s_end, unit_cost FROM supply) starts
     WINDOW o AS (ORDER BY at)
 ), ids AS MATERIALIZED (  -- lines and lots by their rank n (dense from 1): subscripts, not joins
     SELECT (SELECT array_agg(id ORDER BY n) FROM tail) AS line_ids,
-           (SELECT array_agg(id ORDER BY n) FROM supply) AS lot_ids,
-           (SELECT array_agg(unit_cost ORDER BY n) FROM supply) AS unit_costs
+           (SELECT array_agg(id ORDER BY n) FROM supply) AS lot_ids
 ), wanted AS MATERIALIZED (  -- a line and a lot overlap in exactly one segment
     SELECT g.line_n AS n, i.line_ids[g.line_n] AS line_id, i.lot_ids[g.lot_n] AS lot_id,
-           i.unit_costs[g.lot_n] AS unit_cost, least(g.next_at, g.line_end, g.lot_end) - g.at AS quantity
-    FROM segments g CROSS JOIN ids i
+           g.unit_cost, least(g.next_at, g.line_end, g.lot_end) - g.at AS quantity
+    FROM (SELECT *, max(lot_cost) OVER (PARTITION BY lot_n) AS unit_cost FROM segments) g CROSS JOIN ids i
     WHERE g.at < g.line_end AND g.at < g.lot_end AND (g.next_at > g.at OR g.next_at IS NULL)
-), priced AS MATERIALIZED (
-    SELECT l.*, c.shortage, coalesce(v.value, 0) + c.shortage * $18 AS new_cost, c.shortage * $18 AS shortage_cost,
-           {_NEW_FLAGS} AS new_flags
-    FROM tail l
-    CROSS JOIN LATERAL (SELECT greatest(l.new_end - greatest(l.new_start, $17), 0) AS shortage) c
-    LEFT JOIN (SELECT n, sum(quantity * unit_cost) AS value FROM wanted GROUP BY n) v ON v.n = l.n
-), repriced AS MATERIALIZED (
-    SELECT * FROM priced p
-    WHERE NOT (p.costed AND p.cost = p.new_cost AND p.shortage_qty = p.shortage AND p.flags = p.new_flags)
+), priced AS MATERIALIZED (  -- repriced: its cost, shortage or flags change (or it was never costed)
+    SELECT p.*, NOT (p.costed AND p.cost = p.new_cost AND p.shortage_qty = p.shortage AND p.flags = p.new_flags)
+                AS repriced
+    FROM (SELECT l.*, c.shortage, coalesce(v.value, 0) + c.shortage * $18 AS new_cost,
+                 c.shortage * $18 AS shortage_cost, {_NEW_FLAGS} AS new_flags
+          FROM tail l
+          CROSS JOIN LATERAL (SELECT greatest(l.new_end - greatest(l.new_start, $17), 0) AS shortage) c
+          LEFT JOIN (SELECT n, sum(quantity * unit_cost) AS value FROM wanted GROUP BY n) v ON v.n = l.n) p
 ), held AS MATERIALIZED (
     SELECT a.* FROM tail l
     CROSS JOIN LATERAL (SELECT a.ctid AS row_id, a.line_id, a.lot_id, a.quantity FROM allocations a
@@ -101,19 +100,19 @@ WITH tail AS MATERIALIZED (
     UPDATE sale_lines x SET d_start = p.new_start, d_end = p.new_end, cost = p.new_cost, shortage_qty = p.shortage,
            shortage_cost = p.shortage_cost, flags = p.new_flags, costed = true
     FROM priced p
-    WHERE x.id = p.id AND (p.d_start IS DISTINCT FROM p.new_start OR p.d_end IS DISTINCT FROM p.new_end
-                           OR p.id IN (SELECT id FROM repriced))
+    WHERE x.id = p.id AND (p.repriced OR p.d_start IS DISTINCT FROM p.new_start OR p.d_end IS DISTINCT FROM p.new_end)
 ), revised AS (
     INSERT INTO cost_revisions (tenant_id, sale_id, line_no, old_cost, new_cost, cause, event_id)
-    SELECT $22, r.sale_id, r.line_no, r.cost, r.new_cost, $23, $24 FROM repriced r
-    WHERE r.costed AND r.cost <> r.new_cost ORDER BY r.n
+    SELECT $22, r.sale_id, r.line_no, r.cost, r.new_cost, $23, $24 FROM priced r
+    WHERE r.repriced AND r.costed AND r.cost <> r.new_cost ORDER BY r.n
 ), moved AS MATERIALIZED (  -- per sale: what its lines here added to its cost, and whether one's shortage flipped
     SELECT * FROM (SELECT r.sale_id, sum(r.new_cost - r.cost) AS delta,
                           bool_or((r.shortage_qty > 0) <> (r.shortage > 0)) AS recheck
-                   FROM repriced r WHERE r.sale_id <> ALL ($25::bigint[]) GROUP BY r.sale_id) m
+                   FROM priced r WHERE r.repriced AND r.sale_id <> ALL ($25::bigint[]) GROUP BY r.sale_id) m
     WHERE m.delta <> 0 OR m.recheck
-), locked AS (  -- the sale rows in id order, as LOCK_SALES takes them
-    SELECT s.id FROM sales s WHERE s.id IN (SELECT sale_id FROM moved) ORDER BY s.id FOR UPDATE
+), locked AS MATERIALIZED (  -- the sale rows in id order, as LOCK_SALES takes them, with their moves
+    SELECT s.id AS sale_id, m.delta, m.recheck FROM sales s JOIN moved m ON m.sale_id = s.id
+    ORDER BY s.id FOR UPDATE OF s
 ), totals AS (  -- this statement sees its lines' old values: a flipped sale's flag from the new ones
     UPDATE sales s SET cost = s.cost + m.delta, updated_at = now(),
            has_shortage = CASE WHEN NOT m.recheck THEN s.has_shortage
@@ -124,7 +123,7 @@ WITH tail AS MATERIALIZED (
                                                    AND ({_LINE_DEMAND_ORDER}) >= {_DEMAND_KEY_AT_2})
                                                   IS NOT TRUE)
                           END
-    FROM moved m JOIN locked k ON k.id = m.sale_id
+    FROM locked m
     WHERE s.id = m.sale_id
 )
 SELECT array_agg(id ORDER BY n) AS line_ids FROM tail"""
