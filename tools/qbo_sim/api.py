@@ -22,10 +22,10 @@ from pydantic import ValidationError
 
 from tools.qbo_sim import cdc, faults, query, timefmt, writes
 from tools.qbo_sim.entities import ENTITY_NAMES, SALES_ENTITIES
-from tools.qbo_sim.jsonutil import json_response, loads
 from tools.qbo_sim.simulator import SIM, Simulator
 from tools.qbo_sim.specs import TxnSpec
 from tools.qbo_sim.store import Change, Company, Record, SimError
+from tools.sim_common.jsonutil import json_response, loads
 
 routes = web.RouteTableDef()
 

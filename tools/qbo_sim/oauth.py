@@ -24,9 +24,9 @@ from urllib.parse import urlencode, urlsplit, urlunsplit
 
 from aiohttp import web
 
-from tools.qbo_sim.jsonutil import json_response
 from tools.qbo_sim.simulator import SIM, Simulator
 from tools.qbo_sim.tokens import OAuthError
+from tools.sim_common.jsonutil import json_response
 
 routes = web.RouteTableDef()
 ACCOUNTING_SCOPE = "com.intuit.quickbooks.accounting"

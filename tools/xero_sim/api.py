@@ -22,7 +22,7 @@ from typing import Any
 
 from aiohttp import web
 
-from tools.qbo_sim.jsonutil import json_response
+from tools.sim_common.jsonutil import json_response
 from tools.xero_sim import faults, query, timefmt
 from tools.xero_sim.entities import KINDS
 from tools.xero_sim.simulator import SIM, Simulator

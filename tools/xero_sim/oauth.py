@@ -22,7 +22,7 @@ from urllib.parse import urlencode, urlsplit, urlunsplit
 
 from aiohttp import web
 
-from tools.qbo_sim.jsonutil import json_response
+from tools.sim_common.jsonutil import json_response
 from tools.xero_sim import faults
 from tools.xero_sim.simulator import SIM, Simulator
 from tools.xero_sim.tokens import OAuthError
