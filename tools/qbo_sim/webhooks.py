@@ -14,27 +14,18 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
-
 from shared.logging import get_logger
 from tools.qbo_sim import payloads
 from tools.qbo_sim.config import SimConfig
 from tools.qbo_sim.payloads import Event
 from tools.sim_common.stats import Stats
-from tools.sim_common.webhooks import Delivery
+from tools.sim_common.webhooks import Delivery, DeliveryFaults
 from tools.sim_common.webhooks import WebhookSender as _Sender
 
 log = get_logger("qbo_sim.webhooks")
 
 
-class WebhookFaults(BaseModel):
-    model_config = ConfigDict(extra="forbid", validate_assignment=True)
-
-    duplicate: float = Field(default=0.0, ge=0, le=1)
-    reorder: bool = False
-    delay_seconds: float = Field(default=0.0, ge=0)
-    drop: float = Field(default=0.0, ge=0, le=1)
-    drop_next: int = Field(default=0, ge=0)
+class WebhookFaults(DeliveryFaults):
     format: Literal["cloudevents", "legacy"] = "cloudevents"
     void_type: Literal["voided", "void"] = "voided"
     hold: bool = False

@@ -11,8 +11,8 @@ background unless ``_block_on_failure()`` holds later deliveries back.
 Shared faults (``POST /sim/webhooks/config``): ``duplicate`` (probability a delivered batch is sent again),
 ``reorder`` (shuffle each batch), ``delay_seconds`` (before each first attempt), ``drop`` (probability an
 event is never sent) and ``drop_next`` (drop the next N events), ``hold`` (keep events queued until
-released), ``url``, ``seed``. Each simulator declares its own faults model (its JSON lists the fields in its
-own order) with at least these fields.
+released), ``url``, ``seed``. Each simulator's faults model extends ``DeliveryFaults`` (the fields its JSON
+lists first) with its own fields, in the order its ``/sim/webhooks/config`` answers list them.
 """
 
 from __future__ import annotations
@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from typing import Any, Generic, Protocol, Self, TypeVar
 
 import aiohttp
+from pydantic import BaseModel, ConfigDict, Field
 from structlog.typing import FilteringBoundLogger
 
 from tools.sim_common.stats import Stats
@@ -47,6 +48,18 @@ class WebhookConfig(Protocol):
     def webhook_retry_schedule(self) -> list[float]: ...
     @property
     def webhook_max_attempts(self) -> int: ...
+
+
+class DeliveryFaults(BaseModel):
+    """The faults both simulators list first."""
+
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+    duplicate: float = Field(default=0.0, ge=0, le=1)
+    reorder: bool = False
+    delay_seconds: float = Field(default=0.0, ge=0)
+    drop: float = Field(default=0.0, ge=0, le=1)
+    drop_next: int = Field(default=0, ge=0)
 
 
 class Faults(Protocol):

@@ -21,11 +21,10 @@ import time
 from typing import Any
 
 import aiohttp
-from pydantic import BaseModel, ConfigDict, Field
 
 from shared.logging import get_logger
 from tools.sim_common.stats import Stats
-from tools.sim_common.webhooks import Delivery
+from tools.sim_common.webhooks import Delivery, DeliveryFaults
 from tools.sim_common.webhooks import WebhookSender as _Sender
 from tools.xero_sim import payloads
 from tools.xero_sim.config import SimConfig
@@ -34,14 +33,7 @@ from tools.xero_sim.payloads import Event
 log = get_logger("xero_sim.webhooks")
 
 
-class WebhookFaults(BaseModel):
-    model_config = ConfigDict(extra="forbid", validate_assignment=True)
-
-    duplicate: float = Field(default=0.0, ge=0, le=1)
-    reorder: bool = False
-    delay_seconds: float = Field(default=0.0, ge=0)
-    drop: float = Field(default=0.0, ge=0, le=1)
-    drop_next: int = Field(default=0, ge=0)
+class WebhookFaults(DeliveryFaults):
     hold: bool = False
     bad_signature: bool = False
     url: str | None = None
