@@ -6,5 +6,6 @@ Modules: ``app`` (factory), ``config``, ``simulator`` (state object), ``store`` 
 ``entities`` (JSON shapes), ``specs`` (control bodies), ``api`` (QBO endpoints), ``writes`` (QBO
 request bodies -> specs), ``query``, ``cdc``,
 ``oauth`` + ``tokens``, ``throttle``, ``faults`` (error bodies), ``webhooks`` + ``payloads``,
-``control`` (``/sim``), ``demo``, ``cli`` (driver), ``jsonutil``, ``timefmt``, ``stats``.
+``control`` (``/sim``), ``demo``, ``cli`` (driver), ``timefmt``. What it shares with ``tools.xero_sim``
+(webhook delivery and retries, ``/sim`` plumbing, app wiring, counters, JSON) is in ``tools.sim_common``.
 """

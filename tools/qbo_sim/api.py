@@ -22,18 +22,13 @@ from pydantic import ValidationError
 
 from tools.qbo_sim import cdc, faults, query, timefmt, writes
 from tools.qbo_sim.entities import ENTITY_NAMES, SALES_ENTITIES
-from tools.qbo_sim.jsonutil import json_response, loads
 from tools.qbo_sim.simulator import SIM, Simulator
 from tools.qbo_sim.specs import TxnSpec
 from tools.qbo_sim.store import Change, Company, Record, SimError
+from tools.sim_common.jsonutil import json_response, loads
+from tools.sim_common.oauth import bearer_token
 
 routes = web.RouteTableDef()
-
-
-def _bearer(request: web.Request) -> str | None:
-    header = request.headers.get("Authorization", "")
-    scheme, _, token = header.partition(" ")
-    return token.strip() if scheme.lower() == "bearer" and token.strip() else None
 
 
 ApiHandler = Callable[[web.Request, Simulator, Company], Awaitable[web.StreamResponse]]
@@ -54,7 +49,7 @@ def qbo_api(handler: ApiHandler) -> Callable[[web.Request], Awaitable[web.Stream
             if sim.api_faults.fail_next > 0:
                 sim.api_faults.fail_next -= 1
                 return faults.service_error(sim.api_faults.fail_status, sim.tz)
-            token = _bearer(request)
+            token = bearer_token(request)
             verdict = sim.tokens.check(token, realm) if token else "missing"
             if verdict != "ok":
                 sim.stats.add(realm, "unauthorized")

@@ -8,8 +8,6 @@ unexpected exception 500) is a JSON ``Fault`` body (docs/quickbooks-api.md §2.7
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-
 from aiohttp import web
 from aiohttp.typedefs import Handler
 
@@ -18,15 +16,9 @@ from tools.qbo_sim import api, control, faults, oauth
 from tools.qbo_sim.config import SimConfig
 from tools.qbo_sim.demo import DEMO_REALM_ID
 from tools.qbo_sim.simulator import SIM, Simulator
+from tools.sim_common.app import build_app
 
 log = get_logger("qbo_sim")
-
-
-async def _webhooks_ctx(app: web.Application) -> AsyncIterator[None]:
-    sender = app[SIM].webhooks
-    await sender.start()
-    yield
-    await sender.close()
 
 
 @web.middleware
@@ -72,10 +64,4 @@ def create_app(config: SimConfig | None = None) -> web.Application:
     sim = Simulator(config)
     if config.demo:
         sim.company_or_demo(DEMO_REALM_ID)
-    app = web.Application(client_max_size=8 * 1024 * 1024, middlewares=[fault_bodies])
-    app[SIM] = sim
-    app.cleanup_ctx.append(_webhooks_ctx)
-    app.router.add_routes(control.routes)
-    app.router.add_routes(oauth.routes)
-    app.router.add_routes(api.routes)
-    return app
+    return build_app(sim, SIM, [control.routes, oauth.routes, api.routes], middlewares=[fault_bodies])

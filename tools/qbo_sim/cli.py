@@ -17,32 +17,20 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-import urllib.error
-import urllib.request
 from typing import Any
 
 from tools.qbo_sim.demo import DEMO_REALM_ID
+from tools.sim_common import client
 
 
 class Sim:
     def __init__(self, base: str):
-        if not base.startswith(("http://", "https://")):
-            raise SystemExit(f"the simulator URL must be http:// or https://, not {base!r}")
+        client.require_http(base)
         self.base = base.rstrip("/")
 
     def call(self, method: str, path: str, body: dict[str, Any] | None = None) -> dict[str, Any]:
-        data = json.dumps(body).encode() if body is not None else None
-        request = urllib.request.Request(  # noqa: S310 - self.base is checked to be http(s) in __init__
-            self.base + path, data=data, method=method, headers={"Content-Type": "application/json"} if data else {}
-        )
-        try:
-            with urllib.request.urlopen(request, timeout=30) as response:  # noqa: S310 - http(s) only, see __init__
-                text = response.read()
-        except urllib.error.HTTPError as exc:
-            raise SystemExit(f"{method} {path} -> HTTP {exc.code}: {exc.read().decode(errors='replace')}") from exc
-        except urllib.error.URLError as exc:
-            raise SystemExit(f"cannot reach the simulator at {self.base}: {exc.reason}") from exc
-        return json.loads(text) if text else {}
+        result: dict[str, Any] = client.call(self.base, method, path, body)
+        return result
 
     def item_id(self, realm: str, key: str) -> str:
         """An item id from an id, a Sku or a name."""

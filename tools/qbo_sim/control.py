@@ -6,73 +6,37 @@ Sales and item changes answer with the same envelope the QBO API returns
 
 from __future__ import annotations
 
-import functools
 import json
-from collections.abc import Awaitable, Callable
 from datetime import timedelta
-from typing import Any
 
 from aiohttp import web
-from pydantic import ValidationError
 
 from tools.qbo_sim import timefmt
 from tools.qbo_sim.demo import populate
 from tools.qbo_sim.entities import ENTITY_NAMES
-from tools.qbo_sim.jsonutil import json_response
 from tools.qbo_sim.simulator import SIM, Simulator
 from tools.qbo_sim.specs import BulkSpec, CompanySpec, ItemPatch, ItemSpec, LineSpec, TxnSpec
 from tools.qbo_sim.store import Record, SimError
+from tools.sim_common.control import add_shared_routes, control_for, notify_requested, read_body
+from tools.sim_common.jsonutil import json_response
 
 routes = web.RouteTableDef()
 SALES = "{entity:invoice|salesreceipt|creditmemo}"
 
 
-ControlHandler = Callable[[web.Request, Simulator], Awaitable[web.StreamResponse]]
-
-
-def control(handler: ControlHandler) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
-    @functools.wraps(handler)
-    async def wrapper(request: web.Request) -> web.StreamResponse:
-        try:
-            return await handler(request, request.app[SIM])
-        except SimError as exc:
-            return json_response({"error": str(exc)}, status=exc.status)
-        except ValidationError as exc:
-            return json_response({"error": "invalid body", "detail": json.loads(exc.json())}, status=400)
-        except json.JSONDecodeError as exc:
-            return json_response({"error": f"invalid JSON: {exc}"}, status=400)
-
-    return wrapper
-
-
-async def _body(request: web.Request) -> dict[str, Any]:
-    if not request.can_read_body:
-        return {}
-    body = await request.json()
-    if not isinstance(body, dict):
-        raise SimError(400, "body must be a JSON object")
-    return body
-
-
-def _notify(request: web.Request) -> bool:
-    return request.query.get("notify", "true").lower() not in ("false", "0", "no")
+control = control_for(SIM)
+add_shared_routes(routes, SIM)
 
 
 def _entity(record: Record, sim: Simulator) -> web.Response:
     return json_response({record.entity: record.render(sim.tz), "time": timefmt.response_time(timefmt.now(), sim.tz)})
 
 
-@routes.get("/sim/health")
-@routes.get("/healthz")
-async def health(request: web.Request) -> web.Response:
-    return json_response({"status": "ok"})
-
-
 # --- companies and tokens -----------------------------------------------------------------
 @routes.post("/sim/companies")
 @control
 async def create_company(request: web.Request, sim: Simulator) -> web.Response:
-    spec = CompanySpec.model_validate(await _body(request))
+    spec = CompanySpec.model_validate(await read_body(request))
     company = sim.store.create_company(spec.realm_id, spec.home_currency, spec.multicurrency)
     if spec.demo:
         populate(company)
@@ -98,7 +62,7 @@ async def mint_tokens(request: web.Request, sim: Simulator) -> web.Response:
 async def expire_tokens(request: web.Request, sim: Simulator) -> web.Response:
     """Expire the realm's access tokens now; ``{"refresh_tokens": true}`` also kills refresh tokens."""
     company = sim.company(request.match_info["realm"])
-    body = await _body(request)
+    body = await read_body(request)
     count = sim.tokens.expire_realm(company.realm_id, refresh_tokens=bool(body.get("refresh_tokens")))
     return json_response({"expired": count})
 
@@ -117,7 +81,7 @@ async def revoke_tokens(request: web.Request, sim: Simulator) -> web.Response:
 async def stats(request: web.Request, sim: Simulator) -> web.Response:
     realm = request.match_info["realm"]
     sim.company(realm)
-    return json_response(sim.stats.for_realm(realm))
+    return json_response(sim.stats.for_account(realm))
 
 
 # --- items ----------------------------------------------------------------------------------
@@ -125,8 +89,8 @@ async def stats(request: web.Request, sim: Simulator) -> web.Response:
 @control
 async def create_item(request: web.Request, sim: Simulator) -> web.Response:
     company = sim.company(request.match_info["realm"])
-    record, changes = company.create_item(ItemSpec.model_validate(await _body(request)))
-    sim.publish(changes, _notify(request))
+    record, changes = company.create_item(ItemSpec.model_validate(await read_body(request)))
+    sim.publish(changes, notify_requested(request))
     return _entity(record, sim)
 
 
@@ -141,8 +105,8 @@ async def list_items(request: web.Request, sim: Simulator) -> web.Response:
 @control
 async def update_item(request: web.Request, sim: Simulator) -> web.Response:
     company = sim.company(request.match_info["realm"])
-    record, changes = company.update_item(request.match_info["id"], ItemPatch.model_validate(await _body(request)))
-    sim.publish(changes, _notify(request))
+    record, changes = company.update_item(request.match_info["id"], ItemPatch.model_validate(await read_body(request)))
+    sim.publish(changes, notify_requested(request))
     return _entity(record, sim)
 
 
@@ -151,7 +115,7 @@ async def update_item(request: web.Request, sim: Simulator) -> web.Response:
 async def delete_item(request: web.Request, sim: Simulator) -> web.Response:
     company = sim.company(request.match_info["realm"])
     record, changes = company.delete_item(request.match_info["id"])
-    sim.publish(changes, _notify(request))
+    sim.publish(changes, notify_requested(request))
     return _entity(record, sim)
 
 
@@ -159,11 +123,11 @@ async def delete_item(request: web.Request, sim: Simulator) -> web.Response:
 @control
 async def merge_item(request: web.Request, sim: Simulator) -> web.Response:
     company = sim.company(request.match_info["realm"])
-    into = (await _body(request)).get("into")
+    into = (await read_body(request)).get("into")
     if into is None:
         raise SimError(400, '"into" is required')
     record, changes = company.merge_item(request.match_info["id"], str(into))
-    sim.publish(changes, _notify(request))
+    sim.publish(changes, notify_requested(request))
     return _entity(record, sim)
 
 
@@ -172,9 +136,9 @@ async def merge_item(request: web.Request, sim: Simulator) -> web.Response:
 @control
 async def create_txn(request: web.Request, sim: Simulator) -> web.Response:
     company = sim.company(request.match_info["realm"])
-    spec = TxnSpec.model_validate(await _body(request))
+    spec = TxnSpec.model_validate(await read_body(request))
     record, changes = company.create_txn(ENTITY_NAMES[request.match_info["entity"]], spec)
-    sim.publish(changes, _notify(request))
+    sim.publish(changes, notify_requested(request))
     return _entity(record, sim)
 
 
@@ -207,9 +171,9 @@ async def show_txn(request: web.Request, sim: Simulator) -> web.Response:
 async def update_txn(request: web.Request, sim: Simulator) -> web.Response:
     company = sim.company(request.match_info["realm"])
     record, changes = company.update_txn(
-        ENTITY_NAMES[request.match_info["entity"]], request.match_info["id"], await _body(request)
+        ENTITY_NAMES[request.match_info["entity"]], request.match_info["id"], await read_body(request)
     )
-    sim.publish(changes, _notify(request))
+    sim.publish(changes, notify_requested(request))
     return _entity(record, sim)
 
 
@@ -221,9 +185,9 @@ async def put_raw_txn(request: web.Request, sim: Simulator) -> web.Response:
     replaces the body of sale ``id``. The control-API edits (``POST .../{id}``) do not apply to it."""
     company = sim.company(request.match_info["realm"])
     record, changes = company.put_raw(
-        ENTITY_NAMES[request.match_info["entity"]], await _body(request), request.match_info.get("id")
+        ENTITY_NAMES[request.match_info["entity"]], await read_body(request), request.match_info.get("id")
     )
-    sim.publish(changes, _notify(request))
+    sim.publish(changes, notify_requested(request))
     return _entity(record, sim)
 
 
@@ -232,7 +196,7 @@ async def put_raw_txn(request: web.Request, sim: Simulator) -> web.Response:
 async def void_txn(request: web.Request, sim: Simulator) -> web.Response:
     company = sim.company(request.match_info["realm"])
     record, changes = company.void_txn(ENTITY_NAMES[request.match_info["entity"]], request.match_info["id"])
-    sim.publish(changes, _notify(request))
+    sim.publish(changes, notify_requested(request))
     return _entity(record, sim)
 
 
@@ -241,7 +205,7 @@ async def void_txn(request: web.Request, sim: Simulator) -> web.Response:
 async def email_txn(request: web.Request, sim: Simulator) -> web.Response:
     company = sim.company(request.match_info["realm"])
     record, changes = company.email_txn(ENTITY_NAMES[request.match_info["entity"]], request.match_info["id"])
-    sim.publish(changes, _notify(request))
+    sim.publish(changes, notify_requested(request))
     return _entity(record, sim)
 
 
@@ -250,7 +214,7 @@ async def email_txn(request: web.Request, sim: Simulator) -> web.Response:
 async def delete_txn(request: web.Request, sim: Simulator) -> web.Response:
     company = sim.company(request.match_info["realm"])
     record, changes = company.delete_txn(ENTITY_NAMES[request.match_info["entity"]], request.match_info["id"])
-    sim.publish(changes, _notify(request))
+    sim.publish(changes, notify_requested(request))
     return json_response(
         {
             record.entity: {"domain": "QBO", "status": "Deleted", "Id": record.id},
@@ -264,7 +228,7 @@ async def delete_txn(request: web.Request, sim: Simulator) -> web.Response:
 async def bulk_invoices(request: web.Request, sim: Simulator) -> web.Response:
     """Many invoices at once (benchmarks); webhooks go out in batches of ≤ webhook_batch_max."""
     company = sim.company(request.match_info["realm"])
-    spec = BulkSpec.model_validate(await _body(request))
+    spec = BulkSpec.model_validate(await read_body(request))
     lines = spec.lines or [LineSpec(item_id=spec.item_id, sku=spec.sku, qty=spec.qty, unit_price=spec.unit_price)]
     start = spec.txn_date or company.today()
     ids, changes = [], []
@@ -274,18 +238,11 @@ async def bulk_invoices(request: web.Request, sim: Simulator) -> web.Response:
         record, made = company.create_txn("Invoice", txn)
         ids.append(record.id)
         changes.extend(made)
-    sim.publish(changes, _notify(request))
+    sim.publish(changes, notify_requested(request))
     return json_response({"created": len(ids), "first_id": ids[0], "last_id": ids[-1]}, status=201)
 
 
 # --- webhooks and API knobs ------------------------------------------------------------
-@routes.post("/sim/webhooks/config")
-@control
-async def webhook_config(request: web.Request, sim: Simulator) -> web.Response:
-    faults = sim.webhooks.configure(await _body(request))
-    return json_response(faults.model_dump())
-
-
 @routes.get("/sim/webhooks/config")
 @control
 async def webhook_config_get(request: web.Request, sim: Simulator) -> web.Response:
@@ -311,7 +268,7 @@ async def api_config(request: web.Request, sim: Simulator) -> web.Response:
     """``rate_per_minute``, ``max_concurrent``, ``latency_seconds``, ``fail_next``/``fail_status``,
     ``reset_window`` (forget the requests counted in the current minute), ``cdc_fault_next`` (the next
     N CDC calls answer 200 with a Fault body) and ``cdc_fault_in`` (``envelope`` | ``response``)."""
-    body = await _body(request)
+    body = await read_body(request)
     allowed = {
         "rate_per_minute",
         "max_concurrent",

@@ -11,7 +11,7 @@ from xml.sax.saxutils import escape
 from aiohttp import web
 
 from tools.qbo_sim import timefmt
-from tools.qbo_sim.jsonutil import json_response
+from tools.sim_common.jsonutil import json_response
 
 
 def fault(

@@ -15,31 +15,19 @@
 
 from __future__ import annotations
 
-import base64
-import hmac
 import html
 import time
 from typing import Any
-from urllib.parse import urlencode, urlsplit, urlunsplit
 
 from aiohttp import web
 
-from tools.qbo_sim.jsonutil import json_response
 from tools.qbo_sim.simulator import SIM, Simulator
 from tools.qbo_sim.tokens import OAuthError
+from tools.sim_common.jsonutil import json_response
+from tools.sim_common.oauth import NO_STORE, client_authenticated, oauth_error, origin, redirect
 
 routes = web.RouteTableDef()
 ACCOUNTING_SCOPE = "com.intuit.quickbooks.accounting"
-
-
-def _redirect(uri: str, params: dict[str, Any]) -> web.HTTPFound:
-    parts = urlsplit(uri)
-    query = "&".join(filter(None, [parts.query, urlencode(params)]))
-    return web.HTTPFound(urlunsplit(parts._replace(query=query)))
-
-
-def _origin(request: web.Request) -> str:
-    return f"{request.scheme}://{request.host}"
 
 
 @routes.get("/.well-known/openid_configuration")
@@ -47,7 +35,7 @@ def _origin(request: web.Request) -> str:
 @routes.get("/.well-known/openid_sandbox_configuration")
 @routes.get("/.well-known/openid_sandbox_configuration/")
 async def discovery(request: web.Request) -> web.Response:
-    base = _origin(request)
+    base = origin(request)
     return json_response(
         {
             "issuer": base,
@@ -85,16 +73,16 @@ async def authorize(request: web.Request) -> web.Response:
         return web.Response(status=400, text="redirect_uri is required")
     state = {"state": q["state"]} if "state" in q else {}
     if q.get("response_type") != "code":
-        raise _redirect(redirect_uri, {"error": "unsupported_response_type", **state})
+        raise redirect(redirect_uri, {"error": "unsupported_response_type", **state})
     if ACCOUNTING_SCOPE not in q.get("scope", "").split():
-        raise _redirect(redirect_uri, {"error": "invalid_scope", **state})
+        raise redirect(redirect_uri, {"error": "invalid_scope", **state})
     if q.get("deny") in ("1", "true"):
-        raise _redirect(redirect_uri, {"error": "access_denied", **state})
+        raise redirect(redirect_uri, {"error": "access_denied", **state})
     if "realm" not in q and "text/html" in request.headers.get("Accept", ""):
         return _consent_page(sim, q)
     company = sim.company_or_demo(q.get("realm"))
     code = sim.tokens.issue_code(company.realm_id, redirect_uri)
-    raise _redirect(redirect_uri, {"code": code, **state, "realmId": company.realm_id})
+    raise redirect(redirect_uri, {"code": code, **state, "realmId": company.realm_id})
 
 
 _CONSENT = """<!doctype html>
@@ -133,28 +121,11 @@ def _consent_page(sim: Simulator, q: Any) -> web.Response:
     return response
 
 
-def _client_ok(request: web.Request, sim: Simulator) -> bool:
-    scheme, _, encoded = request.headers.get("Authorization", "").partition(" ")
-    if scheme.lower() != "basic":
-        return False
-    try:
-        login, _, password = base64.b64decode(encoded.strip(), validate=True).decode().partition(":")
-    except (ValueError, UnicodeDecodeError):
-        return False
-    return hmac.compare_digest(login.encode(), sim.config.client_id.encode()) and hmac.compare_digest(
-        password.encode(), sim.config.client_secret.encode()
-    )
-
-
-def _error(error: str, status: int = 400) -> web.Response:
-    return json_response({"error": error}, status=status)
-
-
 @routes.post("/oauth2/v1/tokens/bearer")
 async def token(request: web.Request) -> web.Response:
     sim = request.app[SIM]
-    if not _client_ok(request, sim):
-        return _error("invalid_client", 401)
+    if not client_authenticated(request, sim.config.client_id, sim.config.client_secret):
+        return oauth_error("invalid_client", 401)
     form = await request.post()
     grant_type = form.get("grant_type")
     try:
@@ -167,26 +138,26 @@ async def token(request: web.Request) -> web.Response:
             grant, body = sim.tokens.refresh(str(form.get("refresh_token", "")))
             sim.stats.add(grant.realm, "token_refreshes")
         else:
-            return _error("unsupported_grant_type")
+            return oauth_error("unsupported_grant_type")
     except OAuthError as exc:
         if grant_type == "refresh_token" and exc.realm:
             sim.stats.add(exc.realm, "token_refreshes")
             sim.stats.add(exc.realm, "token_refresh_failures")
-        return _error(exc.error, exc.status)
+        return oauth_error(exc.error, exc.status)
     if request.headers.get("x-include-refresh-token-hard-expires-in", "").lower() == "true":
         body["x_refresh_token_hard_expires_in"] = int(grant.hard_expires - time.time())
-    return json_response(body, headers={"Cache-Control": "no-store", "Pragma": "no-cache"})
+    return json_response(body, headers=NO_STORE)
 
 
 @routes.post("/v2/oauth2/tokens/revoke")
 async def revoke(request: web.Request) -> web.Response:
     sim = request.app[SIM]
-    if not _client_ok(request, sim):
-        return _error("invalid_client", 401)
+    if not client_authenticated(request, sim.config.client_id, sim.config.client_secret):
+        return oauth_error("invalid_client", 401)
     try:
         body = await request.json()
         token_value = body["token"]
     except (ValueError, KeyError, TypeError):
-        return _error("invalid_request")
+        return oauth_error("invalid_request")
     sim.tokens.revoke(str(token_value))
     return web.Response(status=200)

@@ -9,11 +9,11 @@ from aiohttp import web
 
 from tools.qbo_sim.config import SimConfig
 from tools.qbo_sim.payloads import Event
-from tools.qbo_sim.stats import Stats
 from tools.qbo_sim.store import Change, Company, Store
 from tools.qbo_sim.throttle import Throttle
 from tools.qbo_sim.tokens import TokenStore
 from tools.qbo_sim.webhooks import WebhookSender
+from tools.sim_common.stats import Stats
 
 
 @dataclass

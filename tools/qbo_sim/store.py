@@ -24,14 +24,14 @@ from tools.qbo_sim.entities import (
     void_body,
 )
 from tools.qbo_sim.specs import CustomerSpec, ItemPatch, ItemSpec, LineSpec, TxnSpec
+from tools.sim_common import errors
 
 
-class SimError(Exception):
+class SimError(errors.SimError):
     """A request the simulator refuses (HTTP ``status``; ``code``: the QBO Fault code the API answers)."""
 
     def __init__(self, status: int, message: str, code: str | None = None):
-        super().__init__(message)
-        self.status = status
+        super().__init__(status, message)
         self.code = code or {404: "610", 409: "6240"}.get(status, "6000")
 
 

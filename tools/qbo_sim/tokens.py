@@ -14,7 +14,8 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-AUTH_CODE_LIFETIME = 300
+from tools.sim_common.tokens import AUTH_CODE_LIFETIME, expire_grants
+
 HARD_LIFETIME = 5 * 365 * 86400  # 5-year hard maximum per authorization
 
 
@@ -116,16 +117,7 @@ class TokenStore:
         return "ok" if grant.realm == realm else "wrong_realm"
 
     def expire_realm(self, realm: str, refresh_tokens: bool = False) -> int:
-        count = 0
-        for grant in self._grants:
-            if grant.realm != realm:
-                continue
-            for token in grant.access:
-                grant.access[token] = 0
-                count += 1
-            if refresh_tokens:
-                grant.refresh_expires = 0
-        return count
+        return expire_grants((grant for grant in self._grants if grant.realm == realm), refresh_tokens)
 
     def revoke_realm(self, realm: str) -> int:
         """Revoke every grant of the realm (the user disconnected the app in QuickBooks)."""

@@ -7,5 +7,6 @@ Modules: ``app`` (factory), ``config``, ``simulator`` (state object), ``store`` 
 ``entities`` (JSON shapes and line arithmetic), ``specs`` (control bodies), ``api`` (Accounting API),
 ``query`` (``where``, ``Statuses``, ``IDs``, ``If-Modified-Since``, paging), ``oauth`` + ``tokens``, ``throttle``,
 ``faults`` (error bodies), ``webhooks`` + ``payloads``, ``control`` (``/sim``), ``demo``, ``cli`` (driver),
-``timefmt``, ``stats``.
+``timefmt``. What it shares with ``tools.qbo_sim`` (webhook delivery and retries, ``/sim`` plumbing, app wiring,
+counters, JSON) is in ``tools.sim_common``.
 """

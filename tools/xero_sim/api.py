@@ -22,7 +22,8 @@ from typing import Any
 
 from aiohttp import web
 
-from tools.qbo_sim.jsonutil import json_response
+from tools.sim_common.jsonutil import json_response
+from tools.sim_common.oauth import bearer_token
 from tools.xero_sim import faults, query, timefmt
 from tools.xero_sim.entities import KINDS
 from tools.xero_sim.simulator import SIM, Simulator
@@ -35,16 +36,11 @@ PROVIDER = "Partsemble Xero simulator"
 ApiHandler = Callable[[web.Request, Simulator, Org], Awaitable[web.StreamResponse]]
 
 
-def _bearer(request: web.Request) -> str | None:
-    scheme, _, value = request.headers.get("Authorization", "").partition(" ")
-    return value.strip() if scheme.lower() == "bearer" and value.strip() else None
-
-
 def xero_api(handler: ApiHandler) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
     @functools.wraps(handler)
     async def wrapper(request: web.Request) -> web.StreamResponse:
         sim = request.app[SIM]
-        token = _bearer(request)
+        token = bearer_token(request)
         grant, verdict = sim.tokens.grant_for_access(token) if token else (None, "missing")
         tenant = request.headers.get("xero-tenant-id", "").strip()
         if verdict != "ok":

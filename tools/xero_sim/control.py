@@ -20,71 +20,32 @@ unless ``?notify=false``.
 
 from __future__ import annotations
 
-import functools
-import json
-from collections.abc import Awaitable, Callable
-from typing import Any
-
 from aiohttp import web
-from pydantic import ValidationError
 
-from tools.qbo_sim.jsonutil import json_response
+from tools.sim_common.control import add_shared_routes, control_for, notify_requested, read_body
+from tools.sim_common.jsonutil import json_response
 from tools.xero_sim.demo import populate
 from tools.xero_sim.entities import Document
 from tools.xero_sim.simulator import SIM, Simulator
 from tools.xero_sim.specs import DocPatch, DocSpec, ItemSpec, OrgSpec
-from tools.xero_sim.store import SimError
 
 routes = web.RouteTableDef()
 KIND_PATHS = {"invoices": "Invoice", "credit-notes": "CreditNote", "bank-transactions": "BankTransaction"}
 KIND = "{kind:invoices|credit-notes|bank-transactions}"
 MOVES = {"void": "VOIDED", "delete": "DELETED", "pay": "PAID", "authorise": "AUTHORISED", "submit": "SUBMITTED"}
 
-ControlHandler = Callable[[web.Request, Simulator], Awaitable[web.StreamResponse]]
-
-
-def control(handler: ControlHandler) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
-    @functools.wraps(handler)
-    async def wrapper(request: web.Request) -> web.StreamResponse:
-        try:
-            return await handler(request, request.app[SIM])
-        except SimError as exc:
-            return json_response({"error": str(exc)}, status=exc.status)
-        except ValidationError as exc:
-            return json_response({"error": "invalid body", "detail": json.loads(exc.json())}, status=400)
-        except json.JSONDecodeError as exc:
-            return json_response({"error": f"invalid JSON: {exc}"}, status=400)
-
-    return wrapper
-
-
-async def _body(request: web.Request) -> dict[str, Any]:
-    if not request.can_read_body:
-        return {}
-    body = await request.json()
-    if not isinstance(body, dict):
-        raise SimError(400, "body must be a JSON object")
-    return body
-
-
-def _notify(request: web.Request) -> bool:
-    return request.query.get("notify", "true").lower() not in ("false", "0", "no")
+control = control_for(SIM)
+add_shared_routes(routes, SIM)
 
 
 def _doc(doc: Document) -> web.Response:
     return json_response(doc.render(with_lines=True, unitdp=4))
 
 
-@routes.get("/healthz")
-@routes.get("/sim/health")
-async def health(request: web.Request) -> web.Response:
-    return json_response({"status": "ok"})
-
-
 @routes.post("/sim/orgs")
 @control
 async def create_org(request: web.Request, sim: Simulator) -> web.Response:
-    spec = OrgSpec.model_validate(await _body(request))
+    spec = OrgSpec.model_validate(await read_body(request))
     org = sim.store.create_org(spec)
     if spec.demo:
         populate(org)
@@ -103,7 +64,7 @@ async def list_orgs(request: web.Request, sim: Simulator) -> web.Response:
 @control
 async def mint_tokens(request: web.Request, sim: Simulator) -> web.Response:
     org = sim.org(request.match_info["tenant"])
-    body = await _body(request)
+    body = await read_body(request)
     scopes = body.get("scopes") or [
         "openid",
         "offline_access",
@@ -119,7 +80,7 @@ async def mint_tokens(request: web.Request, sim: Simulator) -> web.Response:
 @control
 async def expire_tokens(request: web.Request, sim: Simulator) -> web.Response:
     org = sim.org(request.match_info["tenant"])
-    body = await _body(request)
+    body = await read_body(request)
     return json_response({"expired": sim.tokens.expire_tenant(org.tenant_id, bool(body.get("refresh_tokens")))})
 
 
@@ -127,14 +88,14 @@ async def expire_tokens(request: web.Request, sim: Simulator) -> web.Response:
 @control
 async def stats(request: web.Request, sim: Simulator) -> web.Response:
     org = sim.org(request.match_info["tenant"])
-    return json_response(sim.stats.for_tenant(org.tenant_id))
+    return json_response(sim.stats.for_account(org.tenant_id))
 
 
 @routes.post("/sim/{tenant}/items")
 @control
 async def create_item(request: web.Request, sim: Simulator) -> web.Response:
     org = sim.org(request.match_info["tenant"])
-    item = org.create_item(ItemSpec.model_validate(await _body(request)))
+    item = org.create_item(ItemSpec.model_validate(await read_body(request)))
     return json_response(item.render(4), status=201)
 
 
@@ -149,8 +110,8 @@ async def list_items(request: web.Request, sim: Simulator) -> web.Response:
 @control
 async def create_doc(request: web.Request, sim: Simulator) -> web.Response:
     org = sim.org(request.match_info["tenant"])
-    doc, changes = org.create(KIND_PATHS[request.match_info["kind"]], DocSpec.model_validate(await _body(request)))
-    sim.publish(changes, _notify(request))
+    doc, changes = org.create(KIND_PATHS[request.match_info["kind"]], DocSpec.model_validate(await read_body(request)))
+    sim.publish(changes, notify_requested(request))
     return _doc(doc)
 
 
@@ -166,9 +127,9 @@ async def list_docs(request: web.Request, sim: Simulator) -> web.Response:
 @control
 async def edit_doc(request: web.Request, sim: Simulator) -> web.Response:
     org = sim.org(request.match_info["tenant"])
-    patch = DocPatch.model_validate(await _body(request))
+    patch = DocPatch.model_validate(await read_body(request))
     doc, changes = org.edit(KIND_PATHS[request.match_info["kind"]], request.match_info["id"], patch)
-    sim.publish(changes, _notify(request))
+    sim.publish(changes, notify_requested(request))
     return _doc(doc)
 
 
@@ -178,18 +139,11 @@ async def move_doc(request: web.Request, sim: Simulator) -> web.Response:
     org = sim.org(request.match_info["tenant"])
     kind = KIND_PATHS[request.match_info["kind"]]
     doc, changes = org.move(kind, request.match_info["id"], MOVES[request.match_info["move"]])
-    sim.publish(changes, _notify(request))
+    sim.publish(changes, notify_requested(request))
     return _doc(doc)
 
 
 # --- webhooks and API faults ------------------------------------------------------------------
-@routes.post("/sim/webhooks/config")
-@control
-async def webhooks_config(request: web.Request, sim: Simulator) -> web.Response:
-    merged = sim.webhooks.configure(await _body(request))
-    return json_response(merged.model_dump())
-
-
 @routes.get("/sim/webhooks")
 @control
 async def webhooks_state(request: web.Request, sim: Simulator) -> web.Response:
@@ -213,7 +167,7 @@ async def webhooks_flush(request: web.Request, sim: Simulator) -> web.Response:
 @routes.post("/sim/webhooks/intent-to-receive")
 @control
 async def intent_to_receive(request: web.Request, sim: Simulator) -> web.Response:
-    body = await _body(request)
+    body = await read_body(request)
     url = body.get("url")
     if url is not None:
         sim.webhooks.configure({"url": url})
@@ -223,7 +177,7 @@ async def intent_to_receive(request: web.Request, sim: Simulator) -> web.Respons
 @routes.post("/sim/api/config")
 @control
 async def api_config(request: web.Request, sim: Simulator) -> web.Response:
-    body = await _body(request)
+    body = await read_body(request)
     for key in ("latency", "fail_next", "fail_status"):
         if key in body:
             setattr(sim.api_faults, key, type(getattr(sim.api_faults, key))(body[key]))
@@ -233,6 +187,6 @@ async def api_config(request: web.Request, sim: Simulator) -> web.Response:
 @routes.post("/sim/throttle/reset")
 @control
 async def throttle_reset(request: web.Request, sim: Simulator) -> web.Response:
-    body = await _body(request)
+    body = await read_body(request)
     sim.throttle.reset(body.get("tenant"))
     return json_response({"reset": True})

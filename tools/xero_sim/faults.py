@@ -15,7 +15,7 @@ from collections.abc import Mapping
 
 from aiohttp import web
 
-from tools.qbo_sim.jsonutil import json_response
+from tools.sim_common.jsonutil import json_response
 
 NOT_FOUND_TEXT = "The resource you're looking for cannot be found"
 

@@ -15,14 +15,12 @@
 
 from __future__ import annotations
 
-import base64
-import hmac
 import html
-from urllib.parse import urlencode, urlsplit, urlunsplit
 
 from aiohttp import web
 
-from tools.qbo_sim.jsonutil import json_response
+from tools.sim_common.jsonutil import json_response
+from tools.sim_common.oauth import NO_STORE, bearer_token, client_authenticated, oauth_error, origin, redirect
 from tools.xero_sim import faults
 from tools.xero_sim.simulator import SIM, Simulator
 from tools.xero_sim.tokens import OAuthError
@@ -31,19 +29,9 @@ routes = web.RouteTableDef()
 ACCOUNTING_SCOPES = ("accounting.", "openid")
 
 
-def _redirect(uri: str, params: dict[str, str]) -> web.HTTPFound:
-    parts = urlsplit(uri)
-    query = "&".join(filter(None, [parts.query, urlencode(params)]))
-    return web.HTTPFound(urlunsplit(parts._replace(query=query)))
-
-
-def _origin(request: web.Request) -> str:
-    return f"{request.scheme}://{request.host}"
-
-
 @routes.get("/.well-known/openid-configuration")
 async def discovery(request: web.Request) -> web.Response:
-    base = _origin(request)
+    base = origin(request)
     return json_response(
         {
             "issuer": base,
@@ -95,17 +83,17 @@ async def authorize(request: web.Request) -> web.Response:
     redirect_uri = params["redirect_uri"]
     state = {"state": params["state"]} if "state" in params else {}
     if params.get("response_type") != "code":
-        raise _redirect(redirect_uri, {"error": "unsupported_response_type", **state})
+        raise redirect(redirect_uri, {"error": "unsupported_response_type", **state})
     scopes = params.get("scope", "").split()
     if not any(s.startswith(ACCOUNTING_SCOPES) for s in scopes):
-        raise _redirect(redirect_uri, {"error": "invalid_scope", **state})
+        raise redirect(redirect_uri, {"error": "invalid_scope", **state})
     offered = _offered(sim, request, request.query.getall("tenant", []))
     consent = params.get("sim_consent")
     if consent == "deny":
-        raise _redirect(redirect_uri, {"error": "access_denied", **state})
+        raise redirect(redirect_uri, {"error": "access_denied", **state})
     if consent == "allow":
         code = sim.tokens.issue_code(offered, redirect_uri, scopes)
-        raise _redirect(redirect_uri, {"code": code, "scope": " ".join(scopes), **state})
+        raise redirect(redirect_uri, {"code": code, "scope": " ".join(scopes), **state})
     hidden = "".join(
         f'<input type="hidden" name="{html.escape(k)}" value="{html.escape(v)}">'
         for k, v in params.items()
@@ -139,37 +127,19 @@ async def consent(request: web.Request) -> web.Response:
     state = {"state": params["state"]} if "state" in params else {}
     tenants = [str(t) for t in form.getall("tenant", [])]
     if params.get("decision") != "allow" or not tenants:
-        raise _redirect(redirect_uri, {"error": "access_denied", **state})
+        raise redirect(redirect_uri, {"error": "access_denied", **state})
     offered = _offered(sim, request, tenants)
     scopes = params.get("scope", "").split()
     code = sim.tokens.issue_code(offered, redirect_uri, scopes)
-    raise _redirect(redirect_uri, {"code": code, "scope": " ".join(scopes), **state})
-
-
-def _client_ok(request: web.Request, sim: Simulator, form: dict[str, str]) -> bool:
-    scheme, _, encoded = request.headers.get("Authorization", "").partition(" ")
-    if scheme.lower() == "basic":
-        try:
-            login, _, password = base64.b64decode(encoded.strip(), validate=True).decode().partition(":")
-        except (ValueError, UnicodeDecodeError):
-            return False
-    else:
-        login, password = form.get("client_id", ""), form.get("client_secret", "")
-    return hmac.compare_digest(login.encode(), sim.config.client_id.encode()) and hmac.compare_digest(
-        password.encode(), sim.config.client_secret.encode()
-    )
-
-
-def _error(error: str, status: int = 400) -> web.Response:
-    return json_response({"error": error}, status=status)
+    raise redirect(redirect_uri, {"code": code, "scope": " ".join(scopes), **state})
 
 
 @routes.post("/connect/token")
 async def token(request: web.Request) -> web.Response:
     sim = request.app[SIM]
     form = {k: str(v) for k, v in (await request.post()).items()}
-    if not _client_ok(request, sim, form):
-        return _error("invalid_client")
+    if not client_authenticated(request, sim.config.client_id, sim.config.client_secret, form):
+        return oauth_error("invalid_client")
     grant_type = form.get("grant_type")
     try:
         if grant_type == "authorization_code":
@@ -179,37 +149,32 @@ async def token(request: web.Request) -> web.Response:
             for tenant in grant.tenants:
                 sim.stats.add(tenant, "token_refreshes")
         else:
-            return _error("unsupported_grant_type")
+            return oauth_error("unsupported_grant_type")
     except OAuthError as exc:
         for tenant in exc.tenants:
             sim.stats.add(tenant, "token_refreshes")
             sim.stats.add(tenant, "token_refresh_failures")
-        return _error(exc.error, exc.status)
-    return json_response(body, headers={"Cache-Control": "no-store", "Pragma": "no-cache"})
+        return oauth_error(exc.error, exc.status)
+    return json_response(body, headers=NO_STORE)
 
 
 @routes.post("/connect/revocation")
 async def revoke(request: web.Request) -> web.Response:
     sim = request.app[SIM]
     form = {k: str(v) for k, v in (await request.post()).items()}
-    if not _client_ok(request, sim, form):
-        return _error("invalid_client")
+    if not client_authenticated(request, sim.config.client_id, sim.config.client_secret, form):
+        return oauth_error("invalid_client")
     if "token" not in form:
-        return _error("invalid_request")
+        return oauth_error("invalid_request")
     sim.tokens.revoke(form["token"])
     return web.Response(status=200)
-
-
-def _bearer(request: web.Request) -> str | None:
-    scheme, _, value = request.headers.get("Authorization", "").partition(" ")
-    return value.strip() if scheme.lower() == "bearer" and value.strip() else None
 
 
 @routes.get("/connections")
 @routes.get("/Connections")  # xero-python spells it so; Xero matches paths case-insensitively
 async def connections(request: web.Request) -> web.Response:
     sim = request.app[SIM]
-    grant, verdict = sim.tokens.grant_for_access(_bearer(request) or "")
+    grant, verdict = sim.tokens.grant_for_access(bearer_token(request) or "")
     if grant is None or verdict != "ok":
         return faults.unauthorized("TokenExpired: token expired" if verdict == "expired" else "Unauthorized")
     event = request.query.get("authEventId")
@@ -221,7 +186,7 @@ async def connections(request: web.Request) -> web.Response:
 @routes.delete("/Connections/{id}")
 async def disconnect(request: web.Request) -> web.Response:
     sim = request.app[SIM]
-    grant, verdict = sim.tokens.grant_for_access(_bearer(request) or "")
+    grant, verdict = sim.tokens.grant_for_access(bearer_token(request) or "")
     if grant is None or verdict != "ok":
         return faults.unauthorized("Unauthorized")
     if not sim.tokens.disconnect(grant, request.match_info["id"]):

@@ -6,9 +6,9 @@ from dataclasses import dataclass
 
 from aiohttp import web
 
+from tools.sim_common.stats import Stats
 from tools.xero_sim.config import SimConfig
 from tools.xero_sim.payloads import Event
-from tools.xero_sim.stats import Stats
 from tools.xero_sim.store import Change, Org, Store
 from tools.xero_sim.throttle import Throttle
 from tools.xero_sim.tokens import TokenStore

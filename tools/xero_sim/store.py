@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from decimal import Decimal
 
+from tools.sim_common.errors import SimError
 from tools.xero_sim import timefmt
 from tools.xero_sim.entities import DEFAULT_TYPE, NUMBER_FIELD, TYPES, Document, Item, compute_line
 from tools.xero_sim.specs import DocPatch, DocSpec, ItemSpec, OrgSpec
@@ -21,12 +22,6 @@ from tools.xero_sim.specs import DocPatch, DocSpec, ItemSpec, OrgSpec
 #: Only these categories have webhooks (docs/xero.md §2.1): no BANKTRANSACTION, no ITEM.
 EVENT_CATEGORY = {"Invoice": "INVOICE", "CreditNote": "CREDITNOTE"}
 PREFIX = {"ACCREC": "INV-", "ACCPAY": "BILL-", "ACCRECCREDIT": "CN-", "ACCPAYCREDIT": "SCN-"}
-
-
-class SimError(Exception):
-    def __init__(self, status: int, message: str):
-        super().__init__(message)
-        self.status = status
 
 
 @dataclass

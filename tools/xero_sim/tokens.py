@@ -18,9 +18,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from tools.sim_common.tokens import AUTH_CODE_LIFETIME, expire_grants
 from tools.xero_sim import timefmt
-
-AUTH_CODE_LIFETIME = 300
 
 
 class OAuthError(Exception):
@@ -173,16 +172,7 @@ class TokenStore:
         return grant, "ok"
 
     def expire_tenant(self, tenant: str, refresh_tokens: bool = False) -> int:
-        count = 0
-        for grant in self.grants:
-            if tenant not in grant.connections:
-                continue
-            for token in grant.access:
-                grant.access[token] = 0
-                count += 1
-            if refresh_tokens:
-                grant.refresh_expires = 0
-        return count
+        return expire_grants((grant for grant in self.grants if tenant in grant.connections), refresh_tokens)
 
     def revoke(self, token: str) -> bool:
         grant = self._by_refresh.get(token)

@@ -1,4 +1,4 @@
-"""Per-realm counters exposed by ``GET /sim/{realm}/stats``."""
+"""Per-account counters (a QBO realm, a Xero tenant) exposed by ``GET /sim/{account}/stats``."""
 
 from __future__ import annotations
 
@@ -22,9 +22,9 @@ class Stats:
     def __init__(self) -> None:
         self._counts: defaultdict[str, Counter[str]] = defaultdict(Counter)
 
-    def add(self, realm: str, key: str, amount: int = 1) -> None:
-        self._counts[realm][key] += amount
+    def add(self, account: str, key: str, amount: int = 1) -> None:
+        self._counts[account][key] += amount
 
-    def for_realm(self, realm: str) -> dict[str, int]:
-        counts = self._counts.get(realm, Counter())
+    def for_account(self, account: str) -> dict[str, int]:
+        counts = self._counts.get(account, Counter())
         return {key: counts.get(key, 0) for key in KEYS}

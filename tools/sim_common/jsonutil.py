@@ -1,6 +1,6 @@
 """JSON with exact Decimal numbers.
 
-QBO sends amounts as JSON numbers. The simulator keeps money in ``Decimal`` and writes
+QBO and Xero send amounts as JSON numbers. The simulators keep money in ``Decimal`` and write
 it digit for digit (``12.50`` stays ``12.50``), never through a float.
 """
 
