@@ -10,10 +10,13 @@ test_costing_rebuild.py compares the canonical projections).
 The default path plans the order of application once (session temp tables), then
 applies the log in process, without the broker, knowing every fact up
 front: products, then lots, then each sale's strongest removal, then each sale's latest
-version in demand order, in groups of ``--batch`` sales per transaction (the engine's
-group apply). In demand order every sale lands at the end of its products' demand axis,
-so no tail is re-costed sale by sale: each group costs about what an in-order group does
-live. The other events of the log (older versions, weaker removals) are then recorded in
+version in demand order, in groups of ``--batch`` sales per transaction. In demand order
+every new sale lands at the end of its products' demand axes, with every lot already in
+supply: a group's new invoices and sales receipts are costed in memory with the engine's
+pure functions and written costed, a few set-based statements for all of the group's
+products (``append.py``); its credit memos (their return lots enter the middle of supply)
+and the sales a removal created go through the engine's group apply first, in the same
+transaction. The other events of the log (older versions, weaker removals) are then recorded in
 the inbox and the sales' version history as the engine records a stale event (no effect).
 Events logged while the rebuild runs are applied by the live consumers as usual.
 It ANALYZEs the costing tables as they grow (their plans must not depend on someone

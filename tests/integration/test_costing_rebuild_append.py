@@ -72,10 +72,11 @@ WHERE s.tenant_id = $1 AND (k.revenue, k.cost) IS DISTINCT FROM (s.revenue, s.co
 
 async def _full_state(pool, tenant_id: uuid.UUID) -> dict[str, Counter]:
     async with pool.acquire() as conn:
-        return {
-            name: Counter(tuple(tuple(v) if isinstance(v, list) else v for v in r) for r in await conn.fetch(sql, tenant_id))
-            for name, sql in TABLES.items()
-        }
+        state = {}
+        for name, sql in TABLES.items():
+            rows = await conn.fetch(sql, tenant_id)
+            state[name] = Counter(tuple(tuple(v) if isinstance(v, list) else v for v in r) for r in rows)
+        return state
 
 
 async def _log(pool, events: list[Event]) -> None:
