@@ -10,10 +10,13 @@ test_costing_rebuild.py compares the canonical projections).
 The default path plans the order of application once (session temp tables), then
 applies the log in process, without the broker, knowing every fact up
 front: products, then lots, then each sale's strongest removal, then each sale's latest
-version in demand order, in groups of ``--batch`` sales per transaction (the engine's
-group apply). In demand order every sale lands at the end of its products' demand axis,
-so no tail is re-costed sale by sale: each group costs about what an in-order group does
-live. The other events of the log (older versions, weaker removals) are then recorded in
+version in demand order, in groups of ``--batch`` sales per transaction. In demand order
+every new sale lands at the end of its products' demand axes, with every lot already in
+supply: a group's new invoices and sales receipts are costed in memory with the engine's
+pure functions and written costed, a few set-based statements for all of the group's
+products (``append.py``); its credit memos (their return lots enter the middle of supply)
+and the sales a removal created go through the engine's group apply first, in the same
+transaction. The other events of the log (older versions, weaker removals) are then recorded in
 the inbox and the sales' version history as the engine records a stale event (no effect).
 Events logged while the rebuild runs are applied by the live consumers as usual.
 It ANALYZEs the costing tables as they grow (their plans must not depend on someone
@@ -40,6 +43,7 @@ from aio_pika.abc import AbstractExchange
 from pydantic import ValidationError
 from tqdm import tqdm  # type: ignore[import-untyped]  # tqdm has no type hints; types-tqdm is not a dependency
 
+from services.costing.append import apply_group_appending
 from services.costing.service import CostingService, groups
 from services.ingest.operator import pool_and_topology, run_command
 from services.ingest.replay import Selection, replay
@@ -114,6 +118,8 @@ class RebuildStats:
     duplicates: int = 0
     failed: int = 0
     sales: int = 0
+    #: Sales the sales phase appended in memory (append.py); the others went through the engine.
+    appended: int = 0
     seconds: float = 0.0
     phases: dict[str, float] = field(default_factory=dict)
 
@@ -153,10 +159,13 @@ async def rebuild_in_process(
     show_bar: bool = False,
     batch: int = BATCH,
     on_phase: Callable[[str], None] = lambda _phase: None,
+    append: bool = True,
 ) -> RebuildStats:
     """Reset the tenant's costing state and apply its whole event log in process (see the
     module's docstring). ``pool``: the owner's (the log is read across the tenant's rows
-    in one snapshot; every costing transaction is scoped to the tenant)."""
+    in one snapshot; every costing transaction is scoped to the tenant). ``append``: the
+    sales phase appends new sales in memory (``append.py``); else each group goes through
+    the engine's group apply (the reference the tests compare it with)."""
     stats = RebuildStats()
     started = time.monotonic()
     service = CostingService(pool)
@@ -192,7 +201,7 @@ async def rebuild_in_process(
                 t = time.monotonic()
                 async for events in _batches(reader, table, size, stats):
                     for group in groups(events, size):
-                        await _apply(service, group, stats)
+                        await _apply(service, group, stats, append and phase == "sales")
                         progress.update(len(group), phase)
                     if phase == "sales":
                         stats.sales += len(events)
@@ -214,6 +223,7 @@ async def rebuild_in_process(
         tenant=str(tenant_id),
         events=stats.events,
         applied=stats.applied,
+        appended=stats.appended,
         duplicates=stats.duplicates,
         failed=stats.failed,
         seconds=round(stats.seconds, 1),
@@ -277,11 +287,16 @@ async def _batches(reader: Connection, table: str, size: int, stats: RebuildStat
                 await producer
 
 
-async def _apply(service: CostingService, group: list[Event], stats: RebuildStats) -> None:
-    """Apply a group in one transaction; when it fails, one event at a time, counting
-    (and logging) the ones that fail as the live consumer would dead-letter them."""
+async def _apply(service: CostingService, group: list[Event], stats: RebuildStats, append: bool = False) -> None:
+    """Apply a group in one transaction (``append``: appending its new sales); when it
+    fails, one event at a time through the engine, counting (and logging) the ones that
+    fail as the live consumer would dead-letter them."""
     try:
-        applied = await service.apply_group(group)
+        if append:
+            applied, appended = await apply_group_appending(service, group)
+            stats.appended += appended
+        else:
+            applied = await service.apply_group(group)
     except Exception as exc:
         if len(group) == 1:
             stats.failed += 1

@@ -1,16 +1,18 @@
 """SQL of the costing service: every statement it runs, as named constants with
 $n parameters, in one module per concern (``sql_sales``: products, sales, lines;
 ``sql_lots``; ``sql_tail``: the FIFO tail; ``sql_recost_in_db``: the tail re-cost in
-one statement; ``sql_totals``: revisions, sale totals, reset). ``CostingRepository``
-is their one facade: one instance per transaction, bound to a connection and a tenant."""
+one statement; ``sql_totals``: revisions, sale totals, reset; ``sql_append``: the
+rebuild's appended sales). ``CostingRepository`` is their one facade: one instance per
+transaction, bound to a connection and a tenant."""
 
 from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
 
-from services.costing.repository import sql_lots, sql_recost_in_db, sql_sales, sql_tail, sql_totals
+from services.costing.repository import sql_append, sql_lots, sql_recost_in_db, sql_sales, sql_tail, sql_totals
 from services.costing.repository._base import DemandKey, RepositoryPart, SaleKey, SupplyKey, _columns
+from services.costing.repository.sql_append import AppendPart
 from services.costing.repository.sql_lots import LotsPart
 from services.costing.repository.sql_recost_in_db import RECOST_TAIL_IN_DB
 from services.costing.repository.sql_sales import SalesPart
@@ -21,7 +23,7 @@ from shared.db import tenant_setting_sql
 __all__ = ["RECOST_TAIL_IN_DB", "STATEMENT_MODULES", "CostingRepository", "DemandKey", "SaleKey", "SupplyKey"]
 
 #: The modules holding the statements (named constants), e.g. for naming them in a profile.
-STATEMENT_MODULES = (sql_sales, sql_lots, sql_tail, sql_recost_in_db, sql_totals)
+STATEMENT_MODULES = (sql_sales, sql_lots, sql_tail, sql_recost_in_db, sql_totals, sql_append)
 
 # Why: a long-lived connection keeps the generic plan PostgreSQL settles on for a
 # prepared statement (ours, and those inside triggers and foreign-key checks) after
@@ -46,7 +48,7 @@ FROM unnest($2::uuid[], $3::text[]) AS e(id, type)
 ON CONFLICT (event_id) DO NOTHING RETURNING event_id"""
 
 
-class CostingRepository(SalesPart, LotsPart, TailPart, TotalsPart, RepositoryPart):
+class CostingRepository(SalesPart, LotsPart, TailPart, TotalsPart, AppendPart, RepositoryPart):
     async def begin_unit_of_work(self) -> None:
         """First statement of every costing transaction, in one round trip: scope it to
         the tenant (row-level security) and plan each statement for its parameters."""
