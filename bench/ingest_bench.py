@@ -990,7 +990,13 @@ def render(cfg: Config, machine: dict, r: dict, checks: list[str], elapsed: floa
         "",
         f"The ingest service ran as its own process (`python -m services.ingest`, one event loop, default "
         f"settings: DB pool {settings.db_pool_min}–{settings.db_pool_max}) with its outbox relay publishing to "
-        f"RabbitMQ during the run; the {cfg.clients} clients ran in the bench process. Each accepted write is: "
+        f"RabbitMQ during the run; the {cfg.clients} clients were "
+        + (
+            "wrk's connections (2 threads, bench/wrk_load.lua; a C load generator like pgbench)"
+            if cfg.client == "wrk"
+            else "aiohttp clients in the bench process"
+        )
+        + ". Each accepted write is: "
         "the API key (from the process's 1-second key cache, checked again by the transaction's first statement), "
         "validation, then the group commit (services/ingest/group_commit.py): the tenant's concurrent new sales in "
         "one transaction (scope and key check, tenant read, one multi-row `manual_sales` insert, one multi-row "
