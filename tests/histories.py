@@ -9,7 +9,15 @@ import uuid
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 
-from shared.events import LotCorrected, LotReceived, ProductUpserted, SaleLine, SaleRemoved, SaleUpserted
+from shared.events import (
+    LotCorrected,
+    LotReceived,
+    ProductUpserted,
+    SaleLine,
+    SaleRemoved,
+    SaleUpserted,
+    dump_event,
+)
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 
@@ -77,3 +85,21 @@ def history(tenant_id: uuid.UUID, seed: int, sales: int = 60, skus=("A", "B")) -
         elif roll < 0.25:
             events.append(SaleRemoved(**base, reason=rnd.choice(["voided", "deleted"]), version=2))
     return events
+
+
+LOG = """
+INSERT INTO event_log (event_id, tenant_id, event_type, source, occurred_at, body)
+SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::text[], $4::text[], $5::timestamptz[], $6::bytea[])"""
+
+
+async def log_events(pool, events: list) -> None:
+    """Write ``events`` into the event log as ingest would have (the rebuild's input)."""
+    await pool.execute(
+        LOG,
+        [e.event_id for e in events],
+        [e.tenant_id for e in events],
+        [e.event_type for e in events],
+        [getattr(e, "source", "manual") for e in events],
+        [e.occurred_at for e in events],
+        [dump_event(e) for e in events],
+    )

@@ -41,7 +41,7 @@ from services.costing.sales import (
     sale_key,
     sale_revenue,
 )
-from services.costing.service import CostingService, _log_retry
+from services.costing.service import CostingService, log_retry
 from services.costing.tail import LineWriter
 from shared.db import TransientError, retry_transient
 from shared.events import Event, SaleRemoved, SaleUpserted
@@ -66,7 +66,7 @@ async def apply_group_appending(service: CostingService, events: Sequence[Event]
         return await retry_transient(
             lambda: _apply_once(service, events),
             service.max_attempts,
-            on_retry=_log_retry,
+            on_retry=log_retry,
             unavailable_for=service.outage_retry_seconds,
         )
     except NotAtTheEnd as exc:

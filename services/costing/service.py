@@ -79,7 +79,7 @@ class CostingService:
         return await retry_transient(
             lambda: self._apply_once(events),
             self.max_attempts,
-            on_retry=_log_retry,
+            on_retry=log_retry,
             unavailable_for=self.outage_retry_seconds,
         )
 
@@ -148,14 +148,14 @@ class CostingService:
     async def reset_tenant(self, tenant_id: uuid.UUID) -> None:
         """Drop one tenant's costing state (for a rebuild by replay). Retried like an
         event: its deletes can meet the query service's folder on the same sort keys."""
-        await retry_transient(lambda: self._reset_once(tenant_id), self.max_attempts, on_retry=_log_retry)
+        await retry_transient(lambda: self._reset_once(tenant_id), self.max_attempts, on_retry=log_retry)
 
     async def _reset_once(self, tenant_id: uuid.UUID) -> None:
         async with tenant_transaction(self.pool, tenant_id) as conn:
             await CostingRepository(conn, tenant_id).reset_tenant()
 
 
-def _log_retry(attempt: int, error: BaseException) -> None:
+def log_retry(attempt: int, error: BaseException) -> None:
     kind = "database_unavailable" if isinstance(error, UnavailableError) else "contention"
     metrics.RETRIES.labels(kind).inc()
     log.warning("costing.retry", attempt=attempt, kind=kind, error=str(error))

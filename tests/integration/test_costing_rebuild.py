@@ -11,8 +11,9 @@ from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
 from services.costing.rebuild import rebuild_in_process
-from shared.events import Event, dump_event
+from shared.events import Event
 from tests.histories import history as seeded_history
+from tests.histories import log_events
 from tests.projection import project
 from tests.strategies import history
 
@@ -23,10 +24,6 @@ PROPERTY = settings(
     phases=[Phase.explicit, Phase.reuse, Phase.generate, Phase.target, Phase.shrink],
 )
 pytestmark = [pytest.mark.timeout(900), pytest.mark.usefixtures("tail_recost")]
-
-LOG = """
-INSERT INTO event_log (event_id, tenant_id, event_type, source, occurred_at, body)
-SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::text[], $4::text[], $5::timestamptz[], $6::bytea[])"""
 
 
 async def _tenant(pool) -> uuid.UUID:
@@ -43,15 +40,7 @@ async def _live_then_rebuild(pool, costing, tenant_id: uuid.UUID, delivered: lis
         logged.setdefault(event.event_id, event)
         await costing.apply(event)
     events = list(logged.values())
-    await pool.execute(
-        LOG,
-        [e.event_id for e in events],
-        [e.tenant_id for e in events],
-        [e.event_type for e in events],
-        [getattr(e, "source", "manual") for e in events],
-        [e.occurred_at for e in events],
-        [dump_event(e) for e in events],
-    )
+    await log_events(pool, events)
     before = await project(pool, tenant_id)
     stats = await rebuild_in_process(pool, tenant_id, batch=batch)
     assert stats.failed == 0

@@ -13,14 +13,12 @@ from decimal import Decimal
 import pytest
 
 from services.costing.rebuild import rebuild_in_process
-from shared.events import Event, LotReceived, ProductUpserted, SaleLine, SaleRemoved, SaleUpserted, dump_event
+from shared.events import Event, LotReceived, ProductUpserted, SaleLine, SaleRemoved, SaleUpserted
 from tests.histories import history as seeded_history
+from tests.histories import log_events
 
 pytestmark = [pytest.mark.timeout(900), pytest.mark.usefixtures("tail_recost")]
 
-LOG = """
-INSERT INTO event_log (event_id, tenant_id, event_type, source, occurred_at, body)
-SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::text[], $4::text[], $5::timestamptz[], $6::bytea[])"""
 
 _SALE = "(SELECT concat_ws('|', s.source, s.type, s.external_id) FROM sales s WHERE s.id = {})"
 _SKU = "(SELECT p.sku FROM products p WHERE p.id = {})"
@@ -79,18 +77,6 @@ async def _full_state(pool, tenant_id: uuid.UUID) -> dict[str, Counter]:
         return state
 
 
-async def _log(pool, events: list[Event]) -> None:
-    await pool.execute(
-        LOG,
-        [e.event_id for e in events],
-        [e.tenant_id for e in events],
-        [e.event_type for e in events],
-        [getattr(e, "source", "manual") for e in events],
-        [e.occurred_at for e in events],
-        [dump_event(e) for e in events],
-    )
-
-
 async def _tenant(pool) -> uuid.UUID:
     tenant_id = uuid.uuid4()
     await pool.execute("INSERT INTO tenants (id, name, home_currency) VALUES ($1, 'append', 'USD')", tenant_id)
@@ -99,7 +85,7 @@ async def _tenant(pool) -> uuid.UUID:
 
 async def _both_ways(pool, tenant_id: uuid.UUID, events: list[Event], batch: int) -> int:
     """Rebuild through the engine, then appending; assert the same state; the sales appended."""
-    await _log(pool, events)
+    await log_events(pool, events)
     engine = await rebuild_in_process(pool, tenant_id, batch=batch, append=False)
     assert engine.failed == 0 and engine.appended == 0
     expected = await _full_state(pool, tenant_id)
