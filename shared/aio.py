@@ -17,6 +17,10 @@ import uvloop
 T = TypeVar("T")
 
 
+#: The cyclic collector's thresholds after start-up (CPython's defaults: 700, 10, 10).
+GC_THRESHOLDS = (10_000, 20, 20)
+
+
 def quiet_garbage_collector() -> None:
     """Once a service has started: move everything it allocated so far (modules, the app,
     pools, caches) out of the cyclic garbage collector's reach, and collect the young
@@ -25,10 +29,6 @@ def quiet_garbage_collector() -> None:
     gc.collect()
     gc.freeze()
     gc.set_threshold(*GC_THRESHOLDS)
-
-
-#: The cyclic collector's thresholds after start-up (CPython's defaults: 700, 10, 10).
-GC_THRESHOLDS = (10_000, 20, 20)
 
 
 def run(coro: Coroutine[Any, Any, T]) -> T:

@@ -60,3 +60,19 @@ async def test_wake_loop_retries_after_a_failure_and_waits_when_idle():
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
         await task
+
+
+def test_quiet_garbage_collector_freezes_start_up_objects_and_raises_the_thresholds():
+    import gc
+
+    from shared.aio import GC_THRESHOLDS, quiet_garbage_collector
+
+    before = gc.get_threshold()
+    started_with = [[n] for n in range(100)]  # what a service allocated while starting (tracked objects)
+    try:
+        quiet_garbage_collector()
+        assert gc.get_threshold() == GC_THRESHOLDS
+        assert gc.get_freeze_count() >= len(started_with)
+    finally:
+        gc.unfreeze()
+        gc.set_threshold(*before)
