@@ -532,7 +532,7 @@ async def main() -> int:
 |---|---|---:|---|---|
 {table}
 
-Diagnostics: building the log (COPY, {events:,} events: {stats["upserts"]:,} upserts, {stats["removals"]:,} removals, {stats["lots"]:,} lots; ~10 % logged 1-5 days after their date) {load_s:.0f} s; {before_text}. The rebuild reads the log once in one snapshot, applies products, lots, each sale's strongest removal, then each sale's latest version in demand order in groups of 1,000 sales per transaction (each lands at the end of its products' demand axis: no tail re-cost), then records the rest (older versions) as stale; it ANALYZEs the costing tables at 50k, 200k and 800k sales and at the end. Its progress (log lines):
+Diagnostics: building the log (COPY, {events:,} events: {stats["upserts"]:,} upserts, {stats["removals"]:,} removals, {stats["lots"]:,} lots; ~10 % logged 1-5 days after their date) {load_s:.0f} s; {before_text}. The rebuild reads the log once in one snapshot, applies products, lots, each sale's strongest removal, then each sale's latest version in demand order in groups of 1,000 sales per transaction (each lands at the end of its products' demand axis: no tail re-cost), then records the rest (older versions) as stale; after the reset it VACUUMs the emptied tables, then ANALYZEs the costing tables at 1k, 4k, 16k, … sales (×4) and at the end. Its progress (log lines):
 
 ```
 {shown}

@@ -19,8 +19,9 @@ and the sales a removal created go through the engine's group apply first, in th
 transaction. The other events of the log (older versions, weaker removals) are then recorded in
 the inbox and the sales' version history as the engine records a stale event (no effect).
 Events logged while the rebuild runs are applied by the live consumers as usual.
-It ANALYZEs the costing tables as they grow (their plans must not depend on someone
-having analyzed them) and at the end.
+After a reset that deleted many rows it VACUUMs the costing tables (the deleted state's
+dead rows would otherwise lie in every index the engine probes), and it ANALYZEs them as
+they grow (their plans must not depend on someone having analyzed them) and at the end.
 
 Connects as the schema owner (DATABASE_OWNER_URL) like the other operator commands;
 every transaction it runs is scoped to the tenant. Progress: a bar on a terminal, a
@@ -71,6 +72,13 @@ COSTING_TABLES = (
     "shortage_records",
     "cost_revisions",
 )
+#: Besides those, the query's per-sale tables the reset empties through their triggers.
+RESET_TABLES = (*COSTING_TABLES, "sale_cost_keys", "sale_skus")
+#: A reset that deleted at least this many rows is followed by a VACUUM of RESET_TABLES.
+VACUUM_AFTER_ROWS = 100_000
+#: Sales after which the sales phase first ANALYZEs (then at 4×, 16×, ...): right after a
+#: VACUUM the planner's row counts are the emptied tables'.
+FIRST_ANALYZE_SALES = 1_000
 
 _SALE_KEY = "j->>'source', j->>'sale_type', j->>'external_id'"
 _BODY = "FROM event_log e, LATERAL (SELECT convert_from(e.body, 'UTF8')::jsonb AS j) b WHERE e.tenant_id = $1"
@@ -153,6 +161,14 @@ async def analyze(pool: asyncpg.Pool, tables: tuple[str, ...] = COSTING_TABLES) 
         await conn.execute(f"ANALYZE {', '.join(tables)}")
 
 
+async def vacuum(pool: asyncpg.Pool, tables: tuple[str, ...] = RESET_TABLES) -> None:
+    """Reclaim the dead rows a reset left (outside any transaction, as VACUUM must be).
+    It keeps each column's statistics; the row counts become the emptied tables', which
+    the sales phase's early ANALYZEs then follow."""
+    async with pool.acquire() as conn:
+        await conn.execute(f"VACUUM {', '.join(tables)}")
+
+
 async def rebuild_in_process(
     pool: asyncpg.Pool,
     tenant_id: uuid.UUID,
@@ -160,21 +176,29 @@ async def rebuild_in_process(
     batch: int = BATCH,
     on_phase: Callable[[str], None] = lambda _phase: None,
     append: bool = True,
+    vacuum_after: int = VACUUM_AFTER_ROWS,
 ) -> RebuildStats:
     """Reset the tenant's costing state and apply its whole event log in process (see the
     module's docstring). ``pool``: the owner's (the log is read across the tenant's rows
     in one snapshot; every costing transaction is scoped to the tenant). ``append``: the
     sales phase appends new sales in memory (``append.py``); else each group goes through
-    the engine's group apply (the reference the tests compare it with)."""
+    the engine's group apply (the reference the tests compare it with). ``vacuum_after``:
+    the rows a reset must delete to be followed by a VACUUM."""
     stats = RebuildStats()
     started = time.monotonic()
     service = CostingService(pool)
     # No ANALYZE here: the statistics taken before the reset describe the state being
     # rebuilt (the ones of tables emptied by the reset would plan for empty tables).
-    await service.reset_tenant(tenant_id)
-    log.info("rebuild.reset", tenant=str(tenant_id))
+    deleted = await service.reset_tenant(tenant_id)
+    log.info("rebuild.reset", tenant=str(tenant_id), rows_deleted=deleted)
     stats.phases["reset"] = time.monotonic() - started
     next_analyze = 50_000
+    if deleted >= vacuum_after:
+        t = time.monotonic()
+        await vacuum(pool)
+        stats.phases["vacuum"] = time.monotonic() - t
+        log.info("rebuild.vacuumed", seconds=round(stats.phases["vacuum"], 1))
+        next_analyze = FIRST_ANALYZE_SALES
 
     async with pool.acquire() as reader:
         t = time.monotonic()

@@ -145,14 +145,14 @@ class CostingService:
         )
         await recost_product(repo, change, writer)
 
-    async def reset_tenant(self, tenant_id: uuid.UUID) -> None:
-        """Drop one tenant's costing state (for a rebuild by replay). Retried like an
-        event: its deletes can meet the query service's folder on the same sort keys."""
-        await retry_transient(lambda: self._reset_once(tenant_id), self.max_attempts, on_retry=log_retry)
+    async def reset_tenant(self, tenant_id: uuid.UUID) -> int:
+        """Drop one tenant's costing state (for a rebuild); returns the rows deleted. Retried
+        like an event: its deletes can meet the query service's folder on the same sort keys."""
+        return await retry_transient(lambda: self._reset_once(tenant_id), self.max_attempts, on_retry=log_retry)
 
-    async def _reset_once(self, tenant_id: uuid.UUID) -> None:
+    async def _reset_once(self, tenant_id: uuid.UUID) -> int:
         async with tenant_transaction(self.pool, tenant_id) as conn:
-            await CostingRepository(conn, tenant_id).reset_tenant()
+            return await CostingRepository(conn, tenant_id).reset_tenant()
 
 
 def log_retry(attempt: int, error: BaseException) -> None:

@@ -10,7 +10,7 @@ import pytest
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
-from services.costing.rebuild import rebuild_in_process
+from services.costing.rebuild import RebuildStats, rebuild_in_process
 from shared.events import Event
 from tests.histories import history as seeded_history
 from tests.histories import log_events
@@ -32,7 +32,9 @@ async def _tenant(pool) -> uuid.UUID:
     return tenant_id
 
 
-async def _live_then_rebuild(pool, costing, tenant_id: uuid.UUID, delivered: list[Event], batch: int) -> None:
+async def _live_then_rebuild(
+    pool, costing, tenant_id: uuid.UUID, delivered: list[Event], batch: int, vacuum_after: int = 10**9
+) -> RebuildStats:
     """Log the events in delivery order (first delivery logs), apply them one by one as the
     live consumers would, then rebuild in process and compare."""
     logged: dict[uuid.UUID, Event] = {}
@@ -42,13 +44,14 @@ async def _live_then_rebuild(pool, costing, tenant_id: uuid.UUID, delivered: lis
     events = list(logged.values())
     await log_events(pool, events)
     before = await project(pool, tenant_id)
-    stats = await rebuild_in_process(pool, tenant_id, batch=batch)
+    stats = await rebuild_in_process(pool, tenant_id, batch=batch, vacuum_after=vacuum_after)
     assert stats.failed == 0
     assert stats.applied == len(events)
     after = await project(pool, tenant_id)
     assert after == before
     for event in events:  # everything logged is in the inbox again
         assert await costing.apply(event) is False
+    return stats
 
 
 @PROPERTY
@@ -68,3 +71,17 @@ async def test_rebuild_in_process_of_a_longer_history(pool, costing) -> None:
     other_before = await project(pool, other)
     await _live_then_rebuild(pool, costing, tenant_id, seeded_history(tenant_id, seed=3, sales=400), 64)
     assert await project(pool, other) == other_before  # other tenants untouched
+
+
+async def test_rebuild_after_a_large_reset_vacuums_and_reaches_the_same_state(pool, costing) -> None:
+    """A reset that deletes at least ``vacuum_after`` rows is followed by a VACUUM of the
+    tables (here at any size); the result is the same, and a second rebuild of an already
+    rebuilt tenant needs none when the threshold is not reached."""
+    tenant_id = await _tenant(pool)
+    history = seeded_history(tenant_id, seed=5, sales=150)
+    first = await _live_then_rebuild(pool, costing, tenant_id, history, 40, vacuum_after=1)
+    assert "vacuum" in first.phases
+    before = await project(pool, tenant_id)
+    second = await rebuild_in_process(pool, tenant_id, batch=40)  # the default threshold: 100,000 rows
+    assert "vacuum" not in second.phases
+    assert await project(pool, tenant_id) == before

@@ -79,6 +79,10 @@ class TotalsPart(RepositoryPart):
             ids, amounts, recheck = _columns(deltas, 3)
             await self.conn.execute(MOVE_SALE_TOTALS, ids, _as_text(amounts), recheck)
 
-    async def reset_tenant(self) -> None:
+    async def reset_tenant(self) -> int:
+        """Delete the tenant's costing state; returns the rows deleted."""
+        deleted = 0
         for statement in RESET_TENANT:
-            await self.conn.execute(statement, self.tenant_id)
+            status = await self.conn.execute(statement, self.tenant_id)  # "DELETE <rows>"
+            deleted += int(status.rsplit(" ", 1)[1])
+        return deleted
