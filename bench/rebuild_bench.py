@@ -349,8 +349,8 @@ async def replay_last_day(tenant_id: uuid.UUID, workdir: Path) -> tuple[int, flo
                 await channel.close()
                 if q.declaration_result.consumer_count:
                     break
-            except Exception:
-                connection = await aio_pika.connect(AMQP_URL)
+            except aio_pika.exceptions.ChannelClosed:  # no such queue yet: the broker closed that channel only
+                pass
             await asyncio.sleep(0.2)
         async with asyncpg.create_pool(DATABASE_URL, min_size=1, max_size=1) as pool:
             # The last day of sales (the log's own last hours hold only the late-logged few).

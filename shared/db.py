@@ -182,36 +182,31 @@ async def tenant_transaction(
 
 
 @contextlib.asynccontextmanager
-async def tenant_write(pool: asyncpg.Pool, tenant_id: uuid.UUID | str) -> AsyncIterator[Connection]:
-    """A read-write transaction scoped to one tenant, opened and scoped in one round trip
-    (``tenant_transaction`` takes two): the ingest API's writes. Ended by COMMIT, or
+async def scoped_transaction(pool: asyncpg.Pool, begin_sql: str) -> AsyncIterator[Connection]:
+    """A pooled connection in a transaction that ``begin_sql`` opens and scopes in one round
+    trip (``BEGIN …; SELECT set_config(…)``, ``tenant_setting_sql``). Ended by COMMIT, or
     ROLLBACK when the body raised. The body must not open ``conn.transaction()`` (asyncpg
     refuses it inside a transaction it did not start)."""
     async with pool.acquire() as conn:
-        await conn.execute(f"BEGIN; {tenant_setting_sql(tenant_id)}")
+        await conn.execute(begin_sql)
         try:
             yield conn
         except BaseException:
             if not conn.is_closed():
-                with contextlib.suppress(Exception):
+                with contextlib.suppress(Exception):  # the connection is reset on release anyway
                     await conn.execute("ROLLBACK")
             raise
         await conn.execute("COMMIT")
 
 
-@contextlib.asynccontextmanager
-async def tenant_read(pool: asyncpg.Pool, tenant_id: uuid.UUID | str) -> AsyncIterator[Connection]:
-    """A read-only repeatable-read transaction scoped to one tenant, opened and scoped in one
-    round trip (the reads of the query service: three round trips a request, not four), so
-    a view of several statements reads one snapshot. Ended by COMMIT, or ROLLBACK when the
-    body raised."""
-    async with pool.acquire() as conn:
-        await conn.execute(f"BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY; {tenant_setting_sql(tenant_id)}")
-        try:
-            yield conn
-        except BaseException:
-            if not conn.is_closed():
-                with contextlib.suppress(Exception):
-                    await conn.execute("ROLLBACK")
-            raise
-        await conn.execute("COMMIT")
+def tenant_write(pool: asyncpg.Pool, tenant_id: uuid.UUID | str) -> contextlib.AbstractAsyncContextManager[Connection]:
+    """A read-write transaction scoped to one tenant in one round trip (``tenant_transaction``
+    takes two): the ingest API's writes."""
+    return scoped_transaction(pool, f"BEGIN; {tenant_setting_sql(tenant_id)}")
+
+
+def tenant_read(pool: asyncpg.Pool, tenant_id: uuid.UUID | str) -> contextlib.AbstractAsyncContextManager[Connection]:
+    """A read-only repeatable-read transaction scoped to one tenant in one round trip (the
+    reads of the query service: three round trips a request, not four), so a view of
+    several statements reads one snapshot."""
+    return scoped_transaction(pool, f"BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY; {tenant_setting_sql(tenant_id)}")

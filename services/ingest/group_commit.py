@@ -19,7 +19,6 @@ requests again one by one (``IngestService.write``), so only the culprit gets th
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -32,7 +31,7 @@ import structlog
 from services.ingest import service as uc
 from services.ingest.repository import IngestRepository
 from services.ingest.schemas import SaleBody
-from shared.db import CACHED_KEY, tenant_setting_sql
+from shared.db import CACHED_KEY, scoped_transaction, tenant_setting_sql
 from shared.events import dump_event
 from shared.web import ApiError
 
@@ -168,56 +167,48 @@ class SaleGroupCommit:
             CACHED_KEY.reset(token)
         checks = "".join(f", api_key_check('{key}')" for key in keys)
         answers: list[dict[str, Any] | ApiError | None] = [None] * len(batch)
-        async with self.service.pool.acquire() as conn:
-            await conn.execute(f"BEGIN; {scope}{checks}")
-            try:
-                repo = IngestRepository(conn, tenant_id)
-                tenant = await repo.tenant()
-                home = tenant["home_currency"] if tenant is not None else None
-                rates = {}
-                for n, item in enumerate(batch):
-                    try:
-                        rates[n] = uc._rate(item.body, home)
-                    except ApiError as exc:
-                        answers[n] = exc
-                todo = [n for n in range(len(batch)) if answers[n] is None]
-                bodies = [batch[n].body for n in todo]
-                rows = await conn.fetch(
-                    INSERT_SALES,
+        async with scoped_transaction(self.service.pool, f"BEGIN; {scope}{checks}") as conn:
+            repo = IngestRepository(conn, tenant_id)
+            tenant = await repo.tenant()
+            home = tenant["home_currency"] if tenant is not None else None
+            rates = {}
+            for n, item in enumerate(batch):
+                try:
+                    rates[n] = uc._rate(item.body, home)
+                except ApiError as exc:
+                    answers[n] = exc
+            todo = [n for n in range(len(batch)) if answers[n] is None]
+            bodies = [batch[n].body for n in todo]
+            rows = await conn.fetch(
+                INSERT_SALES,
+                tenant_id,
+                [b.reference for b in bodies],
+                [b.type for b in bodies],
+                [_json(b.model_dump(mode="json")) for b in bodies],
+            )
+            inserted = {r["reference"]: r for r in rows}
+            events = []
+            for n in todo:
+                body = batch[n].body
+                reference = body.reference or ""
+                row = inserted.get(reference)
+                if row is None:
+                    answers[n] = ApiError(409, "conflict", f"a sale with reference {reference!r} exists")
+                    continue
+                event = uc._sale_event(repo, reference, body, rates[n], row["version"], row["entered_at"])
+                event = event.model_copy(update={"correlation_id": batch[n].correlation_id})
+                events.append(event)
+                answers[n] = {"event_ids": [str(event.event_id)], "reference": reference, "version": row["version"]}
+            if events:
+                await conn.execute(
+                    APPEND_EVENTS,
                     tenant_id,
-                    [b.reference for b in bodies],
-                    [b.type for b in bodies],
-                    [_json(b.model_dump(mode="json")) for b in bodies],
+                    [e.event_id for e in events],
+                    [e.routing_key for e in events],
+                    [e.occurred_at for e in events],
+                    [e.correlation_id for e in events],
+                    [dump_event(e) for e in events],
                 )
-                inserted = {r["reference"]: r for r in rows}
-                events = []
-                for n in todo:
-                    body = batch[n].body
-                    reference = body.reference or ""
-                    row = inserted.get(reference)
-                    if row is None:
-                        answers[n] = ApiError(409, "conflict", f"a sale with reference {reference!r} exists")
-                        continue
-                    event = uc._sale_event(repo, reference, body, rates[n], row["version"], row["entered_at"])
-                    event = event.model_copy(update={"correlation_id": batch[n].correlation_id})
-                    events.append(event)
-                    answers[n] = {"event_ids": [str(event.event_id)], "reference": reference, "version": row["version"]}
-                if events:
-                    await conn.execute(
-                        APPEND_EVENTS,
-                        tenant_id,
-                        [e.event_id for e in events],
-                        [e.routing_key for e in events],
-                        [e.occurred_at for e in events],
-                        [e.correlation_id for e in events],
-                        [dump_event(e) for e in events],
-                    )
-            except BaseException:
-                if not conn.is_closed():
-                    with contextlib.suppress(Exception):  # the connection is reset on release anyway
-                        await conn.execute("ROLLBACK")
-                raise
-            await conn.execute("COMMIT")
         return [a if a is not None else ApiError(500, "internal_error") for a in answers]
 
 

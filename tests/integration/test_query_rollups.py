@@ -216,6 +216,38 @@ async def test_rollups_stay_exact_under_concurrent_costing_folding_and_reset(poo
     await assert_rollups_empty(pool, tenant_id)
 
 
+async def test_a_reset_empties_its_tenants_rollups_only_and_the_triggers_stay_on(pool, costing):
+    """The reset deletes the tenant's rollup rows with their delete triggers off for that
+    tenant (0029_tenant_reset.sql): another tenant's rollups are untouched, and the
+    switch holds only while app.tenant_reset names the tenant the transaction is scoped to."""
+    tenant_id = await costed_tenant(pool, costing, seed=21, sales=20)
+    other = await costed_tenant(pool, costing, seed=22, sales=20)
+    other_rolled = [await pool.fetch(rolled, other) for _, rolled, _ in GRAINS]
+    await costing.reset_tenant(tenant_id)
+    await assert_rollups_empty(pool, tenant_id)
+    assert [await pool.fetch(rolled, other) for _, rolled, _ in GRAINS] == other_rolled
+    await assert_rollups_exact(pool, other)
+
+    async def delete_sales(reset: uuid.UUID, count: int) -> None:
+        async with pool.acquire() as conn, conn.transaction():
+            await conn.execute("SELECT set_config('app.tenant_id', $1::uuid::text, true)", other)
+            await conn.execute("SELECT set_config('app.tenant_reset', $1::uuid::text, true)", reset)
+            for table in ("cost_revisions", "sale_versions", "allocations"):
+                await conn.execute(f"DELETE FROM {table} WHERE tenant_id = $1", other)
+            await conn.execute("DELETE FROM lots WHERE tenant_id = $1 AND is_return", other)
+            await conn.execute(
+                "DELETE FROM sales WHERE id IN (SELECT id FROM sales WHERE tenant_id = $1 ORDER BY id LIMIT $2)",
+                other,
+                count,
+            )
+
+    await delete_sales(tenant_id, 4)  # the setting names another tenant: the triggers run
+    await assert_rollups_exact(pool, other)
+    await delete_sales(other, 4)  # it names this one: they do not (the reset empties the rollups itself)
+    with pytest.raises(AssertionError):
+        await assert_rollups_exact(pool, other)
+
+
 async def test_rollups_follow_a_sale_deleted_with_its_lines_by_cascade(pool, costing):
     tenant_id = await costed_tenant(pool, costing, seed=13, sales=12)
     await pool.execute("DELETE FROM cost_revisions WHERE tenant_id = $1", tenant_id)

@@ -36,7 +36,18 @@ UPDATE sales s SET cost = s.cost + d.delta, updated_at = now(),
 FROM unnest($1::bigint[], $2::text[]::numeric[], $3::boolean[]) AS d(id, delta, recheck)
 WHERE s.id = d.id AND s.id = ANY($1::bigint[])"""
 
+# The tenant's query rollups go first, deltas before their base tables (the order the query
+# service's folder locks them in), with the rollups' delete triggers off for this tenant
+# meanwhile (migration 0029_tenant_reset.sql): the rollups are emptied, not undone row by row.
+ROLLUP_TABLES = (
+    "sales_totals_delta", "sales_totals", "sales_totals_month", "sales_totals_all",
+    "product_totals_delta", "product_totals", "product_totals_month",
+    "customer_totals_delta", "customer_totals", "customer_names",
+    "sku_totals_delta", "sku_totals", "sale_skus",
+    "sale_cost_keys_stale", "sale_cost_keys",
+)  # fmt: skip
 RESET_TENANT = [
+    *(f"DELETE FROM {table} WHERE tenant_id = $1" for table in ROLLUP_TABLES),
     "DELETE FROM cost_revisions WHERE tenant_id = $1",
     "DELETE FROM sale_versions WHERE tenant_id = $1",
     "DELETE FROM allocations WHERE tenant_id = $1",
@@ -48,6 +59,9 @@ RESET_TENANT = [
     "DELETE FROM products WHERE tenant_id = $1",
     "DELETE FROM processed_events WHERE tenant_id = $1",
 ]
+#: Around RESET_TENANT, in its transaction (a failure ends the setting with the transaction).
+BEGIN_RESET = "SELECT set_config('app.tenant_reset', $1::uuid::text, true)"
+END_RESET = "SELECT set_config('app.tenant_reset', '', true)"
 
 
 class TotalsPart(RepositoryPart):
@@ -81,8 +95,10 @@ class TotalsPart(RepositoryPart):
 
     async def reset_tenant(self) -> int:
         """Delete the tenant's costing state; returns the rows deleted."""
+        await self.conn.execute(BEGIN_RESET, self.tenant_id)
         deleted = 0
         for statement in RESET_TENANT:
             status = await self.conn.execute(statement, self.tenant_id)  # "DELETE <rows>"
             deleted += int(status.rsplit(" ", 1)[1])
+        await self.conn.execute(END_RESET)
         return deleted
