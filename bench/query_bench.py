@@ -682,11 +682,10 @@ whole filtered set in one round trip and one snapshot.
   deltas; for each name, its newest n+1 sales come from
   `sales_q_customer_date (tenant_id, customer, date key, id)`; the pages are merged. Other
   sorts with a customer filter use the trigram GIN index `sales_q_customer_trgm`.
-- **Sku, by date**: one statement with two branches, one of which runs, chosen as it
-  runs from the sku's and the tenant's counts in the rollups: for a common sku, walk
-  `sales_q_date` backward probing `sale_lines_q_sku (tenant_id, sku, sale_id)` per sale
-  (the page is full after a few hundred probes); for a rare one, take its sales through
-  that index and sort them (views/sales_list.py `SKU_DATE_PAGE`).
+- **Sku, by date**: the first n + 1 distinct (date, sale) of the sku's lines, one range of
+  `sale_lines_q_sku_day (tenant_id, sku, date key, sale_id)` (a line carries its sale's
+  date: the auditor's I12), then those sales by primary key (views/sales_list.py
+  `SKU_DATE_PAGE`): a page costs the same for a common and a rare sku.
 - **The list summary** (count, revenue, cost) never sums the sales when a rollup covers
   the filters: with no filter (or only status, type, source, shortage) it reads
   `sales_totals_all` (per tenant × status × type × source × has_shortage: a few dozen

@@ -1,5 +1,6 @@
 """The costing auditor: checks the invariants I1–I3 of docs/reliability.md §7.2 (and that
-no allocation joins two tenants, I8) in SQL, on a live system, without blocking it.
+no allocation joins two tenants, I8; that each line carries its sale's date and keys, I12) in SQL,
+on a live system, without blocking it.
 
     python -m services.costing.audit --tenant <uuid> [--tenant <uuid> ...]
     python -m services.costing.audit                 # every tenant
@@ -75,6 +76,14 @@ CROSS_TENANT = """
 SELECT a.line_id FROM allocations a JOIN sale_lines l ON l.id = a.line_id JOIN lots lot ON lot.id = a.lot_id
 WHERE a.tenant_id = $1 AND (l.tenant_id <> lot.tenant_id OR a.tenant_id <> l.tenant_id)"""
 
+#: I12: every line carries its sale's date and keys (the demand order and the sales list by
+#: sku read them from the line: 0030_sku_day_index.sql).
+LINE_SALE_KEYS = """
+SELECT l.sale_id, l.line_no FROM sale_lines l JOIN sales s ON s.id = l.sale_id
+WHERE l.tenant_id = $1
+  AND (l.txn_date, l.source_created_at, l.source, l.external_id, l.sale_type)
+      IS DISTINCT FROM (s.txn_date, s.source_created_at, s.source, s.external_id, s.type)"""
+
 CHECKS = {
     "I1 lot balance": LOT_BALANCE,
     "I2 line balance": LINE_BALANCE,
@@ -82,6 +91,7 @@ CHECKS = {
     "I3 allocations of lines outside demand": ORPHAN_ALLOCATIONS,
     "I3 allocations of sales not posted": REMOVED_SALE_ALLOCATIONS,
     "I8 cross-tenant allocations": CROSS_TENANT,
+    "I12 lines carry their sale's date and keys": LINE_SALE_KEYS,
 }
 
 #: Session settings of the auditor's connection: it never waits long for a lock, nor runs long.

@@ -19,6 +19,7 @@ import pytest
 from services.query import rollups, views
 from services.query.params import _like_pattern
 from services.query.views import SalesQuery
+from services.query.views.sales_list import DATE_KEY
 from shared.events import SaleUpserted
 from tests.conftest import new_tenant
 from tests.histories import history
@@ -361,3 +362,46 @@ async def test_summaries_from_rollups_equal_sums_over_the_sales(pool, costing, s
     await check(150)  # partly unfolded
     await rollups.fold_all(pool)
     await check(150)
+
+
+def with_repeated_skus(events: list) -> list:
+    """Every third sale of two lines or more has its second line name its first line's sku."""
+    out = []
+    for n, event in enumerate(events):
+        if isinstance(event, SaleUpserted) and n % 3 == 0 and len(event.lines) >= 2 and event.lines[0].sku:
+            lines = [event.lines[0], event.lines[1].model_copy(update={"sku": event.lines[0].sku}), *event.lines[2:]]
+            event = event.model_copy(update={"lines": lines})
+        out.append(event)
+    return out
+
+
+@pytest.mark.parametrize("order", ["desc", "asc"])
+async def test_a_sku_list_by_date_pages_through_the_sales_with_a_line_of_the_sku(pool, costing, order):
+    """The sku page by date comes from the sku's lines (0030_sku_day_index.sql): followed by
+    cursor, it is every sale with a line of the sku once, in (date, id) order, also for a
+    sale with two lines of the sku and for sales of one date."""
+    tenant_id = await new_tenant(pool)
+    for event in with_repeated_skus(with_customers_and_unmapped(history(tenant_id, seed=31, sales=60), 31)):
+        await costing.apply(event)
+    repeated = """SELECT count(*) FROM (SELECT 1 FROM sale_lines WHERE tenant_id = $1 AND sku IS NOT NULL
+                  GROUP BY sale_id, sku HAVING count(*) > 1) x"""
+    assert await pool.fetchval(repeated, tenant_id) > 0
+    direction = order.upper()
+    expected_sql = f"""SELECT s.id FROM sales s WHERE s.tenant_id = $1
+        AND EXISTS (SELECT 1 FROM sale_lines l WHERE l.sale_id = s.id AND l.sku = $2)
+        ORDER BY {DATE_KEY} {direction}, s.id {direction}"""
+    skus = [r["sku"] for r in await pool.fetch("SELECT DISTINCT sku FROM sale_lines WHERE tenant_id = $1", tenant_id)]
+    for sku in [*(s for s in skus if s is not None), "NO-SUCH-SKU"]:
+        expected = [r["id"] for r in await pool.fetch(expected_sql, tenant_id, sku)]
+        found: list[int] = []
+        after = None
+        while True:
+            q = SalesQuery({"sku": sku}, order=order, limit=4, after=after)
+            statement = views.sales_list_statement(tenant_id, q)
+            rows = await pool.fetch(statement.sql, *statement.args)
+            page = [r for r in rows[:4] if r["id"] is not None]
+            found += [r["id"] for r in page]
+            if len(rows) <= 4:
+                break
+            after = (page[-1]["sort_key"], page[-1]["id"])
+        assert found == expected, sku

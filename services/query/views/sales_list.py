@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
-from decimal import Decimal
 from functools import lru_cache
 from typing import Any
 
@@ -142,51 +141,27 @@ CROSS JOIN LATERAL (
 ORDER BY p.key {direction}, p.id {direction}
 LIMIT ${limit}"""
 
-# By date with a sku alone: either walk the dates and probe each sale for a line of the
-# sku (a common sku: the page is found after a few hundred sales), or take the sku's
-# sales by the sku index and sort them (a rare sku: walking the dates would visit most
-# of the tenant before finding a page). The choice is made when the statement runs, from
-# the rollups (sku_share), so one plan serves every sku: each branch below is gated by
-# it, and the other one is not run at all.
+# By date with a sku alone: the first n distinct (date, sale) of the sku's lines, one
+# range of sale_lines_q_sku_day (0030_sku_day_index.sql; a line's date is its sale's),
+# then those n sales by primary key. The cost is the page's, whatever share of the
+# tenant's sales the sku has.
+LINE_DATE_KEY = "(CASE WHEN l.txn_date IS NULL THEN '-infinity'::date ELSE l.txn_date END)"
 SKU_DATE_PAGE = """
-SELECT page.*
-FROM ((SELECT {columns}, {key}::text AS sort_key, {key} AS key
-       FROM sales s
-       WHERE {where}
-         AND EXISTS (SELECT 1 FROM sale_lines l WHERE l.tenant_id = $1 AND l.sku = $2::text AND l.sale_id = s.id
-                     OFFSET 0)
-         AND (SELECT walk FROM sku_share)
-       ORDER BY {key} {direction}, s.id {direction}
-       LIMIT ${limit})
-      UNION ALL
-      (SELECT {columns}, {key}::text, {key}
-       FROM sales s
-       WHERE s.id = ANY (ARRAY(SELECT l.sale_id FROM sale_lines l WHERE l.tenant_id = $1 AND l.sku = $2::text))
-         AND {where}
-         AND NOT (SELECT walk FROM sku_share)
-       ORDER BY {key} {direction}, s.id {direction}
-       LIMIT ${limit})) page
-ORDER BY page.key {direction}, page.id {direction}
-LIMIT ${limit}"""
-# Walking the dates probes about limit × all / k sales for a sku in k of all the sales;
-# taking the sku's sales reads and sorts k: walk when k × k ≥ ratio × limit × all.
-SKU_SHARE = """
-SELECT k.n * k.n >= ${ratio}::numeric * ${limit} * a.n AS walk
-FROM (SELECT (SELECT coalesce(sum(t.sales), 0) FROM sku_totals t WHERE t.tenant_id = $1 AND t.sku = $2::text)
-             + (SELECT coalesce(sum(t.sales), 0) FROM sku_totals_delta t WHERE t.tenant_id = $1 AND t.sku = $2::text)
-             AS n) k,
-     (SELECT (SELECT coalesce(sum(t.sales), 0) FROM sales_totals_all t WHERE t.tenant_id = $1)
-             + (SELECT coalesce(sum(t.sales), 0) FROM sales_totals_delta t WHERE t.tenant_id = $1) AS n) a"""
-#: The cost of probing one sale for a line of the sku while walking the dates, relative
-#: to reading and sorting one of the sku's sales (SKU_SHARE), as measured at 1,000,000
-#: sales: about 3 µs against 5.
-SKU_PROBE_COST_RATIO = Decimal("0.6")
+SELECT {columns}, {key}::text AS sort_key, {key} AS key
+FROM (SELECT DISTINCT {line_key} AS key, l.sale_id
+      FROM sale_lines l
+      WHERE l.tenant_id = $1 AND l.sku = $2::text AND l.sku IS NOT NULL{line_cursor}
+      ORDER BY 1 {direction}, 2 {direction}
+      LIMIT ${limit}) p
+JOIN sales s ON s.id = p.sale_id
+WHERE {where}
+ORDER BY {key} {direction}, s.id {direction}"""
 
 # The page and the summary of the whole filtered set in one statement (one round trip,
 # one snapshot): the summary's one row, joined with the page's rows (none: one row of
 # NULLs). The page's parameters come first; the summary's follow them.
 SALES_LIST = """
-WITH {sku_share}summary AS MATERIALIZED ({summary})
+WITH summary AS MATERIALIZED ({summary})
 SELECT page.*, summary.count AS summary_count, summary.revenue AS summary_revenue, summary.cost AS summary_cost
 FROM summary LEFT JOIN ({page}) page ON true
 ORDER BY page.key {direction}, page.id {direction}"""
@@ -220,10 +195,12 @@ def sales_page_sql(filters: tuple[str, ...], sort: str, order: str, after: bool)
     by_name = "customer" in filters and sort == "date"
     clauses, n = _where(filters, skip="customer" if by_name else "sku" if _sku_by_date(filters, sort) else None)
     folded_clauses = list(clauses)
+    line_cursor = ""
     if after:
         cursor = f"{op} (${n}::text::{key.sql_type}, ${n + 1}::bigint)"
         clauses.append(f"({key.expression}, s.id) {cursor}")
         folded_clauses.append(f"({key.folded}, k.sale_id) {cursor}")
+        line_cursor = f"\n        AND ({LINE_DATE_KEY}, l.sale_id) {cursor}"
         n += 2
     if by_name:
         return CUSTOMER_PAGE.format(
@@ -238,7 +215,9 @@ def sales_page_sql(filters: tuple[str, ...], sort: str, order: str, after: bool)
         return SKU_DATE_PAGE.format(
             columns=SALE_COLUMNS,
             key=key.expression,
-            where="\n         AND ".join(clauses),
+            line_key=LINE_DATE_KEY,
+            line_cursor=line_cursor,
+            where="\n  AND ".join(clauses),
             direction=direction,
             limit=n,
         )
@@ -297,19 +276,14 @@ def sales_list_statement(tenant_id: uuid.UUID, q: SalesQuery) -> Statement:
         params.values += [q.after[0], q.after[1]]
     params.values.append(q.limit + 1)
     page = sales_page_sql(names, q.sort, q.order, q.after is not None)
-    sku_share = ""
-    if _sku_by_date(names, q.sort):
-        limit = len(params.values)
-        params.values.append(SKU_PROBE_COST_RATIO)
-        sku_share = f"sku_share AS MATERIALIZED ({SKU_SHARE.format(ratio=limit + 1, limit=limit)}),\n"
     summary = summaries.sales_summary(params, q.filters) or direct_summary_sql(names)
-    sql = SALES_LIST.format(sku_share=sku_share, summary=summary, page=page, direction=DIRECTIONS[q.order][0])
+    sql = SALES_LIST.format(summary=summary, page=page, direction=DIRECTIONS[q.order][0])
     # Statements whose plan is the same whatever the values (planning one costs more than
     # running it): by date, with no filter but dates, the page is a range of sales_q_day
     # and the summary a range of the date rollups; by date with a customer substring, the
     # page walks sales_q_customer_day for the few matching names and the summary reads
-    # their customer_totals; by date with a sku, SKU_DATE_PAGE chooses its branch as it
-    # runs and the summary reads sku_totals; by a folded key with no filter, the page
+    # their customer_totals; by date with a sku, the page is a range of
+    # sale_lines_q_sku_day and the summary reads sku_totals; by a folded key with no filter, the page
     # walks that key's index and the summary is the all-time rollup.
     generic = (q.sort == "date" and (set(names) <= {"from", "to"} or names in (("customer",), ("sku",)))) or (
         not names and SORT_KEYS[q.sort].folded
