@@ -72,7 +72,7 @@ COSTING_TABLES = (
     "shortage_records",
     "cost_revisions",
 )
-#: Besides those, the query's per-sale tables the reset empties through their triggers.
+#: Besides those, the query's per-sale tables the reset empties (services/costing/repository/sql_totals.py).
 RESET_TABLES = (*COSTING_TABLES, "sale_cost_keys", "sale_skus")
 #: A reset that deleted at least this many rows is followed by a VACUUM of RESET_TABLES.
 VACUUM_AFTER_ROWS = 100_000

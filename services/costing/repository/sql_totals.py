@@ -94,7 +94,7 @@ class TotalsPart(RepositoryPart):
             await self.conn.execute(MOVE_SALE_TOTALS, ids, _as_text(amounts), recheck)
 
     async def reset_tenant(self) -> int:
-        """Delete the tenant's costing state; returns the rows deleted."""
+        """Delete the tenant's costing state and its query rollups; returns the rows deleted."""
         await self.conn.execute(BEGIN_RESET, self.tenant_id)
         deleted = 0
         for statement in RESET_TENANT:

@@ -282,9 +282,9 @@ def sales_list_statement(tenant_id: uuid.UUID, q: SalesQuery) -> Statement:
     # running it): by date, with no filter but dates, the page is a range of sales_q_day
     # and the summary a range of the date rollups; by date with a customer substring, the
     # page walks sales_q_customer_day for the few matching names and the summary reads
-    # their customer_totals; by date with a sku, the page is a range of
-    # sale_lines_q_sku_day and the summary reads sku_totals; by a folded key with no filter, the page
-    # walks that key's index and the summary is the all-time rollup.
+    # their customer_totals; by date with a sku, the page is a range of sale_lines_q_sku_day
+    # and the summary reads sku_totals; by a folded key with no filter, the page walks that
+    # key's index and the summary is the all-time rollup.
     generic = (q.sort == "date" and (set(names) <= {"from", "to"} or names in (("customer",), ("sku",)))) or (
         not names and SORT_KEYS[q.sort].folded
     )
