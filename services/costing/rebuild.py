@@ -19,7 +19,7 @@ and the sales a removal created go through the engine's group apply first, in th
 transaction. The other events of the log (older versions, weaker removals) are then recorded in
 the inbox and the sales' version history as the engine records a stale event (no effect).
 Events logged while the rebuild runs are applied by the live consumers as usual.
-After a reset that deleted many rows it VACUUMs the costing tables (the deleted state's
+After a reset that deleted many rows it VACUUMs the tables it emptied (the deleted state's
 dead rows would otherwise lie in every index the engine probes), and it ANALYZEs them as
 they grow (their plans must not depend on someone having analyzed them) and at the end.
 
@@ -45,6 +45,7 @@ from pydantic import ValidationError
 from tqdm import tqdm  # type: ignore[import-untyped]  # tqdm has no type hints; types-tqdm is not a dependency
 
 from services.costing.append import apply_group_appending
+from services.costing.repository.sql_totals import COSTING_TABLES, RESET_TABLES
 from services.costing.service import CostingService, groups
 from services.ingest.operator import pool_and_topology, run_command
 from services.ingest.replay import Selection, replay
@@ -59,22 +60,7 @@ log = get_logger("costing.rebuild")
 BATCH = 1000
 #: Events fetched from the log per round trip.
 FETCH = 2000
-#: The tables the rebuild fills: ANALYZEd as they grow and at the end.
-COSTING_TABLES = (
-    "products",
-    "lots",
-    "sales",
-    "sale_lines",
-    "allocations",
-    "processed_events",
-    "sale_versions",
-    "stock_moves",
-    "shortage_records",
-    "cost_revisions",
-)
-#: Besides those, the query's per-sale tables the reset empties (services/costing/repository/sql_totals.py).
-RESET_TABLES = (*COSTING_TABLES, "sale_cost_keys", "sale_skus")
-#: A reset that deleted at least this many rows is followed by a VACUUM of RESET_TABLES.
+#: A reset that deleted at least this many rows is followed by a VACUUM of the tables it emptied.
 VACUUM_AFTER_ROWS = 100_000
 #: Sales after which the sales phase first ANALYZEs (then at 4×, 16×, ...): right after a
 #: VACUUM the planner's row counts are the emptied tables'.
@@ -155,16 +141,16 @@ class _Progress:
 
 
 async def analyze(pool: asyncpg.Pool, tables: tuple[str, ...] = COSTING_TABLES) -> None:
-    """Fresh statistics for the costing tables (after a bulk operation; autovacuum may be
-    off or behind, and the engine's plans must not depend on it)."""
+    """Fresh statistics for the costing tables, which the rebuild fills (after a bulk
+    operation; autovacuum may be off or behind, and the engine's plans must not depend on it)."""
     async with pool.acquire() as conn:
         await conn.execute(f"ANALYZE {', '.join(tables)}")
 
 
 async def vacuum(pool: asyncpg.Pool, tables: tuple[str, ...] = RESET_TABLES) -> None:
-    """Reclaim the dead rows a reset left (outside any transaction, as VACUUM must be).
-    It keeps each column's statistics; the row counts become the emptied tables', which
-    the sales phase's early ANALYZEs then follow."""
+    """Reclaim the dead rows a reset left in the tables it emptied (outside any transaction,
+    as VACUUM must be). It keeps each column's statistics; the row counts become the emptied
+    tables', which the sales phase's early ANALYZEs then follow."""
     async with pool.acquire() as conn:
         await conn.execute(f"VACUUM {', '.join(tables)}")
 

@@ -46,19 +46,14 @@ ROLLUP_TABLES = (
     "sku_totals_delta", "sku_totals", "sale_skus",
     "sale_cost_keys_stale", "sale_cost_keys",
 )  # fmt: skip
-RESET_TENANT = [
-    *(f"DELETE FROM {table} WHERE tenant_id = $1" for table in ROLLUP_TABLES),
-    "DELETE FROM cost_revisions WHERE tenant_id = $1",
-    "DELETE FROM sale_versions WHERE tenant_id = $1",
-    "DELETE FROM allocations WHERE tenant_id = $1",
-    "DELETE FROM lots WHERE tenant_id = $1",
-    "DELETE FROM sale_lines WHERE tenant_id = $1",
-    "DELETE FROM shortage_records WHERE tenant_id = $1",
-    "DELETE FROM stock_moves WHERE tenant_id = $1",
-    "DELETE FROM sales WHERE tenant_id = $1",
-    "DELETE FROM products WHERE tenant_id = $1",
-    "DELETE FROM processed_events WHERE tenant_id = $1",
-]
+#: The costing engine's tables, children before the rows they reference.
+COSTING_TABLES = (
+    "cost_revisions", "sale_versions", "allocations", "lots", "sale_lines", "shortage_records",
+    "stock_moves", "sales", "products", "processed_events",
+)  # fmt: skip
+#: Every table a reset deletes the tenant's rows from, in that order.
+RESET_TABLES = (*ROLLUP_TABLES, *COSTING_TABLES)
+RESET_TENANT = [f"DELETE FROM {table} WHERE tenant_id = $1" for table in RESET_TABLES]
 #: Around RESET_TENANT, in its transaction (a failure ends the setting with the transaction).
 BEGIN_RESET = "SELECT set_config('app.tenant_reset', $1::uuid::text, true)"
 END_RESET = "SELECT set_config('app.tenant_reset', '', true)"
