@@ -119,21 +119,24 @@ def fold_sql(rollup: Rollup) -> str:
     return ",\n".join(parts) + "\nSELECT count(*) FROM moved"
 
 
-# The oldest $1 stale marks out, their sales' revenue and cost into their keys: one
-# statement, so the keys are read from the snapshot in which the marks were found (a
-# sale re-costed since then has a newer mark, which stays).
+# The oldest $1 stale marks out (each names the sales of one statement, 0031), their
+# sales' revenue and cost into their keys: one statement, so the keys are read from the
+# snapshot in which the marks were found (a sale re-costed since then has a newer mark,
+# which stays). Counts the sales folded.
 FOLD_COST_KEYS = """
 WITH moved AS (
     DELETE FROM sale_cost_keys_stale
     WHERE ctid = ANY (ARRAY(SELECT ctid FROM sale_cost_keys_stale LIMIT $1))
-    RETURNING sale_id
+    RETURNING sale_ids
+), sales_moved AS MATERIALIZED (
+    SELECT DISTINCT u.id FROM moved m, unnest(m.sale_ids) u(id)
 ), folded AS (
     UPDATE sale_cost_keys k SET revenue = s.revenue, cost = s.cost
     FROM sales s
-    WHERE s.id = k.sale_id AND k.sale_id IN (SELECT sale_id FROM moved)
+    WHERE s.id = k.sale_id AND k.sale_id IN (SELECT id FROM sales_moved)
       AND (k.revenue, k.cost) IS DISTINCT FROM (s.revenue, s.cost)
 )
-SELECT count(*) FROM moved"""
+SELECT count(*) FROM sales_moved"""
 
 FOLDS = (*(fold_sql(r) for r in ROLLUPS), FOLD_COST_KEYS)
 

@@ -65,7 +65,7 @@ TABLES = {
 STALE_KEYS = """
 SELECT count(*) FROM sales s LEFT JOIN sale_cost_keys k ON k.sale_id = s.id
 WHERE s.tenant_id = $1 AND (k.revenue, k.cost) IS DISTINCT FROM (s.revenue, s.cost)
-  AND NOT EXISTS (SELECT FROM sale_cost_keys_stale x WHERE x.sale_id = s.id)"""
+  AND NOT EXISTS (SELECT FROM sale_cost_keys_stale x WHERE s.id = ANY (x.sale_ids))"""
 
 
 async def _full_state(pool, tenant_id: uuid.UUID) -> dict[str, Counter]:

@@ -181,7 +181,9 @@ async def sales(query, data, **params) -> list[dict]:
 
 
 STALE_KEYS = "SELECT count(*) FROM sale_cost_keys_stale WHERE tenant_id = $1"
-STALE_KEYS_OF = "SELECT count(DISTINCT sale_id) FROM sale_cost_keys_stale WHERE tenant_id = $1 AND sale_id = ANY($2)"
+STALE_KEYS_OF = """
+SELECT count(DISTINCT u.id) FROM sale_cost_keys_stale x, unnest(x.sale_ids) u(id)
+WHERE x.tenant_id = $1 AND u.id = ANY($2)"""
 
 
 def external_ids(items) -> set[str]:
@@ -342,7 +344,7 @@ async def unfolded_keys(pool, data):
             "UPDATE sale_cost_keys SET revenue = 0, cost = -1000 * sale_id WHERE sale_id = ANY($1)", stale
         )
         await pool.execute(
-            "INSERT INTO sale_cost_keys_stale (tenant_id, sale_id) SELECT $1, unnest($2::bigint[])",
+            "INSERT INTO sale_cost_keys_stale (tenant_id, sale_ids) VALUES ($1, $2)",
             data.tenant_id,
             stale,
         )

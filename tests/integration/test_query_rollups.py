@@ -142,7 +142,8 @@ COST_KEYS_ASTRAY = """
 SELECT s.id, k.sale_id FROM (SELECT * FROM sales WHERE tenant_id = $1) s
 FULL JOIN (SELECT * FROM sale_cost_keys WHERE tenant_id = $1) k ON k.sale_id = s.id
 WHERE (k.revenue, k.cost) IS DISTINCT FROM (s.revenue, s.cost)
-  AND coalesce(s.id, k.sale_id) NOT IN (SELECT x.sale_id FROM sale_cost_keys_stale x WHERE x.tenant_id = $1)"""
+  AND coalesce(s.id, k.sale_id) NOT IN (SELECT u.id FROM sale_cost_keys_stale x, unnest(x.sale_ids) u(id)
+                                        WHERE x.tenant_id = $1)"""
 STALE_COST_KEYS = "SELECT count(*) FROM sale_cost_keys_stale WHERE tenant_id = $1"
 
 

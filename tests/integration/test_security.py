@@ -45,6 +45,12 @@ WHERE c.relkind IN ('r', 'p')
                                          AND a.attname = 'tenant_id' AND NOT a.attisdropped))
 ORDER BY 1"""
 
+POLICY_EXPRESSIONS = """
+SELECT c.relname AS table, e.expression
+FROM pg_policy p JOIN pg_class c ON c.oid = p.polrelid
+CROSS JOIN LATERAL (VALUES (pg_get_expr(p.polqual, p.polrelid)), (pg_get_expr(p.polwithcheck, p.polrelid))) e(expression)
+WHERE e.expression IS NOT NULL"""
+
 OWNED_IN_PUBLIC = """
 SELECT (SELECT count(*) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
         WHERE n.nspname = 'public' AND c.relowner = r.oid)
@@ -75,6 +81,14 @@ async def test_every_tenant_table_forces_row_level_security_and_the_service_role
     assert unprotected == [], (
         "tables with tenant data not bound by row-level security (name, enabled, forced, policies)"
     )
+    # Each policy reads the tenant once per statement (an initplan, 0032_policy_tenant_once.sql),
+    # not once per row.
+    per_row = [
+        (r["table"], r["expression"])
+        for r in await pool.fetch(POLICY_EXPRESSIONS)
+        if r["expression"].count("( SELECT app_current_tenant()") != r["expression"].count("app_current_tenant()")
+    ]
+    assert per_row == []
 
     role = URL(database_url).user
     found = await pool.fetchrow("SELECT rolsuper, rolbypassrls FROM pg_roles WHERE rolname = $1", role)

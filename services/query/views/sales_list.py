@@ -96,24 +96,24 @@ ORDER BY {key} {direction}, s.id {direction}
 LIMIT ${limit}"""
 
 # By a key folded into sale_cost_keys: the page of the sales whose keys are folded,
-# through the keys' index, merged with the page of the sales whose keys are not
-# (sale_cost_keys_stale, a few right after a re-cost), keyed by the sales themselves.
-# Both in one snapshot: a sale is in exactly one of the two, with its current key. (The
-# stale check is a probe per row, OFFSET 0 keeping it one: as an anti-join it could be
-# hashed, and a hash join gives up the index's order.)
+# through the keys' index, merged with the page of the sales whose keys are not (the ids
+# of sale_cost_keys_stale's marks, a few right after a re-cost), keyed by the sales
+# themselves. Both in one snapshot: a sale is in exactly one of the two, with its current
+# key. (The stale check is NOT IN, a hashed subplan built once and probed per row: an
+# anti-join could be a hash join, which gives up the index's order.)
 FOLDED_KEY_PAGE = """
 SELECT page.*
 FROM ((SELECT {columns}, {folded}::text AS sort_key, {folded} AS key
        FROM sales s JOIN sale_cost_keys k ON k.sale_id = s.id AND k.tenant_id = $1
        WHERE {where_folded}
-         AND NOT EXISTS (SELECT 1 FROM sale_cost_keys_stale x WHERE x.tenant_id = $1 AND x.sale_id = k.sale_id
-                         OFFSET 0)
+         AND k.sale_id NOT IN (SELECT u.id FROM sale_cost_keys_stale x, unnest(x.sale_ids) u(id)
+                               WHERE x.tenant_id = $1)
        ORDER BY {folded} {direction}, k.sale_id {direction}
        LIMIT ${limit})
       UNION ALL
       (SELECT {columns}, {key}::text, {key}
        FROM sales s
-       WHERE s.id IN (SELECT x.sale_id FROM sale_cost_keys_stale x WHERE x.tenant_id = $1)
+       WHERE s.id IN (SELECT u.id FROM sale_cost_keys_stale x, unnest(x.sale_ids) u(id) WHERE x.tenant_id = $1)
          AND {where}
        ORDER BY {key} {direction}, s.id {direction}
        LIMIT ${limit})) page
