@@ -48,7 +48,8 @@ ORDER BY 1"""
 POLICY_EXPRESSIONS = """
 SELECT c.relname AS table, e.expression
 FROM pg_policy p JOIN pg_class c ON c.oid = p.polrelid
-CROSS JOIN LATERAL (VALUES (pg_get_expr(p.polqual, p.polrelid)), (pg_get_expr(p.polwithcheck, p.polrelid))) e(expression)
+CROSS JOIN LATERAL (VALUES (pg_get_expr(p.polqual, p.polrelid)),
+                           (pg_get_expr(p.polwithcheck, p.polrelid))) e(expression)
 WHERE e.expression IS NOT NULL"""
 
 OWNED_IN_PUBLIC = """
