@@ -87,7 +87,8 @@ SALES_PER_DAY = 200
 
 TARGET_RATIO = 0.5
 TARGET_FLAT = 1.5
-TARGET_RECOST = 20_000
+TARGET_RECOST = 50_000  # lines/s (issue 21)
+TARGET_RECOST_RATIO = 1.1  # engine ÷ its same-run floor (issue 21)
 
 
 @dataclass(frozen=True)
@@ -889,23 +890,43 @@ async def recost_model(
     The copy is built as the owner; the statements run as the engine's do: as the service
     role, in a transaction scoped to the tenant (row-level security's policy included)."""
     await build_with_sql(pool, tenant, tail)
+    async with service_pool.acquire() as conn:
+        return await _timed_model(pool, conn, tenant, tail, cfg)
+
+
+async def recost_rows_alone(pool: asyncpg.Pool, tenant: uuid.UUID, tail: History, cfg: Config) -> float:
+    """Seconds the statements of RECOST_MODEL take with no trigger firing: the rows alone, under
+    the same row-level security (4d). The owner switches its session's triggers off
+    (``session_replication_role = replica``, a superuser's setting), then becomes the service
+    role for the statements; the connection is closed afterwards."""
+    await build_with_sql(pool, tenant, tail)
+    conn = await asyncpg.connect(DATABASE_URL)
+    try:
+        await conn.execute(f"SET session_replication_role = replica; SET ROLE {URL(SERVICE_URL).user}")
+        return await _timed_model(pool, conn, tenant, tail, cfg)
+    finally:
+        await conn.close()
+
+
+async def _timed_model(
+    pool: asyncpg.Pool, conn: asyncpg.Connection, tenant: uuid.UUID, tail: History, cfg: Config
+) -> float:
     for table in ("lots", "sales", "sale_lines", "allocations"):
         await pool.execute(f"ANALYZE {table}")
     pid = await pool.fetchval("SELECT id FROM products WHERE tenant_id = $1", tenant)
-    async with service_pool.acquire() as conn:
-        tr = conn.transaction()
-        await tr.start()
-        try:
-            await set_tenant(conn, tenant)
-            await conn.execute(RECOST_MODEL_LINES, tenant, pid, tail.external_id(cfg.backdate_prefix))
-            if await conn.fetchval("SELECT count(*) FROM later") != cfg.backdate_tail:
-                raise BenchError("re-cost model: wrong number of later lines")
-            started = time.perf_counter()
-            for statement in RECOST_MODEL:
-                await conn.execute(statement, tenant)
-            return time.perf_counter() - started
-        finally:
-            await tr.rollback()
+    tr = conn.transaction()
+    await tr.start()
+    try:
+        await set_tenant(conn, tenant)
+        await conn.execute(RECOST_MODEL_LINES, tenant, pid, tail.external_id(cfg.backdate_prefix))
+        if await conn.fetchval("SELECT count(*) FROM later") != cfg.backdate_tail:
+            raise BenchError("re-cost model: wrong number of later lines")
+        started = time.perf_counter()
+        for statement in RECOST_MODEL:
+            await conn.execute(statement, tenant)
+        return time.perf_counter() - started
+    finally:
+        await tr.rollback()
 
 
 # --- profiling -----------------------------------------------------------------------------
@@ -1114,8 +1135,8 @@ def render(
             f"{len(r['backdate_runs'])} fresh histories: "
             f"{', '.join(f'{x * 1000:.0f}' for x in sorted(r['backdate_runs']))} ms)",
             f"{r['recost_rate']:,.0f} lines/s",
-            f"> {TARGET_RECOST:,}",
-            verdict(r["recost_rate"] > TARGET_RECOST),
+            f"≥ {TARGET_RECOST:,}",
+            verdict(r["recost_rate"] >= TARGET_RECOST),
         ),
         (
             "4b",
@@ -1133,6 +1154,15 @@ def render(
             "Ratio engine time (4) / baseline (4b), median of the runs' pairs (each engine run followed by its "
             f"baseline: {', '.join(f'{x:.2f}' for x in r['pair_ratios'])})",
             f"{statistics.median(r['pair_ratios']):.2f}",
+            f"≤ {TARGET_RECOST_RATIO}",
+            verdict(statistics.median(r["pair_ratios"]) <= TARGET_RECOST_RATIO),
+        ),
+        (
+            "4d",
+            "The rows of 4b alone: the same statements with no trigger firing (no rollup, no reference check; "
+            "same row-level security and indexes), the bound of any engine that writes these rows: "
+            f"{r['bare_s'] * 1000:.0f} ms ({', '.join(f'{x * 1000:.0f}' for x in sorted(r['bare_runs']))} ms)",
+            f"{cfg.backdate_tail / r['bare_s']:,.0f} lines/s",
             "",
             "",
         ),
@@ -1320,6 +1350,7 @@ async def run(cfg: Config, write: bool) -> int:
         # ratio is taken per pair.
         runs: list[float] = []
         models: list[float] = []
+        bare: list[float] = []
         probes: list[float] = []
         for attempt in range(1, cfg.backdate_runs + 1):
             log(
@@ -1337,9 +1368,11 @@ async def run(cfg: Config, write: bool) -> int:
             probes.append(cpu_probe_ms())
             model_tenant = await new_tenant(pool, f"bench-recost-model-{attempt}")
             models.append(await recost_model(pool, service_pool, model_tenant, tail, cfg))
+            bare_tenant = await new_tenant(pool, f"bench-recost-rows-{attempt}")
+            bare.append(await recost_rows_alone(pool, bare_tenant, tail, cfg))
             log(
                 f"   baseline: the same re-cost's row writes as set-based SQL, {models[-1] * 1000:.0f} ms; "
-                f"the engine takes {seconds / models[-1]:.2f}×"
+                f"the engine takes {seconds / models[-1]:.2f}×; the rows alone, no trigger, {bare[-1] * 1000:.0f} ms"
             )
         results["backdate_runs"] = runs
         results["backdate_s"] = statistics.median(runs)
@@ -1347,6 +1380,8 @@ async def run(cfg: Config, write: bool) -> int:
         results["model_runs"] = models
         results["model_s"] = statistics.median(models)
         results["pair_ratios"] = [a / b for a, b in zip(runs, models, strict=True)]
+        results["bare_runs"] = bare
+        results["bare_s"] = statistics.median(bare)
         results["cpu_probes"] = probes
         checks.append(
             f"Backdated sale, each of the {cfg.backdate_runs} histories: all {cfg.backdate_tail:,} later "
@@ -1370,7 +1405,7 @@ async def run(cfg: Config, write: bool) -> int:
                     f"In-order 1-line sale on the {cfg.deep:,}-line product (target 3)", events[:5], events[5:]
                 )
             )
-        if results["recost_rate"] <= TARGET_RECOST:
+        if results["recost_rate"] < TARGET_RECOST:
             log("profiling: a second backdated sale (target 4 missed)")
             profiles.append(
                 await profile_apply(
