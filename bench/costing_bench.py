@@ -922,7 +922,7 @@ async def _timed_model(
         if await conn.fetchval("SELECT count(*) FROM later") != cfg.backdate_tail:
             raise BenchError("re-cost model: wrong number of later lines")
         for statement in RECOST_MODEL:  # the session's catalog caches, as the engine's pooled sessions have them
-            await conn.execute(f"EXPLAIN {statement}".replace("$1", f"'{tenant}'::uuid"))
+            await conn.execute(f"EXPLAIN {statement}", tenant)
         started = time.perf_counter()
         for statement in RECOST_MODEL:
             await conn.execute(statement, tenant)
