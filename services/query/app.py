@@ -64,9 +64,14 @@ def query_dsn(database_url: str, generic: bool = False) -> str:
     who they are. Statements are planned for their actual parameters (filters and
     ranges vary a lot between requests), except on the generic pool: the statements
     whose best plan does not depend on the values (views.Statement.generic: rollup
-    sums, date pages, sale detail) are planned once per connection there."""
-    mode = "force_generic_plan" if generic else "force_custom_plan"
-    return str(URL(database_url).update_query(plan_cache_mode=mode, application_name="partsemble-query"))
+    sums, date pages, sale detail) are planned once per connection there, with no
+    parallel workers: a generic plan guesses a LIMIT $n at a tenth of the rows, and on a
+    page of 50 by a folded key that guess made launching two workers look cheaper than
+    the 0.2 ms the page takes (5 ms a request; bench/RESULTS.md)."""
+    settings = {"plan_cache_mode": "force_custom_plan", "application_name": "partsemble-query"}
+    if generic:
+        settings |= {"plan_cache_mode": "force_generic_plan", "max_parallel_workers_per_gather": "0"}
+    return str(URL(database_url).update_query(settings))
 
 
 async def _nothing_to_reset(_conn: asyncpg.Connection) -> None:

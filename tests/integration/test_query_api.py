@@ -20,6 +20,7 @@ from services.ingest import deadletters
 from services.ingest.app import create_app as create_ingest_app
 from services.query import rollups
 from services.query.app import create_app
+from services.query.app_keys import GENERIC_POOL, READ_POOL
 from shared import broker
 from shared.api_keys import create_key
 from shared.events import LotReceived, SaleRemoved
@@ -188,6 +189,22 @@ WHERE x.tenant_id = $1 AND u.id = ANY($2)"""
 
 def external_ids(items) -> set[str]:
     return {i["external_id"] for i in items}
+
+
+# --- pools ---------------------------------------------------------------------------------
+
+
+async def test_generic_plans_run_without_parallel_workers(pool, query):
+    """A generic plan guesses a LIMIT $n at a tenth of the rows: on the generic pool that
+    guess must not buy parallel workers for a page of 50 (services/query/app.py query_dsn)."""
+    settings = "SELECT current_setting('plan_cache_mode'), current_setting('max_parallel_workers_per_gather')"
+    app = query.server.app
+    async with app[GENERIC_POOL].acquire() as conn:
+        assert tuple(await conn.fetchrow(settings)) == ("force_generic_plan", "0")
+    async with app[READ_POOL].acquire() as conn:
+        mode, workers = await conn.fetchrow(settings)
+        assert mode == "force_custom_plan"
+        assert workers == await pool.fetchval("SHOW max_parallel_workers_per_gather")  # the server's own
 
 
 # --- list ---------------------------------------------------------------------------------
