@@ -718,7 +718,9 @@ whole filtered set in one round trip and one snapshot.
   value), statements whose plan does not depend on the values (date pages with their
   rollup summary, by date with a customer substring or a sku, unfiltered by a cost key,
   margins, detail) run as generic plans on a second pool instead of being planned at
-  every request (planning the customer or sku page cost more than running it), and
+  every request (planning the customer or sku page cost more than running it), with no
+  parallel workers (a generic plan guesses a LIMIT at a tenth of the rows; on the
+  lowest-margin page that guess started two workers, 5 ms a request), and
   aiohttp gets its server settings (they used to be dropped with a warning, which also
   left access logging on)."""
 

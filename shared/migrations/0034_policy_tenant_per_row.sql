@@ -2,13 +2,15 @@
 --
 -- 0032_policy_tenant_once.sql wrote the policies as (SELECT app_current_tenant()), an
 -- initplan, so that a statement touching ten thousand rows reads the tenant setting once.
--- It made the bench's backdated re-cost about 5 % faster, and in-order costing about a
+-- It made the bench's backdated re-cost 5-13 % faster, and in-order costing about a
 -- quarter slower: one costing consumer on 3,000 two-line sales ran 1,198-1,335 sales/s with
 -- the initplan form against 1,731-1,789 with this one (2026-12-07, 2-core Intel Xeon, runs
 -- side by side). The statements themselves took the same time (auto_explain); forcing
--- generic plans made both forms equal. So the price is in planning, not in execution: with
--- the initplan form the plan cache goes on planning the small statements of in-order
--- costing anew for each call.
+-- generic plans made both forms equal. So the price is in planning, not in execution: the
+-- costing engine plans every statement for its parameters (plan_cache_mode =
+-- force_custom_plan, services/costing/repository), and each policy's subquery is planned
+-- again for every table a statement touches, in the many small statements of in-order
+-- costing too.
 -- In-order sales are what a tenant's sync sends all day; a long backdate is rare. The
 -- policies admit the same rows in both forms.
 DO $$
