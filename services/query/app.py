@@ -68,10 +68,12 @@ def query_dsn(database_url: str, generic: bool = False) -> str:
     parallel workers: a generic plan guesses a LIMIT $n at a tenth of the rows, and on a
     page of 50 by a folded key that guess made launching two workers look cheaper than
     the 0.2 ms the page takes (5 ms a request; bench/RESULTS.md)."""
-    settings = {"plan_cache_mode": "force_custom_plan", "application_name": "partsemble-query"}
-    if generic:
-        settings |= {"plan_cache_mode": "force_generic_plan", "max_parallel_workers_per_gather": "0"}
-    return str(URL(database_url).update_query(settings))
+    plans = (
+        {"plan_cache_mode": "force_generic_plan", "max_parallel_workers_per_gather": "0"}
+        if generic
+        else {"plan_cache_mode": "force_custom_plan"}
+    )
+    return str(URL(database_url).update_query(plans | {"application_name": "partsemble-query"}))
 
 
 async def _nothing_to_reset(_conn: asyncpg.Connection) -> None:

@@ -83,7 +83,7 @@ async def test_every_tenant_table_forces_row_level_security_and_the_service_role
         "tables with tenant data not bound by row-level security (name, enabled, forced, policies)"
     )
     # Each policy compares the row with the transaction's tenant, app_current_tenant(), in the
-    # form 0034_policy_tenant_per_row.sql measured cheaper for in-order costing (no initplan).
+    # form measured cheaper for in-order costing (no initplan; docs/security.md).
     other_forms = [
         (r["table"], r["expression"])
         for r in await pool.fetch(POLICY_EXPRESSIONS)
